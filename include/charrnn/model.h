@@ -1,0 +1,95 @@
+/* The network: configuration, the parameter block and its named tensors.
+ *
+ * Parameter names, shapes and gate order match PyTorch's nn.LSTM / nn.GRU /
+ * nn.RNN state dict (rnn.weight_ih_l{k} (G*H, D), rnn.weight_hh_l{k} (G*H, H),
+ * rnn.bias_ih_l{k} (G*H), rnn.bias_hh_l{k} (G*H); gates i,f,g,o for LSTM and
+ * r,z,n for GRU) plus decoder.weight (V, H) and decoder.bias (V), so any
+ * checkpoint loads into PyTorch unchanged. All parameters live in one
+ * contiguous float block in that order (layer 0's four tensors, layer 1's, ...,
+ * then the decoder), so gradients and optimizer moments share the layout. */
+#ifndef CHARRNN_MODEL_H
+#define CHARRNN_MODEL_H
+
+#include "charrnn/rng.h"
+#include "charrnn/vocab.h"
+
+#include <stddef.h>
+
+typedef enum charrnn_cell { CHARRNN_CELL_LSTM = 0, CHARRNN_CELL_GRU, CHARRNN_CELL_RNN } charrnn_cell;
+
+#define CHARRNN_MAX_LAYERS 16
+#define CHARRNN_MAX_HIDDEN 8192
+#define CHARRNN_MAX_TENSORS (4 * CHARRNN_MAX_LAYERS + 2)
+#define CHARRNN_TENSOR_NAME_MAX 40
+
+typedef struct charrnn_config {
+    charrnn_cell cell;
+    int vocab_size;  /* V */
+    int hidden_size; /* H */
+    int num_layers;  /* L */
+} charrnn_config;
+
+/* One named tensor inside the parameter block. */
+typedef struct charrnn_tensor_info {
+    char name[CHARRNN_TENSOR_NAME_MAX];
+    size_t offset; /* in floats, from the start of the block */
+    size_t numel;
+    int ndim;      /* 1 or 2 */
+    size_t shape[2];
+} charrnn_tensor_info;
+
+/* Views into one layer's parameters (or gradients: same layout). */
+typedef struct charrnn_layer_params {
+    float *w_ih; /* (G*H, D) D = V for layer 0, else H */
+    float *w_hh; /* (G*H, H) */
+    float *b_ih; /* (G*H) */
+    float *b_hh; /* (G*H) */
+} charrnn_layer_params;
+
+typedef struct charrnn_param_views {
+    charrnn_layer_params layer[CHARRNN_MAX_LAYERS];
+    float *dec_w; /* (V, H) */
+    float *dec_b; /* (V) */
+} charrnn_param_views;
+
+typedef struct charrnn_model {
+    charrnn_config cfg;
+    charrnn_vocab *vocab; /* owned */
+    float *params;        /* (num_params) owned, 64-byte aligned */
+    size_t num_params;
+    charrnn_param_views p; /* pointers into params */
+    int num_tensors;
+    charrnn_tensor_info tensors[CHARRNN_MAX_TENSORS];
+} charrnn_model;
+
+/* Gates per cell: 4 (LSTM), 3 (GRU), 1 (RNN). */
+int charrnn_cell_gates(charrnn_cell cell);
+/* "lstm", "gru", "rnn". */
+const char *charrnn_cell_name(charrnn_cell cell);
+/* Parses a cell name; returns CHARRNN_EINVAL on an unknown name. */
+int charrnn_cell_parse(const char *name, charrnn_cell *out);
+
+/* Validates a configuration (ranges: V 1..65536, H 1..8192, L 1..16). */
+int charrnn_config_check(const charrnn_config *cfg, char *err, size_t errlen);
+
+/* Fills the tensor table of cfg and returns the total parameter count. */
+size_t charrnn_param_layout(const charrnn_config *cfg, charrnn_tensor_info *tensors, int *num_tensors);
+/* Sets views to the tensors of cfg inside block (parameters or gradients). */
+void charrnn_param_views_bind(const charrnn_config *cfg, float *block, charrnn_param_views *views);
+
+/* Creates a model with zeroed parameters; takes ownership of vocab on success
+ * (on failure vocab is left to the caller). cfg->vocab_size must equal the
+ * vocabulary's size. */
+int charrnn_model_create(const charrnn_config *cfg, charrnn_vocab *vocab, charrnn_model **out,
+                         char *err, size_t errlen);
+/* char-rnn's initialisation: every parameter uniform in [-0.08, 0.08), and for
+ * LSTM the forget-gate part of bias_ih set to 1 (encourages remembering early). */
+void charrnn_model_init(charrnn_model *m, charrnn_rng *rng);
+void charrnn_model_free(charrnn_model *m);
+/* Tensor of the given name, or NULL. */
+const charrnn_tensor_info *charrnn_model_tensor(const charrnn_model *m, const char *name);
+
+/* 64-byte-aligned zeroed float allocation (free with free()). NULL on failure. */
+float *charrnn_alloc_floats(size_t n);
+
+#endif

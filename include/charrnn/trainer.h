@@ -1,0 +1,53 @@
+/* A network in training: gradients, optimizer moments, the activations of one
+ * (B, T) window (planned and allocated once, up front) and the hidden state
+ * carried from one window to the next (truncated BPTT, as char-rnn does).
+ *
+ * Tokens are time-major: x[t*B + b] is stream b at step t; y is x shifted by
+ * one character. Two carried states exist: one for training windows and one
+ * for evaluation, so evaluating never disturbs training (as in char-rnn). */
+#ifndef CHARRNN_TRAINER_H
+#define CHARRNN_TRAINER_H
+
+#include "charrnn/model.h"
+#include "charrnn/optim.h"
+
+#include <stdint.h>
+
+typedef struct charrnn_trainer charrnn_trainer;
+
+typedef enum charrnn_mode { CHARRNN_MODE_TRAIN = 0, CHARRNN_MODE_EVAL = 1 } charrnn_mode;
+
+/* The model is borrowed and must outlive the trainer. dropout in [0, 1). */
+int charrnn_trainer_create(charrnn_model *m, int batch, int seq, float dropout,
+                           const charrnn_optim_config *opt, uint64_t seed,
+                           charrnn_trainer **out, char *err, size_t errlen);
+void charrnn_trainer_free(charrnn_trainer *tr);
+
+/* Forward over one window from the mode's carried state; the final state
+ * becomes the new carried state. Dropout is active only in TRAIN mode.
+ * Returns the mean cross-entropy in nats per character. */
+float charrnn_trainer_forward(charrnn_trainer *tr, const uint16_t *x, const uint16_t *y,
+                              charrnn_mode mode);
+/* Backward of the last TRAIN forward; adds into the gradient block. */
+void charrnn_trainer_backward(charrnn_trainer *tr);
+void charrnn_trainer_zero_grad(charrnn_trainer *tr);
+/* Clips (value, char-rnn style; clip <= 0 = off) and applies one optimizer update. */
+void charrnn_trainer_update(charrnn_trainer *tr, float lr, float grad_clip);
+/* zero_grad + forward + backward + update; returns the training loss. */
+float charrnn_trainer_step(charrnn_trainer *tr, const uint16_t *x, const uint16_t *y, float lr,
+                           float grad_clip);
+/* Zeroes the carried state of a mode. */
+void charrnn_trainer_reset_state(charrnn_trainer *tr, charrnn_mode mode);
+
+/* Direct access for tests, checkpoints and exact resume. */
+float *charrnn_trainer_grads(charrnn_trainer *tr);  /* (num_params) */
+float *charrnn_trainer_moment1(charrnn_trainer *tr); /* (num_params) Adam m */
+float *charrnn_trainer_moment2(charrnn_trainer *tr); /* (num_params) Adam v / RMSProp v */
+/* Carried TRAIN state: layers x (h, c for LSTM) x (B, H); *len in floats. */
+float *charrnn_trainer_state(charrnn_trainer *tr, size_t *len);
+/* Last forward's probabilities (T*B, V) (softmax of the logits). */
+const float *charrnn_trainer_probs(const charrnn_trainer *tr);
+uint64_t *charrnn_trainer_step_count(charrnn_trainer *tr); /* optimizer updates so far */
+charrnn_rng *charrnn_trainer_rng(charrnn_trainer *tr);      /* dropout masks */
+
+#endif
