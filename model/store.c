@@ -1,0 +1,688 @@
+/* The model store: named checkpoints in one directory, reference-counted
+ * versions, atomic swap on reload, change detection by stat. */
+#include "charrnn/store.h"
+
+#include "charrnn/checkpoint.h"
+#include "charrnn/safetensors.h"
+#include "charrnn/status.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SUFFIX ".safetensors"
+#define SUFFIX_LEN (sizeof(SUFFIX) - 1)
+
+/* What a file looked like when it was last (attempted to be) loaded. */
+typedef struct file_sig {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+} file_sig;
+
+typedef struct version {
+    charrnn_store_model pub; /* first: the public view is a pointer to this */
+    atomic_long refs;
+    charrnn_model *model;
+    char *train_json;
+    char name[CHARRNN_STORE_NAME_MAX + 1];
+} version;
+
+typedef struct entry {
+    char name[CHARRNN_STORE_NAME_MAX + 1];
+    version *current;
+    file_sig sig;
+    int have_sig;
+    uint64_t loads, failures;
+    char last_error[512];
+    double last_error_at;
+} entry;
+
+struct charrnn_store {
+    char *dir; /* canonical (realpath) */
+    pthread_mutex_t mu;      /* entries, counters */
+    pthread_mutex_t load_mu; /* serialises scans and reloads */
+    entry **entries;         /* sorted by name */
+    size_t n, cap;
+    uint64_t next_version;
+    charrnn_store_stats stats;
+    charrnn_store_event_fn listener;
+    void *listener_ctx;
+};
+
+/* ---- SHA-256 (FIPS 180-4), for the version's content digest ---- */
+
+typedef struct sha256_ctx {
+    uint32_t h[8];
+    uint8_t buf[64];
+    uint64_t len;
+    size_t fill;
+} sha256_ctx;
+
+static const uint32_t sha256_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+static uint32_t ror32(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+static void sha256_block(sha256_ctx *c, const uint8_t *p)
+{
+    uint32_t w[64], a[8];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    memcpy(a, c->h, sizeof a);
+    for (int i = 0; i < 64; i++) {
+        uint32_t s1 = ror32(a[4], 6) ^ ror32(a[4], 11) ^ ror32(a[4], 25);
+        uint32_t ch = (a[4] & a[5]) ^ (~a[4] & a[6]);
+        uint32_t t1 = a[7] + s1 + ch + sha256_k[i] + w[i];
+        uint32_t s0 = ror32(a[0], 2) ^ ror32(a[0], 13) ^ ror32(a[0], 22);
+        uint32_t maj = (a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]);
+        memmove(a + 1, a, 7 * sizeof a[0]);
+        a[4] += t1;
+        a[0] = t1 + s0 + maj;
+    }
+    for (int i = 0; i < 8; i++) c->h[i] += a[i];
+}
+
+static void sha256_hex(const uint8_t *data, size_t n, char out[65])
+{
+    sha256_ctx c = {{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
+                     0x1f83d9ab, 0x5be0cd19},
+                    {0},
+                    0,
+                    0};
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) sha256_block(&c, data + i);
+    uint8_t tail[128] = {0};
+    size_t rem = n - i;
+    memcpy(tail, data + i, rem);
+    tail[rem] = 0x80;
+    size_t tl = rem + 1 + 8 <= 64 ? 64 : 128;
+    uint64_t bits = (uint64_t)n * 8;
+    for (int b = 0; b < 8; b++) tail[tl - 1 - b] = (uint8_t)(bits >> (8 * b));
+    sha256_block(&c, tail);
+    if (tl == 128) sha256_block(&c, tail + 64);
+    for (int k = 0; k < 8; k++) snprintf(out + 8 * k, 9, "%08x", (unsigned)c.h[k]);
+}
+
+/* ---- helpers ---- */
+
+static double now_unix(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int charrnn_store_name_valid(const char *name)
+{
+    if (!name || !name[0] || name[0] == '.') return 0;
+    size_t n = 0;
+    for (const char *p = name; *p; p++, n++) {
+        char c = *p;
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        if (!ok) return 0;
+    }
+    return n <= CHARRNN_STORE_NAME_MAX;
+}
+
+static void sig_from_stat(file_sig *sig, const struct stat *st)
+{
+    memset(sig, 0, sizeof *sig);
+    sig->dev = st->st_dev;
+    sig->ino = st->st_ino;
+    sig->size = st->st_size;
+    sig->mtime = st->st_mtim;
+    sig->ctime = st->st_ctim;
+}
+
+static int sig_equal(const file_sig *a, const file_sig *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static void version_free(version *v)
+{
+    if (!v) return;
+    charrnn_model_free(v->model);
+    free(v->train_json);
+    free(v);
+}
+
+const charrnn_store_model *charrnn_store_retain(const charrnn_store_model *pub)
+{
+    if (pub) atomic_fetch_add(&((version *)(uintptr_t)pub)->refs, 1);
+    return pub;
+}
+
+void charrnn_store_release(const charrnn_store_model *pub)
+{
+    if (!pub) return;
+    version *v = (version *)(uintptr_t)pub;
+    if (atomic_fetch_sub(&v->refs, 1) == 1) version_free(v);
+}
+
+/* Index of name in the sorted entry table, or the insertion point as -(i+1). */
+static long entry_find(const charrnn_store *s, const char *name)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(s->entries[mid]->name, name);
+        if (c == 0) return (long)mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return -(long)lo - 1;
+}
+
+/* Finds or inserts the entry of name; NULL on allocation failure. Under mu. */
+static entry *entry_get(charrnn_store *s, const char *name)
+{
+    long i = entry_find(s, name);
+    if (i >= 0) return s->entries[i];
+    size_t at = (size_t)(-i - 1);
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 16;
+        entry **e = realloc(s->entries, cap * sizeof *e);
+        if (!e) return NULL;
+        s->entries = e;
+        s->cap = cap;
+    }
+    entry *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    snprintf(e->name, sizeof e->name, "%s", name);
+    memmove(s->entries + at + 1, s->entries + at, (s->n - at) * sizeof *s->entries);
+    s->entries[at] = e;
+    s->n++;
+    return e;
+}
+
+/* Removes name's entry and returns its current version (to release outside mu). */
+static version *entry_remove(charrnn_store *s, const char *name, int *existed)
+{
+    long i = entry_find(s, name);
+    *existed = i >= 0;
+    if (i < 0) return NULL;
+    entry *e = s->entries[i];
+    version *v = e->current;
+    memmove(s->entries + i, s->entries + i + 1, (s->n - (size_t)i - 1) * sizeof *s->entries);
+    s->n--;
+    free(e);
+    if (v) s->stats.removals++;
+    return v;
+}
+
+static void emit(charrnn_store *s, charrnn_store_event_kind kind, const char *name,
+                 uint64_t ver, double seconds, const char *error)
+{
+    if (!s->listener) return;
+    charrnn_store_event ev = {kind, name, ver, seconds, error};
+    s->listener(s->listener_ctx, &ev);
+}
+
+/* Resolves DIR/name.safetensors to a path inside DIR, refusing symlinks that
+ * leave it. On success path holds the file to open. */
+static int resolve(const charrnn_store *s, const char *name, char *path, size_t pathlen,
+                   char *err, size_t errlen)
+{
+    char link[PATH_MAX];
+    if ((size_t)snprintf(link, sizeof link, "%s/%s" SUFFIX, s->dir, name) >= sizeof link)
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL, "path of model '%s' is too long", name);
+    struct stat st;
+    if (lstat(link, &st) != 0) {
+        if (errno == ENOENT)
+            return charrnn_fail(err, errlen, CHARRNN_ENOTFOUND, "no file %s" SUFFIX, name);
+        return charrnn_fail(err, errlen, CHARRNN_EIO, "%s: %s", link, strerror(errno));
+    }
+    if (!S_ISLNK(st.st_mode)) {
+        if (!S_ISREG(st.st_mode))
+            return charrnn_fail(err, errlen, CHARRNN_EINVAL, "%s" SUFFIX " is not a regular file",
+                                name);
+        snprintf(path, pathlen, "%s", link);
+        return CHARRNN_OK;
+    }
+    char real[PATH_MAX];
+    if (!realpath(link, real)) {
+        if (errno == ENOENT)
+            return charrnn_fail(err, errlen, CHARRNN_ENOTFOUND, "%s" SUFFIX " is a dangling symlink",
+                                name);
+        return charrnn_fail(err, errlen, CHARRNN_EIO, "%s: %s", link, strerror(errno));
+    }
+    size_t dl = strlen(s->dir);
+    if (strncmp(real, s->dir, dl) != 0 || (real[dl] != '/' && strcmp(s->dir, "/") != 0))
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "%s" SUFFIX " is a symlink to %s, outside the model directory", name,
+                            real);
+    snprintf(path, pathlen, "%s", real);
+    return CHARRNN_OK;
+}
+
+/* Reads the whole file (no symlinks followed at this point) and its stat. */
+static int read_file(const char *path, uint8_t **buf, size_t *len, struct stat *st, char *err,
+                     size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return charrnn_fail(err, errlen, errno == ENOENT ? CHARRNN_ENOTFOUND : CHARRNN_EIO,
+                            "%s: %s", path, strerror(errno));
+    int rc = CHARRNN_OK;
+    if (fstat(fd, st) != 0) {
+        rc = charrnn_fail(err, errlen, CHARRNN_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        rc = charrnn_fail(err, errlen, CHARRNN_EINVAL, "%s is not a regular file", path);
+        goto out;
+    }
+    size_t n = (size_t)st->st_size;
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) {
+        rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "cannot allocate %zu bytes for %s", n, path);
+        goto out;
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, b + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            free(b);
+            rc = charrnn_fail(err, errlen, CHARRNN_EIO, "%s: %s", path,
+                              r < 0 ? strerror(errno) : "file shrank while reading");
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    *buf = b;
+    *len = n;
+out:
+    close(fd);
+    return rc;
+}
+
+static double train_val_loss(const char *train_json)
+{
+    double loss = NAN;
+    cJSON *j = train_json ? cJSON_Parse(train_json) : NULL;
+    const char *keys[] = {"val_loss", "best_val_loss"};
+    for (size_t i = 0; j && i < 2 && isnan(loss); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+        if (cJSON_IsNumber(v)) loss = v->valuedouble;
+    }
+    cJSON_Delete(j);
+    return loss;
+}
+
+/* Reads, validates and builds one version (not yet numbered). sig receives the
+ * stat of the file that was read, when one was opened. */
+static int load_version(const charrnn_store *s, const char *name, version **out, file_sig *sig,
+                        int *have_sig, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    *out = NULL;
+    *have_sig = 0;
+    int rc = resolve(s, name, path, sizeof path, err, errlen);
+    if (rc != CHARRNN_OK) return rc;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct stat st;
+    rc = read_file(path, &buf, &len, &st, err, errlen);
+    if (rc != CHARRNN_OK) return rc;
+    sig_from_stat(sig, &st);
+    *have_sig = 1;
+
+    version *v = calloc(1, sizeof *v);
+    charrnn_st_file *f = NULL;
+    char msg[CHARRNN_ERR_MAX] = "";
+    if (!v) {
+        rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    sha256_hex(buf, len, v->pub.sha256);
+    rc = charrnn_st_parse(buf, len, &f, msg, sizeof msg);
+    free(buf);
+    buf = NULL;
+    if (rc == CHARRNN_OK) rc = charrnn_checkpoint_model(f, &v->model, msg, sizeof msg);
+    if (rc != CHARRNN_OK) {
+        charrnn_fail(err, errlen, rc, "%s" SUFFIX ": %s", name, msg);
+        goto fail;
+    }
+    const char *train = charrnn_st_meta_get(f, "train");
+    if (train && !(v->train_json = strdup(train))) {
+        rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    charrnn_st_free(f);
+    snprintf(v->name, sizeof v->name, "%s", name);
+    atomic_init(&v->refs, 1);
+    v->pub.name = v->name;
+    v->pub.model = v->model;
+    v->pub.train_json = v->train_json;
+    v->pub.val_loss = train_val_loss(v->train_json);
+    v->pub.loaded_at = now_unix();
+    v->pub.file_size = (uint64_t)len;
+    *out = v;
+    return CHARRNN_OK;
+fail:
+    free(buf);
+    charrnn_st_free(f);
+    version_free(v);
+    return rc;
+}
+
+/* Loads name and records the outcome. Under load_mu. */
+static int load_one(charrnn_store *s, const char *name, char *err, size_t errlen)
+{
+    char msg[512];
+    version *v = NULL;
+    file_sig sig;
+    int have_sig = 0;
+    double t0 = now_mono();
+    int rc = load_version(s, name, &v, &sig, &have_sig, msg, sizeof msg);
+    double dt = now_mono() - t0;
+
+    if (rc == CHARRNN_ENOTFOUND) {
+        int existed;
+        pthread_mutex_lock(&s->mu);
+        version *old = entry_remove(s, name, &existed);
+        pthread_mutex_unlock(&s->mu);
+        if (existed) emit(s, CHARRNN_STORE_REMOVED, name, old ? old->pub.version : 0, 0, NULL);
+        charrnn_store_release(old ? &old->pub : NULL);
+        return charrnn_fail(err, errlen, rc, "%s", msg);
+    }
+
+    pthread_mutex_lock(&s->mu);
+    entry *e = entry_get(s, name);
+    if (!e) {
+        pthread_mutex_unlock(&s->mu);
+        version_free(v);
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    }
+    e->have_sig = have_sig;
+    if (have_sig) e->sig = sig;
+    version *old = NULL;
+    uint64_t serving;
+    if (rc == CHARRNN_OK) {
+        v->pub.version = ++s->next_version;
+        old = e->current;
+        e->current = v;
+        e->loads++;
+        e->last_error[0] = '\0';
+        s->stats.loads++;
+        serving = v->pub.version;
+    } else {
+        e->failures++;
+        snprintf(e->last_error, sizeof e->last_error, "%s", msg);
+        e->last_error_at = now_unix();
+        s->stats.load_failures++;
+        serving = e->current ? e->current->pub.version : 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    charrnn_store_release(old ? &old->pub : NULL);
+
+    if (rc == CHARRNN_OK) {
+        emit(s, CHARRNN_STORE_LOADED, name, serving, dt, NULL);
+        return CHARRNN_OK;
+    }
+    emit(s, CHARRNN_STORE_LOAD_FAILED, name, serving, dt, msg);
+    return charrnn_fail(err, errlen, rc, "%s", msg);
+}
+
+int charrnn_store_open(const char *dir, charrnn_store **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!dir || !dir[0]) return charrnn_fail(err, errlen, CHARRNN_EINVAL, "no model directory");
+    char real[PATH_MAX];
+    struct stat st;
+    if (!realpath(dir, real) || stat(real, &st) != 0)
+        return charrnn_fail(err, errlen, errno == ENOENT ? CHARRNN_ENOTFOUND : CHARRNN_EIO,
+                            "model directory %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL, "model directory %s is not a directory",
+                            dir);
+    charrnn_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->dir = strdup(real))) {
+        free(s);
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->load_mu, NULL);
+    *out = s;
+    return CHARRNN_OK;
+}
+
+void charrnn_store_free(charrnn_store *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->entries[i]->current) charrnn_store_release(&s->entries[i]->current->pub);
+        free(s->entries[i]);
+    }
+    free(s->entries);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->load_mu);
+    free(s->dir);
+    free(s);
+}
+
+void charrnn_store_set_listener(charrnn_store *s, charrnn_store_event_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&s->load_mu);
+    s->listener = fn;
+    s->listener_ctx = ctx;
+    pthread_mutex_unlock(&s->load_mu);
+}
+
+int charrnn_store_acquire(charrnn_store *s, const char *name, const charrnn_store_model **out,
+                          char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!charrnn_store_name_valid(name))
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL, "invalid model name");
+    pthread_mutex_lock(&s->mu);
+    long i = entry_find(s, name);
+    int rc = CHARRNN_OK;
+    if (i >= 0 && s->entries[i]->current) {
+        *out = charrnn_store_retain(&s->entries[i]->current->pub);
+    } else if (i >= 0) {
+        rc = charrnn_fail(err, errlen, CHARRNN_ENOTFOUND, "model '%s' failed to load: %s", name,
+                          s->entries[i]->last_error);
+    } else {
+        rc = charrnn_fail(err, errlen, CHARRNN_ENOTFOUND, "model '%s' not found", name);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+typedef struct dir_item {
+    char name[CHARRNN_STORE_NAME_MAX + 1];
+    file_sig sig;
+    int have_sig;
+} dir_item;
+
+static int item_cmp(const void *a, const void *b)
+{
+    return strcmp(((const dir_item *)a)->name, ((const dir_item *)b)->name);
+}
+
+/* The candidate files of the directory, sorted by name. */
+static int list_dir(const charrnn_store *s, dir_item **out, size_t *n, char *err, size_t errlen)
+{
+    DIR *d = opendir(s->dir);
+    if (!d)
+        return charrnn_fail(err, errlen, CHARRNN_EIO, "model directory %s: %s", s->dir,
+                            strerror(errno));
+    dir_item *items = NULL;
+    size_t cnt = 0, cap = 0;
+    struct dirent *de;
+    int rc = CHARRNN_OK;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len <= SUFFIX_LEN || strcmp(de->d_name + len - SUFFIX_LEN, SUFFIX) != 0) continue;
+        char name[CHARRNN_STORE_NAME_MAX + 1];
+        if (len - SUFFIX_LEN > CHARRNN_STORE_NAME_MAX) continue;
+        memcpy(name, de->d_name, len - SUFFIX_LEN);
+        name[len - SUFFIX_LEN] = '\0';
+        if (!charrnn_store_name_valid(name)) continue;
+        if (cnt == cap) {
+            cap = cap ? 2 * cap : 16;
+            dir_item *p = realloc(items, cap * sizeof *p);
+            if (!p) {
+                rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+                break;
+            }
+            items = p;
+        }
+        dir_item *it = &items[cnt++];
+        memset(it, 0, sizeof *it);
+        memcpy(it->name, name, len - SUFFIX_LEN + 1);
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", s->dir, de->d_name);
+        /* stat follows a symlink, so retargeting it counts as a change. */
+        if (stat(path, &st) == 0) {
+            sig_from_stat(&it->sig, &st);
+            it->have_sig = 1;
+        }
+    }
+    closedir(d);
+    if (rc != CHARRNN_OK) {
+        free(items);
+        return rc;
+    }
+    if (cnt) qsort(items, cnt, sizeof *items, item_cmp);
+    *out = items;
+    *n = cnt;
+    return CHARRNN_OK;
+}
+
+int charrnn_store_scan(charrnn_store *s, int force, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->load_mu);
+    dir_item *items = NULL;
+    size_t n = 0;
+    int rc = list_dir(s, &items, &n, err, errlen);
+    if (rc != CHARRNN_OK) {
+        pthread_mutex_unlock(&s->load_mu);
+        return rc;
+    }
+
+    /* Names that vanished from the directory. */
+    for (;;) {
+        char gone[CHARRNN_STORE_NAME_MAX + 1] = "";
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < s->n && !gone[0]; i++) {
+            dir_item key;
+            snprintf(key.name, sizeof key.name, "%s", s->entries[i]->name);
+            if (!bsearch(&key, items, n, sizeof *items, item_cmp))
+                snprintf(gone, sizeof gone, "%s", s->entries[i]->name);
+        }
+        int existed = 0;
+        version *old = gone[0] ? entry_remove(s, gone, &existed) : NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (!gone[0]) break;
+        emit(s, CHARRNN_STORE_REMOVED, gone, old ? old->pub.version : 0, 0, NULL);
+        charrnn_store_release(old ? &old->pub : NULL);
+    }
+
+    int attempts = 0;
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&s->mu);
+        long k = entry_find(s, items[i].name);
+        const entry *e = k >= 0 ? s->entries[k] : NULL;
+        int changed = force || !e || !e->have_sig || !items[i].have_sig ||
+                      !sig_equal(&e->sig, &items[i].sig);
+        pthread_mutex_unlock(&s->mu);
+        if (!changed) continue;
+        attempts++;
+        load_one(s, items[i].name, NULL, 0);
+    }
+    free(items);
+    pthread_mutex_unlock(&s->load_mu);
+    return attempts;
+}
+
+int charrnn_store_reload(charrnn_store *s, const char *name, char *err, size_t errlen)
+{
+    if (!charrnn_store_name_valid(name))
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL, "invalid model name");
+    pthread_mutex_lock(&s->load_mu);
+    int rc = load_one(s, name, err, errlen);
+    pthread_mutex_unlock(&s->load_mu);
+    return rc;
+}
+
+int charrnn_store_list(charrnn_store *s, charrnn_store_entry **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->mu);
+    charrnn_store_entry *list = s->n ? calloc(s->n, sizeof *list) : NULL;
+    if (s->n && !list) {
+        pthread_mutex_unlock(&s->mu);
+        return CHARRNN_ENOMEM;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        const entry *e = s->entries[i];
+        charrnn_store_entry *o = &list[i];
+        snprintf(o->name, sizeof o->name, "%s", e->name);
+        o->current = e->current ? charrnn_store_retain(&e->current->pub) : NULL;
+        o->loads = e->loads;
+        o->load_failures = e->failures;
+        snprintf(o->last_error, sizeof o->last_error, "%s", e->last_error);
+        o->last_error_at = e->last_error_at;
+    }
+    *n = s->n;
+    pthread_mutex_unlock(&s->mu);
+    *out = list;
+    return CHARRNN_OK;
+}
+
+void charrnn_store_list_free(charrnn_store_entry *list, size_t n)
+{
+    if (!list) return;
+    for (size_t i = 0; i < n; i++) charrnn_store_release(list[i].current);
+    free(list);
+}
+
+void charrnn_store_stats_get(charrnn_store *s, charrnn_store_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}
