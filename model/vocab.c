@@ -4,6 +4,7 @@
 #include "charrnn/status.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,0 +1,261 @@
+/* charrnn-train: train a character-level language model on a text file. */
+#include "args.h"
+#include "charrnn/session.h"
+#include "charrnn/status.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: charrnn-train --data FILE --checkpoint-dir DIR [options]\n"
+        "\n"
+        "Trains a multi-layer LSTM/GRU/RNN on a UTF-8 text file, one character at a time,\n"
+        "and writes safetensors checkpoints (lm_<cell>_epoch<E>_<val>.safetensors,\n"
+        "best.safetensors, latest.safetensors). SIGINT/SIGTERM: finish the step, save, exit 0.\n"
+        "\n"
+        "  --data FILE            training text (UTF-8)\n"
+        "  --checkpoint-dir DIR   where checkpoints go (created if missing)\n"
+        "  --cell lstm|gru|rnn    cell type (lstm)\n"
+        "  --rnn-size N           hidden units per layer (128)\n"
+        "  --num-layers N         layers (2)\n"
+        "  --dropout P            dropout between layers, 0 <= P < 1 (0)\n"
+        "  --seq-length N         characters per window, truncated BPTT length (50)\n"
+        "  --batch-size N         parallel streams (50)\n"
+        "  --max-epochs E         passes over the training data (50)\n"
+        "  --max-iters N          stop after N iterations (0 = by epochs)\n"
+        "  --learning-rate LR     (2e-3)\n"
+        "  --optimizer adam|rmsprop (adam)\n"
+        "  --lr-decay F           multiply the rate by F every epoch ... (0.97)\n"
+        "  --lr-decay-after E     ... from epoch E on (10)\n"
+        "  --grad-clip C          clamp gradients to [-C, C], 0 = off (5)\n"
+        "  --train-frac F         first F of the text trains (0.95)\n"
+        "  --val-frac F           next F validates; the rest is test (0.05)\n"
+        "  --eval-every N         validate and checkpoint every N iterations (1000)\n"
+        "  --seed N               random seed (123)\n"
+        "  --init-from FILE       start from a checkpoint (resumes exactly if it has state)\n"
+        "  --publish PATH         atomically publish the best model (slim) to PATH\n"
+        "  --threads N            BLAS threads (0 = all cores)\n"
+        "  --log FILE             also write one JSON object per line to FILE\n"
+        "  --print-every N        JSON progress every N iterations (10)\n"
+        "  --quiet                no progress on stderr\n"
+        "  --help\n");
+}
+
+typedef struct ui {
+    int tty, quiet;
+    long print_every;
+    FILE *log;
+    double last_draw;
+} ui;
+
+static void json_line(ui *u, const char *line)
+{
+    if (!u->quiet && !u->tty)
+        fprintf(stderr, "%s\n", line);
+    if (u->log) {
+        fprintf(u->log, "%s\n", line);
+        fflush(u->log);
+    }
+}
+
+static void fmt_eta(double s, char *buf, size_t n)
+{
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else
+        snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+static void on_start(void *ctx, const charrnn_model *m, long start, long total, const char *info)
+{
+    ui *u = ctx;
+    char line[512];
+    snprintf(line, sizeof line,
+             "{\"event\":\"start\",\"cell\":\"%s\",\"num_layers\":%d,\"rnn_size\":%d,"
+             "\"start_iter\":%ld,\"total_iters\":%ld,\"info\":\"%s\"}",
+             charrnn_cell_name(m->cfg.cell), m->cfg.num_layers, m->cfg.hidden_size, start, total,
+             info);
+    if (u->tty && !u->quiet)
+        fprintf(stderr, "charrnn-train: %s\n", info);
+    json_line(u, line);
+}
+
+static void on_iter(void *ctx, const charrnn_progress *p)
+{
+    ui *u = ctx;
+    if (u->tty && !u->quiet && (p->elapsed_sec - u->last_draw > 0.1 || p->iter == p->total_iters)) {
+        char eta[32];
+        fmt_eta(p->eta_sec, eta, sizeof eta);
+        fprintf(stderr, "\r\033[K%ld/%ld  epoch %.3f  loss %.4f  lr %.2e  %.0f chars/s  ETA %s",
+                p->iter, p->total_iters, p->epoch, (double)p->train_loss, (double)p->lr,
+                p->chars_per_sec, eta);
+        u->last_draw = p->elapsed_sec;
+    }
+    if (p->iter % u->print_every == 0 || p->iter == 1) {
+        char line[384];
+        snprintf(line, sizeof line,
+                 "{\"event\":\"iter\",\"iter\":%ld,\"total_iters\":%ld,\"epoch\":%.4f,"
+                 "\"train_loss\":%.6f,\"lr\":%.6g,\"chars_per_sec\":%.1f,\"eta_sec\":%.1f}",
+                 p->iter, p->total_iters, p->epoch, (double)p->train_loss, (double)p->lr,
+                 p->chars_per_sec, p->eta_sec);
+        if (!u->tty || u->log)
+            json_line(u, line);
+    }
+}
+
+static void on_eval(void *ctx, const charrnn_progress *p, float val, const char *path)
+{
+    ui *u = ctx;
+    char line[4400];
+    char v[32];
+    snprintf(v, sizeof v, isfinite(val) ? "%.6f" : "null", (double)val);
+    snprintf(line, sizeof line,
+             "{\"event\":\"eval\",\"iter\":%ld,\"epoch\":%.4f,\"train_loss\":%.6f,\"val_loss\":%s,"
+             "\"checkpoint\":\"%s\"}",
+             p->iter, p->epoch, (double)p->train_loss, v, path);
+    if (u->tty && !u->quiet)
+        fprintf(stderr, "\r\033[K%ld/%ld  epoch %.3f  train %.4f  val %s  -> %s\n", p->iter,
+                p->total_iters, p->epoch, (double)p->train_loss, v, path);
+    json_line(u, line);
+}
+
+static void on_done(void *ctx, const charrnn_progress *p, float val, float test, int interrupted)
+{
+    ui *u = ctx;
+    char line[256], v[32], t[32];
+    snprintf(v, sizeof v, isfinite(val) ? "%.6f" : "null", (double)val);
+    snprintf(t, sizeof t, isfinite(test) ? "%.6f" : "null", (double)test);
+    snprintf(line, sizeof line,
+             "{\"event\":\"done\",\"iter\":%ld,\"val_loss\":%s,\"test_loss\":%s,\"interrupted\":%s}",
+             p->iter, v, t, interrupted ? "true" : "false");
+    if (u->tty && !u->quiet)
+        fprintf(stderr, "%s after %ld iterations: val loss %s, test loss %s\n",
+                interrupted ? "stopped" : "done", p->iter, v, t);
+    json_line(u, line);
+}
+
+int main(int argc, char **argv)
+{
+    charrnn_prog = "charrnn-train";
+    charrnn_train_opts o = charrnn_train_defaults();
+    ui u = {isatty(2), 0, 10, NULL, -1.0};
+    int threads = 0;
+    const char *log_path = NULL, *v;
+    for (int i = 1; i < argc; i++) {
+        int r, ok = 1;
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--quiet")) {
+            u.quiet = 1;
+        } else if ((r = arg_value(argc, argv, &i, "--data", &v))) {
+            ok = r > 0 && (o.data_path = v);
+        } else if ((r = arg_value(argc, argv, &i, "--checkpoint-dir", &v))) {
+            ok = r > 0 && (o.checkpoint_dir = v);
+        } else if ((r = arg_value(argc, argv, &i, "--cell", &v))) {
+            ok = r > 0;
+            if (ok && charrnn_cell_parse(v, &o.cell)) {
+                fprintf(stderr, "charrnn-train: --cell: '%s' is not lstm, gru or rnn\n", v);
+                ok = 0;
+            }
+        } else if ((r = arg_value(argc, argv, &i, "--rnn-size", &v))) {
+            ok = r > 0 && parse_int("--rnn-size", v, 1, CHARRNN_MAX_HIDDEN, &o.rnn_size);
+        } else if ((r = arg_value(argc, argv, &i, "--num-layers", &v))) {
+            ok = r > 0 && parse_int("--num-layers", v, 1, CHARRNN_MAX_LAYERS, &o.num_layers);
+        } else if ((r = arg_value(argc, argv, &i, "--dropout", &v))) {
+            ok = r > 0 && parse_float("--dropout", v, 0.0, 0.99, &o.dropout);
+        } else if ((r = arg_value(argc, argv, &i, "--seq-length", &v))) {
+            ok = r > 0 && parse_int("--seq-length", v, 1, 100000, &o.seq_length);
+        } else if ((r = arg_value(argc, argv, &i, "--batch-size", &v))) {
+            ok = r > 0 && parse_int("--batch-size", v, 1, 100000, &o.batch_size);
+        } else if ((r = arg_value(argc, argv, &i, "--max-epochs", &v))) {
+            ok = r > 0 && parse_double("--max-epochs", v, 1e-9, 1e9, &o.max_epochs);
+        } else if ((r = arg_value(argc, argv, &i, "--max-iters", &v))) {
+            ok = r > 0 && parse_long("--max-iters", v, 0, 1000000000000L, &o.max_iters);
+        } else if ((r = arg_value(argc, argv, &i, "--learning-rate", &v))) {
+            ok = r > 0 && parse_float("--learning-rate", v, 1e-12, 10.0, &o.learning_rate);
+        } else if ((r = arg_value(argc, argv, &i, "--optimizer", &v))) {
+            ok = r > 0;
+            if (ok && charrnn_optim_parse(v, &o.optimizer)) {
+                fprintf(stderr, "charrnn-train: --optimizer: '%s' is not adam or rmsprop\n", v);
+                ok = 0;
+            }
+        } else if ((r = arg_value(argc, argv, &i, "--lr-decay", &v))) {
+            ok = r > 0 && parse_float("--lr-decay", v, 1e-6, 1.0, &o.lr_decay);
+        } else if ((r = arg_value(argc, argv, &i, "--lr-decay-after", &v))) {
+            ok = r > 0 && parse_double("--lr-decay-after", v, 0.0, 1e9, &o.lr_decay_after);
+        } else if ((r = arg_value(argc, argv, &i, "--grad-clip", &v))) {
+            ok = r > 0 && parse_float("--grad-clip", v, 0.0, 1e9, &o.grad_clip);
+        } else if ((r = arg_value(argc, argv, &i, "--train-frac", &v))) {
+            ok = r > 0 && parse_double("--train-frac", v, 1e-9, 1.0, &o.train_frac);
+        } else if ((r = arg_value(argc, argv, &i, "--val-frac", &v))) {
+            ok = r > 0 && parse_double("--val-frac", v, 0.0, 1.0, &o.val_frac);
+        } else if ((r = arg_value(argc, argv, &i, "--eval-every", &v))) {
+            ok = r > 0 && parse_long("--eval-every", v, 1, 1000000000000L, &o.eval_every);
+        } else if ((r = arg_value(argc, argv, &i, "--seed", &v))) {
+            ok = r > 0 && parse_u64("--seed", v, &o.seed);
+        } else if ((r = arg_value(argc, argv, &i, "--init-from", &v))) {
+            ok = r > 0 && (o.init_from = v);
+        } else if ((r = arg_value(argc, argv, &i, "--publish", &v))) {
+            ok = r > 0 && (o.publish = v);
+        } else if ((r = arg_value(argc, argv, &i, "--threads", &v))) {
+            ok = r > 0 && parse_int("--threads", v, 0, 1024, &threads);
+        } else if ((r = arg_value(argc, argv, &i, "--log", &v))) {
+            ok = r > 0 && (log_path = v);
+        } else if ((r = arg_value(argc, argv, &i, "--print-every", &v))) {
+            ok = r > 0 && parse_long("--print-every", v, 1, 1000000000L, &u.print_every);
+        } else {
+            fprintf(stderr, "charrnn-train: unknown argument '%s' (see --help)\n", a);
+            ok = 0;
+        }
+        if (!ok)
+            return 2;
+    }
+    if (!o.data_path || !o.checkpoint_dir) {
+        fprintf(stderr, "charrnn-train: --data and --checkpoint-dir are required (see --help)\n");
+        return 2;
+    }
+    if (o.train_frac + o.val_frac > 1.0 + 1e-9) {
+        fprintf(stderr, "charrnn-train: --train-frac + --val-frac must be at most 1\n");
+        return 2;
+    }
+    if (log_path && !(u.log = fopen(log_path, "a"))) {
+        perror(log_path);
+        return 1;
+    }
+    if (threads > 0)
+        openblas_set_num_threads(threads);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    charrnn_train_callbacks cb = {&u, on_start, on_iter, on_eval, on_done, &stop_requested};
+    char err[CHARRNN_ERR_MAX];
+    int rc = charrnn_train_run(&o, &cb, err, sizeof err);
+    if (u.log)
+        fclose(u.log);
+    if (rc) {
+        if (u.tty && !u.quiet)
+            fputc('\n', stderr);
+        fprintf(stderr, "charrnn-train: %s\n", err);
+        return 1;
+    }
+    return 0;
+}

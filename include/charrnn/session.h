@@ -1,0 +1,67 @@
+/* A whole training run, as charrnn-train performs it: data, model, the
+ * iteration loop with char-rnn's learning-rate schedule, periodic validation,
+ * checkpoints (named like char-rnn's: lm_<cell>_epoch<E>_<val>.safetensors,
+ * plus best.safetensors and latest.safetensors), publishing, test loss, exact
+ * resume from a checkpoint, and a clean stop on request.
+ *
+ * The library never prints: progress reaches the caller through callbacks. */
+#ifndef CHARRNN_SESSION_H
+#define CHARRNN_SESSION_H
+
+#include "charrnn/model.h"
+#include "charrnn/optim.h"
+
+#include <signal.h>
+#include <stdint.h>
+
+typedef struct charrnn_train_opts {
+    const char *data_path;
+    const char *checkpoint_dir;
+    const char *init_from; /* NULL or a checkpoint to resume from (exactly, if it has state) */
+    const char *publish;   /* NULL or a path to publish the best model to (slim file) */
+    charrnn_cell cell;
+    int rnn_size, num_layers;
+    float dropout;
+    int seq_length, batch_size;
+    double max_epochs;
+    long max_iters; /* 0 = no limit (max_epochs decides) */
+    float learning_rate;
+    charrnn_optimizer optimizer;
+    float lr_decay;
+    double lr_decay_after;
+    float grad_clip;
+    double train_frac, val_frac;
+    long eval_every;
+    uint64_t seed;
+} charrnn_train_opts;
+
+/* char-rnn's defaults (and Adam). */
+charrnn_train_opts charrnn_train_defaults(void);
+
+typedef struct charrnn_progress {
+    long iter, total_iters, iters_per_epoch;
+    double epoch;
+    float train_loss, lr;
+    double chars_per_sec, eta_sec, elapsed_sec;
+} charrnn_progress;
+
+typedef struct charrnn_train_callbacks {
+    void *ctx;
+    void (*on_start)(void *ctx, const charrnn_model *m, long start_iter, long total_iters,
+                     const char *info);
+    void (*on_iter)(void *ctx, const charrnn_progress *p);
+    void (*on_eval)(void *ctx, const charrnn_progress *p, float val_loss, const char *path);
+    void (*on_done)(void *ctx, const charrnn_progress *p, float val_loss, float test_loss,
+                    int interrupted);
+    const volatile sig_atomic_t *stop; /* when non-zero: finish the step, checkpoint, return */
+} charrnn_train_callbacks;
+
+/* Runs training. Returns CHARRNN_OK on completion or on a requested stop. */
+int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks *cb, char *err,
+                      size_t errlen);
+
+/* Learning rate at iteration i (1-based): base * decay^k where k counts the
+ * epoch boundaries e*ipe < i with e >= decay_after (char-rnn's schedule). */
+float charrnn_lr_at(float base, float decay, double decay_after, long iters_per_epoch, long i);
+
+#endif

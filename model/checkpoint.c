@@ -1,0 +1,168 @@
+/* charrnn checkpoints on top of safetensors: metadata contract, parameter
+ * tensors with PyTorch names, optional resume state, full validation. */
+#include "charrnn/checkpoint.h"
+
+#include "charrnn/status.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int charrnn_checkpoint_save(const char *path, const charrnn_model *m, const char *train_json,
+                            const charrnn_resume_state *resume, char *err, size_t errlen)
+{
+    char layers[16], hidden[16];
+    snprintf(layers, sizeof layers, "%d", m->cfg.num_layers);
+    snprintf(hidden, sizeof hidden, "%d", m->cfg.hidden_size);
+    char *vocab = charrnn_vocab_to_json(m->vocab);
+    if (!vocab)
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    charrnn_st_meta meta[8] = {
+        {"format", "charrnn"},
+        {"format_version", CHARRNN_FORMAT_VERSION},
+        {"cell", charrnn_cell_name(m->cfg.cell)},
+        {"num_layers", layers},
+        {"hidden_size", hidden},
+        {"vocab", vocab},
+        {"train", train_json ? train_json : "{}"},
+    };
+    size_t nm = 7;
+    if (resume && resume->json)
+        meta[nm++] = (charrnn_st_meta){"resume", resume->json};
+    charrnn_st_tensor t[CHARRNN_MAX_TENSORS + 3];
+    size_t nt = 0;
+    for (int i = 0; i < m->num_tensors; i++) {
+        const charrnn_tensor_info *ti = &m->tensors[i];
+        t[nt++] = (charrnn_st_tensor){ti->name, m->params + ti->offset, ti->ndim,
+                                      {ti->shape[0], ti->shape[1]}};
+    }
+    if (resume) {
+        if (resume->m)
+            t[nt++] = (charrnn_st_tensor){"optim.m", resume->m, 1, {m->num_params}};
+        if (resume->v)
+            t[nt++] = (charrnn_st_tensor){"optim.v", resume->v, 1, {m->num_params}};
+        if (resume->carry)
+            t[nt++] = (charrnn_st_tensor){"state.carry", resume->carry, 1, {resume->carry_len}};
+    }
+    int rc = charrnn_st_write(path, t, nt, meta, nm, err, errlen);
+    free(vocab);
+    return rc;
+}
+
+/* Strict decimal integer within [lo, hi]. */
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    if (!s || !*s)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi || (s[0] != '-' && (s[0] < '0' || s[0] > '9')))
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+int charrnn_checkpoint_model(const charrnn_st_file *f, charrnn_model **out, char *err,
+                             size_t errlen)
+{
+    *out = NULL;
+    const char *format = charrnn_st_meta_get(f, "format");
+    if (!format || strcmp(format, "charrnn") != 0)
+        return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                            "not a charrnn checkpoint (metadata format is %s%.32s%s)",
+                            format ? "'" : "", format ? format : "missing", format ? "'" : "");
+    const char *version = charrnn_st_meta_get(f, "format_version");
+    if (!version || strcmp(version, CHARRNN_FORMAT_VERSION) != 0)
+        return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                            "unsupported format_version %.32s (this build reads %s)",
+                            version ? version : "(missing)", CHARRNN_FORMAT_VERSION);
+    charrnn_config cfg;
+    if (charrnn_cell_parse(charrnn_st_meta_get(f, "cell"), &cfg.cell))
+        return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "metadata cell is missing or unknown");
+    if (!parse_int(charrnn_st_meta_get(f, "num_layers"), 1, CHARRNN_MAX_LAYERS, &cfg.num_layers))
+        return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                            "metadata num_layers is missing or not in 1..%d", CHARRNN_MAX_LAYERS);
+    if (!parse_int(charrnn_st_meta_get(f, "hidden_size"), 1, CHARRNN_MAX_HIDDEN,
+                   &cfg.hidden_size))
+        return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                            "metadata hidden_size is missing or not in 1..%d", CHARRNN_MAX_HIDDEN);
+    const char *vjson = charrnn_st_meta_get(f, "vocab");
+    if (!vjson)
+        return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "metadata vocab is missing");
+    if (!charrnn_st_meta_get(f, "train"))
+        return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "metadata train is missing");
+    charrnn_vocab *vocab;
+    int rc = charrnn_vocab_from_json(vjson, &vocab, err, errlen);
+    if (rc)
+        return rc;
+    cfg.vocab_size = (int)charrnn_vocab_size(vocab);
+    charrnn_model *m;
+    if ((rc = charrnn_model_create(&cfg, vocab, &m, err, errlen))) {
+        charrnn_vocab_free(vocab);
+        return rc;
+    }
+    for (size_t i = 0; i < charrnn_st_count(f); i++) {
+        const charrnn_st_tensor *t = charrnn_st_at(f, i);
+        if (strncmp(t->name, "optim.", 6) == 0 || strncmp(t->name, "state.", 6) == 0)
+            continue;
+        const charrnn_tensor_info *ti = charrnn_model_tensor(m, t->name);
+        if (!ti) {
+            charrnn_model_free(m);
+            return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                                "unexpected tensor '%.64s' for a %d-layer %s", t->name,
+                                cfg.num_layers, charrnn_cell_name(cfg.cell));
+        }
+    }
+    for (int i = 0; i < m->num_tensors; i++) {
+        const charrnn_tensor_info *ti = &m->tensors[i];
+        const charrnn_st_tensor *t = charrnn_st_get(f, ti->name);
+        if (!t) {
+            charrnn_model_free(m);
+            return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "tensor '%s' is missing", ti->name);
+        }
+        int same = t->ndim == ti->ndim;
+        for (int d = 0; same && d < ti->ndim; d++)
+            same = t->shape[d] == ti->shape[d];
+        if (!same) {
+            charrnn_model_free(m);
+            return ti->ndim == 2
+                       ? charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                                      "tensor '%s' has the wrong shape (expected [%zu, %zu])",
+                                      ti->name, ti->shape[0], ti->shape[1])
+                       : charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                                      "tensor '%s' has the wrong shape (expected [%zu])", ti->name,
+                                      ti->shape[0]);
+        }
+        for (size_t k = 0; k < ti->numel; k++) {
+            if (!isfinite(t->data[k])) {
+                charrnn_model_free(m);
+                return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                                    "tensor '%s' holds a non-finite value at element %zu",
+                                    ti->name, k);
+            }
+        }
+        memcpy(m->params + ti->offset, t->data, ti->numel * sizeof(float));
+    }
+    *out = m;
+    return CHARRNN_OK;
+}
+
+int charrnn_checkpoint_load(const char *path, charrnn_model **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    charrnn_st_file *f;
+    int rc = charrnn_st_read(path, &f, err, errlen);
+    if (rc)
+        return rc;
+    rc = charrnn_checkpoint_model(f, out, err, errlen);
+    charrnn_st_free(f);
+    if (rc && err && errlen > 0) {
+        char tmp[CHARRNN_ERR_MAX];
+        snprintf(tmp, sizeof tmp, "%s: %s", path, err);
+        snprintf(err, errlen, "%s", tmp);
+    }
+    return rc;
+}

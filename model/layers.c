@@ -1,0 +1,233 @@
+/* Recurrent layers (LSTM, GRU, tanh-RNN) and the decoder with softmax
+ * cross-entropy, forward and backward over a time-major (T, B) window.
+ *
+ * The GEMM structure follows the known fast layout: one GEMM for the input
+ * side of all T steps, only the recurrent GEMM inside the time loop, and the
+ * weight-gradient GEMMs over all T steps after the loop. */
+#include "charrnn/layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* gates (N, GH) = input side of every step, biases included. For GRU the
+ * recurrent bias of the n gate stays out: it sits inside r * (W_hn h + b_hn). */
+static void input_side(float *gates, const uint16_t *x_tok, const float *x,
+                       const charrnn_layer_params *p, charrnn_cell cell, int N, int D, int GH,
+                       int H)
+{
+    if (x_tok) {
+        for (int r = 0; r < N; r++) {
+            const float *col = p->w_ih + x_tok[r];
+            float *g = gates + (size_t)r * GH;
+            for (int j = 0; j < GH; j++)
+                g[j] = col[(size_t)j * D];
+        }
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, GH, D, 1.0f, x, D, p->w_ih, D,
+                    0.0f, gates, GH);
+    }
+    int hh_bias_end = cell == CHARRNN_CELL_GRU ? 2 * H : GH;
+    float bias[GH];
+    for (int j = 0; j < GH; j++)
+        bias[j] = p->b_ih[j] + (j < hh_bias_end ? p->b_hh[j] : 0.0f);
+    for (int r = 0; r < N; r++) {
+        float *g = gates + (size_t)r * GH;
+        for (int j = 0; j < GH; j++)
+            g[j] += bias[j];
+    }
+}
+
+void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const float *x,
+                           const charrnn_layer_params *p, charrnn_cell cell, int T, int B, int D,
+                           int H)
+{
+    const int G = charrnn_cell_gates(cell), GH = G * H, N = T * B;
+    input_side(a->gates, x_tok, x, p, cell, N, D, GH, H);
+    for (int t = 0; t < T; t++) {
+        float *g = a->gates + (size_t)t * B * GH;
+        const float *hp = a->h + (size_t)t * B * H;
+        float *h = a->h + (size_t)(t + 1) * B * H;
+        if (cell == CHARRNN_CELL_LSTM) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, p->w_hh,
+                        H, 1.0f, g, GH);
+            const float *cp = a->c + (size_t)t * B * H;
+            float *c = a->c + (size_t)(t + 1) * B * H;
+            for (int b = 0; b < B; b++) {
+                float *gb = g + (size_t)b * GH;
+                for (int j = 0; j < H; j++) {
+                    float i_ = sigmoidf(gb[j]), f_ = sigmoidf(gb[H + j]);
+                    float g_ = tanhf(gb[2 * H + j]), o_ = sigmoidf(gb[3 * H + j]);
+                    float cn = f_ * cp[(size_t)b * H + j] + i_ * g_;
+                    c[(size_t)b * H + j] = cn;
+                    h[(size_t)b * H + j] = o_ * tanhf(cn);
+                    gb[j] = i_, gb[H + j] = f_, gb[2 * H + j] = g_, gb[3 * H + j] = o_;
+                }
+            }
+        } else if (cell == CHARRNN_CELL_GRU) {
+            /* dg_hh's block t is free until backward: use it for h_prev @ W_hh^T. */
+            float *hh = a->dg_hh + (size_t)t * B * GH;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, p->w_hh,
+                        H, 0.0f, hh, GH);
+            float *hn = a->hn + (size_t)t * B * H;
+            const float *b_hn = p->b_hh + 2 * H;
+            for (int b = 0; b < B; b++) {
+                float *gb = g + (size_t)b * GH;
+                const float *hb = hh + (size_t)b * GH;
+                for (int j = 0; j < H; j++) {
+                    float r_ = sigmoidf(gb[j] + hb[j]);
+                    float z_ = sigmoidf(gb[H + j] + hb[H + j]);
+                    float hn_ = hb[2 * H + j] + b_hn[j];
+                    float n_ = tanhf(gb[2 * H + j] + r_ * hn_);
+                    h[(size_t)b * H + j] = (1.0f - z_) * n_ + z_ * hp[(size_t)b * H + j];
+                    hn[(size_t)b * H + j] = hn_;
+                    gb[j] = r_, gb[H + j] = z_, gb[2 * H + j] = n_;
+                }
+            }
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, H, 1.0f, hp, H, p->w_hh, H,
+                        1.0f, g, H);
+            for (size_t k = 0; k < (size_t)B * H; k++) {
+                g[k] = tanhf(g[k]);
+                h[k] = g[k];
+            }
+        }
+    }
+}
+
+void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_params *gr,
+                            const uint16_t *x_tok, const float *x, const charrnn_layer_params *p,
+                            charrnn_cell cell, int T, int B, int D, int H)
+{
+    const int G = charrnn_cell_gates(cell), GH = G * H, N = T * B;
+    float *dnh = a->dnext;                  /* (B, H) dL/dh_{t-1} carried back */
+    float *dnc = a->dnext + (size_t)B * H;  /* (B, H) dL/dc_{t-1} (LSTM) */
+    float *dg_hh = cell == CHARRNN_CELL_GRU ? a->dg_hh : a->dg;
+    memset(a->dnext, 0, sizeof(float) * 2 * (size_t)B * H);
+    for (int t = T - 1; t >= 0; t--) {
+        const float *g = a->gates + (size_t)t * B * GH;
+        float *dg = a->dg + (size_t)t * B * GH;
+        float *dh = a->dh + (size_t)t * B * H;
+        for (size_t k = 0; k < (size_t)B * H; k++)
+            dh[k] += dnh[k];
+        if (cell == CHARRNN_CELL_LSTM) {
+            const float *cp = a->c + (size_t)t * B * H, *c = a->c + (size_t)(t + 1) * B * H;
+            for (int b = 0; b < B; b++) {
+                const float *gb = g + (size_t)b * GH;
+                float *db = dg + (size_t)b * GH;
+                for (int j = 0; j < H; j++) {
+                    size_t k = (size_t)b * H + j;
+                    float i_ = gb[j], f_ = gb[H + j], g_ = gb[2 * H + j], o_ = gb[3 * H + j];
+                    float tc = tanhf(c[k]);
+                    float dc = dnc[k] + dh[k] * o_ * (1.0f - tc * tc);
+                    db[j] = dc * g_ * i_ * (1.0f - i_);
+                    db[H + j] = dc * cp[k] * f_ * (1.0f - f_);
+                    db[2 * H + j] = dc * i_ * (1.0f - g_ * g_);
+                    db[3 * H + j] = dh[k] * tc * o_ * (1.0f - o_);
+                    dnc[k] = dc * f_;
+                }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dg, GH,
+                        p->w_hh, H, 0.0f, dnh, H);
+        } else if (cell == CHARRNN_CELL_GRU) {
+            const float *hp = a->h + (size_t)t * B * H;
+            const float *hn = a->hn + (size_t)t * B * H;
+            float *dgh = dg_hh + (size_t)t * B * GH;
+            for (int b = 0; b < B; b++) {
+                const float *gb = g + (size_t)b * GH;
+                float *db = dg + (size_t)b * GH, *dbh = dgh + (size_t)b * GH;
+                for (int j = 0; j < H; j++) {
+                    size_t k = (size_t)b * H + j;
+                    float r_ = gb[j], z_ = gb[H + j], n_ = gb[2 * H + j];
+                    float dan = dh[k] * (1.0f - z_) * (1.0f - n_ * n_);
+                    float daz = dh[k] * (hp[k] - n_) * z_ * (1.0f - z_);
+                    float dar = dan * hn[k] * r_ * (1.0f - r_);
+                    db[j] = dbh[j] = dar;
+                    db[H + j] = dbh[H + j] = daz;
+                    db[2 * H + j] = dan;
+                    dbh[2 * H + j] = dan * r_;
+                    dnh[k] = dh[k] * z_; /* direct path; recurrent GEMM adds below */
+                }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dgh, GH,
+                        p->w_hh, H, 1.0f, dnh, H);
+        } else {
+            for (size_t k = 0; k < (size_t)B * H; k++)
+                dg[k] = dh[k] * (1.0f - g[k] * g[k]);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, H, 1.0f, dg, H, p->w_hh,
+                        H, 0.0f, dnh, H);
+        }
+    }
+    /* Weight gradients over all steps at once: h block t is h_{t-1} of step t. */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, H, N, 1.0f, dg_hh, GH, a->h, H, 1.0f,
+                gr->w_hh, H);
+    if (x_tok) {
+        for (int r = 0; r < N; r++) {
+            const float *d = a->dg + (size_t)r * GH;
+            float *col = gr->w_ih + x_tok[r];
+            for (int j = 0; j < GH; j++)
+                col[(size_t)j * D] += d[j];
+        }
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, D, N, 1.0f, a->dg, GH, x, D,
+                    1.0f, gr->w_ih, D);
+    }
+    for (int r = 0; r < N; r++) {
+        const float *d = a->dg + (size_t)r * GH, *dh2 = dg_hh + (size_t)r * GH;
+        for (int j = 0; j < GH; j++) {
+            gr->b_ih[j] += d[j];
+            gr->b_hh[j] += dh2[j];
+        }
+    }
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, D, GH, 1.0f, a->dg, GH, p->w_ih,
+                    D, 0.0f, dx, D);
+}
+
+float charrnn_decoder_forward(float *probs, const float *h, const float *w, const float *b,
+                              const uint16_t *targets, int N, int V, int H)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, H, 1.0f, h, H, w, H, 0.0f, probs,
+                V);
+    double loss = 0.0;
+    for (int r = 0; r < N; r++) {
+        float *l = probs + (size_t)r * V;
+        float mx = -INFINITY;
+        for (int v = 0; v < V; v++) {
+            l[v] += b[v];
+            mx = l[v] > mx ? l[v] : mx;
+        }
+        /* log p[target] from the shifted logit, so an underflowing exp cannot give log(0). */
+        float lt = l[targets[r]] - mx;
+        float sum = 0.0f;
+        for (int v = 0; v < V; v++) {
+            l[v] = expf(l[v] - mx);
+            sum += l[v];
+        }
+        float inv = 1.0f / sum;
+        loss -= (double)lt - log((double)sum);
+        for (int v = 0; v < V; v++)
+            l[v] *= inv;
+    }
+    return (float)(loss / N);
+}
+
+void charrnn_decoder_backward(float *dh, float *dw, float *db, float *probs, const float *h,
+                              const float *w, const uint16_t *targets, int N, int V, int H)
+{
+    const float scale = 1.0f / (float)N;
+    for (int r = 0; r < N; r++) {
+        float *d = probs + (size_t)r * V;
+        d[targets[r]] -= 1.0f;
+        for (int v = 0; v < V; v++) {
+            d[v] *= scale;
+            db[v] += d[v];
+        }
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, H, N, 1.0f, probs, V, h, H, 1.0f, dw,
+                H);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, V, 1.0f, probs, V, w, H, 0.0f, dh,
+                H);
+}

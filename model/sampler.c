@@ -1,0 +1,329 @@
+/* Sampling streams and the batch-invariant inference step.
+ *
+ * A step feeds each stream's pending token through the network and samples
+ * the next one. Generated characters are emitted when they are fed, so the
+ * prime and the generated text follow one path: with prime p1..pn the steps
+ * feed p1..pn, g1..gN; without a prime g1 is drawn uniformly at creation.
+ * The step that would feed the last character is skipped (its output is not
+ * needed). Every dot product has a fixed reduction order, independent of how
+ * many streams are stepped together. */
+#include "charrnn/sampler.h"
+
+#include "charrnn/status.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct charrnn_stream {
+    const charrnn_model *m;
+    charrnn_sample_params p;
+    char *stop_buf;        /* copies of the stop strings, NUL separated */
+    const char *stop[CHARRNN_MAX_STOP];
+    size_t stop_len[CHARRNN_MAX_STOP], max_stop;
+    uint16_t *prime;       /* (n_prime) encoded prime */
+    size_t n_prime, fed_prime, generated;
+    int pending;           /* next token to feed; generated if fed_prime == n_prime */
+    int emit_ready;        /* the last step fed a generated token, not emitted yet */
+    int emit_tok;
+    charrnn_finish finish;
+    charrnn_rng rng;
+    float *h, *c;          /* (L, H) each */
+    float *gi, *gh;        /* (G*H) scratch: input and recurrent pre-activations */
+    float *logits;         /* (V) */
+    int *order;            /* (V) candidate order for top-k / top-p */
+    char tail[CHARRNN_MAX_STOP_LEN + 4]; /* last bytes of the generated text */
+    size_t tail_len;
+};
+
+charrnn_sample_params charrnn_sample_defaults(void)
+{
+    charrnn_sample_params p = {0};
+    p.length = 200;
+    p.temperature = 1.0f;
+    p.top_p = 1.0f;
+    return p;
+}
+
+const char *charrnn_finish_name(charrnn_finish f)
+{
+    return f == CHARRNN_FINISH_LENGTH ? "length" : f == CHARRNN_FINISH_STOP ? "stop" : "none";
+}
+
+void charrnn_stream_free(charrnn_stream *s)
+{
+    if (!s)
+        return;
+    free(s->stop_buf), free(s->prime), free(s->h), free(s->c), free(s->gi), free(s->gh);
+    free(s->logits), free(s->order);
+    free(s);
+}
+
+int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p,
+                          charrnn_stream **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (p->length < 1)
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "length must be at least 1");
+    if (!(p->temperature >= 0.0f && p->temperature <= 10.0f))
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "temperature must be in [0, 10]");
+    if (p->top_k < 0)
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "top_k must be >= 0");
+    if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "top_p must be in (0, 1]");
+    if (p->n_stop > CHARRNN_MAX_STOP)
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "at most %d stop strings",
+                            CHARRNN_MAX_STOP);
+    size_t stop_total = 0;
+    for (size_t i = 0; i < p->n_stop; i++) {
+        size_t len = p->stop[i] ? strlen(p->stop[i]) : 0;
+        if (len < 1 || len > CHARRNN_MAX_STOP_LEN)
+            return charrnn_fail(err, errlen, CHARRNN_ERANGE,
+                                "stop strings must be 1..%d bytes", CHARRNN_MAX_STOP_LEN);
+        stop_total += len + 1;
+    }
+    const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
+    const int GH = charrnn_cell_gates(m->cfg.cell) * H;
+    charrnn_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    s->m = m;
+    s->p = *p;
+    s->h = charrnn_alloc_floats((size_t)L * H);
+    s->c = charrnn_alloc_floats((size_t)L * H);
+    s->gi = charrnn_alloc_floats((size_t)GH);
+    s->gh = charrnn_alloc_floats((size_t)GH);
+    s->logits = charrnn_alloc_floats((size_t)V);
+    s->order = malloc((size_t)V * sizeof *s->order);
+    s->prime = malloc((p->prime_len ? p->prime_len : 1) * sizeof *s->prime);
+    s->stop_buf = malloc(stop_total ? stop_total : 1);
+    if (!s->h || !s->c || !s->gi || !s->gh || !s->logits || !s->order || !s->prime ||
+        !s->stop_buf) {
+        charrnn_stream_free(s);
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    }
+    char *w = s->stop_buf;
+    for (size_t i = 0; i < p->n_stop; i++) {
+        size_t len = strlen(p->stop[i]);
+        memcpy(w, p->stop[i], len + 1);
+        s->stop[i] = w, s->stop_len[i] = len;
+        s->max_stop = len > s->max_stop ? len : s->max_stop;
+        w += len + 1;
+    }
+    s->p.stop = NULL, s->p.prime = NULL;
+    int rc = charrnn_vocab_encode(m->vocab, (const uint8_t *)p->prime, p->prime_len, 0, s->prime,
+                                  &s->n_prime, err, errlen);
+    if (rc) {
+        charrnn_stream_free(s);
+        return rc;
+    }
+    charrnn_rng_seed(&s->rng, p->seed);
+    if (s->n_prime > 0) {
+        s->pending = s->prime[0];
+    } else {
+        s->pending = (int)(charrnn_rng_uniform(&s->rng) * V);
+        if (s->pending >= V)
+            s->pending = V - 1;
+    }
+    *out = s;
+    return CHARRNN_OK;
+}
+
+int charrnn_stream_done(const charrnn_stream *s) { return s->finish != CHARRNN_FINISH_NONE; }
+charrnn_finish charrnn_stream_finish_reason(const charrnn_stream *s) { return s->finish; }
+size_t charrnn_stream_prime_chars(const charrnn_stream *s) { return s->n_prime; }
+size_t charrnn_stream_generated_chars(const charrnn_stream *s) { return s->generated; }
+
+/* Fixed-order dot product: 16 lane partial sums, then a fixed pairwise tree. */
+static float dot(const float *restrict a, const float *restrict b, int n)
+{
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++)
+            acc[k] += a[i + k] * b[i + k];
+    for (int k = 0; i < n; i++, k++)
+        acc[k] += a[i] * b[i];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++)
+            acc[k] += acc[k + w];
+    return acc[0];
+}
+
+static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* One layer for one stream: x is the input vector (NULL for layer 0: token). */
+static void layer_step(charrnn_stream *s, int l, int tok, const float *x)
+{
+    const charrnn_model *m = s->m;
+    const int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    const int G = charrnn_cell_gates(m->cfg.cell), GH = G * H, D = l == 0 ? V : H;
+    const charrnn_layer_params *p = &m->p.layer[l];
+    float *h = s->h + (size_t)l * H, *c = s->c + (size_t)l * H;
+    for (int j = 0; j < GH; j++) {
+        const float *wi = p->w_ih + (size_t)j * D;
+        s->gi[j] = p->b_ih[j] + (x ? dot(wi, x, D) : wi[tok]);
+        s->gh[j] = p->b_hh[j] + dot(p->w_hh + (size_t)j * H, h, H);
+    }
+    const float *gi = s->gi, *gh = s->gh;
+    switch (m->cfg.cell) {
+    case CHARRNN_CELL_LSTM:
+        for (int j = 0; j < H; j++) {
+            float i_ = sigm(gi[j] + gh[j]), f_ = sigm(gi[H + j] + gh[H + j]);
+            float g_ = tanhf(gi[2 * H + j] + gh[2 * H + j]), o_ = sigm(gi[3 * H + j] + gh[3 * H + j]);
+            c[j] = f_ * c[j] + i_ * g_;
+            h[j] = o_ * tanhf(c[j]);
+        }
+        break;
+    case CHARRNN_CELL_GRU:
+        for (int j = 0; j < H; j++) {
+            float r_ = sigm(gi[j] + gh[j]), z_ = sigm(gi[H + j] + gh[H + j]);
+            float n_ = tanhf(gi[2 * H + j] + r_ * gh[2 * H + j]);
+            h[j] = (1.0f - z_) * n_ + z_ * h[j];
+        }
+        break;
+    case CHARRNN_CELL_RNN:
+        for (int j = 0; j < H; j++)
+            h[j] = tanhf(gi[j] + gh[j]);
+        break;
+    }
+}
+
+/* Picks the next token from the logits with the stream's RNG. */
+static int sample_logits(charrnn_stream *s)
+{
+    const int V = s->m->cfg.vocab_size;
+    const float *lg = s->logits;
+    if (s->p.temperature == 0.0f) {
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            best = lg[v] > lg[best] ? v : best;
+        return best;
+    }
+    const double inv_t = 1.0 / (double)s->p.temperature;
+    int n = V;
+    int *ord = s->order;
+    for (int v = 0; v < V; v++)
+        ord[v] = v;
+    if (s->p.top_k > 0 || s->p.top_p < 1.0f) {
+        /* Insertion sort by logit, descending, ties by index: V is small. */
+        for (int i = 1; i < V; i++) {
+            int k = ord[i], j = i - 1;
+            while (j >= 0 && lg[ord[j]] < lg[k])
+                ord[j + 1] = ord[j], j--;
+            ord[j + 1] = k;
+        }
+        if (s->p.top_k > 0 && s->p.top_k < n)
+            n = s->p.top_k;
+    }
+    double mx = lg[ord[0]];
+    for (int i = 1; i < n; i++)
+        mx = lg[ord[i]] > mx ? lg[ord[i]] : mx;
+    double total = 0.0;
+    double w[n];
+    for (int i = 0; i < n; i++)
+        total += (w[i] = exp(((double)lg[ord[i]] - mx) * inv_t));
+    if (s->p.top_p < 1.0f) {
+        double cum = 0.0, target = (double)s->p.top_p * total;
+        int keep = n;
+        for (int i = 0; i < n; i++) {
+            cum += w[i];
+            if (cum >= target) {
+                keep = i + 1;
+                break;
+            }
+        }
+        n = keep;
+        total = 0.0;
+        for (int i = 0; i < n; i++)
+            total += w[i];
+    }
+    double u = charrnn_rng_uniform(&s->rng) * total, cum = 0.0;
+    for (int i = 0; i < n; i++) {
+        cum += w[i];
+        if (u < cum)
+            return ord[i];
+    }
+    return ord[n - 1];
+}
+
+static void stream_step(charrnn_stream *s)
+{
+    const charrnn_model *m = s->m;
+    const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
+    const int tok = s->pending;
+    const int is_generated = s->fed_prime == s->n_prime;
+    if (is_generated) {
+        s->emit_ready = 1, s->emit_tok = tok;
+        if (s->generated + 1 >= s->p.length)
+            return; /* last character: nothing after it is needed */
+    } else {
+        s->fed_prime++;
+    }
+    for (int l = 0; l < L; l++)
+        layer_step(s, l, tok, l == 0 ? NULL : s->h + (size_t)(l - 1) * H);
+    const float *top = s->h + (size_t)(L - 1) * H;
+    for (int v = 0; v < V; v++)
+        s->logits[v] = m->p.dec_b[v] + dot(m->p.dec_w + (size_t)v * H, top, H);
+    if (s->fed_prime < s->n_prime)
+        s->pending = s->prime[s->fed_prime];
+    else
+        s->pending = sample_logits(s);
+}
+
+void charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *streams)
+{
+    (void)m;
+    /* Each stream's row is computed by the same code whatever n is. */
+    for (size_t i = 0; i < n; i++)
+        stream_step(streams[i]);
+}
+
+int charrnn_stream_emit(charrnn_stream *s, char *out)
+{
+    if (!s->emit_ready)
+        return 0;
+    s->emit_ready = 0;
+    uint32_t cp = charrnn_vocab_codepoint(s->m->vocab, (size_t)s->emit_tok);
+    int len = charrnn_utf8_encode(cp, out);
+    s->generated++;
+    if (s->max_stop > 0) {
+        if (s->tail_len + (size_t)len > sizeof s->tail - 4) {
+            size_t drop = s->tail_len + (size_t)len - (sizeof s->tail - 4);
+            memmove(s->tail, s->tail + drop, s->tail_len - drop);
+            s->tail_len -= drop;
+        }
+        memcpy(s->tail + s->tail_len, out, (size_t)len);
+        s->tail_len += (size_t)len;
+        for (size_t i = 0; i < s->p.n_stop; i++) {
+            size_t k = s->stop_len[i];
+            if (k <= s->tail_len && memcmp(s->tail + s->tail_len - k, s->stop[i], k) == 0) {
+                s->finish = CHARRNN_FINISH_STOP;
+                return len;
+            }
+        }
+    }
+    if (s->generated >= s->p.length)
+        s->finish = CHARRNN_FINISH_LENGTH;
+    return len;
+}
+
+int charrnn_sample_run(charrnn_stream *s, const charrnn_model *m,
+                       int (*cb)(void *ctx, const char *bytes, size_t len), void *ctx)
+{
+    char buf[4096];
+    size_t used = 0;
+    while (!charrnn_stream_done(s)) {
+        charrnn_infer_step(m, 1, &s);
+        char ch[4];
+        int k = charrnn_stream_emit(s, ch);
+        memcpy(buf + used, ch, (size_t)k);
+        used += (size_t)k;
+        if (used > sizeof buf - 4 || charrnn_stream_done(s)) {
+            if (cb(ctx, buf, used))
+                return CHARRNN_OK;
+            used = 0;
+        }
+    }
+    return CHARRNN_OK;
+}

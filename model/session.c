@@ -1,0 +1,389 @@
+/* The training run: data, model, loop, evaluation, checkpoints, resume. */
+#include "charrnn/session.h"
+
+#include "charrnn/checkpoint.h"
+#include "charrnn/data.h"
+#include "charrnn/status.h"
+#include "charrnn/trainer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+charrnn_train_opts charrnn_train_defaults(void)
+{
+    charrnn_train_opts o = {0};
+    o.cell = CHARRNN_CELL_LSTM;
+    o.rnn_size = 128, o.num_layers = 2;
+    o.seq_length = 50, o.batch_size = 50;
+    o.max_epochs = 50;
+    o.learning_rate = 2e-3f;
+    o.optimizer = CHARRNN_OPT_ADAM;
+    o.lr_decay = 0.97f, o.lr_decay_after = 10;
+    o.grad_clip = 5.0f;
+    o.train_frac = 0.95, o.val_frac = 0.05;
+    o.eval_every = 1000;
+    o.seed = 123;
+    return o;
+}
+
+float charrnn_lr_at(float base, float decay, double decay_after, long ipe, long i)
+{
+    if (!(decay < 1.0f) || ipe <= 0)
+        return base;
+    long boundaries = (i - 1) / ipe; /* epochs completed before iteration i */
+    long first = decay_after <= 1.0 ? 1 : (long)ceil(decay_after);
+    long k = boundaries >= first ? boundaries - first + 1 : 0;
+    return (float)((double)base * pow((double)decay, (double)k));
+}
+
+static double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct run {
+    const charrnn_train_opts *o;
+    charrnn_corpus *corpus;
+    charrnn_model *model;
+    charrnn_trainer *tr;
+    charrnn_split split[3];
+    uint16_t *x, *y;
+    long iter, ipe, total;
+    float best_val;
+    float last_train;
+    uint64_t seed;
+} run;
+
+/* Mean loss over a whole split from a zero state; NaN when the split is empty. */
+static float evaluate(run *r, const charrnn_split *s)
+{
+    if (s->nbatches == 0)
+        return NAN;
+    charrnn_trainer_reset_state(r->tr, CHARRNN_MODE_EVAL);
+    double sum = 0.0;
+    for (size_t j = 0; j < s->nbatches; j++) {
+        charrnn_split_batch(s, j, r->x, r->y);
+        sum += charrnn_trainer_forward(r->tr, r->x, r->y, CHARRNN_MODE_EVAL);
+    }
+    return (float)(sum / (double)s->nbatches);
+}
+
+static char *train_json(const run *r, float val)
+{
+    const charrnn_train_opts *o = r->o;
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    cJSON_AddNumberToObject(j, "iteration", (double)r->iter);
+    cJSON_AddNumberToObject(j, "epoch", (double)r->iter / (double)r->ipe);
+    cJSON_AddNumberToObject(j, "train_loss", r->last_train);
+    if (isfinite(val))
+        cJSON_AddNumberToObject(j, "val_loss", val);
+    else
+        cJSON_AddNullToObject(j, "val_loss");
+    cJSON_AddStringToObject(j, "data_sha256", r->corpus->sha256);
+    cJSON_AddStringToObject(j, "data_path", o->data_path);
+    cJSON_AddNumberToObject(j, "data_chars", (double)r->corpus->n);
+    cJSON_AddNumberToObject(j, "num_params", (double)r->model->num_params);
+    cJSON_AddStringToObject(j, "cell", charrnn_cell_name(r->model->cfg.cell));
+    cJSON_AddNumberToObject(j, "rnn_size", r->model->cfg.hidden_size);
+    cJSON_AddNumberToObject(j, "num_layers", r->model->cfg.num_layers);
+    cJSON_AddNumberToObject(j, "dropout", o->dropout);
+    cJSON_AddNumberToObject(j, "seq_length", o->seq_length);
+    cJSON_AddNumberToObject(j, "batch_size", o->batch_size);
+    cJSON_AddNumberToObject(j, "learning_rate", o->learning_rate);
+    cJSON_AddStringToObject(j, "optimizer", charrnn_optim_name(o->optimizer));
+    cJSON_AddNumberToObject(j, "lr_decay", o->lr_decay);
+    cJSON_AddNumberToObject(j, "lr_decay_after", o->lr_decay_after);
+    cJSON_AddNumberToObject(j, "grad_clip", o->grad_clip);
+    cJSON_AddNumberToObject(j, "train_frac", o->train_frac);
+    cJSON_AddNumberToObject(j, "val_frac", o->val_frac);
+    cJSON_AddNumberToObject(j, "max_epochs", o->max_epochs);
+    cJSON_AddNumberToObject(j, "max_iters", (double)o->max_iters);
+    char seed[24];
+    snprintf(seed, sizeof seed, "%" PRIu64, r->seed);
+    cJSON_AddStringToObject(j, "seed", seed);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+static char *resume_json(run *r)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    cJSON_AddNumberToObject(j, "iteration", (double)r->iter);
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRIu64, *charrnn_trainer_step_count(r->tr));
+    cJSON_AddStringToObject(j, "optimizer_steps", buf);
+    cJSON *rng = cJSON_AddArrayToObject(j, "rng");
+    const charrnn_rng *g = charrnn_trainer_rng(r->tr);
+    for (int i = 0; i < 4; i++) {
+        snprintf(buf, sizeof buf, "%016" PRIx64, g->s[i]);
+        cJSON_AddItemToArray(rng, cJSON_CreateString(buf));
+    }
+    cJSON_AddNumberToObject(j, "batch_size", r->o->batch_size);
+    cJSON_AddNumberToObject(j, "seq_length", r->o->seq_length);
+    if (isfinite(r->best_val))
+        cJSON_AddNumberToObject(j, "best_val_loss", r->best_val);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+static int save(run *r, const char *path, float val, int with_state, char *err, size_t errlen)
+{
+    char *tj = train_json(r, val), *rj = with_state ? resume_json(r) : NULL;
+    if (!tj || (with_state && !rj)) {
+        free(tj), free(rj);
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    }
+    size_t carry_len;
+    const float *carry = charrnn_trainer_state(r->tr, &carry_len);
+    charrnn_resume_state rs = {charrnn_trainer_moment1(r->tr), charrnn_trainer_moment2(r->tr),
+                               carry, carry_len, rj};
+    int rc = charrnn_checkpoint_save(path, r->model, tj, with_state ? &rs : NULL, err, errlen);
+    free(tj), free(rj);
+    return rc;
+}
+
+/* Validation + checkpoint files after iteration r->iter. */
+static int checkpoint(run *r, float *val_out, char *path, size_t pathlen, char *err, size_t errlen)
+{
+    float val = evaluate(r, &r->split[1]);
+    *val_out = val;
+    double epoch = (double)r->iter / (double)r->ipe;
+    snprintf(path, pathlen, "%s/lm_%s_epoch%.2f_%.4f.safetensors", r->o->checkpoint_dir,
+             charrnn_cell_name(r->model->cfg.cell), epoch, isfinite(val) ? val : r->last_train);
+    int rc = save(r, path, val, 1, err, errlen);
+    char other[4096];
+    if (rc == CHARRNN_OK) {
+        snprintf(other, sizeof other, "%s/latest.safetensors", r->o->checkpoint_dir);
+        rc = save(r, other, val, 1, err, errlen);
+    }
+    float score = isfinite(val) ? val : r->last_train;
+    if (rc == CHARRNN_OK && !(score >= r->best_val)) {
+        r->best_val = score;
+        snprintf(other, sizeof other, "%s/best.safetensors", r->o->checkpoint_dir);
+        rc = save(r, other, val, 1, err, errlen);
+        if (rc == CHARRNN_OK && r->o->publish)
+            rc = save(r, r->o->publish, val, 0, err, errlen);
+    }
+    return rc;
+}
+
+static int parse_u64(const cJSON *j, uint64_t *out, int hex)
+{
+    const char *s = cJSON_GetStringValue(j);
+    if (!s || !*s)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, hex ? 16 : 10);
+    if (errno || *end)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* Restores parameters (and, when present, the exact training state). */
+static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *err,
+                       size_t errlen)
+{
+    *have_state = 0;
+    const char *rj = charrnn_st_meta_get(f, "resume");
+    const charrnn_st_tensor *m1 = charrnn_st_get(f, "optim.m"), *m2 = charrnn_st_get(f, "optim.v");
+    const charrnn_st_tensor *carry = charrnn_st_get(f, "state.carry");
+    if (!rj)
+        return CHARRNN_OK; /* a slim checkpoint: fine-tune from its weights */
+    cJSON *j = cJSON_Parse(rj);
+    int rc = CHARRNN_OK;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, "iteration");
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(j, "batch_size");
+    const cJSON *sl = cJSON_GetObjectItemCaseSensitive(j, "seq_length");
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(j, "rng");
+    const cJSON *bv = cJSON_GetObjectItemCaseSensitive(j, "best_val_loss");
+    uint64_t steps = 0;
+    size_t carry_len;
+    float *dst_carry = charrnn_trainer_state(r->tr, &carry_len);
+    if (!j || !cJSON_IsNumber(it) || !cJSON_IsNumber(bs) || !cJSON_IsNumber(sl) ||
+        !cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4 ||
+        !parse_u64(cJSON_GetObjectItemCaseSensitive(j, "optimizer_steps"), &steps, 0) || !m1 ||
+        !m2 || !carry) {
+        rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "the checkpoint's resume state is incomplete");
+    } else if (bs->valueint != r->o->batch_size || sl->valueint != r->o->seq_length) {
+        rc = charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                          "exact resume needs the checkpoint's --batch-size %d and --seq-length %d",
+                          bs->valueint, sl->valueint);
+    } else if (m1->ndim != 1 || m1->shape[0] != r->model->num_params || m2->ndim != 1 ||
+               m2->shape[0] != r->model->num_params || carry->ndim != 1 ||
+               carry->shape[0] != carry_len) {
+        rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "the checkpoint's optimizer state has the wrong size");
+    } else {
+        charrnn_rng *g = charrnn_trainer_rng(r->tr);
+        for (int i = 0; i < 4 && rc == CHARRNN_OK; i++)
+            if (!parse_u64(cJSON_GetArrayItem(rng, i), &g->s[i], 1))
+                rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "bad RNG state in the checkpoint");
+    }
+    if (rc == CHARRNN_OK) {
+        memcpy(charrnn_trainer_moment1(r->tr), m1->data, r->model->num_params * sizeof(float));
+        memcpy(charrnn_trainer_moment2(r->tr), m2->data, r->model->num_params * sizeof(float));
+        memcpy(dst_carry, carry->data, carry_len * sizeof(float));
+        *charrnn_trainer_step_count(r->tr) = steps;
+        r->iter = (long)it->valuedouble;
+        if (cJSON_IsNumber(bv))
+            r->best_val = (float)bv->valuedouble;
+        *have_state = 1;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int setup(run *r, charrnn_st_file **ckpt, char *err, size_t errlen)
+{
+    const charrnn_train_opts *o = r->o;
+    int rc;
+    if (o->init_from) {
+        if ((rc = charrnn_st_read(o->init_from, ckpt, err, errlen)))
+            return rc;
+        if ((rc = charrnn_checkpoint_model(*ckpt, &r->model, err, errlen)))
+            return rc;
+        rc = charrnn_corpus_load(o->data_path, r->model->vocab, &r->corpus, err, errlen);
+    } else {
+        rc = charrnn_corpus_load(o->data_path, NULL, &r->corpus, err, errlen);
+        if (rc == CHARRNN_OK) {
+            charrnn_config cfg = {o->cell, (int)charrnn_vocab_size(r->corpus->vocab), o->rnn_size,
+                                  o->num_layers};
+            /* The model owns its own copy of the vocabulary. */
+            charrnn_vocab *v = NULL;
+            size_t k = charrnn_vocab_size(r->corpus->vocab);
+            uint32_t *cps = malloc(k * sizeof *cps);
+            if (!cps)
+                return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+            for (size_t i = 0; i < k; i++)
+                cps[i] = charrnn_vocab_codepoint(r->corpus->vocab, i);
+            rc = charrnn_vocab_from_codepoints(cps, k, &v, err, errlen);
+            free(cps);
+            if (rc == CHARRNN_OK && (rc = charrnn_model_create(&cfg, v, &r->model, err, errlen)))
+                charrnn_vocab_free(v);
+            if (rc == CHARRNN_OK) {
+                charrnn_rng init;
+                charrnn_rng_seed(&init, o->seed);
+                charrnn_model_init(r->model, &init);
+            }
+        }
+    }
+    return rc;
+}
+
+int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks *cb, char *err,
+                      size_t errlen)
+{
+    if (!o->data_path || !o->checkpoint_dir)
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL, "a data file and a checkpoint directory are required");
+    if (!(o->learning_rate > 0.0f) || !(o->lr_decay > 0.0f && o->lr_decay <= 1.0f) ||
+        !(o->grad_clip >= 0.0f) || o->eval_every < 1 || o->max_iters < 0 || !(o->max_epochs > 0))
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE,
+                            "learning rate > 0, lr decay in (0, 1], grad clip >= 0, eval every >= 1 "
+                            "and max epochs > 0 are required");
+    if (mkdir(o->checkpoint_dir, 0755) && errno != EEXIST)
+        return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot create %s: %s", o->checkpoint_dir,
+                            strerror(errno));
+    run r = {0};
+    r.o = o;
+    r.best_val = INFINITY;
+    r.seed = o->seed;
+    charrnn_st_file *ckpt = NULL;
+    int rc = setup(&r, &ckpt, err, errlen);
+    const int B = o->batch_size, T = o->seq_length;
+    if (rc == CHARRNN_OK)
+        rc = charrnn_split_make(r.corpus, o->train_frac, o->val_frac, B, T, r.split, err, errlen);
+    charrnn_optim_config oc = charrnn_optim_defaults(o->optimizer);
+    if (rc == CHARRNN_OK)
+        rc = charrnn_trainer_create(r.model, B, T, o->dropout, &oc, o->seed ^ 0x5eedULL, &r.tr, err,
+                                    errlen);
+    int have_state = 0;
+    if (rc == CHARRNN_OK && ckpt)
+        rc = resume_from(&r, ckpt, &have_state, err, errlen);
+    charrnn_st_free(ckpt);
+    if (rc == CHARRNN_OK && !(r.x = malloc((size_t)B * T * 2)))
+        rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    if (rc == CHARRNN_OK && !(r.y = malloc((size_t)B * T * 2)))
+        rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    if (rc != CHARRNN_OK)
+        goto done;
+    r.ipe = (long)r.split[0].nbatches;
+    double by_epochs = o->max_epochs * (double)r.ipe;
+    r.total = by_epochs > 9e15 ? (long)9e15 : (long)ceil(by_epochs);
+    if (o->max_iters > 0 && o->max_iters < r.total)
+        r.total = o->max_iters;
+    if (cb && cb->on_start) {
+        char info[256];
+        snprintf(info, sizeof info,
+                 "%zu characters, vocabulary %d, %zu parameters, %ld iterations per epoch%s",
+                 r.corpus->n, r.model->cfg.vocab_size, r.model->num_params, r.ipe,
+                 have_state ? ", resumed exactly" : ckpt ? ", initialised from a checkpoint" : "");
+        cb->on_start(cb->ctx, r.model, r.iter, r.total, info);
+    }
+    double t0 = now_sec();
+    long start = r.iter;
+    int interrupted = 0;
+    float val = NAN;
+    charrnn_progress p = {0};
+    while (r.iter < r.total) {
+        long i = r.iter + 1;
+        size_t j = (size_t)((i - 1) % r.ipe);
+        if (j == 0) /* a new pass over the data: its streams start afresh */
+            charrnn_trainer_reset_state(r.tr, CHARRNN_MODE_TRAIN);
+        charrnn_split_batch(&r.split[0], j, r.x, r.y);
+        float lr = charrnn_lr_at(o->learning_rate, o->lr_decay, o->lr_decay_after, r.ipe, i);
+        float loss = charrnn_trainer_step(r.tr, r.x, r.y, lr, o->grad_clip);
+        r.iter = i;
+        r.last_train = loss;
+        if (!isfinite(loss)) {
+            rc = charrnn_fail(err, errlen, CHARRNN_ERANGE,
+                              "the training loss became %f at iteration %ld (try a lower learning rate)",
+                              (double)loss, i);
+            goto done;
+        }
+        double el = now_sec() - t0;
+        p = (charrnn_progress){i, r.total, r.ipe, (double)i / (double)r.ipe, loss, lr,
+                               (double)(i - start) * B * T / (el > 0 ? el : 1e-9),
+                               el / (double)(i - start) * (double)(r.total - i), el};
+        if (cb && cb->on_iter)
+            cb->on_iter(cb->ctx, &p);
+        int stop = cb && cb->stop && *cb->stop;
+        if (i % o->eval_every == 0 || i == r.total || stop) {
+            char path[4096];
+            if ((rc = checkpoint(&r, &val, path, sizeof path, err, errlen)))
+                goto done;
+            if (cb && cb->on_eval)
+                cb->on_eval(cb->ctx, &p, val, path);
+        }
+        if (stop) {
+            interrupted = 1;
+            break;
+        }
+    }
+    if (cb && cb->on_done) {
+        p.iter = r.iter;
+        float test = evaluate(&r, &r.split[2]);
+        cb->on_done(cb->ctx, &p, val, test, interrupted);
+    }
+done:
+    free(r.x), free(r.y);
+    charrnn_trainer_free(r.tr);
+    charrnn_model_free(r.model);
+    charrnn_corpus_free(r.corpus);
+    return rc;
+}
