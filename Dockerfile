@@ -1,0 +1,74 @@
+# charrnn: the sampling daemon, with charrnn-train and charrnn-sample beside it.
+#
+#   docker build -t charrnn .
+#   docker run -p 8080:8080 charrnn                      # serves /models (the default model)
+#   docker run -v models:/models charrnn charrnn-train --data /data/in.txt \
+#       --checkpoint-dir /tmp/ckpt --publish /models/mine.safetensors
+#
+# Without a registry (see tests/container/smoke.sh):
+#   podman build --pull=never --isolation chroot --format docker -t charrnn .
+
+# ---- build stage: compilers and -dev packages, never shipped ------------------
+FROM debian:bookworm-slim AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      gcc libc6-dev meson ninja-build pkg-config \
+      libopenblas-dev libmicrohttpd-dev libcjson-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Only what the build reads; tests/ is not configured with -Dtests=false.
+COPY meson.build meson_options.txt ./
+COPY include/ include/
+COPY model/ model/
+COPY cli/ cli/
+COPY server/ server/
+# -Dnative=false: the image runs on CPUs other than the builder's.
+RUN meson setup /build --buildtype=release -Dtests=false -Dnative=false --prefix=/usr/local \
+ && meson compile -C /build \
+ && meson install -C /build --strip --destdir /out \
+ && for b in charrnn-serve charrnn-train charrnn-sample; do \
+      test -x /out/usr/local/bin/$b || { echo "meson install did not install $b" >&2; exit 1; }; \
+    done
+
+# ---- runtime stage: shared libraries only ----------------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libopenblas0-pthread libmicrohttpd12 libcjson1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 charrnn \
+ && useradd --system --uid 10001 --gid charrnn --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin charrnn \
+ && install -d -o 10001 -g 10001 -m 0755 /models /checkpoints
+
+COPY --from=build /out/usr/local/ /usr/local/
+COPY deploy/docker/entrypoint.sh /usr/local/bin/charrnn-entrypoint
+COPY deploy/docker/healthcheck.sh /usr/local/bin/charrnn-healthcheck
+# The default model, owned by the runtime user so a trainer in the same image
+# can publish next to it. VOLUME comes after the COPY: a new named volume
+# starts as a copy of this directory. /checkpoints is there so that a volume
+# mounted on it is writable by the trainer too.
+COPY --chown=10001:10001 deploy/models/ /models/
+VOLUME ["/models"]
+
+ENV CHARRNN_LISTEN=0.0.0.0:8080 \
+    CHARRNN_MODELS=/models \
+    CHARRNN_DEFAULT_MODEL=shakespeare
+EXPOSE 8080
+# Numeric, so Kubernetes can check runAsNonRoot without reading /etc/passwd.
+USER 10001:10001
+
+# curl is not in the slim image and would add about a dozen libraries (libcurl,
+# ldap, ssh, rtmp...) to an otherwise minimal image; the check is a bash
+# built-in HTTP GET of /healthz instead. Kubernetes ignores HEALTHCHECK and
+# uses the probes in deploy/k8s/.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["charrnn-healthcheck"]
+
+# With no arguments or only flags, runs charrnn-serve; `docker run IMAGE
+# charrnn-train ...` runs that program instead.
+ENTRYPOINT ["charrnn-entrypoint"]
+CMD ["charrnn-serve"]
+
+LABEL org.opencontainers.image.title="charrnn" \
+      org.opencontainers.image.description="Character-level LSTM language models: HTTP sampling daemon and trainer" \
+      org.opencontainers.image.licenses="MIT"
