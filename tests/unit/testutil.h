@@ -1,0 +1,57 @@
+/* Helpers shared by the Check suites. */
+#ifndef CHARRNN_TESTUTIL_H
+#define CHARRNN_TESTUTIL_H
+
+#include "charrnn/charrnn.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Directory of the committed reference fixtures (set by meson). */
+static inline const char *fixture_dir(void)
+{
+    const char *d = getenv("CHARRNN_FIXTURES");
+    return d ? d : "tests/reference";
+}
+
+/* A vocabulary of n consecutive letters starting at 'A'. */
+static inline charrnn_vocab *letters_vocab(int n)
+{
+    uint32_t cps[256];
+    for (int i = 0; i < n; i++)
+        cps[i] = 'A' + (uint32_t)i;
+    charrnn_vocab *v = NULL;
+    ck_assert_int_eq(charrnn_vocab_from_codepoints(cps, (size_t)n, &v, NULL, 0), CHARRNN_OK);
+    return v;
+}
+
+/* |got - want| <= rel*|want| + abs_floor, element by element; reports the worst. */
+static inline void assert_close(const char *what, const float *got, const float *want, size_t n,
+                                double rel, double abs_floor)
+{
+    size_t worst = 0;
+    double worst_excess = -1.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        double tol = rel * fabs((double)want[i]) + abs_floor;
+        if (!(d <= tol) && d - tol > worst_excess) {
+            worst_excess = d - tol;
+            worst = i;
+        }
+    }
+    ck_assert_msg(worst_excess < 0.0, "%s: element %zu is %.9g, expected %.9g (tol %.1e rel + %.1e)",
+                  what, worst, (double)got[worst], (double)want[worst], rel, abs_floor);
+}
+
+static inline int run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+#endif
