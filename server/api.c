@@ -1,0 +1,182 @@
+/* The small endpoints: models, reload, health, readiness, metrics. */
+#include "log.h"
+#include "server.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static void rfc3339(double t, char *out, size_t n)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + k, n - k, ".%03dZ", (int)((t - (double)s) * 1000));
+}
+
+int default_model(server *srv, char *out, size_t n)
+{
+    if (srv->cfg.default_model[0]) {
+        snprintf(out, n, "%s", srv->cfg.default_model);
+        return 1;
+    }
+    charrnn_store_entry *list = NULL;
+    size_t cnt = 0;
+    charrnn_store_list(srv->store, &list, &cnt);
+    int ok = cnt == 1;
+    if (ok) snprintf(out, n, "%s", list[0].name);
+    charrnn_store_list_free(list, cnt);
+    return ok;
+}
+
+cJSON *model_json(server *srv, const charrnn_store_entry *e)
+{
+    char def[CHARRNN_STORE_NAME_MAX + 1] = "", when[40];
+    int has_def = default_model(srv, def, sizeof def);
+    cJSON *o = cJSON_CreateObject();
+    const charrnn_store_model *v = e->current;
+    cJSON_AddStringToObject(o, "name", e->name);
+    cJSON_AddStringToObject(o, "status", v ? "ready" : "unavailable");
+    cJSON_AddBoolToObject(o, "default", has_def && !strcmp(def, e->name));
+    if (v) {
+        const charrnn_config *cfg = &v->model->cfg;
+        cJSON_AddNumberToObject(o, "version", (double)v->version);
+        cJSON_AddStringToObject(o, "cell", charrnn_cell_name(cfg->cell));
+        cJSON_AddNumberToObject(o, "num_layers", cfg->num_layers);
+        cJSON_AddNumberToObject(o, "hidden_size", cfg->hidden_size);
+        cJSON_AddNumberToObject(o, "vocab_size", cfg->vocab_size);
+        cJSON_AddNumberToObject(o, "num_params", (double)v->model->num_params);
+        if (isnan(v->val_loss)) cJSON_AddNullToObject(o, "val_loss");
+        else cJSON_AddNumberToObject(o, "val_loss", v->val_loss);
+        rfc3339(v->loaded_at, when, sizeof when);
+        cJSON_AddStringToObject(o, "loaded_at", when);
+        cJSON_AddNumberToObject(o, "file_size", (double)v->file_size);
+        cJSON_AddStringToObject(o, "sha256", v->sha256);
+    } else {
+        cJSON_AddNullToObject(o, "version");
+    }
+    cJSON_AddNumberToObject(o, "loads", (double)e->loads);
+    cJSON_AddNumberToObject(o, "load_failures", (double)e->load_failures);
+    if (e->last_error[0]) {
+        cJSON *le = cJSON_AddObjectToObject(o, "last_error");
+        cJSON_AddStringToObject(le, "message", e->last_error);
+        rfc3339(e->last_error_at, when, sizeof when);
+        cJSON_AddStringToObject(le, "at", when);
+    } else {
+        cJSON_AddNullToObject(o, "last_error");
+    }
+    return o;
+}
+
+enum MHD_Result handle_models(req_ctx *c)
+{
+    charrnn_store_entry *list = NULL;
+    size_t n = 0;
+    if (charrnn_store_list(c->srv->store, &list, &n) != CHARRNN_OK)
+        return respond_fail(c, 500, "server_error", NULL, "out of memory");
+    cJSON *root = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(root, "models");
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, model_json(c->srv, &list[i]));
+    charrnn_store_list_free(list, n);
+    char def[CHARRNN_STORE_NAME_MAX + 1];
+    if (default_model(c->srv, def, sizeof def)) cJSON_AddStringToObject(root, "default_model", def);
+    else cJSON_AddNullToObject(root, "default_model");
+    return respond_json(c, 200, root);
+}
+
+/* The entry of name as JSON, or NULL when the store has no such name. */
+static cJSON *find_model(server *srv, const char *name)
+{
+    charrnn_store_entry *list = NULL;
+    size_t n = 0;
+    cJSON *o = NULL;
+    charrnn_store_list(srv->store, &list, &n);
+    for (size_t i = 0; i < n && !o; i++)
+        if (!strcmp(list[i].name, name)) o = model_json(srv, &list[i]);
+    charrnn_store_list_free(list, n);
+    return o;
+}
+
+enum MHD_Result handle_model(req_ctx *c, const char *name)
+{
+    cJSON *o = charrnn_store_name_valid(name) ? find_model(c->srv, name) : NULL;
+    if (!o) return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
+    return respond_json(c, 200, o);
+}
+
+/* Constant-time comparison (time depends only on the lengths). */
+static int token_equal(const char *given, const char *want)
+{
+    size_t a = strlen(given), b = strlen(want);
+    unsigned char diff = (unsigned char)(a != b);
+    for (size_t i = 0; i < b; i++) diff |= (unsigned char)(given[i < a ? i : 0] ^ want[i]);
+    if (a == 0) diff |= 1;
+    return diff == 0;
+}
+
+enum MHD_Result handle_reload(req_ctx *c, const char *name)
+{
+    server *srv = c->srv;
+    if (srv->cfg.admin_token[0]) {
+        const char *auth =
+            MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
+        const char *tok = auth && !strncasecmp(auth, "Bearer ", 7) ? auth + 7 : "";
+        while (*tok == ' ') tok++;
+        if (!token_equal(tok, srv->cfg.admin_token))
+            return respond_fail(c, 401, "authentication_error", NULL,
+                                "a valid admin bearer token is required");
+    }
+    if (!charrnn_store_name_valid(name))
+        return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
+    char err[CHARRNN_ERR_MAX];
+    int rc = charrnn_store_reload(srv->store, name, err, sizeof err);
+    if (rc == CHARRNN_ENOTFOUND)
+        return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found: %s", name,
+                            err);
+    cJSON *o = find_model(srv, name);
+    if (rc != CHARRNN_OK) {
+        cJSON_Delete(o);
+        return respond_fail(c, 500, "model_load_error", "model",
+                            "reload of '%s' failed (the previous version, if any, keeps "
+                            "serving): %s",
+                            name, err);
+    }
+    if (!o) return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
+    return respond_json(c, 200, o);
+}
+
+enum MHD_Result handle_healthz(req_ctx *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    return respond_json(c, 200, o);
+}
+
+enum MHD_Result handle_readyz(req_ctx *c)
+{
+    charrnn_store_entry *list = NULL;
+    size_t n = 0, loaded = 0;
+    charrnn_store_list(c->srv->store, &list, &n);
+    for (size_t i = 0; i < n; i++) loaded += list[i].current != NULL;
+    charrnn_store_list_free(list, n);
+    cJSON *o = cJSON_CreateObject();
+    int draining = atomic_load(&c->srv->draining);
+    int ready = loaded > 0 && !draining;
+    cJSON_AddStringToObject(o, "status", ready ? "ready" : "not_ready");
+    cJSON_AddNumberToObject(o, "models_loaded", (double)loaded);
+    if (!ready)
+        cJSON_AddStringToObject(o, "reason", draining ? "shutting down" : "no model is loaded");
+    return respond_json(c, ready ? 200 : 503, o);
+}
+
+enum MHD_Result handle_metrics(req_ctx *c)
+{
+    size_t len = 0;
+    char *text = metrics_render(c->srv->met, c->srv->eng, c->srv->store, &len);
+    if (!text) return respond_fail(c, 500, "server_error", NULL, "out of memory");
+    return respond_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}

@@ -1,0 +1,194 @@
+/* Command-line and environment configuration of charrnn-serve. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_LONG, OPT_INT, OPT_DOUBLE, OPT_BOOL } opt_kind;
+
+typedef struct opt {
+    const char *flag;
+    const char *env;
+    opt_kind kind;
+    size_t offset, size;
+    double min, max;
+    const char *arg, *help;
+} opt;
+
+#define S(field) offsetof(serve_config, field), sizeof(((serve_config *)0)->field)
+
+static const opt opts[] = {
+    {"listen", "CHARRNN_LISTEN", OPT_STR, S(listen), 0, 0, "HOST:PORT",
+     "address to listen on; port 0 picks a free port (default 127.0.0.1:8080)"},
+    {"models", "CHARRNN_MODELS", OPT_STR, S(models), 0, 0, "DIR",
+     "model directory: every NAME.safetensors in it is model NAME (default ./models)"},
+    {"default-model", "CHARRNN_DEFAULT_MODEL", OPT_STR, S(default_model), 0, 0, "NAME",
+     "model used when a request names none (default: the only model, if there is one)"},
+    {"admin-token", "CHARRNN_ADMIN_TOKEN", OPT_STR, S(admin_token), 0, 0, "TOKEN",
+     "bearer token required by POST /models/{name}/reload (default: none required)"},
+    {"max-body", "CHARRNN_MAX_BODY", OPT_SIZE, S(max_body), 64, 1 << 30, "BYTES",
+     "largest request body accepted (default 65536)"},
+    {"max-length", "CHARRNN_MAX_LENGTH", OPT_LONG, S(max_length), 1, 100000000, "N",
+     "largest \"length\" of a request, in characters (default 10000)"},
+    {"max-prime", "CHARRNN_MAX_PRIME", OPT_LONG, S(max_prime), 0, 100000000, "N",
+     "longest \"prime\", in characters (default 10000)"},
+    {"max-concurrent", "CHARRNN_MAX_CONCURRENT", OPT_INT, S(max_concurrent), 1, 100000, "N",
+     "generations running at once (default 64)"},
+    {"max-queue", "CHARRNN_MAX_QUEUE", OPT_INT, S(max_queue), 0, 1000000, "N",
+     "generations waiting for a slot before 503 (default 256)"},
+    {"workers", "CHARRNN_WORKERS", OPT_INT, S(workers), 1, 1024, "N",
+     "threads stepping generations (default: number of CPUs)"},
+    {"max-batch", "CHARRNN_MAX_BATCH", OPT_INT, S(max_batch), 1, 4096, "N",
+     "generations advanced by one step call (default 32)"},
+    {"timeout", "CHARRNN_TIMEOUT", OPT_DOUBLE, S(timeout), 0, 1e9, "SECONDS",
+     "time limit per request, queueing included; 0 = none (default 300)"},
+    {"poll-interval", "CHARRNN_POLL_INTERVAL", OPT_DOUBLE, S(poll_interval), 0, 1e9, "SECONDS",
+     "how often the model directory is checked for changes; 0 = never (default 2)"},
+    {"drain-timeout", "CHARRNN_DRAIN_TIMEOUT", OPT_DOUBLE, S(drain_timeout), 0, 1e9, "SECONDS",
+     "how long SIGTERM waits for in-flight requests (default 30)"},
+    {"max-connections", "CHARRNN_MAX_CONNECTIONS", OPT_INT, S(max_connections), 1, 1000000, "N",
+     "open connections at most (default 512)"},
+    {"retry-after", "CHARRNN_RETRY_AFTER", OPT_INT, S(retry_after), 0, 86400, "SECONDS",
+     "Retry-After of 503 responses (default 1)"},
+    {"access-log", "CHARRNN_ACCESS_LOG", OPT_BOOL, S(access_log), 0, 1, "on|off",
+     "one JSON line per request on stderr (default on)"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static void defaults(serve_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen, sizeof c->listen, "127.0.0.1:8080");
+    snprintf(c->models, sizeof c->models, "models");
+    c->max_body = 65536;
+    c->max_length = 10000;
+    c->max_prime = 10000;
+    c->max_concurrent = 64;
+    c->max_queue = 256;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    c->workers = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;
+    c->max_batch = 32;
+    c->timeout = 300;
+    c->poll_interval = 2;
+    c->drain_timeout = 30;
+    c->max_connections = 512;
+    c->retry_after = 1;
+    c->access_log = 1;
+}
+
+static int set(serve_config *c, const opt *o, const char *val, const char *from, char *err,
+               size_t errlen)
+{
+    char *base = (char *)c + o->offset;
+    char *end = NULL;
+    if (o->kind == OPT_STR) {
+        if (strlen(val) >= o->size) {
+            snprintf(err, errlen, "%s: value too long", from);
+            return -1;
+        }
+        memcpy(base, val, strlen(val) + 1);
+        return 0;
+    }
+    if (o->kind == OPT_BOOL) {
+        int v;
+        if (!strcasecmp(val, "on") || !strcasecmp(val, "1") || !strcasecmp(val, "true") ||
+            !strcasecmp(val, "yes"))
+            v = 1;
+        else if (!strcasecmp(val, "off") || !strcasecmp(val, "0") || !strcasecmp(val, "false") ||
+                 !strcasecmp(val, "no"))
+            v = 0;
+        else {
+            snprintf(err, errlen, "%s: expected on or off, got '%s'", from, val);
+            return -1;
+        }
+        *(int *)(void *)base = v;
+        return 0;
+    }
+    errno = 0;
+    double d = strtod(val, &end);
+    if (!val[0] || *end || errno || !isfinite(d)) {
+        snprintf(err, errlen, "%s: '%s' is not a number", from, val);
+        return -1;
+    }
+    if (o->kind != OPT_DOUBLE && d != floor(d)) {
+        snprintf(err, errlen, "%s: '%s' is not an integer", from, val);
+        return -1;
+    }
+    if (d < o->min || d > o->max) {
+        snprintf(err, errlen, "%s: %s is out of range %g..%g", from, val, o->min, o->max);
+        return -1;
+    }
+    switch (o->kind) {
+    case OPT_SIZE: *(size_t *)(void *)base = (size_t)d; break;
+    case OPT_LONG: *(long *)(void *)base = (long)d; break;
+    case OPT_INT: *(int *)(void *)base = (int)d; break;
+    default: *(double *)(void *)base = d; break;
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: charrnn-serve [options]\n\n"
+               "Serves character-level models over HTTP (POST /sample, GET /models, /healthz,\n"
+               "/readyz, /metrics, POST /models/{name}/reload). Every option may also be set\n"
+               "with the environment variable shown; a flag overrides it.\n\n");
+    for (size_t i = 0; i < NOPTS; i++)
+        fprintf(f, "  --%s %s\n      %s\n      [env %s]\n", opts[i].flag, opts[i].arg,
+                opts[i].help, opts[i].env);
+    fprintf(f, "  --help      this text\n  --version   print the version\n\n"
+               "Signals: SIGHUP reloads every model; SIGTERM/SIGINT stop accepting, finish\n"
+               "in-flight requests (up to --drain-timeout) and exit 0.\n");
+}
+
+int serve_config_parse(serve_config *c, int argc, char **argv, char *err, size_t errlen)
+{
+    defaults(c);
+    for (size_t i = 0; i < NOPTS; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v && set(c, &opts[i], v, opts[i].env, err, errlen) != 0) return -1;
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(arg, "--version")) {
+            printf("charrnn-serve %s\n", CHARRNN_VERSION);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", arg);
+            return -1;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const opt *o = NULL;
+        for (size_t i = 0; i < NOPTS && !o; i++)
+            if (strlen(opts[i].flag) == nlen && !strncmp(opts[i].flag, name, nlen)) o = &opts[i];
+        if (!o) {
+            snprintf(err, errlen, "unknown option '%s' (see --help)", arg);
+            return -1;
+        }
+        const char *val = eq ? eq + 1 : NULL;
+        if (!val) {
+            if (a + 1 >= argc) {
+                snprintf(err, errlen, "--%s needs a value (%s)", o->flag, o->arg);
+                return -1;
+            }
+            val = argv[++a];
+        }
+        char from[64];
+        snprintf(from, sizeof from, "--%s", o->flag);
+        if (set(c, o, val, from, err, errlen) != 0) return -1;
+    }
+    return 0;
+}

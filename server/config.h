@@ -1,0 +1,32 @@
+/* charrnn-serve's settings: every one a command-line flag and a CHARRNN_*
+ * environment variable (flags win). */
+#ifndef CHARRNN_SERVE_CONFIG_H
+#define CHARRNN_SERVE_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct serve_config {
+    char listen[256];        /* HOST:PORT */
+    char models[4096];       /* model directory */
+    char default_model[129]; /* "" = the only model, if there is exactly one */
+    char admin_token[512];   /* "" = reload endpoint open */
+    size_t max_body;         /* bytes */
+    long max_length;         /* characters per request */
+    long max_prime;          /* characters */
+    int max_concurrent;      /* generations running at once */
+    int max_queue;           /* generations waiting */
+    int workers;             /* stepping threads */
+    int max_batch;           /* streams per step call */
+    double timeout;          /* seconds per request (queue + generation) */
+    double poll_interval;    /* seconds between store scans; 0 = only SIGHUP/endpoint */
+    double drain_timeout;    /* seconds SIGTERM waits for in-flight requests */
+    int max_connections;
+    int retry_after;         /* seconds, in 503 responses */
+    int access_log;          /* 1 = one JSON line per request */
+} serve_config;
+
+/* Fills cfg from the environment then argv. Returns 0 to run, 1 when --help or
+ * --version was printed (exit 0), -1 on a bad setting (message in err). */
+int serve_config_parse(serve_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+#endif

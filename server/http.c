@@ -1,0 +1,489 @@
+/* The HTTP layer: libmicrohttpd in thread-per-connection mode, routing,
+ * request bodies, responses, per-request metrics and the access log.
+ *
+ * Thread per connection lets a handler block while its generation runs (it
+ * wakes every 100 ms to notice a client that went away) and lets a streaming
+ * response's reader block until the next chunk is ready. */
+#define _GNU_SOURCE /* POLLRDHUP */
+#include "log.h"
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void add_common_headers(req_ctx *c, struct MHD_Response *r)
+{
+    MHD_add_response_header(r, "Server", "charrnn-serve/" CHARRNN_VERSION);
+    if (atomic_load(&c->srv->draining)) MHD_add_response_header(r, "Connection", "close");
+}
+
+static enum MHD_Result queue(req_ctx *c, unsigned status, struct MHD_Response *r)
+{
+    if (!r) return MHD_NO;
+    add_common_headers(c, r);
+    c->status = status;
+    c->responded = 1;
+    enum MHD_Result ret = MHD_queue_response(c->conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+enum MHD_Result respond_text(req_ctx *c, unsigned status, const char *type, char *text,
+                             size_t len)
+{
+    if (!text) return MHD_NO;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    return queue(c, status, r);
+}
+
+enum MHD_Result respond_json(req_ctx *c, unsigned status, cJSON *body)
+{
+    char *s = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (!s) return MHD_NO;
+    size_t n = strlen(s);
+    char *t = realloc(s, n + 2);
+    if (!t) {
+        free(s);
+        return MHD_NO;
+    }
+    t[n] = '\n';
+    t[n + 1] = '\0';
+    return respond_text(c, status, "application/json; charset=utf-8", t, n + 1);
+}
+
+static const char *reason_phrase(unsigned status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+enum MHD_Result respond_error(req_ctx *c, const api_error *e)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *o = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddNumberToObject(o, "code", e->status);
+    cJSON_AddStringToObject(o, "type", e->type ? e->type : "invalid_request_error");
+    cJSON_AddStringToObject(o, "message", e->message[0] ? e->message : reason_phrase(e->status));
+    if (e->param[0]) cJSON_AddStringToObject(o, "param", e->param);
+    else cJSON_AddNullToObject(o, "param");
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!s) return MHD_NO;
+    size_t n = strlen(s);
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (e->status == 503 || e->status == 429) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", c->srv->cfg.retry_after);
+        MHD_add_response_header(r, "Retry-After", ra);
+    }
+    if (e->status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    return queue(c, e->status, r);
+}
+
+enum MHD_Result respond_fail(req_ctx *c, unsigned status, const char *type, const char *param,
+                             const char *fmt, ...)
+{
+    api_error e = {status, type, "", ""};
+    snprintf(e.param, sizeof e.param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    return respond_error(c, &e);
+}
+
+static enum MHD_Result method_not_allowed(req_ctx *c, const char *allow)
+{
+    api_error e;
+    api_fail(&e, 405, "invalid_request_error", NULL, "method %s is not allowed on %s (allowed: %s)",
+             c->method, c->path, allow);
+    /* Build by hand to add Allow. */
+    cJSON *root = cJSON_CreateObject();
+    cJSON *o = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddNumberToObject(o, "code", 405);
+    cJSON_AddStringToObject(o, "type", e.type);
+    cJSON_AddStringToObject(o, "message", e.message);
+    cJSON_AddNullToObject(o, "param");
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!s) return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
+    MHD_add_response_header(r, "Allow", allow);
+    return queue(c, 405, r);
+}
+
+int client_gone(const req_ctx *c)
+{
+    if (c->fd < 0) return 0;
+    struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return 0;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+static void access_log(req_ctx *c, double seconds, int aborted)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "method", c->method);
+    cJSON_AddStringToObject(f, "path", c->path);
+    cJSON_AddStringToObject(f, "route", c->route);
+    cJSON_AddNumberToObject(f, "status", c->status);
+    cJSON_AddNumberToObject(f, "duration_ms", round(seconds * 1e6) / 1e3);
+    cJSON_AddStringToObject(f, "remote", c->remote);
+    if (c->sampled) {
+        cJSON_AddStringToObject(f, "model", c->model);
+        cJSON_AddNumberToObject(f, "model_version", (double)c->model_version);
+        char seed[24];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
+        cJSON_AddItemToObject(f, "seed", cJSON_CreateRaw(seed));
+        cJSON_AddBoolToObject(f, "stream", c->stream);
+        cJSON_AddNumberToObject(f, "prime_chars", (double)c->prime_chars);
+        cJSON_AddNumberToObject(f, "generated_chars", (double)c->generated_chars);
+    }
+    if (c->finish) cJSON_AddStringToObject(f, "finish_reason", c->finish);
+    if (aborted) cJSON_AddBoolToObject(f, "client_aborted", 1);
+    log_json("info", "request", f);
+}
+
+void ctx_release(req_ctx *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1) return;
+    if (c->job) {
+        engine_cancel(c->srv->eng, c->job);
+        engine_job_release(c->srv->eng, c->job);
+    }
+    free(c->body);
+    free(c->pending);
+    free(c);
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    server *srv = cls;
+    req_ctx *c = *con_cls;
+    if (!c) return;
+    *con_cls = NULL;
+    if (c->job && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        engine_cancel(srv->eng, c->job);
+        if (!c->finish || c->stream) c->finish = "cancelled";
+    }
+    double dt = now_mono() - c->t0;
+    int aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    unsigned status = c->responded ? c->status : 499; /* nginx's "client closed request" */
+    c->status = status;
+    metrics_observe(srv->met, c->route, status, dt);
+    if (srv->cfg.access_log) access_log(c, dt, aborted);
+    atomic_fetch_sub(&srv->inflight, 1);
+    ctx_release(c);
+}
+
+/* Route template of a path, and the model name inside it. */
+static const char *route_of(const char *url, char *name, size_t n)
+{
+    name[0] = '\0';
+    if (!strcmp(url, "/sample")) return "/sample";
+    if (!strcmp(url, "/models")) return "/models";
+    if (!strcmp(url, "/healthz")) return "/healthz";
+    if (!strcmp(url, "/readyz")) return "/readyz";
+    if (!strcmp(url, "/metrics")) return "/metrics";
+    if (!strncmp(url, "/models/", 8)) {
+        const char *p = url + 8, *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 0 || len >= n) return "other";
+        if (slash && strcmp(slash, "/reload") != 0) return "other";
+        memcpy(name, p, len);
+        name[len] = '\0';
+        return slash ? "/models/{name}/reload" : "/models/{name}";
+    }
+    return "other";
+}
+
+static int content_type_is_json(const char *ct)
+{
+    if (!ct) return 0;
+    while (*ct == ' ') ct++;
+    size_t n = strcspn(ct, "; \t");
+    return n == 16 && !strncasecmp(ct, "application/json", 16);
+}
+
+/* Checks that can answer before the body is read. Returns 1 if a response was queued. */
+static int early_checks(req_ctx *c, enum MHD_Result *ret)
+{
+    server *srv = c->srv;
+    const char *r = c->route;
+    const char *allow = NULL;
+    if (!strcmp(r, "/sample") || !strcmp(r, "/models/{name}/reload")) {
+        if (strcmp(c->method, "POST")) allow = "POST";
+    } else if (strcmp(r, "other")) {
+        if (strcmp(c->method, "GET") && strcmp(c->method, "HEAD")) allow = "GET, HEAD";
+    }
+    if (!strcmp(r, "other")) {
+        *ret = respond_fail(c, 404, "not_found_error", NULL, "no such endpoint: %s %s", c->method,
+                            c->path);
+        return 1;
+    }
+    if (allow) {
+        *ret = method_not_allowed(c, allow);
+        return 1;
+    }
+    if (strcmp(r, "/sample")) return 0;
+    const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type");
+    if (!content_type_is_json(ct)) {
+        *ret = respond_fail(c, 415, "invalid_request_error", NULL,
+                            "Content-Type must be application/json (got %s)",
+                            ct ? ct : "none");
+        return 1;
+    }
+    const char *cl = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body) {
+        *ret = respond_fail(c, 413, "invalid_request_error", NULL,
+                            "the body is %s bytes; the limit is %zu", cl, srv->cfg.max_body);
+        return 1;
+    }
+    return 0;
+}
+
+static enum MHD_Result dispatch(req_ctx *c, const char *name)
+{
+    const char *r = c->route;
+    if (!strcmp(r, "/sample")) return handle_sample(c);
+    if (!strcmp(r, "/models")) return handle_models(c);
+    if (!strcmp(r, "/models/{name}")) return handle_model(c, name);
+    if (!strcmp(r, "/models/{name}/reload")) return handle_reload(c, name);
+    if (!strcmp(r, "/healthz")) return handle_healthz(c);
+    if (!strcmp(r, "/readyz")) return handle_readyz(c);
+    return handle_metrics(c);
+}
+
+static void remote_of(struct MHD_Connection *conn, char *out, size_t n)
+{
+    snprintf(out, n, "-");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    char host[INET6_ADDRSTRLEN] = "";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(out, n, "%s:%u", host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(out, n, "[%s]:%u", host, ntohs(in6->sin6_port));
+    }
+}
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+    server *srv = cls;
+    req_ctx *c = *con_cls;
+    char name[CHARRNN_STORE_NAME_MAX + 2];
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return MHD_NO;
+        atomic_init(&c->refs, 1);
+        c->srv = srv;
+        c->conn = conn;
+        c->t0 = now_mono();
+        c->fd = -1;
+        snprintf(c->method, sizeof c->method, "%s", method);
+        snprintf(c->path, sizeof c->path, "%s", url);
+        c->route = route_of(url, name, sizeof name);
+        remote_of(conn, c->remote, sizeof c->remote);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) c->fd = ci->connect_fd;
+        *con_cls = c;
+        atomic_fetch_add(&srv->inflight, 1);
+        enum MHD_Result ret = MHD_YES;
+        if (early_checks(c, &ret)) return ret;
+        return MHD_YES;
+    }
+    if (c->responded) { /* rejected early: discard whatever body follows */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (c->body_len + n > srv->cfg.max_body) {
+            c->body_len = srv->cfg.max_body + 1; /* remembered as too large */
+            return MHD_YES;
+        }
+        char *b = realloc(c->body, c->body_len + n + 1);
+        if (!b) return MHD_NO;
+        memcpy(b + c->body_len, upload_data, n);
+        c->body = b;
+        c->body_len += n;
+        c->body[c->body_len] = '\0';
+        return MHD_YES;
+    }
+    if (c->body_len > srv->cfg.max_body)
+        return respond_fail(c, 413, "invalid_request_error", NULL,
+                            "the body is larger than the limit of %zu bytes", srv->cfg.max_body);
+    route_of(url, name, sizeof name);
+    return dispatch(c, name);
+}
+
+/* Opens the listening socket for HOST:PORT ([v6]:port accepted). */
+static int open_listener(const char *spec, char *bound, size_t boundlen, char *err, size_t errlen)
+{
+    char host[256], port[16];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || !colon[1] || strlen(colon + 1) >= sizeof port) {
+        snprintf(err, errlen, "--listen '%s' is not HOST:PORT", spec);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - spec);
+    if (spec[0] == '[' && hl >= 2 && spec[hl - 1] == ']') {
+        spec++;
+        hl -= 2;
+    }
+    if (hl >= sizeof host) {
+        snprintf(err, errlen, "--listen host too long");
+        return -1;
+    }
+    memcpy(host, spec, hl);
+    host[hl] = '\0';
+    snprintf(port, sizeof port, "%s", colon + 1);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "--listen %s: %s", spec, gai_strerror(gai));
+        return -1;
+    }
+    int fd = -1;
+    char why[256] = "no address";
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) break;
+        snprintf(why, sizeof why, "%s", strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", spec, why);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char h[INET6_ADDRSTRLEN] = "?";
+    unsigned p = 0;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &in->sin_addr, h, sizeof h);
+            p = ntohs(in->sin_port);
+            snprintf(bound, boundlen, "%s:%u", h, p);
+        } else {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &in6->sin6_addr, h, sizeof h);
+            p = ntohs(in6->sin6_port);
+            snprintf(bound, boundlen, "[%s]:%u", h, p);
+        }
+    }
+    return fd;
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n && buf[n - 1] == '\n') buf[--n] = '\0';
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "detail", buf);
+    log_json("warn", "libmicrohttpd", f);
+}
+
+int http_start(server *srv, char *err, size_t errlen)
+{
+    srv->listen_fd = open_listener(srv->cfg.listen, srv->bound, sizeof srv->bound, err, errlen);
+    if (srv->listen_fd < 0) return -1;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ITC | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    srv->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, access_handler, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_END);
+    if (!srv->mhd) {
+        snprintf(err, errlen, "cannot start the HTTP daemon on %s", srv->bound);
+        close(srv->listen_fd);
+        srv->listen_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+void http_quiesce(server *srv)
+{
+    if (srv->mhd) MHD_quiesce_daemon(srv->mhd);
+}
+
+void http_stop(server *srv)
+{
+    if (srv->mhd) MHD_stop_daemon(srv->mhd);
+    srv->mhd = NULL;
+    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    srv->listen_fd = -1;
+}

@@ -1,0 +1,55 @@
+/* One JSON object per line on stderr, written whole so lines never interleave. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void log_json(const char *level, const char *msg, cJSON *fields)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) {
+        cJSON_Delete(fields);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[40];
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+    cJSON_AddStringToObject(o, "ts", when);
+    cJSON_AddStringToObject(o, "level", level);
+    cJSON_AddStringToObject(o, "msg", msg);
+    if (fields) {
+        /* Move the fields over in order. */
+        while (fields->child) {
+            cJSON *it = cJSON_DetachItemViaPointer(fields, fields->child);
+            cJSON_AddItemToObject(o, it->string, it);
+        }
+        cJSON_Delete(fields);
+    }
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!line) return;
+    size_t len = strlen(line);
+    line[len] = '\n'; /* replaces the terminator; write exactly len + 1 bytes */
+    flockfile(stderr);
+    fwrite(line, 1, len + 1, stderr);
+    fflush(stderr);
+    funlockfile(stderr);
+    free(line);
+}
+
+void log_msg(const char *level, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    log_json(level, buf, NULL);
+}

@@ -1,0 +1,158 @@
+/* charrnn-serve: the sampling daemon.
+ *
+ * Startup: configuration, model store (first scan), generation engine, HTTP.
+ * The main thread then owns the signals (blocked everywhere else) and the
+ * store's change polling: SIGHUP reloads every model, SIGTERM/SIGINT drain
+ * in-flight requests and exit 0. */
+#include "log.h"
+#include "server.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void on_store_event(void *ctx, const charrnn_store_event *ev)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "model", ev->name);
+    switch (ev->kind) {
+    case CHARRNN_STORE_LOADED:
+        cJSON_AddNumberToObject(f, "version", (double)ev->version);
+        cJSON_AddNumberToObject(f, "load_ms", round(ev->seconds * 1e6) / 1e3);
+        log_json("info", "model loaded", f);
+        break;
+    case CHARRNN_STORE_LOAD_FAILED:
+        cJSON_AddStringToObject(f, "error", ev->error ? ev->error : "");
+        if (ev->version) cJSON_AddNumberToObject(f, "serving_version", (double)ev->version);
+        else cJSON_AddNullToObject(f, "serving_version");
+        log_json("error", "model load failed", f);
+        break;
+    case CHARRNN_STORE_REMOVED:
+        cJSON_AddNumberToObject(f, "version", (double)ev->version);
+        log_json("info", "model removed", f);
+        break;
+    }
+}
+
+static void scan(server *srv, int force)
+{
+    char err[CHARRNN_ERR_MAX];
+    if (charrnn_store_scan(srv->store, force, err, sizeof err) < 0) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "error", err);
+        log_json("error", "model directory scan failed", f);
+    }
+}
+
+static void drain(server *srv)
+{
+    atomic_store(&srv->draining, 1);
+    http_quiesce(srv);
+    double t0 = now_mono();
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddNumberToObject(f, "inflight", atomic_load(&srv->inflight));
+    log_json("info", "draining", f);
+    while (atomic_load(&srv->inflight) > 0 && now_mono() - t0 < srv->cfg.drain_timeout) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    int left = atomic_load(&srv->inflight);
+    if (left > 0) {
+        f = cJSON_CreateObject();
+        cJSON_AddNumberToObject(f, "inflight", left);
+        log_json("warn", "drain timeout: ending remaining requests", f);
+    }
+    engine_shutdown(srv->eng);
+    http_stop(srv);
+}
+
+int main(int argc, char **argv)
+{
+    static server srv;
+    char err[1024];
+    int rc = serve_config_parse(&srv.cfg, argc, argv, err, sizeof err);
+    if (rc > 0) return 0;
+    if (rc < 0) {
+        fprintf(stderr, "charrnn-serve: %s\n", err);
+        return 2;
+    }
+    srv.listen_fd = -1;
+
+    /* Signals go to the main thread only: block them before any thread starts. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (charrnn_store_open(srv.cfg.models, &srv.store, err, sizeof err) != CHARRNN_OK) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "error", err);
+        log_json("fatal", "cannot open the model directory", f);
+        return 1;
+    }
+    charrnn_store_set_listener(srv.store, on_store_event, &srv);
+    scan(&srv, 0);
+
+    engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
+                        srv.cfg.max_batch, srv.cfg.timeout};
+    srv.met = metrics_create();
+    if (!srv.met || engine_create(&ec, &srv.eng) != 0) {
+        log_json("fatal", "cannot start the generation engine", NULL);
+        return 1;
+    }
+    if (http_start(&srv, err, sizeof err) != 0) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "error", err);
+        log_json("fatal", "cannot listen", f);
+        engine_free(srv.eng);
+        charrnn_store_free(srv.store);
+        metrics_free(srv.met);
+        return 1;
+    }
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "addr", srv.bound);
+    cJSON_AddStringToObject(f, "models", srv.cfg.models);
+    cJSON_AddStringToObject(f, "version", CHARRNN_VERSION);
+    cJSON_AddNumberToObject(f, "workers", srv.cfg.workers);
+    cJSON_AddNumberToObject(f, "max_concurrent", srv.cfg.max_concurrent);
+    cJSON_AddNumberToObject(f, "max_queue", srv.cfg.max_queue);
+    log_json("info", "listening", f);
+
+    double next_poll = now_mono() + srv.cfg.poll_interval;
+    for (;;) {
+        double wait = srv.cfg.poll_interval > 0 ? next_poll - now_mono() : 3600;
+        if (wait < 0) wait = 0;
+        if (wait > 1) wait = 1;
+        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            log_json("info", "shutting down", f);
+            break;
+        }
+        if (sig == SIGHUP) {
+            log_json("info", "SIGHUP: reloading every model", NULL);
+            scan(&srv, 1);
+            next_poll = now_mono() + srv.cfg.poll_interval;
+            continue;
+        }
+        if (srv.cfg.poll_interval > 0 && now_mono() >= next_poll) {
+            scan(&srv, 0);
+            next_poll = now_mono() + srv.cfg.poll_interval;
+        }
+    }
+    drain(&srv);
+    engine_free(srv.eng);
+    charrnn_store_free(srv.store);
+    metrics_free(srv.met);
+    log_json("info", "stopped", NULL);
+    return 0;
+}

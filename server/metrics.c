@@ -1,0 +1,287 @@
+/* Prometheus text exposition of charrnn-serve's state. Metric names follow
+ * Prometheus conventions: charrnn_ prefix, base units in the name (_seconds,
+ * _total for counters). */
+#include "metrics.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                 0.5,   1,     2.5,  5,     10,   30,  60};
+#define NBUCKETS (sizeof buckets / sizeof buckets[0])
+
+typedef struct route_stat {
+    char route[48];
+    unsigned status;
+    unsigned long long count;
+} route_stat;
+
+typedef struct route_hist {
+    char route[48];
+    unsigned long long bucket[NBUCKETS]; /* non-cumulative */
+    unsigned long long count;
+    double sum;
+} route_hist;
+
+typedef struct model_chars {
+    char model[CHARRNN_STORE_NAME_MAX + 1];
+    unsigned long long chars;
+} model_chars;
+
+struct metrics {
+    pthread_mutex_t mu;
+    route_stat *stats;
+    size_t nstats, capstats;
+    route_hist *hists;
+    size_t nhists, caphists;
+    model_chars *chars;
+    size_t nchars, capchars;
+};
+
+metrics *metrics_create(void)
+{
+    metrics *m = calloc(1, sizeof *m);
+    if (m) pthread_mutex_init(&m->mu, NULL);
+    return m;
+}
+
+void metrics_free(metrics *m)
+{
+    if (!m) return;
+    pthread_mutex_destroy(&m->mu);
+    free(m->stats);
+    free(m->hists);
+    free(m->chars);
+    free(m);
+}
+
+/* Grows a table by one zeroed element; NULL on allocation failure. */
+static void *grow(void **arr, size_t *n, size_t *cap, size_t elem)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 16;
+        void *p = realloc(*arr, c * elem);
+        if (!p) return NULL;
+        *arr = p;
+        *cap = c;
+    }
+    void *e = (char *)*arr + (*n)++ * elem;
+    memset(e, 0, elem);
+    return e;
+}
+
+void metrics_observe(metrics *m, const char *route, unsigned status, double seconds)
+{
+    pthread_mutex_lock(&m->mu);
+    route_stat *s = NULL;
+    for (size_t i = 0; i < m->nstats && !s; i++)
+        if (m->stats[i].status == status && !strcmp(m->stats[i].route, route)) s = &m->stats[i];
+    if (!s && (s = grow((void **)&m->stats, &m->nstats, &m->capstats, sizeof *s))) {
+        snprintf(s->route, sizeof s->route, "%s", route);
+        s->status = status;
+    }
+    if (s) s->count++;
+    route_hist *h = NULL;
+    for (size_t i = 0; i < m->nhists && !h; i++)
+        if (!strcmp(m->hists[i].route, route)) h = &m->hists[i];
+    if (!h && (h = grow((void **)&m->hists, &m->nhists, &m->caphists, sizeof *h)))
+        snprintf(h->route, sizeof h->route, "%s", route);
+    if (h) {
+        size_t b = 0;
+        while (b < NBUCKETS && seconds > buckets[b]) b++;
+        if (b < NBUCKETS) h->bucket[b]++;
+        h->count++;
+        h->sum += seconds;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_generated(metrics *m, const char *model, size_t chars)
+{
+    pthread_mutex_lock(&m->mu);
+    model_chars *c = NULL;
+    for (size_t i = 0; i < m->nchars && !c; i++)
+        if (!strcmp(m->chars[i].model, model)) c = &m->chars[i];
+    if (!c && (c = grow((void **)&m->chars, &m->nchars, &m->capchars, sizeof *c)))
+        snprintf(c->model, sizeof c->model, "%s", model);
+    if (c) c->chars += chars;
+    pthread_mutex_unlock(&m->mu);
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sbuf *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = 2 * b->cap + (size_t)n;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+}
+
+/* A label value with \, " and newline escaped as the format requires. */
+static const char *esc(const char *s, char *out, size_t n)
+{
+    size_t k = 0;
+    for (; *s && k + 3 < n; s++) {
+        if (*s == '\\' || *s == '"') out[k++] = '\\', out[k++] = *s;
+        else if (*s == '\n') out[k++] = '\\', out[k++] = 'n';
+        else out[k++] = *s;
+    }
+    out[k] = '\0';
+    return out;
+}
+
+static void header(sbuf *b, const char *name, const char *type, const char *help)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void fmt_double(char *out, size_t n, double v)
+{
+    if (isnan(v)) snprintf(out, n, "NaN");
+    else if (isinf(v)) snprintf(out, n, v > 0 ? "+Inf" : "-Inf");
+    else snprintf(out, n, "%.17g", v);
+}
+
+char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
+{
+    sbuf b = {malloc(8192), 0, 8192, 0};
+    if (!b.p) return NULL;
+    char e1[512], e2[512], num[64];
+
+    pthread_mutex_lock(&m->mu);
+    header(&b, "charrnn_requests_total", "counter", "HTTP requests by route and status code.");
+    for (size_t i = 0; i < m->nstats; i++)
+        put(&b, "charrnn_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
+            esc(m->stats[i].route, e1, sizeof e1), m->stats[i].status, m->stats[i].count);
+    header(&b, "charrnn_request_duration_seconds", "histogram",
+           "Time from the start of a request to the end of its response.");
+    for (size_t i = 0; i < m->nhists; i++) {
+        const route_hist *h = &m->hists[i];
+        esc(h->route, e1, sizeof e1);
+        unsigned long long cum = 0;
+        for (size_t k = 0; k < NBUCKETS; k++) {
+            cum += h->bucket[k];
+            put(&b, "charrnn_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", e1,
+                buckets[k], cum);
+        }
+        put(&b, "charrnn_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", e1,
+            h->count);
+        fmt_double(num, sizeof num, h->sum);
+        put(&b, "charrnn_request_duration_seconds_sum{route=\"%s\"} %s\n", e1, num);
+        put(&b, "charrnn_request_duration_seconds_count{route=\"%s\"} %llu\n", e1, h->count);
+    }
+    header(&b, "charrnn_request_generated_chars_total", "counter",
+           "Characters returned by finished sampling requests, by model.");
+    for (size_t i = 0; i < m->nchars; i++)
+        put(&b, "charrnn_request_generated_chars_total{model=\"%s\"} %llu\n",
+            esc(m->chars[i].model, e1, sizeof e1), m->chars[i].chars);
+    pthread_mutex_unlock(&m->mu);
+
+    engine_stats es;
+    engine_stats_get(e, &es);
+    header(&b, "charrnn_generated_chars_total", "counter",
+           "Characters generated by the engine (cancelled requests included).");
+    put(&b, "charrnn_generated_chars_total %llu\n", (unsigned long long)es.generated_chars);
+    header(&b, "charrnn_active_requests", "gauge", "Generations running now.");
+    put(&b, "charrnn_active_requests %d\n", es.active);
+    header(&b, "charrnn_queued_requests", "gauge", "Generations waiting for a slot.");
+    put(&b, "charrnn_queued_requests %d\n", es.queued);
+    header(&b, "charrnn_inference_steps_total", "counter",
+           "Batched step calls (one per batch per generated or primed character).");
+    put(&b, "charrnn_inference_steps_total %llu\n", (unsigned long long)es.steps);
+    header(&b, "charrnn_inference_stream_steps_total", "counter",
+           "Stream advances; divided by charrnn_inference_steps_total it is the mean batch size.");
+    put(&b, "charrnn_inference_stream_steps_total %llu\n",
+        (unsigned long long)es.batched_streams);
+
+    charrnn_store_entry *list = NULL;
+    size_t n = 0;
+    charrnn_store_list(store, &list, &n);
+    charrnn_store_stats st;
+    charrnn_store_stats_get(store, &st);
+    header(&b, "charrnn_models_loaded", "gauge", "Models with a version serving.");
+    size_t loaded = 0;
+    for (size_t i = 0; i < n; i++) loaded += list[i].current != NULL;
+    put(&b, "charrnn_models_loaded %zu\n", loaded);
+    header(&b, "charrnn_model_loads_total", "counter", "Successful checkpoint loads, by model.");
+    for (size_t i = 0; i < n; i++)
+        put(&b, "charrnn_model_loads_total{model=\"%s\"} %llu\n",
+            esc(list[i].name, e1, sizeof e1), (unsigned long long)list[i].loads);
+    header(&b, "charrnn_model_load_failures_total", "counter",
+           "Checkpoint loads that failed validation or I/O, by model.");
+    for (size_t i = 0; i < n; i++)
+        put(&b, "charrnn_model_load_failures_total{model=\"%s\"} %llu\n",
+            esc(list[i].name, e1, sizeof e1), (unsigned long long)list[i].load_failures);
+    header(&b, "charrnn_store_loads_total", "counter",
+           "Successful loads over the process lifetime (removed models included).");
+    put(&b, "charrnn_store_loads_total %llu\n", (unsigned long long)st.loads);
+    header(&b, "charrnn_store_load_failures_total", "counter",
+           "Failed loads over the process lifetime (removed models included).");
+    put(&b, "charrnn_store_load_failures_total %llu\n", (unsigned long long)st.load_failures);
+    header(&b, "charrnn_model_last_load_failed", "gauge",
+           "1 when the last load attempt of a model failed (an older version may still serve).");
+    for (size_t i = 0; i < n; i++)
+        put(&b, "charrnn_model_last_load_failed{model=\"%s\"} %d\n",
+            esc(list[i].name, e1, sizeof e1), list[i].last_error[0] != '\0');
+    header(&b, "charrnn_model_info", "gauge", "The version serving, as labels; value 1.");
+    for (size_t i = 0; i < n; i++) {
+        const charrnn_store_model *v = list[i].current;
+        if (!v) continue;
+        put(&b,
+            "charrnn_model_info{model=\"%s\",version=\"%llu\",cell=\"%s\",num_layers=\"%d\","
+            "hidden_size=\"%d\",vocab_size=\"%d\",sha256=\"%s\"} 1\n",
+            esc(list[i].name, e1, sizeof e1), (unsigned long long)v->version,
+            charrnn_cell_name(v->model->cfg.cell), v->model->cfg.num_layers,
+            v->model->cfg.hidden_size, v->model->cfg.vocab_size, esc(v->sha256, e2, sizeof e2));
+    }
+    header(&b, "charrnn_model_parameters", "gauge", "Parameter count of the version serving.");
+    for (size_t i = 0; i < n; i++)
+        if (list[i].current)
+            put(&b, "charrnn_model_parameters{model=\"%s\"} %zu\n",
+                esc(list[i].name, e1, sizeof e1), list[i].current->model->num_params);
+    header(&b, "charrnn_model_loaded_timestamp_seconds", "gauge",
+           "Unix time the version serving was loaded.");
+    for (size_t i = 0; i < n; i++)
+        if (list[i].current) {
+            fmt_double(num, sizeof num, list[i].current->loaded_at);
+            put(&b, "charrnn_model_loaded_timestamp_seconds{model=\"%s\"} %s\n",
+                esc(list[i].name, e1, sizeof e1), num);
+        }
+    charrnn_store_list_free(list, n);
+
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}

@@ -1,0 +1,24 @@
+/* Request metrics (counters and a latency histogram per route), rendered with
+ * the engine's and the store's state in the Prometheus text format 0.0.4. */
+#ifndef CHARRNN_SERVE_METRICS_H
+#define CHARRNN_SERVE_METRICS_H
+
+#include "charrnn/store.h"
+#include "engine.h"
+
+#include <stddef.h>
+
+typedef struct metrics metrics;
+
+metrics *metrics_create(void);
+void metrics_free(metrics *m); /* accepts NULL */
+
+/* One finished request: route is a template ("/sample", "/models/{name}", ...). */
+void metrics_observe(metrics *m, const char *route, unsigned status, double seconds);
+/* Characters a finished request generated, by model. */
+void metrics_generated(metrics *m, const char *model, size_t chars);
+
+/* The full exposition. Caller frees with free(). NULL on allocation failure. */
+char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len);
+
+#endif

@@ -1,0 +1,324 @@
+/* Parsing and validation of POST /sample bodies.
+ *
+ * cJSON checks the syntax and builds the tree; numbers in it are doubles, so
+ * the seed (a full uint64) is read from its source text, found by a small
+ * scanner over the already-validated top-level members. */
+#include "request.h"
+
+#include "charrnn/store.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INVALID "invalid_request_error"
+
+int api_fail(api_error *e, unsigned status, const char *type, const char *param, const char *fmt,
+             ...)
+{
+    e->status = status;
+    e->type = type;
+    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A byte range of the body. */
+typedef struct span {
+    const char *p;
+    size_t n;
+} span;
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end && *p != '"'; p++)
+        if (*p == '\\') p++;
+    return p < end ? p + 1 : end;
+}
+
+static const char *skip_value(const char *p, const char *end)
+{
+    if (p >= end) return end;
+    if (*p == '"') return skip_string(p, end);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = skip_string(p, end);
+                continue;
+            }
+            if (*p == '{' || *p == '[') depth++;
+            else if (*p == '}' || *p == ']') {
+                if (--depth == 0) return p + 1;
+            }
+            p++;
+        }
+        return end;
+    }
+    while (p < end && !strchr(",}] \t\r\n", *p)) p++;
+    return p;
+}
+
+/* Source text of the values of the top-level members, in order (the same order
+ * as cJSON's children). Returns how many were found, at most max. */
+static size_t member_values(const char *s, size_t len, span *out, size_t max)
+{
+    const char *p = s, *end = s + len;
+    size_t n = 0;
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{') return 0;
+    p++;
+    while (n < max) {
+        p = skip_ws(p, end);
+        if (p >= end || *p != '"') break;
+        p = skip_ws(skip_string(p, end), end);
+        if (p >= end || *p != ':') break;
+        p = skip_ws(p + 1, end);
+        const char *v = p;
+        p = skip_value(p, end);
+        out[n].p = v;
+        out[n].n = (size_t)(p - v);
+        n++;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ',') break;
+        p++;
+    }
+    return n;
+}
+
+static const char *const fields[] = {"model", "prime", "length", "temperature", "seed",
+                                     "top_k", "top_p", "stop",   "stream"};
+#define NFIELDS (sizeof fields / sizeof fields[0])
+
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* An integral JSON number in [lo, hi]. */
+static int get_int(const cJSON *v, const char *name, double lo, double hi, double *out,
+                   api_error *err)
+{
+    if (!cJSON_IsNumber(v))
+        return api_fail(err, 400, INVALID, name, "'%s' must be an integer", name);
+    double d = v->valuedouble;
+    if (!isfinite(d) || d != floor(d))
+        return api_fail(err, 400, INVALID, name, "'%s' must be an integer", name);
+    if (d < lo || d > hi)
+        return api_fail(err, 400, INVALID, name, "'%s' must be in %.0f..%.0f, got %.17g", name, lo,
+                        hi, d);
+    *out = d;
+    return 0;
+}
+
+static int parse_seed(const cJSON *v, span src, uint64_t *out, api_error *err)
+{
+    const char *p = src.p;
+    size_t n = src.n;
+    if (cJSON_IsString(v)) {
+        p = v->valuestring;
+        n = strlen(p);
+    } else if (!cJSON_IsNumber(v)) {
+        return api_fail(err, 400, INVALID, "seed",
+                        "'seed' must be an integer 0..18446744073709551615");
+    }
+    char buf[32];
+    if (n == 0 || n > 20) goto bad;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9') goto bad;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    errno = 0;
+    unsigned long long u = strtoull(buf, NULL, 10);
+    if (errno == ERANGE) goto bad;
+    *out = (uint64_t)u;
+    return 0;
+bad:
+    return api_fail(err, 400, INVALID, "seed",
+                    "'seed' must be an integer 0..18446744073709551615");
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+void sample_request_clear(sample_request *r)
+{
+    free(r->model);
+    free(r->prime);
+    for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    free(r->stop);
+    memset(r, 0, sizeof *r);
+}
+
+static int parse_member(const cJSON *v, span src, const serve_config *cfg, sample_request *r,
+                        api_error *err)
+{
+    const char *k = v->string;
+    double d;
+    if (!strcmp(k, "model")) {
+        if (!cJSON_IsString(v)) return api_fail(err, 400, INVALID, k, "'model' must be a string");
+        if (!charrnn_store_name_valid(v->valuestring))
+            return api_fail(err, 400, INVALID, k,
+                            "'model' must be a model name ([A-Za-z0-9._-]+, not starting "
+                            "with '.', at most %d characters)",
+                            CHARRNN_STORE_NAME_MAX);
+        if (!(r->model = strdup(v->valuestring))) goto oom;
+    } else if (!strcmp(k, "prime")) {
+        if (!cJSON_IsString(v)) return api_fail(err, 400, INVALID, k, "'prime' must be a string");
+        size_t n = strlen(v->valuestring);
+        size_t chars = utf8_chars(v->valuestring, n);
+        if ((long)chars > cfg->max_prime)
+            return api_fail(err, 400, INVALID, k,
+                            "'prime' is %zu characters long; the limit is %ld", chars,
+                            cfg->max_prime);
+        free(r->prime);
+        if (!(r->prime = dup_n(v->valuestring, n))) goto oom;
+        r->prime_len = n;
+    } else if (!strcmp(k, "length")) {
+        if (get_int(v, k, 1, (double)cfg->max_length, &d, err)) return -1;
+        r->length = (size_t)d;
+    } else if (!strcmp(k, "temperature")) {
+        if (!cJSON_IsNumber(v))
+            return api_fail(err, 400, INVALID, k, "'temperature' must be a number");
+        d = v->valuedouble;
+        if (!(d >= 0 && d <= 10))
+            return api_fail(err, 400, INVALID, k,
+                            "'temperature' must be 0 (greedy) or in (0, 10], got %.17g", d);
+        r->temperature = (float)d;
+    } else if (!strcmp(k, "seed")) {
+        if (parse_seed(v, src, &r->seed, err)) return -1;
+        r->has_seed = 1;
+    } else if (!strcmp(k, "top_k")) {
+        if (get_int(v, k, 0, CHARRNN_MAX_VOCAB, &d, err)) return -1;
+        r->top_k = (int)d;
+    } else if (!strcmp(k, "top_p")) {
+        if (!cJSON_IsNumber(v)) return api_fail(err, 400, INVALID, k, "'top_p' must be a number");
+        d = v->valuedouble;
+        if (!(d > 0 && d <= 1))
+            return api_fail(err, 400, INVALID, k, "'top_p' must be in (0, 1], got %.17g", d);
+        r->top_p = (float)d;
+    } else if (!strcmp(k, "stop")) {
+        if (!cJSON_IsArray(v))
+            return api_fail(err, 400, INVALID, k, "'stop' must be an array of strings");
+        int n = cJSON_GetArraySize(v);
+        if (n > CHARRNN_MAX_STOP)
+            return api_fail(err, 400, INVALID, k, "'stop' has %d strings; the limit is %d", n,
+                            CHARRNN_MAX_STOP);
+        if (n > 0 && !(r->stop = calloc((size_t)n, sizeof *r->stop))) goto oom;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, v)
+        {
+            if (!cJSON_IsString(it))
+                return api_fail(err, 400, INVALID, k, "'stop' must be an array of strings");
+            size_t len = strlen(it->valuestring);
+            if (len < 1 || len > CHARRNN_MAX_STOP_LEN)
+                return api_fail(err, 400, INVALID, k,
+                                "every 'stop' string must be 1..%d bytes long",
+                                CHARRNN_MAX_STOP_LEN);
+            if (!(r->stop[r->n_stop] = strdup(it->valuestring))) goto oom;
+            r->n_stop++;
+        }
+    } else if (!strcmp(k, "stream")) {
+        if (!cJSON_IsBool(v)) return api_fail(err, 400, INVALID, k, "'stream' must be a boolean");
+        r->stream = cJSON_IsTrue(v);
+    }
+    return 0;
+oom:
+    return api_fail(err, 500, "server_error", NULL, "out of memory");
+}
+
+int sample_request_parse(const char *body, size_t len, const serve_config *cfg,
+                         sample_request *r, api_error *err)
+{
+    memset(r, 0, sizeof *r);
+    charrnn_sample_params def = charrnn_sample_defaults();
+    r->length = def.length;
+    r->temperature = def.temperature;
+    r->top_k = def.top_k;
+    r->top_p = def.top_p;
+    if ((long)r->length > cfg->max_length) r->length = (size_t)cfg->max_length;
+    if (!(r->prime = strdup(""))) return api_fail(err, 500, "server_error", NULL, "out of memory");
+
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root) {
+        size_t at = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
+        return api_fail(err, 400, INVALID, NULL, "the body is not valid JSON (error at byte %zu)",
+                        at);
+    }
+    int rc = 0;
+    const char *rest = skip_ws(end, body + len);
+    if (rest < body + len) {
+        rc = api_fail(err, 400, INVALID, NULL, "the body is not valid JSON (trailing data at byte %zu)",
+                      (size_t)(rest - body));
+        goto out;
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = api_fail(err, 400, INVALID, NULL, "the body must be a JSON object");
+        goto out;
+    }
+    span src[NFIELDS + 1];
+    size_t nsrc = member_values(body, len, src, NFIELDS + 1);
+    size_t i = 0;
+    unsigned seen = 0;
+    for (const cJSON *v = root->child; v; v = v->next, i++) {
+        size_t f = 0;
+        while (f < NFIELDS && strcmp(v->string, fields[f])) f++;
+        if (f == NFIELDS) {
+            rc = api_fail(err, 400, INVALID, v->string,
+                          "unknown field '%s' (fields: model, prime, length, temperature, seed, "
+                          "top_k, top_p, stop, stream)",
+                          v->string);
+            goto out;
+        }
+        if (seen & (1u << f)) {
+            rc = api_fail(err, 400, INVALID, v->string, "field '%s' appears twice", v->string);
+            goto out;
+        }
+        seen |= 1u << f;
+        if (cJSON_IsNull(v)) continue;
+        span s = i < nsrc ? src[i] : (span){"", 0};
+        if ((rc = parse_member(v, s, cfg, r, err)) != 0) goto out;
+    }
+out:
+    cJSON_Delete(root);
+    if (rc) sample_request_clear(r);
+    return rc;
+}
+
+charrnn_sample_params sample_request_params(const sample_request *r)
+{
+    charrnn_sample_params p = charrnn_sample_defaults();
+    p.prime = r->prime;
+    p.prime_len = r->prime_len;
+    p.length = r->length;
+    p.temperature = r->temperature;
+    p.seed = r->seed;
+    p.top_k = r->top_k;
+    p.top_p = r->top_p;
+    p.stop = (const char *const *)r->stop;
+    p.n_stop = r->n_stop;
+    return p;
+}

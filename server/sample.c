@@ -1,0 +1,315 @@
+/* POST /sample: validation, admission, and the response — one JSON object, or
+ * server-sent events (one "data: {json}" event per chunk of new text, then a
+ * last event with finish_reason, usage and timing). */
+#include "log.h"
+#include "server.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define WAIT_MS 100          /* how often a waiting request checks its client */
+#define KEEPALIVE_SECONDS 15 /* SSE comment when no event was sent for this long */
+#define CHUNK_MAX 4096       /* most text bytes per SSE event */
+
+static uint64_t random_seed(void)
+{
+    uint64_t s = 0;
+    size_t got = 0;
+    while (got < sizeof s) {
+        ssize_t r = getrandom((char *)&s + got, sizeof s - got, 0);
+        if (r > 0) got += (size_t)r;
+    }
+    return s;
+}
+
+/* Milliseconds rounded to microseconds, so the JSON stays short. */
+static double ms(double seconds) { return round(seconds * 1e6) / 1e3; }
+
+static cJSON *raw_u64(uint64_t v)
+{
+    char b[24];
+    snprintf(b, sizeof b, "%llu", (unsigned long long)v);
+    return cJSON_CreateRaw(b);
+}
+
+static const char *finish_name(const job_result *r)
+{
+    return r->end == JOB_TIMEOUT ? "timeout" : charrnn_finish_name(r->finish);
+}
+
+/* The response object (text is the continuation only, never the prime). */
+static cJSON *result_json(const req_ctx *c, const job_result *r, const char *text, size_t len)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", c->model);
+    cJSON_AddNumberToObject(o, "model_version", (double)c->model_version);
+    char *t = malloc(len + 1);
+    if (t) {
+        memcpy(t, text, len);
+        t[len] = '\0';
+    }
+    cJSON_AddStringToObject(o, "text", t ? t : "");
+    free(t);
+    cJSON_AddItemToObject(o, "seed", raw_u64(c->seed));
+    cJSON_AddStringToObject(o, "finish_reason", finish_name(r));
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prime_chars", (double)r->prime_chars);
+    cJSON_AddNumberToObject(u, "generated_chars", (double)r->generated_chars);
+    cJSON *tm = cJSON_AddObjectToObject(o, "timing");
+    cJSON_AddNumberToObject(tm, "queue_ms", ms(r->queue_seconds));
+    cJSON_AddNumberToObject(tm, "generation_ms", ms(r->generate_seconds));
+    cJSON_AddNumberToObject(tm, "total_ms", ms(r->total_seconds));
+    cJSON_AddNumberToObject(tm, "chars_per_second",
+                            r->generate_seconds > 0
+                                ? round((double)r->generated_chars / r->generate_seconds)
+                                : 0);
+    return o;
+}
+
+static void record(req_ctx *c, const job_result *r)
+{
+    c->prime_chars = r->prime_chars;
+    c->generated_chars = r->generated_chars;
+    switch (r->end) {
+    case JOB_FINISHED:
+    case JOB_TIMEOUT: c->finish = finish_name(r); break;
+    case JOB_QUEUE_TIMEOUT: c->finish = "queue_timeout"; break;
+    case JOB_SHUTDOWN: c->finish = "shutdown"; break;
+    default: c->finish = "cancelled"; break;
+    }
+    if (r->end == JOB_FINISHED || r->end == JOB_TIMEOUT)
+        metrics_generated(c->srv->met, c->model, r->generated_chars);
+}
+
+/* An error for a job that ended without text to show (nothing sent yet). */
+static void end_error(const job_result *r, api_error *e)
+{
+    if (r->end == JOB_QUEUE_TIMEOUT)
+        api_fail(e, 503, "unavailable_error", NULL,
+                 "timed out waiting for a free generation slot");
+    else
+        api_fail(e, 503, "unavailable_error", NULL, "the server is shutting down");
+}
+
+/* ---- server-sent events ---- */
+
+static int set_event(req_ctx *c, cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s) return -1;
+    size_t n = strlen(s);
+    char *ev = malloc(n + 9);
+    if (!ev) {
+        free(s);
+        return -1;
+    }
+    memcpy(ev, "data: ", 6);
+    memcpy(ev + 6, s, n);
+    memcpy(ev + 6 + n, "\n\n", 3);
+    free(s);
+    free(c->pending);
+    c->pending = ev;
+    c->pending_len = n + 8;
+    c->pending_off = 0;
+    c->last_event = now_mono();
+    return 0;
+}
+
+/* Length of the longest prefix of s[0..n) made of whole UTF-8 characters. */
+static size_t utf8_whole(const char *s, size_t n)
+{
+    size_t i = n;
+    size_t back = 0;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--, back++;
+    if (i == 0) return n;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return back + 1 >= need ? n : i - 1;
+}
+
+/* Makes the next event; returns 1 when one is pending, 0 at the end, -1 to abort. */
+static int next_event(req_ctx *c)
+{
+    engine *e = c->srv->eng;
+    if (c->sse_over) return 0;
+    char buf[CHUNK_MAX];
+    for (;;) {
+        int ended = 0;
+        size_t n = engine_job_read(e, c->job, c->sent, buf, sizeof buf, WAIT_MS, &ended);
+        if (n == sizeof buf) n = utf8_whole(buf, n);
+        if (n > 0) {
+            c->sent += n;
+            char *t = malloc(n + 1);
+            if (!t) return -1;
+            memcpy(t, buf, n);
+            t[n] = '\0';
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "text", t);
+            free(t);
+            return set_event(c, o) == 0 ? 1 : -1;
+        }
+        if (ended) {
+            job_result r;
+            engine_job_result(e, c->job, &r);
+            record(c, &r);
+            c->sse_over = 1;
+            if (r.end == JOB_CANCELLED) return -1;
+            if (r.end == JOB_QUEUE_TIMEOUT || r.end == JOB_SHUTDOWN) {
+                api_error err;
+                end_error(&r, &err);
+                cJSON *o = cJSON_CreateObject();
+                cJSON *eo = cJSON_AddObjectToObject(o, "error");
+                cJSON_AddNumberToObject(eo, "code", err.status);
+                cJSON_AddStringToObject(eo, "type", err.type);
+                cJSON_AddStringToObject(eo, "message", err.message);
+                cJSON_AddNullToObject(eo, "param");
+                return set_event(c, o) == 0 ? 1 : -1;
+            }
+            return set_event(c, result_json(c, &r, "", 0)) == 0 ? 1 : -1;
+        }
+        if (client_gone(c)) {
+            engine_cancel(e, c->job);
+            c->finish = "cancelled";
+            return -1;
+        }
+        if (now_mono() - c->last_event > KEEPALIVE_SECONDS) {
+            free(c->pending);
+            c->pending = strdup(": keep-alive\n\n");
+            if (!c->pending) return -1;
+            c->pending_len = strlen(c->pending);
+            c->pending_off = 0;
+            c->last_event = now_mono();
+            return 1;
+        }
+    }
+}
+
+/* MHD content reader: runs in the connection's own thread, so it may block. */
+static ssize_t sse_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    req_ctx *c = cls;
+    if (c->pending_off >= c->pending_len) {
+        int r = next_event(c);
+        if (r == 0) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (r < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = c->pending_len - c->pending_off;
+    if (n > max) n = max;
+    memcpy(out, c->pending + c->pending_off, n);
+    c->pending_off += n;
+    return (ssize_t)n;
+}
+
+static void sse_free(void *cls) { ctx_release(cls); }
+
+static enum MHD_Result start_stream(req_ctx *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    c->last_event = now_mono();
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_reader, c, sse_free);
+    if (!r) {
+        ctx_release(c);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    add_common_headers(c, r);
+    c->status = 200;
+    c->responded = 1;
+    enum MHD_Result ret = MHD_queue_response(c->conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result wait_and_respond(req_ctx *c)
+{
+    engine *e = c->srv->eng;
+    while (!engine_job_wait(e, c->job, WAIT_MS)) {
+        if (client_gone(c)) {
+            engine_cancel(e, c->job);
+            c->finish = "cancelled";
+            return MHD_NO; /* closes the connection */
+        }
+    }
+    job_result r;
+    engine_job_result(e, c->job, &r);
+    record(c, &r);
+    if (r.end == JOB_CANCELLED) return MHD_NO;
+    if (r.end == JOB_QUEUE_TIMEOUT || r.end == JOB_SHUTDOWN) {
+        api_error err;
+        end_error(&r, &err);
+        return respond_error(c, &err);
+    }
+    return respond_json(c, 200, result_json(c, &r, r.text, r.text_len));
+}
+
+enum MHD_Result handle_sample(req_ctx *c)
+{
+    server *srv = c->srv;
+    api_error err;
+    sample_request req;
+    if (sample_request_parse(c->body ? c->body : "", c->body_len, &srv->cfg, &req, &err))
+        return respond_error(c, &err);
+    if (atomic_load(&srv->draining)) {
+        sample_request_clear(&req);
+        return respond_fail(c, 503, "unavailable_error", NULL, "the server is shutting down");
+    }
+    if (req.model) snprintf(c->model, sizeof c->model, "%s", req.model);
+    else if (!default_model(srv, c->model, sizeof c->model)) {
+        sample_request_clear(&req);
+        return respond_fail(c, 400, "invalid_request_error", "model",
+                            "no 'model' given and no default model is configured");
+    }
+    const charrnn_store_model *ver = NULL;
+    char msg[CHARRNN_ERR_MAX];
+    int rc = charrnn_store_acquire(srv->store, c->model, &ver, msg, sizeof msg);
+    if (rc != CHARRNN_OK) {
+        sample_request_clear(&req);
+        return respond_fail(c, 404, "not_found_error", "model", "%s", msg);
+    }
+    if (!req.has_seed) req.seed = random_seed();
+    c->seed = req.seed;
+    c->stream = req.stream;
+    c->model_version = ver->version;
+    c->sampled = 1;
+    charrnn_sample_params p = sample_request_params(&req);
+    charrnn_stream *st = NULL;
+    rc = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
+    sample_request_clear(&req);
+    if (rc != CHARRNN_OK) {
+        charrnn_store_release(ver);
+        if (rc == CHARRNN_ENOMEM) return respond_fail(c, 500, "server_error", NULL, "%s", msg);
+        const char *param = rc == CHARRNN_EVOCAB || rc == CHARRNN_EFORMAT ? "prime"
+                            : strstr(msg, "top_k")                        ? "top_k"
+                            : strstr(msg, "top_p")                        ? "top_p"
+                            : strstr(msg, "temperature")                  ? "temperature"
+                            : strstr(msg, "stop")                         ? "stop"
+                            : strstr(msg, "length")                       ? "length"
+                                                                          : NULL;
+        return respond_fail(c, 400, "invalid_request_error", param, "%s", msg);
+    }
+    c->prime_chars = charrnn_stream_prime_chars(st);
+    gen_job *job = engine_job_create(st, ver);
+    if (!job) {
+        charrnn_stream_free(st);
+        charrnn_store_release(ver);
+        return respond_fail(c, 500, "server_error", NULL, "out of memory");
+    }
+    if (engine_submit(srv->eng, job) != 0) {
+        engine_job_release(srv->eng, job);
+        c->finish = "rejected";
+        engine_stats s;
+        engine_stats_get(srv->eng, &s);
+        return respond_fail(c, 503, "unavailable_error", NULL,
+                            "the server is busy (%d generations running, %d queued); retry later",
+                            s.active, s.queued);
+    }
+    c->job = job;
+    return c->stream ? start_stream(c) : wait_and_respond(c);
+}
