@@ -1,0 +1,41 @@
+/* Test tool: loads a checkpoint, runs the training-path forward over a text
+ * (B = 1, T = length, zero initial state) and writes the softmax
+ * probabilities (T, V) as raw little-endian float32 to stdout. */
+#include "charrnn/charrnn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: dump_probs CHECKPOINT TEXT\n");
+        return 2;
+    }
+    char err[CHARRNN_ERR_MAX];
+    charrnn_model *m;
+    if (charrnn_checkpoint_load(argv[1], &m, err, sizeof err)) {
+        fprintf(stderr, "dump_probs: %s\n", err);
+        return 1;
+    }
+    size_t len = strlen(argv[2]), n;
+    uint16_t *x = malloc((len + 1) * sizeof *x);
+    if (!x || charrnn_vocab_encode(m->vocab, (const uint8_t *)argv[2], len, 0, x, &n, err,
+                                   sizeof err)) {
+        fprintf(stderr, "dump_probs: %s\n", x ? err : "out of memory");
+        return 1;
+    }
+    charrnn_optim_config oc = charrnn_optim_defaults(CHARRNN_OPT_ADAM);
+    charrnn_trainer *tr;
+    if (charrnn_trainer_create(m, 1, (int)n, 0.0f, &oc, 0, &tr, err, sizeof err)) {
+        fprintf(stderr, "dump_probs: %s\n", err);
+        return 1;
+    }
+    charrnn_trainer_forward(tr, x, x, CHARRNN_MODE_EVAL); /* targets unused here */
+    fwrite(charrnn_trainer_probs(tr), sizeof(float), n * (size_t)m->cfg.vocab_size, stdout);
+    charrnn_trainer_free(tr);
+    charrnn_model_free(m);
+    free(x);
+    return 0;
+}

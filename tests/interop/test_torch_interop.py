@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""Interop: a checkpoint written by charrnn-train loads unchanged into
+torch.nn.LSTM / GRU / RNN (strict load_state_dict of the rnn.* and decoder.*
+tensors) and gives the same probabilities as charrnn's forward pass, and
+charrnn-sample's greedy text equals PyTorch's greedy decoding.
+
+usage: test_torch_interop.py CHARRNN_TRAIN CHARRNN_SAMPLE DUMP_PROBS"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+import st  # noqa: E402
+
+TRAIN, SAMPLE, DUMP = sys.argv[1:4]
+TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom,\n"
+        "it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
+        "incredulity, it was the season of Light, it was the season of Darkness. ") * 40
+PROBE = "it was the season of Light, it was"
+failures = 0
+
+
+def check(cond, msg):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", msg)
+    else:
+        print("ok:", msg)
+
+
+def torch_model(path):
+    tensors, meta = st.load(path)
+    cell, L, H = meta["cell"], int(meta["num_layers"]), int(meta["hidden_size"])
+    vocab = json.loads(meta["vocab"])
+    V = len(vocab)
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+    rnn, dec = cls(V, H, L), torch.nn.Linear(H, V)
+    rnn.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("rnn.")}, strict=True)
+    dec.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")},
+                        strict=True)
+    return rnn, dec, vocab
+
+
+def torch_probs(rnn, dec, vocab, text):
+    idx = torch.tensor([vocab.index(c) for c in text])
+    x = torch.nn.functional.one_hot(idx, len(vocab)).float().unsqueeze(1)
+    with torch.no_grad():
+        out, _ = rnn(x)
+        return torch.softmax(dec(out[:, 0]), dim=-1)
+
+
+def torch_greedy(rnn, dec, vocab, prime, n):
+    state, text = None, prime
+    with torch.no_grad():
+        x = torch.nn.functional.one_hot(torch.tensor([vocab.index(c) for c in prime]),
+                                        len(vocab)).float().unsqueeze(1)
+        out, state = rnn(x, state)
+        for _ in range(n):
+            k = int(torch.argmax(dec(out[-1, 0])))
+            text += vocab[k]
+            x = torch.nn.functional.one_hot(torch.tensor([k]), len(vocab)).float().unsqueeze(1)
+            out, state = rnn(x, state)
+    return text
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    data = os.path.join(tmp, "data.txt")
+    with open(data, "w") as f:
+        f.write(TEXT)
+    for cell in ["lstm", "gru", "rnn"]:
+        ck = os.path.join(tmp, cell)
+        subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", ck, "--cell", cell,
+                        "--rnn-size", "24", "--num-layers", "2", "--seq-length", "16",
+                        "--batch-size", "8", "--max-iters", "400", "--eval-every", "400",
+                        "--learning-rate", "1e-2",
+                        "--threads", "1", "--quiet"], check=True)
+        path = os.path.join(ck, "best.safetensors")
+        rnn, dec, vocab = torch_model(path)
+        want = torch_probs(rnn, dec, vocab, PROBE)
+        raw = subprocess.run([DUMP, path, PROBE], check=True, capture_output=True).stdout
+        got = torch.frombuffer(bytearray(raw), dtype=torch.float32).reshape(want.shape)
+        err = ((got - want).abs() / (want.abs() * 1e-4 + 1e-6)).max().item()
+        check(err <= 1.0, f"{cell}: probabilities match PyTorch within 1e-4 relative "
+                          f"(worst ratio to tolerance {err:.3f})")
+        greedy = torch_greedy(rnn, dec, vocab, "it was", 80)
+        out = subprocess.run([SAMPLE, "--checkpoint", path, "--prime", "it was", "--length", "80",
+                              "--temperature", "0"], check=True, capture_output=True).stdout
+        check(out.decode() == greedy, f"{cell}: charrnn-sample greedy text equals PyTorch's "
+                                      f"({out.decode()[:40]!r} vs {greedy[:40]!r})")
+sys.exit(1 if failures else 0)
