@@ -3,6 +3,7 @@
 
 #include "charrnn/checkpoint.h"
 #include "charrnn/data.h"
+#include "charrnn/lossplot.h"
 #include "charrnn/status.h"
 #include "charrnn/trainer.h"
 
@@ -61,6 +62,7 @@ typedef struct run {
     float best_val;
     float last_train;
     uint64_t seed;
+    charrnn_lossplot *plot; /* NULL if it could not be allocated: plotting is optional */
 } run;
 
 /* Mean loss over a whole split from a zero state; NaN when the split is empty. */
@@ -172,6 +174,15 @@ static int checkpoint(run *r, float *val_out, char *path, size_t pathlen, char *
         rc = save(r, other, val, 1, err, errlen);
     }
     float score = isfinite(val) ? val : r->last_train;
+    if (rc == CHARRNN_OK && r->plot) {
+        /* The plot is a convenience: failing to draw it never stops training. */
+        char title[160];
+        snprintf(title, sizeof title, "charrnn %s %dx%d", charrnn_cell_name(r->model->cfg.cell),
+                 r->model->cfg.num_layers, r->model->cfg.hidden_size);
+        snprintf(other, sizeof other, "%s/loss.svg", r->o->checkpoint_dir);
+        charrnn_lossplot_add_val(r->plot, r->iter, val);
+        charrnn_lossplot_write(r->plot, other, title, NULL, 0);
+    }
     if (rc == CHARRNN_OK && !(score >= r->best_val)) {
         r->best_val = score;
         snprintf(other, sizeof other, "%s/best.safetensors", r->o->checkpoint_dir);
@@ -303,6 +314,7 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
     r.o = o;
     r.best_val = INFINITY;
     r.seed = o->seed;
+    r.plot = charrnn_lossplot_create();
     charrnn_st_file *ckpt = NULL;
     int rc = setup(&r, &ckpt, err, errlen);
     const int B = o->batch_size, T = o->seq_length;
@@ -350,6 +362,8 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
         float loss = charrnn_trainer_step(r.tr, r.x, r.y, lr, o->grad_clip);
         r.iter = i;
         r.last_train = loss;
+        if (r.plot)
+            charrnn_lossplot_add_train(r.plot, i, loss);
         if (!isfinite(loss)) {
             rc = charrnn_fail(err, errlen, CHARRNN_ERANGE,
                               "the training loss became %f at iteration %ld (try a lower learning rate)",
@@ -382,6 +396,7 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
     }
 done:
     free(r.x), free(r.y);
+    charrnn_lossplot_free(r.plot);
     charrnn_trainer_free(r.tr);
     charrnn_model_free(r.model);
     charrnn_corpus_free(r.corpus);
