@@ -7,18 +7,62 @@
 #include "charrnn/layers.h"
 
 #include <cblas.h>
+#include "fastmath.h"
+
 #include <math.h>
 #include <string.h>
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* LSTM gate arithmetic for one batch row: pre-activations in, activations out
+ * (in place), new cell and hidden state. Separate restrict pointers per gate
+ * let the compiler vectorize across j. */
+static void lstm_cell_forward(float *restrict gi, float *restrict gf, float *restrict gg,
+                              float *restrict go, const float *restrict cp, float *restrict c,
+                              float *restrict h, int H)
+{
+    for (int j = 0; j < H; j++) {
+        float i_ = cr_sigmoidf(gi[j]), f_ = cr_sigmoidf(gf[j]);
+        float g_ = cr_tanhf(gg[j]), o_ = cr_sigmoidf(go[j]);
+        float cn = f_ * cp[j] + i_ * g_;
+        c[j] = cn;
+        h[j] = o_ * cr_tanhf(cn);
+        gi[j] = i_, gf[j] = f_, gg[j] = g_, go[j] = o_;
+    }
+}
+
+/* Gradients of the pre-activations of one batch row; dc carries dL/dc back a step. */
+static void lstm_cell_backward(float *restrict di, float *restrict df, float *restrict dgg,
+                               float *restrict dout, float *restrict dc_next,
+                               const float *restrict gi, const float *restrict gf,
+                               const float *restrict gg, const float *restrict go,
+                               const float *restrict cp, const float *restrict c,
+                               const float *restrict dh, int H)
+{
+    for (int j = 0; j < H; j++) {
+        float i_ = gi[j], f_ = gf[j], g_ = gg[j], o_ = go[j];
+        float tc = cr_tanhf(c[j]);
+        float dc = dc_next[j] + dh[j] * o_ * (1.0f - tc * tc);
+        di[j] = dc * g_ * i_ * (1.0f - i_);
+        df[j] = dc * cp[j] * f_ * (1.0f - f_);
+        dgg[j] = dc * i_ * (1.0f - g_ * g_);
+        dout[j] = dh[j] * tc * o_ * (1.0f - o_);
+        dc_next[j] = dc * f_;
+    }
+}
 
 /* gates (N, GH) = input side of every step, biases included. For GRU the
  * recurrent bias of the n gate stays out: it sits inside r * (W_hn h + b_hn). */
-static void input_side(float *gates, const uint16_t *x_tok, const float *x,
+static void input_side(float *gates, float *emb, const uint16_t *x_tok, const float *x,
                        const charrnn_layer_params *p, charrnn_cell cell, int N, int D, int GH,
                        int H)
 {
-    if (x_tok) {
+    if (x_tok && emb) {
+        for (int j = 0; j < GH; j++)
+            for (int v = 0; v < D; v++)
+                emb[(size_t)v * GH + j] = p->w_ih[(size_t)j * D + v];
+        for (int r = 0; r < N; r++)
+            memcpy(gates + (size_t)r * GH, emb + (size_t)x_tok[r] * GH, sizeof(float) * GH);
+    } else if (x_tok) {
         for (int r = 0; r < N; r++) {
             const float *col = p->w_ih + x_tok[r];
             float *g = gates + (size_t)r * GH;
@@ -45,7 +89,7 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
                            int H)
 {
     const int G = charrnn_cell_gates(cell), GH = G * H, N = T * B;
-    input_side(a->gates, x_tok, x, p, cell, N, D, GH, H);
+    input_side(a->gates, a->emb, x_tok, x, p, cell, N, D, GH, H);
     for (int t = 0; t < T; t++) {
         float *g = a->gates + (size_t)t * B * GH;
         const float *hp = a->h + (size_t)t * B * H;
@@ -57,14 +101,8 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
             float *c = a->c + (size_t)(t + 1) * B * H;
             for (int b = 0; b < B; b++) {
                 float *gb = g + (size_t)b * GH;
-                for (int j = 0; j < H; j++) {
-                    float i_ = sigmoidf(gb[j]), f_ = sigmoidf(gb[H + j]);
-                    float g_ = tanhf(gb[2 * H + j]), o_ = sigmoidf(gb[3 * H + j]);
-                    float cn = f_ * cp[(size_t)b * H + j] + i_ * g_;
-                    c[(size_t)b * H + j] = cn;
-                    h[(size_t)b * H + j] = o_ * tanhf(cn);
-                    gb[j] = i_, gb[H + j] = f_, gb[2 * H + j] = g_, gb[3 * H + j] = o_;
-                }
+                size_t o = (size_t)b * H;
+                lstm_cell_forward(gb, gb + H, gb + 2 * H, gb + 3 * H, cp + o, c + o, h + o, H);
             }
         } else if (cell == CHARRNN_CELL_GRU) {
             /* dg_hh's block t is free until backward: use it for h_prev @ W_hh^T. */
@@ -77,10 +115,10 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
                 float *gb = g + (size_t)b * GH;
                 const float *hb = hh + (size_t)b * GH;
                 for (int j = 0; j < H; j++) {
-                    float r_ = sigmoidf(gb[j] + hb[j]);
-                    float z_ = sigmoidf(gb[H + j] + hb[H + j]);
+                    float r_ = cr_sigmoidf(gb[j] + hb[j]);
+                    float z_ = cr_sigmoidf(gb[H + j] + hb[H + j]);
                     float hn_ = hb[2 * H + j] + b_hn[j];
-                    float n_ = tanhf(gb[2 * H + j] + r_ * hn_);
+                    float n_ = cr_tanhf(gb[2 * H + j] + r_ * hn_);
                     h[(size_t)b * H + j] = (1.0f - z_) * n_ + z_ * hp[(size_t)b * H + j];
                     hn[(size_t)b * H + j] = hn_;
                     gb[j] = r_, gb[H + j] = z_, gb[2 * H + j] = n_;
@@ -90,7 +128,7 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, H, 1.0f, hp, H, p->w_hh, H,
                         1.0f, g, H);
             for (size_t k = 0; k < (size_t)B * H; k++) {
-                g[k] = tanhf(g[k]);
+                g[k] = cr_tanhf(g[k]);
                 h[k] = g[k];
             }
         }
@@ -117,17 +155,9 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
             for (int b = 0; b < B; b++) {
                 const float *gb = g + (size_t)b * GH;
                 float *db = dg + (size_t)b * GH;
-                for (int j = 0; j < H; j++) {
-                    size_t k = (size_t)b * H + j;
-                    float i_ = gb[j], f_ = gb[H + j], g_ = gb[2 * H + j], o_ = gb[3 * H + j];
-                    float tc = tanhf(c[k]);
-                    float dc = dnc[k] + dh[k] * o_ * (1.0f - tc * tc);
-                    db[j] = dc * g_ * i_ * (1.0f - i_);
-                    db[H + j] = dc * cp[k] * f_ * (1.0f - f_);
-                    db[2 * H + j] = dc * i_ * (1.0f - g_ * g_);
-                    db[3 * H + j] = dh[k] * tc * o_ * (1.0f - o_);
-                    dnc[k] = dc * f_;
-                }
+                size_t o = (size_t)b * H;
+                lstm_cell_backward(db, db + H, db + 2 * H, db + 3 * H, dnc + o, gb, gb + H,
+                                   gb + 2 * H, gb + 3 * H, cp + o, c + o, dh + o, H);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dg, GH,
                         p->w_hh, H, 0.0f, dnh, H);
@@ -163,7 +193,18 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
     /* Weight gradients over all steps at once: h block t is h_{t-1} of step t. */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, H, N, 1.0f, dg_hh, GH, a->h, H, 1.0f,
                 gr->w_hh, H);
-    if (x_tok) {
+    if (x_tok && a->demb) {
+        memset(a->demb, 0, sizeof(float) * (size_t)D * GH);
+        for (int r = 0; r < N; r++) {
+            const float *d = a->dg + (size_t)r * GH;
+            float *row = a->demb + (size_t)x_tok[r] * GH;
+            for (int j = 0; j < GH; j++)
+                row[j] += d[j];
+        }
+        for (int j = 0; j < GH; j++)
+            for (int v = 0; v < D; v++)
+                gr->w_ih[(size_t)j * D + v] += a->demb[(size_t)v * GH + j];
+    } else if (x_tok) {
         for (int r = 0; r < N; r++) {
             const float *d = a->dg + (size_t)r * GH;
             float *col = gr->w_ih + x_tok[r];
@@ -203,7 +244,7 @@ float charrnn_decoder_forward(float *probs, const float *h, const float *w, cons
         float lt = l[targets[r]] - mx;
         float sum = 0.0f;
         for (int v = 0; v < V; v++) {
-            l[v] = expf(l[v] - mx);
+            l[v] = cr_expf(l[v] - mx);
             sum += l[v];
         }
         float inv = 1.0f / sum;

@@ -11,6 +11,8 @@
 
 #include "charrnn/status.h"
 
+#include "fastmath.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,7 +152,6 @@ static float dot(const float *restrict a, const float *restrict b, int n)
     return acc[0];
 }
 
-static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* One layer for one stream: x is the input vector (NULL for layer 0: token). */
 static void layer_step(charrnn_stream *s, int l, int tok, const float *x)
@@ -169,22 +170,22 @@ static void layer_step(charrnn_stream *s, int l, int tok, const float *x)
     switch (m->cfg.cell) {
     case CHARRNN_CELL_LSTM:
         for (int j = 0; j < H; j++) {
-            float i_ = sigm(gi[j] + gh[j]), f_ = sigm(gi[H + j] + gh[H + j]);
-            float g_ = tanhf(gi[2 * H + j] + gh[2 * H + j]), o_ = sigm(gi[3 * H + j] + gh[3 * H + j]);
+            float i_ = cr_sigmoidf(gi[j] + gh[j]), f_ = cr_sigmoidf(gi[H + j] + gh[H + j]);
+            float g_ = cr_tanhf(gi[2 * H + j] + gh[2 * H + j]), o_ = cr_sigmoidf(gi[3 * H + j] + gh[3 * H + j]);
             c[j] = f_ * c[j] + i_ * g_;
-            h[j] = o_ * tanhf(c[j]);
+            h[j] = o_ * cr_tanhf(c[j]);
         }
         break;
     case CHARRNN_CELL_GRU:
         for (int j = 0; j < H; j++) {
-            float r_ = sigm(gi[j] + gh[j]), z_ = sigm(gi[H + j] + gh[H + j]);
-            float n_ = tanhf(gi[2 * H + j] + r_ * gh[2 * H + j]);
+            float r_ = cr_sigmoidf(gi[j] + gh[j]), z_ = cr_sigmoidf(gi[H + j] + gh[H + j]);
+            float n_ = cr_tanhf(gi[2 * H + j] + r_ * gh[2 * H + j]);
             h[j] = (1.0f - z_) * n_ + z_ * h[j];
         }
         break;
     case CHARRNN_CELL_RNN:
         for (int j = 0; j < H; j++)
-            h[j] = tanhf(gi[j] + gh[j]);
+            h[j] = cr_tanhf(gi[j] + gh[j]);
         break;
     }
 }

@@ -76,6 +76,10 @@ int charrnn_trainer_create(charrnn_model *m, int batch, int seq, float dropout,
             ALLOC(a->hn, N * H);
             ALLOC(a->dg_hh, N * GH);
         }
+        if (l == 0) {
+            ALLOC(a->emb, V * GH);
+            ALLOC(a->demb, V * GH);
+        }
         if (l > 0 && dropout > 0.0f) {
             ALLOC(tr->drop_x[l], N * H);
             ok = ok && (tr->drop_mask[l] = calloc(N * H, 1)) != NULL;
@@ -101,7 +105,8 @@ void charrnn_trainer_free(charrnn_trainer *tr)
     for (int l = 0; l < CHARRNN_MAX_LAYERS; l++) {
         charrnn_layer_acts *a = &tr->acts[l];
         free(a->gates), free(a->dg), free(a->h), free(a->dh), free(a->dnext), free(a->c);
-        free(a->hn), free(a->dg_hh), free(tr->drop_x[l]), free(tr->drop_mask[l]);
+        free(a->hn), free(a->dg_hh), free(a->emb), free(a->demb);
+        free(tr->drop_x[l]), free(tr->drop_mask[l]);
     }
     free(tr);
 }

@@ -21,6 +21,9 @@ typedef struct charrnn_layer_acts {
     float *dg_hh; /* GRU only (T*B, G*H) gradient of recurrent-side pre-activations */
     float *dh;    /* (T*B, H) upstream gradient w.r.t. h_t (consumed by backward) */
     float *dnext; /* (2*B, H) scratch: carried dh (and dc) between steps */
+    float *emb;   /* optional, layer 0: (V, G*H) scratch for W_ih^T, so the one-hot
+                     gather reads contiguous rows instead of a column with stride V */
+    float *demb;  /* optional, layer 0: (V, G*H) scratch for the gradient of W_ih^T */
 } charrnn_layer_acts;
 
 /* Forward of one layer. Input is either tokens (layer 0: x_tok (T*B) indices
