@@ -10,11 +10,13 @@
 
 # ---- build stage: compilers and -dev packages, never shipped ------------------
 FROM debian:bookworm-slim AS build
+# Marks this stage's images, so a CI run can prune the untagged ones it leaves.
+LABEL org.charrnn.stage=build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev meson ninja-build pkg-config \
       libopenblas-dev libmicrohttpd-dev libcjson-dev \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads; tests/ is not configured with -Dtests=false.
 COPY meson.build meson_options.txt ./
@@ -35,7 +37,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libopenblas0-pthread libmicrohttpd12 libcjson1 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 charrnn \
  && useradd --system --uid 10001 --gid charrnn --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin charrnn \
