@@ -111,9 +111,10 @@ static void on_iter(void *ctx, const charrnn_progress *p)
         char line[384];
         snprintf(line, sizeof line,
                  "{\"event\":\"iter\",\"iter\":%ld,\"total_iters\":%ld,\"epoch\":%.4f,"
-                 "\"train_loss\":%.6f,\"lr\":%.6g,\"chars_per_sec\":%.1f,\"eta_sec\":%.1f}",
+                 "\"train_loss\":%.6f,\"lr\":%.6g,\"chars_per_sec\":%.1f,\"eta_sec\":%.1f,"
+                 "\"elapsed_sec\":%.4f}",
                  p->iter, p->total_iters, p->epoch, (double)p->train_loss, (double)p->lr,
-                 p->chars_per_sec, p->eta_sec);
+                 p->chars_per_sec, p->eta_sec, p->elapsed_sec);
         if (!u->tty || u->log)
             json_line(u, line);
     }

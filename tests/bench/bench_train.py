@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""Training speed benchmark: charrnn-train against the equivalent PyTorch loop
+(tests/bench/torch_train.py: same model, batch, seq, Adam, clipping; PyTorch at
+the faster of 1 and 2 threads), in one invocation, on the same text.
+
+Prints per configuration: chars/s of each and their ratio, charrnn's achieved
+GFLOP/s (forward + backward GEMM FLOPs), that as a fraction of the sgemm peak
+measured in the same run, and peak RSS against the planned memory.
+
+usage: tests/bench/bench_train.py --data FILE [--build build] [--scale 1.0] [--only NAME]
+(timing excludes the first --warmup iterations; --scale multiplies iteration counts)"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIGS = [  # name, cell, layers, hidden, iterations
+    ("LSTM 1x128", "lstm", 1, 128, 60),
+    ("LSTM 2x128", "lstm", 2, 128, 40),
+    ("LSTM 2x256", "lstm", 2, 256, 24),
+    ("LSTM 3x512", "lstm", 3, 512, 8),
+    ("GRU 2x128", "gru", 2, 128, 40),
+]
+B = T = 50
+
+
+def run(cmd):
+    """Runs cmd and returns its stdout."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate()
+    if p.returncode != 0:
+        sys.exit(f"{cmd[0]} failed: {err.strip()[-500:]}")
+    return out
+
+
+def rss_run(cmd):
+    """Runs cmd quietly; returns its own peak RSS in MiB (wait4 rusage of that child)."""
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.execv(cmd[0], cmd)
+    _, status, ru = os.wait4(pid, 0)
+    if status != 0:
+        sys.exit(f"{cmd[0]} exited with status {status}")
+    return ru.ru_maxrss / 1024.0
+
+
+def gemm_flops_per_char(cell, L, H, V):
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+    fwd = sum(2 * G * H * H * (2 if l > 0 else 1) for l in range(L)) + 2 * H * V
+    return 3 * fwd  # backward: two GEMMs per forward GEMM
+
+
+def planned_bytes(cell, L, H, V, chars):
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+    D = [V] + [H] * (L - 1)
+    P = sum(G * H * (d + H) + 2 * G * H for d in D) + V * H + V
+    N = B * T
+    acts = 0
+    for l in range(L):
+        acts += 2 * N * G * H + (N + B) * H + N * H  # gates, dg, h, dh
+        acts += (N + B) * H if cell == "lstm" else 0
+        acts += (N * H + N * G * H) if cell == "gru" else 0
+        acts += 2 * V * G * H if l == 0 else 0
+    acts += N * H + N * V
+    return 4 * (4 * P + acts) + 2 * chars
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--only", default=None)
+    a = ap.parse_args()
+    train = os.path.join(a.build, "cli", "charrnn-train")
+    peak_tool = os.path.join(a.build, "tests", "bench", "sgemm_peak")
+    text = open(a.data, encoding="utf-8").read()
+    V, chars = len(set(text)), len(text)
+    peak = json.loads(run([peak_tool, "2048", "2048", "2048", "2"]))["gflops"]
+    step = json.loads(run([peak_tool, "50", "2048", "512", "2"]))["gflops"]
+    print(f"machine: {os.cpu_count()} cores; OpenBLAS sgemm peak {peak:.1f} GFLOP/s "
+          f"(2048^3, 2 threads), {step:.1f} GFLOP/s on 50x2048x512 (one LSTM 512 step)")
+    print(f"data: {a.data} ({chars} chars, V={V}); B={B} T={T}; timing excludes "
+          f"{a.warmup} warm-up iterations\n")
+    hdr = ("config", "charrnn c/s", "torch c/s", "ratio", "GFLOP/s", "of peak", "RSS MiB",
+           "RSS/plan", "torch thr")
+    print("| " + " | ".join(hdr) + " |")
+    print("|" + "---|" * len(hdr))
+    for name, cell, L, H, iters in CONFIGS:
+        if a.only and a.only not in name:
+            continue
+        n = max(a.warmup + 2, int(iters * a.scale))
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "log.jsonl")
+            rss = rss_run([train, "--data", a.data, "--checkpoint-dir", tmp, "--cell", cell,
+                           "--num-layers", str(L), "--rnn-size", str(H), "--max-iters", str(n),
+                           "--eval-every", str(10 ** 9), "--train-frac", "1", "--val-frac", "0",
+                           "--print-every", "1", "--quiet", "--log", log])
+            ev = {e["iter"]: e for e in map(json.loads, open(log)) if e.get("event") == "iter"}
+            t0, t1 = ev[a.warmup]["elapsed_sec"], ev[n]["elapsed_sec"]
+            ours = (n - a.warmup) * B * T / (t1 - t0)
+        best, best_thr = 0.0, 0
+        for thr in (1, 2):
+            out = run(["/usr/bin/python3", os.path.join(HERE, "torch_train.py"), "--data", a.data,
+                       "--cell", cell, "--num-layers", str(L), "--rnn-size", str(H),
+                       "--max-iters", str(n), "--warmup", str(a.warmup), "--threads", str(thr),
+                       "--train-frac", "1", "--val-frac", "0"])
+            cps = json.loads(out)["chars_per_sec"]
+            if cps > best:
+                best, best_thr = cps, thr
+        gf = ours * gemm_flops_per_char(cell, L, H, V) / 1e9
+        plan = planned_bytes(cell, L, H, V, chars) / 2 ** 20
+        print(f"| {name} | {ours:,.0f} | {best:,.0f} | {ours / best:.2f}x | {gf:.1f} | "
+              f"{gf / peak:.0%} | {rss:.0f} | {rss / plan:.2f} | {best_thr} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
