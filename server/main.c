@@ -66,7 +66,14 @@ static void drain(server *srv)
         cJSON_AddNumberToObject(f, "inflight", left);
         log_json("warn", "drain timeout: ending remaining requests", f);
     }
+    /* Generations still running end now; give their responses a moment to
+     * go out (a stream's last event says the server is shutting down). */
     engine_shutdown(srv->eng);
+    t0 = now_mono();
+    while (atomic_load(&srv->inflight) > 0 && now_mono() - t0 < 2) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     http_stop(srv);
 }
 

@@ -1,0 +1,937 @@
+#!/usr/bin/python3
+"""End-to-end tests of charrnn-serve: the real daemon on a free loopback port,
+over real HTTP, nothing mocked.
+
+usage: run_e2e.py CHARRNN_SERVE CHARRNN_TRAIN CHARRNN_SAMPLE [TEST_NAME_SUBSTRING...]
+
+Trains two tiny models with charrnn-train, starts daemons with --listen
+127.0.0.1:0 (the bound port is read from the "listening" log line) and checks
+every endpoint, every validation error, the metrics exposition, hot reload
+under load, corrupt files, client disconnects, the bounded queue, timeouts,
+SIGTERM draining, and byte-identical text against charrnn-sample.
+Exit status: 0 when every test passed.
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+SERVE, TRAIN, SAMPLE = (os.path.abspath(p) for p in sys.argv[1:4])
+ONLY = sys.argv[4:]
+TOKEN = "s3cret-token"
+
+
+# ---------------------------------------------------------------- helpers
+
+def make_text():
+    """A deterministic training text with some non-ASCII characters."""
+    words = ("the quick brown fox jumps over lazy dogs while seven wizards "
+             "quietly hex café naïve façade λόγος über straße ünïcödé").split()
+    x = 12345
+    out = []
+    for _ in range(3000):
+        x = (x * 1103515245 + 12345) % (1 << 31)
+        out.append(words[x % len(words)])
+        if x % 11 == 0:
+            out.append(".\n")
+    return " ".join(out)
+
+
+def train(workdir, data, name, seed, cell="lstm", size=32):
+    ck = os.path.join(workdir, "ck-" + name)
+    out = os.path.join(workdir, name + ".safetensors")
+    subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", ck, "--cell", cell,
+                    "--rnn-size", str(size), "--num-layers", "2", "--seq-length", "25",
+                    "--batch-size", "8", "--max-iters", "40", "--eval-every", "20",
+                    "--seed", str(seed), "--publish", out, "--quiet"], check=True)
+    return out
+
+
+def cli_sample(ckpt, prime="", length=200, temperature=None, seed=0, top_k=None,
+               top_p=None, stop=()):
+    args = [SAMPLE, "--checkpoint", ckpt, "--length", str(length), "--seed", str(seed)]
+    if prime:
+        args += ["--prime", prime]
+    if temperature is not None:
+        args += ["--temperature", repr(temperature)]
+    if top_k is not None:
+        args += ["--top-k", str(top_k)]
+    if top_p is not None:
+        args += ["--top-p", repr(top_p)]
+    for s in stop:
+        args += ["--stop", s]
+    out = subprocess.run(args, check=True, stdout=subprocess.PIPE).stdout
+    pb = prime.encode()
+    assert out.startswith(pb), "charrnn-sample did not print the prime first"
+    return out[len(pb):].decode()
+
+
+class Daemon:
+    """A charrnn-serve process; its stderr lines are collected as they come."""
+
+    def __init__(self, models, *flags, env=None, use_env_for_listen=False):
+        e = dict(os.environ)
+        for k in list(e):
+            if k.startswith("CHARRNN_"):
+                del e[k]
+        e.update(env or {})
+        args = [SERVE, "--models", models]
+        if use_env_for_listen:
+            e["CHARRNN_LISTEN"] = "127.0.0.1:0"
+        else:
+            args += ["--listen", "127.0.0.1:0"]
+        args += list(flags)
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, env=e)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        ev = self.wait_log(lambda o: o.get("msg") == "listening", 10)
+        self.port = int(ev["addr"].rsplit(":", 1)[1])
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def logs(self):
+        with self.cond:
+            return list(self.lines)
+
+    def wait_log(self, pred, timeout, start=0):
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines[start:]:
+                    try:
+                        o = json.loads(line)
+                    except ValueError:
+                        continue
+                    if pred(o):
+                        return o
+                left = deadline - time.time()
+                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
+                    raise AssertionError("log line not seen; logs:\n" + "".join(self.lines[-20:]))
+                self.cond.wait(min(left, 0.2))
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout)
+        self.reader.join(5)
+        return rc
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        h = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+
+    def json(self, method, path, body=None, headers=None, timeout=60):
+        status, hdrs, data = self.request(method, path, body, headers, timeout)
+        return status, hdrs, json.loads(data)
+
+    def sample(self, **fields):
+        return self.json("POST", "/sample", fields)
+
+    def stream(self, fields, timeout=60):
+        """POST a streaming request; returns (status, headers, events)."""
+        fields = dict(fields, stream=True)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn.request("POST", "/sample", body=json.dumps(fields),
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        hdrs = dict((k.lower(), v) for k, v in r.getheaders())
+        raw = r.read().decode()
+        conn.close()
+        return r.status, hdrs, parse_sse(raw)
+
+    def metrics(self):
+        status, hdrs, data = self.request("GET", "/metrics")
+        assert status == 200
+        return parse_prometheus(data.decode()), hdrs
+
+
+def parse_sse(raw):
+    events = []
+    assert raw.endswith("\n\n"), "event stream does not end with a blank line"
+    for block in raw.split("\n\n")[:-1]:
+        data = [ln[6:] for ln in block.split("\n") if ln.startswith("data: ")]
+        if not data:
+            assert all(ln.startswith(":") for ln in block.split("\n")), block
+            continue
+        events.append(json.loads("\n".join(data)))
+    return events
+
+
+METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+SAMPLE_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)')
+
+
+def parse_prometheus(text):
+    """Parses the text exposition format 0.0.4 strictly. Returns
+    {name: {"type": t, "samples": [(sample_name, labels, value)]}}."""
+    families = {}
+    assert text.endswith("\n")
+    for ln in text.split("\n")[:-1]:
+        if ln.startswith("# HELP "):
+            name = ln.split(" ")[2]
+            assert METRIC_NAME.match(name), ln
+            continue
+        if ln.startswith("# TYPE "):
+            _, _, name, typ = ln.split(" ")
+            assert typ in ("counter", "gauge", "histogram", "summary", "untyped"), ln
+            assert name not in families, "TYPE twice: " + name
+            families[name] = {"type": typ, "samples": []}
+            continue
+        assert not ln.startswith("#") and ln.strip(), "bad line: %r" % ln
+        m = SAMPLE_LINE.match(ln)
+        assert m, "bad sample line: %r" % ln
+        sname, labels_s, value = m.group(1), m.group(3), m.group(4)
+        labels = {}
+        pos = 0
+        while labels_s and pos < len(labels_s):
+            lm = LABEL.match(labels_s, pos)
+            assert lm, "bad labels: %r" % ln
+            labels[lm.group(1)] = lm.group(2)
+            pos = lm.end()
+        v = float(value)  # accepts NaN, +Inf
+        fam = sname
+        for suffix in ("_bucket", "_sum", "_count"):
+            if sname.endswith(suffix) and sname[:-len(suffix)] in families and \
+                    families[sname[:-len(suffix)]]["type"] == "histogram":
+                fam = sname[:-len(suffix)]
+        assert fam in families, "sample before its TYPE: " + ln
+        families[fam]["samples"].append((sname, labels, v))
+    for name, fam in families.items():
+        if fam["type"] == "counter":
+            assert name.endswith("_total"), name
+            assert all(v >= 0 for _, _, v in fam["samples"]), name
+        if fam["type"] == "histogram":
+            series = {}
+            for sname, labels, v in fam["samples"]:
+                key = tuple(sorted((k, x) for k, x in labels.items() if k != "le"))
+                series.setdefault(key, {"b": [], "count": None})
+                if sname.endswith("_bucket"):
+                    series[key]["b"].append((labels["le"], v))
+                elif sname.endswith("_count"):
+                    series[key]["count"] = v
+            for key, s in series.items():
+                vals = [v for _, v in s["b"]]
+                assert vals == sorted(vals), "buckets not cumulative: %s" % (key,)
+                assert s["b"][-1][0] == "+Inf" and s["b"][-1][1] == s["count"], key
+    return families
+
+
+def metric(fams, name, **labels):
+    total = 0.0
+    found = False
+    fam = name
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name not in fams and name.endswith(suffix):
+            fam = name[:-len(suffix)]
+    for sname, lab, v in fams[fam]["samples"]:
+        if sname == name and all(lab.get(k) == x for k, x in labels.items()):
+            total += v
+            found = True
+    return total if found else None
+
+
+def expect_error(resp, status, param="absent", msg_re=None):
+    st, hdrs, body = resp
+    assert st == status, "status %d, expected %d: %r" % (st, status, body)
+    assert hdrs.get("content-type", "").startswith("application/json"), hdrs
+    err = body["error"]
+    assert set(err) == {"code", "type", "message", "param"}, err
+    assert err["code"] == status and isinstance(err["message"], str) and err["message"]
+    assert isinstance(err["type"], str) and err["type"]
+    if param != "absent":
+        assert err["param"] == param, "param %r, expected %r" % (err["param"], param)
+    if msg_re:
+        assert re.search(msg_re, err["message"]), err["message"]
+    return err
+
+
+def raw_http(port, data, read_timeout=10):
+    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
+    s.sendall(data)
+    chunks = []
+    try:
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            chunks.append(c)
+    except socket.timeout:
+        pass
+    s.close()
+    return b"".join(chunks)
+
+
+def replace_atomically(src, dst):
+    tmp = os.path.join(os.path.dirname(dst), ".incoming.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+# ---------------------------------------------------------------- fixture
+
+class Env:
+    pass
+
+
+ENV = Env()
+
+
+def setup():
+    ENV.dir = tempfile.mkdtemp(prefix="charrnn-e2e-")
+    data = os.path.join(ENV.dir, "data.txt")
+    with open(data, "w", encoding="utf-8") as f:
+        f.write(make_text())
+    ENV.v1 = train(ENV.dir, data, "v1", seed=1)
+    ENV.v2 = train(ENV.dir, data, "v2", seed=2, cell="gru", size=24)
+    ENV.models = os.path.join(ENV.dir, "models")
+    os.mkdir(ENV.models)
+    shutil.copyfile(ENV.v1, os.path.join(ENV.models, "tiny.safetensors"))
+    shutil.copyfile(ENV.v2, os.path.join(ENV.models, "other.safetensors"))
+    ENV.d = Daemon(ENV.models, "--default-model", "tiny", "--admin-token", TOKEN,
+                   "--poll-interval", "0.2", "--max-length", "5000", "--max-prime", "100",
+                   "--max-body", "4096")
+
+
+def teardown():
+    if getattr(ENV, "d", None):
+        rc = ENV.d.stop()
+        assert rc == 0, "daemon exit status %d" % rc
+    shutil.rmtree(ENV.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- tests
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+@test
+def health_and_readiness():
+    st, hdrs, body = ENV.d.json("GET", "/healthz")
+    assert st == 200 and body == {"status": "ok"}, body
+    st, _, body = ENV.d.json("GET", "/readyz")
+    assert st == 200 and body["status"] == "ready" and body["models_loaded"] == 2, body
+    st, _, data = ENV.d.request("HEAD", "/healthz")
+    assert st == 200 and data == b""
+
+
+@test
+def readyz_without_models():
+    empty = os.path.join(ENV.dir, "empty")
+    os.makedirs(empty, exist_ok=True)
+    d = Daemon(empty)
+    try:
+        st, _, body = d.json("GET", "/readyz")
+        assert st == 503 and body["status"] == "not_ready", body
+        st, _, body = d.json("GET", "/healthz")
+        assert st == 200
+        expect_error(d.sample(prime="a"), 400, "model")
+    finally:
+        assert d.stop() == 0
+
+
+@test
+def models_list_and_get():
+    st, _, body = ENV.d.json("GET", "/models")
+    assert st == 200 and body["default_model"] == "tiny", body
+    names = [m["name"] for m in body["models"]]
+    assert names == ["other", "tiny"], names
+    tiny = body["models"][1]
+    for k in ("version", "cell", "num_layers", "hidden_size", "vocab_size", "num_params",
+              "val_loss", "loaded_at", "sha256", "status", "loads", "load_failures"):
+        assert k in tiny, k
+    assert tiny["status"] == "ready" and tiny["cell"] == "lstm" and tiny["hidden_size"] == 32
+    assert tiny["num_layers"] == 2 and tiny["default"] is True
+    assert isinstance(tiny["val_loss"], float)
+    assert body["models"][0]["cell"] == "gru"
+    st, _, one = ENV.d.json("GET", "/models/tiny")
+    assert st == 200 and one["name"] == "tiny" and one["sha256"] == tiny["sha256"]
+    expect_error(ENV.d.json("GET", "/models/nope"), 404, "model")
+    expect_error(ENV.d.json("GET", "/models/.hidden"), 404)
+
+
+@test
+def sample_basic_fields():
+    st, hdrs, body = ENV.d.sample(prime="the ", length=50, seed=7, temperature=0.7)
+    assert st == 200, body
+    assert hdrs["content-type"].startswith("application/json")
+    assert set(body) == {"model", "model_version", "text", "seed", "finish_reason", "usage",
+                         "timing"}, body
+    assert body["model"] == "tiny" and body["seed"] == 7 and body["finish_reason"] == "length"
+    assert len(body["text"]) == 50 and body["usage"] == {"prime_chars": 4, "generated_chars": 50}
+    for k in ("queue_ms", "generation_ms", "total_ms"):
+        assert body["timing"][k] >= 0
+    # the other model by name
+    st, _, b2 = ENV.d.sample(model="other", length=10, seed=7)
+    assert st == 200 and b2["model"] == "other" and len(b2["text"]) == 10
+
+
+@test
+def sample_defaults_and_random_seed():
+    st, _, a = ENV.d.sample()
+    assert st == 200 and len(a["text"]) == 200 and a["usage"]["prime_chars"] == 0
+    assert isinstance(a["seed"], int) and 0 <= a["seed"] < 2 ** 64
+    st, _, b = ENV.d.sample(seed=a["seed"])
+    assert b["text"] == a["text"], "the echoed seed does not reproduce the text"
+    # null means default
+    st, _, c = ENV.d.sample(seed=a["seed"], prime=None, length=None, stop=None, top_k=None)
+    assert st == 200 and c["text"] == a["text"]
+
+
+@test
+def seed_full_uint64_range():
+    big = 2 ** 64 - 1
+    st, _, body = ENV.d.request("POST", "/sample", '{"seed": %d, "length": 30}' % big,
+                                {"Content-Type": "application/json"})
+    body = json.loads(body)
+    assert st == 200 and body["seed"] == big, body
+    assert body["text"] == cli_sample(ENV.v1, length=30, seed=big)
+    st, _, b2 = ENV.d.sample(seed=str(big), length=30)
+    assert st == 200 and b2["text"] == body["text"], "seed as a decimal string"
+
+
+CASES = [
+    dict(prime="the quick ", length=120, seed=1),
+    dict(prime="", length=80, seed=2, temperature=0.5),
+    dict(prime="über ", length=100, seed=3, temperature=1.3),
+    dict(prime="fox", length=60, seed=4, temperature=0),
+    dict(prime="a", length=150, seed=5, top_k=3),
+    dict(prime="λόγος ", length=150, seed=6, top_p=0.8, temperature=0.9),
+    dict(prime="the", length=400, seed=7, stop=["dogs", "."]),
+    dict(prime="naïve ", length=90, seed=2 ** 63 + 11, top_k=5, top_p=0.9, temperature=0.8),
+]
+
+
+def cli_for(case, ckpt=None):
+    return cli_sample(ckpt or ENV.v1, prime=case.get("prime", ""), length=case["length"],
+                      temperature=case.get("temperature"), seed=case["seed"],
+                      top_k=case.get("top_k"), top_p=case.get("top_p"),
+                      stop=case.get("stop", ()))
+
+
+@test
+def same_text_as_cli():
+    for case in CASES:
+        want = cli_for(case)
+        st, _, body = ENV.d.sample(**case)
+        assert st == 200, body
+        assert body["text"] == want, "server %r != cli %r for %r" % (body["text"], want, case)
+        if case.get("stop"):
+            assert body["finish_reason"] == "stop" and any(
+                body["text"].endswith(s) for s in case["stop"]), body
+
+
+@test
+def same_text_as_cli_16_concurrent():
+    cases = [dict(c, seed=c["seed"] + 1000 * i) for i in range(2) for c in CASES]
+    want = [cli_for(c) for c in cases]
+    results = [None] * len(cases)
+    barrier = threading.Barrier(len(cases))
+
+    def run(i):
+        barrier.wait()
+        if i % 2:
+            st, _, ev = ENV.d.stream(cases[i])
+            results[i] = (st, "".join(e.get("text", "") for e in ev))
+        else:
+            st, _, body = ENV.d.sample(**cases[i])
+            results[i] = (st, body.get("text"))
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(cases))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for i, (st, text) in enumerate(results):
+        assert st == 200 and text == want[i], "client %d: %r != %r" % (i, text, want[i])
+    fams, _ = ENV.d.metrics()
+    steps = metric(fams, "charrnn_inference_steps_total")
+    streams = metric(fams, "charrnn_inference_stream_steps_total")
+    assert streams >= steps > 0
+
+
+@test
+def streaming():
+    case = dict(prime="the ", length=300, seed=99, temperature=0.9)
+    st, hdrs, events = ENV.d.stream(case)
+    assert st == 200 and hdrs["content-type"].startswith("text/event-stream"), hdrs
+    assert len(events) >= 2
+    for e in events[:-1]:
+        assert set(e) == {"text"} and e["text"], e
+    last = events[-1]
+    assert last["finish_reason"] == "length" and last["usage"]["generated_chars"] == 300, last
+    assert last["seed"] == 99 and last["model"] == "tiny" and "model_version" in last
+    text = "".join(e["text"] for e in events)
+    assert text == cli_for(case)
+    # stop in a stream
+    st, _, events = ENV.d.stream(dict(prime="the", length=400, seed=7, stop=["dogs", "."]))
+    assert events[-1]["finish_reason"] == "stop"
+    # validation errors are plain JSON errors before any event
+    st, hdrs, body = ENV.d.json("POST", "/sample", {"stream": True, "temperature": -1})
+    expect_error((st, hdrs, body), 400, "temperature")
+
+
+@test
+def validation_errors():
+    d = ENV.d
+    J = {"Content-Type": "application/json"}
+    expect_error(d.json("POST", "/sample", "{\"length\": 5", J), 400, None, "not valid JSON")
+    expect_error(d.json("POST", "/sample", "", J), 400, None)
+    expect_error(d.json("POST", "/sample", "[1,2]", J), 400, None, "object")
+    expect_error(d.json("POST", "/sample", '{"length": 5} x', J), 400, None)
+    expect_error(d.json("POST", "/sample", '{"length": 5, "length": 6}', J), 400, "length",
+                 "twice")
+    expect_error(d.sample(lenght=5), 400, "lenght", "unknown field")
+    wrong_types = {
+        "model": 3, "prime": 5, "length": "10", "temperature": "hot", "seed": "abc",
+        "top_k": 1.5, "top_p": "x", "stop": "dogs", "stream": "yes",
+    }
+    for k, v in wrong_types.items():
+        expect_error(d.sample(**{k: v}), 400, k)
+    expect_error(d.sample(stop=["ok", 3]), 400, "stop")
+    expect_error(d.sample(stop=[""]), 400, "stop")
+    expect_error(d.sample(stop=["x" * 257]), 400, "stop")
+    expect_error(d.sample(stop=["s%d" % i for i in range(17)]), 400, "stop")
+    out_of_range = [("length", 0), ("length", 5001), ("length", -3), ("temperature", -0.1),
+                    ("temperature", 10.5), ("top_p", 0), ("top_p", 1.01), ("top_k", -1),
+                    ("seed", -1), ("seed", 1.5), ("seed", 2 ** 64)]
+    for k, v in out_of_range:
+        expect_error(d.json("POST", "/sample", '{"%s": %s}' % (k, json.dumps(v)), J), 400, k)
+    expect_error(d.sample(model="nope"), 404, "model", "not found")
+    expect_error(d.sample(model="../etc/passwd"), 400, "model")
+    err = expect_error(d.sample(prime="Zebra€"), 400, "prime")
+    assert "Z" in err["message"] or "€" in err["message"], err
+    expect_error(d.sample(prime="x" * 101), 400, "prime", "limit")
+    # body too large: by Content-Length and by chunked upload
+    expect_error(d.json("POST", "/sample", json.dumps({"prime": "a" * 5000}), J), 413)
+    raw = raw_http(d.port, b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                   b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+                   b"".join(b"400\r\n" + b" " * 1024 + b"\r\n" for _ in range(5)) +
+                   b"0\r\n\r\n", 5)
+    assert raw.startswith(b"HTTP/1.1 413"), raw[:100]
+    # wrong method, unknown path, content type
+    st, hdrs, body = d.json("GET", "/sample")
+    expect_error((st, hdrs, body), 405)
+    assert hdrs["allow"] == "POST", hdrs
+    st, hdrs, body = d.json("DELETE", "/models")
+    expect_error((st, hdrs, body), 405)
+    assert "GET" in hdrs["allow"]
+    expect_error(d.json("POST", "/models/tiny"), 405)
+    expect_error(d.json("GET", "/models/tiny/reload"), 405)
+    expect_error(d.json("GET", "/nope"), 404)
+    expect_error(d.json("GET", "/models/tiny/other"), 404)
+    expect_error(d.json("POST", "/sample", '{"length": 5}', {"Content-Type": "text/plain"}), 415)
+    expect_error(d.json("POST", "/sample", '{"length": 5}',
+                        {"Content-Type": "application/x-www-form-urlencoded"}), 415)
+    expect_error(d.json("POST", "/sample", b'{"length": 5}', {}), 415)
+    st, _, ok = d.json("POST", "/sample", '{"length": 5}',
+                       {"Content-Type": "application/json; charset=utf-8"})
+    assert st == 200, ok
+
+
+@test
+def metrics_exposition():
+    ENV.d.sample(length=10, seed=1)
+    ENV.d.sample(length=0)
+    fams, hdrs = ENV.d.metrics()
+    assert hdrs["content-type"].startswith("text/plain; version=0.0.4"), hdrs
+    for name, typ in [("charrnn_requests_total", "counter"),
+                      ("charrnn_request_duration_seconds", "histogram"),
+                      ("charrnn_generated_chars_total", "counter"),
+                      ("charrnn_active_requests", "gauge"),
+                      ("charrnn_queued_requests", "gauge"),
+                      ("charrnn_model_loads_total", "counter"),
+                      ("charrnn_model_load_failures_total", "counter"),
+                      ("charrnn_model_info", "gauge")]:
+        assert fams[name]["type"] == typ, name
+    assert metric(fams, "charrnn_requests_total", route="/sample", status="200") >= 1
+    assert metric(fams, "charrnn_requests_total", route="/sample", status="400") >= 1
+    assert metric(fams, "charrnn_request_duration_seconds_count", route="/sample") >= 2
+    assert metric(fams, "charrnn_generated_chars_total") >= 10
+    assert metric(fams, "charrnn_active_requests") == 0
+    assert metric(fams, "charrnn_model_info", model="tiny", cell="lstm") == 1
+    assert metric(fams, "charrnn_model_loads_total", model="tiny") >= 1
+
+
+@test
+def reload_endpoint_and_token():
+    d = ENV.d
+    expect_error(d.json("POST", "/models/tiny/reload"), 401)
+    expect_error(d.json("POST", "/models/tiny/reload", headers={"Authorization": "Bearer nope"}),
+                 401)
+    expect_error(d.json("POST", "/models/tiny/reload",
+                        headers={"Authorization": "Bearer " + TOKEN + "x"}), 401)
+    auth = {"Authorization": "Bearer " + TOKEN}
+    _, _, before = d.json("GET", "/models/tiny")
+    st, _, after = d.json("POST", "/models/tiny/reload", headers=auth)
+    assert st == 200 and after["version"] > before["version"], (before, after)
+    assert after["sha256"] == before["sha256"]
+    expect_error(d.json("POST", "/models/ghost/reload", headers=auth), 404)
+    st, _, body = d.sample(length=5, seed=1)
+    assert body["model_version"] == after["version"]
+
+
+@test
+def sighup_reloads():
+    d = ENV.d
+    _, _, before = d.json("GET", "/models/tiny")
+    mark = len(d.logs())
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log(lambda o: o.get("msg") == "model loaded" and o.get("model") == "tiny", 10, mark)
+    _, _, after = d.json("GET", "/models/tiny")
+    assert after["version"] > before["version"]
+
+
+@test
+def hot_reload_under_load():
+    d = ENV.d
+    path = os.path.join(ENV.models, "tiny.safetensors")
+    case = dict(prime="the ", length=200, seed=31337, temperature=0.8)
+    want = {"v1": cli_for(case, ENV.v1), "v2": cli_for(case, ENV.v2)}
+    _, _, m0 = d.json("GET", "/models/tiny")
+    stop = threading.Event()
+    results = []
+    lock = threading.Lock()
+
+    def client(i):
+        n = 0
+        while not stop.is_set() or n < 3:
+            try:
+                if i % 2:
+                    st, _, ev = d.stream(case)
+                    text = "".join(e.get("text", "") for e in ev)
+                    ver = ev[-1].get("model_version") if ev else None
+                else:
+                    st, _, body = d.sample(**case)
+                    text, ver = body.get("text"), body.get("model_version")
+            except Exception as e:  # a failed request is a test failure
+                st, text, ver = repr(e), None, None
+            with lock:
+                results.append((st, text, ver))
+            n += 1
+
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    time.sleep(0.5)
+    replace_atomically(ENV.v2, path)  # noticed by the poller
+    time.sleep(0.6)
+    st, _, r = d.json("POST", "/models/tiny/reload",
+                      headers={"Authorization": "Bearer " + TOKEN})
+    assert st == 200, r
+    time.sleep(0.5)
+    stop.set()
+    for t in ts:
+        t.join()
+    _, _, m1 = d.json("GET", "/models/tiny")
+    assert m1["version"] > m0["version"] and m1["cell"] == "gru", m1
+    versions = set()
+    for st, text, ver in results:
+        assert st == 200, "a request failed during reload: %r" % (st,)
+        versions.add(ver)
+        # each response is the exact text of the version it reports
+        assert text in (want["v1"], want["v2"]), text
+        if ver == m0["version"]:
+            assert text == want["v1"]
+        if ver >= m1["version"]:
+            assert text == want["v2"]
+    assert len(results) >= 24 and len(versions) >= 2, (len(results), versions)
+    st, _, body = d.sample(**case)
+    assert body["model_version"] == m1["version"] and body["text"] == want["v2"]
+    replace_atomically(ENV.v1, path)
+    d.wait_log(lambda o: o.get("msg") == "model loaded" and o.get("model") == "tiny" and
+               o.get("version") > m1["version"], 10)
+
+
+@test
+def corrupt_files_leave_serving_undisturbed():
+    d = ENV.d
+    _, _, before = d.json("GET", "/models/tiny")
+    case = dict(prime="the ", length=40, seed=5)
+    want = cli_for(case)
+    # a new corrupt file
+    with open(os.path.join(ENV.models, "broken.safetensors"), "wb") as f:
+        f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    d.wait_log(lambda o: o.get("msg") == "model load failed" and o.get("model") == "broken", 10)
+    st, _, b = d.json("GET", "/models/broken")
+    assert st == 200 and b["status"] == "unavailable" and b["last_error"]["message"], b
+    expect_error(d.sample(model="broken"), 404, "model")
+    # a truncated replacement of a serving model: the old version keeps serving
+    with open(ENV.v2, "rb") as f:
+        half = f.read()[:5000]
+    tmp = os.path.join(ENV.models, ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(half)
+    os.replace(tmp, os.path.join(ENV.models, "tiny.safetensors"))
+    d.wait_log(lambda o: o.get("msg") == "model load failed" and o.get("model") == "tiny", 10)
+    st, _, body = d.sample(**case)
+    assert st == 200 and body["text"] == want and body["model_version"] == before["version"]
+    _, _, t = d.json("GET", "/models/tiny")
+    assert t["status"] == "ready" and t["version"] == before["version"] and t["last_error"], t
+    fams, _ = d.metrics()
+    assert metric(fams, "charrnn_model_load_failures_total", model="tiny") >= 1
+    assert metric(fams, "charrnn_model_last_load_failed", model="tiny") == 1
+    st, _, _ = d.json("GET", "/readyz")
+    assert st == 200
+    # repair
+    os.unlink(os.path.join(ENV.models, "broken.safetensors"))
+    replace_atomically(ENV.v1, os.path.join(ENV.models, "tiny.safetensors"))
+    d.wait_log(lambda o: o.get("msg") == "model removed" and o.get("model") == "broken", 10)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        _, _, t = d.json("GET", "/models/tiny")
+        if t["last_error"] is None:
+            break
+        time.sleep(0.1)
+    assert t["last_error"] is None and t["version"] > before["version"], t
+
+
+@test
+def symlink_outside_refused():
+    outside = os.path.join(ENV.dir, "outside.safetensors")
+    shutil.copyfile(ENV.v1, outside)
+    link = os.path.join(ENV.models, "sneaky.safetensors")
+    os.symlink(outside, link)
+    inside = os.path.join(ENV.models, "alias.safetensors")
+    os.symlink("tiny.safetensors", inside)
+    try:
+        ENV.d.wait_log(lambda o: o.get("msg") == "model load failed" and
+                       o.get("model") == "sneaky", 10)
+        ENV.d.wait_log(lambda o: o.get("msg") == "model loaded" and o.get("model") == "alias", 10)
+        expect_error(ENV.d.sample(model="sneaky"), 404, "model")
+        _, _, s = ENV.d.json("GET", "/models/sneaky")
+        assert "outside" in s["last_error"]["message"], s
+        st, _, body = ENV.d.sample(model="alias", length=5)
+        assert st == 200, body
+    finally:
+        os.unlink(link)
+        os.unlink(inside)
+
+
+@test
+def access_log_lines():
+    mark = len(ENV.d.logs())
+    ENV.d.sample(length=5, seed=77)
+    ENV.d.json("GET", "/nope")
+    o = ENV.d.wait_log(lambda o: o.get("msg") == "request" and o.get("path") == "/nope", 5, mark)
+    assert o["status"] == 404 and o["method"] == "GET" and o["level"] == "info"
+    o = ENV.d.wait_log(lambda o: o.get("msg") == "request" and o.get("seed") == 77, 5, mark)
+    for k in ("ts", "status", "duration_ms", "model", "model_version", "generated_chars",
+              "route", "remote"):
+        assert k in o, k
+    for line in ENV.d.logs():
+        json.loads(line)  # every stderr line is one JSON object
+
+
+def small_daemon(*flags):
+    return Daemon(ENV.models, "--default-model", "tiny", "--max-length", "10000000",
+                  "--poll-interval", "0", *flags)
+
+
+def wait_metric(d, name, pred, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        fams, _ = d.metrics()
+        v = metric(fams, name)
+        if pred(v):
+            return v
+        assert time.time() < deadline, "%s stuck at %s" % (name, v)
+        time.sleep(0.05)
+
+
+def start_raw_sample(port, fields):
+    body = json.dumps(fields).encode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    return s
+
+
+@test
+def disconnect_stops_generation():
+    d = small_daemon("--max-concurrent", "4")
+    try:
+        for stream in (False, True):
+            s = start_raw_sample(d.port, {"length": 10000000, "stream": stream})
+            wait_metric(d, "charrnn_active_requests", lambda v: v == 1)
+            if stream:
+                assert s.recv(100).startswith(b"HTTP/1.1 200")
+            s.close()
+            wait_metric(d, "charrnn_active_requests", lambda v: v == 0, 5)
+            a = wait_metric(d, "charrnn_generated_chars_total", lambda v: True)
+            time.sleep(0.3)
+            b = wait_metric(d, "charrnn_generated_chars_total", lambda v: True)
+            assert a == b, "generation continued after the client left"
+            assert a < 10000000 * (2 if stream else 1)
+        o = d.wait_log(lambda o: o.get("msg") == "request" and o.get("finish_reason") ==
+                       "cancelled", 5)
+        assert o["status"] in (200, 499), o
+    finally:
+        assert d.stop() == 0
+
+
+@test
+def queue_full_is_503_with_retry_after():
+    d = small_daemon("--max-concurrent", "1", "--max-queue", "1", "--retry-after", "3")
+    try:
+        a = start_raw_sample(d.port, {"length": 10000000})
+        wait_metric(d, "charrnn_active_requests", lambda v: v == 1)
+        b = start_raw_sample(d.port, {"length": 10000000})
+        wait_metric(d, "charrnn_queued_requests", lambda v: v == 1)
+        st, hdrs, body = d.json("POST", "/sample", {"length": 5})
+        expect_error((st, hdrs, body), 503)
+        assert hdrs["retry-after"] == "3", hdrs
+        b.close()
+        wait_metric(d, "charrnn_queued_requests", lambda v: v == 0)
+        a.close()
+        wait_metric(d, "charrnn_active_requests", lambda v: v == 0)
+        st, _, body = d.sample(length=5)
+        assert st == 200
+    finally:
+        assert d.stop() == 0
+
+
+@test
+def generation_timeout():
+    d = small_daemon("--timeout", "0.5")
+    try:
+        t0 = time.time()
+        st, _, body = d.sample(length=10000000)
+        assert st == 200 and body["finish_reason"] == "timeout", body
+        assert 0 < body["usage"]["generated_chars"] < 10000000
+        assert len(body["text"]) == body["usage"]["generated_chars"]
+        assert time.time() - t0 < 5
+        st, _, ev = d.stream({"length": 10000000})
+        assert st == 200 and ev[-1]["finish_reason"] == "timeout", ev[-1]
+    finally:
+        assert d.stop() == 0
+
+
+@test
+def sigterm_drains_a_stream():
+    d = small_daemon()
+    case = dict(length=150000, seed=3)
+    want = cli_for(case)
+    got = {}
+
+    def client():
+        got["r"] = d.stream(case)
+
+    t = threading.Thread(target=client)
+    t.start()
+    wait_metric(d, "charrnn_active_requests", lambda v: v == 1)
+    d.proc.send_signal(signal.SIGTERM)
+    d.wait_log(lambda o: o.get("msg") == "draining", 5)
+    # no new connections once draining
+    refused = False
+    try:
+        st, _, _ = d.request("GET", "/healthz", timeout=2)
+    except OSError:
+        refused = True
+    assert refused or st == 503
+    t.join(60)
+    st, _, ev = got["r"]
+    assert st == 200 and ev[-1]["finish_reason"] == "length", ev[-1]
+    assert "".join(e["text"] for e in ev) == want
+    assert d.stop(timeout=30) == 0
+
+
+@test
+def sigterm_drain_timeout_ends_streams():
+    d = small_daemon("--drain-timeout", "0.3")
+    got = {}
+
+    def client():
+        got["r"] = d.stream({"length": 10000000})
+
+    t = threading.Thread(target=client)
+    t.start()
+    wait_metric(d, "charrnn_active_requests", lambda v: v == 1)
+    d.proc.send_signal(signal.SIGTERM)
+    t.join(30)
+    st, _, ev = got["r"]
+    assert st == 200 and "error" in ev[-1], ev[-1]
+    assert d.stop(timeout=30) == 0
+
+
+@test
+def environment_variables_and_help():
+    out = subprocess.run([SERVE, "--help"], stdout=subprocess.PIPE, check=True).stdout.decode()
+    for flag in ("--listen", "--models", "--default-model", "--admin-token", "--max-body",
+                 "--max-length", "--max-prime", "--max-concurrent", "--max-queue", "--timeout",
+                 "CHARRNN_LISTEN", "CHARRNN_ADMIN_TOKEN"):
+        assert flag in out, flag
+    bad = subprocess.run([SERVE, "--max-length", "zero"], stderr=subprocess.PIPE)
+    assert bad.returncode == 2 and b"max-length" in bad.stderr
+    d = Daemon(ENV.models, env={"CHARRNN_DEFAULT_MODEL": "other", "CHARRNN_MAX_LENGTH": "7",
+                                "CHARRNN_ADMIN_TOKEN": "envtok"}, use_env_for_listen=True)
+    try:
+        st, _, body = d.sample(length=5)
+        assert st == 200 and body["model"] == "other", body
+        expect_error(d.sample(length=8), 400, "length")
+        st, _, _ = d.json("POST", "/models/other/reload",
+                          headers={"Authorization": "Bearer envtok"})
+        assert st == 200
+    finally:
+        assert d.stop() == 0
+
+
+def main():
+    setup()
+    failed = []
+    try:
+        for fn in TESTS:
+            if ONLY and not any(s in fn.__name__ for s in ONLY):
+                continue
+            t0 = time.time()
+            try:
+                fn()
+                print("ok   %-45s %.2fs" % (fn.__name__, time.time() - t0), flush=True)
+            except Exception:
+                failed.append(fn.__name__)
+                print("FAIL %s\n%s" % (fn.__name__, traceback.format_exc()), flush=True)
+    finally:
+        try:
+            teardown()
+        except Exception:
+            failed.append("teardown")
+            traceback.print_exc()
+    print("%d failed: %s" % (len(failed), " ".join(failed)) if failed else "all passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
