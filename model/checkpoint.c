@@ -119,29 +119,33 @@ int charrnn_checkpoint_model(const charrnn_st_file *f, charrnn_model **out, char
     for (int i = 0; i < m->num_tensors; i++) {
         const charrnn_tensor_info *ti = &m->tensors[i];
         const charrnn_st_tensor *t = charrnn_st_get(f, ti->name);
+        /* ti points into m: format the message before freeing m. */
         if (!t) {
+            rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "tensor '%s' is missing", ti->name);
             charrnn_model_free(m);
-            return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "tensor '%s' is missing", ti->name);
+            return rc;
         }
         int same = t->ndim == ti->ndim;
         for (int d = 0; same && d < ti->ndim; d++)
             same = t->shape[d] == ti->shape[d];
         if (!same) {
-            charrnn_model_free(m);
-            return ti->ndim == 2
+            rc = ti->ndim == 2
                        ? charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                                       "tensor '%s' has the wrong shape (expected [%zu, %zu])",
                                       ti->name, ti->shape[0], ti->shape[1])
                        : charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                                       "tensor '%s' has the wrong shape (expected [%zu])", ti->name,
                                       ti->shape[0]);
+            charrnn_model_free(m);
+            return rc;
         }
         for (size_t k = 0; k < ti->numel; k++) {
             if (!isfinite(t->data[k])) {
+                rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                                  "tensor '%s' holds a non-finite value at element %zu", ti->name,
+                                  k);
                 charrnn_model_free(m);
-                return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                                    "tensor '%s' holds a non-finite value at element %zu",
-                                    ti->name, k);
+                return rc;
             }
         }
         memcpy(m->params + ti->offset, t->data, ti->numel * sizeof(float));

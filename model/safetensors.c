@@ -252,8 +252,12 @@ int charrnn_st_parse(const void *buf, size_t len, charrnn_st_file **out, char *e
                             (unsigned long long)hlen, len);
     if (p[8] != '{')
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "header does not start with '{'");
-    cJSON *root = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
-    if (!root || !cJSON_IsObject(root)) {
+    /* Only the padding spaces the writers add may follow the JSON object. */
+    const char *hdr = (const char *)p + 8, *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
+    while (root && end < hdr + hlen && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+        end++;
+    if (!root || !cJSON_IsObject(root) || end != hdr + hlen) {
         cJSON_Delete(root);
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "header is not a valid JSON object");
     }
