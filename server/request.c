@@ -265,6 +265,7 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg,
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!root) {
         size_t at = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
+        sample_request_clear(r);
         return api_fail(err, 400, INVALID, NULL, "the body is not valid JSON (error at byte %zu)",
                         at);
     }

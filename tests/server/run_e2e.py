@@ -324,7 +324,8 @@ def setup():
 def teardown():
     if getattr(ENV, "d", None):
         rc = ENV.d.stop()
-        assert rc == 0, "daemon exit status %d" % rc
+        assert rc == 0, "daemon exit status %d; last stderr lines:\n%s" % (
+            rc, "".join(ENV.d.logs()[-60:]))
     shutil.rmtree(ENV.dir, ignore_errors=True)
 
 
