@@ -843,8 +843,8 @@ def generation_timeout():
 
 @test
 def sigterm_drains_a_stream():
-    d = small_daemon()
-    case = dict(length=150000, seed=3)
+    d = small_daemon("--drain-timeout", "300")
+    case = dict(length=60000, seed=3)
     want = cli_for(case)
     got = {}
 
