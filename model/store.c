@@ -609,7 +609,7 @@ int charrnn_store_scan(charrnn_store *s, int force, char *err, size_t errlen)
         for (size_t i = 0; i < s->n && !gone[0]; i++) {
             dir_item key;
             snprintf(key.name, sizeof key.name, "%s", s->entries[i]->name);
-            if (!bsearch(&key, items, n, sizeof *items, item_cmp))
+            if (!n || !bsearch(&key, items, n, sizeof *items, item_cmp))
                 snprintf(gone, sizeof gone, "%s", s->entries[i]->name);
         }
         int existed = 0;
