@@ -477,7 +477,12 @@ int http_start(server *srv, char *err, size_t errlen)
 
 void http_quiesce(server *srv)
 {
-    if (srv->mhd) MHD_quiesce_daemon(srv->mhd);
+    if (!srv->mhd) return;
+    MHD_quiesce_daemon(srv->mhd);
+    /* Refuse new connections now instead of leaving them in the backlog until
+     * exit. The descriptor itself stays open until MHD_stop_daemon, as MHD
+     * requires. */
+    if (srv->listen_fd >= 0) shutdown(srv->listen_fd, SHUT_RDWR);
 }
 
 void http_stop(server *srv)

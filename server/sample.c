@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #define WAIT_MS 100          /* how often a waiting request checks its client */
 #define KEEPALIVE_SECONDS 15 /* SSE comment when no event was sent for this long */
 #define CHUNK_MAX 4096       /* most text bytes per SSE event */
+#define EVENT_GAP 0.01       /* seconds between text events: coalesces fast output */
 
 static uint64_t random_seed(void)
 {
@@ -137,6 +139,11 @@ static int next_event(req_ctx *c)
     engine *e = c->srv->eng;
     if (c->sse_over) return 0;
     char buf[CHUNK_MAX];
+    double gap = EVENT_GAP - (now_mono() - c->last_event);
+    if (gap > 0) {
+        struct timespec ts = {0, (long)(gap * 1e9)};
+        nanosleep(&ts, NULL);
+    }
     for (;;) {
         int ended = 0;
         size_t n = engine_job_read(e, c->job, c->sent, buf, sizeof buf, WAIT_MS, &ended);
