@@ -99,6 +99,18 @@ static size_t member_values(const char *s, size_t len, span *out, size_t max)
     return n;
 }
 
+/* 1 if the source text of a value has a \u0000 escape: cJSON would silently
+ * cut the string there. */
+static int has_nul_escape(span v)
+{
+    for (size_t i = 0; i + 1 < v.n; i++) {
+        if (v.p[i] != '\\') continue;
+        if (v.p[i + 1] == 'u' && i + 5 < v.n && !strncmp(v.p + i + 2, "0000", 4)) return 1;
+        i++; /* skip the escaped character */
+    }
+    return 0;
+}
+
 static const char *const fields[] = {"model", "prime", "length", "temperature", "seed",
                                      "top_k", "top_p", "stop",   "stream"};
 #define NFIELDS (sizeof fields / sizeof fields[0])
@@ -177,6 +189,8 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
 {
     const char *k = v->string;
     double d;
+    if ((!strcmp(k, "prime") || !strcmp(k, "stop")) && has_nul_escape(src))
+        return api_fail(err, 400, INVALID, k, "'%s' contains U+0000, which is not supported", k);
     if (!strcmp(k, "model")) {
         if (!cJSON_IsString(v)) return api_fail(err, 400, INVALID, k, "'model' must be a string");
         if (!charrnn_store_name_valid(v->valuestring))

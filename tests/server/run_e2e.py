@@ -536,6 +536,10 @@ def validation_errors():
     err = expect_error(d.sample(prime="Zebra€"), 400, "prime")
     assert "Z" in err["message"] or "€" in err["message"], err
     expect_error(d.sample(prime="x" * 101), 400, "prime", "limit")
+    expect_error(d.json("POST", "/sample", '{"prime": "a\\u0000b"}', J), 400, "prime", "U\\+0000")
+    expect_error(d.json("POST", "/sample", '{"stop": ["\\u0000"]}', J), 400, "stop")
+    st, _, ok = d.json("POST", "/sample", '{"prime": "\\\\u0000", "length": 1}', J)
+    assert st == 400 and ok["error"]["param"] == "prime" and "U+0000" not in ok["error"]["message"]
     # body too large: by Content-Length and by chunked upload
     expect_error(d.json("POST", "/sample", json.dumps({"prime": "a" * 5000}), J), 413)
     raw = raw_http(d.port, b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
