@@ -191,7 +191,9 @@ static void *worker(void *arg)
     while (streams && out && nout) {
         batch *b = pick(e);
         if (!b) {
-            if (e->stop && !e->batches) break;
+            /* Stopping: what is left is busy in other workers (which end their
+             * jobs themselves) or freed by engine_free after the joins. */
+            if (e->stop) break;
             pthread_cond_wait(&e->work, &e->mu);
             continue;
         }

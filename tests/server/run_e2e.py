@@ -76,6 +76,9 @@ def cli_sample(ckpt, prime="", length=200, temperature=None, seed=0, top_k=None,
     return out[len(pb):].decode()
 
 
+DAEMONS = []  # every daemon started, so none outlives the run
+
+
 class Daemon:
     """A charrnn-serve process; its stderr lines are collected as they come."""
 
@@ -92,6 +95,7 @@ class Daemon:
             args += ["--listen", "127.0.0.1:0"]
         args += list(flags)
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, env=e)
+        DAEMONS.append(self)
         self.lines = []
         self.cond = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -876,19 +880,23 @@ def sigterm_drains_a_stream():
 
 @test
 def sigterm_drain_timeout_ends_streams():
-    d = small_daemon("--drain-timeout", "0.3")
+    # two workers each busy with its own batch when the drain time runs out
+    d = small_daemon("--drain-timeout", "0.3", "--workers", "2", "--max-batch", "1")
     got = {}
 
-    def client():
-        got["r"] = d.stream({"length": 10000000})
+    def client(i):
+        got[i] = d.stream({"length": 10000000, "seed": i})
 
-    t = threading.Thread(target=client)
-    t.start()
-    wait_metric(d, "charrnn_active_requests", lambda v: v == 1)
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    wait_metric(d, "charrnn_active_requests", lambda v: v == 2)
     d.proc.send_signal(signal.SIGTERM)
-    t.join(30)
-    st, _, ev = got["r"]
-    assert st == 200 and "error" in ev[-1], ev[-1]
+    for t in ts:
+        t.join(30)
+    for i in range(2):
+        st, _, ev = got[i]
+        assert st == 200 and "error" in ev[-1], ev[-1]
     assert d.stop(timeout=30) == 0
 
 
@@ -934,6 +942,11 @@ def main():
         except Exception:
             failed.append("teardown")
             traceback.print_exc()
+        for d in DAEMONS:
+            if d.proc.poll() is None:
+                failed.append("daemon-left-running")
+                d.proc.kill()
+                d.proc.wait()
     print("%d failed: %s" % (len(failed), " ".join(failed)) if failed else "all passed")
     return 1 if failed else 0
 
