@@ -1,0 +1,229 @@
+#!/bin/bash
+# The two command-line programs as a user runs them.
+#
+#   test_cli.sh CASE CHARRNN_TRAIN CHARRNN_SAMPLE ST_TOOL SOURCE_ROOT
+#
+# CASE is one of: errors, resume, sample, e2e. Every model here is tiny and
+# every run uses --threads 1, so each case takes seconds even on a busy machine.
+set -eu
+
+case_name=$1
+TRAIN=$2
+SAMPLE=$3
+ST_TOOL=$4
+SRC=$5
+
+WORK=$(mktemp -d /tmp/charrnn-cli-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# run_err EXPECTED_SUBSTRING CMD...: the command must fail with a non-zero exit
+# status below 128 (>= 128 is a crash or a signal) and say EXPECTED on stderr.
+run_err() {
+    local want=$1
+    shift
+    local rc=0
+    "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        fail "succeeded, expected an error ($want): $*"
+    fi
+    if [ "$rc" -ge 128 ]; then
+        fail "crashed with status $rc: $* -- $(cat "$WORK/err")"
+    fi
+    if ! grep -qF -- "$want" "$WORK/err"; then
+        fail "stderr of '$*' lacks '$want': $(cat "$WORK/err")"
+    fi
+    if [ -s "$WORK/out" ]; then
+        fail "wrote to stdout on error: $*"
+    fi
+    echo "ok: rc $rc, '$want'"
+}
+
+# A tiny, fast training run (extra flags appended).
+tiny_train() {
+    "$TRAIN" --cell lstm --rnn-size 16 --num-layers 1 --seq-length 8 --batch-size 4 \
+        --threads 1 --quiet "$@"
+}
+
+text_file() { # text_file PATH LINES SEED
+    python3 "$ST_TOOL" gen-text "$2" "$3" >"$1"
+}
+
+case_errors() {
+    local T="$WORK/text.txt" CK="$WORK/ck"
+    text_file "$T" 200 1
+
+    echo "== charrnn-train: bad data"
+    run_err "cannot open $WORK/missing.txt" tiny_train --data "$WORK/missing.txt" --checkpoint-dir "$CK"
+    : >"$WORK/empty.txt"
+    run_err "is empty" tiny_train --data "$WORK/empty.txt" --checkpoint-dir "$CK"
+    printf 'hello w\xc3\x28rld\n' >"$WORK/bad.txt"
+    run_err "invalid UTF-8 at byte offset 7" tiny_train --data "$WORK/bad.txt" --checkpoint-dir "$CK"
+    printf '\xef\xbb\xbfok\xff' >"$WORK/bad2.txt"
+    run_err "invalid UTF-8 at byte offset 5" tiny_train --data "$WORK/bad2.txt" --checkpoint-dir "$CK"
+    printf 'just a few characters\n' >"$WORK/small.txt"
+    run_err "one batch of 50 x 50 needs at least 2501" \
+        "$TRAIN" --data "$WORK/small.txt" --checkpoint-dir "$CK" --quiet
+    run_err "is not a regular file" tiny_train --data "$WORK" --checkpoint-dir "$CK"
+
+    echo "== charrnn-train: bad flags and values"
+    run_err "unknown argument '--frobnicate'" tiny_train --data "$T" --checkpoint-dir "$CK" --frobnicate
+    run_err "--data and --checkpoint-dir are required" "$TRAIN" --rnn-size 8
+    run_err "--rnn-size: 0 is out of range" tiny_train --data "$T" --checkpoint-dir "$CK" --rnn-size 0
+    run_err "--rnn-size: '12abc' is not an integer" tiny_train --data "$T" --checkpoint-dir "$CK" --rnn-size 12abc
+    run_err "--dropout: 1.5 is out of range" tiny_train --data "$T" --checkpoint-dir "$CK" --dropout 1.5
+    run_err "--dropout: 'nan' is not a number" tiny_train --data "$T" --checkpoint-dir "$CK" --dropout nan
+    run_err "--learning-rate: 'abc' is not a number" tiny_train --data "$T" --checkpoint-dir "$CK" --learning-rate abc
+    run_err "--seed: '-1' is not an unsigned integer" tiny_train --data "$T" --checkpoint-dir "$CK" --seed -1
+    run_err "--seed: '99999999999999999999' is not an unsigned 64-bit integer" \
+        tiny_train --data "$T" --checkpoint-dir "$CK" --seed 99999999999999999999
+    run_err "--num-layers: 17 is out of range" tiny_train --data "$T" --checkpoint-dir "$CK" --num-layers 17
+    run_err "--cell: 'lstn' is not lstm, gru or rnn" tiny_train --data "$T" --checkpoint-dir "$CK" --cell lstn
+    run_err "--optimizer: 'sgd' is not adam or rmsprop" tiny_train --data "$T" --checkpoint-dir "$CK" --optimizer sgd
+    run_err "--max-iters needs a value" tiny_train --data "$T" --checkpoint-dir "$CK" --max-iters
+    run_err "--train-frac + --val-frac must be at most 1" \
+        tiny_train --data "$T" --checkpoint-dir "$CK" --train-frac 0.9 --val-frac 0.2
+    run_err "cannot open $WORK/none.safetensors" \
+        tiny_train --data "$T" --checkpoint-dir "$CK" --init-from "$WORK/none.safetensors"
+
+    echo "== a good checkpoint to break"
+    tiny_train --data "$T" --checkpoint-dir "$CK" --max-iters 3 --seed 1
+    local GOOD="$CK/latest.safetensors"
+    [ -f "$GOOD" ] || fail "no latest.safetensors"
+    "$SAMPLE" --checkpoint "$GOOD" --length 20 --seed 1 >/dev/null || fail "good checkpoint"
+
+    echo "== charrnn-sample: bad checkpoints"
+    run_err "cannot open $WORK/nope.safetensors" "$SAMPLE" --checkpoint "$WORK/nope.safetensors"
+    local size
+    size=$(stat -c %s "$GOOD")
+    for n in 0 4 8 20 100 $((size / 2)) $((size - 1)); do
+        head -c "$n" "$GOOD" >"$WORK/trunc.safetensors"
+        run_err "trunc.safetensors" "$SAMPLE" --checkpoint "$WORK/trunc.safetensors" --seed 1
+    done
+    # Header bytes overwritten with garbage.
+    cp "$GOOD" "$WORK/corrupt.safetensors"
+    printf 'XXXX' | dd of="$WORK/corrupt.safetensors" bs=1 seek=9 conv=notrunc status=none
+    run_err "header is not a valid JSON object" "$SAMPLE" --checkpoint "$WORK/corrupt.safetensors"
+    # Header size far beyond the file.
+    cp "$GOOD" "$WORK/big.safetensors"
+    printf '\xff\xff\xff\x00' | dd of="$WORK/big.safetensors" bs=1 seek=0 conv=notrunc status=none
+    run_err "impossible for a" "$SAMPLE" --checkpoint "$WORK/big.safetensors"
+    # Random bytes, and a foreign safetensors file (PyTorch reference fixture).
+    head -c 3000 /dev/urandom >"$WORK/random.safetensors"
+    run_err "random.safetensors" "$SAMPLE" --checkpoint "$WORK/random.safetensors"
+    run_err "not a charrnn checkpoint" "$SAMPLE" --checkpoint "$SRC/tests/reference/fixture_gru.safetensors"
+    run_err "is not a regular file" "$SAMPLE" --checkpoint "$WORK"
+
+    echo "== charrnn-sample: bad requests"
+    run_err "'#' (U+0023)" "$SAMPLE" --checkpoint "$GOOD" --prime 'The #1 cat'
+    run_err "U+20AC" "$SAMPLE" --checkpoint "$GOOD" --prime "The €"
+    run_err "--temperature: 11 is out of range" "$SAMPLE" --checkpoint "$GOOD" --temperature 11
+    run_err "--length: 0 is out of range" "$SAMPLE" --checkpoint "$GOOD" --length 0
+    run_err "--top-p: 0 is out of range" "$SAMPLE" --checkpoint "$GOOD" --top-p 0
+    run_err "--checkpoint is required" "$SAMPLE" --length 5
+    run_err "unknown argument '--temp'" "$SAMPLE" --checkpoint "$GOOD" --temp 1
+    run_err "--stop must be 1..256 bytes" "$SAMPLE" --checkpoint "$GOOD" --stop ''
+}
+
+case_resume() {
+    local T="$WORK/text.txt"
+    text_file "$T" 400 2
+    # Dropout consumes the RNG, so its state must be restored; two layers so dropout applies.
+    local common=(--data "$T" --cell lstm --rnn-size 24 --num-layers 2 --dropout 0.3
+        --seq-length 16 --batch-size 8 --seed 7 --threads 1 --quiet --eval-every 1000)
+    "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/straight" --max-iters 40
+    "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/split" --max-iters 20
+    grep -q '"iteration":20' <(python3 "$ST_TOOL" meta "$WORK/split/latest.safetensors" resume) ||
+        fail "the first half did not stop at iteration 20"
+    "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/split" --max-iters 40 \
+        --init-from "$WORK/split/latest.safetensors"
+    python3 "$ST_TOOL" compare "$WORK/straight/latest.safetensors" "$WORK/split/latest.safetensors" ||
+        fail "40 iterations straight differ from 20 + resume + 20"
+    # A different seed does give other parameters (the comparison can fail).
+    "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/other" --max-iters 40 --seed 8
+    if python3 "$ST_TOOL" compare "$WORK/straight/latest.safetensors" "$WORK/other/latest.safetensors" >/dev/null; then
+        fail "seed 7 and seed 8 trained identical models"
+    fi
+    echo "ok: resume is bit-exact"
+}
+
+case_sample() {
+    local T="$WORK/text.txt" CK="$WORK/ck"
+    text_file "$T" 300 3
+    tiny_train --data "$T" --checkpoint-dir "$CK" --max-iters 30 --seed 3
+    local M="$CK/latest.safetensors"
+    "$SAMPLE" --checkpoint "$M" --seed 42 --length 300 --prime "The cat" >"$WORK/a"
+    "$SAMPLE" --checkpoint "$M" --seed 42 --length 300 --prime "The cat" >"$WORK/b"
+    "$SAMPLE" --checkpoint "$M" --seed 43 --length 300 --prime "The cat" >"$WORK/c"
+    cmp -s "$WORK/a" "$WORK/b" || fail "same seed, different text"
+    if cmp -s "$WORK/a" "$WORK/c"; then fail "seeds 42 and 43 gave the same text"; fi
+    # stdout is exactly the prime and 300 more characters (valid UTF-8, no extra newline).
+    python3 - "$WORK/a" <<'EOF' || fail "stdout is not prime + 300 characters"
+import sys
+text = open(sys.argv[1], "rb").read().decode("utf-8")  # raises on invalid UTF-8
+assert text.startswith("The cat"), text[:20]
+assert len(text) == len("The cat") + 300, len(text)
+EOF
+    # Greedy decoding ignores the seed; without --seed every run still works.
+    "$SAMPLE" --checkpoint "$M" --seed 1 --temperature 0 --length 100 --prime "A" >"$WORK/g1"
+    "$SAMPLE" --checkpoint "$M" --seed 2 --temperature 0 --length 100 --prime "A" >"$WORK/g2"
+    cmp -s "$WORK/g1" "$WORK/g2" || fail "temperature 0 depends on the seed"
+    "$SAMPLE" --checkpoint "$M" --length 10 >/dev/null
+    # --verbose reports the seed on stderr, and that seed reproduces the text.
+    "$SAMPLE" --checkpoint "$M" --length 50 --verbose >"$WORK/v1" 2>"$WORK/verr"
+    local seed
+    seed=$(sed -n 's/.*seed \([0-9][0-9]*\).*/\1/p' "$WORK/verr" | head -1)
+    [ -n "$seed" ] || fail "--verbose does not report the seed: $(cat "$WORK/verr")"
+    "$SAMPLE" --checkpoint "$M" --length 50 --seed "$seed" >"$WORK/v2"
+    cmp -s "$WORK/v1" "$WORK/v2" || fail "the reported seed does not reproduce the text"
+    echo "ok: sampling is deterministic"
+}
+
+case_e2e() {
+    local T="$WORK/text.txt" CK="$WORK/ck" LOG="$WORK/log.jsonl"
+    text_file "$T" 2000 4 # ~50 KB, so the 5% validation split holds several batches
+    "$TRAIN" --data "$T" --checkpoint-dir "$CK" --cell lstm --rnn-size 64 --num-layers 1 \
+        --seq-length 32 --batch-size 16 --max-iters 300 --eval-every 100 --threads 1 \
+        --train-frac 0.9 --val-frac 0.05 --seed 1 --quiet --log "$LOG"
+    python3 - "$LOG" "$T" <<'EOF' || fail "validation loss did not fall far below ln(V)"
+import json, math, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+V = len(set(open(sys.argv[2], encoding="utf-8").read()))
+evals = [e for e in events if e["event"] == "eval"]
+assert [e["iter"] for e in evals] == [100, 200, 300], evals
+val = evals[-1]["val_loss"]
+done = [e for e in events if e["event"] == "done"][-1]
+print(f"V={V} ln(V)={math.log(V):.3f} val loss {[e['val_loss'] for e in evals]} test {done['test_loss']}")
+assert val is not None and val < 0.75 * math.log(V), (val, math.log(V))
+assert evals[0]["val_loss"] > val
+assert done["interrupted"] is False and done["test_loss"] is not None
+EOF
+    "$SAMPLE" --checkpoint "$CK/best.safetensors" --length 200 --seed 1 --prime "The " >"$WORK/s"
+    [ "$(head -c 4 "$WORK/s")" = "The " ] || fail "sample does not start with the prime"
+
+    echo "== SIGINT during training"
+    local CK2="$WORK/ck2" LOG2="$WORK/log2.jsonl"
+    "$TRAIN" --data "$T" --checkpoint-dir "$CK2" --rnn-size 32 --num-layers 1 --seq-length 16 \
+        --batch-size 8 --max-iters 100000000 --eval-every 1000000 --threads 1 --quiet \
+        --print-every 1 --log "$LOG2" &
+    local pid=$! i rc=0
+    for i in $(seq 1 200); do # up to 20 s for the first iterations
+        if grep -q '"iter":5,' "$LOG2" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    grep -q '"iter":5,' "$LOG2" || { kill "$pid"; fail "training did not start"; }
+    kill -INT "$pid"
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 0 ] || fail "SIGINT: exit status $rc"
+    grep -q '"interrupted":true' "$LOG2" || fail "SIGINT: no interrupted done event"
+    "$SAMPLE" --checkpoint "$CK2/latest.safetensors" --length 20 --seed 1 >/dev/null ||
+        fail "SIGINT left no loadable checkpoint"
+    if ls "$CK2" | grep -q tmp; then fail "SIGINT left a temporary file"; fi
+    echo "ok: end to end"
+}
+
+"case_$case_name"
