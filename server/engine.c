@@ -116,6 +116,11 @@ static void admit(engine *e)
     while (e->active < e->cfg.max_active && e->qhead) {
         gen_job *j = e->qhead;
         queue_remove(e, j);
+        if (j->deadline > 0 && mono() > j->deadline) { /* its time ran out while waiting */
+            job_end_now(e, j, JOB_QUEUE_TIMEOUT);
+            if (job_unref(j)) job_free(j);
+            continue;
+        }
         if (place(e, j) != 0) {
             job_end_now(e, j, JOB_SHUTDOWN);
             if (job_unref(j)) job_free(j);

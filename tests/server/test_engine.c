@@ -1,0 +1,275 @@
+/* Check suite of charrnn-serve's generation engine (server/engine.c):
+ * batched output equals charrnn_sample_run, admission and queue bounds,
+ * cancellation, timeouts, and shutdown with workers busy. */
+#include "engine.h"
+
+#include "charrnn/checkpoint.h"
+#include "charrnn/status.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static charrnn_store *store;
+static const charrnn_store_model *ver;
+static char dir[64];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/charrnn-engine-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    const char *text = "the quick brown fox jumps over the lazy dog; THE END.\n";
+    char err[CHARRNN_ERR_MAX], path[128];
+    charrnn_vocab *v = NULL;
+    ck_assert_int_eq(charrnn_vocab_build((const uint8_t *)text, strlen(text), &v, err, sizeof err),
+                     CHARRNN_OK);
+    charrnn_config cfg = {CHARRNN_CELL_LSTM, (int)charrnn_vocab_size(v), 16, 2};
+    charrnn_model *m = NULL;
+    ck_assert_int_eq(charrnn_model_create(&cfg, v, &m, err, sizeof err), CHARRNN_OK);
+    charrnn_rng rng;
+    charrnn_rng_seed(&rng, 7);
+    charrnn_model_init(m, &rng);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    ck_assert_int_eq(charrnn_checkpoint_save(path, m, NULL, NULL, err, sizeof err), CHARRNN_OK);
+    charrnn_model_free(m);
+    ck_assert_int_eq(charrnn_store_open(dir, &store, err, sizeof err), CHARRNN_OK);
+    ck_assert_int_eq(charrnn_store_scan(store, 0, err, sizeof err), 1);
+    ck_assert_int_eq(charrnn_store_acquire(store, "m", &ver, err, sizeof err), CHARRNN_OK);
+}
+
+static void teardown(void)
+{
+    charrnn_store_release(ver);
+    charrnn_store_free(store);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static charrnn_sample_params params(uint64_t seed, size_t length)
+{
+    charrnn_sample_params p = charrnn_sample_defaults();
+    p.prime = "the ";
+    p.prime_len = 4;
+    p.length = length;
+    p.seed = seed;
+    p.temperature = 0.9f;
+    return p;
+}
+
+static gen_job *new_job(uint64_t seed, size_t length)
+{
+    charrnn_sample_params p = params(seed, length);
+    charrnn_stream *s = NULL;
+    char err[CHARRNN_ERR_MAX];
+    ck_assert_int_eq(charrnn_stream_create(ver->model, &p, &s, err, sizeof err), CHARRNN_OK);
+    gen_job *j = engine_job_create(s, charrnn_store_retain(ver));
+    ck_assert_ptr_nonnull(j);
+    return j;
+}
+
+typedef struct text {
+    char buf[8192];
+    size_t len;
+} text;
+
+static int collect(void *ctx, const char *bytes, size_t len)
+{
+    text *t = ctx;
+    memcpy(t->buf + t->len, bytes, len);
+    t->len += len;
+    return 0;
+}
+
+static void reference(uint64_t seed, size_t length, text *out)
+{
+    charrnn_sample_params p = params(seed, length);
+    charrnn_stream *s = NULL;
+    char err[CHARRNN_ERR_MAX];
+    ck_assert_int_eq(charrnn_stream_create(ver->model, &p, &s, err, sizeof err), CHARRNN_OK);
+    out->len = 0;
+    charrnn_sample_run(s, ver->model, collect, out);
+    charrnn_stream_free(s);
+}
+
+/* Waits up to 30 s (wakeups come with every new character, so count time). */
+static void wait_end(engine *e, gen_job *j)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!engine_job_wait(e, j, 10)) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        ck_assert_msg(t.tv_sec - t0.tv_sec < 30, "job did not end");
+    }
+}
+
+START_TEST(batched_equals_sample_run)
+{
+    engine_config cfg = {64, 64, 2, 5, 0};
+    engine *e = NULL;
+    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    enum { N = 16 };
+    gen_job *jobs[N];
+    for (int i = 0; i < N; i++) {
+        jobs[i] = new_job(100 + (uint64_t)i, 200 + 10 * (size_t)i);
+        ck_assert_int_eq(engine_submit(e, jobs[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        wait_end(e, jobs[i]);
+        job_result r;
+        engine_job_result(e, jobs[i], &r);
+        ck_assert_int_eq(r.end, JOB_FINISHED);
+        ck_assert_int_eq(r.finish, CHARRNN_FINISH_LENGTH);
+        ck_assert_uint_eq(r.generated_chars, 200 + 10 * (size_t)i);
+        ck_assert_uint_eq(r.prime_chars, 4);
+        text want;
+        reference(100 + (uint64_t)i, 200 + 10 * (size_t)i, &want);
+        ck_assert_uint_eq(r.text_len, want.len);
+        ck_assert(memcmp(r.text, want.buf, want.len) == 0);
+        engine_job_release(e, jobs[i]);
+    }
+    engine_stats st;
+    engine_stats_get(e, &st);
+    ck_assert_int_eq(st.active, 0);
+    ck_assert_uint_gt(st.batched_streams, st.steps); /* some steps advanced several streams */
+    engine_free(e);
+}
+END_TEST
+
+START_TEST(streamed_reads_equal_the_text)
+{
+    engine_config cfg = {4, 4, 1, 4, 0};
+    engine *e = NULL;
+    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    gen_job *j = new_job(5, 3000);
+    ck_assert_int_eq(engine_submit(e, j), 0);
+    text got = {{0}, 0};
+    int ended = 0;
+    while (!ended) {
+        char buf[7];
+        size_t n = engine_job_read(e, j, got.len, buf, sizeof buf, 50, &ended);
+        memcpy(got.buf + got.len, buf, n);
+        got.len += n;
+    }
+    text want;
+    reference(5, 3000, &want);
+    ck_assert_uint_eq(got.len, want.len);
+    ck_assert(memcmp(got.buf, want.buf, want.len) == 0);
+    engine_job_release(e, j);
+    engine_free(e);
+}
+END_TEST
+
+START_TEST(admission_queue_and_cancel)
+{
+    engine_config cfg = {1, 1, 1, 8, 0};
+    engine *e = NULL;
+    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    gen_job *a = new_job(1, 100000000), *b = new_job(2, 10), *c = new_job(3, 10);
+    ck_assert_int_eq(engine_submit(e, a), 0);
+    ck_assert_int_eq(engine_submit(e, b), 0);
+    ck_assert_int_eq(engine_submit(e, c), -1); /* queue full */
+    engine_job_release(e, c);
+    engine_stats st;
+    engine_stats_get(e, &st);
+    ck_assert_int_eq(st.active, 1);
+    ck_assert_int_eq(st.queued, 1);
+    /* b waits until a leaves */
+    ck_assert_int_eq(engine_job_wait(e, b, 50), 0);
+    engine_cancel(e, a);
+    wait_end(e, a);
+    job_result r;
+    engine_job_result(e, a, &r);
+    ck_assert_int_eq(r.end, JOB_CANCELLED);
+    engine_job_release(e, a);
+    wait_end(e, b);
+    engine_job_result(e, b, &r);
+    ck_assert_int_eq(r.end, JOB_FINISHED);
+    ck_assert_uint_eq(r.generated_chars, 10);
+    engine_job_release(e, b);
+    /* cancelling a queued job ends it at once */
+    gen_job *x = new_job(4, 100000000), *y = new_job(5, 10);
+    ck_assert_int_eq(engine_submit(e, x), 0);
+    ck_assert_int_eq(engine_submit(e, y), 0);
+    engine_cancel(e, y);
+    ck_assert_int_eq(engine_job_wait(e, y, 0), 1);
+    engine_stats_get(e, &st);
+    ck_assert_int_eq(st.queued, 0);
+    engine_cancel(e, x);
+    engine_job_release(e, x);
+    engine_job_release(e, y);
+    engine_free(e);
+}
+END_TEST
+
+START_TEST(timeouts)
+{
+    engine_config cfg = {1, 4, 1, 8, 0.3};
+    engine *e = NULL;
+    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    gen_job *a = new_job(1, 100000000), *b = new_job(2, 10);
+    ck_assert_int_eq(engine_submit(e, a), 0);
+    usleep(100000);
+    ck_assert_int_eq(engine_submit(e, b), 0); /* waits for a's slot */
+    wait_end(e, a);
+    job_result r;
+    engine_job_result(e, a, &r);
+    ck_assert_int_eq(r.end, JOB_TIMEOUT);
+    ck_assert_uint_gt(r.generated_chars, 0);
+    ck_assert_uint_eq(r.text_len, r.generated_chars); /* ASCII vocabulary */
+    wait_end(e, b);
+    engine_job_result(e, b, &r);
+    ck_assert_int_eq(r.end, JOB_FINISHED); /* admitted with time left */
+    ck_assert(r.queue_seconds > 0.1);
+    engine_job_release(e, a);
+    engine_job_release(e, b);
+    engine_free(e);
+}
+END_TEST
+
+START_TEST(free_with_busy_workers)
+{
+    /* three workers, two single-stream batches: one worker is idle while
+     * the others step when the engine stops; none may be left waiting */
+    for (int round = 0; round < 20; round++) {
+        engine_config cfg = {8, 8, 3, 1, 0};
+        engine *e = NULL;
+        ck_assert_int_eq(engine_create(&cfg, &e), 0);
+        gen_job *a = new_job(1, 100000000), *b = new_job(2, 100000000);
+        ck_assert_int_eq(engine_submit(e, a), 0);
+        ck_assert_int_eq(engine_submit(e, b), 0);
+        usleep(5000);
+        engine_shutdown(e);
+        engine_job_release(e, a);
+        engine_job_release(e, b);
+        engine_free(e); /* hangs (test timeout) if a worker is stranded */
+    }
+}
+END_TEST
+
+static Suite *engine_suite(void)
+{
+    Suite *s = suite_create("engine");
+    TCase *core = tcase_create("core");
+    tcase_add_checked_fixture(core, setup, teardown);
+    tcase_set_timeout(core, 60);
+    tcase_add_test(core, batched_equals_sample_run);
+    tcase_add_test(core, streamed_reads_equal_the_text);
+    tcase_add_test(core, admission_queue_and_cancel);
+    tcase_add_test(core, timeouts);
+    tcase_add_test(core, free_with_busy_workers);
+    suite_add_tcase(s, core);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(engine_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
