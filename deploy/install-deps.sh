@@ -33,13 +33,19 @@ build_pkgs="meson ninja-build pkg-config gcc libc6-dev libopenblas-dev libmicroh
 # python3-torch and python3-numpy: the reference fixtures (tests/, /usr/bin/python3).
 # yamllint, python3-yaml, systemd: tests/deploy (systemd-analyze verify).
 # curl: end-to-end scripts. podman, debootstrap: tests/container/smoke.sh.
-test_pkgs="python3 python3-torch python3-numpy python3-yaml yamllint curl systemd podman debootstrap debian-archive-keyring"
+# chromium: the playground browser test (tests/playground, driven by playwright-core from npm).
+test_pkgs="python3 python3-torch python3-numpy python3-yaml yamllint curl systemd podman debootstrap debian-archive-keyring chromium"
 
 case $mode in
   runtime) pkgs=$runtime_pkgs ;;
   build) pkgs="$build_pkgs $runtime_pkgs" ;;
   test) pkgs="$build_pkgs $runtime_pkgs $test_pkgs" ;;
 esac
+
+# Node.js and npm: this machine kind ships them; a bare Debian 12 gets Debian's.
+if [ "$mode" = test ] && ! command -v npm >/dev/null 2>&1; then
+  pkgs="$pkgs nodejs npm"
+fi
 
 export DEBIAN_FRONTEND=noninteractive
 # Skip the network entirely when everything is there already.

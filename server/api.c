@@ -149,6 +149,18 @@ enum MHD_Result handle_reload(req_ctx *c, const char *name)
     return respond_json(c, 200, o);
 }
 
+/* Generated at build time from server/playground.html by embed_file. */
+extern const unsigned char charrnn_playground_html[];
+extern const unsigned long charrnn_playground_html_len;
+
+enum MHD_Result handle_playground(req_ctx *c)
+{
+    char *page = malloc(charrnn_playground_html_len);
+    if (!page) return MHD_NO;
+    memcpy(page, charrnn_playground_html, charrnn_playground_html_len);
+    return respond_text(c, 200, "text/html; charset=utf-8", page, charrnn_playground_html_len);
+}
+
 enum MHD_Result handle_healthz(req_ctx *c)
 {
     cJSON *o = cJSON_CreateObject();

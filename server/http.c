@@ -227,6 +227,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static const char *route_of(const char *url, char *name, size_t n)
 {
     name[0] = '\0';
+    if (!strcmp(url, "/")) return "/";
     if (!strcmp(url, "/sample")) return "/sample";
     if (!strcmp(url, "/models")) return "/models";
     if (!strcmp(url, "/healthz")) return "/healthz";
@@ -244,12 +245,17 @@ static const char *route_of(const char *url, char *name, size_t n)
     return "other";
 }
 
+/* The body is always parsed as JSON. application/json is the contract; the
+ * form type is what `curl -d '{...}'` sends by default, and the README's
+ * one-line examples must work as typed, so it is taken as JSON too. Anything
+ * else (text/plain, multipart, none) is 415. */
 static int content_type_is_json(const char *ct)
 {
     if (!ct) return 0;
     while (*ct == ' ') ct++;
     size_t n = strcspn(ct, "; \t");
-    return n == 16 && !strncasecmp(ct, "application/json", 16);
+    return (n == 16 && !strncasecmp(ct, "application/json", 16)) ||
+           (n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", 33));
 }
 
 /* Checks that can answer before the body is read. Returns 1 if a response was queued. */
@@ -293,6 +299,7 @@ static enum MHD_Result dispatch(req_ctx *c, const char *name)
 {
     const char *r = c->route;
     if (!strcmp(r, "/sample")) return handle_sample(c);
+    if (!strcmp(r, "/")) return handle_playground(c);
     if (!strcmp(r, "/models")) return handle_models(c);
     if (!strcmp(r, "/models/{name}")) return handle_model(c, name);
     if (!strcmp(r, "/models/{name}/reload")) return handle_reload(c, name);

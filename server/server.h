@@ -82,6 +82,7 @@ void ctx_release(req_ctx *c);
 
 /* Endpoints. */
 enum MHD_Result handle_sample(req_ctx *c);
+enum MHD_Result handle_playground(req_ctx *c); /* GET /: the embedded playground page */
 enum MHD_Result handle_models(req_ctx *c);
 enum MHD_Result handle_model(req_ctx *c, const char *name);
 enum MHD_Result handle_reload(req_ctx *c, const char *name);

@@ -354,6 +354,16 @@ def health_and_readiness():
 
 
 @test
+def playground_page():
+    st, hdrs, data = ENV.d.request("GET", "/")
+    assert st == 200, st
+    assert hdrs["content-type"].startswith("text/html"), hdrs
+    assert b"charrnn playground" in data and b'"/sample"' in data, data[:200]
+    st, _, _ = ENV.d.request("POST", "/")
+    assert st == 405, st
+
+
+@test
 def readyz_without_models():
     empty = os.path.join(ENV.dir, "empty")
     os.makedirs(empty, exist_ok=True)
@@ -564,8 +574,12 @@ def validation_errors():
     expect_error(d.json("GET", "/models/tiny/other"), 404)
     expect_error(d.json("POST", "/sample", '{"length": 5}', {"Content-Type": "text/plain"}), 415)
     expect_error(d.json("POST", "/sample", '{"length": 5}',
-                        {"Content-Type": "application/x-www-form-urlencoded"}), 415)
+                        {"Content-Type": "multipart/form-data; boundary=x"}), 415)
     expect_error(d.json("POST", "/sample", b'{"length": 5}', {}), 415)
+    # what `curl -d '{...}'` sends: the README's examples must work as typed
+    st, _, ok = d.json("POST", "/sample", '{"length": 5}',
+                       {"Content-Type": "application/x-www-form-urlencoded"})
+    assert st == 200 and len(ok["text"]) == 5, ok
     st, _, ok = d.json("POST", "/sample", '{"length": 5}',
                        {"Content-Type": "application/json; charset=utf-8"})
     assert st == 200, ok
