@@ -153,25 +153,44 @@ static float dot(const float *restrict a, const float *restrict b, int n)
 }
 
 
-/* One layer for one stream: x is the input vector (NULL for layer 0: token). */
-static void layer_step(charrnn_stream *s, int l, int tok, const float *x)
+/* Streams stepped together read each weight row once per tile (instead of
+ * once per stream): the batching that turns matrix-vector products into a
+ * matrix-matrix product. 16 streams of hidden state stay in L1/L2. */
+#define TILE 16
+
+/* Pre-activations of layer l for a tile of streams: gi = W_ih x + b_ih,
+ * gh = W_hh h + b_hh. Layer 0's input is the token (a column of W_ih); a
+ * higher layer's is the new h of the layer below. Every (stream, row) dot
+ * product is the same fixed-order computation whatever the tile holds. */
+static void layer_gates(charrnn_stream *const *ss, size_t n, int l)
+{
+    const charrnn_model *m = ss[0]->m;
+    const int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    const int GH = charrnn_cell_gates(m->cfg.cell) * H, D = l == 0 ? V : H;
+    const charrnn_layer_params *p = &m->p.layer[l];
+    for (int j = 0; j < GH; j++) {
+        const float *wi = p->w_ih + (size_t)j * D, *wh = p->w_hh + (size_t)j * H;
+        for (size_t i = 0; i < n; i++) {
+            charrnn_stream *s = ss[i];
+            s->gi[j] = p->b_ih[j] + (l ? dot(wi, s->h + (size_t)(l - 1) * H, D) : wi[s->pending]);
+            s->gh[j] = p->b_hh[j] + dot(wh, s->h + (size_t)l * H, H);
+        }
+    }
+}
+
+/* The cell's gate arithmetic for one stream, updating h (and c) of layer l. */
+static void layer_update(charrnn_stream *s, int l)
 {
     const charrnn_model *m = s->m;
-    const int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
-    const int G = charrnn_cell_gates(m->cfg.cell), GH = G * H, D = l == 0 ? V : H;
-    const charrnn_layer_params *p = &m->p.layer[l];
+    const int H = m->cfg.hidden_size;
     float *h = s->h + (size_t)l * H, *c = s->c + (size_t)l * H;
-    for (int j = 0; j < GH; j++) {
-        const float *wi = p->w_ih + (size_t)j * D;
-        s->gi[j] = p->b_ih[j] + (x ? dot(wi, x, D) : wi[tok]);
-        s->gh[j] = p->b_hh[j] + dot(p->w_hh + (size_t)j * H, h, H);
-    }
     const float *gi = s->gi, *gh = s->gh;
     switch (m->cfg.cell) {
     case CHARRNN_CELL_LSTM:
         for (int j = 0; j < H; j++) {
             float i_ = cr_sigmoidf(gi[j] + gh[j]), f_ = cr_sigmoidf(gi[H + j] + gh[H + j]);
-            float g_ = cr_tanhf(gi[2 * H + j] + gh[2 * H + j]), o_ = cr_sigmoidf(gi[3 * H + j] + gh[3 * H + j]);
+            float g_ = cr_tanhf(gi[2 * H + j] + gh[2 * H + j]);
+            float o_ = cr_sigmoidf(gi[3 * H + j] + gh[3 * H + j]);
             c[j] = f_ * c[j] + i_ * g_;
             h[j] = o_ * cr_tanhf(c[j]);
         }
@@ -248,36 +267,58 @@ static int sample_logits(charrnn_stream *s)
     return ord[n - 1];
 }
 
-static void stream_step(charrnn_stream *s)
+/* Bookkeeping before a step; returns 0 when the step needs no network pass
+ * (the stream's last character is being emitted). */
+static int step_begin(charrnn_stream *s)
 {
-    const charrnn_model *m = s->m;
-    const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
-    const int tok = s->pending;
-    const int is_generated = s->fed_prime == s->n_prime;
-    if (is_generated) {
-        s->emit_ready = 1, s->emit_tok = tok;
-        if (s->generated + 1 >= s->p.length)
-            return; /* last character: nothing after it is needed */
-    } else {
-        s->fed_prime++;
+    if (s->fed_prime == s->n_prime) {
+        s->emit_ready = 1, s->emit_tok = s->pending;
+        return s->generated + 1 < s->p.length;
     }
-    for (int l = 0; l < L; l++)
-        layer_step(s, l, tok, l == 0 ? NULL : s->h + (size_t)(l - 1) * H);
-    const float *top = s->h + (size_t)(L - 1) * H;
-    for (int v = 0; v < V; v++)
-        s->logits[v] = m->p.dec_b[v] + dot(m->p.dec_w + (size_t)v * H, top, H);
+    s->fed_prime++;
+    return 1;
+}
+
+/* After the network pass: the next token to feed. */
+static void step_end(charrnn_stream *s)
+{
     if (s->fed_prime < s->n_prime)
         s->pending = s->prime[s->fed_prime];
     else
         s->pending = sample_logits(s);
 }
 
+static void step_tile(charrnn_stream *const *ss, size_t n)
+{
+    const charrnn_model *m = ss[0]->m;
+    const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
+    for (int l = 0; l < L; l++) {
+        layer_gates(ss, n, l);
+        for (size_t i = 0; i < n; i++)
+            layer_update(ss[i], l);
+    }
+    for (int v = 0; v < V; v++) {
+        const float *w = m->p.dec_w + (size_t)v * H;
+        for (size_t i = 0; i < n; i++)
+            ss[i]->logits[v] = m->p.dec_b[v] + dot(w, ss[i]->h + (size_t)(L - 1) * H, H);
+    }
+    for (size_t i = 0; i < n; i++)
+        step_end(ss[i]);
+}
+
 void charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *streams)
 {
     (void)m;
-    /* Each stream's row is computed by the same code whatever n is. */
-    for (size_t i = 0; i < n; i++)
-        stream_step(streams[i]);
+    charrnn_stream *tile[TILE];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (step_begin(streams[i]))
+            tile[k++] = streams[i];
+        if (k == TILE || (i + 1 == n && k > 0)) {
+            step_tile(tile, k);
+            k = 0;
+        }
+    }
 }
 
 int charrnn_stream_emit(charrnn_stream *s, char *out)
