@@ -49,7 +49,8 @@ static void usage(FILE *f)
         "  --seed N               random seed (123)\n"
         "  --init-from FILE       start from a checkpoint (resumes exactly if it has state)\n"
         "  --publish PATH         atomically publish the best model (slim) to PATH\n"
-        "  --threads N            BLAS threads (0 = all cores)\n"
+        "  --threads N            threads, each training a share of the batch (0 = all cores,\n"
+        "                         at most 8); results are deterministic for a given N\n"
         "  --log FILE             also write one JSON object per line to FILE\n"
         "  --print-every N        JSON progress every N iterations (10)\n"
         "  --quiet                no progress on stderr\n"
@@ -217,7 +218,7 @@ int main(int argc, char **argv)
         } else if ((r = arg_value(argc, argv, &i, "--publish", &v))) {
             ok = r > 0 && (o.publish = v);
         } else if ((r = arg_value(argc, argv, &i, "--threads", &v))) {
-            ok = r > 0 && parse_int("--threads", v, 0, 1024, &threads);
+            ok = r > 0 && parse_int("--threads", v, 0, 8, &threads);
         } else if ((r = arg_value(argc, argv, &i, "--log", &v))) {
             ok = r > 0 && (log_path = v);
         } else if ((r = arg_value(argc, argv, &i, "--print-every", &v))) {
@@ -241,8 +242,14 @@ int main(int argc, char **argv)
         perror(log_path);
         return 1;
     }
-    if (threads > 0)
-        openblas_set_num_threads(threads);
+    /* Threads run data-parallel shards of the batch, each with single-threaded
+     * BLAS: the per-step GEMMs are too small for OpenBLAS's own threads. */
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (int)(n < 8 ? n : 8) : 1;
+    }
+    o.threads = threads;
+    openblas_set_num_threads(1);
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);

@@ -258,7 +258,13 @@ float charrnn_decoder_forward(float *probs, const float *h, const float *w, cons
 void charrnn_decoder_backward(float *dh, float *dw, float *db, float *probs, const float *h,
                               const float *w, const uint16_t *targets, int N, int V, int H)
 {
-    const float scale = 1.0f / (float)N;
+    charrnn_decoder_backward_scaled(dh, dw, db, probs, h, w, targets, N, V, H, 1.0f / (float)N);
+}
+
+void charrnn_decoder_backward_scaled(float *dh, float *dw, float *db, float *probs,
+                                     const float *h, const float *w, const uint16_t *targets,
+                                     int N, int V, int H, float scale)
+{
     for (int r = 0; r < N; r++) {
         float *d = probs + (size_t)r * V;
         d[targets[r]] -= 1.0f;

@@ -31,6 +31,7 @@ charrnn_train_opts charrnn_train_defaults(void)
     o.train_frac = 0.95, o.val_frac = 0.05;
     o.eval_every = 1000;
     o.seed = 123;
+    o.threads = 1;
     return o;
 }
 
@@ -324,6 +325,8 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
     if (rc == CHARRNN_OK)
         rc = charrnn_trainer_create(r.model, B, T, o->dropout, &oc, o->seed ^ 0x5eedULL, &r.tr, err,
                                     errlen);
+    if (rc == CHARRNN_OK && o->threads > 1)
+        rc = charrnn_trainer_set_shards(r.tr, o->threads, err, errlen);
     int have_state = 0;
     if (rc == CHARRNN_OK && ckpt)
         rc = resume_from(&r, ckpt, &have_state, err, errlen);

@@ -1,12 +1,37 @@
 /* The network in training: one allocation plan for a (B, T) window, dropout
- * between layers, carried hidden state, gradients and optimizer moments. */
+ * between layers, carried hidden state, gradients and optimizer moments.
+ *
+ * Data parallelism: the batch's B streams are split into shards (contiguous
+ * stream ranges) that run forward and backward on their own threads with
+ * their own activations, each GEMM single-threaded. The recurrent GEMMs of a
+ * window are small (B rows) and many (T per layer and direction), so threads
+ * inside each GEMM pay a wake-up and a barrier per call; whole shards only
+ * meet once per window, to sum gradients (in a fixed order: deterministic). */
 #include "charrnn/trainer.h"
 
 #include "charrnn/layers.h"
 #include "charrnn/status.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define MAX_SHARDS 8
+
+typedef struct shard {
+    struct charrnn_trainer *tr;
+    int b0, B;                       /* streams [b0, b0 + B) of the batch */
+    charrnn_layer_acts acts[CHARRNN_MAX_LAYERS];
+    float *drop_x[CHARRNN_MAX_LAYERS]; /* (T*B, H) dropped-out input of layer l >= 1 */
+    uint8_t *mask[CHARRNN_MAX_LAYERS]; /* (T*B*H) this shard's rows of the masks */
+    float *dx;                       /* (T*B, H) gradient w.r.t. a layer's input */
+    float *probs;                    /* (T*B, V) */
+    float *grads;                    /* (num_params): tr->grads for shard 0, own otherwise */
+    charrnn_param_views g;
+    uint16_t *x, *y;                 /* (T*B) this shard's tokens, time-major */
+    float loss;
+    charrnn_mode mode;
+} shard;
 
 struct charrnn_trainer {
     charrnn_model *m;
@@ -16,22 +41,72 @@ struct charrnn_trainer {
     uint64_t steps;
     charrnn_rng rng;
 
-    float *grads, *m1, *m2;     /* (num_params) each */
-    charrnn_param_views g;      /* views into grads */
-    charrnn_layer_acts acts[CHARRNN_MAX_LAYERS];
-    float *drop_x[CHARRNN_MAX_LAYERS]; /* (T*B, H) dropped-out input of layer l (l >= 1) */
-    uint8_t *drop_mask[CHARRNN_MAX_LAYERS]; /* (T*B*H) kept = 1 */
-    float *dx;                  /* (T*B, H) gradient w.r.t. a layer's input */
-    float *probs;               /* (T*B, V) */
-    float *carry[2];            /* per mode: layers x {h, c} x (B, H) */
+    float *grads, *m1, *m2; /* (num_params) each */
+    int nshards;
+    shard sh[MAX_SHARDS];
+    uint8_t *mask_full[CHARRNN_MAX_LAYERS]; /* (T*B*H) dropout masks of the whole batch */
+    float *probs;           /* (T*B, V) the whole batch, assembled on request */
+    float *carry[2];        /* per mode: layers x {h, c} x (B, H) */
     size_t carry_len;
-    uint16_t *x, *y;            /* (T*B) last TRAIN window */
     int have_forward;
 };
 
 static size_t carry_stride(const charrnn_trainer *tr)
 {
     return (size_t)(tr->m->cfg.cell == CHARRNN_CELL_LSTM ? 2 : 1) * tr->B * tr->m->cfg.hidden_size;
+}
+
+static void shard_free(shard *s, int own_grads)
+{
+    for (int l = 0; l < CHARRNN_MAX_LAYERS; l++) {
+        charrnn_layer_acts *a = &s->acts[l];
+        free(a->gates), free(a->dg), free(a->h), free(a->dh), free(a->dnext), free(a->c);
+        free(a->hn), free(a->dg_hh), free(a->emb), free(a->demb);
+        free(s->drop_x[l]), free(s->mask[l]);
+    }
+    free(s->dx), free(s->probs), free(s->x), free(s->y);
+    if (own_grads)
+        free(s->grads);
+    memset(s, 0, sizeof *s);
+}
+
+/* Allocates one shard's activations; returns 0 on allocation failure. */
+static int shard_alloc(shard *s, const charrnn_trainer *tr, int own_grads)
+{
+    const charrnn_config *c = &tr->m->cfg;
+    const size_t N = (size_t)s->B * tr->T, H = (size_t)c->hidden_size, V = (size_t)c->vocab_size;
+    const size_t GH = (size_t)charrnn_cell_gates(c->cell) * H, B = (size_t)s->B;
+    int ok = 1;
+#define ALLOC(ptr, n) ok = ok && ((ptr) = charrnn_alloc_floats(n)) != NULL
+    ALLOC(s->dx, N * H);
+    ALLOC(s->probs, N * V);
+    if (own_grads)
+        ALLOC(s->grads, tr->m->num_params);
+    for (int l = 0; l < c->num_layers && ok; l++) {
+        charrnn_layer_acts *a = &s->acts[l];
+        ALLOC(a->gates, N * GH);
+        ALLOC(a->dg, N * GH);
+        ALLOC(a->h, N * H + B * H);
+        ALLOC(a->dh, N * H);
+        ALLOC(a->dnext, 2 * B * H);
+        if (c->cell == CHARRNN_CELL_LSTM)
+            ALLOC(a->c, N * H + B * H);
+        if (c->cell == CHARRNN_CELL_GRU) {
+            ALLOC(a->hn, N * H);
+            ALLOC(a->dg_hh, N * GH);
+        }
+        if (l == 0) {
+            ALLOC(a->emb, V * GH);
+            ALLOC(a->demb, V * GH);
+        }
+        if (l > 0 && tr->dropout > 0.0f) {
+            ALLOC(s->drop_x[l], N * H);
+            ok = ok && (s->mask[l] = malloc(N * H)) != NULL;
+        }
+    }
+#undef ALLOC
+    ok = ok && (s->x = calloc(N, sizeof *s->x)) && (s->y = calloc(N, sizeof *s->y));
+    return ok;
 }
 
 int charrnn_trainer_create(charrnn_model *m, int batch, int seq, float dropout,
@@ -51,145 +126,239 @@ int charrnn_trainer_create(charrnn_model *m, int batch, int seq, float dropout,
     tr->m = m, tr->B = batch, tr->T = seq, tr->dropout = dropout, tr->opt = *opt;
     charrnn_rng_seed(&tr->rng, seed);
     const charrnn_config *c = &m->cfg;
-    const size_t N = (size_t)batch * seq, H = (size_t)c->hidden_size, V = (size_t)c->vocab_size;
-    const size_t GH = (size_t)charrnn_cell_gates(c->cell) * H, B = (size_t)batch;
-    int ok = 1;
-#define ALLOC(ptr, n) ok = ok && ((ptr) = charrnn_alloc_floats(n)) != NULL
-    ALLOC(tr->grads, m->num_params);
-    ALLOC(tr->m1, m->num_params);
-    ALLOC(tr->m2, m->num_params);
-    ALLOC(tr->dx, N * H);
-    ALLOC(tr->probs, N * V);
+    const size_t N = (size_t)batch * seq, H = (size_t)c->hidden_size;
+    int ok = (tr->grads = charrnn_alloc_floats(m->num_params)) &&
+             (tr->m1 = charrnn_alloc_floats(m->num_params)) &&
+             (tr->m2 = charrnn_alloc_floats(m->num_params)) &&
+             (tr->probs = charrnn_alloc_floats(N * (size_t)c->vocab_size));
     tr->carry_len = carry_stride(tr) * c->num_layers;
-    ALLOC(tr->carry[0], tr->carry_len);
-    ALLOC(tr->carry[1], tr->carry_len);
-    for (int l = 0; l < c->num_layers && ok; l++) {
-        charrnn_layer_acts *a = &tr->acts[l];
-        ALLOC(a->gates, N * GH);
-        ALLOC(a->dg, N * GH);
-        ALLOC(a->h, N * H + B * H);
-        ALLOC(a->dh, N * H);
-        ALLOC(a->dnext, 2 * B * H);
-        if (c->cell == CHARRNN_CELL_LSTM)
-            ALLOC(a->c, N * H + B * H);
-        if (c->cell == CHARRNN_CELL_GRU) {
-            ALLOC(a->hn, N * H);
-            ALLOC(a->dg_hh, N * GH);
-        }
-        if (l == 0) {
-            ALLOC(a->emb, V * GH);
-            ALLOC(a->demb, V * GH);
-        }
-        if (l > 0 && dropout > 0.0f) {
-            ALLOC(tr->drop_x[l], N * H);
-            ok = ok && (tr->drop_mask[l] = calloc(N * H, 1)) != NULL;
-        }
-    }
-#undef ALLOC
-    ok = ok && (tr->x = calloc(N, sizeof *tr->x)) && (tr->y = calloc(N, sizeof *tr->y));
+    ok = ok && (tr->carry[0] = charrnn_alloc_floats(tr->carry_len)) &&
+         (tr->carry[1] = charrnn_alloc_floats(tr->carry_len));
+    for (int l = 1; ok && l < c->num_layers && dropout > 0.0f; l++)
+        ok = (tr->mask_full[l] = malloc(N * H)) != NULL;
+    tr->nshards = 1;
+    tr->sh[0] = (shard){.tr = tr, .b0 = 0, .B = batch, .grads = tr->grads};
+    ok = ok && shard_alloc(&tr->sh[0], tr, 0);
     if (!ok) {
         charrnn_trainer_free(tr);
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory for the activations");
     }
-    charrnn_param_views_bind(c, tr->grads, &tr->g);
+    charrnn_param_views_bind(c, tr->grads, &tr->sh[0].g);
     *out = tr;
     return CHARRNN_OK;
 }
+
+int charrnn_trainer_set_shards(charrnn_trainer *tr, int n, char *err, size_t errlen)
+{
+    if (n < 1)
+        n = 1;
+    if (n > MAX_SHARDS)
+        n = MAX_SHARDS;
+    if (n > tr->B)
+        n = tr->B;
+    for (int k = 0; k < tr->nshards; k++)
+        shard_free(&tr->sh[k], k > 0);
+    tr->nshards = n;
+    int ok = 1;
+    for (int k = 0; k < n; k++) {
+        /* Streams split as evenly as possible: shard k gets [k*B/n, (k+1)*B/n). */
+        int b0 = (int)((long)k * tr->B / n), b1 = (int)((long)(k + 1) * tr->B / n);
+        tr->sh[k] = (shard){.tr = tr, .b0 = b0, .B = b1 - b0, .grads = k ? NULL : tr->grads};
+        ok = ok && shard_alloc(&tr->sh[k], tr, k > 0);
+        if (ok)
+            charrnn_param_views_bind(&tr->m->cfg, tr->sh[k].grads, &tr->sh[k].g);
+    }
+    if (!ok) {
+        for (int k = 0; k < n; k++)
+            shard_free(&tr->sh[k], k > 0);
+        tr->nshards = 1;
+        tr->sh[0] = (shard){.tr = tr, .b0 = 0, .B = tr->B, .grads = tr->grads};
+        if (shard_alloc(&tr->sh[0], tr, 0))
+            charrnn_param_views_bind(&tr->m->cfg, tr->grads, &tr->sh[0].g);
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory for %d shards", n);
+    }
+    tr->have_forward = 0;
+    return CHARRNN_OK;
+}
+
+int charrnn_trainer_shards(const charrnn_trainer *tr) { return tr->nshards; }
 
 void charrnn_trainer_free(charrnn_trainer *tr)
 {
     if (!tr)
         return;
-    free(tr->grads), free(tr->m1), free(tr->m2), free(tr->dx), free(tr->probs);
-    free(tr->carry[0]), free(tr->carry[1]), free(tr->x), free(tr->y);
-    for (int l = 0; l < CHARRNN_MAX_LAYERS; l++) {
-        charrnn_layer_acts *a = &tr->acts[l];
-        free(a->gates), free(a->dg), free(a->h), free(a->dh), free(a->dnext), free(a->c);
-        free(a->hn), free(a->dg_hh), free(a->emb), free(a->demb);
-        free(tr->drop_x[l]), free(tr->drop_mask[l]);
-    }
+    for (int k = 0; k < tr->nshards; k++)
+        shard_free(&tr->sh[k], k > 0);
+    for (int l = 0; l < CHARRNN_MAX_LAYERS; l++)
+        free(tr->mask_full[l]);
+    free(tr->grads), free(tr->m1), free(tr->m2), free(tr->probs);
+    free(tr->carry[0]), free(tr->carry[1]);
     free(tr);
 }
 
 /* Input of layer l (>= 1): the output of layer l-1, through dropout in TRAIN mode. */
-static const float *layer_input(charrnn_trainer *tr, int l, charrnn_mode mode)
+static const float *layer_input(shard *s, int l)
 {
-    const size_t n = (size_t)tr->B * tr->T * tr->m->cfg.hidden_size;
-    const float *h = tr->acts[l - 1].h + (size_t)tr->B * tr->m->cfg.hidden_size;
-    if (mode != CHARRNN_MODE_TRAIN || !(tr->dropout > 0.0f))
+    const charrnn_trainer *tr = s->tr;
+    const size_t H = (size_t)tr->m->cfg.hidden_size, n = (size_t)s->B * tr->T * H;
+    const float *h = s->acts[l - 1].h + (size_t)s->B * H;
+    if (s->mode != CHARRNN_MODE_TRAIN || !(tr->dropout > 0.0f))
         return h;
-    const float keep = 1.0f - tr->dropout, scale = 1.0f / keep;
-    float *x = tr->drop_x[l];
-    uint8_t *mask = tr->drop_mask[l];
-    for (size_t k = 0; k < n; k++) {
-        mask[k] = charrnn_rng_uniform_f(&tr->rng) < keep;
+    const float scale = 1.0f / (1.0f - tr->dropout);
+    float *x = s->drop_x[l];
+    const uint8_t *mask = s->mask[l];
+    for (size_t k = 0; k < n; k++)
         x[k] = mask[k] ? h[k] * scale : 0.0f;
-    }
     return x;
+}
+
+/* Copies this shard's rows between a whole-batch (T*B, w) array and its own (T*Bs, w) one. */
+static void rows_in(const shard *s, void *dst, const void *src, size_t w)
+{
+    const int B = s->tr->B;
+    for (int t = 0; t < s->tr->T; t++)
+        memcpy((char *)dst + (size_t)t * s->B * w, (const char *)src + ((size_t)t * B + s->b0) * w,
+               (size_t)s->B * w);
+}
+
+static void rows_out(const shard *s, void *dst, const void *src, size_t w)
+{
+    const int B = s->tr->B;
+    for (int t = 0; t < s->tr->T; t++)
+        memcpy((char *)dst + ((size_t)t * B + s->b0) * w, (const char *)src + (size_t)t * s->B * w,
+               (size_t)s->B * w);
+}
+
+static void shard_forward(shard *s, const uint16_t *x, const uint16_t *y)
+{
+    charrnn_trainer *tr = s->tr;
+    const charrnn_config *c = &tr->m->cfg;
+    const int B = s->B, T = tr->T, H = c->hidden_size, V = c->vocab_size, L = c->num_layers;
+    const size_t BH = (size_t)B * H, stride = carry_stride(tr), off = (size_t)s->b0 * H;
+    float *carry = tr->carry[s->mode];
+    rows_in(s, s->x, x, sizeof *x);
+    rows_in(s, s->y, y, sizeof *y);
+    for (int l = 1; l < L && s->mode == CHARRNN_MODE_TRAIN && tr->dropout > 0.0f; l++)
+        rows_in(s, s->mask[l], tr->mask_full[l], (size_t)H);
+    for (int l = 0; l < L; l++) {
+        charrnn_layer_acts *a = &s->acts[l];
+        memcpy(a->h, carry + l * stride + off, BH * sizeof(float));
+        if (a->c)
+            memcpy(a->c, carry + l * stride + (size_t)tr->B * H + off, BH * sizeof(float));
+        if (l == 0)
+            charrnn_layer_forward(a, s->x, NULL, &tr->m->p.layer[0], c->cell, T, B, V, H);
+        else
+            charrnn_layer_forward(a, NULL, layer_input(s, l), &tr->m->p.layer[l], c->cell, T, B,
+                                  H, H);
+        memcpy(carry + l * stride + off, a->h + (size_t)T * BH, BH * sizeof(float));
+        if (a->c)
+            memcpy(carry + l * stride + (size_t)tr->B * H + off, a->c + (size_t)T * BH,
+                   BH * sizeof(float));
+    }
+    s->loss = charrnn_decoder_forward(s->probs, s->acts[L - 1].h + BH, tr->m->p.dec_w,
+                                      tr->m->p.dec_b, s->y, T * B, V, H);
+}
+
+static void shard_backward(shard *s)
+{
+    charrnn_trainer *tr = s->tr;
+    const charrnn_config *c = &tr->m->cfg;
+    const int B = s->B, T = tr->T, H = c->hidden_size, V = c->vocab_size, L = c->num_layers;
+    const size_t BH = (size_t)B * H, n = (size_t)T * BH;
+    if (s->grads != tr->grads)
+        memset(s->grads, 0, tr->m->num_params * sizeof(float));
+    /* The loss is the mean over the whole batch: this shard's rows weigh B/tr->B. */
+    charrnn_decoder_backward_scaled(s->acts[L - 1].dh, s->g.dec_w, s->g.dec_b, s->probs,
+                                    s->acts[L - 1].h + BH, tr->m->p.dec_w, s->y, T * B, V, H,
+                                    1.0f / (float)((size_t)T * tr->B));
+    for (int l = L - 1; l >= 0; l--) {
+        charrnn_layer_acts *a = &s->acts[l];
+        if (l == 0) {
+            charrnn_layer_backward(a, NULL, &s->g.layer[0], s->x, NULL, &tr->m->p.layer[0],
+                                   c->cell, T, B, V, H);
+            break;
+        }
+        const float *xin = s->drop_x[l] && s->mode == CHARRNN_MODE_TRAIN ? s->drop_x[l]
+                                                                          : s->acts[l - 1].h + BH;
+        charrnn_layer_backward(a, s->dx, &s->g.layer[l], NULL, xin, &tr->m->p.layer[l], c->cell,
+                               T, B, H, H);
+        float *dh_below = s->acts[l - 1].dh;
+        if (s->drop_x[l]) {
+            const float scale = 1.0f / (1.0f - tr->dropout);
+            const uint8_t *mask = s->mask[l];
+            for (size_t k = 0; k < n; k++)
+                dh_below[k] = mask[k] ? s->dx[k] * scale : 0.0f;
+        } else {
+            memcpy(dh_below, s->dx, n * sizeof(float));
+        }
+    }
+}
+
+typedef struct job {
+    shard *s;
+    const uint16_t *x, *y;
+    int backward;
+} job;
+
+static void *run_job(void *arg)
+{
+    job *j = arg;
+    if (j->backward)
+        shard_backward(j->s);
+    else
+        shard_forward(j->s, j->x, j->y);
+    return NULL;
+}
+
+/* Runs every shard's forward or backward, shard 0 on the calling thread. */
+static void run_shards(charrnn_trainer *tr, const uint16_t *x, const uint16_t *y, int backward)
+{
+    job jobs[MAX_SHARDS];
+    pthread_t th[MAX_SHARDS];
+    int started[MAX_SHARDS] = {0};
+    for (int k = 0; k < tr->nshards; k++)
+        jobs[k] = (job){&tr->sh[k], x, y, backward};
+    for (int k = 1; k < tr->nshards; k++)
+        started[k] = pthread_create(&th[k], NULL, run_job, &jobs[k]) == 0;
+    for (int k = 0; k < tr->nshards; k++)
+        if (k == 0 || !started[k])
+            run_job(&jobs[k]); /* a thread that could not start runs here instead */
+    for (int k = 1; k < tr->nshards; k++)
+        if (started[k])
+            pthread_join(th[k], NULL);
 }
 
 float charrnn_trainer_forward(charrnn_trainer *tr, const uint16_t *x, const uint16_t *y,
                               charrnn_mode mode)
 {
     const charrnn_config *c = &tr->m->cfg;
-    const int B = tr->B, T = tr->T, H = c->hidden_size, V = c->vocab_size, L = c->num_layers;
-    const size_t BH = (size_t)B * H, stride = carry_stride(tr);
-    float *carry = tr->carry[mode];
-    for (int l = 0; l < L; l++) {
-        charrnn_layer_acts *a = &tr->acts[l];
-        memcpy(a->h, carry + l * stride, BH * sizeof(float));
-        if (a->c)
-            memcpy(a->c, carry + l * stride + BH, BH * sizeof(float));
-        if (l == 0)
-            charrnn_layer_forward(a, x, NULL, &tr->m->p.layer[0], c->cell, T, B, V, H);
-        else
-            charrnn_layer_forward(a, NULL, layer_input(tr, l, mode), &tr->m->p.layer[l], c->cell,
-                                  T, B, H, H);
-        memcpy(carry + l * stride, a->h + (size_t)T * BH, BH * sizeof(float));
-        if (a->c)
-            memcpy(carry + l * stride + BH, a->c + (size_t)T * BH, BH * sizeof(float));
+    if (mode == CHARRNN_MODE_TRAIN && tr->dropout > 0.0f) {
+        /* Masks for the whole batch, drawn in one fixed order whatever the sharding. */
+        const size_t n = (size_t)tr->B * tr->T * c->hidden_size;
+        const float keep = 1.0f - tr->dropout;
+        for (int l = 1; l < c->num_layers; l++)
+            for (size_t k = 0; k < n; k++)
+                tr->mask_full[l][k] = charrnn_rng_uniform_f(&tr->rng) < keep;
     }
-    const float *top = tr->acts[L - 1].h + BH;
-    float loss = charrnn_decoder_forward(tr->probs, top, tr->m->p.dec_w, tr->m->p.dec_b, y,
-                                         T * B, V, H);
-    if (mode == CHARRNN_MODE_TRAIN) {
-        memcpy(tr->x, x, (size_t)T * B * sizeof *x);
-        memcpy(tr->y, y, (size_t)T * B * sizeof *y);
-        tr->have_forward = 1;
-    } else {
-        tr->have_forward = 0;
-    }
-    return loss;
+    for (int k = 0; k < tr->nshards; k++)
+        tr->sh[k].mode = mode;
+    run_shards(tr, x, y, 0);
+    double loss = 0.0;
+    for (int k = 0; k < tr->nshards; k++)
+        loss += (double)tr->sh[k].loss * tr->sh[k].B;
+    tr->have_forward = mode == CHARRNN_MODE_TRAIN;
+    return (float)(loss / tr->B);
 }
 
 void charrnn_trainer_backward(charrnn_trainer *tr)
 {
     if (!tr->have_forward)
         return;
-    const charrnn_config *c = &tr->m->cfg;
-    const int B = tr->B, T = tr->T, H = c->hidden_size, V = c->vocab_size, L = c->num_layers;
-    const size_t BH = (size_t)B * H, n = (size_t)T * BH;
-    charrnn_decoder_backward(tr->acts[L - 1].dh, tr->g.dec_w, tr->g.dec_b, tr->probs,
-                             tr->acts[L - 1].h + BH, tr->m->p.dec_w, tr->y, T * B, V, H);
-    for (int l = L - 1; l >= 0; l--) {
-        charrnn_layer_acts *a = &tr->acts[l];
-        if (l == 0) {
-            charrnn_layer_backward(a, NULL, &tr->g.layer[0], tr->x, NULL, &tr->m->p.layer[0],
-                                   c->cell, T, B, V, H);
-            break;
-        }
-        const float *xin = tr->drop_x[l] ? tr->drop_x[l] : tr->acts[l - 1].h + BH;
-        charrnn_layer_backward(a, tr->dx, &tr->g.layer[l], NULL, xin, &tr->m->p.layer[l], c->cell,
-                               T, B, H, H);
-        float *dh_below = tr->acts[l - 1].dh;
-        if (tr->drop_x[l]) {
-            const float scale = 1.0f / (1.0f - tr->dropout);
-            const uint8_t *mask = tr->drop_mask[l];
-            for (size_t k = 0; k < n; k++)
-                dh_below[k] = mask[k] ? tr->dx[k] * scale : 0.0f;
-        } else {
-            memcpy(dh_below, tr->dx, n * sizeof(float));
-        }
+    run_shards(tr, NULL, NULL, 1);
+    for (int k = 1; k < tr->nshards; k++) {
+        const float *g = tr->sh[k].grads;
+        for (size_t i = 0; i < tr->m->num_params; i++)
+            tr->grads[i] += g[i];
     }
     tr->have_forward = 0;
 }
@@ -230,6 +399,16 @@ float *charrnn_trainer_state(charrnn_trainer *tr, size_t *len)
     *len = tr->carry_len;
     return tr->carry[CHARRNN_MODE_TRAIN];
 }
-const float *charrnn_trainer_probs(const charrnn_trainer *tr) { return tr->probs; }
+
+const float *charrnn_trainer_probs(charrnn_trainer *tr)
+{
+    if (tr->nshards == 1)
+        return tr->sh[0].probs;
+    for (int k = 0; k < tr->nshards; k++)
+        rows_out(&tr->sh[k], tr->probs, tr->sh[k].probs,
+                 sizeof(float) * (size_t)tr->m->cfg.vocab_size);
+    return tr->probs;
+}
+
 uint64_t *charrnn_trainer_step_count(charrnn_trainer *tr) { return &tr->steps; }
 charrnn_rng *charrnn_trainer_rng(charrnn_trainer *tr) { return &tr->rng; }

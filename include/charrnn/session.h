@@ -33,6 +33,7 @@ typedef struct charrnn_train_opts {
     double train_frac, val_frac;
     long eval_every;
     uint64_t seed;
+    int threads; /* data-parallel shards of the batch (1..8); BLAS should be single-threaded */
 } charrnn_train_opts;
 
 /* char-rnn's defaults (and Adam). */

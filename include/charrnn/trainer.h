@@ -23,6 +23,15 @@ int charrnn_trainer_create(charrnn_model *m, int batch, int seq, float dropout,
                            charrnn_trainer **out, char *err, size_t errlen);
 void charrnn_trainer_free(charrnn_trainer *tr);
 
+/* Splits the batch into n shards (contiguous ranges of streams, at most 8 and
+ * at most B) that run forward and backward on n threads with their own
+ * activations; gradients are summed in shard order, so results are
+ * deterministic for a given n (not bitwise equal across different n). Call
+ * BLAS single-threaded when n > 1. Default 1. On allocation failure the
+ * trainer keeps one shard and returns CHARRNN_ENOMEM. */
+int charrnn_trainer_set_shards(charrnn_trainer *tr, int n, char *err, size_t errlen);
+int charrnn_trainer_shards(const charrnn_trainer *tr);
+
 /* Forward over one window from the mode's carried state; the final state
  * becomes the new carried state. Dropout is active only in TRAIN mode.
  * Returns the mean cross-entropy in nats per character. */
@@ -45,8 +54,9 @@ float *charrnn_trainer_moment1(charrnn_trainer *tr); /* (num_params) Adam m */
 float *charrnn_trainer_moment2(charrnn_trainer *tr); /* (num_params) Adam v / RMSProp v */
 /* Carried TRAIN state: layers x (h, c for LSTM) x (B, H); *len in floats. */
 float *charrnn_trainer_state(charrnn_trainer *tr, size_t *len);
-/* Last forward's probabilities (T*B, V) (softmax of the logits). */
-const float *charrnn_trainer_probs(const charrnn_trainer *tr);
+/* Last forward's probabilities (T*B, V) (softmax of the logits); valid until
+ * the next backward, which consumes them. */
+const float *charrnn_trainer_probs(charrnn_trainer *tr);
 uint64_t *charrnn_trainer_step_count(charrnn_trainer *tr); /* optimizer updates so far */
 charrnn_rng *charrnn_trainer_rng(charrnn_trainer *tr);      /* dropout masks */
 

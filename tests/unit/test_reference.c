@@ -64,7 +64,7 @@ static void window(const fixture *fx, int w, uint16_t *x, uint16_t *y)
         }
 }
 
-static void check_forward_backward(const char *cell)
+static void check_forward_backward(const char *cell, int shards)
 {
     fixture fx;
     load_fixture(&fx, cell);
@@ -73,6 +73,8 @@ static void check_forward_backward(const char *cell)
     char err[CHARRNN_ERR_MAX];
     ck_assert_int_eq(charrnn_trainer_create(fx.m, fx.B, fx.T, 0.0f, &oc, 1, &tr, err, sizeof err),
                      CHARRNN_OK);
+    ck_assert_int_eq(charrnn_trainer_set_shards(tr, shards, err, sizeof err), CHARRNN_OK);
+    ck_assert_int_eq(charrnn_trainer_shards(tr), shards);
     uint16_t x[512], y[512];
     window(&fx, 0, x, y);
     charrnn_trainer_forward(tr, x, y, CHARRNN_MODE_TRAIN); /* only carries the state */
@@ -139,11 +141,18 @@ static void check_adam(const char *cell)
     free_fixture(&fx);
 }
 
-START_TEST(lstm_grads) { check_forward_backward("lstm"); }
+START_TEST(lstm_grads) { check_forward_backward("lstm", 1); }
 END_TEST
-START_TEST(gru_grads) { check_forward_backward("gru"); }
+START_TEST(gru_grads) { check_forward_backward("gru", 1); }
 END_TEST
-START_TEST(rnn_grads) { check_forward_backward("rnn"); }
+START_TEST(rnn_grads) { check_forward_backward("rnn", 1); }
+END_TEST
+/* The batch split over threads (B = 3: shards of 1 and 2, or 1, 1, 1 streams). */
+START_TEST(lstm_grads_sharded) { check_forward_backward("lstm", 2 + _i); }
+END_TEST
+START_TEST(gru_grads_sharded) { check_forward_backward("gru", 2 + _i); }
+END_TEST
+START_TEST(rnn_grads_sharded) { check_forward_backward("rnn", 2 + _i); }
 END_TEST
 START_TEST(lstm_adam) { check_adam("lstm"); }
 END_TEST
@@ -159,6 +168,9 @@ int main(void)
     tcase_add_test(fb, lstm_grads);
     tcase_add_test(fb, gru_grads);
     tcase_add_test(fb, rnn_grads);
+    tcase_add_loop_test(fb, lstm_grads_sharded, 0, 2);
+    tcase_add_loop_test(fb, gru_grads_sharded, 0, 2);
+    tcase_add_loop_test(fb, rnn_grads_sharded, 0, 2);
     suite_add_tcase(s, fb);
     TCase *ad = tcase_create("adam");
     tcase_add_test(ad, lstm_adam);
