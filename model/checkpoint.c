@@ -163,10 +163,5 @@ int charrnn_checkpoint_load(const char *path, charrnn_model **out, char *err, si
         return rc;
     rc = charrnn_checkpoint_model(f, out, err, errlen);
     charrnn_st_free(f);
-    if (rc && err && errlen > 0) {
-        char tmp[CHARRNN_ERR_MAX];
-        snprintf(tmp, sizeof tmp, "%s: %s", path, err);
-        snprintf(err, errlen, "%s", tmp);
-    }
-    return rc;
+    return rc ? charrnn_err_prefix(err, errlen, rc, path) : rc;
 }

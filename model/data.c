@@ -70,12 +70,7 @@ int charrnn_corpus_load(const char *path, const charrnn_vocab *vocab, charrnn_co
     munmap((void *)text, n);
     if (rc != CHARRNN_OK) {
         charrnn_corpus_free(c);
-        if (err && errlen > 0 && rc != CHARRNN_ENOMEM) {
-            char tmp[CHARRNN_ERR_MAX];
-            snprintf(tmp, sizeof tmp, "%s: %s", path, err);
-            snprintf(err, errlen, "%s", tmp);
-        }
-        return rc;
+        return rc == CHARRNN_ENOMEM ? rc : charrnn_err_prefix(err, errlen, rc, path);
     }
     *out = c;
     return CHARRNN_OK;

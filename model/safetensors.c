@@ -409,12 +409,7 @@ int charrnn_st_read(const char *path, charrnn_st_file **out, char *err, size_t e
     close(fd);
     int rc = charrnn_st_parse(buf, got, out, err, errlen);
     free(buf);
-    if (rc && err && errlen > 0) {
-        char tmp[CHARRNN_ERR_MAX];
-        snprintf(tmp, sizeof tmp, "%s: %s", path, err);
-        snprintf(err, errlen, "%s", tmp);
-    }
-    return rc;
+    return rc ? charrnn_err_prefix(err, errlen, rc, path) : rc;
 }
 
 size_t charrnn_st_count(const charrnn_st_file *f) { return f->n; }

@@ -12,6 +12,7 @@
 #include "charrnn/status.h"
 
 #include "fastmath.h"
+#include "rowdot.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -136,23 +137,6 @@ charrnn_finish charrnn_stream_finish_reason(const charrnn_stream *s) { return s-
 size_t charrnn_stream_prime_chars(const charrnn_stream *s) { return s->n_prime; }
 size_t charrnn_stream_generated_chars(const charrnn_stream *s) { return s->generated; }
 
-/* Fixed-order dot product: 16 lane partial sums, then a fixed pairwise tree. */
-static float dot(const float *restrict a, const float *restrict b, int n)
-{
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int k = 0; k < 16; k++)
-            acc[k] += a[i + k] * b[i + k];
-    for (int k = 0; i < n; i++, k++)
-        acc[k] += a[i] * b[i];
-    for (int w = 8; w >= 1; w /= 2)
-        for (int k = 0; k < w; k++)
-            acc[k] += acc[k + w];
-    return acc[0];
-}
-
-
 /* Streams stepped together read each weight row once per tile (instead of
  * once per stream): the batching that turns matrix-vector products into a
  * matrix-matrix product. 16 streams of hidden state stay in L1/L2. */
@@ -161,21 +145,31 @@ static float dot(const float *restrict a, const float *restrict b, int n)
 /* Pre-activations of layer l for a tile of streams: gi = W_ih x + b_ih,
  * gh = W_hh h + b_hh. Layer 0's input is the token (a column of W_ih); a
  * higher layer's is the new h of the layer below. Every (stream, row) dot
- * product is the same fixed-order computation whatever the tile holds. */
+ * product is the same fixed-order computation whatever the tile holds
+ * (rowdot.h). */
 static void layer_gates(charrnn_stream *const *ss, size_t n, int l)
 {
     const charrnn_model *m = ss[0]->m;
     const int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
-    const int GH = charrnn_cell_gates(m->cfg.cell) * H, D = l == 0 ? V : H;
+    const int GH = charrnn_cell_gates(m->cfg.cell) * H;
     const charrnn_layer_params *p = &m->p.layer[l];
-    for (int j = 0; j < GH; j++) {
-        const float *wi = p->w_ih + (size_t)j * D, *wh = p->w_hh + (size_t)j * H;
+    const float *x[TILE];
+    float *y[TILE];
+    if (l == 0) {
         for (size_t i = 0; i < n; i++) {
-            charrnn_stream *s = ss[i];
-            s->gi[j] = p->b_ih[j] + (l ? dot(wi, s->h + (size_t)(l - 1) * H, D) : wi[s->pending]);
-            s->gh[j] = p->b_hh[j] + dot(wh, s->h + (size_t)l * H, H);
+            const float *col = p->w_ih + ss[i]->pending;
+            float *gi = ss[i]->gi;
+            for (int j = 0; j < GH; j++)
+                gi[j] = p->b_ih[j] + col[(size_t)j * V];
         }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            x[i] = ss[i]->h + (size_t)(l - 1) * H, y[i] = ss[i]->gi;
+        rd_rows(p->w_ih, p->b_ih, GH, H, n, x, y);
     }
+    for (size_t i = 0; i < n; i++)
+        x[i] = ss[i]->h + (size_t)l * H, y[i] = ss[i]->gh;
+    rd_rows(p->w_hh, p->b_hh, GH, H, n, x, y);
 }
 
 /* The cell's gate arithmetic for one stream, updating h (and c) of layer l. */
@@ -297,11 +291,11 @@ static void step_tile(charrnn_stream *const *ss, size_t n)
         for (size_t i = 0; i < n; i++)
             layer_update(ss[i], l);
     }
-    for (int v = 0; v < V; v++) {
-        const float *w = m->p.dec_w + (size_t)v * H;
-        for (size_t i = 0; i < n; i++)
-            ss[i]->logits[v] = m->p.dec_b[v] + dot(w, ss[i]->h + (size_t)(L - 1) * H, H);
-    }
+    const float *x[TILE];
+    float *y[TILE];
+    for (size_t i = 0; i < n; i++)
+        x[i] = ss[i]->h + (size_t)(L - 1) * H, y[i] = ss[i]->logits;
+    rd_rows(m->p.dec_w, m->p.dec_b, V, H, n, x, y);
     for (size_t i = 0; i < n; i++)
         step_end(ss[i]);
 }

@@ -1,5 +1,7 @@
 /* SHA-256 (FIPS 180-4), for recording the training file's digest. */
-#include "charrnn/data.h"
+#include "charrnn/sha256.h"
+
+#include <stdint.h>
 
 #include <stdio.h>
 #include <string.h>

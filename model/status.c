@@ -29,3 +29,13 @@ int charrnn_fail(char *err, size_t errlen, int status, const char *fmt, ...)
     }
     return status;
 }
+
+int charrnn_err_prefix(char *err, size_t errlen, int status, const char *prefix)
+{
+    if (err && errlen > 0) {
+        char tmp[CHARRNN_ERR_MAX];
+        snprintf(tmp, sizeof tmp, "%s", err);
+        snprintf(err, errlen, "%s: %s", prefix, tmp);
+    }
+    return status;
+}

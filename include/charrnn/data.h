@@ -7,6 +7,7 @@
 #ifndef CHARRNN_DATA_H
 #define CHARRNN_DATA_H
 
+#include "charrnn/sha256.h"
 #include "charrnn/vocab.h"
 
 #include <stddef.h>
@@ -43,8 +44,5 @@ int charrnn_split_make(const charrnn_corpus *c, double train_frac, double val_fr
 
 /* Window j (0 <= j < nbatches) as time-major x and y (T*B each). */
 void charrnn_split_batch(const charrnn_split *s, size_t j, uint16_t *x, uint16_t *y);
-
-/* SHA-256 of a buffer as lowercase hex (65 bytes with NUL). */
-void charrnn_sha256_hex(const void *data, size_t len, char out[65]);
 
 #endif

@@ -35,6 +35,10 @@ const char *charrnn_strerror(int status);
 int charrnn_fail(char *err, size_t errlen, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Prepends "prefix: " to the message already in err (typically a path) and
+ * returns status unchanged. */
+int charrnn_err_prefix(char *err, size_t errlen, int status, const char *prefix);
+
 #ifdef __cplusplus
 }
 #endif

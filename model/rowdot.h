@@ -1,0 +1,144 @@
+/* Batch-invariant matrix-vector products for the inference step:
+ * y[s][r] = b[r] + W[r,:] . x[s] for a block of rows and a group of streams.
+ *
+ * Every (row, stream) dot product is the same sequence of operations whatever
+ * the blocking: lane k (0..15) accumulates w[i]*x[i] for i = k mod 16 in
+ * order with fused multiply-adds (missing tail elements count as 0*0), then
+ * the 16 lanes are summed by a fixed tree (k + 8, k + 4, k + 2, k + 1), then
+ * the bias is added. Blocking several rows and several streams per pass over
+ * the inputs only adds independent accumulators (instruction-level
+ * parallelism, each weight vector loaded once for up to 4 streams); it never
+ * changes a result bit, so a stream's text does not depend on its company.
+ * Private to libcharrnn (model/sampler.c). */
+#ifndef CHARRNN_ROWDOT_H
+#define CHARRNN_ROWDOT_H
+
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+/* The fixed tree over 16 lanes: (k, k+8), (k, k+4), (k, k+2), (0, 1). */
+static inline float rd_hsum16(__m512 a)
+{
+    __m256 lo = _mm512_castps512_ps256(a);
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+    return _mm_cvtss_f32(s1);
+}
+
+/* RB rows from row r0 times SB streams; RB and SB are compile-time constants
+ * after inlining, so the accumulators live in registers (RB*SB <= 16). */
+static inline __attribute__((always_inline)) void
+rd_block(const float *w, const float *b, int D, int r0, int RB, const float *const *x,
+         float *const *y, int SB)
+{
+    __m512 acc[8][4];
+    for (int r = 0; r < RB; r++)
+        for (int s = 0; s < SB; s++)
+            acc[r][s] = _mm512_setzero_ps();
+    const float *wr = w + (size_t)r0 * D;
+    int i = 0;
+    for (; i + 16 <= D; i += 16) {
+        __m512 xv[4];
+        for (int s = 0; s < SB; s++)
+            xv[s] = _mm512_loadu_ps(x[s] + i);
+        for (int r = 0; r < RB; r++) {
+            __m512 wv = _mm512_loadu_ps(wr + (size_t)r * D + i);
+            for (int s = 0; s < SB; s++)
+                acc[r][s] = _mm512_fmadd_ps(wv, xv[s], acc[r][s]);
+        }
+    }
+    if (i < D) {
+        __mmask16 k = (__mmask16)((1u << (D - i)) - 1u);
+        __m512 xv[4];
+        for (int s = 0; s < SB; s++)
+            xv[s] = _mm512_maskz_loadu_ps(k, x[s] + i);
+        for (int r = 0; r < RB; r++) {
+            __m512 wv = _mm512_maskz_loadu_ps(k, wr + (size_t)r * D + i);
+            for (int s = 0; s < SB; s++)
+                acc[r][s] = _mm512_fmadd_ps(wv, xv[s], acc[r][s]);
+        }
+    }
+    for (int r = 0; r < RB; r++)
+        for (int s = 0; s < SB; s++)
+            y[s][r0 + r] = b[r0 + r] + rd_hsum16(acc[r][s]);
+}
+
+#else /* portable: the same lanes and tree in plain C (fmaf: fused, like the AVX-512 path) */
+
+static inline __attribute__((always_inline)) void
+rd_block(const float *w, const float *b, int D, int r0, int RB, const float *const *x,
+         float *const *y, int SB)
+{
+    for (int r = 0; r < RB; r++) {
+        const float *wr = w + (size_t)(r0 + r) * D;
+        for (int s = 0; s < SB; s++) {
+            float acc[16] = {0};
+            for (int i = 0; i < D; i += 16)
+                for (int k = 0; k < 16 && i + k < D; k++)
+                    acc[k] = fmaf(wr[i + k], x[s][i + k], acc[k]);
+            for (int h = 8; h >= 1; h /= 2)
+                for (int k = 0; k < h; k++)
+                    acc[k] += acc[k + h];
+            y[s][r0 + r] = b[r0 + r] + acc[0];
+        }
+    }
+}
+
+#endif
+
+#define RD_KERNEL(RB, SB)                                                                     \
+    static void rd_##RB##x##SB(const float *w, const float *b, int D, int r0,                 \
+                               const float *const *x, float *const *y)                        \
+    {                                                                                          \
+        rd_block(w, b, D, r0, RB, x, y, SB);                                                   \
+    }
+RD_KERNEL(8, 1)
+RD_KERNEL(8, 2)
+RD_KERNEL(4, 3)
+RD_KERNEL(4, 4)
+RD_KERNEL(1, 1)
+RD_KERNEL(1, 2)
+RD_KERNEL(1, 3)
+RD_KERNEL(1, 4)
+#undef RD_KERNEL
+
+/* y[s][r] = b[r] + W[r,:] . x[s] for r < R, s < n; W is (R, D) row-major.
+ * Rows go in blocks of 8 (each block read from memory once and reused from L1
+ * by every group of up to 4 streams). */
+static inline void rd_rows(const float *w, const float *b, int R, int D, size_t n,
+                           const float *const *x, float *const *y)
+{
+    for (int r0 = 0; r0 < R; r0 += 8) {
+        int rb = R - r0 < 8 ? R - r0 : 8;
+        for (size_t s0 = 0; s0 < n; s0 += 4) {
+            size_t sb = n - s0 < 4 ? n - s0 : 4;
+            const float *const *xs = x + s0;
+            float *const *ys = y + s0;
+            if (rb == 8) {
+                switch (sb) {
+                case 1: rd_8x1(w, b, D, r0, xs, ys); break;
+                case 2: rd_8x2(w, b, D, r0, xs, ys); break;
+                case 3: rd_4x3(w, b, D, r0, xs, ys), rd_4x3(w, b, D, r0 + 4, xs, ys); break;
+                default: rd_4x4(w, b, D, r0, xs, ys), rd_4x4(w, b, D, r0 + 4, xs, ys); break;
+                }
+                continue;
+            }
+            for (int r = r0; r < r0 + rb; r++) {
+                switch (sb) {
+                case 1: rd_1x1(w, b, D, r, xs, ys); break;
+                case 2: rd_1x2(w, b, D, r, xs, ys); break;
+                case 3: rd_1x3(w, b, D, r, xs, ys); break;
+                default: rd_1x4(w, b, D, r, xs, ys); break;
+                }
+            }
+        }
+    }
+}
+
+#endif
