@@ -237,11 +237,13 @@ step "daemon ready"
 curl -fsS "$url/healthz" >/dev/null || fail "/healthz"
 in_image charrnn-healthcheck || fail "the image's HEALTHCHECK command failed against a healthy daemon"
 
+# The README's one-liner exactly (curl -d's default content type), then as JSON.
 body='{"prime":"ROMEO:","length":300,"temperature":0.8,"seed":1}'
-curl -fsS -X POST -H 'Content-Type: application/json' -d "$body" "$url/sample" >"$work/sample1.json" ||
-  { cat "$work/serve.log" >&2; fail "POST /sample"; }
+curl -fsS -X POST "$url/sample" -d "$body" >"$work/sample1.json" ||
+  { cat "$work/serve.log" >&2; fail "POST /sample (the README's command)"; }
 curl -fsS -X POST -H 'Content-Type: application/json' -d "$body" "$url/sample" >"$work/sample2.json" ||
   fail "second POST /sample"
+curl -fsS -o "$work/index.html" "$url/" && grep -qi '<html' "$work/index.html" || fail "GET / (the playground page)"
 python3 - "$work/sample1.json" "$work/sample2.json" <<'PY' || fail "/sample response"
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
