@@ -32,9 +32,9 @@ runtime_pkgs="libopenblas0-pthread libmicrohttpd12 libcjson1"
 build_pkgs="meson ninja-build pkg-config gcc libc6-dev libopenblas-dev libmicrohttpd-dev libcjson-dev check"
 # python3-torch and python3-numpy: the reference fixtures (tests/, /usr/bin/python3).
 # yamllint, python3-yaml, systemd: tests/deploy (systemd-analyze verify).
-# curl: end-to-end scripts. podman, debootstrap: tests/container/smoke.sh.
+# curl: end-to-end scripts. podman, debootstrap, procps (pgrep): tests/container/.
 # chromium: the playground browser test (tests/playground, driven by playwright-core from npm).
-test_pkgs="python3 python3-torch python3-numpy python3-yaml yamllint curl systemd podman debootstrap debian-archive-keyring chromium"
+test_pkgs="python3 python3-torch python3-numpy python3-yaml yamllint curl procps systemd podman debootstrap debian-archive-keyring chromium"
 
 case $mode in
   runtime) pkgs=$runtime_pkgs ;;
