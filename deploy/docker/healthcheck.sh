@@ -1,6 +1,8 @@
 #!/bin/bash
 # HEALTHCHECK for the image: GET /healthz on the port of CHARRNN_LISTEN, with
 # bash's /dev/tcp so the runtime image needs no curl. Exit 0 when healthy.
+# It reads the address from CHARRNN_LISTEN: set the address by that variable,
+# not by --listen, or the check knocks on the wrong port.
 set -u
 listen=${CHARRNN_LISTEN:-0.0.0.0:8080}
 port=${listen##*:}
