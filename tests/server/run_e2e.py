@@ -498,6 +498,98 @@ def same_text_as_cli_16_concurrent():
     assert streams > steps > 0, "no step advanced more than one stream"
 
 
+def batch_invariance_cases():
+    """32 requests of mixed primes, lengths, temperatures, top_k/top_p and
+    seeds for the LSTM, 8 more for the GRU (a batch of its own)."""
+    primes = ["", "the ", "über ", "λόγος ", "fox", "naïve café ", "q", "wizards hex "]
+    cases = []
+    for i in range(40):
+        c = dict(prime=primes[i % len(primes)], length=600 + 200 * (i % 4) + 7 * i,
+                 seed=7919 * i + 3, temperature=[1.0, 0.0, 0.6, 1.4, 0.9][i % 5])
+        if i % 4 == 1:
+            c["top_k"] = 2 + i % 7
+        if i % 3 == 2:
+            c["top_p"] = 0.85
+        if i % 8 == 5:
+            c["stop"] = ["zzz", "dogs."]
+        if i >= 32:
+            c["model"] = "other"
+        cases.append(c)
+    return cases
+
+
+def concurrent_texts(d, cases):
+    """Sends every case at once (half as streams); returns their texts."""
+    results = [None] * len(cases)
+    barrier = threading.Barrier(len(cases))
+
+    def run(i):
+        barrier.wait()
+        if i % 2:
+            st, _, ev = d.stream(cases[i])
+            results[i] = (st, "".join(e.get("text", "") for e in ev))
+        else:
+            st, _, body = d.sample(**cases[i])
+            results[i] = (st, body.get("text"))
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(cases))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for i, (st, _) in enumerate(results):
+        assert st == 200, "client %d: status %d" % (i, st)
+    return [text for _, text in results]
+
+
+@test
+def batch_invariance_32_concurrent():
+    """A request's text does not depend on what it is batched with: 32
+    concurrent requests to an LSTM (+8 to a GRU, batched apart) give the texts
+    each gives alone and from charrnn-sample, on a daemon with the default
+    workers (batches spread over them) and on one worker with --max-batch 32,
+    where the batch crosses the library's tile of 16 (checked with the step
+    counters). The LSTM is 2x192 so that generations overlap."""
+    mdir = os.path.join(ENV.dir, "models-bi")
+    if not os.path.isdir(mdir):
+        os.mkdir(mdir)
+        wide = train(ENV.dir, os.path.join(ENV.dir, "data.txt"), "wide", seed=3, size=192)
+        shutil.copyfile(wide, os.path.join(mdir, "wide.safetensors"))
+        shutil.copyfile(ENV.v2, os.path.join(mdir, "other.safetensors"))
+    ckpt = {"wide": os.path.join(mdir, "wide.safetensors"), "other": ENV.v2}
+    cases = batch_invariance_cases()
+    want = [cli_for(c, ckpt[c.get("model", "wide")]) for c in cases]
+    for workers in ("0", "1"):
+        flags = ["--default-model", "wide", "--max-length", "5000", "--max-batch", "32"]
+        if workers != "0":
+            flags += ["--workers", workers]
+        d = Daemon(mdir, *flags)
+        try:
+            if workers == "0":
+                for i, c in enumerate(cases):
+                    st, _, body = d.sample(**c)
+                    assert st == 200 and body["text"] == want[i], "alone %d: %r != cli %r" % (
+                        i, body.get("text"), want[i])
+            fams, _ = d.metrics()
+            steps0 = metric(fams, "charrnn_inference_steps_total") or 0
+            streams0 = metric(fams, "charrnn_inference_stream_steps_total") or 0
+            n = len(cases) if workers == "0" else 32  # one worker: the LSTM alone
+            got = concurrent_texts(d, cases[:n])
+            for i, text in enumerate(got):
+                assert text == want[i], "workers %s, client %d: %r != %r" % (
+                    workers, i, text, want[i])
+            fams, _ = d.metrics()
+            steps = metric(fams, "charrnn_inference_steps_total") - steps0
+            streams = metric(fams, "charrnn_inference_stream_steps_total") - streams0
+            print("     workers %s: mean batch %.1f" % (
+                workers if workers != "0" else "default", streams / steps))
+            if workers == "1":
+                assert streams / steps > 16, "mean batch %.1f: no step crossed a tile of 16" % (
+                    streams / steps)
+        finally:
+            assert d.stop() == 0
+
+
 @test
 def streaming():
     case = dict(prime="the ", length=300, seed=99, temperature=0.9)

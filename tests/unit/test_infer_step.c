@@ -1,0 +1,188 @@
+/* Check suite for the batched inference step (charrnn_infer_step): n streams
+ * stepped together give exactly the bytes each gives stepped alone, for n
+ * across the tile of 16 (1, 5, 16, 17, 40), any order, streams leaving the
+ * batch as they finish, and shapes that exercise every blocking path of the
+ * row kernel (hidden sizes with and without a tail of 16, row counts with
+ * and without a remainder of 8, LSTM/GRU/RNN, 1-3 layers). */
+#include "charrnn/model.h"
+#include "charrnn/rng.h"
+#include "charrnn/sampler.h"
+#include "charrnn/status.h"
+#include "charrnn/vocab.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { NS = 40, MAXTEXT = 2048 };
+
+typedef struct {
+    char text[MAXTEXT];
+    size_t len;
+} out;
+
+static const char TEXT[] = "the quick brown fox jumps over lazy dogs; THE FIVE BOXING WIZARDS "
+                           "\xC3\xA9t\xC3\xA9 \xE2\x82\xAC 0123\n";
+
+static charrnn_model *make_model(charrnn_cell cell, int hidden, int layers, uint64_t seed)
+{
+    char err[CHARRNN_ERR_MAX];
+    charrnn_vocab *v = NULL;
+    ck_assert_int_eq(charrnn_vocab_build((const uint8_t *)TEXT, sizeof TEXT - 1, &v, err,
+                                         sizeof err),
+                     CHARRNN_OK);
+    charrnn_config cfg = {cell, (int)charrnn_vocab_size(v), hidden, layers};
+    charrnn_model *m = NULL;
+    ck_assert_int_eq(charrnn_model_create(&cfg, v, &m, err, sizeof err), CHARRNN_OK);
+    /* Large random weights: chaotic state, peaked and state-dependent
+     * distributions, so a one-ulp difference anywhere soon changes the text. */
+    charrnn_rng r;
+    charrnn_rng_seed(&r, seed);
+    for (size_t i = 0; i < m->num_params; i++)
+        m->params[i] = 1.5f * (2.0f * charrnn_rng_uniform_f(&r) - 1.0f);
+    return m;
+}
+
+/* Stream i's request: mixed primes, lengths, temperatures, top_k/top_p, seeds. */
+static charrnn_sample_params request(int i)
+{
+    static const char *primes[] = {NULL, "the ", "\xC3\xA9t\xC3\xA9 ", "WIZARDS", "q", NULL,
+                                   "lazy dogs; "};
+    static const float temps[] = {1.0f, 0.0f, 0.7f, 1.4f, 0.9f};
+    charrnn_sample_params p = charrnn_sample_defaults();
+    p.prime = primes[i % 7];
+    p.prime_len = p.prime ? strlen(p.prime) : 0;
+    p.length = 30 + (size_t)((i * 37) % 270);
+    p.temperature = temps[i % 5];
+    p.top_k = i % 4 == 1 ? 2 + i % 9 : 0;
+    p.top_p = i % 3 == 2 ? 0.85f : 1.0f;
+    p.seed = 1000003ull * (uint64_t)i + 17;
+    return p;
+}
+
+/* Steps streams idx[0..n) together until all are done; finished streams
+ * leave the batch (the rest keep their relative order). */
+static void run_batch(const charrnn_model *m, const int *idx, int n, out *o)
+{
+    charrnn_stream *s[NS], *active[NS];
+    char err[CHARRNN_ERR_MAX];
+    for (int k = 0; k < n; k++) {
+        charrnn_sample_params p = request(idx[k]);
+        ck_assert_msg(charrnn_stream_create(m, &p, &s[k], err, sizeof err) == CHARRNN_OK, "%s",
+                      err);
+        o[idx[k]].len = 0;
+    }
+    for (;;) {
+        int na = 0;
+        for (int k = 0; k < n; k++)
+            if (!charrnn_stream_done(s[k]))
+                active[na++] = s[k];
+        if (na == 0)
+            break;
+        charrnn_infer_step(m, (size_t)na, active);
+        for (int k = 0; k < n; k++) {
+            out *t = &o[idx[k]];
+            char b[8];
+            int len = charrnn_stream_emit(s[k], b);
+            ck_assert_uint_lt(t->len + (size_t)len, MAXTEXT);
+            memcpy(t->text + t->len, b, (size_t)len);
+            t->len += (size_t)len;
+        }
+    }
+    for (int k = 0; k < n; k++)
+        charrnn_stream_free(s[k]);
+}
+
+static void check_model(charrnn_model *m, const char *what)
+{
+    static out alone[NS], together[NS];
+    for (int i = 0; i < NS; i++)
+        run_batch(m, &i, 1, alone);
+    int idx[NS];
+    static const int sizes[] = {1, 5, 16, 17, 40};
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        const int n = sizes[z];
+        for (int order = 0; order < 2; order++) {
+            /* Every stream once, in consecutive batches of n: forward, then
+             * reversed (a stream sits at another position of another tile). */
+            for (int i = 0; i < NS; i++)
+                idx[i] = order ? NS - 1 - i : i;
+            for (int k = 0; k < NS; k += n)
+                run_batch(m, idx + k, NS - k < n ? NS - k : n, together);
+            for (int i = 0; i < NS; i++)
+                ck_assert_msg(together[i].len == alone[i].len &&
+                                  memcmp(together[i].text, alone[i].text, alone[i].len) == 0,
+                              "%s: stream %d differs in batches of %d (order %d)", what, i, n,
+                              order);
+        }
+    }
+    charrnn_model_free(m);
+}
+
+START_TEST(lstm_h32_l2) { check_model(make_model(CHARRNN_CELL_LSTM, 32, 2, 1), "lstm 2x32"); }
+END_TEST
+START_TEST(lstm_h100_l3) { check_model(make_model(CHARRNN_CELL_LSTM, 100, 3, 2), "lstm 3x100"); }
+END_TEST
+START_TEST(gru_h24_l2) { check_model(make_model(CHARRNN_CELL_GRU, 24, 2, 3), "gru 2x24"); }
+END_TEST
+START_TEST(rnn_h19_l1) { check_model(make_model(CHARRNN_CELL_RNN, 19, 1, 4), "rnn 1x19"); }
+END_TEST
+START_TEST(lstm_h8_l1) { check_model(make_model(CHARRNN_CELL_LSTM, 8, 1, 5), "lstm 1x8"); }
+END_TEST
+
+/* A batch holding the same request several times gives it the same text in
+ * every slot, including slots in different tiles. */
+START_TEST(duplicates_in_one_batch)
+{
+    charrnn_model *m = make_model(CHARRNN_CELL_LSTM, 48, 2, 6);
+    static out o[NS];
+    int idx[NS];
+    for (int i = 0; i < NS; i++)
+        idx[i] = i;
+    run_batch(m, idx, 1, o); /* o[0]: request 0 alone */
+    out want = o[0];
+    charrnn_stream *s[33];
+    char err[CHARRNN_ERR_MAX];
+    charrnn_sample_params p = request(0);
+    static out got[33];
+    for (int k = 0; k < 33; k++) {
+        ck_assert_int_eq(charrnn_stream_create(m, &p, &s[k], err, sizeof err), CHARRNN_OK);
+        got[k].len = 0;
+    }
+    while (!charrnn_stream_done(s[0])) {
+        charrnn_infer_step(m, 33, s);
+        for (int k = 0; k < 33; k++)
+            got[k].len += (size_t)charrnn_stream_emit(s[k], got[k].text + got[k].len);
+    }
+    for (int k = 0; k < 33; k++) {
+        ck_assert_msg(got[k].len == want.len && memcmp(got[k].text, want.text, want.len) == 0,
+                      "slot %d differs", k);
+        charrnn_stream_free(s[k]);
+    }
+    charrnn_model_free(m);
+}
+END_TEST
+
+static Suite *infer_step_suite(void)
+{
+    Suite *s = suite_create("infer_step");
+    TCase *tc = tcase_create("batch_invariance");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, lstm_h32_l2);
+    tcase_add_test(tc, lstm_h100_l3);
+    tcase_add_test(tc, gru_h24_l2);
+    tcase_add_test(tc, rnn_h19_l1);
+    tcase_add_test(tc, lstm_h8_l1);
+    tcase_add_test(tc, duplicates_in_one_batch);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(infer_step_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
