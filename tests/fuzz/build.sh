@@ -1,0 +1,48 @@
+#!/bin/bash
+# Builds the libFuzzer harnesses of tests/fuzz with clang:
+#   -fsanitize=fuzzer,address,undefined, UBSan reports are fatal.
+# Our sources (model/ and the server/ files a harness needs) are compiled with
+# coverage instrumentation; system libraries (cJSON, libmicrohttpd, OpenBLAS)
+# are linked as they are.
+# usage: tests/fuzz/build.sh OUTDIR      (prints nothing but errors)
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:?usage: build.sh OUTDIR}
+mkdir -p "$out/obj"
+CC=${CC:-clang}
+pc() { pkg-config --cflags "$@"; }
+san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+cflags="-std=gnu11 -g -O1 -fno-omit-frame-pointer $san -I$src/include -I$src/server
+  $(pc openblas libcjson libmicrohttpd) -DCHARRNN_VERSION=\"fuzz\""
+libs="$(pkg-config --libs openblas libcjson libmicrohttpd) -lpthread -lm"
+
+# The playground page is embedded by a generated C file (as meson does).
+$CC -O1 -o "$out/embed_file" "$src/server/embed_file.c"
+"$out/embed_file" "$src/server/playground.html" "$out/obj/playground_html.c" charrnn_playground_html
+
+model=(status rng vocab sha256 model layers optim trainer safetensors checkpoint data sampler
+       session store lossplot)
+server=(config log http api sample request engine metrics)
+objs=()
+pids=()
+compile() { # SRC OBJ
+  # shellcheck disable=SC2086
+  $CC $cflags -fsanitize=fuzzer-no-link -c "$1" -o "$2" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "${JOBS:-2}" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+}
+for f in "${model[@]}"; do compile "$src/model/$f.c" "$out/obj/m_$f.o"; objs+=("$out/obj/m_$f.o"); done
+for f in "${server[@]}"; do compile "$src/server/$f.c" "$out/obj/s_$f.o"; done
+compile "$out/obj/playground_html.c" "$out/obj/s_playground_html.o"
+for p in "${pids[@]}"; do wait "$p"; done
+rm -f "$out/obj/libcharrnn.a" "$out/obj/libserve.a"
+ar rcs "$out/obj/libcharrnn.a" "${objs[@]}"
+ar rcs "$out/obj/libserve.a" "$out"/obj/s_*.o
+
+for t in request checkpoint vocab http; do
+  # shellcheck disable=SC2086
+  $CC $cflags -fsanitize=fuzzer -o "$out/fuzz_$t" "$src/tests/fuzz/fuzz_$t.c" \
+    "$out/obj/libserve.a" "$out/obj/libcharrnn.a" $libs &
+  pids=($!)
+  wait "${pids[0]}"
+done
