@@ -55,6 +55,10 @@ static const opt opts[] = {
      "how long SIGTERM waits for in-flight requests (default 30)"},
     {"max-connections", "CHARRNN_MAX_CONNECTIONS", OPT_INT, S(max_connections), 1, 1000000, "N",
      "open connections at most (default 512)"},
+    {"max-connections-per-ip", "CHARRNN_MAX_CONNECTIONS_PER_IP", OPT_INT,
+     S(max_connections_per_ip), 0, 1000000, "N",
+     "open connections from one client address (so one client cannot take them all); "
+     "0 = no limit (default: half of --max-connections)"},
     {"retry-after", "CHARRNN_RETRY_AFTER", OPT_INT, S(retry_after), 0, 86400, "SECONDS",
      "Retry-After of 503 responses (default 1)"},
     {"access-log", "CHARRNN_ACCESS_LOG", OPT_BOOL, S(access_log), 0, 1, "on|off",
@@ -79,6 +83,7 @@ static void defaults(serve_config *c)
     c->poll_interval = 2;
     c->drain_timeout = 30;
     c->max_connections = 512;
+    c->max_connections_per_ip = -1; /* half of max_connections, once that is known */
     c->retry_after = 1;
     c->access_log = 1;
 }
@@ -190,5 +195,7 @@ int serve_config_parse(serve_config *c, int argc, char **argv, char *err, size_t
         snprintf(from, sizeof from, "--%s", o->flag);
         if (set(c, o, val, from, err, errlen) != 0) return -1;
     }
+    if (c->max_connections_per_ip < 0)
+        c->max_connections_per_ip = c->max_connections > 1 ? c->max_connections / 2 : 1;
     return 0;
 }

@@ -21,6 +21,7 @@ typedef struct serve_config {
     double poll_interval;    /* seconds between store scans; 0 = only SIGHUP/endpoint */
     double drain_timeout;    /* seconds SIGTERM waits for in-flight requests */
     int max_connections;
+    int max_connections_per_ip; /* 0 = no per-address limit */
     int retry_after;         /* seconds, in 503 responses */
     int access_log;          /* 1 = one JSON line per request */
 } serve_config;
