@@ -1053,6 +1053,11 @@ def main():
                 failed.append("daemon-left-running")
                 d.proc.kill()
                 d.proc.wait()
+            # sanitizer builds: a report on the daemon's stderr fails the run
+            reports = [l for l in d.logs() if "runtime error:" in l or "Sanitizer" in l]
+            if reports:
+                failed.append("sanitizer-report")
+                print("".join(d.logs()[-80:]), flush=True)
     print("%d failed: %s" % (len(failed), " ".join(failed)) if failed else "all passed")
     return 1 if failed else 0
 
