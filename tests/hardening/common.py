@@ -1,0 +1,141 @@
+"""Helpers shared by the hardening scripts: a charrnn-serve process with its
+stderr collected, HTTP calls, charrnn-sample, and safetensors metadata."""
+
+import http.client
+import json
+import os
+import signal
+import struct
+import subprocess
+import threading
+import time
+
+
+def st_metadata(path):
+    """The __metadata__ of a safetensors file (raises on a malformed header)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n)).get("__metadata__", {})
+
+
+def cli_sample(sample_bin, ckpt, prime="", length=50, seed=0, temperature=None, timeout=60):
+    """charrnn-sample's continuation (without the prime); raises on failure."""
+    args = [sample_bin, "--checkpoint", ckpt, "--length", str(length), "--seed", str(seed)]
+    if prime:
+        args += ["--prime", prime]
+    if temperature is not None:
+        args += ["--temperature", repr(temperature)]
+    out = subprocess.run(args, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         timeout=timeout).stdout
+    assert out.startswith(prime.encode()), "charrnn-sample did not print the prime first"
+    return out[len(prime.encode()):].decode()
+
+
+def make_text(n_words=4000, seed=12345):
+    """A deterministic training text with some non-ASCII characters."""
+    words = ("the quick brown fox jumps over lazy dogs while seven wizards "
+             "quietly hex café naïve façade λόγος über straße").split()
+    x, out = seed, []
+    for _ in range(n_words):
+        x = (x * 1103515245 + 12345) % (1 << 31)
+        out.append(words[x % len(words)])
+        if x % 11 == 0:
+            out.append(".\n")
+    return " ".join(out)
+
+
+SANITIZER_MARKS = ("runtime error:", "Sanitizer", "LeakSanitizer", "==ERROR")
+
+
+class Daemon:
+    """A charrnn-serve on a free loopback port; its stderr lines are collected."""
+
+    def __init__(self, serve_bin, models, *flags):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHARRNN_")}
+        self.proc = subprocess.Popen([serve_bin, "--models", models, "--listen", "127.0.0.1:0",
+                                      *flags], stderr=subprocess.PIPE, env=env)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        ev = self.wait_log(lambda o: o.get("msg") == "listening", 20)
+        self.port = int(ev["addr"].rsplit(":", 1)[1])
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def logs(self):
+        with self.cond:
+            return list(self.lines)
+
+    def wait_log(self, pred, timeout, start=0):
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines[start:]:
+                    try:
+                        o = json.loads(line)
+                    except ValueError:
+                        continue
+                    if pred(o):
+                        return o
+                left = deadline - time.time()
+                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
+                    raise AssertionError("log line not seen; last lines:\n" +
+                                         "".join(self.lines[-20:]))
+                self.cond.wait(min(left, 0.2))
+
+    def sanitizer_reports(self):
+        return [l for l in self.logs() if any(m in l for m in SANITIZER_MARKS)]
+
+    def stop(self, timeout=60):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self.reader.join(5)
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        h = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        try:
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None, headers=None, timeout=60):
+        st, data = self.request(method, path, body, headers, timeout)
+        return st, json.loads(data)
+
+    def sample(self, timeout=60, **fields):
+        return self.json("POST", "/sample", fields, timeout=timeout)
+
+    def pid_stats(self):
+        """(RSS in KiB, open file descriptors, threads) of the daemon."""
+        pid = self.proc.pid
+        rss = threads = 0
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Threads:"):
+                    threads = int(line.split()[1])
+        fds = len(os.listdir("/proc/%d/fd" % pid))
+        return rss, fds, threads
