@@ -233,6 +233,13 @@ static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *
         !parse_u64(cJSON_GetObjectItemCaseSensitive(j, "optimizer_steps"), &steps, 0) || !m1 ||
         !m2 || !carry) {
         rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "the checkpoint's resume state is incomplete");
+    } else if (!(it->valuedouble >= 0 && it->valuedouble <= 9e15) ||
+               it->valuedouble != floor(it->valuedouble)) {
+        /* The data position is (iteration - 1) % iterations per epoch: a negative or
+         * absurd count would index outside the corpus. */
+        rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                          "the checkpoint's resume iteration %g is not a count 0..9e15",
+                          it->valuedouble);
     } else if (bs->valueint != r->o->batch_size || sl->valueint != r->o->seq_length) {
         rc = charrnn_fail(err, errlen, CHARRNN_EINVAL,
                           "exact resume needs the checkpoint's --batch-size %d and --seq-length %d",

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Fault injection against charrnn-train and charrnn-serve (bounded, ~2 min).
 
-usage: faults.py BUILD_DIR [--kills N] [--only kill|disk|serve]
+usage: faults.py BUILD_DIR [--kills N] [--only kill|resume|disk|serve]
 
 1. kill: the trainer is SIGKILLed at random moments, N times (default 50),
    with a checkpoint every iteration so many kills land inside a write. After
@@ -138,6 +138,36 @@ def kill_loop(work, data):
           "checkpoint, %d resumed runs; last good checkpoint always loaded; resumed chain to "
           "iteration %d is bit-identical to an uninterrupted run (%d tensors)"
           % (KILLS, time.time() - t0, in_write, no_ckpt, resumed, target, len(a)), flush=True)
+
+
+def bad_resume_state(work, data):
+    """A checkpoint whose resume iteration is not a count (an edited or corrupted
+    latest.safetensors) is refused with a message; it once crashed the trainer
+    (negative data position, SIGSEGV)."""
+    ck = os.path.join(work, "ck-resume")
+    subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", ck, "--eval-every", "2",
+                    "--max-iters", "2", *COMMON], check=True, stderr=subprocess.DEVNULL)
+    with open(os.path.join(ck, "latest.safetensors"), "rb") as f:
+        blob = f.read()
+    n = struct.unpack("<Q", blob[:8])[0]
+    hdr = json.loads(blob[8:8 + n])
+    for val in (1e999, -1e18, 2.5, -1):
+        resume = json.loads(hdr["__metadata__"]["resume"])
+        resume["iteration"] = val
+        h = dict(hdr, __metadata__=dict(hdr["__metadata__"], resume=json.dumps(resume)))
+        raw = json.dumps(h, separators=(",", ":")).encode()  # 1e999 is written as Infinity
+        raw = raw.replace(b"Infinity", b"1e999")
+        raw += b" " * (-len(raw) % 8)
+        path = os.path.join(work, "bad-resume.safetensors")
+        with open(path, "wb") as f:
+            f.write(struct.pack("<Q", len(raw)) + raw + blob[8 + n:])
+        r = subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", ck + "-2", "--eval-every",
+                            "2", "--max-iters", "4", "--init-from", path, *COMMON],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert r.returncode == 1 and b"resume iteration" in r.stderr, (val, r.returncode,
+                                                                        r.stderr[-300:])
+    print("resume: checkpoints with a resume iteration of inf, -1e18, 2.5, -1 refused with a "
+          "message", flush=True)
 
 
 # ------------------------------------------------------------- 2. full disk
@@ -333,6 +363,8 @@ def main():
         with open(data, "w", encoding="utf-8") as f:
             f.write(make_text(3000))
         t0 = time.time()
+        if ONLY in (None, "resume"):
+            bad_resume_state(work, data)
         if ONLY in (None, "disk"):
             disk_full(work, data)
         if ONLY in (None, "serve"):
