@@ -34,7 +34,7 @@ build_pkgs="meson ninja-build pkg-config gcc libc6-dev libopenblas-dev libmicroh
 # yamllint, python3-yaml, systemd: tests/deploy (systemd-analyze verify).
 # curl: end-to-end scripts. podman, debootstrap, procps (pgrep): tests/container/.
 # chromium: the playground browser test (tests/playground, driven by playwright-core from npm).
-test_pkgs="python3 python3-torch python3-numpy python3-yaml yamllint curl procps systemd podman debootstrap debian-archive-keyring chromium"
+test_pkgs="python3 python3-torch python3-numpy python3-yaml yamllint curl procps systemd podman debootstrap debian-archive-keyring chromium clang libclang-rt-14-dev"
 
 case $mode in
   runtime) pkgs=$runtime_pkgs ;;
