@@ -26,6 +26,7 @@ import ctypes
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -161,7 +162,7 @@ def main():
             if a.models:
                 src = os.path.join(os.path.abspath(a.models), name + ".safetensors")
                 ckpt = os.path.join(mdir, name + ".safetensors")
-                os.symlink(src, ckpt)
+                shutil.copyfile(src, ckpt)  # the store follows no symlink out of its directory
             else:
                 ckpt = train(build, work, name, layers, hidden)
             print("\n== LSTM %s (requests of %d chars, %g s per run)" % (name, length, a.seconds),
