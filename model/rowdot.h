@@ -49,10 +49,12 @@ static inline __m128 rd_hsum4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
 }
 
 /* RB rows from row r0 times SB streams; RB and SB are compile-time constants
- * after inlining, so the accumulators live in registers (RB*SB <= 16). */
+ * after inlining, so the accumulators live in registers (RB*SB <= 16).
+ * Meanwhile npf cache lines from pf are prefetched, q per step (rd_rows
+ * spreads the next row block over the calls of the current one). */
 static inline __attribute__((always_inline)) void
 rd_block(const float *w, const float *b, int D, int r0, int RB, const float *const *x,
-         float *const *y, int SB)
+         float *const *y, int SB, const char *pf, int npf, int q)
 {
     __m512 acc[8][4];
     for (int r = 0; r < RB; r++)
@@ -60,7 +62,9 @@ rd_block(const float *w, const float *b, int D, int r0, int RB, const float *con
             acc[r][s] = _mm512_setzero_ps();
     const float *wr = w + (size_t)r0 * D;
     int i = 0;
-    for (; i + 16 <= D; i += 16) {
+    for (int t = 0; i + 16 <= D; i += 16, t++) {
+        for (int u = t * q; u < t * q + q && u < npf; u++)
+            _mm_prefetch(pf + (size_t)u * 64, _MM_HINT_T0);
         __m512 xv[4];
         /* Every input and weight vector loaded into a register once (GCC
          * would otherwise fold one of them into every FMA: 20 loads per 16
@@ -105,8 +109,9 @@ rd_block(const float *w, const float *b, int D, int r0, int RB, const float *con
 
 static inline __attribute__((always_inline)) void
 rd_block(const float *w, const float *b, int D, int r0, int RB, const float *const *x,
-         float *const *y, int SB)
+         float *const *y, int SB, const char *pf, int npf, int q)
 {
+    (void)pf, (void)npf, (void)q;
     for (int r = 0; r < RB; r++) {
         const float *wr = w + (size_t)(r0 + r) * D;
         for (int s = 0; s < SB; s++) {
@@ -126,9 +131,10 @@ rd_block(const float *w, const float *b, int D, int r0, int RB, const float *con
 
 #define RD_KERNEL(RB, SB)                                                                     \
     static void rd_##RB##x##SB(const float *w, const float *b, int D, int r0,                 \
-                               const float *const *x, float *const *y)                        \
+                               const float *const *x, float *const *y, const char *pf,       \
+                               int npf, int q)                                                \
     {                                                                                          \
-        rd_block(w, b, D, r0, RB, x, y, SB);                                                   \
+        rd_block(w, b, D, r0, RB, x, y, SB, pf, npf, q);                                       \
     }
 RD_KERNEL(8, 1)
 RD_KERNEL(8, 2)
@@ -140,33 +146,79 @@ RD_KERNEL(1, 3)
 RD_KERNEL(1, 4)
 #undef RD_KERNEL
 
+/* The next slice of a prefetch range: its start (NULL when empty) and, in
+ * *k, its length in cache lines. */
+static inline const char *rd_slice(const char *pf, int lines, int slice, int *pos, int *k)
+{
+    *k = *pos < lines ? (lines - *pos < slice ? lines - *pos : slice) : 0;
+    const char *p = *k ? pf + (size_t)*pos * 64 : NULL;
+    *pos += slice;
+    return p;
+}
+
 /* y[s][r] = b[r] + W[r,:] . x[s] for r < R, s < n; W is (R, D) row-major.
  * Rows go in blocks of 8 (each block read from memory once and reused from L1
- * by every group of up to 4 streams). */
+ * by every group of up to 4 streams). While a block is computed, the next
+ * one is prefetched, spread evenly over the block's kernel calls: the first
+ * pass over a block then finds it in cache instead of waiting for memory
+ * (3x512, 16 streams: +22%). */
 static inline void rd_rows(const float *w, const float *b, int R, int D, size_t n,
                            const float *const *x, float *const *y)
 {
+    const int steps = D / 16 > 0 ? D / 16 : 1;
+    /* Only for a batch over a matrix that does not stay in L2: measured a
+     * loss for one stream (memory-bound either way) and for a 2x128 model. */
+    const int big = n >= 3 && (size_t)R * (size_t)D * sizeof(float) >= ((size_t)1 << 20);
     for (int r0 = 0; r0 < R; r0 += 8) {
         int rb = R - r0 < 8 ? R - r0 : 8;
+        const char *pf = NULL;
+        int lines = 0, calls = 0, pos = 0;
+        if (big && rb == 8 && r0 + 8 < R) {
+            int nb = R - r0 - 8 < 8 ? R - r0 - 8 : 8;
+            pf = (const char *)(w + (size_t)(r0 + 8) * D);
+            lines = (int)(((size_t)nb * D * sizeof(float) + 63) / 64);
+            for (size_t s0 = 0; s0 < n; s0 += 4)
+                calls += n - s0 >= 3 ? 2 : 1;
+        }
+        const int slice = calls ? (lines + calls - 1) / calls : 0;
+        const int q = (slice + steps - 1) / steps;
         for (size_t s0 = 0; s0 < n; s0 += 4) {
             size_t sb = n - s0 < 4 ? n - s0 : 4;
             const float *const *xs = x + s0;
             float *const *ys = y + s0;
             if (rb == 8) {
+                int k;
+                const char *p;
                 switch (sb) {
-                case 1: rd_8x1(w, b, D, r0, xs, ys); break;
-                case 2: rd_8x2(w, b, D, r0, xs, ys); break;
-                case 3: rd_4x3(w, b, D, r0, xs, ys), rd_4x3(w, b, D, r0 + 4, xs, ys); break;
-                default: rd_4x4(w, b, D, r0, xs, ys), rd_4x4(w, b, D, r0 + 4, xs, ys); break;
+                case 1:
+                    p = rd_slice(pf, lines, slice, &pos, &k);
+                    rd_8x1(w, b, D, r0, xs, ys, p, k, q);
+                    break;
+                case 2:
+                    p = rd_slice(pf, lines, slice, &pos, &k);
+                    rd_8x2(w, b, D, r0, xs, ys, p, k, q);
+                    break;
+                case 3:
+                    p = rd_slice(pf, lines, slice, &pos, &k);
+                    rd_4x3(w, b, D, r0, xs, ys, p, k, q);
+                    p = rd_slice(pf, lines, slice, &pos, &k);
+                    rd_4x3(w, b, D, r0 + 4, xs, ys, p, k, q);
+                    break;
+                default:
+                    p = rd_slice(pf, lines, slice, &pos, &k);
+                    rd_4x4(w, b, D, r0, xs, ys, p, k, q);
+                    p = rd_slice(pf, lines, slice, &pos, &k);
+                    rd_4x4(w, b, D, r0 + 4, xs, ys, p, k, q);
+                    break;
                 }
                 continue;
             }
             for (int r = r0; r < r0 + rb; r++) {
                 switch (sb) {
-                case 1: rd_1x1(w, b, D, r, xs, ys); break;
-                case 2: rd_1x2(w, b, D, r, xs, ys); break;
-                case 3: rd_1x3(w, b, D, r, xs, ys); break;
-                default: rd_1x4(w, b, D, r, xs, ys); break;
+                case 1: rd_1x1(w, b, D, r, xs, ys, NULL, 0, 0); break;
+                case 2: rd_1x2(w, b, D, r, xs, ys, NULL, 0, 0); break;
+                case 3: rd_1x3(w, b, D, r, xs, ys, NULL, 0, 0); break;
+                default: rd_1x4(w, b, D, r, xs, ys, NULL, 0, 0); break;
                 }
             }
         }
