@@ -418,7 +418,11 @@ static int open_listener(const char *spec, char *bound, size_t boundlen, char *e
         if (fd < 0) continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) break;
+        /* A deep accept queue: a burst of connections (many clients at once, or
+         * an abusive one refused by the connection limits) must not overflow it,
+         * or a health probe's SYN is dropped and retried a second later. The
+         * kernel caps it at net.core.somaxconn. */
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) break;
         snprintf(why, sizeof why, "%s", strerror(errno));
         close(fd);
         fd = -1;
