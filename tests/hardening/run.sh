@@ -4,8 +4,8 @@
 #
 #   1. asan:   the whole meson test suite built with -fsanitize=address,undefined
 #              (build-asan)
-#   2. tsan:   the concurrency suites (server: server-e2e, engine, store) built
-#              with -fsanitize=thread (build-tsan)
+#   2. tsan:   the concurrency tests (server-e2e, engine, store) built with
+#              -fsanitize=thread (build-tsan)
 #   3. fuzz:   libFuzzer harnesses (tests/fuzz): committed inputs replayed, then
 #              FUZZ_SECONDS (60) of fuzzing per target (build-fuzz, clang)
 #   4. faults: SIGKILLed trainer, full disk, bad files under a serving daemon
@@ -73,7 +73,9 @@ for stage in "${stages[@]}"; do
       # so BLAS runs single-threaded here.
       export OPENBLAS_NUM_THREADS=1
       export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 log_path=$reports/tsan/tsan"
-      meson test -C build-tsan --print-errorlogs --suite server
+      # server-batch-invariance is left out: it is server-e2e's batch
+      # invariance test run alone (server-e2e runs it too).
+      meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 server-e2e engine store
       unset OPENBLAS_NUM_THREADS TSAN_OPTIONS
       check_reports "$reports/tsan"
       stage_end tsan ;;
