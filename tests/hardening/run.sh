@@ -29,7 +29,10 @@ reports=$root/build-hardening-reports
 summary=()
 
 stage_start() { echo "=== hardening: $1"; t0=$(date +%s); }
-stage_end() { summary+=("$(printf '%-7s %4d s' "$1" $(($(date +%s) - t0)))"); }
+stage_end() {
+  summary+=("$(printf '%-7s %4d s' "$1" $(($(date +%s) - t0)))")
+  echo "=== hardening: $1 passed in $(($(date +%s) - t0)) s"
+}
 
 # Fails (and prints them) if any sanitizer report file appeared in $1.
 check_reports() {
