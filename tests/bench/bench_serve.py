@@ -13,13 +13,16 @@ Trains both checkpoints first with charrnn-train (2 iterations on a small
 generated text: speed does not depend on the weights' quality), or takes
 them from --models DIR (2x128.safetensors and 3x512.safetensors). Each model
 gets its own daemon on a free loopback port. Runs take --seconds each (new
-requests stop then; requests in flight finish and count). Prints per model:
+requests stop then; requests in flight finish and count). Everything is
+measured --rounds times, interleaved, and the best round of each row (and of
+the PyTorch reference) is reported: the machine may be shared and noisy. Prints per model:
 clients, req/s, generated chars/s, p50, p99, errors; the single stream
 (1 client) against PyTorch, and the 16-client aggregate against the single
 stream. Timing only: nothing is asserted (the machine may be shared).
 
 usage: bench_serve.py [--build build] [--models DIR] [--seconds 10]
-                      [--clients 1,4,16,64] [--torch-seconds 6] [--only 2x128|3x512]
+                      [--clients 1,4,16,64] [--torch-seconds 6] [--rounds 2]
+                      [--only 2x128|3x512]
                       [--serve-args "--workers 2 ..."]"""
 import argparse
 import ctypes
@@ -106,6 +109,7 @@ class Daemon:
 
 
 def torch_ref(ckpt, seconds):
+    """The faster of 1 and 2 threads."""
     best = None
     for threads in (1, 2):
         out = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "torch_sample.py"), ckpt,
@@ -145,6 +149,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--clients", default="1,4,16,64")
     ap.add_argument("--torch-seconds", type=float, default=6.0)
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="measure everything this many times, report the best of each")
     ap.add_argument("--only", choices=[m[0] for m in MODELS])
     ap.add_argument("--serve-args", default="", help="extra charrnn-serve flags")
     a = ap.parse_args()
@@ -165,27 +171,36 @@ def main():
                 shutil.copyfile(src, ckpt)  # the store follows no symlink out of its directory
             else:
                 ckpt = train(build, work, name, layers, hidden)
-            print("\n== LSTM %s (requests of %d chars, %g s per run)" % (name, length, a.seconds),
-                  flush=True)
-            ref = torch_ref(ckpt, a.torch_seconds)
+            print("\n== LSTM %s (requests of %d chars, %g s per run, %d rounds)" % (
+                name, length, a.seconds, a.rounds), flush=True)
             d = Daemon(build, mdir, shlex.split(a.serve_args))
-            rows = []
+            best, refs, errs = {}, [], {n: 0 for n in clients}
             try:
-                for n in clients:
-                    out = subprocess.run([client, str(d.port), str(n), str(a.seconds),
-                                          str(length)], check=True, stdout=subprocess.PIPE,
-                                         text=True).stdout
-                    r = json.loads(out.strip().splitlines()[-1])
-                    rows.append(r)
-                    print("  %3d clients: %s" % (n, out.strip()), flush=True)
+                # Rounds interleave both sides, so a burst of load from elsewhere
+                # on a shared machine hits one round, not one side.
+                for rnd in range(a.rounds):
+                    refs.append(torch_ref(ckpt, a.torch_seconds))
+                    for n in clients:
+                        out = subprocess.run([client, str(d.port), str(n), str(a.seconds),
+                                              str(length)], check=True, stdout=subprocess.PIPE,
+                                             text=True).stdout
+                        r = json.loads(out.strip().splitlines()[-1])
+                        errs[n] += r["errors"]
+                        print("  round %d, %3d clients: %s" % (rnd + 1, n, out.strip()),
+                              flush=True)
+                        if n not in best or r["chars_per_s"] > best[n]["chars_per_s"]:
+                            best[n] = r
             finally:
                 rc = d.stop()
+            rows = [best[n] for n in clients]
+            ref = max(refs, key=lambda r: r["chars_per_s"])
+            print("\nbest of %d rounds (the PyTorch reference too); errors: all rounds" % a.rounds)
             print("\n| clients | req/s | chars/s | p50 ms | p99 ms | errors |")
             print("|---:|---:|---:|---:|---:|---:|")
             for r in rows:
                 print("| %d | %.1f | %.0f | %.0f | %.0f | %d |" % (
                     r["clients"], r["req_per_s"], r["chars_per_s"], r["p50_ms"], r["p99_ms"],
-                    r["errors"]))
+                    errs[r["clients"]]))
             by = {r["clients"]: r for r in rows}
             line = {"model": name, "pytorch_chars_per_s": ref["chars_per_s"],
                     "pytorch_threads": ref["threads"], "daemon_exit": rc}
@@ -200,7 +215,7 @@ def main():
                     line["agg16_vs_single"] = round(by[16]["chars_per_s"] / single, 2)
                     print("16 clients aggregate: %.0f chars/s = %.1fx the single stream" % (
                         by[16]["chars_per_s"], by[16]["chars_per_s"] / single))
-            line["errors"] = sum(r["errors"] for r in rows)
+            line["errors"] = sum(errs.values())
             summary.append(line)
     print("\nsummary:", json.dumps(summary))
     return 0
