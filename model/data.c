@@ -2,6 +2,7 @@
 #include "charrnn/data.h"
 
 #include "charrnn/status.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,23 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int charrnn_corpus_load(const char *path, const charrnn_vocab *vocab, charrnn_corpus **out,
                         char *err, size_t errlen)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return charrnn_fail(err, errlen, errno == ENOENT ? CHARRNN_ENOTFOUND : CHARRNN_EIO,
-                            "cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return charrnn_fail(err, errlen, CHARRNN_EIO, "%s is not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
+    int fd;
+    size_t n;
+    int rc0 = charrnn_file_open(path, &fd, &n, err, errlen);
+    if (rc0)
+        return rc0;
     if (n == 0) {
         close(fd);
         return charrnn_fail(err, errlen, CHARRNN_EINVAL, "%s is empty", path);

@@ -2,6 +2,7 @@
 #include "charrnn/safetensors.h"
 
 #include "charrnn/status.h"
+#include "fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -382,16 +383,11 @@ int charrnn_st_parse(const void *buf, size_t len, charrnn_st_file **out, char *e
 int charrnn_st_read(const char *path, charrnn_st_file **out, char *err, size_t errlen)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return charrnn_fail(err, errlen, errno == ENOENT ? CHARRNN_ENOTFOUND : CHARRNN_EIO,
-                            "cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return charrnn_fail(err, errlen, CHARRNN_EIO, "%s is not a regular file", path);
-    }
-    size_t len = (size_t)st.st_size;
+    int fd;
+    size_t len;
+    int rc0 = charrnn_file_open(path, &fd, &len, err, errlen);
+    if (rc0)
+        return rc0;
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) {
         close(fd);
