@@ -7,8 +7,10 @@ import os
 import signal
 import struct
 import subprocess
-import threading
-import time
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from stderr_log import StderrLog  # noqa: E402
 
 
 def st_metadata(path):
@@ -47,48 +49,16 @@ def make_text(n_words=4000, seed=12345):
 SANITIZER_MARKS = ("runtime error:", "Sanitizer", "LeakSanitizer", "==ERROR")
 
 
-class Daemon:
+class Daemon(StderrLog):
     """A charrnn-serve on a free loopback port; its stderr lines are collected."""
 
     def __init__(self, serve_bin, models, *flags):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHARRNN_")}
         self.proc = subprocess.Popen([serve_bin, "--models", models, "--listen", "127.0.0.1:0",
                                       *flags], stderr=subprocess.PIPE, env=env)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self._start_log()
         ev = self.wait_log(lambda o: o.get("msg") == "listening", 20)
         self.port = int(ev["addr"].rsplit(":", 1)[1])
-
-    def _read(self):
-        for raw in self.proc.stderr:
-            with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace"))
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def logs(self):
-        with self.cond:
-            return list(self.lines)
-
-    def wait_log(self, pred, timeout, start=0):
-        deadline = time.time() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines[start:]:
-                    try:
-                        o = json.loads(line)
-                    except ValueError:
-                        continue
-                    if pred(o):
-                        return o
-                left = deadline - time.time()
-                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
-                    raise AssertionError("log line not seen; last lines:\n" +
-                                         "".join(self.lines[-20:]))
-                self.cond.wait(min(left, 0.2))
 
     def sanitizer_reports(self):
         return [l for l in self.logs() if any(m in l for m in SANITIZER_MARKS)]

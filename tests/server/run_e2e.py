@@ -26,6 +26,9 @@ import threading
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from stderr_log import StderrLog  # noqa: E402
+
 SERVE, TRAIN, SAMPLE = (os.path.abspath(p) for p in sys.argv[1:4])
 ONLY = sys.argv[4:]
 TOKEN = "s3cret-token"
@@ -79,7 +82,7 @@ def cli_sample(ckpt, prime="", length=200, temperature=None, seed=0, top_k=None,
 DAEMONS = []  # every daemon started, so none outlives the run
 
 
-class Daemon:
+class Daemon(StderrLog):
     """A charrnn-serve process; its stderr lines are collected as they come."""
 
     def __init__(self, models, *flags, env=None, use_env_for_listen=False):
@@ -96,40 +99,9 @@ class Daemon:
         args += list(flags)
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, env=e)
         DAEMONS.append(self)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self._start_log()
         ev = self.wait_log(lambda o: o.get("msg") == "listening", 10)
         self.port = int(ev["addr"].rsplit(":", 1)[1])
-
-    def _read(self):
-        for raw in self.proc.stderr:
-            with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace"))
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def logs(self):
-        with self.cond:
-            return list(self.lines)
-
-    def wait_log(self, pred, timeout, start=0):
-        deadline = time.time() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines[start:]:
-                    try:
-                        o = json.loads(line)
-                    except ValueError:
-                        continue
-                    if pred(o):
-                        return o
-                left = deadline - time.time()
-                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
-                    raise AssertionError("log line not seen; logs:\n" + "".join(self.lines[-20:]))
-                self.cond.wait(min(left, 0.2))
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         if self.proc.poll() is None:
