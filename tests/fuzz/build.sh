@@ -20,9 +20,10 @@ libs="$(pkg-config --libs openblas libcjson libmicrohttpd) -lpthread -lm"
 $CC -O1 -o "$out/embed_file" "$src/server/embed_file.c"
 "$out/embed_file" "$src/server/playground.html" "$out/obj/playground_html.c" charrnn_playground_html
 
-model=(status rng vocab sha256 model layers optim trainer safetensors checkpoint data sampler
-       session store lossplot)
-server=(config log http api sample request engine metrics)
+# The source lists come from the meson files, so a new source file cannot be missed here.
+sources_of() { grep -o "'[a-z_0-9]*\.c'" "$1" | tr -d "'" | sed 's/\.c$//'; }
+mapfile -t model < <(sources_of "$src/model/meson.build")
+mapfile -t server < <(sources_of "$src/server/meson.build" | grep -vxE 'embed_file|main|playground_html')
 objs=()
 pids=()
 compile() { # SRC OBJ
