@@ -5,7 +5,9 @@ the faster of 1 and 2 threads), in one invocation, on the same text.
 
 Prints per configuration: chars/s of each and their ratio, charrnn's achieved
 GFLOP/s (forward + backward GEMM FLOPs), that as a fraction of the sgemm peak
-measured in the same run, and peak RSS against the planned memory.
+measured in the same run, and peak RSS against the planned memory. charrnn runs
+as shipped (one batch shard per core, each with single-threaded BLAS); the last
+column is the alternative split: one shard, one OpenBLAS thread per core.
 
 usage: tests/bench/bench_train.py --data FILE [--build build] [--scale 1.0] [--only NAME]
 (timing excludes the first --warmup iterations; --scale multiplies iteration counts)"""
@@ -51,6 +53,19 @@ def rss_run(cmd):
     return ru.ru_maxrss / 1024.0
 
 
+def charrnn_cps(a, train, cell, L, H, n, threading):
+    """Trains n iterations; returns (chars/s after the warm-up, peak RSS MiB)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "log.jsonl")
+        rss = rss_run([train, "--data", a.data, "--checkpoint-dir", tmp, "--cell", cell,
+                       "--num-layers", str(L), "--rnn-size", str(H), "--max-iters", str(n),
+                       "--eval-every", str(10 ** 9), "--train-frac", "1", "--val-frac", "0",
+                       "--print-every", "1", "--quiet", "--log", log] + threading)
+        ev = {e["iter"]: e for e in map(json.loads, open(log)) if e.get("event") == "iter"}
+        t0, t1 = ev[a.warmup]["elapsed_sec"], ev[n]["elapsed_sec"]
+        return (n - a.warmup) * B * T / (t1 - t0), rss
+
+
 def gemm_flops_per_char(cell, L, H, V):
     G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
     fwd = sum(2 * G * H * H * (2 if l > 0 else 1) for l in range(L)) + 2 * H * V
@@ -84,29 +99,26 @@ def main():
     peak_tool = os.path.join(a.build, "tests", "bench", "sgemm_peak")
     text = open(a.data, encoding="utf-8").read()
     V, chars = len(set(text)), len(text)
-    peak = json.loads(run([peak_tool, "2048", "2048", "2048", "2"]))["gflops"]
+    big = json.loads(run([peak_tool, "2048", "2048", "2048", "2"]))
+    peak = big["gflops"]
     step = json.loads(run([peak_tool, "50", "2048", "512", "2"]))["gflops"]
-    print(f"machine: {os.cpu_count()} cores; OpenBLAS sgemm peak {peak:.1f} GFLOP/s "
+    coretype = os.environ.get("OPENBLAS_CORETYPE", "unset: detected")
+    print(f"machine: {os.cpu_count()} cores; OpenBLAS {big['core']} kernels "
+          f"(OPENBLAS_CORETYPE {coretype}); sgemm peak {peak:.1f} GFLOP/s "
           f"(2048^3, 2 threads), {step:.1f} GFLOP/s on 50x2048x512 (one LSTM 512 step)")
     print(f"data: {a.data} ({chars} chars, V={V}); B={B} T={T}; timing excludes "
           f"{a.warmup} warm-up iterations\n")
     hdr = ("config", "charrnn c/s", "torch c/s", "ratio", "GFLOP/s", "of peak", "RSS MiB",
-           "RSS/plan", "torch thr")
+           "RSS/plan", "torch thr", "1 shard, BLAS threads c/s")
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     for name, cell, L, H, iters in CONFIGS:
         if a.only and a.only not in name:
             continue
         n = max(a.warmup + 2, int(iters * a.scale))
-        with tempfile.TemporaryDirectory() as tmp:
-            log = os.path.join(tmp, "log.jsonl")
-            rss = rss_run([train, "--data", a.data, "--checkpoint-dir", tmp, "--cell", cell,
-                           "--num-layers", str(L), "--rnn-size", str(H), "--max-iters", str(n),
-                           "--eval-every", str(10 ** 9), "--train-frac", "1", "--val-frac", "0",
-                           "--print-every", "1", "--quiet", "--log", log])
-            ev = {e["iter"]: e for e in map(json.loads, open(log)) if e.get("event") == "iter"}
-            t0, t1 = ev[a.warmup]["elapsed_sec"], ev[n]["elapsed_sec"]
-            ours = (n - a.warmup) * B * T / (t1 - t0)
+        ours, rss = charrnn_cps(a, train, cell, L, H, n, [])  # as shipped: all cores
+        alt, _ = charrnn_cps(a, train, cell, L, H, n,
+                             ["--threads", "1", "--blas-threads", str(min(os.cpu_count(), 8))])
         best, best_thr = 0.0, 0
         for thr in (1, 2):
             out = run(["/usr/bin/python3", os.path.join(HERE, "torch_train.py"), "--data", a.data,
@@ -119,7 +131,8 @@ def main():
         gf = ours * gemm_flops_per_char(cell, L, H, V) / 1e9
         plan = planned_bytes(cell, L, H, V, chars) / 2 ** 20
         print(f"| {name} | {ours:,.0f} | {best:,.0f} | {ours / best:.2f}x | {gf:.1f} | "
-              f"{gf / peak:.0%} | {rss:.0f} | {rss / plan:.2f} | {best_thr} |", flush=True)
+              f"{gf / peak:.0%} | {rss:.0f} | {rss / plan:.2f} | {best_thr} | {alt:,.0f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /* Benchmark tool: OpenBLAS sgemm GFLOP/s on a given shape (C = A B^T, row
  * major, as the trainer's GEMMs), best of several one-second rounds.
- * usage: sgemm_peak M N K [threads]   prints one JSON line. */
+ * usage: sgemm_peak M N K [threads]   prints one JSON line, with the kernel
+ * family OpenBLAS picked (OPENBLAS_CORETYPE overrides its detection). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,8 @@ int main(int argc, char **argv)
         double g = 2.0 * M * N * K * (double)reps / t / 1e9;
         best = g > best ? g : best;
     }
-    printf("{\"m\":%d,\"n\":%d,\"k\":%d,\"gflops\":%.2f}\n", M, N, K, best);
+    printf("{\"m\":%d,\"n\":%d,\"k\":%d,\"gflops\":%.2f,\"core\":\"%s\"}\n", M, N, K, best,
+           openblas_get_corename());
     free(a), free(b), free(c);
     return 0;
 }

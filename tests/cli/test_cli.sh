@@ -81,6 +81,7 @@ case_errors() {
     run_err "--seed: '-1' is not an unsigned integer" tiny_train --data "$T" --checkpoint-dir "$CK" --seed -1
     run_err "--seed: '99999999999999999999' is not an unsigned 64-bit integer" \
         tiny_train --data "$T" --checkpoint-dir "$CK" --seed 99999999999999999999
+    run_err "--blas-threads: 0 is out of range" tiny_train --data "$T" --checkpoint-dir "$CK" --blas-threads 0
     run_err "--num-layers: 17 is out of range" tiny_train --data "$T" --checkpoint-dir "$CK" --num-layers 17
     run_err "--cell: 'lstn' is not lstm, gru or rnn" tiny_train --data "$T" --checkpoint-dir "$CK" --cell lstn
     run_err "--optimizer: 'sgd' is not adam or rmsprop" tiny_train --data "$T" --checkpoint-dir "$CK" --optimizer sgd
