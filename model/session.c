@@ -6,6 +6,7 @@
 #include "charrnn/lossplot.h"
 #include "charrnn/status.h"
 #include "charrnn/trainer.h"
+#include "fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -305,6 +306,38 @@ static int setup(run *r, charrnn_st_file **ckpt, char *err, size_t errlen)
     return rc;
 }
 
+/* Names charrnn-train writes into its checkpoint directory. */
+static int checkpoint_file(const char *name, void *ctx)
+{
+    (void)ctx;
+    size_t n = strlen(name), ext = strlen(".safetensors");
+    return !strcmp(name, "loss.svg") || (n > ext && !strcmp(name + n - ext, ".safetensors"));
+}
+
+static int same_name(const char *name, void *ctx) { return !strcmp(name, (const char *)ctx); }
+
+/* Temporaries that a killed earlier run left behind in the checkpoint
+ * directory and next to the --publish target (a model store ignores them,
+ * but they take disk). Ten minutes old at least: never a live writer's. */
+static int remove_stale_tmp(const charrnn_train_opts *o)
+{
+    const double age = 600.0;
+    int n = charrnn_remove_stale_tmp(o->checkpoint_dir, checkpoint_file, NULL, age);
+    if (o->publish) {
+        char dir[4096];
+        const char *slash = strrchr(o->publish, '/');
+        if (!slash)
+            n += charrnn_remove_stale_tmp(".", same_name, (void *)o->publish, age);
+        else if ((size_t)(slash - o->publish) < sizeof dir) {
+            size_t len = slash == o->publish ? 1 : (size_t)(slash - o->publish);
+            memcpy(dir, o->publish, len);
+            dir[len] = '\0';
+            n += charrnn_remove_stale_tmp(dir, same_name, (void *)(slash + 1), age);
+        }
+    }
+    return n;
+}
+
 int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks *cb, char *err,
                       size_t errlen)
 {
@@ -318,6 +351,7 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
     if (mkdir(o->checkpoint_dir, 0755) && errno != EEXIST)
         return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot create %s: %s", o->checkpoint_dir,
                             strerror(errno));
+    const int stale = remove_stale_tmp(o);
     run r = {0};
     r.o = o;
     r.best_val = INFINITY;
@@ -350,11 +384,15 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
     if (o->max_iters > 0 && o->max_iters < r.total)
         r.total = o->max_iters;
     if (cb && cb->on_start) {
-        char info[256];
+        char info[320], removed[96] = "";
+        if (stale > 0)
+            snprintf(removed, sizeof removed, "; removed %d stale temporary file%s of a killed run",
+                     stale, stale == 1 ? "" : "s");
         snprintf(info, sizeof info,
-                 "%zu characters, vocabulary %d, %zu parameters, %ld iterations per epoch%s",
+                 "%zu characters, vocabulary %d, %zu parameters, %ld iterations per epoch%s%s",
                  r.corpus->n, r.model->cfg.vocab_size, r.model->num_params, r.ipe,
-                 have_state ? ", resumed exactly" : ckpt ? ", initialised from a checkpoint" : "");
+                 have_state ? ", resumed exactly" : ckpt ? ", initialised from a checkpoint" : "",
+                 removed);
         cb->on_start(cb->ctx, r.model, r.iter, r.total, info);
     }
     double t0 = now_sec();

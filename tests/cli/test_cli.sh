@@ -224,6 +224,28 @@ EOF
     "$SAMPLE" --checkpoint "$CK2/latest.safetensors" --length 20 --seed 1 >/dev/null ||
         fail "SIGINT left no loadable checkpoint"
     if ls "$CK2" | grep -q tmp; then fail "SIGINT left a temporary file"; fi
+
+    echo "== temporaries of a killed run are tidied, nothing else"
+    local CK3="$WORK/ck3" PUB="$WORK/pub" LOG3="$WORK/log3.jsonl" f
+    mkdir -p "$CK3" "$PUB"
+    for f in "$CK3/best.safetensors.tmp.Ab12Cd" "$CK3/loss.svg.tmp.4242" \
+        "$CK3/notes.txt.tmp.1" "$PUB/m.safetensors.tmp.Zz99Yy" "$PUB/other.safetensors.tmp.Qq11Ww"; do
+        echo partial >"$f"
+        touch -d '-1 hour' "$f"
+    done
+    echo partial >"$CK3/latest.safetensors.tmp.Young1" # as if a live writer's: too young
+    tiny_train --data "$T" --checkpoint-dir "$CK3" --max-iters 2 --eval-every 2 \
+        --publish "$PUB/m.safetensors" --log "$LOG3"
+    for f in best.safetensors.tmp.Ab12Cd loss.svg.tmp.4242; do
+        [ ! -e "$CK3/$f" ] || fail "stale $f was not removed"
+    done
+    [ ! -e "$PUB/m.safetensors.tmp.Zz99Yy" ] || fail "stale publish temporary was not removed"
+    for f in "$CK3/notes.txt.tmp.1" "$CK3/latest.safetensors.tmp.Young1" \
+        "$PUB/other.safetensors.tmp.Qq11Ww"; do
+        [ -e "$f" ] || fail "removed $f, which was not a stale temporary of this run"
+    done
+    grep -q 'removed 3 stale temporary files' "$LOG3" || fail "start event does not say what was removed"
+    [ -f "$PUB/m.safetensors" ] || fail "nothing published"
     echo "ok: end to end"
 }
 
