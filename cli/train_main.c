@@ -88,7 +88,7 @@ static void fmt_eta(double s, char *buf, size_t n)
 static void on_start(void *ctx, const charrnn_model *m, long start, long total, const char *info)
 {
     ui *u = ctx;
-    char line[512];
+    char line[800];
     snprintf(line, sizeof line,
              "{\"event\":\"start\",\"cell\":\"%s\",\"num_layers\":%d,\"rnn_size\":%d,"
              "\"start_iter\":%ld,\"total_iters\":%ld,\"info\":\"%s\"}",

@@ -1,9 +1,11 @@
 /* SVG loss curves: train loss (bucket-averaged to at most 800 points) and
- * validation loss (every evaluation), on shared axes with labelled ticks. */
+ * validation loss (every evaluation), on shared axes with labelled ticks,
+ * and the history behind them as JSON, so a resumed run continues its plot. */
 #include "charrnn/lossplot.h"
 
 #include "charrnn/status.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,51 +13,124 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A series keeps at most MAX_POINTS points: when full, neighbours are merged
+ * in pairs and each later point averages twice as many raw values (stride),
+ * so memory and the history saved in checkpoints stay bounded on any run. */
+enum { MAX_POINTS = 2048 };
+
 typedef struct series {
-    long *iter;
-    float *loss;
-    size_t n, cap;
+    long iter[MAX_POINTS];
+    float loss[MAX_POINTS];
+    size_t n;
+    long stride;       /* raw values per point */
+    double acc;        /* sum of the raw values not yet in a point */
+    long acc_n;
 } series;
 
 struct charrnn_lossplot {
     series train, val;
 };
 
-charrnn_lossplot *charrnn_lossplot_create(void) { return calloc(1, sizeof(charrnn_lossplot)); }
+static void series_reset(series *s) { memset(s, 0, sizeof *s), s->stride = 1; }
 
-void charrnn_lossplot_free(charrnn_lossplot *p)
+charrnn_lossplot *charrnn_lossplot_create(void)
 {
-    if (!p)
-        return;
-    free(p->train.iter), free(p->train.loss), free(p->val.iter), free(p->val.loss);
-    free(p);
+    charrnn_lossplot *p = malloc(sizeof *p);
+    if (p)
+        series_reset(&p->train), series_reset(&p->val);
+    return p;
 }
 
-static int add(series *s, long iter, float loss)
+void charrnn_lossplot_free(charrnn_lossplot *p) { free(p); }
+
+static void add(series *s, long iter, float loss)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 256;
-        long *it = realloc(s->iter, cap * sizeof *it);
-        if (!it)
-            return CHARRNN_ENOMEM;
-        s->iter = it;
-        float *l = realloc(s->loss, cap * sizeof *l);
-        if (!l)
-            return CHARRNN_ENOMEM;
-        s->loss = l, s->cap = cap;
+    if (s->n == MAX_POINTS) { /* full (and nothing pending): halve, double the stride */
+        for (size_t i = 0; i < MAX_POINTS / 2; i++) {
+            s->iter[i] = s->iter[2 * i + 1];
+            s->loss[i] = 0.5f * (s->loss[2 * i] + s->loss[2 * i + 1]);
+        }
+        s->n = MAX_POINTS / 2, s->stride *= 2;
     }
-    s->iter[s->n] = iter, s->loss[s->n++] = loss;
-    return CHARRNN_OK;
+    s->acc += loss;
+    if (++s->acc_n < s->stride)
+        return;
+    s->iter[s->n] = iter, s->loss[s->n++] = (float)(s->acc / (double)s->acc_n);
+    s->acc = 0.0, s->acc_n = 0;
 }
 
 int charrnn_lossplot_add_train(charrnn_lossplot *p, long iter, float loss)
 {
-    return add(&p->train, iter, loss);
+    if (isfinite(loss))
+        add(&p->train, iter, loss);
+    return CHARRNN_OK;
 }
 
 int charrnn_lossplot_add_val(charrnn_lossplot *p, long iter, float loss)
 {
-    return isfinite(loss) ? add(&p->val, iter, loss) : CHARRNN_OK;
+    if (isfinite(loss))
+        add(&p->val, iter, loss);
+    return CHARRNN_OK;
+}
+
+static cJSON *series_json(const series *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "stride", (double)s->stride);
+    cJSON *pts = cJSON_AddArrayToObject(o, "points");
+    for (size_t i = 0; pts && i < s->n; i++) {
+        const double pair[2] = {(double)s->iter[i], (double)s->loss[i]};
+        cJSON_AddItemToArray(pts, cJSON_CreateDoubleArray(pair, 2));
+    }
+    return o;
+}
+
+char *charrnn_lossplot_history(const charrnn_lossplot *p)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    cJSON_AddItemToObject(j, "train", series_json(&p->train));
+    cJSON_AddItemToObject(j, "val", series_json(&p->val));
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return out;
+}
+
+/* Reads one series, checking everything: the text comes from a file. */
+static int series_load(series *s, const cJSON *o, long upto)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "stride");
+    const cJSON *pts = cJSON_GetObjectItemCaseSensitive(o, "points");
+    if (!cJSON_IsNumber(st) || !(st->valuedouble >= 1 && st->valuedouble <= 1e12) ||
+        st->valuedouble != floor(st->valuedouble) || !cJSON_IsArray(pts) ||
+        cJSON_GetArraySize(pts) > MAX_POINTS)
+        return 0;
+    series_reset(s);
+    s->stride = (long)st->valuedouble;
+    long last = 0;
+    const cJSON *pt;
+    cJSON_ArrayForEach(pt, pts) {
+        const cJSON *it = cJSON_GetArrayItem(pt, 0), *l = cJSON_GetArrayItem(pt, 1);
+        if (!cJSON_IsArray(pt) || cJSON_GetArraySize(pt) != 2 || !cJSON_IsNumber(it) ||
+            !cJSON_IsNumber(l) || !(it->valuedouble >= last && it->valuedouble <= upto) ||
+            it->valuedouble != floor(it->valuedouble) || !isfinite(l->valuedouble))
+            return 0;
+        last = (long)it->valuedouble;
+        s->iter[s->n] = last, s->loss[s->n++] = (float)l->valuedouble;
+    }
+    return 1;
+}
+
+int charrnn_lossplot_restore(charrnn_lossplot *p, const char *history, long upto)
+{
+    cJSON *j = cJSON_Parse(history);
+    int ok = j && series_load(&p->train, cJSON_GetObjectItemCaseSensitive(j, "train"), upto) &&
+             series_load(&p->val, cJSON_GetObjectItemCaseSensitive(j, "val"), upto);
+    cJSON_Delete(j);
+    if (!ok)
+        series_reset(&p->train), series_reset(&p->val);
+    return ok ? CHARRNN_OK : CHARRNN_EFORMAT;
 }
 
 /* A "nice" tick step (1, 2 or 5 x 10^k) giving about `want` ticks over span. */

@@ -65,6 +65,7 @@ typedef struct run {
     float last_train;
     uint64_t seed;
     charrnn_lossplot *plot; /* NULL if it could not be allocated: plotting is optional */
+    int plot_lost;          /* the resumed checkpoint's loss history was unreadable */
 } run;
 
 /* Mean loss over a whole split from a zero state; NaN when the split is empty. */
@@ -140,6 +141,11 @@ static char *resume_json(run *r)
     cJSON_AddNumberToObject(j, "seq_length", r->o->seq_length);
     if (isfinite(r->best_val))
         cJSON_AddNumberToObject(j, "best_val_loss", r->best_val);
+    /* The loss history, so that a resumed run's loss.svg shows the whole run. */
+    char *plot = r->plot ? charrnn_lossplot_history(r->plot) : NULL;
+    if (plot)
+        cJSON_AddRawToObject(j, "plot", plot);
+    free(plot);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
@@ -169,6 +175,8 @@ static int checkpoint(run *r, float *val_out, char *path, size_t pathlen, char *
     double epoch = (double)r->iter / (double)r->ipe;
     snprintf(path, pathlen, "%s/lm_%s_epoch%.2f_%.4f.safetensors", r->o->checkpoint_dir,
              charrnn_cell_name(r->model->cfg.cell), epoch, isfinite(val) ? val : r->last_train);
+    if (r->plot) /* before the saves: their loss history includes this evaluation */
+        charrnn_lossplot_add_val(r->plot, r->iter, val);
     int rc = save(r, path, val, 1, err, errlen);
     char other[4096];
     if (rc == CHARRNN_OK) {
@@ -182,7 +190,6 @@ static int checkpoint(run *r, float *val_out, char *path, size_t pathlen, char *
         snprintf(title, sizeof title, "charrnn %s %dx%d", charrnn_cell_name(r->model->cfg.cell),
                  r->model->cfg.num_layers, r->model->cfg.hidden_size);
         snprintf(other, sizeof other, "%s/loss.svg", r->o->checkpoint_dir);
-        charrnn_lossplot_add_val(r->plot, r->iter, val);
         charrnn_lossplot_write(r->plot, other, title, NULL, 0);
     }
     if (rc == CHARRNN_OK && !(score >= r->best_val)) {
@@ -263,6 +270,12 @@ static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *
         r->iter = (long)it->valuedouble;
         if (cJSON_IsNumber(bv))
             r->best_val = (float)bv->valuedouble;
+        /* Optional (older checkpoints lack it); a bad one costs only the plot. */
+        const cJSON *plot = cJSON_GetObjectItemCaseSensitive(j, "plot");
+        char *ptxt = plot && r->plot ? cJSON_PrintUnformatted(plot) : NULL;
+        if (plot && r->plot)
+            r->plot_lost = !ptxt || charrnn_lossplot_restore(r->plot, ptxt, r->iter) != CHARRNN_OK;
+        free(ptxt);
         *have_state = 1;
     }
     cJSON_Delete(j);
@@ -384,14 +397,16 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
     if (o->max_iters > 0 && o->max_iters < r.total)
         r.total = o->max_iters;
     if (cb && cb->on_start) {
-        char info[320], removed[96] = "";
+        char info[400], removed[96] = "";
         if (stale > 0)
             snprintf(removed, sizeof removed, "; removed %d stale temporary file%s of a killed run",
                      stale, stale == 1 ? "" : "s");
         snprintf(info, sizeof info,
-                 "%zu characters, vocabulary %d, %zu parameters, %ld iterations per epoch%s%s",
+                 "%zu characters, vocabulary %d, %zu parameters, %ld iterations per epoch%s%s%s",
                  r.corpus->n, r.model->cfg.vocab_size, r.model->num_params, r.ipe,
                  have_state ? ", resumed exactly" : ckpt ? ", initialised from a checkpoint" : "",
+                 r.plot_lost ? "; the checkpoint's loss history is unreadable: loss.svg restarts"
+                             : "",
                  removed);
         cb->on_start(cb->ctx, r.model, r.iter, r.total, info);
     }

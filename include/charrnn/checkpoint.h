@@ -2,7 +2,8 @@
  * (PyTorch names) and the metadata of DESIGN.md, optionally with the training
  * state for exact resume (tensors "optim.m", "optim.v" (num_params) and
  * "state.carry" (the carried hidden state), metadata "resume" = JSON with the
- * optimizer step and RNG state).
+ * optimizer step, RNG state, iteration and, written by the training session,
+ * the loss history under "plot").
  *
  * Required metadata: format = "charrnn", format_version = "1", cell,
  * num_layers, hidden_size, vocab (JSON array of one-character strings),

@@ -11,9 +11,19 @@ typedef struct charrnn_lossplot charrnn_lossplot;
 /* NULL on allocation failure. */
 charrnn_lossplot *charrnn_lossplot_create(void);
 void charrnn_lossplot_free(charrnn_lossplot *p);
-/* Records a point; returns CHARRNN_ENOMEM when the history cannot grow. */
+/* Records a loss (non-finite ones are skipped). Memory is bounded: past
+ * 2048 points, neighbouring points merge in pairs (averaged) and later points
+ * each average more raw values. Returns CHARRNN_OK. */
 int charrnn_lossplot_add_train(charrnn_lossplot *p, long iter, float loss);
 int charrnn_lossplot_add_val(charrnn_lossplot *p, long iter, float loss);
+/* The recorded history as a JSON object (malloc'd text, NULL when out of
+ * memory): {"train": {"stride": S, "points": [[iter, loss], ...]}, "val": ...}.
+ * Raw values not yet averaged into a point (fewer than one stride) are left out. */
+char *charrnn_lossplot_history(const charrnn_lossplot *p);
+/* Replaces the history with one from charrnn_lossplot_history, validated
+ * (iterations whole, ascending and at most upto; losses finite; at most 2048
+ * points). On CHARRNN_EFORMAT the history is left empty. */
+int charrnn_lossplot_restore(charrnn_lossplot *p, const char *history, long upto);
 /* Writes the SVG to path (atomically). */
 int charrnn_lossplot_write(const charrnn_lossplot *p, const char *path, const char *title,
                            char *err, size_t errlen);

@@ -135,7 +135,7 @@ case_resume() {
     text_file "$T" 400 2
     # Dropout consumes the RNG, so its state must be restored; two layers so dropout applies.
     local common=(--data "$T" --cell lstm --rnn-size 24 --num-layers 2 --dropout 0.3
-        --seq-length 16 --batch-size 8 --seed 7 --threads 1 --quiet --eval-every 1000)
+        --seq-length 16 --batch-size 8 --seed 7 --threads 1 --quiet --eval-every 10)
     "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/straight" --max-iters 40
     "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/split" --max-iters 20
     grep -q '"iteration":20' <(python3 "$ST_TOOL" meta "$WORK/split/latest.safetensors" resume) ||
@@ -144,6 +144,12 @@ case_resume() {
         --init-from "$WORK/split/latest.safetensors"
     python3 "$ST_TOOL" compare "$WORK/straight/latest.safetensors" "$WORK/split/latest.safetensors" ||
         fail "40 iterations straight differ from 20 + resume + 20"
+    # The loss history travels in the checkpoint: the resumed run's plot shows the whole run.
+    cmp -s "$WORK/straight/loss.svg" "$WORK/split/loss.svg" ||
+        fail "loss.svg after 20 + resume + 20 differs from the straight run's"
+    grep -q '"plot":{"train":{"stride":1,"points":\[\[1,' \
+        <(python3 "$ST_TOOL" meta "$WORK/split/latest.safetensors" resume) ||
+        fail "the resume state lacks the loss history from iteration 1"
     # A different seed does give other parameters (the comparison can fail).
     "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/other" --max-iters 40 --seed 8
     if python3 "$ST_TOOL" compare "$WORK/straight/latest.safetensors" "$WORK/other/latest.safetensors" >/dev/null; then

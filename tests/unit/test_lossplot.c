@@ -1,0 +1,148 @@
+/* The loss plot's history: bounded by merging, exact averages, and a JSON
+ * round trip that a resumed run restores (validated: it comes from a file). */
+#include "charrnn/lossplot.h"
+#include "charrnn/status.h"
+
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Parses p's history; checks every train point averages the raw losses
+ * loss(i) = i of the iterations it covers (end - stride, end]. */
+static void check_train_points(const charrnn_lossplot *p, int want_stride, int max_points)
+{
+    char *h = charrnn_lossplot_history(p);
+    ck_assert_ptr_nonnull(h);
+    cJSON *j = cJSON_Parse(h);
+    ck_assert_ptr_nonnull(j);
+    const cJSON *tr = cJSON_GetObjectItem(j, "train");
+    ck_assert_int_eq(cJSON_GetObjectItem(tr, "stride")->valueint, want_stride);
+    const cJSON *pts = cJSON_GetObjectItem(tr, "points");
+    ck_assert_int_le(cJSON_GetArraySize(pts), max_points);
+    ck_assert_int_gt(cJSON_GetArraySize(pts), max_points / 2);
+    long prev = 0;
+    const cJSON *pt;
+    cJSON_ArrayForEach(pt, pts) {
+        long end = (long)cJSON_GetArrayItem(pt, 0)->valuedouble;
+        double loss = cJSON_GetArrayItem(pt, 1)->valuedouble;
+        ck_assert_int_eq(end - prev, want_stride); /* consecutive, no gap or overlap */
+        ck_assert_double_eq_tol(loss, (double)end - (want_stride - 1) / 2.0, 1e-3 * end);
+        prev = end;
+    }
+    cJSON_Delete(j);
+    free(h);
+}
+
+START_TEST(history_is_bounded_and_averages_exactly)
+{
+    charrnn_lossplot *p = charrnn_lossplot_create();
+    ck_assert_ptr_nonnull(p);
+    for (long i = 1; i <= 2048; i++)
+        charrnn_lossplot_add_train(p, i, (float)i);
+    check_train_points(p, 1, 2048);
+    for (long i = 2049; i <= 5000; i++) /* merged twice: stride 4 */
+        charrnn_lossplot_add_train(p, i, (float)i);
+    check_train_points(p, 4, 2048);
+    charrnn_lossplot_add_train(p, 5001, NAN); /* skipped, not a point */
+    check_train_points(p, 4, 2048);
+    charrnn_lossplot_free(p);
+}
+END_TEST
+
+START_TEST(history_round_trip)
+{
+    charrnn_lossplot *a = charrnn_lossplot_create(), *b = charrnn_lossplot_create();
+    for (long i = 1; i <= 3000; i++) {
+        charrnn_lossplot_add_train(a, i, 4.0f / (float)i + 0.001f * (float)(i % 7));
+        if (i % 100 == 0)
+            charrnn_lossplot_add_val(a, i, 3.0f / (float)i);
+    }
+    char *h = charrnn_lossplot_history(a);
+    ck_assert_int_eq(charrnn_lossplot_restore(b, h, 3000), CHARRNN_OK);
+    char *h2 = charrnn_lossplot_history(b);
+    ck_assert_str_eq(h, h2);
+    /* The restored plot keeps growing like the original. */
+    for (long i = 3001; i <= 3100; i++) {
+        charrnn_lossplot_add_train(a, i, 1.0f), charrnn_lossplot_add_train(b, i, 1.0f);
+    }
+    free(h), free(h2);
+    h = charrnn_lossplot_history(a), h2 = charrnn_lossplot_history(b);
+    ck_assert_str_eq(h, h2);
+    char path[] = "/tmp/charrnn-lossplot-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(charrnn_lossplot_write(b, path, "t<1>", NULL, 0), CHARRNN_OK);
+    FILE *f = fopen(path, "r");
+    char buf[256] = {0};
+    ck_assert_uint_gt(fread(buf, 1, sizeof buf - 1, f), 0);
+    fclose(f);
+    unlink(path);
+    ck_assert_ptr_nonnull(strstr(buf, "<svg"));
+    free(h), free(h2);
+    charrnn_lossplot_free(a), charrnn_lossplot_free(b);
+}
+END_TEST
+
+START_TEST(restore_rejects_bad_history)
+{
+    static const char *bad[] = {
+        "",
+        "not json",
+        "[]",
+        "{\"train\":{\"stride\":1,\"points\":[]}}",                           /* no val */
+        "{\"train\":{\"stride\":0,\"points\":[]},\"val\":{\"stride\":1,\"points\":[]}}",
+        "{\"train\":{\"stride\":1.5,\"points\":[]},\"val\":{\"stride\":1,\"points\":[]}}",
+        "{\"train\":{\"stride\":1,\"points\":[[2,1],[1,1]]},\"val\":{\"stride\":1,\"points\":[]}}",
+        "{\"train\":{\"stride\":1,\"points\":[[1,1],[101,1]]},\"val\":{\"stride\":1,\"points\":[]}}",
+        "{\"train\":{\"stride\":1,\"points\":[[1.5,1]]},\"val\":{\"stride\":1,\"points\":[]}}",
+        "{\"train\":{\"stride\":1,\"points\":[[-1,1]]},\"val\":{\"stride\":1,\"points\":[]}}",
+        "{\"train\":{\"stride\":1,\"points\":[[1,1e999]]},\"val\":{\"stride\":1,\"points\":[]}}",
+        "{\"train\":{\"stride\":1,\"points\":[[1,\"x\"]]},\"val\":{\"stride\":1,\"points\":[]}}",
+        "{\"train\":{\"stride\":1,\"points\":[[1]]},\"val\":{\"stride\":1,\"points\":[]}}",
+        "{\"train\":{\"stride\":1,\"points\":[1,2]},\"val\":{\"stride\":1,\"points\":[]}}",
+        "{\"train\":{\"stride\":1,\"points\":[]},\"val\":{\"stride\":1,\"points\":[[7,1,2]]}}",
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        charrnn_lossplot *p = charrnn_lossplot_create();
+        charrnn_lossplot_add_train(p, 1, 2.0f);
+        ck_assert_msg(charrnn_lossplot_restore(p, bad[k], 100) == CHARRNN_EFORMAT, "accepted %s",
+                      bad[k]);
+        char *h = charrnn_lossplot_history(p); /* left empty */
+        ck_assert_str_eq(h, "{\"train\":{\"stride\":1,\"points\":[]},"
+                            "\"val\":{\"stride\":1,\"points\":[]}}");
+        free(h);
+        charrnn_lossplot_free(p);
+    }
+    /* More points than the history ever holds. */
+    size_t cap = 128 + 2049 * 16;
+    char *big = malloc(cap), *w = big;
+    w += sprintf(w, "{\"train\":{\"stride\":1,\"points\":[");
+    for (int i = 1; i <= 2049; i++)
+        w += sprintf(w, "%s[%d,1]", i > 1 ? "," : "", i);
+    sprintf(w, "]},\"val\":{\"stride\":1,\"points\":[]}}");
+    charrnn_lossplot *p = charrnn_lossplot_create();
+    ck_assert_int_eq(charrnn_lossplot_restore(p, big, 5000), CHARRNN_EFORMAT);
+    charrnn_lossplot_free(p);
+    free(big);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("lossplot");
+    TCase *t = tcase_create("history");
+    tcase_add_test(t, history_is_bounded_and_averages_exactly);
+    tcase_add_test(t, history_round_trip);
+    tcase_add_test(t, restore_rejects_bad_history);
+    suite_add_tcase(s, t);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
