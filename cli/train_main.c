@@ -49,8 +49,8 @@ static void usage(FILE *f)
         "  --seed N               random seed (123)\n"
         "  --init-from FILE       start from a checkpoint (resumes exactly if it has state)\n"
         "  --publish PATH         atomically publish the best model (slim) to PATH\n"
-        "  --threads N            threads, each training a share of the batch (0 = all cores,\n"
-        "                         at most 8); results are deterministic for a given N\n"
+        "  --threads N            threads, each training a share of the batch (0 = cores /\n"
+        "                         blas-threads, at most 8); deterministic for a given N\n"
         "  --blas-threads N       OpenBLAS threads inside each GEMM (1); threads x\n"
         "                         blas-threads above the core count oversubscribes\n"
         "  --log FILE             also write one JSON object per line to FILE\n"
@@ -250,8 +250,8 @@ int main(int argc, char **argv)
      * BLAS by default: the per-step GEMMs are too small for OpenBLAS's own
      * threads (tests/bench/bench_train.py measures the alternative, one shard
      * with --blas-threads 2, next to the default). */
-    if (threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads == 0) { /* all cores, shared with the BLAS threads of each shard */
+        long n = sysconf(_SC_NPROCESSORS_ONLN) / blas_threads;
         threads = n > 0 ? (int)(n < 8 ? n : 8) : 1;
     }
     o.threads = threads;

@@ -12,12 +12,13 @@
 int charrnn_file_open(const char *path, int *fd, size_t *size, char *err, size_t errlen);
 
 /* A process killed while writing a file atomically (temporary + rename)
- * leaves its temporary behind: NAME.tmp.SUFFIX next to NAME. Removes, in
- * dir, the regular files named <name>.tmp.<suffix> for which ours(name) is
- * true and that were last modified at least min_age_sec ago (a live writer
- * finishes in seconds; its younger temporary is left alone). Returns how
- * many were removed; errors are ignored (this is tidying, never required). */
-int charrnn_remove_stale_tmp(const char *dir, int (*ours)(const char *name, void *ctx),
-                             void *ctx, double min_age_sec);
+ * leaves its temporary behind: NAME.tmp.SUFFIX next to NAME, SUFFIX being
+ * mkstemp's six letters and digits or a process id. Removes, in dir, the
+ * regular files of that form for which ours(NAME, ctx) is true, that were
+ * last modified at least min_age_sec ago and on which no process holds a
+ * flock (this library's writers lock their temporaries). Returns how many
+ * were removed; errors are ignored (this is tidying, never required). */
+int charrnn_remove_stale_tmp(const char *dir, int (*ours)(const char *name, const void *ctx),
+                             const void *ctx, double min_age_sec);
 
 #endif

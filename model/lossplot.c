@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* A series keeps at most MAX_POINTS points: when full, neighbours are merged
@@ -73,28 +74,46 @@ int charrnn_lossplot_add_val(charrnn_lossplot *p, long iter, float loss)
     return CHARRNN_OK;
 }
 
+/* {"stride": S, "points": [[iter, loss], ...], "pending": [sum, count]};
+ * NULL when out of memory. */
 static cJSON *series_json(const series *s)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "stride", (double)s->stride);
-    cJSON *pts = cJSON_AddArrayToObject(o, "points");
-    for (size_t i = 0; pts && i < s->n; i++) {
+    int ok = o && cJSON_AddNumberToObject(o, "stride", (double)s->stride);
+    cJSON *pts = ok ? cJSON_AddArrayToObject(o, "points") : NULL;
+    ok = pts != NULL;
+    for (size_t i = 0; ok && i < s->n; i++) {
         const double pair[2] = {(double)s->iter[i], (double)s->loss[i]};
-        cJSON_AddItemToArray(pts, cJSON_CreateDoubleArray(pair, 2));
+        cJSON *pt = cJSON_CreateDoubleArray(pair, 2);
+        ok = pt && cJSON_AddItemToArray(pts, pt);
     }
-    return o;
+    const double pending[2] = {s->acc, (double)s->acc_n};
+    cJSON *pend = ok ? cJSON_CreateDoubleArray(pending, 2) : NULL;
+    ok = pend && cJSON_AddItemToObject(o, "pending", pend);
+    if (!ok)
+        cJSON_Delete(o);
+    return ok ? o : NULL;
 }
 
 char *charrnn_lossplot_history(const charrnn_lossplot *p)
 {
-    cJSON *j = cJSON_CreateObject();
-    if (!j)
-        return NULL;
-    cJSON_AddItemToObject(j, "train", series_json(&p->train));
-    cJSON_AddItemToObject(j, "val", series_json(&p->val));
-    char *out = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
+    cJSON *j = cJSON_CreateObject(), *tr = series_json(&p->train), *va = series_json(&p->val);
+    char *out = NULL;
+    if (j && tr && cJSON_AddItemToObject(j, "train", tr)) {
+        tr = NULL;
+        if (va && cJSON_AddItemToObject(j, "val", va)) {
+            va = NULL;
+            out = cJSON_PrintUnformatted(j);
+        }
+    }
+    cJSON_Delete(j), cJSON_Delete(tr), cJSON_Delete(va);
     return out;
+}
+
+/* A loss as the plot stores it: a finite, non-negative float. */
+static int loss_ok(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && isfinite((float)v->valuedouble);
 }
 
 /* Reads one series, checking everything: the text comes from a file. */
@@ -102,19 +121,25 @@ static int series_load(series *s, const cJSON *o, long upto)
 {
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "stride");
     const cJSON *pts = cJSON_GetObjectItemCaseSensitive(o, "points");
+    const cJSON *pend = cJSON_GetObjectItemCaseSensitive(o, "pending");
+    const cJSON *psum = cJSON_GetArrayItem(pend, 0), *pn = cJSON_GetArrayItem(pend, 1);
     if (!cJSON_IsNumber(st) || !(st->valuedouble >= 1 && st->valuedouble <= 1e12) ||
         st->valuedouble != floor(st->valuedouble) || !cJSON_IsArray(pts) ||
-        cJSON_GetArraySize(pts) > MAX_POINTS)
+        cJSON_GetArraySize(pts) > MAX_POINTS || !cJSON_IsArray(pend) ||
+        cJSON_GetArraySize(pend) != 2 || !loss_ok(psum) || !cJSON_IsNumber(pn) ||
+        !(pn->valuedouble >= 0 && pn->valuedouble < st->valuedouble) ||
+        pn->valuedouble != floor(pn->valuedouble))
         return 0;
     series_reset(s);
     s->stride = (long)st->valuedouble;
+    s->acc = psum->valuedouble, s->acc_n = (long)pn->valuedouble;
     long last = 0;
     const cJSON *pt;
     cJSON_ArrayForEach(pt, pts) {
         const cJSON *it = cJSON_GetArrayItem(pt, 0), *l = cJSON_GetArrayItem(pt, 1);
         if (!cJSON_IsArray(pt) || cJSON_GetArraySize(pt) != 2 || !cJSON_IsNumber(it) ||
-            !cJSON_IsNumber(l) || !(it->valuedouble >= last && it->valuedouble <= upto) ||
-            it->valuedouble != floor(it->valuedouble) || !isfinite(l->valuedouble))
+            !loss_ok(l) || !(it->valuedouble > last && it->valuedouble <= upto) ||
+            it->valuedouble != floor(it->valuedouble))
             return 0;
         last = (long)it->valuedouble;
         s->iter[s->n] = last, s->loss[s->n++] = (float)l->valuedouble;
@@ -169,6 +194,7 @@ int charrnn_lossplot_write(const charrnn_lossplot *p, const char *path, const ch
     FILE *f = fopen(tmp, "w");
     if (!f)
         return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    (void)flock(fileno(f), LOCK_EX); /* marks it live for charrnn_remove_stale_tmp */
 #define SX(v) (L + ((double)(v) - x0) / (double)(x1 - x0) * (W - L - R))
 #define SY(v) (TOP + (y1 - (double)(v)) / (y1 - y0) * (HGT - TOP - BOT))
     fprintf(f,

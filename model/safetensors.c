@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -105,6 +106,7 @@ int charrnn_st_write(const char *path, const charrnn_st_tensor *tensors, size_t 
         return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot create a temporary file next to %s: %s",
                             path, strerror(e));
     }
+    (void)flock(fd, LOCK_EX); /* marks it live for charrnn_remove_stale_tmp */
     uint8_t le[8];
     for (int i = 0; i < 8; i++)
         le[i] = (uint8_t)((uint64_t)padded >> (8 * i));

@@ -270,7 +270,9 @@ static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *
         r->iter = (long)it->valuedouble;
         if (cJSON_IsNumber(bv))
             r->best_val = (float)bv->valuedouble;
-        /* Optional (older checkpoints lack it); a bad one costs only the plot. */
+        /* Optional (older checkpoints lack it); a bad one costs only the plot.
+         * Printed back to text because the plot's API speaks JSON text: its
+         * public header does not expose cJSON. */
         const cJSON *plot = cJSON_GetObjectItemCaseSensitive(j, "plot");
         char *ptxt = plot && r->plot ? cJSON_PrintUnformatted(plot) : NULL;
         if (plot && r->plot)
@@ -320,18 +322,20 @@ static int setup(run *r, charrnn_st_file **ckpt, char *err, size_t errlen)
 }
 
 /* Names charrnn-train writes into its checkpoint directory. */
-static int checkpoint_file(const char *name, void *ctx)
+static int checkpoint_file(const char *name, const void *ctx)
 {
     (void)ctx;
     size_t n = strlen(name), ext = strlen(".safetensors");
-    return !strcmp(name, "loss.svg") || (n > ext && !strcmp(name + n - ext, ".safetensors"));
+    return !strcmp(name, "loss.svg") || !strcmp(name, "latest.safetensors") ||
+           !strcmp(name, "best.safetensors") ||
+           (!strncmp(name, "lm_", 3) && n > 3 + ext && !strcmp(name + n - ext, ".safetensors"));
 }
 
-static int same_name(const char *name, void *ctx) { return !strcmp(name, (const char *)ctx); }
+static int same_name(const char *name, const void *ctx) { return !strcmp(name, ctx); }
 
 /* Temporaries that a killed earlier run left behind in the checkpoint
  * directory and next to the --publish target (a model store ignores them,
- * but they take disk). Ten minutes old at least: never a live writer's. */
+ * but they take disk): unlocked, and ten minutes old at least. */
 static int remove_stale_tmp(const charrnn_train_opts *o)
 {
     const double age = 600.0;
@@ -340,12 +344,12 @@ static int remove_stale_tmp(const charrnn_train_opts *o)
         char dir[4096];
         const char *slash = strrchr(o->publish, '/');
         if (!slash)
-            n += charrnn_remove_stale_tmp(".", same_name, (void *)o->publish, age);
+            n += charrnn_remove_stale_tmp(".", same_name, o->publish, age);
         else if ((size_t)(slash - o->publish) < sizeof dir) {
             size_t len = slash == o->publish ? 1 : (size_t)(slash - o->publish);
             memcpy(dir, o->publish, len);
             dir[len] = '\0';
-            n += charrnn_remove_stale_tmp(dir, same_name, (void *)(slash + 1), age);
+            n += charrnn_remove_stale_tmp(dir, same_name, slash + 1, age);
         }
     }
     return n;

@@ -1,9 +1,9 @@
 /* charrnn checkpoints: a safetensors file holding the model's parameters
  * (PyTorch names) and the metadata of DESIGN.md, optionally with the training
  * state for exact resume (tensors "optim.m", "optim.v" (num_params) and
- * "state.carry" (the carried hidden state), metadata "resume" = JSON with the
- * optimizer step, RNG state, iteration and, written by the training session,
- * the loss history under "plot").
+ * "state.carry" (the carried hidden state), and metadata "resume": a JSON
+ * object the training session writes and reads (iteration, optimizer steps,
+ * RNG state, batch and sequence size, best validation loss, loss history).
  *
  * Required metadata: format = "charrnn", format_version = "1", cell,
  * num_layers, hidden_size, vocab (JSON array of one-character strings),

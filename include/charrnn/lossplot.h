@@ -17,12 +17,14 @@ void charrnn_lossplot_free(charrnn_lossplot *p);
 int charrnn_lossplot_add_train(charrnn_lossplot *p, long iter, float loss);
 int charrnn_lossplot_add_val(charrnn_lossplot *p, long iter, float loss);
 /* The recorded history as a JSON object (malloc'd text, NULL when out of
- * memory): {"train": {"stride": S, "points": [[iter, loss], ...]}, "val": ...}.
- * Raw values not yet averaged into a point (fewer than one stride) are left out. */
+ * memory): {"train": {"stride": S, "points": [[iter, loss], ...],
+ * "pending": [sum, count]}, "val": ...}, "pending" being the raw values not
+ * yet averaged into a point, so a restored plot continues exactly. */
 char *charrnn_lossplot_history(const charrnn_lossplot *p);
 /* Replaces the history with one from charrnn_lossplot_history, validated
- * (iterations whole, ascending and at most upto; losses finite; at most 2048
- * points). On CHARRNN_EFORMAT the history is left empty. */
+ * (iterations whole, strictly ascending, 1..upto; losses finite floats >= 0;
+ * at most 2048 points; fewer pending values than the stride). On
+ * CHARRNN_EFORMAT the history is left empty. */
 int charrnn_lossplot_restore(charrnn_lossplot *p, const char *history, long upto);
 /* Writes the SVG to path (atomically). */
 int charrnn_lossplot_write(const charrnn_lossplot *p, const char *path, const char *title,

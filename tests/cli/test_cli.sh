@@ -234,23 +234,29 @@ EOF
     echo "== temporaries of a killed run are tidied, nothing else"
     local CK3="$WORK/ck3" PUB="$WORK/pub" LOG3="$WORK/log3.jsonl" f
     mkdir -p "$CK3" "$PUB"
-    for f in "$CK3/best.safetensors.tmp.Ab12Cd" "$CK3/loss.svg.tmp.4242" \
-        "$CK3/notes.txt.tmp.1" "$PUB/m.safetensors.tmp.Zz99Yy" "$PUB/other.safetensors.tmp.Qq11Ww"; do
+    local stale=("$CK3/best.safetensors.tmp.Ab12Cd" "$CK3/loss.svg.tmp.4242"
+        "$CK3/lm_lstm_epoch0.50_3.1000.safetensors.tmp.Old123" "$PUB/m.safetensors.tmp.Zz99Yy")
+    local keep=("$CK3/notes.txt.tmp.1" "$CK3/best.safetensors.tmp.bak"
+        "$CK3/model.safetensors.tmp.Ab12Cd" "$CK3/lm_lstm_epoch0.90_3.0000.safetensors.tmp.Lock99"
+        "$PUB/other.safetensors.tmp.Qq11Ww")
+    for f in "${stale[@]}" "${keep[@]}"; do
         echo partial >"$f"
         touch -d '-1 hour' "$f"
     done
     echo partial >"$CK3/latest.safetensors.tmp.Young1" # as if a live writer's: too young
+    keep+=("$CK3/latest.safetensors.tmp.Young1")
+    exec 9<"$CK3/lm_lstm_epoch0.90_3.0000.safetensors.tmp.Lock99"
+    flock -x 9 # old but locked: a live (stopped) writer's
     tiny_train --data "$T" --checkpoint-dir "$CK3" --max-iters 2 --eval-every 2 \
         --publish "$PUB/m.safetensors" --log "$LOG3"
-    for f in best.safetensors.tmp.Ab12Cd loss.svg.tmp.4242; do
-        [ ! -e "$CK3/$f" ] || fail "stale $f was not removed"
+    exec 9<&-
+    for f in "${stale[@]}"; do
+        [ ! -e "$f" ] || fail "stale $f was not removed"
     done
-    [ ! -e "$PUB/m.safetensors.tmp.Zz99Yy" ] || fail "stale publish temporary was not removed"
-    for f in "$CK3/notes.txt.tmp.1" "$CK3/latest.safetensors.tmp.Young1" \
-        "$PUB/other.safetensors.tmp.Qq11Ww"; do
+    for f in "${keep[@]}"; do
         [ -e "$f" ] || fail "removed $f, which was not a stale temporary of this run"
     done
-    grep -q 'removed 3 stale temporary files' "$LOG3" || fail "start event does not say what was removed"
+    grep -q 'removed 4 stale temporary files' "$LOG3" || fail "start event does not say what was removed"
     [ -f "$PUB/m.safetensors" ] || fail "nothing published"
     echo "ok: end to end"
 }
