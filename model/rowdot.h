@@ -9,14 +9,21 @@
  * the inputs only adds independent accumulators (instruction-level
  * parallelism, each weight vector loaded once for up to 4 streams); it never
  * changes a result bit, so a stream's text does not depend on its company.
- * Private to libcharrnn (model/sampler.c). */
+ * Private to libcharrnn: compiled once per instruction set by rowdot.c,
+ * chosen at run time by sampler_kernel.c. */
 #ifndef CHARRNN_ROWDOT_H
 #define CHARRNN_ROWDOT_H
 
 #include <math.h>
 #include <stddef.h>
 
-#if defined(__AVX512F__)
+/* RD_ISA picks the code path (meson sets it per variant of rowdot.c):
+ * 512 = AVX-512 intrinsics, 256 = AVX2 + FMA intrinsics, 0 = plain C. */
+#ifndef RD_ISA
+#define RD_ISA 0
+#endif
+
+#if RD_ISA == 512
 #include <immintrin.h>
 
 /* The fixed tree over 16 lanes: (k, k+8), (k, k+4), (k, k+2), (0, 1). */
@@ -105,6 +112,69 @@ rd_block(const float *w, const float *b, int D, int r0, int RB, const float *con
             y[s][r0 + r] = b[r0 + r] + rd_hsum16(acc[r][s]);
 }
 
+#elif RD_ISA == 256
+#include <immintrin.h>
+
+/* The fixed tree of rd_hsum16 over lanes 0..7 (lo) and 8..15 (hi). */
+static inline float rd_hsum8x2(__m256 lo, __m256 hi)
+{
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+    return _mm_cvtss_f32(s1);
+}
+
+/* The AVX-512 block with 8-lane registers: each lane's chain of FMAs is
+ * independent of the others, so lanes 0..7 run over the whole row first and
+ * lanes 8..15 second (RB*SB accumulators per pass, as many as registers). */
+static inline __attribute__((always_inline)) void
+rd_block(const float *w, const float *b, int D, int r0, int RB, const float *const *x,
+         float *const *y, int SB, const char *pf, int npf, int q)
+{
+    __m256 lanes[2][8][4];
+    const float *wr = w + (size_t)r0 * D;
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int h = 0; h < 2; h++) {
+        __m256 acc[8][4];
+        for (int r = 0; r < RB; r++)
+            for (int s = 0; s < SB; s++)
+                acc[r][s] = _mm256_setzero_ps();
+        int i = 0;
+        for (int t = 0; i + 16 <= D; i += 16, t++) {
+            for (int u = t * q; h == 0 && u < t * q + q && u < npf; u++)
+                _mm_prefetch(pf + (size_t)u * 64, _MM_HINT_T0);
+            __m256 xv[4];
+            for (int s = 0; s < SB; s++)
+                xv[s] = _mm256_loadu_ps(x[s] + i + 8 * h);
+            for (int r = 0; r < RB; r++) {
+                __m256 wv = _mm256_loadu_ps(wr + (size_t)r * D + i + 8 * h);
+                for (int s = 0; s < SB; s++)
+                    acc[r][s] = _mm256_fmadd_ps(wv, xv[s], acc[r][s]);
+            }
+        }
+        if (i < D) { /* lanes past D load 0 and add 0*0, as the AVX-512 path */
+            int n = D - i - 8 * h;
+            const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(n < 0 ? 0 : n), idx);
+            const int off = n > 0 ? i + 8 * h : 0; /* nothing is read when n <= 0 */
+            __m256 xv[4];
+            for (int s = 0; s < SB; s++)
+                xv[s] = _mm256_maskload_ps(x[s] + off, k);
+            for (int r = 0; r < RB; r++) {
+                __m256 wv = _mm256_maskload_ps(wr + (size_t)r * D + off, k);
+                for (int s = 0; s < SB; s++)
+                    acc[r][s] = _mm256_fmadd_ps(wv, xv[s], acc[r][s]);
+            }
+        }
+        for (int r = 0; r < RB; r++)
+            for (int s = 0; s < SB; s++)
+                lanes[h][r][s] = acc[r][s];
+    }
+    for (int r = 0; r < RB; r++)
+        for (int s = 0; s < SB; s++)
+            y[s][r0 + r] = b[r0 + r] + rd_hsum8x2(lanes[0][r][s], lanes[1][r][s]);
+}
+
 #else /* portable: the same lanes and tree in plain C (fmaf: fused, like the AVX-512 path) */
 
 static inline __attribute__((always_inline)) void
@@ -116,9 +186,12 @@ rd_block(const float *w, const float *b, int D, int r0, int RB, const float *con
         const float *wr = w + (size_t)(r0 + r) * D;
         for (int s = 0; s < SB; s++) {
             float acc[16] = {0};
-            for (int i = 0; i < D; i += 16)
-                for (int k = 0; k < 16 && i + k < D; k++)
+            int i = 0;
+            for (; i + 16 <= D; i += 16)
+                for (int k = 0; k < 16; k++)
                     acc[k] = fmaf(wr[i + k], x[s][i + k], acc[k]);
+            for (int k = 0; i < D && k < 16; k++) /* lanes past D add 0*0 */
+                acc[k] = i + k < D ? fmaf(wr[i + k], x[s][i + k], acc[k]) : fmaf(0.0f, 0.0f, acc[k]);
             for (int h = 8; h >= 1; h /= 2)
                 for (int k = 0; k < h; k++)
                     acc[k] += acc[k + h];

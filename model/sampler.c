@@ -12,7 +12,7 @@
 #include "charrnn/status.h"
 
 #include "fastmath.h"
-#include "rowdot.h"
+#include "rowdot_variants.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -148,7 +148,7 @@ size_t charrnn_stream_generated_chars(const charrnn_stream *s) { return s->gener
  * gh = W_hh h + b_hh. Layer 0's input is the token (a column of W_ih); a
  * higher layer's is the new h of the layer below. Every (stream, row) dot
  * product is the same fixed-order computation whatever the tile holds
- * (rowdot.h). */
+ * (rowdot.h), in whichever build of the kernel runs (rowdot_variants.h). */
 static void layer_gates(charrnn_stream *const *ss, size_t n, int l)
 {
     const charrnn_model *m = ss[0]->m;
@@ -167,11 +167,11 @@ static void layer_gates(charrnn_stream *const *ss, size_t n, int l)
     } else {
         for (size_t i = 0; i < n; i++)
             x[i] = ss[i]->h + (size_t)(l - 1) * H, y[i] = ss[i]->gi;
-        rd_rows(p->w_ih, p->b_ih, GH, H, n, x, y);
+        charrnn_rd_rows(p->w_ih, p->b_ih, GH, H, n, x, y);
     }
     for (size_t i = 0; i < n; i++)
         x[i] = ss[i]->h + (size_t)l * H, y[i] = ss[i]->gh;
-    rd_rows(p->w_hh, p->b_hh, GH, H, n, x, y);
+    charrnn_rd_rows(p->w_hh, p->b_hh, GH, H, n, x, y);
 }
 
 /* The cell's gate arithmetic for one stream, updating h (and c) of layer l. */
@@ -304,7 +304,7 @@ static void step_tile(charrnn_stream *const *ss, size_t n)
     float *y[TILE];
     for (size_t i = 0; i < n; i++)
         x[i] = ss[i]->h + (size_t)(L - 1) * H, y[i] = ss[i]->logits;
-    rd_rows(m->p.dec_w, m->p.dec_b, V, H, n, x, y);
+    charrnn_rd_rows(m->p.dec_w, m->p.dec_b, V, H, n, x, y);
     for (size_t i = 0; i < n; i++)
         step_end(ss[i]);
 }

@@ -78,4 +78,20 @@ int charrnn_stream_emit(charrnn_stream *s, char *out);
 int charrnn_sample_run(charrnn_stream *s, const charrnn_model *m,
                        int (*cb)(void *ctx, const char *bytes, size_t len), void *ctx);
 
+/* The inference kernel: builds of the step's matrix-vector products for
+ * several instruction sets ("avx512", "avx2", "portable"; x86-64 builds have
+ * all three). Every one computes every dot product in the same order with
+ * fused multiply-adds, so they give bit-identical text; only speed differs.
+ * By default the fastest this CPU runs is used.
+ *   charrnn_kernel_init: the one CHARRNN_KERNEL names (unset or "auto": the
+ *     fastest); CHARRNN_EINVAL, with a message, for an unknown name or one
+ *     this CPU cannot run. Programs call it at start-up to report a bad value;
+ *     without it the first step picks silently (a bad value meaning auto).
+ *   charrnn_kernel_select: the same for a given name (tests, benchmarks).
+ *     Not while other threads step streams.
+ *   charrnn_kernel_name: the one in use. */
+int charrnn_kernel_init(char *err, size_t errlen);
+int charrnn_kernel_select(const char *name, char *err, size_t errlen);
+const char *charrnn_kernel_name(void);
+
 #endif

@@ -3,7 +3,8 @@
  * across the tile of 16 (1, 5, 16, 17, 40), any order, streams leaving the
  * batch as they finish, and shapes that exercise every blocking path of the
  * row kernel (hidden sizes with and without a tail of 16, row counts with
- * and without a remainder of 8, LSTM/GRU/RNN, 1-3 layers). */
+ * and without a remainder of 8, LSTM/GRU/RNN, 1-3 layers), in every build of
+ * the kernel (AVX-512, AVX2, plain C) that this CPU runs. */
 #include "charrnn/model.h"
 #include "charrnn/rng.h"
 #include "charrnn/sampler.h"
@@ -116,6 +117,32 @@ static void check_model(charrnn_model *m, const char *what)
                               order);
         }
     }
+    /* Every build of the kernel this CPU runs gives the same bytes as the
+     * default one (batches of 17: full and partial tiles). */
+    static const char *kernels[] = {"avx512", "avx2", "portable"};
+    const char *def = charrnn_kernel_name();
+    int tested = 0;
+    for (size_t k = 0; k < sizeof kernels / sizeof *kernels; k++) {
+        if (charrnn_kernel_select(kernels[k], NULL, 0) != CHARRNN_OK)
+            continue; /* not built for this CPU family, or this CPU lacks it */
+        tested++;
+        for (int i = 0; i < NS; i++)
+            idx[i] = i;
+        for (int j = 0; j < NS; j += 17)
+            run_batch(m, idx + j, NS - j < 17 ? NS - j : 17, together);
+        for (int i = 0; i < NS; i++)
+            ck_assert_msg(together[i].len == alone[i].len &&
+                              memcmp(together[i].text, alone[i].text, alone[i].len) == 0,
+                          "%s: stream %d differs with kernel %s (default %s)", what, i,
+                          kernels[k], def);
+    }
+    ck_assert_int_eq(charrnn_kernel_select(def, NULL, 0), CHARRNN_OK);
+#if defined(__x86_64__) && defined(__GNUC__)
+    /* An x86-64 build has all three; this CPU runs at least avx2 and portable. */
+    ck_assert_int_ge(tested, __builtin_cpu_supports("avx2") ? 2 : 1);
+#else
+    ck_assert_int_ge(tested, 1);
+#endif
     charrnn_model_free(m);
 }
 
@@ -163,6 +190,21 @@ START_TEST(duplicates_in_one_batch)
 }
 END_TEST
 
+START_TEST(kernel_select_errors)
+{
+    char err[CHARRNN_ERR_MAX];
+    ck_assert_int_eq(charrnn_kernel_select("avx1024", err, sizeof err), CHARRNN_EINVAL);
+    ck_assert_msg(strstr(err, "unknown inference kernel 'avx1024' (auto, ") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "portable") != NULL, "%s", err);
+    ck_assert_int_eq(charrnn_kernel_select("portable", err, sizeof err), CHARRNN_OK);
+    ck_assert_str_eq(charrnn_kernel_name(), "portable");
+    ck_assert_int_eq(charrnn_kernel_select("auto", err, sizeof err), CHARRNN_OK);
+    const char *best = charrnn_kernel_name();
+    ck_assert_int_eq(charrnn_kernel_select(NULL, err, sizeof err), CHARRNN_OK);
+    ck_assert_str_eq(charrnn_kernel_name(), best);
+}
+END_TEST
+
 static Suite *infer_step_suite(void)
 {
     Suite *s = suite_create("infer_step");
@@ -174,6 +216,7 @@ static Suite *infer_step_suite(void)
     tcase_add_test(tc, rnn_h19_l1);
     tcase_add_test(tc, lstm_h8_l1);
     tcase_add_test(tc, duplicates_in_one_batch);
+    tcase_add_test(tc, kernel_select_errors);
     suite_add_tcase(s, tc);
     return s;
 }

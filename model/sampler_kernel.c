@@ -1,0 +1,95 @@
+/* Run-time choice of the inference kernel (see charrnn_kernel_select in
+ * sampler.h): the fastest build of rowdot.c this CPU runs, unless
+ * CHARRNN_KERNEL names another. All variants give bit-identical results, so
+ * the choice changes speed only, never text. */
+#include "charrnn/sampler.h"
+#include "charrnn/status.h"
+#include "rowdot_variants.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct variant {
+    const char *name;
+    charrnn_rd_rows_fn *fn;
+    int (*runs)(void); /* does this CPU (and OS) run it? */
+} variant;
+
+static int always(void) { return 1; }
+#ifdef CHARRNN_RD_AVX2
+static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#endif
+#ifdef CHARRNN_RD_AVX512
+static int has_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+}
+#endif
+
+/* Fastest first. */
+static const variant variants[] = {
+#ifdef CHARRNN_RD_AVX512
+    {"avx512", charrnn_rd_rows_avx512, has_avx512},
+#endif
+#ifdef CHARRNN_RD_AVX2
+    {"avx2", charrnn_rd_rows_avx2, has_avx2},
+#endif
+    {"portable", charrnn_rd_rows_portable, always},
+};
+enum { NVARIANTS = sizeof variants / sizeof *variants };
+
+static _Atomic(const variant *) current;
+
+static const variant *best(void)
+{
+    for (int i = 0; i < NVARIANTS; i++)
+        if (variants[i].runs())
+            return &variants[i];
+    return &variants[NVARIANTS - 1];
+}
+
+int charrnn_kernel_select(const char *name, char *err, size_t errlen)
+{
+    if (!name || !*name || !strcmp(name, "auto")) {
+        atomic_store(&current, best());
+        return CHARRNN_OK;
+    }
+    char names[64] = "";
+    for (int i = 0; i < NVARIANTS; i++) {
+        if (!strcmp(name, variants[i].name)) {
+            if (!variants[i].runs())
+                return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                                    "inference kernel '%s' needs instructions this CPU lacks", name);
+            atomic_store(&current, &variants[i]);
+            return CHARRNN_OK;
+        }
+        strcat(strcat(names, i ? ", " : ""), variants[i].name);
+    }
+    return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                        "unknown inference kernel '%s' (auto, %s)", name, names);
+}
+
+int charrnn_kernel_init(char *err, size_t errlen)
+{
+    return charrnn_kernel_select(getenv("CHARRNN_KERNEL"), err, errlen);
+}
+
+static const variant *resolve(void)
+{
+    const variant *v = atomic_load(&current);
+    if (!v) { /* first use without charrnn_kernel_init: a bad CHARRNN_KERNEL means auto */
+        if (charrnn_kernel_init(NULL, 0) != CHARRNN_OK)
+            atomic_store(&current, best());
+        v = atomic_load(&current);
+    }
+    return v;
+}
+
+const char *charrnn_kernel_name(void) { return resolve()->name; }
+
+void charrnn_rd_rows(const float *w, const float *b, int R, int D, size_t n,
+                     const float *const *x, float *const *y)
+{
+    resolve()->fn(w, b, R, D, n, x, y);
+}
