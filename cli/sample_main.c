@@ -101,6 +101,10 @@ int main(int argc, char **argv)
     p.prime_len = strlen(prime);
     p.stop = stops;
     char err[CHARRNN_ERR_MAX];
+    if (charrnn_kernel_init(err, sizeof err)) {
+        fprintf(stderr, "charrnn-sample: CHARRNN_KERNEL: %s\n", err);
+        return 2;
+    }
     charrnn_model *m;
     if (charrnn_checkpoint_load(ckpt, &m, err, sizeof err)) {
         fprintf(stderr, "charrnn-sample: %s\n", err);
@@ -113,9 +117,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (verbose)
-        fprintf(stderr, "charrnn-sample: %s %dx%d, vocabulary %d, seed %llu\n",
+        fprintf(stderr, "charrnn-sample: %s %dx%d, vocabulary %d, seed %llu, kernel %s\n",
                 charrnn_cell_name(m->cfg.cell), m->cfg.num_layers, m->cfg.hidden_size,
-                m->cfg.vocab_size, (unsigned long long)p.seed);
+                m->cfg.vocab_size, (unsigned long long)p.seed, charrnn_kernel_name());
     fputs(prime, stdout);
     charrnn_sample_run(s, m, write_out, NULL);
     if (verbose)

@@ -88,6 +88,10 @@ int main(int argc, char **argv)
         return 2;
     }
     srv.listen_fd = -1;
+    if (charrnn_kernel_init(err, sizeof err) != CHARRNN_OK) {
+        fprintf(stderr, "charrnn-serve: CHARRNN_KERNEL: %s\n", err);
+        return 2;
+    }
 
     /* Signals go to the main thread only: block them before any thread starts. */
     sigset_t sigs;
@@ -128,6 +132,7 @@ int main(int argc, char **argv)
     cJSON_AddStringToObject(f, "models", srv.cfg.models);
     cJSON_AddStringToObject(f, "version", CHARRNN_VERSION);
     cJSON_AddNumberToObject(f, "workers", srv.cfg.workers);
+    cJSON_AddStringToObject(f, "kernel", charrnn_kernel_name());
     cJSON_AddNumberToObject(f, "max_concurrent", srv.cfg.max_concurrent);
     cJSON_AddNumberToObject(f, "max_queue", srv.cfg.max_queue);
     log_json("info", "listening", f);

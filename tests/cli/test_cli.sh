@@ -128,6 +128,8 @@ case_errors() {
     run_err "--checkpoint is required" "$SAMPLE" --length 5
     run_err "unknown argument '--temp'" "$SAMPLE" --checkpoint "$GOOD" --temp 1
     run_err "--stop must be 1..256 bytes" "$SAMPLE" --checkpoint "$GOOD" --stop ''
+    run_err "CHARRNN_KERNEL: unknown inference kernel 'avx9' (auto, " \
+        env CHARRNN_KERNEL=avx9 "$SAMPLE" --checkpoint "$GOOD"
 }
 
 case_resume() {
@@ -167,6 +169,9 @@ case_sample() {
     "$SAMPLE" --checkpoint "$M" --seed 42 --length 300 --prime "The cat" >"$WORK/b"
     "$SAMPLE" --checkpoint "$M" --seed 43 --length 300 --prime "The cat" >"$WORK/c"
     cmp -s "$WORK/a" "$WORK/b" || fail "same seed, different text"
+    # Every build of the inference kernel gives the same text (plain C against the default).
+    CHARRNN_KERNEL=portable "$SAMPLE" --checkpoint "$M" --seed 42 --length 300 --prime "The cat" >"$WORK/p"
+    cmp -s "$WORK/a" "$WORK/p" || fail "the portable kernel gives other text than the default one"
     if cmp -s "$WORK/a" "$WORK/c"; then fail "seeds 42 and 43 gave the same text"; fi
     # stdout is exactly the prime and 300 more characters (valid UTF-8, no extra newline).
     python3 - "$WORK/a" <<'EOF' || fail "stdout is not prime + 300 characters"

@@ -252,6 +252,26 @@ assert len(a["text"]) == 300, len(a["text"])
 assert a["text"] == b["text"], "same seed, different text"
 print("sample:", repr(a["text"][:80]))
 PY
+# The image is a portable build (-Dnative=false); the host's build tree is native. The
+# same request must give the same text from both (sampling is a pure function of the
+# model bytes and the request, whatever the build or the CPU features it uses).
+host_sample=
+for b in "${CHARRNN_BUILD_DIR:-$src/build}"/cli/charrnn-sample "$src"/builddir/cli/charrnn-sample; do
+  [ -x "$b" ] && host_sample=$b && break
+done
+if [ -n "$host_sample" ]; then
+  "$host_sample" --checkpoint "$context/deploy/models/shakespeare.safetensors" --prime ROMEO: \
+    --length 300 --temperature 0.8 --seed 1 >"$work/host.txt" || fail "host charrnn-sample"
+  python3 - "$work/sample1.json" "$work/host.txt" <<'PY' || fail "the image and the host build disagree"
+import json, sys
+a = json.load(open(sys.argv[1]))
+host = open(sys.argv[2], encoding="utf-8").read()
+assert host == "ROMEO:" + a["text"], (host[:80], a["text"][:80])
+print("image text == host build's charrnn-sample text")
+PY
+else
+  step "no host build tree: skipping the image-vs-host text comparison"
+fi
 
 # --- 6. a training job inside the image publishes into the shared volume ---------
 step "charrnn-train inside the image publishes /models/smoke.safetensors"
