@@ -8,6 +8,17 @@
 
 #include <stdint.h>
 
+/* For the hot loops over these functions: GCC builds the function for
+ * AVX-512, AVX2 and the baseline and picks one when the library loads, so a
+ * portable build (-Dnative=false: the Docker image) still runs wide vectors.
+ * Elementwise float operations give the same bits at any vector width (the
+ * library builds with -ffp-contract=off, so nothing is fused differently). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CR_CLONES
+#endif
+
 static inline float cr_expf(float x)
 {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;

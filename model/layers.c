@@ -16,7 +16,7 @@
 /* LSTM gate arithmetic for one batch row: pre-activations in, activations out
  * (in place), new cell and hidden state. Separate restrict pointers per gate
  * let the compiler vectorize across j. */
-static void lstm_cell_forward(float *restrict gi, float *restrict gf, float *restrict gg,
+CR_CLONES static void lstm_cell_forward(float *restrict gi, float *restrict gf, float *restrict gg,
                               float *restrict go, const float *restrict cp, float *restrict c,
                               float *restrict h, int H)
 {
@@ -31,7 +31,7 @@ static void lstm_cell_forward(float *restrict gi, float *restrict gf, float *res
 }
 
 /* Gradients of the pre-activations of one batch row; dc carries dL/dc back a step. */
-static void lstm_cell_backward(float *restrict di, float *restrict df, float *restrict dgg,
+CR_CLONES static void lstm_cell_backward(float *restrict di, float *restrict df, float *restrict dgg,
                                float *restrict dout, float *restrict dc_next,
                                const float *restrict gi, const float *restrict gf,
                                const float *restrict gg, const float *restrict go,
