@@ -20,8 +20,10 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; 
 trap cleanup EXIT
 for i in $(seq 200); do echo "the quick brown fox jumps over the lazy dog $i times;"; done > "$work/data.txt"
 mkdir "$work/models"
-"$train" --data "$work/data.txt" --checkpoint-dir "$work/ck" --rnn-size 128 --num-layers 2 \
-  --seq-length 20 --batch-size 8 --max-iters 60 --eval-every 60 --threads 1 --quiet \
+# 2x512: one stream makes some 5k characters/s, so the page's 10000 take about 2 s
+# and arrive in many pieces (a 2x128 model finished in 0.1 s, sometimes in one read).
+"$train" --data "$work/data.txt" --checkpoint-dir "$work/ck" --rnn-size 512 --num-layers 2 \
+  --seq-length 20 --batch-size 8 --max-iters 20 --eval-every 20 --threads 1 --quiet \
   --publish "$work/models/tiny.safetensors"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$serve" --listen "127.0.0.1:$port" --models "$work/models" --default-model tiny 2>"$work/serve.log" &
