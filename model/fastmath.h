@@ -13,7 +13,10 @@
  * portable build (-Dnative=false: the Docker image) still runs wide vectors.
  * Elementwise float operations give the same bits at any vector width (the
  * library builds with -ffp-contract=off, so nothing is fused differently). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* CHARRNN_TARGET_CLONES: meson found that the compiler and libc build and
+ * run such a function (GCC with ifunc). Not under ThreadSanitizer: GCC 12
+ * instruments the clone resolver, which runs before TSan is up, and crashes. */
+#if defined(CHARRNN_TARGET_CLONES) && !defined(__SANITIZE_THREAD__)
 #define CR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CR_CLONES

@@ -127,52 +127,58 @@ static inline float rd_hsum8x2(__m256 lo, __m256 hi)
 
 /* The AVX-512 block with 8-lane registers: each lane's chain of FMAs is
  * independent of the others, so lanes 0..7 run over the whole row first and
- * lanes 8..15 second (RB*SB accumulators per pass, as many as registers). */
+ * lanes 8..15 second. With 16 registers, blocks of more than 8 (row, stream)
+ * pairs also go in two halves of their rows, so the accumulators, inputs and
+ * a weight vector fit without spilling. */
 static inline __attribute__((always_inline)) void
 rd_block(const float *w, const float *b, int D, int r0, int RB, const float *const *x,
          float *const *y, int SB, const char *pf, int npf, int q)
 {
-    __m256 lanes[2][8][4];
-    const float *wr = w + (size_t)r0 * D;
+    const int RC = RB * SB > 8 ? (RB + 1) / 2 : RB; /* rows per pass */
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int h = 0; h < 2; h++) {
-        __m256 acc[8][4];
-        for (int r = 0; r < RB; r++)
-            for (int s = 0; s < SB; s++)
-                acc[r][s] = _mm256_setzero_ps();
-        int i = 0;
-        for (int t = 0; i + 16 <= D; i += 16, t++) {
-            for (int u = t * q; h == 0 && u < t * q + q && u < npf; u++)
-                _mm_prefetch(pf + (size_t)u * 64, _MM_HINT_T0);
-            __m256 xv[4];
-            for (int s = 0; s < SB; s++)
-                xv[s] = _mm256_loadu_ps(x[s] + i + 8 * h);
-            for (int r = 0; r < RB; r++) {
-                __m256 wv = _mm256_loadu_ps(wr + (size_t)r * D + i + 8 * h);
+    for (int rc = 0; rc < RB; rc += RC) {
+        const int nr = RB - rc < RC ? RB - rc : RC;
+        const float *wr = w + (size_t)(r0 + rc) * D;
+        __m256 lanes[2][8][4];
+        for (int h = 0; h < 2; h++) {
+            __m256 acc[8][4];
+            for (int r = 0; r < nr; r++)
                 for (int s = 0; s < SB; s++)
-                    acc[r][s] = _mm256_fmadd_ps(wv, xv[s], acc[r][s]);
-            }
-        }
-        if (i < D) { /* lanes past D load 0 and add 0*0, as the AVX-512 path */
-            int n = D - i - 8 * h;
-            const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(n < 0 ? 0 : n), idx);
-            const int off = n > 0 ? i + 8 * h : 0; /* nothing is read when n <= 0 */
-            __m256 xv[4];
-            for (int s = 0; s < SB; s++)
-                xv[s] = _mm256_maskload_ps(x[s] + off, k);
-            for (int r = 0; r < RB; r++) {
-                __m256 wv = _mm256_maskload_ps(wr + (size_t)r * D + off, k);
+                    acc[r][s] = _mm256_setzero_ps();
+            int i = 0;
+            for (int t = 0; i + 16 <= D; i += 16, t++) {
+                for (int u = t * q; rc == 0 && h == 0 && u < t * q + q && u < npf; u++)
+                    _mm_prefetch(pf + (size_t)u * 64, _MM_HINT_T0);
+                __m256 xv[4];
                 for (int s = 0; s < SB; s++)
-                    acc[r][s] = _mm256_fmadd_ps(wv, xv[s], acc[r][s]);
+                    xv[s] = _mm256_loadu_ps(x[s] + i + 8 * h);
+                for (int r = 0; r < nr; r++) {
+                    __m256 wv = _mm256_loadu_ps(wr + (size_t)r * D + i + 8 * h);
+                    for (int s = 0; s < SB; s++)
+                        acc[r][s] = _mm256_fmadd_ps(wv, xv[s], acc[r][s]);
+                }
             }
+            if (i < D) { /* lanes past D load 0 and add 0*0, as the AVX-512 path */
+                int n = D - i - 8 * h;
+                const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(n < 0 ? 0 : n), idx);
+                const int off = n > 0 ? i + 8 * h : 0; /* nothing is read when n <= 0 */
+                __m256 xv[4];
+                for (int s = 0; s < SB; s++)
+                    xv[s] = _mm256_maskload_ps(x[s] + off, k);
+                for (int r = 0; r < nr; r++) {
+                    __m256 wv = _mm256_maskload_ps(wr + (size_t)r * D + off, k);
+                    for (int s = 0; s < SB; s++)
+                        acc[r][s] = _mm256_fmadd_ps(wv, xv[s], acc[r][s]);
+                }
+            }
+            for (int r = 0; r < nr; r++)
+                for (int s = 0; s < SB; s++)
+                    lanes[h][r][s] = acc[r][s];
         }
-        for (int r = 0; r < RB; r++)
+        for (int r = 0; r < nr; r++)
             for (int s = 0; s < SB; s++)
-                lanes[h][r][s] = acc[r][s];
+                y[s][r0 + rc + r] = b[r0 + rc + r] + rd_hsum8x2(lanes[0][r][s], lanes[1][r][s]);
     }
-    for (int r = 0; r < RB; r++)
-        for (int s = 0; s < SB; s++)
-            y[s][r0 + r] = b[r0 + r] + rd_hsum8x2(lanes[0][r][s], lanes[1][r][s]);
 }
 
 #else /* portable: the same lanes and tree in plain C (fmaf: fused, like the AVX-512 path) */

@@ -7,6 +7,7 @@
 #include "rowdot_variants.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +22,10 @@ static int always(void) { return 1; }
 static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
 #ifdef CHARRNN_RD_AVX512
-static int has_avx512(void)
+static int has_avx512(void) /* -mavx512f lets GCC use AVX2 too */
 {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
 }
 #endif
 
@@ -55,7 +57,8 @@ int charrnn_kernel_select(const char *name, char *err, size_t errlen)
         atomic_store(&current, best());
         return CHARRNN_OK;
     }
-    char names[64] = "";
+    char names[80] = "";
+    size_t len = 0;
     for (int i = 0; i < NVARIANTS; i++) {
         if (!strcmp(name, variants[i].name)) {
             if (!variants[i].runs())
@@ -64,7 +67,8 @@ int charrnn_kernel_select(const char *name, char *err, size_t errlen)
             atomic_store(&current, &variants[i]);
             return CHARRNN_OK;
         }
-        strcat(strcat(names, i ? ", " : ""), variants[i].name);
+        int k = snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", variants[i].name);
+        len += k > 0 && (size_t)k < sizeof names - len ? (size_t)k : 0;
     }
     return charrnn_fail(err, errlen, CHARRNN_EINVAL,
                         "unknown inference kernel '%s' (auto, %s)", name, names);
@@ -75,13 +79,25 @@ int charrnn_kernel_init(char *err, size_t errlen)
     return charrnn_kernel_select(getenv("CHARRNN_KERNEL"), err, errlen);
 }
 
+/* The variant CHARRNN_KERNEL names, or the best (a bad name means auto here:
+ * programs report it through charrnn_kernel_init at start-up). */
+static const variant *from_env(void)
+{
+    const char *name = getenv("CHARRNN_KERNEL");
+    for (int i = 0; name && i < NVARIANTS; i++)
+        if (!strcmp(name, variants[i].name) && variants[i].runs())
+            return &variants[i];
+    return best();
+}
+
 static const variant *resolve(void)
 {
     const variant *v = atomic_load(&current);
-    if (!v) { /* first use without charrnn_kernel_init: a bad CHARRNN_KERNEL means auto */
-        if (charrnn_kernel_init(NULL, 0) != CHARRNN_OK)
-            atomic_store(&current, best());
-        v = atomic_load(&current);
+    if (!v) { /* first use: never overrides a concurrent charrnn_kernel_select */
+        const variant *want = from_env();
+        v = atomic_compare_exchange_strong(&current, &(const variant *){NULL}, want)
+                ? want
+                : atomic_load(&current);
     }
     return v;
 }

@@ -272,6 +272,19 @@ PY
 else
   step "no host build tree: skipping the image-vs-host text comparison"
 fi
+# Every kernel build inside the image gives the daemon's text too (plain C included).
+for k in avx512 avx2 portable; do
+  in_image CHARRNN_KERNEL=$k charrnn-sample --checkpoint /models/shakespeare.safetensors \
+    --prime ROMEO: --length 300 --temperature 0.8 --seed 1 >"$work/image-$k.txt" 2>"$work/image-$k.err" ||
+    { grep -q "needs instructions this CPU lacks" "$work/image-$k.err" && continue
+      cat "$work/image-$k.err" >&2; fail "charrnn-sample in the image, CHARRNN_KERNEL=$k"; }
+  python3 - "$work/sample1.json" "$work/image-$k.txt" "$k" <<'PY' || fail "kernel $k in the image disagrees"
+import json, sys
+a = json.load(open(sys.argv[1]))
+assert open(sys.argv[2], encoding="utf-8").read() == "ROMEO:" + a["text"]
+print("image, kernel %s: same text as the daemon" % sys.argv[3])
+PY
+done
 
 # --- 6. a training job inside the image publishes into the shared volume ---------
 step "charrnn-train inside the image publishes /models/smoke.safetensors"

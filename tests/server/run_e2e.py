@@ -987,6 +987,9 @@ def environment_variables_and_help():
         assert flag in out, flag
     bad = subprocess.run([SERVE, "--max-length", "zero"], stderr=subprocess.PIPE)
     assert bad.returncode == 2 and b"max-length" in bad.stderr
+    bad = subprocess.run([SERVE, "--models", ENV.models], stderr=subprocess.PIPE, timeout=30,
+                         env=dict(os.environ, CHARRNN_KERNEL="avx9"))
+    assert bad.returncode == 2 and b"unknown inference kernel 'avx9'" in bad.stderr, bad.stderr
     d = Daemon(ENV.models, env={"CHARRNN_DEFAULT_MODEL": "other", "CHARRNN_MAX_LENGTH": "7",
                                 "CHARRNN_ADMIN_TOKEN": "envtok"}, use_env_for_listen=True)
     try:

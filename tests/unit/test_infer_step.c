@@ -156,6 +156,9 @@ START_TEST(rnn_h19_l1) { check_model(make_model(CHARRNN_CELL_RNN, 19, 1, 4), "rn
 END_TEST
 START_TEST(lstm_h8_l1) { check_model(make_model(CHARRNN_CELL_LSTM, 8, 1, 5), "lstm 1x8"); }
 END_TEST
+/* 45 = 2 x 16 + 13: the tail reaches into the second group of 8 lanes. */
+START_TEST(gru_h45_l2) { check_model(make_model(CHARRNN_CELL_GRU, 45, 2, 7), "gru 2x45"); }
+END_TEST
 
 /* A batch holding the same request several times gives it the same text in
  * every slot, including slots in different tiles. */
@@ -215,6 +218,7 @@ static Suite *infer_step_suite(void)
     tcase_add_test(tc, gru_h24_l2);
     tcase_add_test(tc, rnn_h19_l1);
     tcase_add_test(tc, lstm_h8_l1);
+    tcase_add_test(tc, gru_h45_l2);
     tcase_add_test(tc, duplicates_in_one_batch);
     tcase_add_test(tc, kernel_select_errors);
     suite_add_tcase(s, tc);
