@@ -1,0 +1,164 @@
+/* The gate arithmetic gives the same bits whatever instruction set GCC
+ * builds it for (model/fastmath.h CR_CLONES: the sampler's and trainer's gate
+ * loops run as AVX-512, AVX2 or baseline clones, picked by the CPU). The same
+ * loops are compiled here as scalar code and for each target, run over edge
+ * values and a quarter million random inputs, and compared bit for bit.
+ * Built with -ffp-contract=off, like the library (with contraction on, the
+ * AVX-512 version differs: this test fails). GCC 12 vectorizes these loops
+ * only for AVX-512 (the clamps need its masks to be if-converted); the AVX2
+ * and baseline versions stay scalar, so for them this checks the instruction
+ * selection only. */
+#include "../../model/fastmath.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { N = 1 << 18 };
+
+/* The LSTM cell as sampler.c's layer_update computes it (gate by gate, the
+ * loops the vectorizer takes), for one row: pre-activations g (4n) and c (n)
+ * in; activations a (4n), h and c out; e = exp(g) for cr_expf alone. */
+#define GATES_BODY                                                                     \
+    for (int j = 0; j < 2 * n; j++)                                                    \
+        a[j] = cr_sigmoidf(g[j]);                                                      \
+    for (int j = 2 * n; j < 3 * n; j++)                                                \
+        a[j] = cr_tanhf(g[j]);                                                         \
+    for (int j = 3 * n; j < 4 * n; j++)                                                \
+        a[j] = cr_sigmoidf(g[j]);                                                      \
+    for (int j = 0; j < n; j++) {                                                      \
+        float c_ = a[n + j] * c[j] + a[j] * a[2 * n + j];                              \
+        c[j] = c_;                                                                     \
+        h[j] = a[3 * n + j] * cr_tanhf(c_);                                            \
+    }                                                                                  \
+    for (int j = 0; j < n; j++)                                                        \
+        e[j] = cr_expf(g[j]);
+
+#define GATES_PARAMS                                                                   \
+    const float *restrict g, float *restrict a, float *restrict c, float *restrict h,  \
+        float *restrict e, int n
+
+typedef void gates_fn(GATES_PARAMS);
+
+__attribute__((optimize("no-tree-vectorize"))) static void gates_scalar(GATES_PARAMS)
+{
+    GATES_BODY
+}
+
+static void gates_default(GATES_PARAMS)
+{
+    GATES_BODY
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static void gates_avx2(GATES_PARAMS)
+{
+    GATES_BODY
+}
+
+__attribute__((target("avx512f"))) static void gates_avx512(GATES_PARAMS)
+{
+    GATES_BODY
+}
+#endif
+
+static float *g0, *c0;
+
+static void setup(void)
+{
+    g0 = malloc(sizeof(float) * 4 * N), c0 = malloc(sizeof(float) * N);
+    ck_assert(g0 && c0);
+    /* Edge values first, then random floats of every magnitude and sign. */
+    static const float edges[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 0.29999f, 0.3f, -0.3f, 1.0f,
+                                  -1.0f, 9.0f, -9.0f, 20.0f, -20.0f, 43.5f, -43.5f, 87.0f,
+                                  -87.0f, 88.0f, -88.0f, 100.0f, -100.0f, 1e30f, -1e30f,
+                                  INFINITY, -INFINITY, 1.17549435e-38f, 3.4e38f};
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < 4 * (size_t)N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint32_t bits = (uint32_t)(x >> 32);
+        /* Exponents mostly in the range gates see (|v| < 2^7), some anywhere. */
+        if ((x & 7) != 0)
+            bits = (bits & 0x807fffffu) | ((uint32_t)(110 + (x >> 3) % 25) << 23);
+        float v;
+        memcpy(&v, &bits, sizeof v);
+        g0[i] = i < sizeof edges / sizeof *edges ? edges[i] : isnan(v) ? 0.5f : v;
+    }
+    for (size_t i = 0; i < (size_t)N; i++)
+        c0[i] = g0[(i * 7) % (4 * (size_t)N)] * 0.25f;
+}
+
+static void teardown(void) { free(g0), free(c0); }
+
+static void run(gates_fn *f, float **c, float **h, float **e)
+{
+    *c = malloc(sizeof(float) * N), *h = malloc(sizeof(float) * N), *e = malloc(sizeof(float) * N);
+    ck_assert(*c && *h && *e);
+    memcpy(*c, c0, sizeof(float) * N);
+    float *a = malloc(sizeof(float) * 4 * 1003);
+    ck_assert(a);
+    /* Rows of 1003: vector bodies and scalar remainders both run. */
+    for (int r0 = 0; r0 < N; r0 += 1003) {
+        int n = N - r0 < 1003 ? N - r0 : 1003;
+        f(g0 + (size_t)4 * r0, a, *c + r0, *h + r0, *e + r0, n);
+    }
+    free(a);
+}
+
+static void same_bits(const char *what, const float *a, const float *b)
+{
+    for (size_t i = 0; i < (size_t)N; i++)
+        ck_assert_msg(!memcmp(&a[i], &b[i], sizeof(float)), "%s differs at %zu: %a vs %a", what,
+                      i, (double)a[i], (double)b[i]);
+}
+
+static void compare(gates_fn *f, const char *name)
+{
+    float *c1, *h1, *e1, *c2, *h2, *e2;
+    run(gates_scalar, &c1, &h1, &e1);
+    run(f, &c2, &h2, &e2);
+    same_bits(name, c1, c2);
+    same_bits(name, h1, h2);
+    same_bits(name, e1, e2);
+    free(c1), free(h1), free(e1), free(c2), free(h2), free(e2);
+}
+
+START_TEST(default_build_matches_scalar) { compare(gates_default, "default"); }
+END_TEST
+
+START_TEST(avx2_matches_scalar)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2"))
+        compare(gates_avx2, "avx2");
+#endif
+}
+END_TEST
+
+START_TEST(avx512_matches_scalar)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512f"))
+        compare(gates_avx512, "avx512f");
+#endif
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("fastmath");
+    TCase *t = tcase_create("clones");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, default_build_matches_scalar);
+    tcase_add_test(t, avx2_matches_scalar);
+    tcase_add_test(t, avx512_matches_scalar);
+    suite_add_tcase(s, t);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
