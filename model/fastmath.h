@@ -12,8 +12,8 @@
  * AVX-512, AVX2 and the baseline and picks one when the library loads, so a
  * portable build (-Dnative=false: the Docker image) still runs wide vectors.
  * Elementwise float operations give the same bits at any vector width (the
- * library builds with -ffp-contract=off, so nothing is fused differently). */
-/* CHARRNN_TARGET_CLONES: meson found that the compiler and libc build and
+ * library builds with -ffp-contract=off, so nothing is fused differently).
+ * CHARRNN_TARGET_CLONES: meson found that the compiler and libc build and
  * run such a function (GCC with ifunc). Not under ThreadSanitizer: GCC 12
  * instruments the clone resolver, which runs before TSan is up, and crashes. */
 #if defined(CHARRNN_TARGET_CLONES) && !defined(__SANITIZE_THREAD__)

@@ -30,6 +30,18 @@ int charrnn_file_open(const char *path, int *fd, size_t *size, char *err, size_t
     return CHARRNN_OK;
 }
 
+const char *charrnn_path_split(const char *path, char *dir, size_t dirlen)
+{
+    const char *slash = strrchr(path, '/');
+    const char *d = slash ? (slash == path ? "/" : path) : ".";
+    size_t len = slash && slash != path ? (size_t)(slash - path) : strlen(d);
+    if (len >= dirlen)
+        return NULL;
+    memcpy(dir, d, len);
+    dir[len] = '\0';
+    return slash ? slash + 1 : path;
+}
+
 /* The suffix a writer of this library appends after ".tmp.": mkstemp's six
  * letters and digits (safetensors) or a process id (the loss plot). */
 static int tmp_suffix(const char *x)

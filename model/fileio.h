@@ -11,6 +11,11 @@
  * regular file CHARRNN_EIO, with the path in the message. */
 int charrnn_file_open(const char *path, int *fd, size_t *size, char *err, size_t errlen);
 
+/* Splits path at its last '/': the directory goes into dir ("." without a
+ * slash, "/" for a name in the root), and the name after the slash is
+ * returned; NULL when the directory does not fit in dirlen bytes. */
+const char *charrnn_path_split(const char *path, char *dir, size_t dirlen);
+
 /* A process killed while writing a file atomically (temporary + rename)
  * leaves its temporary behind: NAME.tmp.SUFFIX next to NAME, SUFFIX being
  * mkstemp's six letters and digits or a process id. Removes, in dir, the

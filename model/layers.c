@@ -16,9 +16,9 @@
 /* LSTM gate arithmetic for one batch row: pre-activations in, activations out
  * (in place), new cell and hidden state. Separate restrict pointers per gate
  * let the compiler vectorize across j. */
-CR_CLONES static void lstm_cell_forward(float *restrict gi, float *restrict gf, float *restrict gg,
-                              float *restrict go, const float *restrict cp, float *restrict c,
-                              float *restrict h, int H)
+CR_CLONES static void
+lstm_cell_forward(float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go,
+                  const float *restrict cp, float *restrict c, float *restrict h, int H)
 {
     for (int j = 0; j < H; j++) {
         float i_ = cr_sigmoidf(gi[j]), f_ = cr_sigmoidf(gf[j]);
@@ -31,12 +31,12 @@ CR_CLONES static void lstm_cell_forward(float *restrict gi, float *restrict gf, 
 }
 
 /* Gradients of the pre-activations of one batch row; dc carries dL/dc back a step. */
-CR_CLONES static void lstm_cell_backward(float *restrict di, float *restrict df, float *restrict dgg,
-                               float *restrict dout, float *restrict dc_next,
-                               const float *restrict gi, const float *restrict gf,
-                               const float *restrict gg, const float *restrict go,
-                               const float *restrict cp, const float *restrict c,
-                               const float *restrict dh, int H)
+CR_CLONES static void
+lstm_cell_backward(float *restrict di, float *restrict df, float *restrict dgg,
+                   float *restrict dout, float *restrict dc_next, const float *restrict gi,
+                   const float *restrict gf, const float *restrict gg, const float *restrict go,
+                   const float *restrict cp, const float *restrict c, const float *restrict dh,
+                   int H)
 {
     for (int j = 0; j < H; j++) {
         float i_ = gi[j], f_ = gf[j], g_ = gg[j], o_ = go[j];

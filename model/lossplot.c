@@ -44,8 +44,11 @@ charrnn_lossplot *charrnn_lossplot_create(void)
 
 void charrnn_lossplot_free(charrnn_lossplot *p) { free(p); }
 
+/* Records one raw loss (a non-finite one is skipped). */
 static void add(series *s, long iter, float loss)
 {
+    if (!isfinite(loss))
+        return;
     if (s->n == MAX_POINTS) { /* full (and nothing pending): halve, double the stride */
         for (size_t i = 0; i < MAX_POINTS / 2; i++) {
             s->iter[i] = s->iter[2 * i + 1];
@@ -62,15 +65,13 @@ static void add(series *s, long iter, float loss)
 
 int charrnn_lossplot_add_train(charrnn_lossplot *p, long iter, float loss)
 {
-    if (isfinite(loss))
-        add(&p->train, iter, loss);
+    add(&p->train, iter, loss);
     return CHARRNN_OK;
 }
 
 int charrnn_lossplot_add_val(charrnn_lossplot *p, long iter, float loss)
 {
-    if (isfinite(loss))
-        add(&p->val, iter, loss);
+    add(&p->val, iter, loss);
     return CHARRNN_OK;
 }
 

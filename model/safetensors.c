@@ -131,16 +131,13 @@ int charrnn_st_write(const char *path, const charrnn_st_tensor *tensors, size_t 
     }
     free(tmp);
     /* fsync the directory so the rename itself survives a crash. */
-    char *dir = strdup(path);
-    if (dir) {
-        char *slash = strrchr(dir, '/');
-        const char *d = slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".";
-        int dfd = open(d, O_RDONLY | O_DIRECTORY);
+    char dir[PATH_MAX];
+    if (charrnn_path_split(path, dir, sizeof dir)) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
         if (dfd >= 0) {
             fsync(dfd);
             close(dfd);
         }
-        free(dir);
     }
     return CHARRNN_OK;
 }

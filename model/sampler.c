@@ -174,8 +174,8 @@ static void layer_gates(charrnn_stream *const *ss, size_t n, int l)
     charrnn_rd_rows(p->w_hh, p->b_hh, GH, H, n, x, y);
 }
 
-/* The cell's gate arithmetic for one stream, updating h (and c) of layer l. */
-/* Cloned per instruction set (fastmath.h): in a portable build at 16
+/* The cell's gate arithmetic for one stream, updating h (and c) of layer l.
+ * Cloned per instruction set (fastmath.h): in a portable build at 16
  * streams the gate arithmetic was a third of a step. */
 CR_CLONES static void layer_update(charrnn_stream *s, int l)
 {

@@ -51,27 +51,37 @@ static const variant *best(void)
     return &variants[NVARIANTS - 1];
 }
 
+/* The variant a name asks for: the best for NULL, "" or "auto"; NULL for an
+ * unknown name (whether this CPU runs it is the caller's question). */
+static const variant *lookup(const char *name)
+{
+    if (!name || !*name || !strcmp(name, "auto"))
+        return best();
+    for (int i = 0; i < NVARIANTS; i++)
+        if (!strcmp(name, variants[i].name))
+            return &variants[i];
+    return NULL;
+}
+
 int charrnn_kernel_select(const char *name, char *err, size_t errlen)
 {
-    if (!name || !*name || !strcmp(name, "auto")) {
-        atomic_store(&current, best());
-        return CHARRNN_OK;
-    }
-    char names[80] = "";
-    size_t len = 0;
-    for (int i = 0; i < NVARIANTS; i++) {
-        if (!strcmp(name, variants[i].name)) {
-            if (!variants[i].runs())
-                return charrnn_fail(err, errlen, CHARRNN_EINVAL,
-                                    "inference kernel '%s' needs instructions this CPU lacks", name);
-            atomic_store(&current, &variants[i]);
-            return CHARRNN_OK;
+    const variant *v = lookup(name);
+    if (!v) {
+        char names[80] = "";
+        size_t len = 0;
+        for (int i = 0; i < NVARIANTS; i++) {
+            int k = snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "",
+                             variants[i].name);
+            len += k > 0 && (size_t)k < sizeof names - len ? (size_t)k : 0;
         }
-        int k = snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", variants[i].name);
-        len += k > 0 && (size_t)k < sizeof names - len ? (size_t)k : 0;
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "unknown inference kernel '%s' (auto, %s)", name, names);
     }
-    return charrnn_fail(err, errlen, CHARRNN_EINVAL,
-                        "unknown inference kernel '%s' (auto, %s)", name, names);
+    if (!v->runs())
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "inference kernel '%s' needs instructions this CPU lacks", name);
+    atomic_store(&current, v);
+    return CHARRNN_OK;
 }
 
 int charrnn_kernel_init(char *err, size_t errlen)
@@ -79,22 +89,15 @@ int charrnn_kernel_init(char *err, size_t errlen)
     return charrnn_kernel_select(getenv("CHARRNN_KERNEL"), err, errlen);
 }
 
-/* The variant CHARRNN_KERNEL names, or the best (a bad name means auto here:
- * programs report it through charrnn_kernel_init at start-up). */
-static const variant *from_env(void)
-{
-    const char *name = getenv("CHARRNN_KERNEL");
-    for (int i = 0; name && i < NVARIANTS; i++)
-        if (!strcmp(name, variants[i].name) && variants[i].runs())
-            return &variants[i];
-    return best();
-}
-
 static const variant *resolve(void)
 {
     const variant *v = atomic_load(&current);
     if (!v) { /* first use: never overrides a concurrent charrnn_kernel_select */
-        const variant *want = from_env();
+        /* CHARRNN_KERNEL, or the best where it names nothing this CPU runs
+         * (programs report a bad value through charrnn_kernel_init). */
+        const variant *want = lookup(getenv("CHARRNN_KERNEL"));
+        if (!want || !want->runs())
+            want = best();
         v = atomic_compare_exchange_strong(&current, &(const variant *){NULL}, want)
                 ? want
                 : atomic_load(&current);

@@ -340,18 +340,10 @@ static int remove_stale_tmp(const charrnn_train_opts *o)
 {
     const double age = 600.0;
     int n = charrnn_remove_stale_tmp(o->checkpoint_dir, checkpoint_file, NULL, age);
-    if (o->publish) {
-        char dir[4096];
-        const char *slash = strrchr(o->publish, '/');
-        if (!slash)
-            n += charrnn_remove_stale_tmp(".", same_name, o->publish, age);
-        else if ((size_t)(slash - o->publish) < sizeof dir) {
-            size_t len = slash == o->publish ? 1 : (size_t)(slash - o->publish);
-            memcpy(dir, o->publish, len);
-            dir[len] = '\0';
-            n += charrnn_remove_stale_tmp(dir, same_name, slash + 1, age);
-        }
-    }
+    char dir[4096];
+    const char *base = o->publish ? charrnn_path_split(o->publish, dir, sizeof dir) : NULL;
+    if (base)
+        n += charrnn_remove_stale_tmp(dir, same_name, base, age);
     return n;
 }
 
