@@ -12,22 +12,22 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: charrnn-sample --checkpoint FILE [options]\n"
-        "\n"
-        "Prints the prime text followed by sampled characters on stdout (as char-rnn's\n"
-        "sample.lua). The output is a pure function of the checkpoint and the options.\n"
-        "\n"
-        "  --checkpoint FILE   model to sample from\n"
-        "  --length N          characters to generate (200)\n"
-        "  --prime TEXT        text fed to the model first (\"\")\n"
-        "  --temperature T     0 = argmax, else 0 < T <= 10 (1.0)\n"
-        "  --seed N            random seed, unsigned 64-bit (random; printed with --verbose)\n"
-        "  --top-k K           keep the K most likely characters (0 = off)\n"
-        "  --top-p P           nucleus sampling, 0 < P <= 1 (1 = off)\n"
-        "  --stop TEXT         stop after generating TEXT (repeatable, up to %d)\n"
-        "  --verbose           diagnostics on stderr\n"
-        "  --help\n",
-        CHARRNN_MAX_STOP);
+            "usage: charrnn-sample --checkpoint FILE [options]\n"
+            "\n"
+            "Prints the prime text followed by sampled characters on stdout (as char-rnn's\n"
+            "sample.lua). The output is a pure function of the checkpoint and the options.\n"
+            "\n"
+            "  --checkpoint FILE   model to sample from\n"
+            "  --length N          characters to generate (200)\n"
+            "  --prime TEXT        text fed to the model first (\"\")\n"
+            "  --temperature T     0 = argmax, else 0 < T <= 10 (1.0)\n"
+            "  --seed N            random seed, unsigned 64-bit (random; printed with --verbose)\n"
+            "  --top-k K           keep the K most likely characters (0 = off)\n"
+            "  --top-p P           nucleus sampling, 0 < P <= 1 (1 = off)\n"
+            "  --stop TEXT         stop after generating TEXT (repeatable, up to %d)\n"
+            "  --verbose           diagnostics on stderr\n"
+            "  --help\n",
+            CHARRNN_MAX_STOP);
 }
 
 static int write_out(void *ctx, const char *bytes, size_t len)

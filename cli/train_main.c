@@ -21,7 +21,8 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
+    fprintf(
+        f,
         "usage: charrnn-train --data FILE --checkpoint-dir DIR [options]\n"
         "\n"
         "Trains a multi-layer LSTM/GRU/RNN on a UTF-8 text file, one character at a time,\n"
@@ -145,9 +146,10 @@ static void on_done(void *ctx, const charrnn_progress *p, float val, float test,
     char line[256], v[32], t[32];
     snprintf(v, sizeof v, isfinite(val) ? "%.6f" : "null", (double)val);
     snprintf(t, sizeof t, isfinite(test) ? "%.6f" : "null", (double)test);
-    snprintf(line, sizeof line,
-             "{\"event\":\"done\",\"iter\":%ld,\"val_loss\":%s,\"test_loss\":%s,\"interrupted\":%s}",
-             p->iter, v, t, interrupted ? "true" : "false");
+    snprintf(
+        line, sizeof line,
+        "{\"event\":\"done\",\"iter\":%ld,\"val_loss\":%s,\"test_loss\":%s,\"interrupted\":%s}",
+        p->iter, v, t, interrupted ? "true" : "false");
     if (u->tty && !u->quiet)
         fprintf(stderr, "%s after %ld iterations: val loss %s, test loss %s\n",
                 interrupted ? "stopped" : "done", p->iter, v, t);

@@ -35,8 +35,8 @@ int charrnn_checkpoint_save(const char *path, const charrnn_model *m, const char
     size_t nt = 0;
     for (int i = 0; i < m->num_tensors; i++) {
         const charrnn_tensor_info *ti = &m->tensors[i];
-        t[nt++] = (charrnn_st_tensor){ti->name, m->params + ti->offset, ti->ndim,
-                                      {ti->shape[0], ti->shape[1]}};
+        t[nt++] = (charrnn_st_tensor){
+            ti->name, m->params + ti->offset, ti->ndim, {ti->shape[0], ti->shape[1]}};
     }
     if (resume) {
         if (resume->m)
@@ -85,8 +85,7 @@ int charrnn_checkpoint_model(const charrnn_st_file *f, charrnn_model **out, char
     if (!parse_int(charrnn_st_meta_get(f, "num_layers"), 1, CHARRNN_MAX_LAYERS, &cfg.num_layers))
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                             "metadata num_layers is missing or not in 1..%d", CHARRNN_MAX_LAYERS);
-    if (!parse_int(charrnn_st_meta_get(f, "hidden_size"), 1, CHARRNN_MAX_HIDDEN,
-                   &cfg.hidden_size))
+    if (!parse_int(charrnn_st_meta_get(f, "hidden_size"), 1, CHARRNN_MAX_HIDDEN, &cfg.hidden_size))
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                             "metadata hidden_size is missing or not in 1..%d", CHARRNN_MAX_HIDDEN);
     const char *vjson = charrnn_st_meta_get(f, "vocab");
@@ -130,12 +129,12 @@ int charrnn_checkpoint_model(const charrnn_st_file *f, charrnn_model **out, char
             same = t->shape[d] == ti->shape[d];
         if (!same) {
             rc = ti->ndim == 2
-                       ? charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                                      "tensor '%s' has the wrong shape (expected [%zu, %zu])",
-                                      ti->name, ti->shape[0], ti->shape[1])
-                       : charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                                      "tensor '%s' has the wrong shape (expected [%zu])", ti->name,
-                                      ti->shape[0]);
+                ? charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                               "tensor '%s' has the wrong shape (expected [%zu, %zu])", ti->name,
+                               ti->shape[0], ti->shape[1])
+                : charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                               "tensor '%s' has the wrong shape (expected [%zu])", ti->name,
+                               ti->shape[0]);
             charrnn_model_free(m);
             return rc;
         }

@@ -42,17 +42,22 @@ static inline float cr_expf(float x)
     return p * scale.f;
 }
 
-static inline float cr_sigmoidf(float x) { return 1.0f / (1.0f + cr_expf(-x)); }
+static inline float cr_sigmoidf(float x)
+{
+    return 1.0f / (1.0f + cr_expf(-x));
+}
 
 static inline float cr_tanhf(float x)
 {
     float ax = __builtin_fabsf(x);
     /* |x| < 0.3: x + x^3 (-1/3 + x^2 (2/15 + x^2 (-17/315 + x^2 (62/2835 - x^2 1382/155925)))) */
     float x2 = x * x;
-    float small = x + x * x2 * (-3.33333333e-1f +
-                                x2 * (1.33333333e-1f +
-                                      x2 * (-5.39682540e-2f + x2 * (2.18694885e-2f -
-                                                                    x2 * 8.86323552e-3f))));
+    float small = x +
+        x * x2 *
+            (-3.33333333e-1f +
+             x2 *
+                 (1.33333333e-1f +
+                  x2 * (-5.39682540e-2f + x2 * (2.18694885e-2f - x2 * 8.86323552e-3f))));
     float e = cr_expf(-2.0f * ax);
     float big = (1.0f - e) / (1.0f + e);
     big = x < 0.0f ? -big : big;

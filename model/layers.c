@@ -12,13 +12,12 @@
 #include <math.h>
 #include <string.h>
 
-
 /* LSTM gate arithmetic for one batch row: pre-activations in, activations out
  * (in place), new cell and hidden state. Separate restrict pointers per gate
  * let the compiler vectorize across j. */
-CR_CLONES static void
-lstm_cell_forward(float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go,
-                  const float *restrict cp, float *restrict c, float *restrict h, int H)
+CR_CLONES static void lstm_cell_forward(float *restrict gi, float *restrict gf, float *restrict gg,
+                                        float *restrict go, const float *restrict cp,
+                                        float *restrict c, float *restrict h, int H)
 {
     for (int j = 0; j < H; j++) {
         float i_ = cr_sigmoidf(gi[j]), f_ = cr_sigmoidf(gf[j]);
@@ -31,12 +30,12 @@ lstm_cell_forward(float *restrict gi, float *restrict gf, float *restrict gg, fl
 }
 
 /* Gradients of the pre-activations of one batch row; dc carries dL/dc back a step. */
-CR_CLONES static void
-lstm_cell_backward(float *restrict di, float *restrict df, float *restrict dgg,
-                   float *restrict dout, float *restrict dc_next, const float *restrict gi,
-                   const float *restrict gf, const float *restrict gg, const float *restrict go,
-                   const float *restrict cp, const float *restrict c, const float *restrict dh,
-                   int H)
+CR_CLONES static void lstm_cell_backward(float *restrict di, float *restrict df,
+                                         float *restrict dgg, float *restrict dout,
+                                         float *restrict dc_next, const float *restrict gi,
+                                         const float *restrict gf, const float *restrict gg,
+                                         const float *restrict go, const float *restrict cp,
+                                         const float *restrict c, const float *restrict dh, int H)
 {
     for (int j = 0; j < H; j++) {
         float i_ = gi[j], f_ = gf[j], g_ = gg[j], o_ = go[j];
@@ -70,8 +69,8 @@ static void input_side(float *gates, float *emb, const uint16_t *x_tok, const fl
                 g[j] = col[(size_t)j * D];
         }
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, GH, D, 1.0f, x, D, p->w_ih, D,
-                    0.0f, gates, GH);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, GH, D, 1.0f, x, D, p->w_ih, D, 0.0f,
+                    gates, GH);
     }
     int hh_bias_end = cell == CHARRNN_CELL_GRU ? 2 * H : GH;
     float bias[GH];
@@ -95,8 +94,8 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
         const float *hp = a->h + (size_t)t * B * H;
         float *h = a->h + (size_t)(t + 1) * B * H;
         if (cell == CHARRNN_CELL_LSTM) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, p->w_hh,
-                        H, 1.0f, g, GH);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, p->w_hh, H,
+                        1.0f, g, GH);
             const float *cp = a->c + (size_t)t * B * H;
             float *c = a->c + (size_t)(t + 1) * B * H;
             for (int b = 0; b < B; b++) {
@@ -107,8 +106,8 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
         } else if (cell == CHARRNN_CELL_GRU) {
             /* dg_hh's block t is free until backward: use it for h_prev @ W_hh^T. */
             float *hh = a->dg_hh + (size_t)t * B * GH;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, p->w_hh,
-                        H, 0.0f, hh, GH);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, p->w_hh, H,
+                        0.0f, hh, GH);
             float *hn = a->hn + (size_t)t * B * H;
             const float *b_hn = p->b_hh + 2 * H;
             for (int b = 0; b < B; b++) {
@@ -140,8 +139,8 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                             charrnn_cell cell, int T, int B, int D, int H)
 {
     const int G = charrnn_cell_gates(cell), GH = G * H, N = T * B;
-    float *dnh = a->dnext;                  /* (B, H) dL/dh_{t-1} carried back */
-    float *dnc = a->dnext + (size_t)B * H;  /* (B, H) dL/dc_{t-1} (LSTM) */
+    float *dnh = a->dnext;                 /* (B, H) dL/dh_{t-1} carried back */
+    float *dnc = a->dnext + (size_t)B * H; /* (B, H) dL/dc_{t-1} (LSTM) */
     float *dg_hh = cell == CHARRNN_CELL_GRU ? a->dg_hh : a->dg;
     memset(a->dnext, 0, sizeof(float) * 2 * (size_t)B * H);
     for (int t = T - 1; t >= 0; t--) {
@@ -159,8 +158,8 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                 lstm_cell_backward(db, db + H, db + 2 * H, db + 3 * H, dnc + o, gb, gb + H,
                                    gb + 2 * H, gb + 3 * H, cp + o, c + o, dh + o, H);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dg, GH,
-                        p->w_hh, H, 0.0f, dnh, H);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dg, GH, p->w_hh,
+                        H, 0.0f, dnh, H);
         } else if (cell == CHARRNN_CELL_GRU) {
             const float *hp = a->h + (size_t)t * B * H;
             const float *hn = a->hn + (size_t)t * B * H;
@@ -181,13 +180,13 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                     dnh[k] = dh[k] * z_; /* direct path; recurrent GEMM adds below */
                 }
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dgh, GH,
-                        p->w_hh, H, 1.0f, dnh, H);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dgh, GH, p->w_hh,
+                        H, 1.0f, dnh, H);
         } else {
             for (size_t k = 0; k < (size_t)B * H; k++)
                 dg[k] = dh[k] * (1.0f - g[k] * g[k]);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, H, 1.0f, dg, H, p->w_hh,
-                        H, 0.0f, dnh, H);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, H, 1.0f, dg, H, p->w_hh, H,
+                        0.0f, dnh, H);
         }
     }
     /* Weight gradients over all steps at once: h block t is h_{t-1} of step t. */
@@ -212,8 +211,8 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                 col[(size_t)j * D] += d[j];
         }
     } else {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, D, N, 1.0f, a->dg, GH, x, D,
-                    1.0f, gr->w_ih, D);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, D, N, 1.0f, a->dg, GH, x, D, 1.0f,
+                    gr->w_ih, D);
     }
     for (int r = 0; r < N; r++) {
         const float *d = a->dg + (size_t)r * GH, *dh2 = dg_hh + (size_t)r * GH;
@@ -230,8 +229,7 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
 float charrnn_decoder_forward(float *probs, const float *h, const float *w, const float *b,
                               const uint16_t *targets, int N, int V, int H)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, H, 1.0f, h, H, w, H, 0.0f, probs,
-                V);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, H, 1.0f, h, H, w, H, 0.0f, probs, V);
     double loss = 0.0;
     for (int r = 0; r < N; r++) {
         float *l = probs + (size_t)r * V;
@@ -261,9 +259,9 @@ void charrnn_decoder_backward(float *dh, float *dw, float *db, float *probs, con
     charrnn_decoder_backward_scaled(dh, dw, db, probs, h, w, targets, N, V, H, 1.0f / (float)N);
 }
 
-void charrnn_decoder_backward_scaled(float *dh, float *dw, float *db, float *probs,
-                                     const float *h, const float *w, const uint16_t *targets,
-                                     int N, int V, int H, float scale)
+void charrnn_decoder_backward_scaled(float *dh, float *dw, float *db, float *probs, const float *h,
+                                     const float *w, const uint16_t *targets, int N, int V, int H,
+                                     float scale)
 {
     for (int r = 0; r < N; r++) {
         float *d = probs + (size_t)r * V;

@@ -23,8 +23,8 @@ typedef struct series {
     long iter[MAX_POINTS];
     float loss[MAX_POINTS];
     size_t n;
-    long stride;       /* raw values per point */
-    double acc;        /* sum of the raw values not yet in a point */
+    long stride; /* raw values per point */
+    double acc;  /* sum of the raw values not yet in a point */
     long acc_n;
 } series;
 
@@ -32,7 +32,10 @@ struct charrnn_lossplot {
     series train, val;
 };
 
-static void series_reset(series *s) { memset(s, 0, sizeof *s), s->stride = 1; }
+static void series_reset(series *s)
+{
+    memset(s, 0, sizeof *s), s->stride = 1;
+}
 
 charrnn_lossplot *charrnn_lossplot_create(void)
 {
@@ -42,7 +45,10 @@ charrnn_lossplot *charrnn_lossplot_create(void)
     return p;
 }
 
-void charrnn_lossplot_free(charrnn_lossplot *p) { free(p); }
+void charrnn_lossplot_free(charrnn_lossplot *p)
+{
+    free(p);
+}
 
 /* Records one raw loss (a non-finite one is skipped). */
 static void add(series *s, long iter, float loss)
@@ -136,7 +142,8 @@ static int series_load(series *s, const cJSON *o, long upto)
     s->acc = psum->valuedouble, s->acc_n = (long)pn->valuedouble;
     long last = 0;
     const cJSON *pt;
-    cJSON_ArrayForEach(pt, pts) {
+    cJSON_ArrayForEach(pt, pts)
+    {
         const cJSON *it = cJSON_GetArrayItem(pt, 0), *l = cJSON_GetArrayItem(pt, 1);
         if (!cJSON_IsArray(pt) || cJSON_GetArraySize(pt) != 2 || !cJSON_IsNumber(it) ||
             !loss_ok(l) || !(it->valuedouble > last && it->valuedouble <= upto) ||
@@ -152,7 +159,7 @@ int charrnn_lossplot_restore(charrnn_lossplot *p, const char *history, long upto
 {
     cJSON *j = cJSON_Parse(history);
     int ok = j && series_load(&p->train, cJSON_GetObjectItemCaseSensitive(j, "train"), upto) &&
-             series_load(&p->val, cJSON_GetObjectItemCaseSensitive(j, "val"), upto);
+        series_load(&p->val, cJSON_GetObjectItemCaseSensitive(j, "val"), upto);
     cJSON_Delete(j);
     if (!ok)
         series_reset(&p->train), series_reset(&p->val);
@@ -196,7 +203,7 @@ int charrnn_lossplot_write(const charrnn_lossplot *p, const char *path, const ch
     if (!f)
         return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot write %s: %s", tmp, strerror(errno));
     (void)flock(fileno(f), LOCK_EX); /* marks it live for charrnn_remove_stale_tmp */
-#define SX(v) (L + ((double)(v) - x0) / (double)(x1 - x0) * (W - L - R))
+#define SX(v) (L + ((double)(v)-x0) / (double)(x1 - x0) * (W - L - R))
 #define SY(v) (TOP + (y1 - (double)(v)) / (y1 - y0) * (HGT - TOP - BOT))
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "

@@ -19,7 +19,10 @@ void charrnn_rng_seed(charrnn_rng *r, uint64_t seed)
         r->s[0] = 1; /* unreachable in practice; the all-zero state is a fixed point */
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t charrnn_rng_u64(charrnn_rng *r)
 {

@@ -59,9 +59,10 @@ static inline __m128 rd_hsum4x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
  * after inlining, so the accumulators live in registers (RB*SB <= 16).
  * Meanwhile npf cache lines from pf are prefetched, q per step (rd_rows
  * spreads the next row block over the calls of the current one). */
-static inline __attribute__((always_inline)) void
-rd_block(const float *w, const float *b, int D, int r0, int RB, const float *const *x,
-         float *const *y, int SB, const char *pf, int npf, int q)
+static inline __attribute__((always_inline)) void rd_block(const float *w, const float *b, int D,
+                                                           int r0, int RB, const float *const *x,
+                                                           float *const *y, int SB, const char *pf,
+                                                           int npf, int q)
 {
     __m512 acc[8][4];
     for (int r = 0; r < RB; r++)
@@ -130,9 +131,10 @@ static inline float rd_hsum8x2(__m256 lo, __m256 hi)
  * lanes 8..15 second. With 16 registers, blocks of more than 8 (row, stream)
  * pairs also go in two halves of their rows, so the accumulators, inputs and
  * a weight vector fit without spilling. */
-static inline __attribute__((always_inline)) void
-rd_block(const float *w, const float *b, int D, int r0, int RB, const float *const *x,
-         float *const *y, int SB, const char *pf, int npf, int q)
+static inline __attribute__((always_inline)) void rd_block(const float *w, const float *b, int D,
+                                                           int r0, int RB, const float *const *x,
+                                                           float *const *y, int SB, const char *pf,
+                                                           int npf, int q)
 {
     const int RC = RB * SB > 8 ? (RB + 1) / 2 : RB; /* rows per pass */
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -183,9 +185,10 @@ rd_block(const float *w, const float *b, int D, int r0, int RB, const float *con
 
 #else /* portable: the same lanes and tree in plain C (fmaf: fused, like the AVX-512 path) */
 
-static inline __attribute__((always_inline)) void
-rd_block(const float *w, const float *b, int D, int r0, int RB, const float *const *x,
-         float *const *y, int SB, const char *pf, int npf, int q)
+static inline __attribute__((always_inline)) void rd_block(const float *w, const float *b, int D,
+                                                           int r0, int RB, const float *const *x,
+                                                           float *const *y, int SB, const char *pf,
+                                                           int npf, int q)
 {
     (void)pf, (void)npf, (void)q;
     for (int r = 0; r < RB; r++) {
@@ -197,7 +200,8 @@ rd_block(const float *w, const float *b, int D, int r0, int RB, const float *con
                 for (int k = 0; k < 16; k++)
                     acc[k] = fmaf(wr[i + k], x[s][i + k], acc[k]);
             for (int k = 0; i < D && k < 16; k++) /* lanes past D add 0*0 */
-                acc[k] = i + k < D ? fmaf(wr[i + k], x[s][i + k], acc[k]) : fmaf(0.0f, 0.0f, acc[k]);
+                acc[k] =
+                    i + k < D ? fmaf(wr[i + k], x[s][i + k], acc[k]) : fmaf(0.0f, 0.0f, acc[k]);
             for (int h = 8; h >= 1; h /= 2)
                 for (int k = 0; k < h; k++)
                     acc[k] += acc[k + h];
@@ -208,12 +212,12 @@ rd_block(const float *w, const float *b, int D, int r0, int RB, const float *con
 
 #endif
 
-#define RD_KERNEL(RB, SB)                                                                     \
-    static void rd_##RB##x##SB(const float *w, const float *b, int D, int r0,                 \
-                               const float *const *x, float *const *y, const char *pf,       \
-                               int npf, int q)                                                \
-    {                                                                                          \
-        rd_block(w, b, D, r0, RB, x, y, SB, pf, npf, q);                                       \
+#define RD_KERNEL(RB, SB)                                                                          \
+    static void rd_##RB##x##SB(const float *w, const float *b, int D, int r0,                      \
+                               const float *const *x, float *const *y, const char *pf, int npf,    \
+                               int q)                                                              \
+    {                                                                                              \
+        rd_block(w, b, D, r0, RB, x, y, SB, pf, npf, q);                                           \
     }
 RD_KERNEL(8, 1)
 RD_KERNEL(8, 2)

@@ -25,7 +25,7 @@ struct charrnn_st_file {
     size_t n;
     charrnn_st_tensor *tensors; /* (n) in file order */
     char **names;
-    float *data;                /* aligned copy of the data buffer */
+    float *data; /* aligned copy of the data buffer */
     size_t n_meta;
     char **meta_keys, **meta_values;
 };
@@ -78,7 +78,7 @@ static char *build_header(const charrnn_st_tensor *tensors, size_t nt, const cha
         size_t bytes = numel_of(&tensors[i]) * sizeof(float);
         cJSON *offs = ok ? cJSON_AddArrayToObject(t, "data_offsets") : NULL;
         ok = offs && cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off)) &&
-             cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + bytes)));
+            cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + bytes)));
         off += bytes;
     }
     char *s = ok ? cJSON_PrintUnformatted(root) : NULL;
@@ -103,8 +103,8 @@ int charrnn_st_write(const char *path, const charrnn_st_tensor *tensors, size_t 
     if (fd < 0) {
         int e = errno;
         free(hdr), free(tmp);
-        return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot create a temporary file next to %s: %s",
-                            path, strerror(e));
+        return charrnn_fail(err, errlen, CHARRNN_EIO,
+                            "cannot create a temporary file next to %s: %s", path, strerror(e));
     }
     (void)flock(fd, LOCK_EX); /* marks it live for charrnn_remove_stale_tmp */
     uint8_t le[8];
@@ -255,7 +255,8 @@ int charrnn_st_parse(const void *buf, size_t len, charrnn_st_file **out, char *e
     /* Only the padding spaces the writers add may follow the JSON object. */
     const char *hdr = (const char *)p + 8, *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
-    while (root && end < hdr + hlen && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+    while (root && end < hdr + hlen &&
+           (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
         end++;
     if (!root || !cJSON_IsObject(root) || end != hdr + hlen) {
         cJSON_Delete(root);
@@ -299,7 +300,8 @@ int charrnn_st_parse(const void *buf, size_t len, charrnn_st_file **out, char *e
         f->meta_values = calloc(nm ? nm : 1, sizeof(char *));
         spans = calloc(nt ? nt : 1, sizeof *spans);
         f->data = malloc(buflen ? (size_t)buflen : 4);
-        if (!f->tensors || !f->names || !f->meta_keys || !f->meta_values || !spans || !f->data || !begins)
+        if (!f->tensors || !f->names || !f->meta_keys || !f->meta_values || !spans || !f->data ||
+            !begins)
             rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     }
     if (rc == CHARRNN_OK && meta) {
@@ -338,10 +340,10 @@ int charrnn_st_parse(const void *buf, size_t len, charrnn_st_file **out, char *e
         uint64_t at = 0;
         for (size_t i = 0; i < nt && rc == CHARRNN_OK; i++) {
             if (spans[i].b != at)
-                rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                                  "tensor '%s' %s at byte %llu of the data buffer",
-                                  f->names[spans[i].idx], spans[i].b < at ? "overlaps" : "leaves a hole",
-                                  (unsigned long long)spans[i].b);
+                rc = charrnn_fail(
+                    err, errlen, CHARRNN_EFORMAT, "tensor '%s' %s at byte %llu of the data buffer",
+                    f->names[spans[i].idx], spans[i].b < at ? "overlaps" : "leaves a hole",
+                    (unsigned long long)spans[i].b);
             at = spans[i].e;
         }
         if (rc == CHARRNN_OK && at != buflen)
@@ -407,7 +409,10 @@ int charrnn_st_read(const char *path, charrnn_st_file **out, char *err, size_t e
     return rc ? charrnn_err_prefix(err, errlen, rc, path) : rc;
 }
 
-size_t charrnn_st_count(const charrnn_st_file *f) { return f->n; }
+size_t charrnn_st_count(const charrnn_st_file *f)
+{
+    return f->n;
+}
 
 const charrnn_st_tensor *charrnn_st_at(const charrnn_st_file *f, size_t i)
 {

@@ -21,21 +21,21 @@
 struct charrnn_stream {
     const charrnn_model *m;
     charrnn_sample_params p;
-    char *stop_buf;        /* copies of the stop strings, NUL separated */
+    char *stop_buf; /* copies of the stop strings, NUL separated */
     const char *stop[CHARRNN_MAX_STOP];
     size_t stop_len[CHARRNN_MAX_STOP], max_stop;
-    uint16_t *prime;       /* (n_prime) encoded prime */
+    uint16_t *prime; /* (n_prime) encoded prime */
     size_t n_prime, fed_prime, generated;
-    int pending;           /* next token to feed; generated if fed_prime == n_prime */
-    int emit_ready;        /* the last step fed a generated token, not emitted yet */
+    int pending;    /* next token to feed; generated if fed_prime == n_prime */
+    int emit_ready; /* the last step fed a generated token, not emitted yet */
     int emit_tok;
     charrnn_finish finish;
     charrnn_rng rng;
-    float *h, *c;          /* (L, H) each */
-    float *gi, *gh;        /* (G*H) scratch: input and recurrent pre-activations */
-    float *act;            /* (G*H) scratch: gate activations */
-    float *logits;         /* (V) */
-    int *order;            /* (V) candidate order for top-k / top-p */
+    float *h, *c;                        /* (L, H) each */
+    float *gi, *gh;                      /* (G*H) scratch: input and recurrent pre-activations */
+    float *act;                          /* (G*H) scratch: gate activations */
+    float *logits;                       /* (V) */
+    int *order;                          /* (V) candidate order for top-k / top-p */
     char tail[CHARRNN_MAX_STOP_LEN + 4]; /* last bytes of the generated text */
     size_t tail_len;
 };
@@ -82,8 +82,8 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
     for (size_t i = 0; i < p->n_stop; i++) {
         size_t len = p->stop[i] ? strlen(p->stop[i]) : 0;
         if (len < 1 || len > CHARRNN_MAX_STOP_LEN)
-            return charrnn_fail(err, errlen, CHARRNN_ERANGE,
-                                "stop strings must be 1..%d bytes", CHARRNN_MAX_STOP_LEN);
+            return charrnn_fail(err, errlen, CHARRNN_ERANGE, "stop strings must be 1..%d bytes",
+                                CHARRNN_MAX_STOP_LEN);
         stop_total += len + 1;
     }
     const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
@@ -134,10 +134,22 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
     return CHARRNN_OK;
 }
 
-int charrnn_stream_done(const charrnn_stream *s) { return s->finish != CHARRNN_FINISH_NONE; }
-charrnn_finish charrnn_stream_finish_reason(const charrnn_stream *s) { return s->finish; }
-size_t charrnn_stream_prime_chars(const charrnn_stream *s) { return s->n_prime; }
-size_t charrnn_stream_generated_chars(const charrnn_stream *s) { return s->generated; }
+int charrnn_stream_done(const charrnn_stream *s)
+{
+    return s->finish != CHARRNN_FINISH_NONE;
+}
+charrnn_finish charrnn_stream_finish_reason(const charrnn_stream *s)
+{
+    return s->finish;
+}
+size_t charrnn_stream_prime_chars(const charrnn_stream *s)
+{
+    return s->n_prime;
+}
+size_t charrnn_stream_generated_chars(const charrnn_stream *s)
+{
+    return s->generated;
+}
 
 /* Streams stepped together read each weight row once per tile (instead of
  * once per stream): the batching that turns matrix-vector products into a

@@ -17,15 +17,21 @@ typedef struct variant {
     int (*runs)(void); /* does this CPU (and OS) run it? */
 } variant;
 
-static int always(void) { return 1; }
+static int always(void)
+{
+    return 1;
+}
 #ifdef CHARRNN_RD_AVX2
-static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+static int has_avx2(void)
+{
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 #endif
 #ifdef CHARRNN_RD_AVX512
 static int has_avx512(void) /* -mavx512f lets GCC use AVX2 too */
 {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-           __builtin_cpu_supports("fma");
+        __builtin_cpu_supports("fma");
 }
 #endif
 
@@ -70,12 +76,12 @@ int charrnn_kernel_select(const char *name, char *err, size_t errlen)
         char names[80] = "";
         size_t len = 0;
         for (int i = 0; i < NVARIANTS; i++) {
-            int k = snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "",
-                             variants[i].name);
+            int k =
+                snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", variants[i].name);
             len += k > 0 && (size_t)k < sizeof names - len ? (size_t)k : 0;
         }
-        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
-                            "unknown inference kernel '%s' (auto, %s)", name, names);
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL, "unknown inference kernel '%s' (auto, %s)",
+                            name, names);
     }
     if (!v->runs())
         return charrnn_fail(err, errlen, CHARRNN_EINVAL,
@@ -99,16 +105,19 @@ static const variant *resolve(void)
         if (!want || !want->runs())
             want = best();
         v = atomic_compare_exchange_strong(&current, &(const variant *){NULL}, want)
-                ? want
-                : atomic_load(&current);
+            ? want
+            : atomic_load(&current);
     }
     return v;
 }
 
-const char *charrnn_kernel_name(void) { return resolve()->name; }
+const char *charrnn_kernel_name(void)
+{
+    return resolve()->name;
+}
 
-void charrnn_rd_rows(const float *w, const float *b, int R, int D, size_t n,
-                     const float *const *x, float *const *y)
+void charrnn_rd_rows(const float *w, const float *b, int R, int D, size_t n, const float *const *x,
+                     float *const *y)
 {
     resolve()->fn(w, b, R, D, n, x, y);
 }

@@ -217,8 +217,7 @@ static int parse_u64(const cJSON *j, uint64_t *out, int hex)
 }
 
 /* Restores parameters (and, when present, the exact training state). */
-static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *err,
-                       size_t errlen)
+static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *err, size_t errlen)
 {
     *have_state = 0;
     const char *rj = charrnn_st_meta_get(f, "resume");
@@ -240,7 +239,8 @@ static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *
         !cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4 ||
         !parse_u64(cJSON_GetObjectItemCaseSensitive(j, "optimizer_steps"), &steps, 0) || !m1 ||
         !m2 || !carry) {
-        rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "the checkpoint's resume state is incomplete");
+        rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                          "the checkpoint's resume state is incomplete");
     } else if (!(it->valuedouble >= 0 && it->valuedouble <= 9e15) ||
                it->valuedouble != floor(it->valuedouble)) {
         /* The data position is (iteration - 1) % iterations per epoch: a negative or
@@ -255,7 +255,8 @@ static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *
     } else if (m1->ndim != 1 || m1->shape[0] != r->model->num_params || m2->ndim != 1 ||
                m2->shape[0] != r->model->num_params || carry->ndim != 1 ||
                carry->shape[0] != carry_len) {
-        rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "the checkpoint's optimizer state has the wrong size");
+        rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                          "the checkpoint's optimizer state has the wrong size");
     } else {
         charrnn_rng *g = charrnn_trainer_rng(r->tr);
         for (int i = 0; i < 4 && rc == CHARRNN_OK; i++)
@@ -327,11 +328,14 @@ static int checkpoint_file(const char *name, const void *ctx)
     (void)ctx;
     size_t n = strlen(name), ext = strlen(".safetensors");
     return !strcmp(name, "loss.svg") || !strcmp(name, "latest.safetensors") ||
-           !strcmp(name, "best.safetensors") ||
-           (!strncmp(name, "lm_", 3) && n > 3 + ext && !strcmp(name + n - ext, ".safetensors"));
+        !strcmp(name, "best.safetensors") ||
+        (!strncmp(name, "lm_", 3) && n > 3 + ext && !strcmp(name + n - ext, ".safetensors"));
 }
 
-static int same_name(const char *name, const void *ctx) { return !strcmp(name, ctx); }
+static int same_name(const char *name, const void *ctx)
+{
+    return !strcmp(name, ctx);
+}
 
 /* Temporaries that a killed earlier run left behind in the checkpoint
  * directory and next to the --publish target (a model store ignores them,
@@ -351,12 +355,14 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
                       size_t errlen)
 {
     if (!o->data_path || !o->checkpoint_dir)
-        return charrnn_fail(err, errlen, CHARRNN_EINVAL, "a data file and a checkpoint directory are required");
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "a data file and a checkpoint directory are required");
     if (!(o->learning_rate > 0.0f) || !(o->lr_decay > 0.0f && o->lr_decay <= 1.0f) ||
         !(o->grad_clip >= 0.0f) || o->eval_every < 1 || o->max_iters < 0 || !(o->max_epochs > 0))
-        return charrnn_fail(err, errlen, CHARRNN_ERANGE,
-                            "learning rate > 0, lr decay in (0, 1], grad clip >= 0, eval every >= 1 "
-                            "and max epochs > 0 are required");
+        return charrnn_fail(
+            err, errlen, CHARRNN_ERANGE,
+            "learning rate > 0, lr decay in (0, 1], grad clip >= 0, eval every >= 1 "
+            "and max epochs > 0 are required");
     if (mkdir(o->checkpoint_dir, 0755) && errno != EEXIST)
         return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot create %s: %s", o->checkpoint_dir,
                             strerror(errno));
@@ -400,7 +406,9 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
         snprintf(info, sizeof info,
                  "%zu characters, vocabulary %d, %zu parameters, %ld iterations per epoch%s%s%s",
                  r.corpus->n, r.model->cfg.vocab_size, r.model->num_params, r.ipe,
-                 have_state ? ", resumed exactly" : ckpt ? ", initialised from a checkpoint" : "",
+                 have_state ? ", resumed exactly"
+                     : ckpt ? ", initialised from a checkpoint"
+                            : "",
                  r.plot_lost ? "; the checkpoint's loss history is unreadable: loss.svg restarts"
                              : "",
                  removed);
@@ -424,15 +432,22 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
         if (r.plot)
             charrnn_lossplot_add_train(r.plot, i, loss);
         if (!isfinite(loss)) {
-            rc = charrnn_fail(err, errlen, CHARRNN_ERANGE,
-                              "the training loss became %f at iteration %ld (try a lower learning rate)",
-                              (double)loss, i);
+            rc = charrnn_fail(
+                err, errlen, CHARRNN_ERANGE,
+                "the training loss became %f at iteration %ld (try a lower learning rate)",
+                (double)loss, i);
             goto done;
         }
         double el = now_sec() - t0;
-        p = (charrnn_progress){i, r.total, r.ipe, (double)i / (double)r.ipe, loss, lr,
+        p = (charrnn_progress){i,
+                               r.total,
+                               r.ipe,
+                               (double)i / (double)r.ipe,
+                               loss,
+                               lr,
                                (double)(i - start) * B * T / (el > 0 ? el : 1e-9),
-                               el / (double)(i - start) * (double)(r.total - i), el};
+                               el / (double)(i - start) * (double)(r.total - i),
+                               el};
         if (cb && cb->on_iter)
             cb->on_iter(cb->ctx, &p);
         int stop = cb && cb->stop && *cb->stop;

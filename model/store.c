@@ -52,7 +52,7 @@ typedef struct entry {
 } entry;
 
 struct charrnn_store {
-    char *dir; /* canonical (realpath) */
+    char *dir;               /* canonical (realpath) */
     pthread_mutex_t mu;      /* entries, counters */
     pthread_mutex_t load_mu; /* serialises scans and reloads */
     entry **entries;         /* sorted by name */
@@ -81,13 +81,15 @@ static double now_mono(void)
 
 int charrnn_store_name_valid(const char *name)
 {
-    if (!name || !name[0] || name[0] == '.') return 0;
+    if (!name || !name[0] || name[0] == '.')
+        return 0;
     size_t n = 0;
     for (const char *p = name; *p; p++, n++) {
         char c = *p;
         int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                 c == '.' || c == '_' || c == '-';
-        if (!ok) return 0;
+            c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return 0;
     }
     return n <= CHARRNN_STORE_NAME_MAX;
 }
@@ -105,13 +107,14 @@ static void sig_from_stat(file_sig *sig, const struct stat *st)
 static int sig_equal(const file_sig *a, const file_sig *b)
 {
     return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+        a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+        a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
 static void version_free(version *v)
 {
-    if (!v) return;
+    if (!v)
+        return;
     charrnn_model_free(v->model);
     free(v->train_json);
     free(v);
@@ -119,15 +122,18 @@ static void version_free(version *v)
 
 const charrnn_store_model *charrnn_store_retain(const charrnn_store_model *pub)
 {
-    if (pub) atomic_fetch_add(&((version *)(uintptr_t)pub)->refs, 1);
+    if (pub)
+        atomic_fetch_add(&((version *)(uintptr_t)pub)->refs, 1);
     return pub;
 }
 
 void charrnn_store_release(const charrnn_store_model *pub)
 {
-    if (!pub) return;
+    if (!pub)
+        return;
     version *v = (version *)(uintptr_t)pub;
-    if (atomic_fetch_sub(&v->refs, 1) == 1) version_free(v);
+    if (atomic_fetch_sub(&v->refs, 1) == 1)
+        version_free(v);
 }
 
 /* Index of name in the sorted entry table, or the insertion point as -(i+1). */
@@ -137,9 +143,12 @@ static long entry_find(const charrnn_store *s, const char *name)
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         int c = strcmp(s->entries[mid]->name, name);
-        if (c == 0) return (long)mid;
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return -(long)lo - 1;
 }
@@ -148,17 +157,20 @@ static long entry_find(const charrnn_store *s, const char *name)
 static entry *entry_get(charrnn_store *s, const char *name)
 {
     long i = entry_find(s, name);
-    if (i >= 0) return s->entries[i];
+    if (i >= 0)
+        return s->entries[i];
     size_t at = (size_t)(-i - 1);
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 16;
         entry **e = realloc(s->entries, cap * sizeof *e);
-        if (!e) return NULL;
+        if (!e)
+            return NULL;
         s->entries = e;
         s->cap = cap;
     }
     entry *e = calloc(1, sizeof *e);
-    if (!e) return NULL;
+    if (!e)
+        return NULL;
     snprintf(e->name, sizeof e->name, "%s", name);
     memmove(s->entries + at + 1, s->entries + at, (s->n - at) * sizeof *s->entries);
     s->entries[at] = e;
@@ -171,28 +183,31 @@ static version *entry_remove(charrnn_store *s, const char *name, int *existed)
 {
     long i = entry_find(s, name);
     *existed = i >= 0;
-    if (i < 0) return NULL;
+    if (i < 0)
+        return NULL;
     entry *e = s->entries[i];
     version *v = e->current;
     memmove(s->entries + i, s->entries + i + 1, (s->n - (size_t)i - 1) * sizeof *s->entries);
     s->n--;
     free(e);
-    if (v) s->stats.removals++;
+    if (v)
+        s->stats.removals++;
     return v;
 }
 
-static void emit(charrnn_store *s, charrnn_store_event_kind kind, const char *name,
-                 uint64_t ver, double seconds, const char *error)
+static void emit(charrnn_store *s, charrnn_store_event_kind kind, const char *name, uint64_t ver,
+                 double seconds, const char *error)
 {
-    if (!s->listener) return;
+    if (!s->listener)
+        return;
     charrnn_store_event ev = {kind, name, ver, seconds, error};
     s->listener(s->listener_ctx, &ev);
 }
 
 /* Resolves DIR/name.safetensors to a path inside DIR, refusing symlinks that
  * leave it. On success path holds the file to open. */
-static int resolve(const charrnn_store *s, const char *name, char *path, size_t pathlen,
-                   char *err, size_t errlen)
+static int resolve(const charrnn_store *s, const char *name, char *path, size_t pathlen, char *err,
+                   size_t errlen)
 {
     char link[PATH_MAX];
     if ((size_t)snprintf(link, sizeof link, "%s/%s" SUFFIX, s->dir, name) >= sizeof link)
@@ -213,8 +228,8 @@ static int resolve(const charrnn_store *s, const char *name, char *path, size_t 
     char real[PATH_MAX];
     if (!realpath(link, real)) {
         if (errno == ENOENT)
-            return charrnn_fail(err, errlen, CHARRNN_ENOTFOUND, "%s" SUFFIX " is a dangling symlink",
-                                name);
+            return charrnn_fail(err, errlen, CHARRNN_ENOTFOUND,
+                                "%s" SUFFIX " is a dangling symlink", name);
         return charrnn_fail(err, errlen, CHARRNN_EIO, "%s: %s", link, strerror(errno));
     }
     size_t dl = strlen(s->dir);
@@ -252,7 +267,8 @@ static int read_file(const char *path, uint8_t **buf, size_t *len, struct stat *
     size_t got = 0;
     while (got < n) {
         ssize_t r = read(fd, b + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r <= 0) {
             free(b);
             rc = charrnn_fail(err, errlen, CHARRNN_EIO, "%s: %s", path,
@@ -275,7 +291,8 @@ static double train_val_loss(const char *train_json)
     const char *keys[] = {"val_loss", "best_val_loss"};
     for (size_t i = 0; j && i < 2 && isnan(loss); i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
-        if (cJSON_IsNumber(v)) loss = v->valuedouble;
+        if (cJSON_IsNumber(v))
+            loss = v->valuedouble;
     }
     cJSON_Delete(j);
     return loss;
@@ -290,12 +307,14 @@ static int load_version(const charrnn_store *s, const char *name, version **out,
     *out = NULL;
     *have_sig = 0;
     int rc = resolve(s, name, path, sizeof path, err, errlen);
-    if (rc != CHARRNN_OK) return rc;
+    if (rc != CHARRNN_OK)
+        return rc;
     uint8_t *buf = NULL;
     size_t len = 0;
     struct stat st;
     rc = read_file(path, &buf, &len, &st, err, errlen);
-    if (rc != CHARRNN_OK) return rc;
+    if (rc != CHARRNN_OK)
+        return rc;
     sig_from_stat(sig, &st);
     *have_sig = 1;
 
@@ -310,7 +329,8 @@ static int load_version(const charrnn_store *s, const char *name, version **out,
     rc = charrnn_st_parse(buf, len, &f, msg, sizeof msg);
     free(buf);
     buf = NULL;
-    if (rc == CHARRNN_OK) rc = charrnn_checkpoint_model(f, &v->model, msg, sizeof msg);
+    if (rc == CHARRNN_OK)
+        rc = charrnn_checkpoint_model(f, &v->model, msg, sizeof msg);
     if (rc != CHARRNN_OK) {
         charrnn_fail(err, errlen, rc, "%s" SUFFIX ": %s", name, msg);
         goto fail;
@@ -354,7 +374,8 @@ static int load_one(charrnn_store *s, const char *name, char *err, size_t errlen
         pthread_mutex_lock(&s->mu);
         version *old = entry_remove(s, name, &existed);
         pthread_mutex_unlock(&s->mu);
-        if (existed) emit(s, CHARRNN_STORE_REMOVED, name, old ? old->pub.version : 0, 0, NULL);
+        if (existed)
+            emit(s, CHARRNN_STORE_REMOVED, name, old ? old->pub.version : 0, 0, NULL);
         charrnn_store_release(old ? &old->pub : NULL);
         return charrnn_fail(err, errlen, rc, "%s", msg);
     }
@@ -367,7 +388,8 @@ static int load_one(charrnn_store *s, const char *name, char *err, size_t errlen
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     }
     e->have_sig = have_sig;
-    if (have_sig) e->sig = sig;
+    if (have_sig)
+        e->sig = sig;
     version *old = NULL;
     uint64_t serving;
     if (rc == CHARRNN_OK) {
@@ -399,7 +421,8 @@ static int load_one(charrnn_store *s, const char *name, char *err, size_t errlen
 int charrnn_store_open(const char *dir, charrnn_store **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!dir || !dir[0]) return charrnn_fail(err, errlen, CHARRNN_EINVAL, "no model directory");
+    if (!dir || !dir[0])
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL, "no model directory");
     char real[PATH_MAX];
     struct stat st;
     if (!realpath(dir, real) || stat(real, &st) != 0)
@@ -421,9 +444,11 @@ int charrnn_store_open(const char *dir, charrnn_store **out, char *err, size_t e
 
 void charrnn_store_free(charrnn_store *s)
 {
-    if (!s) return;
+    if (!s)
+        return;
     for (size_t i = 0; i < s->n; i++) {
-        if (s->entries[i]->current) charrnn_store_release(&s->entries[i]->current->pub);
+        if (s->entries[i]->current)
+            charrnn_store_release(&s->entries[i]->current->pub);
         free(s->entries[i]);
     }
     free(s->entries);
@@ -486,12 +511,15 @@ static int list_dir(const charrnn_store *s, dir_item **out, size_t *n, char *err
     int rc = CHARRNN_OK;
     while ((de = readdir(d))) {
         size_t len = strlen(de->d_name);
-        if (len <= SUFFIX_LEN || strcmp(de->d_name + len - SUFFIX_LEN, SUFFIX) != 0) continue;
+        if (len <= SUFFIX_LEN || strcmp(de->d_name + len - SUFFIX_LEN, SUFFIX) != 0)
+            continue;
         char name[CHARRNN_STORE_NAME_MAX + 1];
-        if (len - SUFFIX_LEN > CHARRNN_STORE_NAME_MAX) continue;
+        if (len - SUFFIX_LEN > CHARRNN_STORE_NAME_MAX)
+            continue;
         memcpy(name, de->d_name, len - SUFFIX_LEN);
         name[len - SUFFIX_LEN] = '\0';
-        if (!charrnn_store_name_valid(name)) continue;
+        if (!charrnn_store_name_valid(name))
+            continue;
         if (cnt == cap) {
             cap = cap ? 2 * cap : 16;
             dir_item *p = realloc(items, cap * sizeof *p);
@@ -518,7 +546,8 @@ static int list_dir(const charrnn_store *s, dir_item **out, size_t *n, char *err
         free(items);
         return rc;
     }
-    if (cnt) qsort(items, cnt, sizeof *items, item_cmp);
+    if (cnt)
+        qsort(items, cnt, sizeof *items, item_cmp);
     *out = items;
     *n = cnt;
     return CHARRNN_OK;
@@ -548,7 +577,8 @@ int charrnn_store_scan(charrnn_store *s, int force, char *err, size_t errlen)
         int existed = 0;
         version *old = gone[0] ? entry_remove(s, gone, &existed) : NULL;
         pthread_mutex_unlock(&s->mu);
-        if (!gone[0]) break;
+        if (!gone[0])
+            break;
         emit(s, CHARRNN_STORE_REMOVED, gone, old ? old->pub.version : 0, 0, NULL);
         charrnn_store_release(old ? &old->pub : NULL);
     }
@@ -558,10 +588,11 @@ int charrnn_store_scan(charrnn_store *s, int force, char *err, size_t errlen)
         pthread_mutex_lock(&s->mu);
         long k = entry_find(s, items[i].name);
         const entry *e = k >= 0 ? s->entries[k] : NULL;
-        int changed = force || !e || !e->have_sig || !items[i].have_sig ||
-                      !sig_equal(&e->sig, &items[i].sig);
+        int changed =
+            force || !e || !e->have_sig || !items[i].have_sig || !sig_equal(&e->sig, &items[i].sig);
         pthread_mutex_unlock(&s->mu);
-        if (!changed) continue;
+        if (!changed)
+            continue;
         attempts++;
         load_one(s, items[i].name, NULL, 0);
     }
@@ -608,8 +639,10 @@ int charrnn_store_list(charrnn_store *s, charrnn_store_entry **out, size_t *n)
 
 void charrnn_store_list_free(charrnn_store_entry *list, size_t n)
 {
-    if (!list) return;
-    for (size_t i = 0; i < n; i++) charrnn_store_release(list[i].current);
+    if (!list)
+        return;
+    for (size_t i = 0; i < n; i++)
+        charrnn_store_release(list[i].current);
     free(list);
 }
 

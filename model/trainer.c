@@ -20,15 +20,15 @@
 
 typedef struct shard {
     struct charrnn_trainer *tr;
-    int b0, B;                       /* streams [b0, b0 + B) of the batch */
+    int b0, B; /* streams [b0, b0 + B) of the batch */
     charrnn_layer_acts acts[CHARRNN_MAX_LAYERS];
     float *drop_x[CHARRNN_MAX_LAYERS]; /* (T*B, H) dropped-out input of layer l >= 1 */
     uint8_t *mask[CHARRNN_MAX_LAYERS]; /* (T*B*H) this shard's rows of the masks */
-    float *dx;                       /* (T*B, H) gradient w.r.t. a layer's input */
-    float *probs;                    /* (T*B, V) */
-    float *grads;                    /* (num_params): tr->grads for shard 0, own otherwise */
+    float *dx;                         /* (T*B, H) gradient w.r.t. a layer's input */
+    float *probs;                      /* (T*B, V) */
+    float *grads;                      /* (num_params): tr->grads for shard 0, own otherwise */
     charrnn_param_views g;
-    uint16_t *x, *y;                 /* (T*B) this shard's tokens, time-major */
+    uint16_t *x, *y; /* (T*B) this shard's tokens, time-major */
     float loss;
     charrnn_mode mode;
 } shard;
@@ -45,8 +45,8 @@ struct charrnn_trainer {
     int nshards;
     shard sh[MAX_SHARDS];
     uint8_t *mask_full[CHARRNN_MAX_LAYERS]; /* (T*B*H) dropout masks of the whole batch */
-    float *probs;           /* (T*B, V) the whole batch, assembled on request */
-    float *carry[2];        /* per mode: layers x {h, c} x (B, H) */
+    float *probs;                           /* (T*B, V) the whole batch, assembled on request */
+    float *carry[2];                        /* per mode: layers x {h, c} x (B, H) */
     size_t carry_len;
     int have_forward;
 };
@@ -128,12 +128,12 @@ int charrnn_trainer_create(charrnn_model *m, int batch, int seq, float dropout,
     const charrnn_config *c = &m->cfg;
     const size_t N = (size_t)batch * seq, H = (size_t)c->hidden_size;
     int ok = (tr->grads = charrnn_alloc_floats(m->num_params)) &&
-             (tr->m1 = charrnn_alloc_floats(m->num_params)) &&
-             (tr->m2 = charrnn_alloc_floats(m->num_params)) &&
-             (tr->probs = charrnn_alloc_floats(N * (size_t)c->vocab_size));
+        (tr->m1 = charrnn_alloc_floats(m->num_params)) &&
+        (tr->m2 = charrnn_alloc_floats(m->num_params)) &&
+        (tr->probs = charrnn_alloc_floats(N * (size_t)c->vocab_size));
     tr->carry_len = carry_stride(tr) * c->num_layers;
     ok = ok && (tr->carry[0] = charrnn_alloc_floats(tr->carry_len)) &&
-         (tr->carry[1] = charrnn_alloc_floats(tr->carry_len));
+        (tr->carry[1] = charrnn_alloc_floats(tr->carry_len));
     for (int l = 1; ok && l < c->num_layers && dropout > 0.0f; l++)
         ok = (tr->mask_full[l] = malloc(N * H)) != NULL;
     tr->nshards = 1;
@@ -181,7 +181,10 @@ int charrnn_trainer_set_shards(charrnn_trainer *tr, int n, char *err, size_t err
     return CHARRNN_OK;
 }
 
-int charrnn_trainer_shards(const charrnn_trainer *tr) { return tr->nshards; }
+int charrnn_trainer_shards(const charrnn_trainer *tr)
+{
+    return tr->nshards;
+}
 
 void charrnn_trainer_free(charrnn_trainer *tr)
 {
@@ -248,8 +251,8 @@ static void shard_forward(shard *s, const uint16_t *x, const uint16_t *y)
         if (l == 0)
             charrnn_layer_forward(a, s->x, NULL, &tr->m->p.layer[0], c->cell, T, B, V, H);
         else
-            charrnn_layer_forward(a, NULL, layer_input(s, l), &tr->m->p.layer[l], c->cell, T, B,
-                                  H, H);
+            charrnn_layer_forward(a, NULL, layer_input(s, l), &tr->m->p.layer[l], c->cell, T, B, H,
+                                  H);
         memcpy(carry + l * stride + off, a->h + (size_t)T * BH, BH * sizeof(float));
         if (a->c)
             memcpy(carry + l * stride + (size_t)tr->B * H + off, a->c + (size_t)T * BH,
@@ -274,14 +277,14 @@ static void shard_backward(shard *s)
     for (int l = L - 1; l >= 0; l--) {
         charrnn_layer_acts *a = &s->acts[l];
         if (l == 0) {
-            charrnn_layer_backward(a, NULL, &s->g.layer[0], s->x, NULL, &tr->m->p.layer[0],
-                                   c->cell, T, B, V, H);
+            charrnn_layer_backward(a, NULL, &s->g.layer[0], s->x, NULL, &tr->m->p.layer[0], c->cell,
+                                   T, B, V, H);
             break;
         }
-        const float *xin = s->drop_x[l] && s->mode == CHARRNN_MODE_TRAIN ? s->drop_x[l]
-                                                                          : s->acts[l - 1].h + BH;
-        charrnn_layer_backward(a, s->dx, &s->g.layer[l], NULL, xin, &tr->m->p.layer[l], c->cell,
-                               T, B, H, H);
+        const float *xin =
+            s->drop_x[l] && s->mode == CHARRNN_MODE_TRAIN ? s->drop_x[l] : s->acts[l - 1].h + BH;
+        charrnn_layer_backward(a, s->dx, &s->g.layer[l], NULL, xin, &tr->m->p.layer[l], c->cell, T,
+                               B, H, H);
         float *dh_below = s->acts[l - 1].dh;
         if (s->drop_x[l]) {
             const float scale = 1.0f / (1.0f - tr->dropout);
@@ -372,8 +375,8 @@ void charrnn_trainer_update(charrnn_trainer *tr, float lr, float grad_clip)
 {
     charrnn_clip_grad_value(tr->grads, tr->m->num_params, grad_clip);
     tr->steps++;
-    charrnn_optim_update(&tr->opt, tr->m->params, tr->grads, tr->m1, tr->m2, tr->m->num_params,
-                         lr, tr->steps);
+    charrnn_optim_update(&tr->opt, tr->m->params, tr->grads, tr->m1, tr->m2, tr->m->num_params, lr,
+                         tr->steps);
 }
 
 float charrnn_trainer_step(charrnn_trainer *tr, const uint16_t *x, const uint16_t *y, float lr,
@@ -391,9 +394,18 @@ void charrnn_trainer_reset_state(charrnn_trainer *tr, charrnn_mode mode)
     memset(tr->carry[mode], 0, tr->carry_len * sizeof(float));
 }
 
-float *charrnn_trainer_grads(charrnn_trainer *tr) { return tr->grads; }
-float *charrnn_trainer_moment1(charrnn_trainer *tr) { return tr->m1; }
-float *charrnn_trainer_moment2(charrnn_trainer *tr) { return tr->m2; }
+float *charrnn_trainer_grads(charrnn_trainer *tr)
+{
+    return tr->grads;
+}
+float *charrnn_trainer_moment1(charrnn_trainer *tr)
+{
+    return tr->m1;
+}
+float *charrnn_trainer_moment2(charrnn_trainer *tr)
+{
+    return tr->m2;
+}
 float *charrnn_trainer_state(charrnn_trainer *tr, size_t *len)
 {
     *len = tr->carry_len;
@@ -410,5 +422,11 @@ const float *charrnn_trainer_probs(charrnn_trainer *tr)
     return tr->probs;
 }
 
-uint64_t *charrnn_trainer_step_count(charrnn_trainer *tr) { return &tr->steps; }
-charrnn_rng *charrnn_trainer_rng(charrnn_trainer *tr) { return &tr->rng; }
+uint64_t *charrnn_trainer_step_count(charrnn_trainer *tr)
+{
+    return &tr->steps;
+}
+charrnn_rng *charrnn_trainer_rng(charrnn_trainer *tr)
+{
+    return &tr->rng;
+}

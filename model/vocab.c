@@ -176,9 +176,15 @@ void charrnn_vocab_free(charrnn_vocab *v)
     free(v);
 }
 
-size_t charrnn_vocab_size(const charrnn_vocab *v) { return v->size; }
+size_t charrnn_vocab_size(const charrnn_vocab *v)
+{
+    return v->size;
+}
 
-uint32_t charrnn_vocab_codepoint(const charrnn_vocab *v, size_t index) { return v->cps[index]; }
+uint32_t charrnn_vocab_codepoint(const charrnn_vocab *v, size_t index)
+{
+    return v->cps[index];
+}
 
 int charrnn_vocab_index(const charrnn_vocab *v, uint32_t cp)
 {

@@ -28,7 +28,8 @@ int default_model(server *srv, char *out, size_t n)
     size_t cnt = 0;
     charrnn_store_list(srv->store, &list, &cnt);
     int ok = cnt == 1;
-    if (ok) snprintf(out, n, "%s", list[0].name);
+    if (ok)
+        snprintf(out, n, "%s", list[0].name);
     charrnn_store_list_free(list, cnt);
     return ok;
 }
@@ -50,8 +51,10 @@ cJSON *model_json(server *srv, const charrnn_store_entry *e)
         cJSON_AddNumberToObject(o, "hidden_size", cfg->hidden_size);
         cJSON_AddNumberToObject(o, "vocab_size", cfg->vocab_size);
         cJSON_AddNumberToObject(o, "num_params", (double)v->model->num_params);
-        if (isnan(v->val_loss)) cJSON_AddNullToObject(o, "val_loss");
-        else cJSON_AddNumberToObject(o, "val_loss", v->val_loss);
+        if (isnan(v->val_loss))
+            cJSON_AddNullToObject(o, "val_loss");
+        else
+            cJSON_AddNumberToObject(o, "val_loss", v->val_loss);
         rfc3339(v->loaded_at, when, sizeof when);
         cJSON_AddStringToObject(o, "loaded_at", when);
         cJSON_AddNumberToObject(o, "file_size", (double)v->file_size);
@@ -80,11 +83,14 @@ enum MHD_Result handle_models(req_ctx *c)
         return respond_fail(c, 500, "server_error", NULL, "out of memory");
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "models");
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, model_json(c->srv, &list[i]));
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, model_json(c->srv, &list[i]));
     charrnn_store_list_free(list, n);
     char def[CHARRNN_STORE_NAME_MAX + 1];
-    if (default_model(c->srv, def, sizeof def)) cJSON_AddStringToObject(root, "default_model", def);
-    else cJSON_AddNullToObject(root, "default_model");
+    if (default_model(c->srv, def, sizeof def))
+        cJSON_AddStringToObject(root, "default_model", def);
+    else
+        cJSON_AddNullToObject(root, "default_model");
     return respond_json(c, 200, root);
 }
 
@@ -96,7 +102,8 @@ static cJSON *find_model(server *srv, const char *name)
     cJSON *o = NULL;
     charrnn_store_list(srv->store, &list, &n);
     for (size_t i = 0; i < n && !o; i++)
-        if (!strcmp(list[i].name, name)) o = model_json(srv, &list[i]);
+        if (!strcmp(list[i].name, name))
+            o = model_json(srv, &list[i]);
     charrnn_store_list_free(list, n);
     return o;
 }
@@ -104,7 +111,8 @@ static cJSON *find_model(server *srv, const char *name)
 enum MHD_Result handle_model(req_ctx *c, const char *name)
 {
     cJSON *o = charrnn_store_name_valid(name) ? find_model(c->srv, name) : NULL;
-    if (!o) return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
+    if (!o)
+        return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
     return respond_json(c, 200, o);
 }
 
@@ -113,8 +121,10 @@ static int token_equal(const char *given, const char *want)
 {
     size_t a = strlen(given), b = strlen(want);
     unsigned char diff = (unsigned char)(a != b);
-    for (size_t i = 0; i < b; i++) diff |= (unsigned char)(given[i < a ? i : 0] ^ want[i]);
-    if (a == 0) diff |= 1;
+    for (size_t i = 0; i < b; i++)
+        diff |= (unsigned char)(given[i < a ? i : 0] ^ want[i]);
+    if (a == 0)
+        diff |= 1;
     return diff == 0;
 }
 
@@ -122,10 +132,10 @@ enum MHD_Result handle_reload(req_ctx *c, const char *name)
 {
     server *srv = c->srv;
     if (srv->cfg.admin_token[0]) {
-        const char *auth =
-            MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
+        const char *auth = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
         const char *tok = auth && !strncasecmp(auth, "Bearer ", 7) ? auth + 7 : "";
-        while (*tok == ' ') tok++;
+        while (*tok == ' ')
+            tok++;
         if (!token_equal(tok, srv->cfg.admin_token))
             return respond_fail(c, 401, "authentication_error", NULL,
                                 "a valid admin bearer token is required");
@@ -145,7 +155,8 @@ enum MHD_Result handle_reload(req_ctx *c, const char *name)
                             "serving): %s",
                             name, err);
     }
-    if (!o) return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
+    if (!o)
+        return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
     return respond_json(c, 200, o);
 }
 
@@ -156,7 +167,8 @@ extern const unsigned long charrnn_playground_html_len;
 enum MHD_Result handle_playground(req_ctx *c)
 {
     char *page = malloc(charrnn_playground_html_len);
-    if (!page) return MHD_NO;
+    if (!page)
+        return MHD_NO;
     memcpy(page, charrnn_playground_html, charrnn_playground_html_len);
     return respond_text(c, 200, "text/html; charset=utf-8", page, charrnn_playground_html_len);
 }
@@ -173,7 +185,8 @@ enum MHD_Result handle_readyz(req_ctx *c)
     charrnn_store_entry *list = NULL;
     size_t n = 0, loaded = 0;
     charrnn_store_list(c->srv->store, &list, &n);
-    for (size_t i = 0; i < n; i++) loaded += list[i].current != NULL;
+    for (size_t i = 0; i < n; i++)
+        loaded += list[i].current != NULL;
     charrnn_store_list_free(list, n);
     cJSON *o = cJSON_CreateObject();
     int draining = atomic_load(&c->srv->draining);
@@ -189,6 +202,7 @@ enum MHD_Result handle_metrics(req_ctx *c)
 {
     size_t len = 0;
     char *text = metrics_render(c->srv->met, c->srv->eng, c->srv->store, &len);
-    if (!text) return respond_fail(c, 500, "server_error", NULL, "out of memory");
+    if (!text)
+        return respond_fail(c, 500, "server_error", NULL, "out of memory");
     return respond_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }

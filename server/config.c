@@ -55,8 +55,8 @@ static const opt opts[] = {
      "how long SIGTERM waits for in-flight requests (default 30)"},
     {"max-connections", "CHARRNN_MAX_CONNECTIONS", OPT_INT, S(max_connections), 1, 1000000, "N",
      "open connections at most (default 512)"},
-    {"max-connections-per-ip", "CHARRNN_MAX_CONNECTIONS_PER_IP", OPT_INT,
-     S(max_connections_per_ip), 0, 1000000, "N",
+    {"max-connections-per-ip", "CHARRNN_MAX_CONNECTIONS_PER_IP", OPT_INT, S(max_connections_per_ip),
+     0, 1000000, "N",
      "open connections from one client address (so one client cannot take them all); "
      "0 = no limit (default: half of --max-connections)"},
     {"retry-after", "CHARRNN_RETRY_AFTER", OPT_INT, S(retry_after), 0, 86400, "SECONDS",
@@ -141,16 +141,18 @@ static int set(serve_config *c, const opt *o, const char *val, const char *from,
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: charrnn-serve [options]\n\n"
-               "Serves character-level models over HTTP (POST /sample, GET /models, /healthz,\n"
-               "/readyz, /metrics, POST /models/{name}/reload). Every option may also be set\n"
-               "with the environment variable shown; a flag overrides it.\n\n");
+    fprintf(f,
+            "usage: charrnn-serve [options]\n\n"
+            "Serves character-level models over HTTP (POST /sample, GET /models, /healthz,\n"
+            "/readyz, /metrics, POST /models/{name}/reload). Every option may also be set\n"
+            "with the environment variable shown; a flag overrides it.\n\n");
     for (size_t i = 0; i < NOPTS; i++)
-        fprintf(f, "  --%s %s\n      %s\n      [env %s]\n", opts[i].flag, opts[i].arg,
-                opts[i].help, opts[i].env);
-    fprintf(f, "  --help      this text\n  --version   print the version\n\n"
-               "Signals: SIGHUP reloads every model; SIGTERM/SIGINT stop accepting, finish\n"
-               "in-flight requests (up to --drain-timeout) and exit 0.\n");
+        fprintf(f, "  --%s %s\n      %s\n      [env %s]\n", opts[i].flag, opts[i].arg, opts[i].help,
+                opts[i].env);
+    fprintf(f,
+            "  --help      this text\n  --version   print the version\n\n"
+            "Signals: SIGHUP reloads every model; SIGTERM/SIGINT stop accepting, finish\n"
+            "in-flight requests (up to --drain-timeout) and exit 0.\n");
 }
 
 int serve_config_parse(serve_config *c, int argc, char **argv, char *err, size_t errlen)
@@ -158,7 +160,8 @@ int serve_config_parse(serve_config *c, int argc, char **argv, char *err, size_t
     defaults(c);
     for (size_t i = 0; i < NOPTS; i++) {
         const char *v = getenv(opts[i].env);
-        if (v && set(c, &opts[i], v, opts[i].env, err, errlen) != 0) return -1;
+        if (v && set(c, &opts[i], v, opts[i].env, err, errlen) != 0)
+            return -1;
     }
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
@@ -178,7 +181,8 @@ int serve_config_parse(serve_config *c, int argc, char **argv, char *err, size_t
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const opt *o = NULL;
         for (size_t i = 0; i < NOPTS && !o; i++)
-            if (strlen(opts[i].flag) == nlen && !strncmp(opts[i].flag, name, nlen)) o = &opts[i];
+            if (strlen(opts[i].flag) == nlen && !strncmp(opts[i].flag, name, nlen))
+                o = &opts[i];
         if (!o) {
             snprintf(err, errlen, "unknown option '%s' (see --help)", arg);
             return -1;
@@ -193,7 +197,8 @@ int serve_config_parse(serve_config *c, int argc, char **argv, char *err, size_t
         }
         char from[64];
         snprintf(from, sizeof from, "--%s", o->flag);
-        if (set(c, o, val, from, err, errlen) != 0) return -1;
+        if (set(c, o, val, from, err, errlen) != 0)
+            return -1;
     }
     if (c->max_connections_per_ip < 0)
         c->max_connections_per_ip = c->max_connections > 1 ? c->max_connections / 2 : 1;

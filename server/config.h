@@ -22,8 +22,8 @@ typedef struct serve_config {
     double drain_timeout;    /* seconds SIGTERM waits for in-flight requests */
     int max_connections;
     int max_connections_per_ip; /* 0 = no per-address limit */
-    int retry_after;         /* seconds, in 503 responses */
-    int access_log;          /* 1 = one JSON line per request */
+    int retry_after;            /* seconds, in 503 responses */
+    int access_log;             /* 1 = one JSON line per request */
 } serve_config;
 
 /* Fills cfg from the environment then argv. Returns 0 to run, 1 when --help or

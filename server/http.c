@@ -32,12 +32,14 @@ double now_mono(void)
 void add_common_headers(req_ctx *c, struct MHD_Response *r)
 {
     MHD_add_response_header(r, "Server", "charrnn-serve/" CHARRNN_VERSION);
-    if (atomic_load(&c->srv->draining)) MHD_add_response_header(r, "Connection", "close");
+    if (atomic_load(&c->srv->draining))
+        MHD_add_response_header(r, "Connection", "close");
 }
 
 static enum MHD_Result queue(req_ctx *c, unsigned status, struct MHD_Response *r)
 {
-    if (!r) return MHD_NO;
+    if (!r)
+        return MHD_NO;
     add_common_headers(c, r);
     c->status = status;
     c->responded = 1;
@@ -46,12 +48,11 @@ static enum MHD_Result queue(req_ctx *c, unsigned status, struct MHD_Response *r
     return ret;
 }
 
-enum MHD_Result respond_text(req_ctx *c, unsigned status, const char *type, char *text,
-                             size_t len)
+enum MHD_Result respond_text(req_ctx *c, unsigned status, const char *type, char *text, size_t len)
 {
-    if (!text) return MHD_NO;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
         return MHD_NO;
@@ -65,7 +66,8 @@ enum MHD_Result respond_json(req_ctx *c, unsigned status, cJSON *body)
 {
     char *s = body ? cJSON_PrintUnformatted(body) : NULL;
     cJSON_Delete(body);
-    if (!s) return MHD_NO;
+    if (!s)
+        return MHD_NO;
     size_t n = strlen(s);
     char *t = realloc(s, n + 2);
     if (!t) {
@@ -99,11 +101,14 @@ enum MHD_Result respond_error(req_ctx *c, const api_error *e)
     cJSON_AddNumberToObject(o, "code", e->status);
     cJSON_AddStringToObject(o, "type", e->type ? e->type : "invalid_request_error");
     cJSON_AddStringToObject(o, "message", e->message[0] ? e->message : reason_phrase(e->status));
-    if (e->param[0]) cJSON_AddStringToObject(o, "param", e->param);
-    else cJSON_AddNullToObject(o, "param");
+    if (e->param[0])
+        cJSON_AddStringToObject(o, "param", e->param);
+    else
+        cJSON_AddNullToObject(o, "param");
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    if (!s) return MHD_NO;
+    if (!s)
+        return MHD_NO;
     size_t n = strlen(s);
     struct MHD_Response *r = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
     if (!r) {
@@ -117,7 +122,8 @@ enum MHD_Result respond_error(req_ctx *c, const api_error *e)
         snprintf(ra, sizeof ra, "%d", c->srv->cfg.retry_after);
         MHD_add_response_header(r, "Retry-After", ra);
     }
-    if (e->status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    if (e->status == 401)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
     return queue(c, e->status, r);
 }
 
@@ -147,7 +153,8 @@ static enum MHD_Result method_not_allowed(req_ctx *c, const char *allow)
     cJSON_AddNullToObject(o, "param");
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    if (!s) return MHD_NO;
+    if (!s)
+        return MHD_NO;
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(s);
@@ -160,9 +167,11 @@ static enum MHD_Result method_not_allowed(req_ctx *c, const char *allow)
 
 int client_gone(const req_ctx *c)
 {
-    if (c->fd < 0) return 0;
+    if (c->fd < 0)
+        return 0;
     struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
-    if (poll(&p, 1, 0) <= 0) return 0;
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
@@ -185,14 +194,17 @@ static void access_log(req_ctx *c, double seconds, int aborted)
         cJSON_AddNumberToObject(f, "prime_chars", (double)c->prime_chars);
         cJSON_AddNumberToObject(f, "generated_chars", (double)c->generated_chars);
     }
-    if (c->finish) cJSON_AddStringToObject(f, "finish_reason", c->finish);
-    if (aborted) cJSON_AddBoolToObject(f, "client_aborted", 1);
+    if (c->finish)
+        cJSON_AddStringToObject(f, "finish_reason", c->finish);
+    if (aborted)
+        cJSON_AddBoolToObject(f, "client_aborted", 1);
     log_json("info", "request", f);
 }
 
 void ctx_release(req_ctx *c)
 {
-    if (atomic_fetch_sub(&c->refs, 1) != 1) return;
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
     if (c->job) {
         engine_cancel(c->srv->eng, c->job);
         engine_job_release(c->srv->eng, c->job);
@@ -207,18 +219,21 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     server *srv = cls;
     req_ctx *c = *con_cls;
-    if (!c) return;
+    if (!c)
+        return;
     *con_cls = NULL;
     if (c->job && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         engine_cancel(srv->eng, c->job);
-        if (!c->finish || c->stream) c->finish = "cancelled";
+        if (!c->finish || c->stream)
+            c->finish = "cancelled";
     }
     double dt = now_mono() - c->t0;
     int aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
     unsigned status = c->responded ? c->status : 499; /* nginx's "client closed request" */
     c->status = status;
     metrics_observe(srv->met, c->route, status, dt);
-    if (srv->cfg.access_log) access_log(c, dt, aborted);
+    if (srv->cfg.access_log)
+        access_log(c, dt, aborted);
     atomic_fetch_sub(&srv->inflight, 1);
     ctx_release(c);
 }
@@ -227,17 +242,25 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static const char *route_of(const char *url, char *name, size_t n)
 {
     name[0] = '\0';
-    if (!strcmp(url, "/")) return "/";
-    if (!strcmp(url, "/sample")) return "/sample";
-    if (!strcmp(url, "/models")) return "/models";
-    if (!strcmp(url, "/healthz")) return "/healthz";
-    if (!strcmp(url, "/readyz")) return "/readyz";
-    if (!strcmp(url, "/metrics")) return "/metrics";
+    if (!strcmp(url, "/"))
+        return "/";
+    if (!strcmp(url, "/sample"))
+        return "/sample";
+    if (!strcmp(url, "/models"))
+        return "/models";
+    if (!strcmp(url, "/healthz"))
+        return "/healthz";
+    if (!strcmp(url, "/readyz"))
+        return "/readyz";
+    if (!strcmp(url, "/metrics"))
+        return "/metrics";
     if (!strncmp(url, "/models/", 8)) {
         const char *p = url + 8, *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
-        if (len == 0 || len >= n) return "other";
-        if (slash && strcmp(slash, "/reload") != 0) return "other";
+        if (len == 0 || len >= n)
+            return "other";
+        if (slash && strcmp(slash, "/reload") != 0)
+            return "other";
         memcpy(name, p, len);
         name[len] = '\0';
         return slash ? "/models/{name}/reload" : "/models/{name}";
@@ -251,11 +274,13 @@ static const char *route_of(const char *url, char *name, size_t n)
  * else (text/plain, multipart, none) is 415. */
 static int content_type_is_json(const char *ct)
 {
-    if (!ct) return 0;
-    while (*ct == ' ') ct++;
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
     size_t n = strcspn(ct, "; \t");
     return (n == 16 && !strncasecmp(ct, "application/json", 16)) ||
-           (n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", 33));
+        (n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", 33));
 }
 
 /* Checks that can answer before the body is read. Returns 1 if a response was queued. */
@@ -265,9 +290,11 @@ static int early_checks(req_ctx *c, enum MHD_Result *ret)
     const char *r = c->route;
     const char *allow = NULL;
     if (!strcmp(r, "/sample") || !strcmp(r, "/models/{name}/reload")) {
-        if (strcmp(c->method, "POST")) allow = "POST";
+        if (strcmp(c->method, "POST"))
+            allow = "POST";
     } else if (strcmp(r, "other")) {
-        if (strcmp(c->method, "GET") && strcmp(c->method, "HEAD")) allow = "GET, HEAD";
+        if (strcmp(c->method, "GET") && strcmp(c->method, "HEAD"))
+            allow = "GET, HEAD";
     }
     if (!strcmp(r, "other")) {
         *ret = respond_fail(c, 404, "not_found_error", NULL, "no such endpoint: %s %s", c->method,
@@ -278,12 +305,12 @@ static int early_checks(req_ctx *c, enum MHD_Result *ret)
         *ret = method_not_allowed(c, allow);
         return 1;
     }
-    if (strcmp(r, "/sample")) return 0;
+    if (strcmp(r, "/sample"))
+        return 0;
     const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type");
     if (!content_type_is_json(ct)) {
         *ret = respond_fail(c, 415, "invalid_request_error", NULL,
-                            "Content-Type must be application/json (got %s)",
-                            ct ? ct : "none");
+                            "Content-Type must be application/json (got %s)", ct ? ct : "none");
         return 1;
     }
     const char *cl = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Length");
@@ -298,13 +325,20 @@ static int early_checks(req_ctx *c, enum MHD_Result *ret)
 static enum MHD_Result dispatch(req_ctx *c, const char *name)
 {
     const char *r = c->route;
-    if (!strcmp(r, "/sample")) return handle_sample(c);
-    if (!strcmp(r, "/")) return handle_playground(c);
-    if (!strcmp(r, "/models")) return handle_models(c);
-    if (!strcmp(r, "/models/{name}")) return handle_model(c, name);
-    if (!strcmp(r, "/models/{name}/reload")) return handle_reload(c, name);
-    if (!strcmp(r, "/healthz")) return handle_healthz(c);
-    if (!strcmp(r, "/readyz")) return handle_readyz(c);
+    if (!strcmp(r, "/sample"))
+        return handle_sample(c);
+    if (!strcmp(r, "/"))
+        return handle_playground(c);
+    if (!strcmp(r, "/models"))
+        return handle_models(c);
+    if (!strcmp(r, "/models/{name}"))
+        return handle_model(c, name);
+    if (!strcmp(r, "/models/{name}/reload"))
+        return handle_reload(c, name);
+    if (!strcmp(r, "/healthz"))
+        return handle_healthz(c);
+    if (!strcmp(r, "/readyz"))
+        return handle_readyz(c);
     return handle_metrics(c);
 }
 
@@ -313,7 +347,8 @@ static void remote_of(struct MHD_Connection *conn, char *out, size_t n)
     snprintf(out, n, "-");
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr) return;
+    if (!ci || !ci->client_addr)
+        return;
     const struct sockaddr *sa = ci->client_addr;
     char host[INET6_ADDRSTRLEN] = "";
     if (sa->sa_family == AF_INET) {
@@ -337,7 +372,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
     char name[CHARRNN_STORE_NAME_MAX + 2];
     if (!c) {
         c = calloc(1, sizeof *c);
-        if (!c) return MHD_NO;
+        if (!c)
+            return MHD_NO;
         atomic_init(&c->refs, 1);
         c->srv = srv;
         c->conn = conn;
@@ -349,11 +385,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         remote_of(conn, c->remote, sizeof c->remote);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci) c->fd = ci->connect_fd;
+        if (ci)
+            c->fd = ci->connect_fd;
         *con_cls = c;
         atomic_fetch_add(&srv->inflight, 1);
         enum MHD_Result ret = MHD_YES;
-        if (early_checks(c, &ret)) return ret;
+        if (early_checks(c, &ret))
+            return ret;
         return MHD_YES;
     }
     if (c->responded) { /* rejected early: discard whatever body follows */
@@ -368,7 +406,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
             return MHD_YES;
         }
         char *b = realloc(c->body, c->body_len + n + 1);
-        if (!b) return MHD_NO;
+        if (!b)
+            return MHD_NO;
         memcpy(b + c->body_len, upload_data, n);
         c->body = b;
         c->body_len += n;
@@ -403,7 +442,8 @@ static int open_listener(const char *spec, char *bound, size_t boundlen, char *e
     memcpy(host, spec, hl);
     host[hl] = '\0';
     snprintf(port, sizeof port, "%s", colon + 1);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
@@ -415,14 +455,16 @@ static int open_listener(const char *spec, char *bound, size_t boundlen, char *e
     char why[256] = "no address";
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) continue;
+        if (fd < 0)
+            continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         /* A deep accept queue: a burst of connections (many clients at once, or
          * an abusive one refused by the connection limits) must not overflow it,
          * or a health probe's SYN is dropped and retried a second later. The
          * kernel caps it at net.core.somaxconn. */
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) break;
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
+            break;
         snprintf(why, sizeof why, "%s", strerror(errno));
         close(fd);
         fd = -1;
@@ -457,7 +499,8 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
-    while (n && buf[n - 1] == '\n') buf[--n] = '\0';
+    while (n && buf[n - 1] == '\n')
+        buf[--n] = '\0';
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "detail", buf);
     log_json("warn", "libmicrohttpd", f);
@@ -466,18 +509,16 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 int http_start(server *srv, char *err, size_t errlen)
 {
     srv->listen_fd = open_listener(srv->cfg.listen, srv->bound, sizeof srv->bound, err, errlen);
-    if (srv->listen_fd < 0) return -1;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ITC | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (srv->listen_fd < 0)
+        return -1;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+        MHD_USE_POLL | MHD_USE_ERROR_LOG;
     srv->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_handler, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections,
+        flags, 0, NULL, NULL, access_handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
+        completed, srv, MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errlen, "cannot start the HTTP daemon on %s", srv->bound);
         close(srv->listen_fd);
@@ -489,18 +530,22 @@ int http_start(server *srv, char *err, size_t errlen)
 
 void http_quiesce(server *srv)
 {
-    if (!srv->mhd) return;
+    if (!srv->mhd)
+        return;
     MHD_quiesce_daemon(srv->mhd);
     /* Refuse new connections now instead of leaving them in the backlog until
      * exit. The descriptor itself stays open until MHD_stop_daemon, as MHD
      * requires. */
-    if (srv->listen_fd >= 0) shutdown(srv->listen_fd, SHUT_RDWR);
+    if (srv->listen_fd >= 0)
+        shutdown(srv->listen_fd, SHUT_RDWR);
 }
 
 void http_stop(server *srv)
 {
-    if (srv->mhd) MHD_stop_daemon(srv->mhd);
+    if (srv->mhd)
+        MHD_stop_daemon(srv->mhd);
     srv->mhd = NULL;
-    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
     srv->listen_fd = -1;
 }

@@ -34,7 +34,8 @@ void log_json(const char *level, const char *msg, cJSON *fields)
     }
     char *line = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (!line) return;
+    if (!line)
+        return;
     size_t len = strlen(line);
     line[len] = '\n'; /* replaces the terminator; write exactly len + 1 bytes */
     flockfile(stderr);

@@ -27,8 +27,10 @@ static void on_store_event(void *ctx, const charrnn_store_event *ev)
         break;
     case CHARRNN_STORE_LOAD_FAILED:
         cJSON_AddStringToObject(f, "error", ev->error ? ev->error : "");
-        if (ev->version) cJSON_AddNumberToObject(f, "serving_version", (double)ev->version);
-        else cJSON_AddNullToObject(f, "serving_version");
+        if (ev->version)
+            cJSON_AddNumberToObject(f, "serving_version", (double)ev->version);
+        else
+            cJSON_AddNullToObject(f, "serving_version");
         log_json("error", "model load failed", f);
         break;
     case CHARRNN_STORE_REMOVED:
@@ -82,7 +84,8 @@ int main(int argc, char **argv)
     static server srv;
     char err[1024];
     int rc = serve_config_parse(&srv.cfg, argc, argv, err, sizeof err);
-    if (rc > 0) return 0;
+    if (rc > 0)
+        return 0;
     if (rc < 0) {
         fprintf(stderr, "charrnn-serve: %s\n", err);
         return 2;
@@ -140,8 +143,10 @@ int main(int argc, char **argv)
     double next_poll = now_mono() + srv.cfg.poll_interval;
     for (;;) {
         double wait = srv.cfg.poll_interval > 0 ? next_poll - now_mono() : 3600;
-        if (wait < 0) wait = 0;
-        if (wait > 1) wait = 1;
+        if (wait < 0)
+            wait = 0;
+        if (wait > 1)
+            wait = 1;
         struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
         int sig = sigtimedwait(&sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT) {

@@ -45,13 +45,15 @@ struct metrics {
 metrics *metrics_create(void)
 {
     metrics *m = calloc(1, sizeof *m);
-    if (m) pthread_mutex_init(&m->mu, NULL);
+    if (m)
+        pthread_mutex_init(&m->mu, NULL);
     return m;
 }
 
 void metrics_free(metrics *m)
 {
-    if (!m) return;
+    if (!m)
+        return;
     pthread_mutex_destroy(&m->mu);
     free(m->stats);
     free(m->hists);
@@ -65,7 +67,8 @@ static void *grow(void **arr, size_t *n, size_t *cap, size_t elem)
     if (*n == *cap) {
         size_t c = *cap ? 2 * *cap : 16;
         void *p = realloc(*arr, c * elem);
-        if (!p) return NULL;
+        if (!p)
+            return NULL;
         *arr = p;
         *cap = c;
     }
@@ -79,21 +82,26 @@ void metrics_observe(metrics *m, const char *route, unsigned status, double seco
     pthread_mutex_lock(&m->mu);
     route_stat *s = NULL;
     for (size_t i = 0; i < m->nstats && !s; i++)
-        if (m->stats[i].status == status && !strcmp(m->stats[i].route, route)) s = &m->stats[i];
+        if (m->stats[i].status == status && !strcmp(m->stats[i].route, route))
+            s = &m->stats[i];
     if (!s && (s = grow((void **)&m->stats, &m->nstats, &m->capstats, sizeof *s))) {
         snprintf(s->route, sizeof s->route, "%s", route);
         s->status = status;
     }
-    if (s) s->count++;
+    if (s)
+        s->count++;
     route_hist *h = NULL;
     for (size_t i = 0; i < m->nhists && !h; i++)
-        if (!strcmp(m->hists[i].route, route)) h = &m->hists[i];
+        if (!strcmp(m->hists[i].route, route))
+            h = &m->hists[i];
     if (!h && (h = grow((void **)&m->hists, &m->nhists, &m->caphists, sizeof *h)))
         snprintf(h->route, sizeof h->route, "%s", route);
     if (h) {
         size_t b = 0;
-        while (b < NBUCKETS && seconds > buckets[b]) b++;
-        if (b < NBUCKETS) h->bucket[b]++;
+        while (b < NBUCKETS && seconds > buckets[b])
+            b++;
+        if (b < NBUCKETS)
+            h->bucket[b]++;
         h->count++;
         h->sum += seconds;
     }
@@ -105,10 +113,12 @@ void metrics_generated(metrics *m, const char *model, size_t chars)
     pthread_mutex_lock(&m->mu);
     model_chars *c = NULL;
     for (size_t i = 0; i < m->nchars && !c; i++)
-        if (!strcmp(m->chars[i].model, model)) c = &m->chars[i];
+        if (!strcmp(m->chars[i].model, model))
+            c = &m->chars[i];
     if (!c && (c = grow((void **)&m->chars, &m->nchars, &m->capchars, sizeof *c)))
         snprintf(c->model, sizeof c->model, "%s", model);
-    if (c) c->chars += chars;
+    if (c)
+        c->chars += chars;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -121,7 +131,8 @@ typedef struct sbuf {
 static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(sbuf *b, const char *fmt, ...)
 {
-    if (b->oom) return;
+    if (b->oom)
+        return;
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
@@ -151,9 +162,12 @@ static const char *esc(const char *s, char *out, size_t n)
 {
     size_t k = 0;
     for (; *s && k + 3 < n; s++) {
-        if (*s == '\\' || *s == '"') out[k++] = '\\', out[k++] = *s;
-        else if (*s == '\n') out[k++] = '\\', out[k++] = 'n';
-        else out[k++] = *s;
+        if (*s == '\\' || *s == '"')
+            out[k++] = '\\', out[k++] = *s;
+        else if (*s == '\n')
+            out[k++] = '\\', out[k++] = 'n';
+        else
+            out[k++] = *s;
     }
     out[k] = '\0';
     return out;
@@ -166,15 +180,19 @@ static void header(sbuf *b, const char *name, const char *type, const char *help
 
 static void fmt_double(char *out, size_t n, double v)
 {
-    if (isnan(v)) snprintf(out, n, "NaN");
-    else if (isinf(v)) snprintf(out, n, v > 0 ? "+Inf" : "-Inf");
-    else snprintf(out, n, "%.17g", v);
+    if (isnan(v))
+        snprintf(out, n, "NaN");
+    else if (isinf(v))
+        snprintf(out, n, v > 0 ? "+Inf" : "-Inf");
+    else
+        snprintf(out, n, "%.17g", v);
 }
 
 char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
 {
     sbuf b = {malloc(8192), 0, 8192, 0};
-    if (!b.p) return NULL;
+    if (!b.p)
+        return NULL;
     char e1[512], e2[512], num[64];
 
     pthread_mutex_lock(&m->mu);
@@ -220,8 +238,7 @@ char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
     put(&b, "charrnn_inference_steps_total %llu\n", (unsigned long long)es.steps);
     header(&b, "charrnn_inference_stream_steps_total", "counter",
            "Stream advances; divided by charrnn_inference_steps_total it is the mean batch size.");
-    put(&b, "charrnn_inference_stream_steps_total %llu\n",
-        (unsigned long long)es.batched_streams);
+    put(&b, "charrnn_inference_stream_steps_total %llu\n", (unsigned long long)es.batched_streams);
 
     charrnn_store_entry *list = NULL;
     size_t n = 0;
@@ -230,12 +247,13 @@ char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
     charrnn_store_stats_get(store, &st);
     header(&b, "charrnn_models_loaded", "gauge", "Models with a version serving.");
     size_t loaded = 0;
-    for (size_t i = 0; i < n; i++) loaded += list[i].current != NULL;
+    for (size_t i = 0; i < n; i++)
+        loaded += list[i].current != NULL;
     put(&b, "charrnn_models_loaded %zu\n", loaded);
     header(&b, "charrnn_model_loads_total", "counter", "Successful checkpoint loads, by model.");
     for (size_t i = 0; i < n; i++)
-        put(&b, "charrnn_model_loads_total{model=\"%s\"} %llu\n",
-            esc(list[i].name, e1, sizeof e1), (unsigned long long)list[i].loads);
+        put(&b, "charrnn_model_loads_total{model=\"%s\"} %llu\n", esc(list[i].name, e1, sizeof e1),
+            (unsigned long long)list[i].loads);
     header(&b, "charrnn_model_load_failures_total", "counter",
            "Checkpoint loads that failed validation or I/O, by model.");
     for (size_t i = 0; i < n; i++)
@@ -255,7 +273,8 @@ char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
     header(&b, "charrnn_model_info", "gauge", "The version serving, as labels; value 1.");
     for (size_t i = 0; i < n; i++) {
         const charrnn_store_model *v = list[i].current;
-        if (!v) continue;
+        if (!v)
+            continue;
         put(&b,
             "charrnn_model_info{model=\"%s\",version=\"%llu\",cell=\"%s\",num_layers=\"%d\","
             "hidden_size=\"%d\",vocab_size=\"%d\",sha256=\"%s\"} 1\n",

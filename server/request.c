@@ -38,21 +38,25 @@ typedef struct span {
 
 static const char *skip_ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
     return p;
 }
 
 static const char *skip_string(const char *p, const char *end)
 {
     for (p++; p < end && *p != '"'; p++)
-        if (*p == '\\') p++;
+        if (*p == '\\')
+            p++;
     return p < end ? p + 1 : end;
 }
 
 static const char *skip_value(const char *p, const char *end)
 {
-    if (p >= end) return end;
-    if (*p == '"') return skip_string(p, end);
+    if (p >= end)
+        return end;
+    if (*p == '"')
+        return skip_string(p, end);
     if (*p == '{' || *p == '[') {
         int depth = 0;
         while (p < end) {
@@ -60,15 +64,18 @@ static const char *skip_value(const char *p, const char *end)
                 p = skip_string(p, end);
                 continue;
             }
-            if (*p == '{' || *p == '[') depth++;
+            if (*p == '{' || *p == '[')
+                depth++;
             else if (*p == '}' || *p == ']') {
-                if (--depth == 0) return p + 1;
+                if (--depth == 0)
+                    return p + 1;
             }
             p++;
         }
         return end;
     }
-    while (p < end && !strchr(",}] \t\r\n", *p)) p++;
+    while (p < end && !strchr(",}] \t\r\n", *p))
+        p++;
     return p;
 }
 
@@ -79,13 +86,16 @@ static size_t member_values(const char *s, size_t len, span *out, size_t max)
     const char *p = s, *end = s + len;
     size_t n = 0;
     p = skip_ws(p, end);
-    if (p >= end || *p != '{') return 0;
+    if (p >= end || *p != '{')
+        return 0;
     p++;
     while (n < max) {
         p = skip_ws(p, end);
-        if (p >= end || *p != '"') break;
+        if (p >= end || *p != '"')
+            break;
         p = skip_ws(skip_string(p, end), end);
-        if (p >= end || *p != ':') break;
+        if (p >= end || *p != ':')
+            break;
         p = skip_ws(p + 1, end);
         const char *v = p;
         p = skip_value(p, end);
@@ -93,7 +103,8 @@ static size_t member_values(const char *s, size_t len, span *out, size_t max)
         out[n].n = (size_t)(p - v);
         n++;
         p = skip_ws(p, end);
-        if (p >= end || *p != ',') break;
+        if (p >= end || *p != ',')
+            break;
         p++;
     }
     return n;
@@ -104,8 +115,10 @@ static size_t member_values(const char *s, size_t len, span *out, size_t max)
 static int has_nul_escape(span v)
 {
     for (size_t i = 0; i + 1 < v.n; i++) {
-        if (v.p[i] != '\\') continue;
-        if (v.p[i + 1] == 'u' && i + 5 < v.n && !strncmp(v.p + i + 2, "0000", 4)) return 1;
+        if (v.p[i] != '\\')
+            continue;
+        if (v.p[i + 1] == 'u' && i + 5 < v.n && !strncmp(v.p + i + 2, "0000", 4))
+            return 1;
         i++; /* skip the escaped character */
     }
     return 0;
@@ -118,7 +131,8 @@ static const char *const fields[] = {"model", "prime", "length", "temperature", 
 static size_t utf8_chars(const char *s, size_t n)
 {
     size_t c = 0;
-    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
     return c;
 }
 
@@ -150,19 +164,21 @@ static int parse_seed(const cJSON *v, span src, uint64_t *out, api_error *err)
                         "'seed' must be an integer 0..18446744073709551615");
     }
     char buf[32];
-    if (n == 0 || n > 20) goto bad;
+    if (n == 0 || n > 20)
+        goto bad;
     for (size_t i = 0; i < n; i++)
-        if (p[i] < '0' || p[i] > '9') goto bad;
+        if (p[i] < '0' || p[i] > '9')
+            goto bad;
     memcpy(buf, p, n);
     buf[n] = '\0';
     errno = 0;
     unsigned long long u = strtoull(buf, NULL, 10);
-    if (errno == ERANGE) goto bad;
+    if (errno == ERANGE)
+        goto bad;
     *out = (uint64_t)u;
     return 0;
 bad:
-    return api_fail(err, 400, INVALID, "seed",
-                    "'seed' must be an integer 0..18446744073709551615");
+    return api_fail(err, 400, INVALID, "seed", "'seed' must be an integer 0..18446744073709551615");
 }
 
 static char *dup_n(const char *s, size_t n)
@@ -179,7 +195,8 @@ void sample_request_clear(sample_request *r)
 {
     free(r->model);
     free(r->prime);
-    for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    for (size_t i = 0; i < r->n_stop; i++)
+        free(r->stop[i]);
     free(r->stop);
     memset(r, 0, sizeof *r);
 }
@@ -192,15 +209,18 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
     if ((!strcmp(k, "prime") || !strcmp(k, "stop")) && has_nul_escape(src))
         return api_fail(err, 400, INVALID, k, "'%s' contains U+0000, which is not supported", k);
     if (!strcmp(k, "model")) {
-        if (!cJSON_IsString(v)) return api_fail(err, 400, INVALID, k, "'model' must be a string");
+        if (!cJSON_IsString(v))
+            return api_fail(err, 400, INVALID, k, "'model' must be a string");
         if (!charrnn_store_name_valid(v->valuestring))
             return api_fail(err, 400, INVALID, k,
                             "'model' must be a model name ([A-Za-z0-9._-]+, not starting "
                             "with '.', at most %d characters)",
                             CHARRNN_STORE_NAME_MAX);
-        if (!(r->model = strdup(v->valuestring))) goto oom;
+        if (!(r->model = strdup(v->valuestring)))
+            goto oom;
     } else if (!strcmp(k, "prime")) {
-        if (!cJSON_IsString(v)) return api_fail(err, 400, INVALID, k, "'prime' must be a string");
+        if (!cJSON_IsString(v))
+            return api_fail(err, 400, INVALID, k, "'prime' must be a string");
         size_t n = strlen(v->valuestring);
         size_t chars = utf8_chars(v->valuestring, n);
         if ((long)chars > cfg->max_prime)
@@ -208,10 +228,12 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
                             "'prime' is %zu characters long; the limit is %ld", chars,
                             cfg->max_prime);
         free(r->prime);
-        if (!(r->prime = dup_n(v->valuestring, n))) goto oom;
+        if (!(r->prime = dup_n(v->valuestring, n)))
+            goto oom;
         r->prime_len = n;
     } else if (!strcmp(k, "length")) {
-        if (get_int(v, k, 1, (double)cfg->max_length, &d, err)) return -1;
+        if (get_int(v, k, 1, (double)cfg->max_length, &d, err))
+            return -1;
         r->length = (size_t)d;
     } else if (!strcmp(k, "temperature")) {
         if (!cJSON_IsNumber(v))
@@ -222,13 +244,16 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
                             "'temperature' must be 0 (greedy) or in (0, 10], got %.17g", d);
         r->temperature = (float)d;
     } else if (!strcmp(k, "seed")) {
-        if (parse_seed(v, src, &r->seed, err)) return -1;
+        if (parse_seed(v, src, &r->seed, err))
+            return -1;
         r->has_seed = 1;
     } else if (!strcmp(k, "top_k")) {
-        if (get_int(v, k, 0, CHARRNN_MAX_VOCAB, &d, err)) return -1;
+        if (get_int(v, k, 0, CHARRNN_MAX_VOCAB, &d, err))
+            return -1;
         r->top_k = (int)d;
     } else if (!strcmp(k, "top_p")) {
-        if (!cJSON_IsNumber(v)) return api_fail(err, 400, INVALID, k, "'top_p' must be a number");
+        if (!cJSON_IsNumber(v))
+            return api_fail(err, 400, INVALID, k, "'top_p' must be a number");
         d = v->valuedouble;
         if (!(d > 0 && d <= 1))
             return api_fail(err, 400, INVALID, k, "'top_p' must be in (0, 1], got %.17g", d);
@@ -240,7 +265,8 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
         if (n > CHARRNN_MAX_STOP)
             return api_fail(err, 400, INVALID, k, "'stop' has %d strings; the limit is %d", n,
                             CHARRNN_MAX_STOP);
-        if (n > 0 && !(r->stop = calloc((size_t)n, sizeof *r->stop))) goto oom;
+        if (n > 0 && !(r->stop = calloc((size_t)n, sizeof *r->stop)))
+            goto oom;
         const cJSON *it;
         cJSON_ArrayForEach(it, v)
         {
@@ -251,11 +277,13 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
                 return api_fail(err, 400, INVALID, k,
                                 "every 'stop' string must be 1..%d bytes long",
                                 CHARRNN_MAX_STOP_LEN);
-            if (!(r->stop[r->n_stop] = strdup(it->valuestring))) goto oom;
+            if (!(r->stop[r->n_stop] = strdup(it->valuestring)))
+                goto oom;
             r->n_stop++;
         }
     } else if (!strcmp(k, "stream")) {
-        if (!cJSON_IsBool(v)) return api_fail(err, 400, INVALID, k, "'stream' must be a boolean");
+        if (!cJSON_IsBool(v))
+            return api_fail(err, 400, INVALID, k, "'stream' must be a boolean");
         r->stream = cJSON_IsTrue(v);
     }
     return 0;
@@ -263,8 +291,8 @@ oom:
     return api_fail(err, 500, "server_error", NULL, "out of memory");
 }
 
-int sample_request_parse(const char *body, size_t len, const serve_config *cfg,
-                         sample_request *r, api_error *err)
+int sample_request_parse(const char *body, size_t len, const serve_config *cfg, sample_request *r,
+                         api_error *err)
 {
     memset(r, 0, sizeof *r);
     charrnn_sample_params def = charrnn_sample_defaults();
@@ -272,8 +300,10 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg,
     r->temperature = def.temperature;
     r->top_k = def.top_k;
     r->top_p = def.top_p;
-    if ((long)r->length > cfg->max_length) r->length = (size_t)cfg->max_length;
-    if (!(r->prime = strdup(""))) return api_fail(err, 500, "server_error", NULL, "out of memory");
+    if ((long)r->length > cfg->max_length)
+        r->length = (size_t)cfg->max_length;
+    if (!(r->prime = strdup("")))
+        return api_fail(err, 500, "server_error", NULL, "out of memory");
 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
@@ -286,7 +316,8 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg,
     int rc = 0;
     const char *rest = skip_ws(end, body + len);
     if (rest < body + len) {
-        rc = api_fail(err, 400, INVALID, NULL, "the body is not valid JSON (trailing data at byte %zu)",
+        rc = api_fail(err, 400, INVALID, NULL,
+                      "the body is not valid JSON (trailing data at byte %zu)",
                       (size_t)(rest - body));
         goto out;
     }
@@ -300,7 +331,8 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg,
     unsigned seen = 0;
     for (const cJSON *v = root->child; v; v = v->next, i++) {
         size_t f = 0;
-        while (f < NFIELDS && strcmp(v->string, fields[f])) f++;
+        while (f < NFIELDS && strcmp(v->string, fields[f]))
+            f++;
         if (f == NFIELDS) {
             rc = api_fail(err, 400, INVALID, v->string,
                           "unknown field '%s' (fields: model, prime, length, temperature, seed, "
@@ -313,13 +345,16 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg,
             goto out;
         }
         seen |= 1u << f;
-        if (cJSON_IsNull(v)) continue;
+        if (cJSON_IsNull(v))
+            continue;
         span s = i < nsrc ? src[i] : (span){"", 0};
-        if ((rc = parse_member(v, s, cfg, r, err)) != 0) goto out;
+        if ((rc = parse_member(v, s, cfg, r, err)) != 0)
+            goto out;
     }
 out:
     cJSON_Delete(root);
-    if (rc) sample_request_clear(r);
+    if (rc)
+        sample_request_clear(r);
     return rc;
 }
 

@@ -22,8 +22,8 @@ int api_fail(api_error *e, unsigned status, const char *type, const char *param,
              ...) __attribute__((format(printf, 5, 6)));
 
 typedef struct sample_request {
-    char *model;   /* NULL = the default model */
-    char *prime;   /* never NULL */
+    char *model; /* NULL = the default model */
+    char *prime; /* never NULL */
     size_t prime_len;
     size_t length;
     float temperature;
@@ -39,8 +39,8 @@ typedef struct sample_request {
 /* Parses body (len bytes, need not be NUL-terminated). Unknown and duplicate
  * fields, wrong types and out-of-range values are 400 errors naming the field;
  * null means "the default". Returns 0 or -1 with err filled. */
-int sample_request_parse(const char *body, size_t len, const serve_config *cfg,
-                         sample_request *out, api_error *err);
+int sample_request_parse(const char *body, size_t len, const serve_config *cfg, sample_request *out,
+                         api_error *err);
 void sample_request_clear(sample_request *r);
 
 /* The library's view of the request (pointers into r). */

@@ -22,13 +22,17 @@ static uint64_t random_seed(void)
     size_t got = 0;
     while (got < sizeof s) {
         ssize_t r = getrandom((char *)&s + got, sizeof s - got, 0);
-        if (r > 0) got += (size_t)r;
+        if (r > 0)
+            got += (size_t)r;
     }
     return s;
 }
 
 /* Milliseconds rounded to microseconds, so the JSON stays short. */
-static double ms(double seconds) { return round(seconds * 1e6) / 1e3; }
+static double ms(double seconds)
+{
+    return round(seconds * 1e6) / 1e3;
+}
 
 static cJSON *raw_u64(uint64_t v)
 {
@@ -64,10 +68,9 @@ static cJSON *result_json(const req_ctx *c, const job_result *r, const char *tex
     cJSON_AddNumberToObject(tm, "queue_ms", ms(r->queue_seconds));
     cJSON_AddNumberToObject(tm, "generation_ms", ms(r->generate_seconds));
     cJSON_AddNumberToObject(tm, "total_ms", ms(r->total_seconds));
-    cJSON_AddNumberToObject(tm, "chars_per_second",
-                            r->generate_seconds > 0
-                                ? round((double)r->generated_chars / r->generate_seconds)
-                                : 0);
+    cJSON_AddNumberToObject(
+        tm, "chars_per_second",
+        r->generate_seconds > 0 ? round((double)r->generated_chars / r->generate_seconds) : 0);
     return o;
 }
 
@@ -90,8 +93,7 @@ static void record(req_ctx *c, const job_result *r)
 static void end_error(const job_result *r, api_error *e)
 {
     if (r->end == JOB_QUEUE_TIMEOUT)
-        api_fail(e, 503, "unavailable_error", NULL,
-                 "timed out waiting for a free generation slot");
+        api_fail(e, 503, "unavailable_error", NULL, "timed out waiting for a free generation slot");
     else
         api_fail(e, 503, "unavailable_error", NULL, "the server is shutting down");
 }
@@ -102,7 +104,8 @@ static int set_event(req_ctx *c, cJSON *o)
 {
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (!s) return -1;
+    if (!s)
+        return -1;
     size_t n = strlen(s);
     char *ev = malloc(n + 9);
     if (!ev) {
@@ -126,8 +129,10 @@ static size_t utf8_whole(const char *s, size_t n)
 {
     size_t i = n;
     size_t back = 0;
-    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--, back++;
-    if (i == 0) return n;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--, back++;
+    if (i == 0)
+        return n;
     unsigned char lead = (unsigned char)s[i - 1];
     size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
     return back + 1 >= need ? n : i - 1;
@@ -137,7 +142,8 @@ static size_t utf8_whole(const char *s, size_t n)
 static int next_event(req_ctx *c)
 {
     engine *e = c->srv->eng;
-    if (c->sse_over) return 0;
+    if (c->sse_over)
+        return 0;
     char buf[CHUNK_MAX];
     double gap = EVENT_GAP - (now_mono() - c->last_event);
     if (gap > 0) {
@@ -147,11 +153,13 @@ static int next_event(req_ctx *c)
     for (;;) {
         int ended = 0;
         size_t n = engine_job_read(e, c->job, c->sent, buf, sizeof buf, WAIT_MS, &ended);
-        if (n == sizeof buf) n = utf8_whole(buf, n);
+        if (n == sizeof buf)
+            n = utf8_whole(buf, n);
         if (n > 0) {
             c->sent += n;
             char *t = malloc(n + 1);
-            if (!t) return -1;
+            if (!t)
+                return -1;
             memcpy(t, buf, n);
             t[n] = '\0';
             cJSON *o = cJSON_CreateObject();
@@ -164,7 +172,8 @@ static int next_event(req_ctx *c)
             engine_job_result(e, c->job, &r);
             record(c, &r);
             c->sse_over = 1;
-            if (r.end == JOB_CANCELLED) return -1;
+            if (r.end == JOB_CANCELLED)
+                return -1;
             if (r.end == JOB_QUEUE_TIMEOUT || r.end == JOB_SHUTDOWN) {
                 api_error err;
                 end_error(&r, &err);
@@ -186,7 +195,8 @@ static int next_event(req_ctx *c)
         if (now_mono() - c->last_event > KEEPALIVE_SECONDS) {
             free(c->pending);
             c->pending = strdup(": keep-alive\n\n");
-            if (!c->pending) return -1;
+            if (!c->pending)
+                return -1;
             c->pending_len = strlen(c->pending);
             c->pending_off = 0;
             c->last_event = now_mono();
@@ -201,17 +211,23 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *out, size_t max)
     req_ctx *c = cls;
     if (c->pending_off >= c->pending_len) {
         int r = next_event(c);
-        if (r == 0) return MHD_CONTENT_READER_END_OF_STREAM;
-        if (r < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (r == 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (r < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
     }
     size_t n = c->pending_len - c->pending_off;
-    if (n > max) n = max;
+    if (n > max)
+        n = max;
     memcpy(out, c->pending + c->pending_off, n);
     c->pending_off += n;
     return (ssize_t)n;
 }
 
-static void sse_free(void *cls) { ctx_release(cls); }
+static void sse_free(void *cls)
+{
+    ctx_release(cls);
+}
 
 static enum MHD_Result start_stream(req_ctx *c)
 {
@@ -247,7 +263,8 @@ static enum MHD_Result wait_and_respond(req_ctx *c)
     job_result r;
     engine_job_result(e, c->job, &r);
     record(c, &r);
-    if (r.end == JOB_CANCELLED) return MHD_NO;
+    if (r.end == JOB_CANCELLED)
+        return MHD_NO;
     if (r.end == JOB_QUEUE_TIMEOUT || r.end == JOB_SHUTDOWN) {
         api_error err;
         end_error(&r, &err);
@@ -267,7 +284,8 @@ enum MHD_Result handle_sample(req_ctx *c)
         sample_request_clear(&req);
         return respond_fail(c, 503, "unavailable_error", NULL, "the server is shutting down");
     }
-    if (req.model) snprintf(c->model, sizeof c->model, "%s", req.model);
+    if (req.model)
+        snprintf(c->model, sizeof c->model, "%s", req.model);
     else if (!default_model(srv, c->model, sizeof c->model)) {
         sample_request_clear(&req);
         return respond_fail(c, 400, "invalid_request_error", "model",
@@ -280,7 +298,8 @@ enum MHD_Result handle_sample(req_ctx *c)
         sample_request_clear(&req);
         return respond_fail(c, 404, "not_found_error", "model", "%s", msg);
     }
-    if (!req.has_seed) req.seed = random_seed();
+    if (!req.has_seed)
+        req.seed = random_seed();
     c->seed = req.seed;
     c->stream = req.stream;
     c->model_version = ver->version;
@@ -291,13 +310,14 @@ enum MHD_Result handle_sample(req_ctx *c)
     sample_request_clear(&req);
     if (rc != CHARRNN_OK) {
         charrnn_store_release(ver);
-        if (rc == CHARRNN_ENOMEM) return respond_fail(c, 500, "server_error", NULL, "%s", msg);
+        if (rc == CHARRNN_ENOMEM)
+            return respond_fail(c, 500, "server_error", NULL, "%s", msg);
         const char *param = rc == CHARRNN_EVOCAB || rc == CHARRNN_EFORMAT ? "prime"
-                            : strstr(msg, "top_k")                        ? "top_k"
-                            : strstr(msg, "top_p")                        ? "top_p"
-                            : strstr(msg, "temperature")                  ? "temperature"
-                            : strstr(msg, "stop")                         ? "stop"
-                            : strstr(msg, "length")                       ? "length"
+            : strstr(msg, "top_k")                                        ? "top_k"
+            : strstr(msg, "top_p")                                        ? "top_p"
+            : strstr(msg, "temperature")                                  ? "temperature"
+            : strstr(msg, "stop")                                         ? "stop"
+            : strstr(msg, "length")                                       ? "length"
                                                                           : NULL;
         return respond_fail(c, 400, "invalid_request_error", param, "%s", msg);
     }

@@ -18,10 +18,10 @@
 
 /* Optional training state saved alongside the parameters. */
 typedef struct charrnn_resume_state {
-    const float *m, *v;  /* (num_params) optimizer moments (m may be NULL for RMSProp) */
-    const float *carry;  /* carried hidden state, carry_len floats */
+    const float *m, *v; /* (num_params) optimizer moments (m may be NULL for RMSProp) */
+    const float *carry; /* carried hidden state, carry_len floats */
     size_t carry_len;
-    const char *json;    /* resume metadata (JSON object) */
+    const char *json; /* resume metadata (JSON object) */
 } charrnn_resume_state;
 
 /* Saves atomically. train_json is the "train" metadata (a JSON object; "{}" if

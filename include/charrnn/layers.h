@@ -51,8 +51,8 @@ void charrnn_decoder_backward(float *dh, float *dw, float *db, float *probs, con
                               const float *w, const uint16_t *targets, int N, int V, int H);
 /* Same with dL/dlogits = (p - onehot) * scale: a shard of a larger batch passes
  * 1 / (rows of the whole batch). */
-void charrnn_decoder_backward_scaled(float *dh, float *dw, float *db, float *probs,
-                                     const float *h, const float *w, const uint16_t *targets,
-                                     int N, int V, int H, float scale);
+void charrnn_decoder_backward_scaled(float *dh, float *dw, float *db, float *probs, const float *h,
+                                     const float *w, const uint16_t *targets, int N, int V, int H,
+                                     float scale);
 
 #endif

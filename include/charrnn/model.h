@@ -15,7 +15,11 @@
 
 #include <stddef.h>
 
-typedef enum charrnn_cell { CHARRNN_CELL_LSTM = 0, CHARRNN_CELL_GRU, CHARRNN_CELL_RNN } charrnn_cell;
+typedef enum charrnn_cell {
+    CHARRNN_CELL_LSTM = 0,
+    CHARRNN_CELL_GRU,
+    CHARRNN_CELL_RNN
+} charrnn_cell;
 
 #define CHARRNN_MAX_LAYERS 16
 #define CHARRNN_MAX_HIDDEN 8192
@@ -34,7 +38,7 @@ typedef struct charrnn_tensor_info {
     char name[CHARRNN_TENSOR_NAME_MAX];
     size_t offset; /* in floats, from the start of the block */
     size_t numel;
-    int ndim;      /* 1 or 2 */
+    int ndim; /* 1 or 2 */
     size_t shape[2];
 } charrnn_tensor_info;
 
@@ -73,7 +77,8 @@ int charrnn_cell_parse(const char *name, charrnn_cell *out);
 int charrnn_config_check(const charrnn_config *cfg, char *err, size_t errlen);
 
 /* Fills the tensor table of cfg and returns the total parameter count. */
-size_t charrnn_param_layout(const charrnn_config *cfg, charrnn_tensor_info *tensors, int *num_tensors);
+size_t charrnn_param_layout(const charrnn_config *cfg, charrnn_tensor_info *tensors,
+                            int *num_tensors);
 /* Sets views to the tensors of cfg inside block (parameters or gradients). */
 void charrnn_param_views_bind(const charrnn_config *cfg, float *block, charrnn_param_views *views);
 

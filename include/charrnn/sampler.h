@@ -32,8 +32,8 @@ typedef struct charrnn_sample_params {
     size_t length;     /* characters to generate, >= 1 */
     float temperature; /* 0 = argmax; otherwise 0 < t <= 10 */
     uint64_t seed;
-    int top_k;   /* 0 = off */
-    float top_p; /* (0, 1]; 1 = off */
+    int top_k;               /* 0 = off */
+    float top_p;             /* (0, 1]; 1 = off */
     const char *const *stop; /* n_stop UTF-8 strings, each 1..CHARRNN_MAX_STOP_LEN bytes */
     size_t n_stop;
 } charrnn_sample_params;

@@ -31,13 +31,13 @@
 /* One loaded version. All fields are immutable while the version is held. */
 typedef struct charrnn_store_model {
     const char *name;
-    uint64_t version;           /* > 0; increases with every successful load in this store */
+    uint64_t version; /* > 0; increases with every successful load in this store */
     const charrnn_model *model;
-    const char *train_json;     /* the checkpoint's "train" metadata, or NULL */
-    double val_loss;            /* from train_json ("val_loss"), NaN when absent */
-    double loaded_at;           /* Unix time in seconds */
-    uint64_t file_size;         /* bytes */
-    char sha256[65];            /* hex digest of the file */
+    const char *train_json; /* the checkpoint's "train" metadata, or NULL */
+    double val_loss;        /* from train_json ("val_loss"), NaN when absent */
+    double loaded_at;       /* Unix time in seconds */
+    uint64_t file_size;     /* bytes */
+    char sha256[65];        /* hex digest of the file */
 } charrnn_store_model;
 
 typedef struct charrnn_store charrnn_store;
@@ -79,8 +79,8 @@ typedef struct charrnn_store_entry {
     const charrnn_store_model *current; /* a held reference, NULL if nothing is loaded */
     uint64_t loads;                     /* successful loads of this name */
     uint64_t load_failures;
-    char last_error[512];               /* "" unless the last load attempt failed */
-    double last_error_at;               /* Unix time of that failure, 0 if none */
+    char last_error[512]; /* "" unless the last load attempt failed */
+    double last_error_at; /* Unix time of that failure, 0 if none */
 } charrnn_store_entry;
 
 /* Snapshot of every name, sorted by name. The caller frees with
@@ -107,9 +107,9 @@ typedef enum charrnn_store_event_kind {
 typedef struct charrnn_store_event {
     charrnn_store_event_kind kind;
     const char *name;
-    uint64_t version;       /* LOADED: the new version; otherwise the one still serving (0: none) */
-    double seconds;         /* LOADED / LOAD_FAILED: load duration */
-    const char *error;      /* LOAD_FAILED: the message */
+    uint64_t version;  /* LOADED: the new version; otherwise the one still serving (0: none) */
+    double seconds;    /* LOADED / LOAD_FAILED: load duration */
+    const char *error; /* LOAD_FAILED: the message */
 } charrnn_store_event;
 
 typedef void (*charrnn_store_event_fn)(void *ctx, const charrnn_store_event *ev);

@@ -19,8 +19,8 @@ typedef enum charrnn_mode { CHARRNN_MODE_TRAIN = 0, CHARRNN_MODE_EVAL = 1 } char
 
 /* The model is borrowed and must outlive the trainer. dropout in [0, 1). */
 int charrnn_trainer_create(charrnn_model *m, int batch, int seq, float dropout,
-                           const charrnn_optim_config *opt, uint64_t seed,
-                           charrnn_trainer **out, char *err, size_t errlen);
+                           const charrnn_optim_config *opt, uint64_t seed, charrnn_trainer **out,
+                           char *err, size_t errlen);
 void charrnn_trainer_free(charrnn_trainer *tr);
 
 /* Splits the batch into n shards (contiguous ranges of streams, at most 8 and
@@ -49,7 +49,7 @@ float charrnn_trainer_step(charrnn_trainer *tr, const uint16_t *x, const uint16_
 void charrnn_trainer_reset_state(charrnn_trainer *tr, charrnn_mode mode);
 
 /* Direct access for tests, checkpoints and exact resume. */
-float *charrnn_trainer_grads(charrnn_trainer *tr);  /* (num_params) */
+float *charrnn_trainer_grads(charrnn_trainer *tr);   /* (num_params) */
 float *charrnn_trainer_moment1(charrnn_trainer *tr); /* (num_params) Adam m */
 float *charrnn_trainer_moment2(charrnn_trainer *tr); /* (num_params) Adam v / RMSProp v */
 /* Carried TRAIN state: layers x (h, c for LSTM) x (B, H); *len in floats. */
@@ -58,6 +58,6 @@ float *charrnn_trainer_state(charrnn_trainer *tr, size_t *len);
  * the next backward, which consumes them. */
 const float *charrnn_trainer_probs(charrnn_trainer *tr);
 uint64_t *charrnn_trainer_step_count(charrnn_trainer *tr); /* optimizer updates so far */
-charrnn_rng *charrnn_trainer_rng(charrnn_trainer *tr);      /* dropout masks */
+charrnn_rng *charrnn_trainer_rng(charrnn_trainer *tr);     /* dropout masks */
 
 #endif

@@ -30,8 +30,8 @@ int charrnn_vocab_build(const uint8_t *text, size_t n, charrnn_vocab **out, char
                         size_t errlen);
 /* Builds a vocabulary from an explicit list of code points (any order,
  * duplicates rejected). Used by the checkpoint loader. */
-int charrnn_vocab_from_codepoints(const uint32_t *cps, size_t n, charrnn_vocab **out,
-                                  char *err, size_t errlen);
+int charrnn_vocab_from_codepoints(const uint32_t *cps, size_t n, charrnn_vocab **out, char *err,
+                                  size_t errlen);
 void charrnn_vocab_free(charrnn_vocab *v);
 
 size_t charrnn_vocab_size(const charrnn_vocab *v);

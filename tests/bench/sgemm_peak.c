@@ -34,8 +34,8 @@ int main(int argc, char **argv)
         long reps = 0;
         double t0 = now(), t;
         do {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f,
-                        c, N);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c,
+                        N);
             reps++;
         } while ((t = now() - t0) < 1.0);
         double g = 2.0 * M * N * K * (double)reps / t / 1e9;

@@ -27,8 +27,10 @@ static size_t object_len(const uint8_t *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         uint8_t c = p[i];
         if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = 0;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
         } else if (c == '"') {
             in_str = 1;
         } else if (c == '{') {
@@ -44,7 +46,8 @@ static void check_model(const charrnn_model *m)
 {
     /* A few greedy and random steps, with and without a prime. */
     size_t V = charrnn_vocab_size(m->vocab);
-    if (V == 0 || (int)V != m->cfg.vocab_size) abort();
+    if (V == 0 || (int)V != m->cfg.vocab_size)
+        abort();
     char prime[8];
     int k = charrnn_utf8_encode(charrnn_vocab_codepoint(m->vocab, V - 1), prime);
     for (int t = 0; t < 2; t++) {
@@ -56,7 +59,8 @@ static void check_model(const charrnn_model *m)
         p.seed = 7;
         charrnn_stream *s = NULL;
         char err[256];
-        if (charrnn_stream_create(m, &p, &s, err, sizeof err) != CHARRNN_OK) abort();
+        if (charrnn_stream_create(m, &p, &s, err, sizeof err) != CHARRNN_OK)
+            abort();
         char out[8];
         while (!charrnn_stream_done(s)) {
             charrnn_infer_step(m, 1, &s);
@@ -68,14 +72,17 @@ static void check_model(const charrnn_model *m)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1) return 0;
+    if (size < 1)
+        return 0;
     size_t n = size - 1;
     uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) return 0;
+    if (!buf)
+        return 0;
     memcpy(buf, data + 1, n);
     if ((data[0] & 1) && n >= 8) {
         uint64_t h = object_len(buf + 8, n - 8);
-        for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(h >> (8 * i));
+        for (int i = 0; i < 8; i++)
+            buf[i] = (uint8_t)(h >> (8 * i));
     }
     charrnn_st_file *f = NULL;
     char err[1024];
@@ -83,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = charrnn_st_parse(buf, n, &f, err, sizeof err);
     free(buf); /* the file keeps its own copy */
     if (rc != CHARRNN_OK) {
-        if (f || !err[0]) abort();
+        if (f || !err[0])
+            abort();
         return 0;
     }
     /* Every tensor the reader returns lies inside its buffer (ASan checks the reads). */
@@ -91,9 +99,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < charrnn_st_count(f); i++) {
         const charrnn_st_tensor *t = charrnn_st_at(f, i);
         size_t numel = 1;
-        for (int d = 0; d < t->ndim; d++) numel *= t->shape[d];
-        if (numel) sink += t->data[0] + t->data[numel - 1];
-        if (charrnn_st_get(f, t->name) != t) abort();
+        for (int d = 0; d < t->ndim; d++)
+            numel *= t->shape[d];
+        if (numel)
+            sink += t->data[0] + t->data[numel - 1];
+        if (charrnn_st_get(f, t->name) != t)
+            abort();
     }
     (void)sink;
     charrnn_model *m = NULL;

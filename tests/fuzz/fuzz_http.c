@@ -62,7 +62,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     char err[1024];
     signal(SIGPIPE, SIG_IGN);
-    if (!mkdtemp(dir)) die("mkdtemp", "failed");
+    if (!mkdtemp(dir))
+        die("mkdtemp", "failed");
     atexit(cleanup);
     static const char text[] = "the quick brown fox jumps over the lazy dog\n\xc3\xa9\xce\xbb";
     charrnn_vocab *v = NULL;
@@ -70,30 +71,36 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("vocab", err);
     charrnn_config mc = {CHARRNN_CELL_GRU, (int)charrnn_vocab_size(v), 8, 1};
     charrnn_model *m = NULL;
-    if (charrnn_model_create(&mc, v, &m, err, sizeof err)) die("model", err);
+    if (charrnn_model_create(&mc, v, &m, err, sizeof err))
+        die("model", err);
     for (size_t i = 0; i < m->num_params; i++)
         m->params[i] = (float)((int)(i * 2654435761u % 13) - 6) * 0.1f;
     char path[128];
     snprintf(path, sizeof path, "%s/tiny.safetensors", dir);
-    if (charrnn_checkpoint_save(path, m, NULL, NULL, err, sizeof err)) die("save", err);
+    if (charrnn_checkpoint_save(path, m, NULL, NULL, err, sizeof err))
+        die("save", err);
     charrnn_model_free(m);
 
-    char *args[] = {"fuzz", "--listen", "127.0.0.1:0", "--models", dir, "--default-model",
-                    "tiny", "--admin-token", "tok", "--max-length", "32", "--max-prime", "32",
-                    "--max-body", "2048", "--timeout", "2", "--poll-interval", "0",
-                    "--access-log", "off", "--workers", "1", "--max-concurrent", "4",
-                    "--max-queue", "4", "--max-connections", "64", NULL};
-    if (serve_config_parse(&srv.cfg, (int)(sizeof args / sizeof *args) - 1, args, err,
-                           sizeof err))
+    char *args[] = {
+        "fuzz", "--listen",      "127.0.0.1:0", "--models",          dir,  "--default-model",
+        "tiny", "--admin-token", "tok",         "--max-length",      "32", "--max-prime",
+        "32",   "--max-body",    "2048",        "--timeout",         "2",  "--poll-interval",
+        "0",    "--access-log",  "off",         "--workers",         "1",  "--max-concurrent",
+        "4",    "--max-queue",   "4",           "--max-connections", "64", NULL};
+    if (serve_config_parse(&srv.cfg, (int)(sizeof args / sizeof *args) - 1, args, err, sizeof err))
         die("config", err);
     srv.listen_fd = -1;
-    if (charrnn_store_open(srv.cfg.models, &srv.store, err, sizeof err)) die("store", err);
-    if (charrnn_store_scan(srv.store, 0, err, sizeof err) < 0) die("scan", err);
+    if (charrnn_store_open(srv.cfg.models, &srv.store, err, sizeof err))
+        die("store", err);
+    if (charrnn_store_scan(srv.store, 0, err, sizeof err) < 0)
+        die("scan", err);
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
                         srv.cfg.max_batch, srv.cfg.timeout};
     srv.met = metrics_create();
-    if (!srv.met || engine_create(&ec, &srv.eng)) die("engine", "failed");
-    if (http_start(&srv, err, sizeof err)) die("http", err);
+    if (!srv.met || engine_create(&ec, &srv.eng))
+        die("engine", "failed");
+    if (http_start(&srv, err, sizeof err))
+        die("http", err);
     return 0;
 }
 
@@ -109,11 +116,14 @@ static double now(void)
 static int response_complete(const char *buf, size_t n)
 {
     const char *end = memmem(buf, n, "\r\n\r\n", 4);
-    if (!end) return 0;
+    if (!end)
+        return 0;
     size_t head = (size_t)(end - buf) + 4;
     const char *cl = memmem(buf, head, "Content-Length: ", 16);
-    if (cl) return n - head >= strtoul(cl + 16, NULL, 10);
-    if (memmem(buf, head, "chunked", 7)) return n >= 5 && !memcmp(buf + n - 5, "0\r\n\r\n", 5);
+    if (cl)
+        return n - head >= strtoul(cl + 16, NULL, 10);
+    if (memmem(buf, head, "chunked", 7))
+        return n >= 5 && !memcmp(buf + n - 5, "0\r\n\r\n", 5);
     return 0;
 }
 
@@ -122,7 +132,8 @@ static void check_response(const char *buf, size_t n)
     /* Every response the daemon writes starts with a status line; none is a 500. */
     for (size_t off = 0; off + 12 <= n;) {
         const char *p = memmem(buf + off, n - off, "HTTP/1.", 7);
-        if (!p || (size_t)(p - buf) + 12 > n) break;
+        if (!p || (size_t)(p - buf) + 12 > n)
+            break;
         if (p[9] == '5' && p[10] == '0' && p[11] == '0') {
             fprintf(stderr, "fuzz_http: the daemon answered 500:\n%.*s\n", (int)n, buf);
             abort();
@@ -134,7 +145,8 @@ static void check_response(const char *buf, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) return 0;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+        return 0;
     struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000)};
     peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (MHD_add_connection(srv.mhd, sv[1], (const struct sockaddr *)&peer, sizeof peer) !=
@@ -147,7 +159,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t off = 0;
     while (off < size) {
         ssize_t w = send(sv[0], data + off, size - off, MSG_NOSIGNAL);
-        if (w <= 0) break;
+        if (w <= 0)
+            break;
         off += (size_t)w;
     }
     static char buf[1 << 20];
@@ -168,10 +181,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             continue;
         }
-        if (r < 0) break;
+        if (r < 0)
+            break;
         char tmp[65536];
         ssize_t k = recv(sv[0], tmp, sizeof tmp, 0);
-        if (k <= 0) break;
+        if (k <= 0)
+            break;
         size_t take = (size_t)k < sizeof buf - n ? (size_t)k : sizeof buf - n;
         memcpy(buf + n, tmp, take);
         n += take;

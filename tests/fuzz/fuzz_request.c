@@ -30,14 +30,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     char err[256];
     char *args[] = {"fuzz", "--max-length", "64", "--max-prime", "64", NULL};
-    if (serve_config_parse(&cfg, 5, args, err, sizeof err) != 0) abort();
+    if (serve_config_parse(&cfg, 5, args, err, sizeof err) != 0)
+        abort();
     /* A small LSTM over a mixed ASCII / non-ASCII vocabulary; zero weights
      * except a few, so sampling is cheap and not degenerate. */
-    static const char text[] = "the quick brown fox jumps over the lazy dog\n\xc3\xa9\xce\xbb\xe2\x82\xac";
+    static const char text[] =
+        "the quick brown fox jumps over the lazy dog\n\xc3\xa9\xce\xbb\xe2\x82\xac";
     charrnn_vocab *v = NULL;
-    if (charrnn_vocab_build((const uint8_t *)text, sizeof text - 1, &v, err, sizeof err)) abort();
+    if (charrnn_vocab_build((const uint8_t *)text, sizeof text - 1, &v, err, sizeof err))
+        abort();
     charrnn_config mc = {CHARRNN_CELL_LSTM, (int)charrnn_vocab_size(v), 8, 2};
-    if (charrnn_model_create(&mc, v, &model, err, sizeof err)) abort();
+    if (charrnn_model_create(&mc, v, &model, err, sizeof err))
+        abort();
     for (size_t i = 0; i < model->num_params; i++)
         model->params[i] = (float)((int)(i * 2654435761u % 17) - 8) * 0.05f;
     return 0;
@@ -48,7 +52,8 @@ static int valid_utf8(const char *s, size_t n)
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         int k = charrnn_utf8_decode((const uint8_t *)s + i, n - i, &cp);
-        if (k <= 0) return 0;
+        if (k <= 0)
+            return 0;
         i += (size_t)k;
     }
     return 1;
@@ -64,7 +69,8 @@ static int collect(void *ctx, const char *bytes, size_t len)
     sink *s = ctx;
     s->bytes += len;
     s->calls++;
-    if (!valid_utf8(bytes, len)) s->bad = 1;
+    if (!valid_utf8(bytes, len))
+        s->bad = 1;
     return 0;
 }
 
@@ -72,24 +78,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* Exactly size bytes, not NUL-terminated: an over-read is an ASan report. */
     char *body = malloc(size ? size : 1);
-    if (!body) return 0;
+    if (!body)
+        return 0;
     memcpy(body, data, size);
     sample_request r;
     api_error e;
     memset(&e, 0, sizeof e);
     if (sample_request_parse(body, size, &cfg, &r, &e) != 0) {
-        if (e.status < 400 || e.status > 500 || !e.message[0] || !e.type) abort();
+        if (e.status < 400 || e.status > 500 || !e.message[0] || !e.type)
+            abort();
         free(body);
         return 0;
     }
     free(body);
-    if (r.length < 1 || (long)r.length > cfg.max_length) abort();
-    if (!(r.temperature >= 0 && r.temperature <= 10)) abort();
-    if (!(r.top_p > 0 && r.top_p <= 1) || r.top_k < 0) abort();
-    if (r.n_stop > CHARRNN_MAX_STOP || !r.prime || strlen(r.prime) != r.prime_len) abort();
+    if (r.length < 1 || (long)r.length > cfg.max_length)
+        abort();
+    if (!(r.temperature >= 0 && r.temperature <= 10))
+        abort();
+    if (!(r.top_p > 0 && r.top_p <= 1) || r.top_k < 0)
+        abort();
+    if (r.n_stop > CHARRNN_MAX_STOP || !r.prime || strlen(r.prime) != r.prime_len)
+        abort();
     for (size_t i = 0; i < r.n_stop; i++) {
         size_t n = strlen(r.stop[i]);
-        if (n < 1 || n > CHARRNN_MAX_STOP_LEN) abort();
+        if (n < 1 || n > CHARRNN_MAX_STOP_LEN)
+            abort();
     }
     charrnn_sample_params p = sample_request_params(&r);
     charrnn_stream *s = NULL;
@@ -97,7 +110,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (charrnn_stream_create(model, &p, &s, err, sizeof err) == 0) {
         sink k = {0, 0, 0};
         charrnn_sample_run(s, model, collect, &k);
-        if (k.bad || charrnn_stream_generated_chars(s) > r.length) abort();
+        if (k.bad || charrnn_stream_generated_chars(s) > r.length)
+            abort();
         charrnn_stream_free(s);
     } else if (!err[0]) {
         abort(); /* a rejection always says why */

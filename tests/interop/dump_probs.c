@@ -21,8 +21,8 @@ int main(int argc, char **argv)
     }
     size_t len = strlen(argv[2]), n;
     uint16_t *x = malloc((len + 1) * sizeof *x);
-    if (!x || charrnn_vocab_encode(m->vocab, (const uint8_t *)argv[2], len, 0, x, &n, err,
-                                   sizeof err)) {
+    if (!x ||
+        charrnn_vocab_encode(m->vocab, (const uint8_t *)argv[2], len, 0, x, &n, err, sizeof err)) {
         fprintf(stderr, "dump_probs: %s\n", x ? err : "out of memory");
         return 1;
     }

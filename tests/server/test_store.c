@@ -37,8 +37,8 @@ static void make_ckpt(const char *file, int H, uint64_t seed)
     charrnn_model_init(m, &rng);
     char path[512];
     path_of(path, sizeof path, file);
-    ck_assert_msg(charrnn_checkpoint_save(path, m, "{\"val_loss\": 1.25}", NULL, err,
-                                          sizeof err) == CHARRNN_OK,
+    ck_assert_msg(charrnn_checkpoint_save(path, m, "{\"val_loss\": 1.25}", NULL, err, sizeof err) ==
+                      CHARRNN_OK,
                   "%s", err);
     charrnn_model_free(m);
 }
@@ -180,7 +180,8 @@ static void listener(void *ctx, const charrnn_store_event *ev)
 {
     (void)ctx;
     events[ev->kind]++;
-    if (ev->kind == CHARRNN_STORE_LOAD_FAILED) snprintf(last_error, sizeof last_error, "%s", ev->error);
+    if (ev->kind == CHARRNN_STORE_LOAD_FAILED)
+        snprintf(last_error, sizeof last_error, "%s", ev->error);
 }
 
 START_TEST(failed_reload_keeps_old_version)
@@ -319,11 +320,14 @@ static void *acquirer(void *arg)
     char err[CHARRNN_ERR_MAX];
     while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
         const charrnn_store_model *v = NULL;
-        if (charrnn_store_acquire(r->s, "m", &v, err, sizeof err) != CHARRNN_OK) continue;
+        if (charrnn_store_acquire(r->s, "m", &v, err, sizeof err) != CHARRNN_OK)
+            continue;
         /* touch the weights: they must stay valid while held */
         float sum = 0;
-        for (size_t i = 0; i < v->model->num_params; i++) sum += v->model->params[i];
-        if (!isfinite(sum)) abort();
+        for (size_t i = 0; i < v->model->num_params; i++)
+            sum += v->model->params[i];
+        if (!isfinite(sum))
+            abort();
         charrnn_store_release(v);
         __atomic_add_fetch(&r->acquired, 1, __ATOMIC_RELAXED);
     }
@@ -335,14 +339,17 @@ START_TEST(acquire_races_reload)
     make_ckpt("m.safetensors", 8, 1);
     race r = {open_scanned(), 0, 0};
     pthread_t t[4];
-    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, acquirer, &r);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, acquirer, &r);
     char err[CHARRNN_ERR_MAX];
     for (int i = 0; i < 40; i++) {
-        if (i % 2) make_ckpt("m.safetensors", 8 + i % 3, (uint64_t)i);
+        if (i % 2)
+            make_ckpt("m.safetensors", 8 + i % 3, (uint64_t)i);
         ck_assert_int_eq(charrnn_store_reload(r.s, "m", err, sizeof err), CHARRNN_OK);
     }
     __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
     ck_assert_int_gt(r.acquired, 0);
     charrnn_store_free(r.s);
 }

@@ -97,10 +97,12 @@ START_TEST(round_trip_bit_exact)
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     for (int c = 0; c < 3; c++) {
         charrnn_model *m = make_model(cells[c], NL, 7 + (uint64_t)c);
-        ck_assert_int_eq(charrnn_checkpoint_save(path, m, "{\"iteration\":5}", NULL, err, sizeof err),
-                         CHARRNN_OK);
+        ck_assert_int_eq(
+            charrnn_checkpoint_save(path, m, "{\"iteration\":5}", NULL, err, sizeof err),
+            CHARRNN_OK);
         charrnn_model *back;
-        ck_assert_msg(charrnn_checkpoint_load(path, &back, err, sizeof err) == CHARRNN_OK, "%s", err);
+        ck_assert_msg(charrnn_checkpoint_load(path, &back, err, sizeof err) == CHARRNN_OK, "%s",
+                      err);
         ck_assert_int_eq(back->cfg.cell, cells[c]);
         ck_assert_int_eq(back->cfg.num_layers, NL);
         ck_assert_int_eq(back->cfg.hidden_size, NH);
@@ -125,8 +127,8 @@ START_TEST(round_trip_bit_exact)
     cJSON *h = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
     ck_assert_ptr_nonnull(h);
     cJSON *md = cJSON_GetObjectItemCaseSensitive(h, "__metadata__");
-    static const char *keys[] = {"format", "format_version", "cell", "num_layers", "hidden_size",
-                                 "vocab", "train"};
+    static const char *keys[] = {"format",      "format_version", "cell", "num_layers",
+                                 "hidden_size", "vocab",          "train"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
         ck_assert_msg(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(md, keys[k])), "%s", keys[k]);
     ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(md, "format")->valuestring, "charrnn");
@@ -263,14 +265,14 @@ static void parts_init(parts *p)
     p->m = make_model(CHARRNN_CELL_LSTM, NL, 11);
     for (int i = 0; i < p->m->num_tensors; i++) {
         const charrnn_tensor_info *ti = &p->m->tensors[i];
-        p->t[p->nt++] = (charrnn_st_tensor){ti->name, p->m->params + ti->offset, ti->ndim,
-                                            {ti->shape[0], ti->shape[1]}};
+        p->t[p->nt++] = (charrnn_st_tensor){
+            ti->name, p->m->params + ti->offset, ti->ndim, {ti->shape[0], ti->shape[1]}};
     }
     p->vocab_json = charrnn_vocab_to_json(p->m->vocab);
     snprintf(p->layers, sizeof p->layers, "%d", NL);
     snprintf(p->hidden, sizeof p->hidden, "%d", NH);
     const charrnn_st_meta meta[] = {
-        {"format", "charrnn"},   {"format_version", "1"}, {"cell", "lstm"},
+        {"format", "charrnn"},     {"format_version", "1"},    {"cell", "lstm"},
         {"num_layers", p->layers}, {"hidden_size", p->hidden}, {"vocab", p->vocab_json},
         {"train", "{}"},
     };
@@ -574,8 +576,8 @@ START_TEST(rejects_malformed_headers)
          "tensor 'a' has a bad shape"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
          "tensor 'a' has a bad shape"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}",
-         4, "tensor 'a' is too large"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4,
+         "tensor 'a' is too large"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8,
          "tensor 'a' has bad data_offsets"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8,
@@ -679,8 +681,8 @@ START_TEST(rejects_every_truncation)
         int rc = charrnn_st_parse(cut, n, &f, err, sizeof err);
         ck_assert_msg(rc == CHARRNN_EFORMAT, "truncated to %zu of %zu bytes: rc %d", n, len, rc);
         const char *want = n < 8 ? "too short for a safetensors header"
-                           : n < 8 + hlen ? "impossible for a"
-                                          : "";
+            : n < 8 + hlen       ? "impossible for a"
+                                 : "";
         ck_assert_msg(strstr(err, want), "truncated to %zu: \"%s\" lacks \"%s\"", n, err, want);
         ck_assert_msg(err[0], "truncated to %zu: empty message", n);
         free(cut);

@@ -19,23 +19,23 @@ enum { N = 1 << 18 };
 /* The LSTM cell as sampler.c's layer_update computes it (gate by gate, the
  * loops the vectorizer takes), for one row: pre-activations g (4n) and c (n)
  * in; activations a (4n), h and c out; e = exp(g) for cr_expf alone. */
-#define GATES_BODY                                                                     \
-    for (int j = 0; j < 2 * n; j++)                                                    \
-        a[j] = cr_sigmoidf(g[j]);                                                      \
-    for (int j = 2 * n; j < 3 * n; j++)                                                \
-        a[j] = cr_tanhf(g[j]);                                                         \
-    for (int j = 3 * n; j < 4 * n; j++)                                                \
-        a[j] = cr_sigmoidf(g[j]);                                                      \
-    for (int j = 0; j < n; j++) {                                                      \
-        float c_ = a[n + j] * c[j] + a[j] * a[2 * n + j];                              \
-        c[j] = c_;                                                                     \
-        h[j] = a[3 * n + j] * cr_tanhf(c_);                                            \
-    }                                                                                  \
-    for (int j = 0; j < n; j++)                                                        \
+#define GATES_BODY                                                                                 \
+    for (int j = 0; j < 2 * n; j++)                                                                \
+        a[j] = cr_sigmoidf(g[j]);                                                                  \
+    for (int j = 2 * n; j < 3 * n; j++)                                                            \
+        a[j] = cr_tanhf(g[j]);                                                                     \
+    for (int j = 3 * n; j < 4 * n; j++)                                                            \
+        a[j] = cr_sigmoidf(g[j]);                                                                  \
+    for (int j = 0; j < n; j++) {                                                                  \
+        float c_ = a[n + j] * c[j] + a[j] * a[2 * n + j];                                          \
+        c[j] = c_;                                                                                 \
+        h[j] = a[3 * n + j] * cr_tanhf(c_);                                                        \
+    }                                                                                              \
+    for (int j = 0; j < n; j++)                                                                    \
         e[j] = cr_expf(g[j]);
 
-#define GATES_PARAMS                                                                   \
-    const float *restrict g, float *restrict a, float *restrict c, float *restrict h,  \
+#define GATES_PARAMS                                                                               \
+    const float *restrict g, float *restrict a, float *restrict c, float *restrict h,              \
         float *restrict e, int n
 
 typedef void gates_fn(GATES_PARAMS);
@@ -69,10 +69,11 @@ static void setup(void)
     g0 = malloc(sizeof(float) * 4 * N), c0 = malloc(sizeof(float) * N);
     ck_assert(g0 && c0);
     /* Edge values first, then random floats of every magnitude and sign. */
-    static const float edges[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 0.29999f, 0.3f, -0.3f, 1.0f,
-                                  -1.0f, 9.0f, -9.0f, 20.0f, -20.0f, 43.5f, -43.5f, 87.0f,
-                                  -87.0f, 88.0f, -88.0f, 100.0f, -100.0f, 1e30f, -1e30f,
-                                  INFINITY, -INFINITY, 1.17549435e-38f, 3.4e38f};
+    static const float edges[] = {
+        0.0f,   -0.0f,  1e-30f,   -1e-30f,   0.29999f,        0.3f,   -0.3f,
+        1.0f,   -1.0f,  9.0f,     -9.0f,     20.0f,           -20.0f, 43.5f,
+        -43.5f, 87.0f,  -87.0f,   88.0f,     -88.0f,          100.0f, -100.0f,
+        1e30f,  -1e30f, INFINITY, -INFINITY, 1.17549435e-38f, 3.4e38f};
     uint64_t x = 0x9e3779b97f4a7c15ull;
     for (size_t i = 0; i < 4 * (size_t)N; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -88,7 +89,10 @@ static void setup(void)
         c0[i] = g0[(i * 7) % (4 * (size_t)N)] * 0.25f;
 }
 
-static void teardown(void) { free(g0), free(c0); }
+static void teardown(void)
+{
+    free(g0), free(c0);
+}
 
 static void run(gates_fn *f, float **c, float **h, float **e)
 {
@@ -108,8 +112,8 @@ static void run(gates_fn *f, float **c, float **h, float **e)
 static void same_bits(const char *what, const float *a, const float *b)
 {
     for (size_t i = 0; i < (size_t)N; i++)
-        ck_assert_msg(!memcmp(&a[i], &b[i], sizeof(float)), "%s differs at %zu: %a vs %a", what,
-                      i, (double)a[i], (double)b[i]);
+        ck_assert_msg(!memcmp(&a[i], &b[i], sizeof(float)), "%s differs at %zu: %a vs %a", what, i,
+                      (double)a[i], (double)b[i]);
 }
 
 static void compare(gates_fn *f, const char *name)
@@ -123,7 +127,10 @@ static void compare(gates_fn *f, const char *name)
     free(c1), free(h1), free(e1), free(c2), free(h2), free(e2);
 }
 
-START_TEST(default_build_matches_scalar) { compare(gates_default, "default"); }
+START_TEST(default_build_matches_scalar)
+{
+    compare(gates_default, "default");
+}
 END_TEST
 
 START_TEST(avx2_matches_scalar)

@@ -132,7 +132,10 @@ static void fd_check(const char *what, size_t idx, float *param, float analytic,
                   what, idx, a, numeric, diff, tol);
 }
 
-static double pinned_loss(void *ctx) { return loss_at(ctx); }
+static double pinned_loss(void *ctx)
+{
+    return loss_at(ctx);
+}
 
 static void randomize(charrnn_model *m, uint64_t seed, float scale)
 {
@@ -157,8 +160,7 @@ START_TEST(network_fd)
     char err[CHARRNN_ERR_MAX];
     charrnn_config cfg = {c->cell, V, H, c->layers};
     charrnn_model *m;
-    ck_assert_int_eq(charrnn_model_create(&cfg, letters_vocab(V), &m, err, sizeof err),
-                     CHARRNN_OK);
+    ck_assert_int_eq(charrnn_model_create(&cfg, letters_vocab(V), &m, err, sizeof err), CHARRNN_OK);
     randomize(m, 1000 + (uint64_t)_i, c->scale);
     charrnn_optim_config oc = charrnn_optim_defaults(CHARRNN_OPT_ADAM);
     charrnn_trainer *tr;
@@ -204,8 +206,7 @@ START_TEST(network_fd)
             fd_check(t->name, idx[j], &m->params[o], g[o], pinned_loss, &p, &worst);
         }
         /* A zero gradient would pass trivially: every tensor must be exercised. */
-        ck_assert_msg(gmax >= 10 * ABS, "%s: checked gradients are all ~0 (max %g)", t->name,
-                      gmax);
+        ck_assert_msg(gmax >= 10 * ABS, "%s: checked gradients are all ~0 (max %g)", t->name, gmax);
     }
     if (getenv("CHARRNN_GRAD_VERBOSE"))
         fprintf(stderr, "case %d (%s, %d layers, dropout %.1f): worst |diff|/tol %.3f\n", _i,
@@ -225,8 +226,7 @@ START_TEST(dropout_masks_pinned)
     char err[CHARRNN_ERR_MAX];
     charrnn_config cfg = {CHARRNN_CELL_LSTM, V, H, 2};
     charrnn_model *m;
-    ck_assert_int_eq(charrnn_model_create(&cfg, letters_vocab(V), &m, err, sizeof err),
-                     CHARRNN_OK);
+    ck_assert_int_eq(charrnn_model_create(&cfg, letters_vocab(V), &m, err, sizeof err), CHARRNN_OK);
     randomize(m, 5, 0.5f);
     charrnn_optim_config oc = charrnn_optim_defaults(CHARRNN_OPT_ADAM);
     charrnn_trainer *tr;

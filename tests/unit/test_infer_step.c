@@ -29,9 +29,9 @@ static charrnn_model *make_model(charrnn_cell cell, int hidden, int layers, uint
 {
     char err[CHARRNN_ERR_MAX];
     charrnn_vocab *v = NULL;
-    ck_assert_int_eq(charrnn_vocab_build((const uint8_t *)TEXT, sizeof TEXT - 1, &v, err,
-                                         sizeof err),
-                     CHARRNN_OK);
+    ck_assert_int_eq(
+        charrnn_vocab_build((const uint8_t *)TEXT, sizeof TEXT - 1, &v, err, sizeof err),
+        CHARRNN_OK);
     charrnn_config cfg = {cell, (int)charrnn_vocab_size(v), hidden, layers};
     charrnn_model *m = NULL;
     ck_assert_int_eq(charrnn_model_create(&cfg, v, &m, err, sizeof err), CHARRNN_OK);
@@ -47,8 +47,8 @@ static charrnn_model *make_model(charrnn_cell cell, int hidden, int layers, uint
 /* Stream i's request: mixed primes, lengths, temperatures, top_k/top_p, seeds. */
 static charrnn_sample_params request(int i)
 {
-    static const char *primes[] = {NULL, "the ", "\xC3\xA9t\xC3\xA9 ", "WIZARDS", "q", NULL,
-                                   "lazy dogs; "};
+    static const char *primes[] = {NULL, "the ", "\xC3\xA9t\xC3\xA9 ", "WIZARDS",
+                                   "q",  NULL,   "lazy dogs; "};
     static const float temps[] = {1.0f, 0.0f, 0.7f, 1.4f, 0.9f};
     charrnn_sample_params p = charrnn_sample_defaults();
     p.prime = primes[i % 7];
@@ -133,8 +133,8 @@ static void check_model(charrnn_model *m, const char *what)
         for (int i = 0; i < NS; i++)
             ck_assert_msg(together[i].len == alone[i].len &&
                               memcmp(together[i].text, alone[i].text, alone[i].len) == 0,
-                          "%s: stream %d differs with kernel %s (default %s)", what, i,
-                          kernels[k], def);
+                          "%s: stream %d differs with kernel %s (default %s)", what, i, kernels[k],
+                          def);
     }
     ck_assert_int_eq(charrnn_kernel_select(def, NULL, 0), CHARRNN_OK);
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -146,18 +146,36 @@ static void check_model(charrnn_model *m, const char *what)
     charrnn_model_free(m);
 }
 
-START_TEST(lstm_h32_l2) { check_model(make_model(CHARRNN_CELL_LSTM, 32, 2, 1), "lstm 2x32"); }
+START_TEST(lstm_h32_l2)
+{
+    check_model(make_model(CHARRNN_CELL_LSTM, 32, 2, 1), "lstm 2x32");
+}
 END_TEST
-START_TEST(lstm_h100_l3) { check_model(make_model(CHARRNN_CELL_LSTM, 100, 3, 2), "lstm 3x100"); }
+START_TEST(lstm_h100_l3)
+{
+    check_model(make_model(CHARRNN_CELL_LSTM, 100, 3, 2), "lstm 3x100");
+}
 END_TEST
-START_TEST(gru_h24_l2) { check_model(make_model(CHARRNN_CELL_GRU, 24, 2, 3), "gru 2x24"); }
+START_TEST(gru_h24_l2)
+{
+    check_model(make_model(CHARRNN_CELL_GRU, 24, 2, 3), "gru 2x24");
+}
 END_TEST
-START_TEST(rnn_h19_l1) { check_model(make_model(CHARRNN_CELL_RNN, 19, 1, 4), "rnn 1x19"); }
+START_TEST(rnn_h19_l1)
+{
+    check_model(make_model(CHARRNN_CELL_RNN, 19, 1, 4), "rnn 1x19");
+}
 END_TEST
-START_TEST(lstm_h8_l1) { check_model(make_model(CHARRNN_CELL_LSTM, 8, 1, 5), "lstm 1x8"); }
+START_TEST(lstm_h8_l1)
+{
+    check_model(make_model(CHARRNN_CELL_LSTM, 8, 1, 5), "lstm 1x8");
+}
 END_TEST
 /* 45 = 2 x 16 + 13: the tail reaches into the second group of 8 lanes. */
-START_TEST(gru_h45_l2) { check_model(make_model(CHARRNN_CELL_GRU, 45, 2, 7), "gru 2x45"); }
+START_TEST(gru_h45_l2)
+{
+    check_model(make_model(CHARRNN_CELL_GRU, 45, 2, 7), "gru 2x45");
+}
 END_TEST
 
 /* A batch holding the same request several times gives it the same text in

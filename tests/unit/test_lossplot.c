@@ -26,7 +26,8 @@ static void check_train_points(const charrnn_lossplot *p, int want_stride, int m
     ck_assert_int_gt(cJSON_GetArraySize(pts), max_points / 2);
     long prev = 0;
     const cJSON *pt;
-    cJSON_ArrayForEach(pt, pts) {
+    cJSON_ArrayForEach(pt, pts)
+    {
         long end = (long)cJSON_GetArrayItem(pt, 0)->valuedouble;
         double loss = cJSON_GetArrayItem(pt, 1)->valuedouble;
         ck_assert_int_eq(end - prev, want_stride); /* consecutive, no gap or overlap */
@@ -110,7 +111,8 @@ START_TEST(restore_mid_stride_continues_exactly)
             /* merged twice (stride 4), with 4097 and 4098 pending */
             cJSON *j = cJSON_Parse(h), *tr = cJSON_GetObjectItem(j, "train");
             ck_assert_int_eq(cJSON_GetObjectItem(tr, "stride")->valueint, 4);
-            ck_assert_int_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(tr, "pending"), 1)->valueint, 2);
+            ck_assert_int_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(tr, "pending"), 1)->valueint,
+                             2);
             cJSON_Delete(j);
             ck_assert_int_eq(charrnn_lossplot_restore(resumed, h, 4098), CHARRNN_OK);
             free(h);
@@ -135,19 +137,19 @@ START_TEST(restore_rejects_bad_history)
         "{\"train\":" EMPTY "}", /* no val */
         WITH("{\"stride\":0,\"points\":[],\"pending\":[0,0]}"),
         WITH("{\"stride\":1.5,\"points\":[],\"pending\":[0,0]}"),
-        WITH("{\"stride\":1,\"points\":[]}"),                        /* no pending */
-        WITH("{\"stride\":4,\"points\":[],\"pending\":[3,4]}"),    /* pending >= stride */
+        WITH("{\"stride\":1,\"points\":[]}"),                   /* no pending */
+        WITH("{\"stride\":4,\"points\":[],\"pending\":[3,4]}"), /* pending >= stride */
         WITH("{\"stride\":4,\"points\":[],\"pending\":[3,1.5]}"),
         WITH("{\"stride\":4,\"points\":[],\"pending\":[-1,1]}"),
-        WITH(PTS("[2,1],[1,1]")),  /* descending */
-        WITH(PTS("[1,1],[1,1]")),  /* repeated */
-        WITH(PTS("[0,1]")),        /* before the first iteration */
+        WITH(PTS("[2,1],[1,1]")),   /* descending */
+        WITH(PTS("[1,1],[1,1]")),   /* repeated */
+        WITH(PTS("[0,1]")),         /* before the first iteration */
         WITH(PTS("[1,1],[101,1]")), /* beyond upto */
         WITH(PTS("[1.5,1]")),
         WITH(PTS("[-1,1]")),
-        WITH(PTS("[1,1e999]")),    /* inf */
-        WITH(PTS("[1,1e39]")),     /* finite double, inf as a float */
-        WITH(PTS("[1,-0.5]")),     /* a loss is never negative */
+        WITH(PTS("[1,1e999]")), /* inf */
+        WITH(PTS("[1,1e39]")),  /* finite double, inf as a float */
+        WITH(PTS("[1,-0.5]")),  /* a loss is never negative */
         WITH(PTS("[1,\"x\"]")),
         WITH(PTS("[1]")),
         WITH(PTS("1,2")),

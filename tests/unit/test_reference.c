@@ -141,24 +141,51 @@ static void check_adam(const char *cell)
     free_fixture(&fx);
 }
 
-START_TEST(lstm_grads) { check_forward_backward("lstm", 1); }
+START_TEST(lstm_grads)
+{
+    check_forward_backward("lstm", 1);
+}
 END_TEST
-START_TEST(gru_grads) { check_forward_backward("gru", 1); }
+START_TEST(gru_grads)
+{
+    check_forward_backward("gru", 1);
+}
 END_TEST
-START_TEST(rnn_grads) { check_forward_backward("rnn", 1); }
+START_TEST(rnn_grads)
+{
+    check_forward_backward("rnn", 1);
+}
 END_TEST
 /* The batch split over threads (B = 3: shards of 1 and 2, or 1, 1, 1 streams). */
-START_TEST(lstm_grads_sharded) { check_forward_backward("lstm", 2 + _i); }
+START_TEST(lstm_grads_sharded)
+{
+    check_forward_backward("lstm", 2 + _i);
+}
 END_TEST
-START_TEST(gru_grads_sharded) { check_forward_backward("gru", 2 + _i); }
+START_TEST(gru_grads_sharded)
+{
+    check_forward_backward("gru", 2 + _i);
+}
 END_TEST
-START_TEST(rnn_grads_sharded) { check_forward_backward("rnn", 2 + _i); }
+START_TEST(rnn_grads_sharded)
+{
+    check_forward_backward("rnn", 2 + _i);
+}
 END_TEST
-START_TEST(lstm_adam) { check_adam("lstm"); }
+START_TEST(lstm_adam)
+{
+    check_adam("lstm");
+}
 END_TEST
-START_TEST(gru_adam) { check_adam("gru"); }
+START_TEST(gru_adam)
+{
+    check_adam("gru");
+}
 END_TEST
-START_TEST(rnn_adam) { check_adam("rnn"); }
+START_TEST(rnn_adam)
+{
+    check_adam("rnn");
+}
 END_TEST
 
 int main(void)

@@ -24,11 +24,19 @@ START_TEST(utf8_decode_valid)
         int len;
         uint32_t cp;
     } ok[] = {
-        {"A", 1, 0x41},           {"\x7F", 1, 0x7F},          {"\xC2\x80", 2, 0x80},
-        {"\xC3\xA9", 2, 0xE9},    {"\xDF\xBF", 2, 0x7FF},     {"\xE0\xA0\x80", 3, 0x800},
-        {"\xE2\x82\xAC", 3, 0x20AC}, {"\xED\x9F\xBF", 3, 0xD7FF}, {"\xEE\x80\x80", 3, 0xE000},
-        {"\xEF\xBF\xBF", 3, 0xFFFF}, {"\xF0\x90\x80\x80", 4, 0x10000},
-        {"\xF0\x9F\x98\x80", 4, 0x1F600}, {"\xF4\x8F\xBF\xBF", 4, 0x10FFFF},
+        {"A", 1, 0x41},
+        {"\x7F", 1, 0x7F},
+        {"\xC2\x80", 2, 0x80},
+        {"\xC3\xA9", 2, 0xE9},
+        {"\xDF\xBF", 2, 0x7FF},
+        {"\xE0\xA0\x80", 3, 0x800},
+        {"\xE2\x82\xAC", 3, 0x20AC},
+        {"\xED\x9F\xBF", 3, 0xD7FF},
+        {"\xEE\x80\x80", 3, 0xE000},
+        {"\xEF\xBF\xBF", 3, 0xFFFF},
+        {"\xF0\x90\x80\x80", 4, 0x10000},
+        {"\xF0\x9F\x98\x80", 4, 0x1F600},
+        {"\xF4\x8F\xBF\xBF", 4, 0x10FFFF},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint32_t cp = 0;
@@ -53,19 +61,39 @@ START_TEST(utf8_decode_rejects)
     } bad[] = {
         {"", 0},
         /* overlong forms */
-        {"\xC0\x80", 2}, {"\xC1\xBF", 2}, {"\xE0\x80\x80", 3}, {"\xE0\x9F\xBF", 3},
-        {"\xF0\x80\x80\x80", 4}, {"\xF0\x8F\xBF\xBF", 4},
+        {"\xC0\x80", 2},
+        {"\xC1\xBF", 2},
+        {"\xE0\x80\x80", 3},
+        {"\xE0\x9F\xBF", 3},
+        {"\xF0\x80\x80\x80", 4},
+        {"\xF0\x8F\xBF\xBF", 4},
         /* UTF-16 surrogates */
-        {"\xED\xA0\x80", 3}, {"\xED\xAD\xBF", 3}, {"\xED\xB0\x80", 3}, {"\xED\xBF\xBF", 3},
+        {"\xED\xA0\x80", 3},
+        {"\xED\xAD\xBF", 3},
+        {"\xED\xB0\x80", 3},
+        {"\xED\xBF\xBF", 3},
         /* beyond U+10FFFF and bytes that never start a character */
-        {"\xF4\x90\x80\x80", 4}, {"\xF5\x80\x80\x80", 4}, {"\xF7\xBF\xBF\xBF", 4},
-        {"\xF8\x88\x80\x80\x80", 5}, {"\xFC\x84\x80\x80\x80\x80", 6}, {"\xFE", 1}, {"\xFF", 1},
+        {"\xF4\x90\x80\x80", 4},
+        {"\xF5\x80\x80\x80", 4},
+        {"\xF7\xBF\xBF\xBF", 4},
+        {"\xF8\x88\x80\x80\x80", 5},
+        {"\xFC\x84\x80\x80\x80\x80", 6},
+        {"\xFE", 1},
+        {"\xFF", 1},
         /* lone continuation bytes */
-        {"\x80", 1}, {"\xBF", 1},
+        {"\x80", 1},
+        {"\xBF", 1},
         /* truncated sequences */
-        {"\xC3", 1}, {"\xE2\x82", 2}, {"\xE2", 1}, {"\xF0\x9F\x98", 3}, {"\xF0\x9F", 2},
+        {"\xC3", 1},
+        {"\xE2\x82", 2},
+        {"\xE2", 1},
+        {"\xF0\x9F\x98", 3},
+        {"\xF0\x9F", 2},
         /* a non-continuation byte inside a sequence */
-        {"\xC3\x41", 2}, {"\xE2\x28\xA1", 3}, {"\xE2\x82\x28", 3}, {"\xF0\x9F\x98\x41", 4},
+        {"\xC3\x41", 2},
+        {"\xE2\x28\xA1", 3},
+        {"\xE2\x82\x28", 3},
+        {"\xF0\x9F\x98\x41", 4},
         {"\xC3\xC3", 2},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -88,9 +116,9 @@ START_TEST(utf8_round_trip_exhaustive)
         int n = charrnn_utf8_encode(cp, buf);
         uint32_t back = 0xFFFFFFFF, dummy;
         int ok = n == want && charrnn_utf8_decode((const uint8_t *)buf, (size_t)n, &back) == n &&
-                 back == cp &&
-                 /* one byte short is always truncated */
-                 (n == 1 || charrnn_utf8_decode((const uint8_t *)buf, (size_t)n - 1, &dummy) == 0);
+            back == cp &&
+            /* one byte short is always truncated */
+            (n == 1 || charrnn_utf8_decode((const uint8_t *)buf, (size_t)n - 1, &dummy) == 0);
         if (!ok && nbad++ == 0)
             bad = cp;
     }
@@ -120,7 +148,8 @@ static void assert_vocab(const charrnn_vocab *v, const uint32_t *cps, size_t n)
 
 START_TEST(vocab_sorted_code_points)
 {
-    const char text[] = "z\xF0\x9F\x98\x80" "a\xE2\x82\xAC\xC3\xA9 a\xC3\xA9z";
+    const char text[] = "z\xF0\x9F\x98\x80"
+                        "a\xE2\x82\xAC\xC3\xA9 a\xC3\xA9z";
     charrnn_vocab *v = build(text, sizeof text - 1);
     static const uint32_t want[] = {' ', 'a', 'z', 0xE9, 0x20AC, 0x1F600};
     assert_vocab(v, want, 6);
@@ -151,9 +180,9 @@ START_TEST(vocab_ascii_is_bytes)
     assert_vocab(v, want, n);
     uint16_t *tok = malloc(sizeof text * sizeof *tok);
     size_t count;
-    ck_assert_int_eq(charrnn_vocab_encode(v, (const uint8_t *)text, sizeof text, 1, tok, &count,
-                                          NULL, 0),
-                     CHARRNN_OK);
+    ck_assert_int_eq(
+        charrnn_vocab_encode(v, (const uint8_t *)text, sizeof text, 1, tok, &count, NULL, 0),
+        CHARRNN_OK);
     ck_assert_uint_eq(count, sizeof text);
     for (size_t i = 0; i < count; i++)
         ck_assert_uint_eq(charrnn_vocab_codepoint(v, tok[i]), (uint8_t)text[i]);
@@ -166,7 +195,8 @@ START_TEST(vocab_bom_and_line_endings)
 {
     /* A leading BOM is not a character; CR, CRLF and LF are kept as they are;
      * a BOM elsewhere is an ordinary character (U+FEFF). */
-    const char text[] = "\xEF\xBB\xBF" "a\r\nb\rc\nd\xEF\xBB\xBF";
+    const char text[] = "\xEF\xBB\xBF"
+                        "a\r\nb\rc\nd\xEF\xBB\xBF";
     ck_assert_uint_eq(charrnn_utf8_bom_len((const uint8_t *)text, sizeof text - 1), 3);
     ck_assert_uint_eq(charrnn_utf8_bom_len((const uint8_t *)"\xEF\xBB", 2), 0);
     ck_assert_uint_eq(charrnn_utf8_bom_len((const uint8_t *)"a\xEF\xBB\xBF", 4), 0);
@@ -175,17 +205,17 @@ START_TEST(vocab_bom_and_line_endings)
     assert_vocab(v, want, 7);
     uint16_t tok[32];
     size_t count;
-    ck_assert_int_eq(charrnn_vocab_encode(v, (const uint8_t *)text, sizeof text - 1, 1, tok, &count,
-                                          NULL, 0),
-                     CHARRNN_OK);
+    ck_assert_int_eq(
+        charrnn_vocab_encode(v, (const uint8_t *)text, sizeof text - 1, 1, tok, &count, NULL, 0),
+        CHARRNN_OK);
     static const uint32_t seq[] = {'a', '\r', '\n', 'b', '\r', 'c', '\n', 'd', 0xFEFF};
     ck_assert_uint_eq(count, 9);
     for (size_t i = 0; i < count; i++)
         ck_assert_uint_eq(charrnn_vocab_codepoint(v, tok[i]), seq[i]);
     /* Without skip_bom the leading BOM is a character too. */
-    ck_assert_int_eq(charrnn_vocab_encode(v, (const uint8_t *)text, sizeof text - 1, 0, tok, &count,
-                                          NULL, 0),
-                     CHARRNN_OK);
+    ck_assert_int_eq(
+        charrnn_vocab_encode(v, (const uint8_t *)text, sizeof text - 1, 0, tok, &count, NULL, 0),
+        CHARRNN_OK);
     ck_assert_uint_eq(count, 10);
     charrnn_vocab_free(v);
     /* Only a BOM: nothing left. */
@@ -208,7 +238,9 @@ START_TEST(vocab_invalid_utf8_names_offset)
     } cases[] = {
         {"abc\xC3(", 5, "invalid UTF-8 at byte offset 3 (byte 0xC3)"},
         {"\xFF", 1, "invalid UTF-8 at byte offset 0 (byte 0xFF)"},
-        {"\xEF\xBB\xBF" "ab\xFF", 6, "invalid UTF-8 at byte offset 5"}, /* offsets count the BOM */
+        {"\xEF\xBB\xBF"
+         "ab\xFF",
+         6, "invalid UTF-8 at byte offset 5"}, /* offsets count the BOM */
         {"\xC3\xA9\xE2\x82\xAC\xED\xA0\x80", 8, "invalid UTF-8 at byte offset 5 (byte 0xED)"},
         {"hello\xF0\x9F\x98", 8, "invalid UTF-8 at byte offset 5"}, /* truncated at the end */
         {"x\xC0\x80", 3, "invalid UTF-8 at byte offset 1 (byte 0xC0)"},
@@ -216,9 +248,9 @@ START_TEST(vocab_invalid_utf8_names_offset)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         charrnn_vocab *v = (charrnn_vocab *)1;
         char err[CHARRNN_ERR_MAX] = "";
-        ck_assert_int_eq(charrnn_vocab_build((const uint8_t *)cases[i].s, cases[i].n, &v, err,
-                                             sizeof err),
-                         CHARRNN_EFORMAT);
+        ck_assert_int_eq(
+            charrnn_vocab_build((const uint8_t *)cases[i].s, cases[i].n, &v, err, sizeof err),
+            CHARRNN_EFORMAT);
         ck_assert_ptr_null(v);
         ck_assert_msg(strstr(err, cases[i].want), "case %zu: \"%s\" lacks \"%s\"", i, err,
                       cases[i].want);
@@ -250,9 +282,9 @@ START_TEST(vocab_encode_names_unknown)
     ck_assert_msg(strstr(err, "'x' (U+0078)"), "%s", err);
     ck_assert_msg(strstr(err, "U+20AC"), "%s", err);
     ck_assert_msg(strstr(err, "U+000A"), "%s", err); /* control characters by code point */
-    ck_assert_int_eq(charrnn_vocab_encode(v, (const uint8_t *)"q", 1, 1, tok, &count, err,
-                                          sizeof err),
-                     CHARRNN_EVOCAB);
+    ck_assert_int_eq(
+        charrnn_vocab_encode(v, (const uint8_t *)"q", 1, 1, tok, &count, err, sizeof err),
+        CHARRNN_EVOCAB);
     ck_assert_msg(strstr(err, "1 character is not in the model's vocabulary: 'q' (U+0071)"), "%s",
                   err);
     charrnn_vocab_free(v);
@@ -261,7 +293,8 @@ END_TEST
 
 START_TEST(vocab_json_round_trip)
 {
-    const char text[] = "\"\\/\n\t\r \x01\x1F\x7F" "abc\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\xEF\xBF\xBF";
+    const char text[] = "\"\\/\n\t\r \x01\x1F\x7F"
+                        "abc\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\xEF\xBF\xBF";
     charrnn_vocab *v = build(text, sizeof text - 1), *back;
     char *json = charrnn_vocab_to_json(v);
     ck_assert_ptr_nonnull(json);
@@ -398,8 +431,9 @@ START_TEST(corpus_load_and_split)
 
     /* Too small for one batch: 900 training characters, one window needs B*T+1. */
     ck_assert_int_eq(charrnn_split_make(c, 0.9, 0.05, 30, 30, s, err, sizeof err), CHARRNN_ERANGE);
-    ck_assert_msg(strstr(err, "the training split has 900 characters; one batch of 30 x 30 needs "
-                              "at least 901"),
+    ck_assert_msg(strstr(err,
+                         "the training split has 900 characters; one batch of 30 x 30 needs "
+                         "at least 901"),
                   "%s", err);
     ck_assert_int_eq(charrnn_split_make(c, 0.9, 0.05, 1, 899, s, err, sizeof err), CHARRNN_OK);
     ck_assert_int_eq(charrnn_split_make(c, 0.9, 0.05, 1, 900, s, err, sizeof err), CHARRNN_ERANGE);
@@ -689,8 +723,8 @@ START_TEST(sampler_batch_invariance)
         for (int i = 0; i < NS; i++)
             for (size_t k = 0; k < n; k++)
                 if (active[k] == s[i])
-                    together[i].len += (size_t)charrnn_stream_emit(s[i], together[i].text +
-                                                                            together[i].len);
+                    together[i].len +=
+                        (size_t)charrnn_stream_emit(s[i], together[i].text + together[i].len);
     }
     for (int i = 0; i < NS; i++) {
         together[i].text[together[i].len] = 0;
@@ -753,8 +787,8 @@ START_TEST(optimizer_updates)
     const double m0[4] = {0.1, 0, 0, 0.2}, v0[4] = {0.01, 0, 0, 0.04};
     for (int i = 0; i < 4; i++) {
         double mm = 0.9 * m0[i] + 0.1 * g[i], vv = 0.999 * v0[i] + 0.001 * (double)g[i] * g[i];
-        double want = 1.0 - 0.01 * (mm / (1 - pow(0.9, 3))) /
-                                (sqrt(vv) / sqrt(1 - pow(0.999, 3)) + 1e-8);
+        double want =
+            1.0 - 0.01 * (mm / (1 - pow(0.9, 3))) / (sqrt(vv) / sqrt(1 - pow(0.999, 3)) + 1e-8);
         ck_assert_double_eq_tol(p[i], want, 1e-6); /* float32 arithmetic on O(1) values */
         ck_assert_double_eq_tol(m[i], mm, 1e-7);
     }

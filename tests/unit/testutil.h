@@ -41,8 +41,9 @@ static inline void assert_close(const char *what, const float *got, const float 
             worst = i;
         }
     }
-    ck_assert_msg(worst_excess < 0.0, "%s: element %zu is %.9g, expected %.9g (tol %.1e rel + %.1e)",
-                  what, worst, (double)got[worst], (double)want[worst], rel, abs_floor);
+    ck_assert_msg(worst_excess < 0.0,
+                  "%s: element %zu is %.9g, expected %.9g (tol %.1e rel + %.1e)", what, worst,
+                  (double)got[worst], (double)want[worst], rel, abs_floor);
 }
 
 static inline int run_suite(Suite *s)
