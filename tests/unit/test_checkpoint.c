@@ -116,7 +116,7 @@ START_TEST(round_trip_bit_exact)
         charrnn_model_free(m);
     }
     /* The file is plain safetensors: LE header size, a JSON object, data 8-aligned,
-     * the DESIGN.md metadata as strings. */
+     * the metadata (format, cell, vocab, train...) as strings. */
     size_t len;
     uint8_t *buf = read_file(path, &len);
     uint64_t hlen = 0;
