@@ -3,6 +3,7 @@
 #include "charrnn/checkpoint.h"
 
 #include "charrnn/status.h"
+#include "charrnn/vocab_json.h"
 
 #include <errno.h>
 #include <math.h>

@@ -2,7 +2,7 @@
 #include "charrnn/data.h"
 
 #include "charrnn/status.h"
-#include "fileio.h"
+#include "charrnn/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +17,11 @@ int charrnn_corpus_load(const char *path, const charrnn_vocab *vocab, charrnn_co
 {
     *out = NULL;
     int fd;
-    size_t n;
-    int rc0 = charrnn_file_open(path, &fd, &n, err, errlen);
+    struct stat st;
+    int rc0 = charrnn_file_open(path, 0, &fd, &st, err, errlen);
     if (rc0)
         return rc0;
+    const size_t n = (size_t)st.st_size;
     if (n == 0) {
         close(fd);
         return charrnn_fail(err, errlen, CHARRNN_EINVAL, "%s is empty", path);
@@ -37,15 +38,7 @@ int charrnn_corpus_load(const char *path, const charrnn_vocab *vocab, charrnn_co
     if (rc == CHARRNN_OK) {
         c->bytes = n;
         if (vocab) {
-            size_t k = charrnn_vocab_size(vocab);
-            uint32_t *cps = malloc(k * sizeof *cps);
-            if (!cps)
-                rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-            for (size_t i = 0; cps && i < k; i++)
-                cps[i] = charrnn_vocab_codepoint(vocab, i);
-            if (cps)
-                rc = charrnn_vocab_from_codepoints(cps, k, &c->vocab, err, errlen);
-            free(cps);
+            rc = charrnn_vocab_copy(vocab, &c->vocab, err, errlen);
         } else {
             rc = charrnn_vocab_build(text, n, &c->vocab, err, errlen);
         }

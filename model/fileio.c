@@ -1,5 +1,6 @@
-/* See fileio.h. */
-#include "fileio.h"
+/* See charrnn/fileio.h. */
+#define _GNU_SOURCE /* mkostemp */
+#include "charrnn/fileio.h"
 
 #include "charrnn/status.h"
 
@@ -7,6 +8,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -14,19 +17,115 @@
 #include <time.h>
 #include <unistd.h>
 
-int charrnn_file_open(const char *path, int *fd, size_t *size, char *err, size_t errlen)
+int charrnn_file_open(const char *path, int flags, int *fd, struct stat *st, char *err,
+                      size_t errlen)
 {
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer;
+     * on a regular file it changes nothing. */
+    int oflags =
+        O_RDONLY | O_NONBLOCK | O_CLOEXEC | (flags & CHARRNN_FILE_NOFOLLOW ? O_NOFOLLOW : 0);
+    *fd = open(path, oflags);
     if (*fd < 0)
         return charrnn_fail(err, errlen, errno == ENOENT ? CHARRNN_ENOTFOUND : CHARRNN_EIO,
                             "cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(*fd, &st) || !S_ISREG(st.st_mode)) {
+    if (fstat(*fd, st) || !S_ISREG(st->st_mode)) {
         close(*fd);
         *fd = -1;
         return charrnn_fail(err, errlen, CHARRNN_EIO, "%s is not a regular file", path);
     }
-    *size = (size_t)st.st_size;
+    return CHARRNN_OK;
+}
+
+int charrnn_file_read(const char *path, int flags, uint8_t **buf, size_t *len, struct stat *st,
+                      char *err, size_t errlen)
+{
+    *buf = NULL;
+    *len = 0;
+    struct stat own;
+    st = st ? st : &own;
+    int fd;
+    int rc = charrnn_file_open(path, flags, &fd, st, err, errlen);
+    if (rc)
+        return rc;
+    const size_t n = (size_t)st->st_size;
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) {
+        close(fd);
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory for the %zu bytes of %s", n,
+                            path);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, b + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = charrnn_fail(err, errlen, CHARRNN_EIO, "cannot read %s: %s", path,
+                              r < 0 ? strerror(errno) : "the file shrank while it was read");
+            free(b);
+            close(fd);
+            return rc;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    *buf = b;
+    *len = n;
+    return CHARRNN_OK;
+}
+
+int charrnn_file_write_atomic(const char *path, int (*produce)(FILE *f, void *ctx), void *ctx,
+                              char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    if (!charrnn_path_split(path, dir, sizeof dir))
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL, "the directory of %s is too long", path);
+    char *tmp = malloc(strlen(path) + sizeof ".tmp.XXXXXX");
+    if (!tmp)
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    sprintf(tmp, "%s.tmp.XXXXXX", path);
+    /* mkostemp: O_CREAT | O_EXCL, so an existing name (a planted symlink
+     * included) is never opened, and a name nobody can predict. */
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return charrnn_fail(err, errlen, CHARRNN_EIO,
+                            "cannot create a temporary file next to %s: %s", path, strerror(e));
+    }
+    (void)flock(fd, LOCK_EX); /* marks it live for charrnn_remove_stale_tmp */
+    FILE *f = fdopen(fd, "w");
+    int bad = !f, e = errno;
+    if (f) {
+        errno = 0;
+        bad = produce(f, ctx) != 0 || fflush(f) != 0 || ferror(f);
+        e = errno ? errno : EIO;
+    }
+    /* fchmod: mkstemp creates 0600; what the project writes is meant to be
+     * shared read-only (a model store, a browser). */
+    if (!bad && (fchmod(fd, 0644) || fsync(fd)))
+        bad = 1, e = errno;
+    if ((f ? fclose(f) : close(fd)) && !bad)
+        bad = 1, e = errno;
+    if (!bad && rename(tmp, path))
+        bad = 1, e = errno;
+    if (bad) {
+        unlink(tmp);
+        free(tmp);
+        return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot write %s: %s", path, strerror(e));
+    }
+    free(tmp);
+    /* fsync the directory so the rename itself survives a crash. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd)) {
+        e = errno;
+        if (dfd >= 0)
+            close(dfd);
+        return charrnn_fail(err, errlen, CHARRNN_EIO,
+                            "wrote %s but cannot make it durable (fsync of %s): %s", path, dir,
+                            strerror(e));
+    }
+    close(dfd);
     return CHARRNN_OK;
 }
 
@@ -42,16 +141,14 @@ const char *charrnn_path_split(const char *path, char *dir, size_t dirlen)
     return slash ? slash + 1 : path;
 }
 
-/* The suffix a writer of this library appends after ".tmp.": mkstemp's six
- * letters and digits (safetensors) or a process id (the loss plot). */
+/* The suffix charrnn_file_write_atomic appends after ".tmp.": mkstemp's six
+ * letters and digits. */
 static int tmp_suffix(const char *x)
 {
-    size_t n = strlen(x), alnum = 0, digits = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t n = strlen(x), alnum = 0;
+    for (size_t i = 0; i < n; i++)
         alnum += isalnum((unsigned char)x[i]) != 0;
-        digits += isdigit((unsigned char)x[i]) != 0;
-    }
-    return n > 0 && ((n == 6 && alnum == 6) || digits == n);
+    return n == 6 && alnum == 6;
 }
 
 int charrnn_remove_stale_tmp(const char *dir, int (*ours)(const char *name, const void *ctx),
@@ -84,8 +181,8 @@ int charrnn_remove_stale_tmp(const char *dir, int (*ours)(const char *name, cons
         if (fd < 0)
             continue;
         struct stat st;
-        /* A live writer holds an exclusive flock on its temporary (safetensors.c,
-         * lossplot.c); the age bound also covers the instant between its close
+        /* A live writer holds an exclusive flock on its temporary
+         * (charrnn_file_write_atomic); the age bound also covers the instant between its close
          * and rename, and writers that predate the lock. */
         if (!fstat(fd, &st) && S_ISREG(st.st_mode) && difftime(now, st.st_mtime) >= min_age_sec &&
             !flock(fd, LOCK_EX | LOCK_NB))

@@ -3,16 +3,14 @@
  * and the history behind them as JSON, so a resumed run continues its plot. */
 #include "charrnn/lossplot.h"
 
+#include "charrnn/fileio.h"
 #include "charrnn/status.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 /* A series keeps at most MAX_POINTS points: when full, neighbours are merged
  * in pairs and each later point averages twice as many raw values (stride),
@@ -175,9 +173,16 @@ static double tick_step(double span, int want)
 
 enum { W = 800, HGT = 480, L = 70, R = 20, TOP = 40, BOT = 50 };
 
-int charrnn_lossplot_write(const charrnn_lossplot *p, const char *path, const char *title,
-                           char *err, size_t errlen)
+typedef struct svg_job {
+    const charrnn_lossplot *p;
+    const char *title;
+} svg_job;
+
+/* The SVG into f (charrnn_file_write_atomic's producer). */
+static int draw(FILE *f, void *ctx)
 {
+    const charrnn_lossplot *p = ((const svg_job *)ctx)->p;
+    const char *title = ((const svg_job *)ctx)->title;
     const series *tr = &p->train, *va = &p->val;
     long x0 = 0, x1 = 1;
     double y0 = INFINITY, y1 = -INFINITY;
@@ -197,12 +202,6 @@ int charrnn_lossplot_write(const charrnn_lossplot *p, const char *path, const ch
         y1 = y0 + 1e-3;
     double pad = 0.05 * (y1 - y0);
     y0 -= pad, y1 += pad;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    (void)flock(fileno(f), LOCK_EX); /* marks it live for charrnn_remove_stale_tmp */
 #define SX(v) (L + ((double)(v)-x0) / (double)(x1 - x0) * (W - L - R))
 #define SY(v) (TOP + (y1 - (double)(v)) / (y1 - y0) * (HGT - TOP - BOT))
     fprintf(f,
@@ -256,11 +255,12 @@ int charrnn_lossplot_write(const charrnn_lossplot *p, const char *path, const ch
             W - 160, W - 140, 20, 20, W - 135, 24, W - 90, W - 70, 20, 20, W - 65, 24);
 #undef SX
 #undef SY
-    int bad = ferror(f);
-    bad |= fclose(f);
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot write %s", path);
-    }
-    return CHARRNN_OK;
+    return ferror(f);
+}
+
+int charrnn_lossplot_write(const charrnn_lossplot *p, const char *path, const char *title,
+                           char *err, size_t errlen)
+{
+    svg_job job = {p, title};
+    return charrnn_file_write_atomic(path, draw, &job, err, errlen);
 }

@@ -2,20 +2,14 @@
 #include "charrnn/safetensors.h"
 
 #include "charrnn/status.h"
-#include "fileio.h"
+#include "charrnn/fileio.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "charrnn stores little-endian floats directly; a big-endian port needs byte swaps here"
@@ -31,21 +25,6 @@ struct charrnn_st_file {
 };
 
 /* ---- writing ---------------------------------------------------------- */
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w, len -= (size_t)w;
-    }
-    return 0;
-}
 
 static size_t numel_of(const charrnn_st_tensor *t)
 {
@@ -86,60 +65,41 @@ static char *build_header(const charrnn_st_tensor *tensors, size_t nt, const cha
     return s;
 }
 
+typedef struct st_out {
+    const char *hdr;
+    size_t hlen, padded;
+    const charrnn_st_tensor *tensors;
+    size_t n;
+} st_out;
+
+/* Length, header padded with spaces (data 8-byte aligned), tensors in order. */
+static int produce(FILE *f, void *ctx)
+{
+    const st_out *o = ctx;
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)((uint64_t)o->padded >> (8 * i));
+    int bad = fwrite(le, 1, 8, f) != 8 || fwrite(o->hdr, 1, o->hlen, f) != o->hlen;
+    for (size_t i = o->hlen; !bad && i < o->padded; i++)
+        bad = fputc(' ', f) == EOF;
+    for (size_t i = 0; !bad && i < o->n; i++) {
+        size_t k = numel_of(&o->tensors[i]);
+        bad = fwrite(o->tensors[i].data, sizeof(float), k, f) != k;
+    }
+    return bad;
+}
+
 int charrnn_st_write(const char *path, const charrnn_st_tensor *tensors, size_t n_tensors,
                      const charrnn_st_meta *meta, size_t n_meta, char *err, size_t errlen)
 {
     char *hdr = build_header(tensors, n_tensors, meta, n_meta);
     if (!hdr)
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory building the header");
-    size_t hlen = strlen(hdr), padded = (hlen + 7) & ~(size_t)7; /* data 8-byte aligned */
-    char *tmp = malloc(strlen(path) + 16);
-    if (!tmp) {
-        free(hdr);
-        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-    }
-    sprintf(tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(hdr), free(tmp);
-        return charrnn_fail(err, errlen, CHARRNN_EIO,
-                            "cannot create a temporary file next to %s: %s", path, strerror(e));
-    }
-    (void)flock(fd, LOCK_EX); /* marks it live for charrnn_remove_stale_tmp */
-    uint8_t le[8];
-    for (int i = 0; i < 8; i++)
-        le[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    int bad = write_all(fd, le, 8) || write_all(fd, hdr, hlen);
-    for (size_t i = hlen; !bad && i < padded; i++)
-        bad = write_all(fd, " ", 1);
-    for (size_t i = 0; !bad && i < n_tensors; i++)
-        bad = write_all(fd, tensors[i].data, numel_of(&tensors[i]) * sizeof(float));
-    int e = errno;
+    size_t hlen = strlen(hdr);
+    st_out o = {hdr, hlen, (hlen + 7) & ~(size_t)7, tensors, n_tensors};
+    int rc = charrnn_file_write_atomic(path, produce, &o, err, errlen);
     free(hdr);
-    /* fchmod: mkstemp creates 0600; checkpoints are meant to be shared read-only. */
-    if (!bad && (fchmod(fd, 0644) || fsync(fd)))
-        bad = 1, e = errno;
-    if (close(fd) && !bad)
-        bad = 1, e = errno;
-    if (!bad && rename(tmp, path))
-        bad = 1, e = errno;
-    if (bad) {
-        unlink(tmp);
-        free(tmp);
-        return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot write %s: %s", path, strerror(e));
-    }
-    free(tmp);
-    /* fsync the directory so the rename itself survives a crash. */
-    char dir[PATH_MAX];
-    if (charrnn_path_split(path, dir, sizeof dir)) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
-    return CHARRNN_OK;
+    return rc;
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -384,27 +344,12 @@ int charrnn_st_parse(const void *buf, size_t len, charrnn_st_file **out, char *e
 int charrnn_st_read(const char *path, charrnn_st_file **out, char *err, size_t errlen)
 {
     *out = NULL;
-    int fd;
+    uint8_t *buf;
     size_t len;
-    int rc0 = charrnn_file_open(path, &fd, &len, err, errlen);
-    if (rc0)
-        return rc0;
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        close(fd);
-        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory reading %s", path);
-    }
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, buf + got, len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    int rc = charrnn_st_parse(buf, got, out, err, errlen);
+    int rc = charrnn_file_read(path, 0, &buf, &len, NULL, err, errlen);
+    if (rc)
+        return rc;
+    rc = charrnn_st_parse(buf, len, out, err, errlen);
     free(buf);
     return rc ? charrnn_err_prefix(err, errlen, rc, path) : rc;
 }

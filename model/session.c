@@ -2,11 +2,12 @@
 #include "charrnn/session.h"
 
 #include "charrnn/checkpoint.h"
+#include "charrnn/clock.h"
 #include "charrnn/data.h"
+#include "charrnn/fileio.h"
 #include "charrnn/lossplot.h"
 #include "charrnn/status.h"
 #include "charrnn/trainer.h"
-#include "fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -44,13 +45,6 @@ float charrnn_lr_at(float base, float decay, double decay_after, long ipe, long 
     long first = decay_after <= 1.0 ? 1 : (long)ceil(decay_after);
     long k = boundaries >= first ? boundaries - first + 1 : 0;
     return (float)((double)base * pow((double)decay, (double)k));
-}
-
-static double now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 typedef struct run {
@@ -302,14 +296,7 @@ static int setup(run *r, charrnn_st_file **ckpt, char *err, size_t errlen)
                                   o->num_layers};
             /* The model owns its own copy of the vocabulary. */
             charrnn_vocab *v = NULL;
-            size_t k = charrnn_vocab_size(r->corpus->vocab);
-            uint32_t *cps = malloc(k * sizeof *cps);
-            if (!cps)
-                return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-            for (size_t i = 0; i < k; i++)
-                cps[i] = charrnn_vocab_codepoint(r->corpus->vocab, i);
-            rc = charrnn_vocab_from_codepoints(cps, k, &v, err, errlen);
-            free(cps);
+            rc = charrnn_vocab_copy(r->corpus->vocab, &v, err, errlen);
             if (rc == CHARRNN_OK && (rc = charrnn_model_create(&cfg, v, &r->model, err, errlen)))
                 charrnn_vocab_free(v);
             if (rc == CHARRNN_OK) {
@@ -414,7 +401,7 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
                  removed);
         cb->on_start(cb->ctx, r.model, r.iter, r.total, info);
     }
-    double t0 = now_sec();
+    double t0 = charrnn_clock_mono();
     long start = r.iter;
     int interrupted = 0;
     float val = NAN;
@@ -438,7 +425,7 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
                 (double)loss, i);
             goto done;
         }
-        double el = now_sec() - t0;
+        double el = charrnn_clock_mono() - t0;
         p = (charrnn_progress){i,
                                r.total,
                                r.ipe,

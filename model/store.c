@@ -3,6 +3,8 @@
 #include "charrnn/store.h"
 
 #include "charrnn/checkpoint.h"
+#include "charrnn/clock.h"
+#include "charrnn/fileio.h"
 #include "charrnn/safetensors.h"
 #include "charrnn/sha256.h"
 #include "charrnn/status.h"
@@ -69,13 +71,6 @@ static double now_unix(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -241,49 +236,6 @@ static int resolve(const charrnn_store *s, const char *name, char *path, size_t 
     return CHARRNN_OK;
 }
 
-/* Reads the whole file (no symlinks followed at this point) and its stat. */
-static int read_file(const char *path, uint8_t **buf, size_t *len, struct stat *st, char *err,
-                     size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return charrnn_fail(err, errlen, errno == ENOENT ? CHARRNN_ENOTFOUND : CHARRNN_EIO,
-                            "%s: %s", path, strerror(errno));
-    int rc = CHARRNN_OK;
-    if (fstat(fd, st) != 0) {
-        rc = charrnn_fail(err, errlen, CHARRNN_EIO, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st->st_mode)) {
-        rc = charrnn_fail(err, errlen, CHARRNN_EINVAL, "%s is not a regular file", path);
-        goto out;
-    }
-    size_t n = (size_t)st->st_size;
-    uint8_t *b = malloc(n ? n : 1);
-    if (!b) {
-        rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "cannot allocate %zu bytes for %s", n, path);
-        goto out;
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, b + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            free(b);
-            rc = charrnn_fail(err, errlen, CHARRNN_EIO, "%s: %s", path,
-                              r < 0 ? strerror(errno) : "file shrank while reading");
-            goto out;
-        }
-        got += (size_t)r;
-    }
-    *buf = b;
-    *len = n;
-out:
-    close(fd);
-    return rc;
-}
-
 static double train_val_loss(const char *train_json)
 {
     double loss = NAN;
@@ -312,7 +264,8 @@ static int load_version(const charrnn_store *s, const char *name, version **out,
     uint8_t *buf = NULL;
     size_t len = 0;
     struct stat st;
-    rc = read_file(path, &buf, &len, &st, err, errlen);
+    /* resolve() has followed any symlink already: the file itself must not be one. */
+    rc = charrnn_file_read(path, CHARRNN_FILE_NOFOLLOW, &buf, &len, &st, err, errlen);
     if (rc != CHARRNN_OK)
         return rc;
     sig_from_stat(sig, &st);
@@ -365,9 +318,9 @@ static int load_one(charrnn_store *s, const char *name, char *err, size_t errlen
     version *v = NULL;
     file_sig sig;
     int have_sig = 0;
-    double t0 = now_mono();
+    double t0 = charrnn_clock_mono();
     int rc = load_version(s, name, &v, &sig, &have_sig, msg, sizeof msg);
-    double dt = now_mono() - t0;
+    double dt = charrnn_clock_mono() - t0;
 
     if (rc == CHARRNN_ENOTFOUND) {
         int existed;

@@ -3,6 +3,8 @@
  * snapshot of the batch. */
 #include "engine.h"
 
+#include "charrnn/clock.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -47,13 +49,6 @@ struct engine {
     int nthreads;
 };
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void job_free(gen_job *j)
 {
     charrnn_stream_free(j->stream);
@@ -72,7 +67,7 @@ static int job_unref(gen_job *j)
 static void job_end_now(engine *e, gen_job *j, job_end end)
 {
     j->end = end;
-    j->t_end = mono();
+    j->t_end = charrnn_clock_mono();
     if (end == JOB_FINISHED)
         j->finish = charrnn_stream_finish_reason(j->stream);
     pthread_cond_broadcast(&j->cond);
@@ -95,7 +90,7 @@ static void queue_remove(engine *e, gen_job *j)
 
 /* Streams per batch below which a batch is worth filling before another one
  * is opened: charrnn_infer_step reads each weight row once per tile of 16
- * streams (model/sampler.c), so a batch of 16 gets the full reuse, and past
+ * streams (model/math/sampler.c), so a batch of 16 gets the full reuse, and past
  * 16 a second batch on another worker loses nothing. Measured on a shared
  * 2-core machine (3x512, 16 clients): one batch of 16 gave 7147 and 5135
  * chars/s where two batches of 8 gave 5382 and 3434. */
@@ -132,7 +127,7 @@ static int place(engine *e, gen_job *j)
         e->batches = b;
     }
     b->jobs[b->n++] = j;
-    j->t_start = mono();
+    j->t_start = charrnn_clock_mono();
     e->active++;
     pthread_cond_signal(&e->work);
     return 0;
@@ -144,7 +139,8 @@ static void admit(engine *e)
     while (e->active < e->cfg.max_active && e->qhead) {
         gen_job *j = e->qhead;
         queue_remove(e, j);
-        if (j->deadline > 0 && mono() > j->deadline) { /* its time ran out while waiting */
+        if (j->deadline > 0 &&
+            charrnn_clock_mono() > j->deadline) { /* its time ran out while waiting */
             job_end_now(e, j, JOB_QUEUE_TIMEOUT);
             if (job_unref(j))
                 job_free(j);
@@ -191,7 +187,7 @@ static void sweep(engine *e, batch *b, double now)
 /* Next batch to step, round robin over idle batches; frees empty ones. Under mu. */
 static batch *pick(engine *e)
 {
-    double now = mono();
+    double now = charrnn_clock_mono();
     batch **p = &e->batches;
     while (*p) {
         batch *b = *p;
@@ -278,7 +274,7 @@ static void *worker(void *arg)
                 pthread_cond_broadcast(&j->cond);
         }
         b->busy = 0;
-        sweep(e, b, mono());
+        sweep(e, b, charrnn_clock_mono());
         if (b->n > 0)
             pthread_cond_signal(&e->work);
     }
@@ -348,7 +344,7 @@ void engine_free(engine *e)
         pthread_join(e->threads[i], NULL);
     while (e->batches) {
         batch *b = e->batches;
-        sweep(e, b, mono());
+        sweep(e, b, charrnn_clock_mono());
         e->batches = b->next;
         free(b->jobs);
         free(b);
@@ -374,7 +370,7 @@ gen_job *engine_job_create(charrnn_stream *s, const charrnn_store_model *v)
 int engine_submit(engine *e, gen_job *j)
 {
     pthread_mutex_lock(&e->mu);
-    j->t_submit = mono();
+    j->t_submit = charrnn_clock_mono();
     j->deadline = e->cfg.timeout > 0 ? j->t_submit + e->cfg.timeout : 0;
     int rc = 0;
     if (e->shutting) {
@@ -450,7 +446,7 @@ static void wait_ms(engine *e, gen_job *j, int timeout_ms)
 
 static void check_queue_deadline(engine *e, gen_job *j)
 {
-    if (j->queued && j->deadline > 0 && mono() > j->deadline)
+    if (j->queued && j->deadline > 0 && charrnn_clock_mono() > j->deadline)
         unqueue(e, j, JOB_QUEUE_TIMEOUT);
 }
 

@@ -22,13 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 void add_common_headers(req_ctx *c, struct MHD_Response *r)
 {
     MHD_add_response_header(r, "Server", "charrnn-serve/" CHARRNN_VERSION);
@@ -227,7 +220,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (!c->finish || c->stream)
             c->finish = "cancelled";
     }
-    double dt = now_mono() - c->t0;
+    double dt = charrnn_clock_mono() - c->t0;
     int aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
     unsigned status = c->responded ? c->status : 499; /* nginx's "client closed request" */
     c->status = status;
@@ -377,7 +370,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         atomic_init(&c->refs, 1);
         c->srv = srv;
         c->conn = conn;
-        c->t0 = now_mono();
+        c->t0 = charrnn_clock_mono();
         c->fd = -1;
         snprintf(c->method, sizeof c->method, "%s", method);
         snprintf(c->path, sizeof c->path, "%s", url);

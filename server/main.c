@@ -54,11 +54,11 @@ static void drain(server *srv)
 {
     atomic_store(&srv->draining, 1);
     http_quiesce(srv);
-    double t0 = now_mono();
+    double t0 = charrnn_clock_mono();
     cJSON *f = cJSON_CreateObject();
     cJSON_AddNumberToObject(f, "inflight", atomic_load(&srv->inflight));
     log_json("info", "draining", f);
-    while (atomic_load(&srv->inflight) > 0 && now_mono() - t0 < srv->cfg.drain_timeout) {
+    while (atomic_load(&srv->inflight) > 0 && charrnn_clock_mono() - t0 < srv->cfg.drain_timeout) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -71,8 +71,8 @@ static void drain(server *srv)
     /* Generations still running end now; give their responses a moment to
      * go out (a stream's last event says the server is shutting down). */
     engine_shutdown(srv->eng);
-    t0 = now_mono();
-    while (atomic_load(&srv->inflight) > 0 && now_mono() - t0 < 2) {
+    t0 = charrnn_clock_mono();
+    while (atomic_load(&srv->inflight) > 0 && charrnn_clock_mono() - t0 < 2) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -140,9 +140,9 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "max_queue", srv.cfg.max_queue);
     log_json("info", "listening", f);
 
-    double next_poll = now_mono() + srv.cfg.poll_interval;
+    double next_poll = charrnn_clock_mono() + srv.cfg.poll_interval;
     for (;;) {
-        double wait = srv.cfg.poll_interval > 0 ? next_poll - now_mono() : 3600;
+        double wait = srv.cfg.poll_interval > 0 ? next_poll - charrnn_clock_mono() : 3600;
         if (wait < 0)
             wait = 0;
         if (wait > 1)
@@ -158,12 +158,12 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             log_json("info", "SIGHUP: reloading every model", NULL);
             scan(&srv, 1);
-            next_poll = now_mono() + srv.cfg.poll_interval;
+            next_poll = charrnn_clock_mono() + srv.cfg.poll_interval;
             continue;
         }
-        if (srv.cfg.poll_interval > 0 && now_mono() >= next_poll) {
+        if (srv.cfg.poll_interval > 0 && charrnn_clock_mono() >= next_poll) {
             scan(&srv, 0);
-            next_poll = now_mono() + srv.cfg.poll_interval;
+            next_poll = charrnn_clock_mono() + srv.cfg.poll_interval;
         }
     }
     drain(&srv);

@@ -120,7 +120,7 @@ static int set_event(req_ctx *c, cJSON *o)
     c->pending = ev;
     c->pending_len = n + 8;
     c->pending_off = 0;
-    c->last_event = now_mono();
+    c->last_event = charrnn_clock_mono();
     return 0;
 }
 
@@ -145,7 +145,7 @@ static int next_event(req_ctx *c)
     if (c->sse_over)
         return 0;
     char buf[CHUNK_MAX];
-    double gap = EVENT_GAP - (now_mono() - c->last_event);
+    double gap = EVENT_GAP - (charrnn_clock_mono() - c->last_event);
     if (gap > 0) {
         struct timespec ts = {0, (long)(gap * 1e9)};
         nanosleep(&ts, NULL);
@@ -192,14 +192,14 @@ static int next_event(req_ctx *c)
             c->finish = "cancelled";
             return -1;
         }
-        if (now_mono() - c->last_event > KEEPALIVE_SECONDS) {
+        if (charrnn_clock_mono() - c->last_event > KEEPALIVE_SECONDS) {
             free(c->pending);
             c->pending = strdup(": keep-alive\n\n");
             if (!c->pending)
                 return -1;
             c->pending_len = strlen(c->pending);
             c->pending_off = 0;
-            c->last_event = now_mono();
+            c->last_event = charrnn_clock_mono();
             return 1;
         }
     }
@@ -232,7 +232,7 @@ static void sse_free(void *cls)
 static enum MHD_Result start_stream(req_ctx *c)
 {
     atomic_fetch_add(&c->refs, 1);
-    c->last_event = now_mono();
+    c->last_event = charrnn_clock_mono();
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_reader, c, sse_free);
     if (!r) {

@@ -2,6 +2,7 @@
 #ifndef CHARRNN_SERVE_SERVER_H
 #define CHARRNN_SERVE_SERVER_H
 
+#include "charrnn/clock.h"
 #include "charrnn/status.h"
 #include "charrnn/store.h"
 #include "config.h"
@@ -94,7 +95,5 @@ enum MHD_Result handle_metrics(req_ctx *c);
 int default_model(server *srv, char *out, size_t n);
 /* JSON description of a store entry (GET /models). */
 cJSON *model_json(server *srv, const charrnn_store_entry *e);
-
-double now_mono(void);
 
 #endif

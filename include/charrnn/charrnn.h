@@ -1,14 +1,24 @@
-/* Umbrella header for libcharrnn. */
+/* Umbrella header for libcharrnn: every public header. The math (charrnn_math)
+ * is status, rng, vocab, model, layers, optim, trainer and sampler; the rest is
+ * libcharrnn's formats and orchestration on top of it. */
 #ifndef CHARRNN_CHARRNN_H
 #define CHARRNN_CHARRNN_H
 #include "charrnn/checkpoint.h"
+#include "charrnn/clock.h"
+#include "charrnn/data.h"
+#include "charrnn/fileio.h"
 #include "charrnn/layers.h"
+#include "charrnn/lossplot.h"
 #include "charrnn/model.h"
 #include "charrnn/optim.h"
 #include "charrnn/rng.h"
 #include "charrnn/safetensors.h"
 #include "charrnn/sampler.h"
+#include "charrnn/session.h"
+#include "charrnn/sha256.h"
 #include "charrnn/status.h"
+#include "charrnn/store.h"
 #include "charrnn/trainer.h"
 #include "charrnn/vocab.h"
+#include "charrnn/vocab_json.h"
 #endif

@@ -1,6 +1,6 @@
 /* Training and validation loss against iterations, drawn as an SVG file.
- * The history grows as training runs; the SVG is rewritten atomically (a
- * temporary file, then rename) so a browser never sees half a plot. */
+ * The history grows as training runs; the SVG is rewritten atomically
+ * (charrnn_file_write_atomic) so a browser never sees half a plot. */
 #ifndef CHARRNN_LOSSPLOT_H
 #define CHARRNN_LOSSPLOT_H
 
@@ -26,7 +26,7 @@ char *charrnn_lossplot_history(const charrnn_lossplot *p);
  * at most 2048 points; fewer pending values than the stride). On
  * CHARRNN_EFORMAT the history is left empty. */
 int charrnn_lossplot_restore(charrnn_lossplot *p, const char *history, long upto);
-/* Writes the SVG to path (atomically). */
+/* Writes the SVG to path with charrnn_file_write_atomic (same errors). */
 int charrnn_lossplot_write(const charrnn_lossplot *p, const char *path, const char *title,
                            char *err, size_t errlen);
 

@@ -32,6 +32,9 @@ int charrnn_vocab_build(const uint8_t *text, size_t n, charrnn_vocab **out, char
  * duplicates rejected). Used by the checkpoint loader. */
 int charrnn_vocab_from_codepoints(const uint32_t *cps, size_t n, charrnn_vocab **out, char *err,
                                   size_t errlen);
+/* A copy of v that the caller owns (a model and a corpus each own theirs).
+ * CHARRNN_ENOMEM leaves *out NULL. */
+int charrnn_vocab_copy(const charrnn_vocab *v, charrnn_vocab **out, char *err, size_t errlen);
 void charrnn_vocab_free(charrnn_vocab *v);
 
 size_t charrnn_vocab_size(const charrnn_vocab *v);
@@ -45,12 +48,5 @@ int charrnn_vocab_index(const charrnn_vocab *v, uint32_t cp);
  * vocabulary. If skip_bom, a leading BOM is skipped. */
 int charrnn_vocab_encode(const charrnn_vocab *v, const uint8_t *text, size_t n, int skip_bom,
                          uint16_t *out, size_t *count, char *err, size_t errlen);
-
-/* The vocabulary as a JSON array of one-character strings (the checkpoint's
- * "vocab" metadata). Caller frees with free(). NULL on allocation failure. */
-char *charrnn_vocab_to_json(const charrnn_vocab *v);
-/* Parses the JSON array form; every element must be a string of exactly one
- * code point, strictly increasing. */
-int charrnn_vocab_from_json(const char *json, charrnn_vocab **out, char *err, size_t errlen);
 
 #endif

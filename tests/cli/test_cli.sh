@@ -239,9 +239,11 @@ EOF
     echo "== temporaries of a killed run are tidied, nothing else"
     local CK3="$WORK/ck3" PUB="$WORK/pub" LOG3="$WORK/log3.jsonl" f
     mkdir -p "$CK3" "$PUB"
-    local stale=("$CK3/best.safetensors.tmp.Ab12Cd" "$CK3/loss.svg.tmp.4242"
+    # Every file is written by one atomic writer, so NAME.tmp.XXXXXX (mkstemp's
+    # six letters and digits) is the only form a killed run leaves.
+    local stale=("$CK3/best.safetensors.tmp.Ab12Cd" "$CK3/loss.svg.tmp.Pq42Rs"
         "$CK3/lm_lstm_epoch0.50_3.1000.safetensors.tmp.Old123" "$PUB/m.safetensors.tmp.Zz99Yy")
-    local keep=("$CK3/notes.txt.tmp.1" "$CK3/best.safetensors.tmp.bak"
+    local keep=("$CK3/notes.txt.tmp.1" "$CK3/best.safetensors.tmp.bak" "$CK3/loss.svg.tmp.4242"
         "$CK3/model.safetensors.tmp.Ab12Cd" "$CK3/lm_lstm_epoch0.90_3.0000.safetensors.tmp.Lock99"
         "$PUB/other.safetensors.tmp.Qq11Ww")
     for f in "${stale[@]}" "${keep[@]}"; do

@@ -20,9 +20,10 @@ libs="$(pkg-config --libs openblas libcjson libmicrohttpd) -lpthread -lm"
 $CC -O1 -o "$out/embed_file" "$src/server/embed_file.c"
 "$out/embed_file" "$src/server/playground.html" "$out/obj/playground_html.c" charrnn_playground_html
 
-# The source lists come from the meson files, so a new source file cannot be missed here.
+# The source lists come from the meson files (model/ and model/math/), so a new
+# source file cannot be missed here.
 sources_of() { grep -o "'[a-z_0-9]*\.c'" "$1" | tr -d "'" | sed 's/\.c$//'; }
-mapfile -t model < <(sources_of "$src/model/meson.build")
+mapfile -t model < <(sources_of "$src/model/meson.build"; sources_of "$src/model/math/meson.build" | sed 's|^|math/|')
 mapfile -t server < <(sources_of "$src/server/meson.build" | grep -vxE 'embed_file|main|playground_html')
 objs=()
 pids=()
@@ -36,9 +37,9 @@ for f in "${model[@]}"; do
   # rowdot.c is the inference kernel, built per instruction set by meson; the
   # harnesses take only its plain C build (the dispatcher then offers only it).
   extra=""
-  [ "$f" = rowdot ] && extra="-DRD_ISA=0 -DRD_NAME=charrnn_rd_rows_portable"
-  compile "$src/model/$f.c" "$out/obj/m_$f.o" "$extra"
-  objs+=("$out/obj/m_$f.o")
+  [ "$f" = math/rowdot ] && extra="-DRD_ISA=0 -DRD_NAME=charrnn_rd_rows_portable"
+  compile "$src/model/$f.c" "$out/obj/m_${f//\//_}.o" "$extra"
+  objs+=("$out/obj/m_${f//\//_}.o")
 done
 for f in "${server[@]}"; do compile "$src/server/$f.c" "$out/obj/s_$f.o"; done
 compile "$out/obj/playground_html.c" "$out/obj/s_playground_html.o"

@@ -1,5 +1,5 @@
 /* libFuzzer harness: UTF-8 decoding, the vocabulary and the encoder
- * (model/vocab.c).
+ * (model/math/vocab.c, model/vocab_json.c).
  *
  * The input is a training text: build its vocabulary; if that succeeds, every
  * character encodes, the JSON form round-trips to the same code points, and
@@ -9,6 +9,7 @@
  * array form of a checkpoint's "vocab" metadata. */
 #include "charrnn/status.h"
 #include "charrnn/vocab.h"
+#include "charrnn/vocab_json.h"
 
 #include <stdint.h>
 #include <stdio.h>

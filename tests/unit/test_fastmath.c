@@ -1,12 +1,12 @@
 /* The gate arithmetic gives the same bits whatever instruction set GCC
- * builds it for (model/fastmath.h CR_CLONES: the sampler's and trainer's gate
+ * builds it for (model/math/fastmath.h CR_CLONES: the sampler's and trainer's gate
  * loops run as AVX-512, AVX2 or baseline clones, picked by the CPU). The same
  * loops are compiled here as scalar code and for each target, run over edge
  * values and a quarter million random inputs, and compared bit for bit.
  * Built with the library's -ffp-contract=off (with contraction on, the
  * AVX-512 version differs: this test fails) and -fno-trapping-math (without
  * it GCC 12 vectorizes these loops only for AVX-512). */
-#include "../../model/fastmath.h"
+#include "../../model/math/fastmath.h"
 
 #include <check.h>
 #include <math.h>

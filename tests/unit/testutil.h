@@ -16,6 +16,16 @@ static inline const char *fixture_dir(void)
     return d ? d : "tests/reference";
 }
 
+/* The vocabulary of a UTF-8 text (which must be valid). */
+static inline charrnn_vocab *text_vocab(const char *text, size_t n)
+{
+    charrnn_vocab *v;
+    char err[CHARRNN_ERR_MAX];
+    ck_assert_msg(charrnn_vocab_build((const uint8_t *)text, n, &v, err, sizeof err) == CHARRNN_OK,
+                  "%s", err);
+    return v;
+}
+
 /* A vocabulary of n consecutive letters starting at 'A'. */
 static inline charrnn_vocab *letters_vocab(int n)
 {

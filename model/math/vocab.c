@@ -3,7 +3,6 @@
 
 #include "charrnn/status.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +167,13 @@ int charrnn_vocab_from_codepoints(const uint32_t *cps, size_t n, charrnn_vocab *
     return rc ? charrnn_fail(err, errlen, rc, "out of memory") : CHARRNN_OK;
 }
 
+int charrnn_vocab_copy(const charrnn_vocab *v, charrnn_vocab **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    int rc = vocab_make(v->cps, v->size, out);
+    return rc ? charrnn_fail(err, errlen, rc, "out of memory") : CHARRNN_OK;
+}
+
 void charrnn_vocab_free(charrnn_vocab *v)
 {
     if (!v)
@@ -259,66 +265,4 @@ int charrnn_vocab_encode(const charrnn_vocab *v, const uint8_t *text, size_t n, 
                             "%zu character%s not in the model's vocabulary: %s%s", nmissing,
                             nmissing == 1 ? " is" : "s are", missing, nmissing > 8 ? ", ..." : "");
     return CHARRNN_OK;
-}
-
-char *charrnn_vocab_to_json(const charrnn_vocab *v)
-{
-    cJSON *arr = cJSON_CreateArray();
-    if (!arr)
-        return NULL;
-    for (size_t i = 0; i < v->size; i++) {
-        char u[5] = {0};
-        charrnn_utf8_encode(v->cps[i], u);
-        cJSON *s = cJSON_CreateString(u);
-        if (!s || !cJSON_AddItemToArray(arr, s)) {
-            cJSON_Delete(s);
-            cJSON_Delete(arr);
-            return NULL;
-        }
-    }
-    char *out = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
-    return out;
-}
-
-int charrnn_vocab_from_json(const char *json, charrnn_vocab **out, char *err, size_t errlen)
-{
-    *out = NULL;
-    cJSON *arr = cJSON_Parse(json);
-    if (!arr || !cJSON_IsArray(arr)) {
-        cJSON_Delete(arr);
-        return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "vocab is not a JSON array");
-    }
-    int n = cJSON_GetArraySize(arr);
-    if (n <= 0 || n > CHARRNN_MAX_VOCAB) {
-        cJSON_Delete(arr);
-        return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "vocab has %d entries", n);
-    }
-    uint32_t *cps = malloc((size_t)n * sizeof *cps);
-    if (!cps) {
-        cJSON_Delete(arr);
-        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-    }
-    int i = 0, rc = CHARRNN_OK;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr)
-    {
-        const char *s = cJSON_GetStringValue(it);
-        uint32_t cp;
-        size_t len = s ? strlen(s) : 0;
-        /* cJSON stops strings at NUL, so U+0000 is stored as "\u0000" and reads back empty. */
-        if (s && len == 0) {
-            cp = 0;
-        } else if (!s || charrnn_utf8_decode((const uint8_t *)s, len, &cp) != (int)len) {
-            rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                              "vocab entry %d is not a single-character string", i);
-            break;
-        }
-        cps[i++] = cp;
-    }
-    cJSON_Delete(arr);
-    if (rc == CHARRNN_OK)
-        rc = charrnn_vocab_from_codepoints(cps, (size_t)n, out, err, errlen);
-    free(cps);
-    return rc;
 }
