@@ -195,10 +195,12 @@ static int parse_tensor(const cJSON *t, charrnn_st_tensor *out, span *sp, uint64
     return CHARRNN_OK;
 }
 
-int charrnn_st_parse(const void *buf, size_t len, charrnn_st_file **out, char *err, size_t errlen)
+/* The 8-byte length and the JSON header after it: *root is the parsed object
+ * and *hlen its length (padding included). */
+static int parse_header(const uint8_t *p, size_t len, cJSON **root, uint64_t *hlen_out, char *err,
+                        size_t errlen)
 {
-    *out = NULL;
-    const uint8_t *p = buf;
+    *root = NULL;
     if (len < 8)
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                             "file is %zu bytes, too short for a safetensors header", len);
@@ -214,130 +216,188 @@ int charrnn_st_parse(const void *buf, size_t len, charrnn_st_file **out, char *e
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "header does not start with '{'");
     /* Only the padding spaces the writers add may follow the JSON object. */
     const char *hdr = (const char *)p + 8, *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
-    while (root && end < hdr + hlen &&
-           (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+    cJSON *j = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
+    while (j && end < hdr + hlen && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
         end++;
-    if (!root || !cJSON_IsObject(root) || end != hdr + hlen) {
-        cJSON_Delete(root);
+    if (!j || !cJSON_IsObject(j) || end != hdr + hlen) {
+        cJSON_Delete(j);
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "header is not a valid JSON object");
     }
-    const uint64_t buflen = len - 8 - hlen;
-    charrnn_st_file *f = calloc(1, sizeof *f);
-    int rc = f ? CHARRNN_OK : CHARRNN_ENOMEM;
-    size_t nt = 0, nm = 0;
+    *root = j;
+    *hlen_out = hlen;
+    return CHARRNN_OK;
+}
+
+/* Finds __metadata__ (at most one, an object of strings) and counts the
+ * tensors (*nt) and metadata entries (*nm). */
+static int count_entries(const cJSON *root, const cJSON **meta_out, size_t *nt, size_t *nm,
+                         char *err, size_t errlen)
+{
     const cJSON *it, *meta = NULL;
+    *nt = *nm = 0;
     cJSON_ArrayForEach(it, root)
     {
-        if (strcmp(it->string, "__metadata__") == 0) {
-            if (meta)
-                rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "duplicate __metadata__");
-            meta = it;
-        } else {
-            nt++;
+        if (strcmp(it->string, "__metadata__") != 0) {
+            (*nt)++;
+            continue;
         }
+        if (meta)
+            return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "duplicate __metadata__");
+        meta = it;
     }
-    if (rc == CHARRNN_OK && meta) {
-        if (!cJSON_IsObject(meta))
-            rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "__metadata__ is not an object");
-        cJSON_ArrayForEach(it, meta)
-        {
-            if (!cJSON_IsString(it)) {
-                rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                                  "metadata value of '%s' is not a string", it->string);
-                break;
-            }
-            nm++;
-        }
+    *meta_out = meta;
+    if (!meta)
+        return CHARRNN_OK;
+    if (!cJSON_IsObject(meta))
+        return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "__metadata__ is not an object");
+    cJSON_ArrayForEach(it, meta)
+    {
+        if (!cJSON_IsString(it))
+            return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                                "metadata value of '%s' is not a string", it->string);
+        (*nm)++;
     }
-    span *spans = NULL;
-    uint64_t *begins = NULL;
-    if (rc == CHARRNN_OK) {
-        begins = calloc(nt ? nt : 1, sizeof *begins);
-        f->tensors = calloc(nt ? nt : 1, sizeof *f->tensors);
-        f->names = calloc(nt ? nt : 1, sizeof *f->names);
-        f->meta_keys = calloc(nm ? nm : 1, sizeof(char *));
-        f->meta_values = calloc(nm ? nm : 1, sizeof(char *));
-        spans = calloc(nt ? nt : 1, sizeof *spans);
-        f->data = malloc(buflen ? (size_t)buflen : 4);
-        if (!f->tensors || !f->names || !f->meta_keys || !f->meta_values || !spans || !f->data ||
-            !begins)
-            rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    return CHARRNN_OK;
+}
+
+/* Tensors in file order, each one's span of the data buffer. */
+typedef struct parse_ctx {
+    charrnn_st_file *f;
+    span *spans;      /* (nt) */
+    uint64_t *begins; /* (nt) byte offset of tensor i */
+    size_t nt, nm;
+    uint64_t buflen;
+} parse_ctx;
+
+static int alloc_file(parse_ctx *c, char *err, size_t errlen)
+{
+    const size_t nt = c->nt ? c->nt : 1, nm = c->nm ? c->nm : 1;
+    charrnn_st_file *f = c->f;
+    c->begins = calloc(nt, sizeof *c->begins);
+    c->spans = calloc(nt, sizeof *c->spans);
+    f->tensors = calloc(nt, sizeof *f->tensors);
+    f->names = calloc(nt, sizeof *f->names);
+    f->meta_keys = calloc(nm, sizeof(char *));
+    f->meta_values = calloc(nm, sizeof(char *));
+    f->data = malloc(c->buflen ? (size_t)c->buflen : 4);
+    if (!f->tensors || !f->names || !f->meta_keys || !f->meta_values || !c->spans || !f->data ||
+        !c->begins)
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    return CHARRNN_OK;
+}
+
+static int copy_meta(charrnn_st_file *f, const cJSON *meta, char *err, size_t errlen)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, meta)
+    {
+        f->meta_keys[f->n_meta] = strdup(it->string);
+        f->meta_values[f->n_meta] = strdup(it->valuestring);
+        if (!f->meta_keys[f->n_meta++] || !f->meta_values[f->n_meta - 1])
+            return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     }
-    if (rc == CHARRNN_OK && meta) {
-        cJSON_ArrayForEach(it, meta)
-        {
-            f->meta_keys[f->n_meta] = strdup(it->string);
-            f->meta_values[f->n_meta] = strdup(it->valuestring);
-            if (!f->meta_keys[f->n_meta++] || !f->meta_values[f->n_meta - 1]) {
-                rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-                break;
-            }
-        }
+    return CHARRNN_OK;
+}
+
+static int parse_tensors(parse_ctx *c, const cJSON *root, const cJSON *meta, char *err,
+                         size_t errlen)
+{
+    charrnn_st_file *f = c->f;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, root)
+    {
+        if (it == meta)
+            continue;
+        size_t i = f->n;
+        int rc = parse_tensor(it, &f->tensors[i], &c->spans[i], c->buflen, err, errlen);
+        if (rc)
+            return rc;
+        c->spans[i].idx = i;
+        c->begins[i] = c->spans[i].b;
+        if (!(f->names[i] = strdup(it->string)))
+            return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+        f->tensors[i].name = f->names[i];
+        f->n++;
     }
-    if (rc == CHARRNN_OK) {
-        cJSON_ArrayForEach(it, root)
-        {
-            if (it == meta)
-                continue;
-            size_t i = f->n;
-            if ((rc = parse_tensor(it, &f->tensors[i], &spans[i], buflen, err, errlen)))
-                break;
-            spans[i].idx = i;
-            begins[i] = spans[i].b;
-            if (!(f->names[i] = strdup(it->string))) {
-                rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-                break;
-            }
-            f->tensors[i].name = f->names[i];
-            f->n++;
-        }
+    return CHARRNN_OK;
+}
+
+/* The buffer must be covered exactly: sorted spans contiguous from 0 to the end. */
+static int check_coverage(parse_ctx *c, char *err, size_t errlen)
+{
+    qsort(c->spans, c->nt, sizeof *c->spans, cmp_span);
+    uint64_t at = 0;
+    for (size_t i = 0; i < c->nt; i++) {
+        if (c->spans[i].b != at)
+            return charrnn_fail(
+                err, errlen, CHARRNN_EFORMAT, "tensor '%s' %s at byte %llu of the data buffer",
+                c->f->names[c->spans[i].idx], c->spans[i].b < at ? "overlaps" : "leaves a hole",
+                (unsigned long long)c->spans[i].b);
+        at = c->spans[i].e;
     }
+    if (at != c->buflen)
+        return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                            "data buffer has %llu bytes but tensors cover %llu",
+                            (unsigned long long)c->buflen, (unsigned long long)at);
+    return CHARRNN_OK;
+}
+
+static int check_duplicates(const charrnn_st_file *f, char *err, size_t errlen)
+{
+    if (f->n < 2)
+        return CHARRNN_OK;
+    char **sorted = malloc(f->n * sizeof *sorted);
+    if (!sorted)
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    memcpy(sorted, f->names, f->n * sizeof *sorted);
+    qsort(sorted, f->n, sizeof *sorted, cmp_str);
+    int rc = CHARRNN_OK;
+    for (size_t i = 1; i < f->n && rc == CHARRNN_OK; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0)
+            rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "duplicate tensor '%s'", sorted[i]);
+    free(sorted);
+    return rc;
+}
+
+/* Header, metadata, tensors, then the checks over all tensors; only a file
+ * that passes them all gets its data copied. */
+int charrnn_st_parse(const void *buf, size_t len, charrnn_st_file **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const uint8_t *p = buf;
+    cJSON *root;
+    uint64_t hlen = 0;
+    int rc = parse_header(p, len, &root, &hlen, err, errlen);
+    if (rc)
+        return rc;
+    parse_ctx c = {calloc(1, sizeof(charrnn_st_file)), NULL, NULL, 0, 0, len - 8 - hlen};
+    const cJSON *meta = NULL;
+    rc = c.f ? count_entries(root, &meta, &c.nt, &c.nm, err, errlen)
+             : charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    if (rc == CHARRNN_OK)
+        rc = alloc_file(&c, err, errlen);
+    if (rc == CHARRNN_OK && meta)
+        rc = copy_meta(c.f, meta, err, errlen);
+    if (rc == CHARRNN_OK)
+        rc = parse_tensors(&c, root, meta, err, errlen);
     cJSON_Delete(root);
+    if (rc == CHARRNN_OK)
+        rc = check_coverage(&c, err, errlen);
+    if (rc == CHARRNN_OK)
+        rc = check_duplicates(c.f, err, errlen);
     if (rc == CHARRNN_OK) {
-        /* The buffer must be covered exactly: sorted spans contiguous from 0 to the end. */
-        qsort(spans, nt, sizeof *spans, cmp_span);
-        uint64_t at = 0;
-        for (size_t i = 0; i < nt && rc == CHARRNN_OK; i++) {
-            if (spans[i].b != at)
-                rc = charrnn_fail(
-                    err, errlen, CHARRNN_EFORMAT, "tensor '%s' %s at byte %llu of the data buffer",
-                    f->names[spans[i].idx], spans[i].b < at ? "overlaps" : "leaves a hole",
-                    (unsigned long long)spans[i].b);
-            at = spans[i].e;
-        }
-        if (rc == CHARRNN_OK && at != buflen)
-            rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                              "data buffer has %llu bytes but tensors cover %llu",
-                              (unsigned long long)buflen, (unsigned long long)at);
-    }
-    if (rc == CHARRNN_OK && nt > 1) {
-        char **sorted = malloc(nt * sizeof *sorted);
-        if (!sorted) {
-            rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-        } else {
-            memcpy(sorted, f->names, nt * sizeof *sorted);
-            qsort(sorted, nt, sizeof *sorted, cmp_str);
-            for (size_t i = 1; i < nt && rc == CHARRNN_OK; i++)
-                if (strcmp(sorted[i - 1], sorted[i]) == 0)
-                    rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "duplicate tensor '%s'",
-                                      sorted[i]);
-            free(sorted);
-        }
-    }
-    free(spans);
-    if (rc == CHARRNN_OK) {
-        memcpy(f->data, p + 8 + hlen, (size_t)buflen);
+        memcpy(c.f->data, p + 8 + hlen, (size_t)c.buflen);
         /* Every begin is a multiple of 4: tensors tile the buffer from 0 in whole floats. */
-        for (size_t i = 0; i < f->n; i++)
-            f->tensors[i].data = f->data + begins[i] / 4;
+        for (size_t i = 0; i < c.f->n; i++)
+            c.f->tensors[i].data = c.f->data + c.begins[i] / 4;
     }
-    free(begins);
+    free(c.spans);
+    free(c.begins);
     if (rc != CHARRNN_OK) {
-        charrnn_st_free(f);
-        return rc == CHARRNN_ENOMEM && !f ? charrnn_fail(err, errlen, rc, "out of memory") : rc;
+        charrnn_st_free(c.f);
+        return rc;
     }
-    *out = f;
+    *out = c.f;
     return CHARRNN_OK;
 }
 

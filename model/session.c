@@ -122,13 +122,14 @@ static char *resume_json(run *r)
     if (!j)
         return NULL;
     cJSON_AddNumberToObject(j, "iteration", (double)r->iter);
+    charrnn_trainer_snapshot snap;
+    charrnn_trainer_save_state(r->tr, &snap);
     char buf[24];
-    snprintf(buf, sizeof buf, "%" PRIu64, *charrnn_trainer_step_count(r->tr));
+    snprintf(buf, sizeof buf, "%" PRIu64, snap.optimizer_steps);
     cJSON_AddStringToObject(j, "optimizer_steps", buf);
     cJSON *rng = cJSON_AddArrayToObject(j, "rng");
-    const charrnn_rng *g = charrnn_trainer_rng(r->tr);
     for (int i = 0; i < 4; i++) {
-        snprintf(buf, sizeof buf, "%016" PRIx64, g->s[i]);
+        snprintf(buf, sizeof buf, "%016" PRIx64, snap.rng.s[i]);
         cJSON_AddItemToArray(rng, cJSON_CreateString(buf));
     }
     cJSON_AddNumberToObject(j, "batch_size", r->o->batch_size);
@@ -152,10 +153,9 @@ static int save(run *r, const char *path, float val, int with_state, char *err, 
         free(tj), free(rj);
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     }
-    size_t carry_len;
-    const float *carry = charrnn_trainer_state(r->tr, &carry_len);
-    charrnn_resume_state rs = {charrnn_trainer_moment1(r->tr), charrnn_trainer_moment2(r->tr),
-                               carry, carry_len, rj};
+    charrnn_trainer_snapshot snap;
+    charrnn_trainer_save_state(r->tr, &snap);
+    charrnn_resume_state rs = {snap.moment1, snap.moment2, snap.carry, snap.carry_len, rj};
     int rc = charrnn_checkpoint_save(path, r->model, tj, with_state ? &rs : NULL, err, errlen);
     free(tj), free(rj);
     return rc;
@@ -226,9 +226,10 @@ static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *
     const cJSON *sl = cJSON_GetObjectItemCaseSensitive(j, "seq_length");
     const cJSON *rng = cJSON_GetObjectItemCaseSensitive(j, "rng");
     const cJSON *bv = cJSON_GetObjectItemCaseSensitive(j, "best_val_loss");
+    charrnn_trainer_snapshot snap;
+    charrnn_trainer_save_state(r->tr, &snap); /* for the sizes */
+    const size_t carry_len = snap.carry_len;
     uint64_t steps = 0;
-    size_t carry_len;
-    float *dst_carry = charrnn_trainer_state(r->tr, &carry_len);
     if (!j || !cJSON_IsNumber(it) || !cJSON_IsNumber(bs) || !cJSON_IsNumber(sl) ||
         !cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4 ||
         !parse_u64(cJSON_GetObjectItemCaseSensitive(j, "optimizer_steps"), &steps, 0) || !m1 ||
@@ -252,16 +253,16 @@ static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *
         rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                           "the checkpoint's optimizer state has the wrong size");
     } else {
-        charrnn_rng *g = charrnn_trainer_rng(r->tr);
         for (int i = 0; i < 4 && rc == CHARRNN_OK; i++)
-            if (!parse_u64(cJSON_GetArrayItem(rng, i), &g->s[i], 1))
+            if (!parse_u64(cJSON_GetArrayItem(rng, i), &snap.rng.s[i], 1))
                 rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "bad RNG state in the checkpoint");
     }
     if (rc == CHARRNN_OK) {
-        memcpy(charrnn_trainer_moment1(r->tr), m1->data, r->model->num_params * sizeof(float));
-        memcpy(charrnn_trainer_moment2(r->tr), m2->data, r->model->num_params * sizeof(float));
-        memcpy(dst_carry, carry->data, carry_len * sizeof(float));
-        *charrnn_trainer_step_count(r->tr) = steps;
+        snap.optimizer_steps = steps;
+        snap.moment1 = m1->data, snap.moment2 = m2->data, snap.carry = carry->data;
+        rc = charrnn_trainer_restore_state(r->tr, &snap, err, errlen);
+    }
+    if (rc == CHARRNN_OK) {
         r->iter = (long)it->valuedouble;
         if (cJSON_IsNumber(bv))
             r->best_val = (float)bv->valuedouble;
@@ -338,8 +339,7 @@ static int remove_stale_tmp(const charrnn_train_opts *o)
     return n;
 }
 
-int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks *cb, char *err,
-                      size_t errlen)
+static int check_opts(const charrnn_train_opts *o, char *err, size_t errlen)
 {
     if (!o->data_path || !o->checkpoint_dir)
         return charrnn_fail(err, errlen, CHARRNN_EINVAL,
@@ -350,116 +350,170 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
             err, errlen, CHARRNN_ERANGE,
             "learning rate > 0, lr decay in (0, 1], grad clip >= 0, eval every >= 1 "
             "and max epochs > 0 are required");
+    return CHARRNN_OK;
+}
+
+/* The checkpoint directory exists afterwards; *stale counts the removed
+ * temporaries of a killed run. */
+static int prepare_dirs(const charrnn_train_opts *o, int *stale, char *err, size_t errlen)
+{
     if (mkdir(o->checkpoint_dir, 0755) && errno != EEXIST)
         return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot create %s: %s", o->checkpoint_dir,
                             strerror(errno));
-    const int stale = remove_stale_tmp(o);
+    *stale = remove_stale_tmp(o);
+    return CHARRNN_OK;
+}
+
+/* Data, model (new, or from --init-from, resumed exactly when it can be),
+ * trainer, batch buffers and the iteration count. *from_ckpt: --init-from
+ * was used; *have_state: its training state was restored too. */
+static int start(run *r, int *from_ckpt, int *have_state, char *err, size_t errlen)
+{
+    const charrnn_train_opts *o = r->o;
+    const int B = o->batch_size, T = o->seq_length;
+    charrnn_st_file *ckpt = NULL;
+    int rc = setup(r, &ckpt, err, errlen);
+    *from_ckpt = ckpt != NULL;
+    *have_state = 0;
+    if (rc == CHARRNN_OK)
+        rc = charrnn_split_make(r->corpus, o->train_frac, o->val_frac, B, T, r->split, err, errlen);
+    charrnn_optim_config oc = charrnn_optim_defaults(o->optimizer);
+    if (rc == CHARRNN_OK)
+        rc = charrnn_trainer_create(r->model, B, T, o->dropout, &oc, o->seed ^ 0x5eedULL, &r->tr,
+                                    err, errlen);
+    if (rc == CHARRNN_OK && o->threads > 1)
+        rc = charrnn_trainer_set_shards(r->tr, o->threads, err, errlen);
+    if (rc == CHARRNN_OK && ckpt)
+        rc = resume_from(r, ckpt, have_state, err, errlen);
+    charrnn_st_free(ckpt);
+    if (rc == CHARRNN_OK && !(r->x = malloc((size_t)B * T * 2)))
+        rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    if (rc == CHARRNN_OK && !(r->y = malloc((size_t)B * T * 2)))
+        rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    if (rc != CHARRNN_OK)
+        return rc;
+    r->ipe = (long)r->split[0].nbatches;
+    double by_epochs = o->max_epochs * (double)r->ipe;
+    r->total = by_epochs > 9e15 ? (long)9e15 : (long)ceil(by_epochs);
+    if (o->max_iters > 0 && o->max_iters < r->total)
+        r->total = o->max_iters;
+    return CHARRNN_OK;
+}
+
+static void report_start(const run *r, const charrnn_train_callbacks *cb, int stale, int from_ckpt,
+                         int have_state)
+{
+    if (!cb || !cb->on_start)
+        return;
+    char info[400], removed[96] = "";
+    if (stale > 0)
+        snprintf(removed, sizeof removed, "; removed %d stale temporary file%s of a killed run",
+                 stale, stale == 1 ? "" : "s");
+    snprintf(info, sizeof info,
+             "%zu characters, vocabulary %d, %zu parameters, %ld iterations per epoch%s%s%s",
+             r->corpus->n, r->model->cfg.vocab_size, r->model->num_params, r->ipe,
+             have_state      ? ", resumed exactly"
+                 : from_ckpt ? ", initialised from a checkpoint"
+                             : "",
+             r->plot_lost ? "; the checkpoint's loss history is unreadable: loss.svg restarts" : "",
+             removed);
+    cb->on_start(cb->ctx, r->model, r->iter, r->total, info);
+}
+
+/* Iterations until the total or a requested stop, with validation and
+ * checkpoints every eval_every iterations, at the end and on the stop.
+ * *p is the last progress, *val the last validation loss. */
+static int train_loop(run *r, const charrnn_train_callbacks *cb, charrnn_progress *p, float *val,
+                      int *interrupted, char *err, size_t errlen)
+{
+    const charrnn_train_opts *o = r->o;
+    const int B = o->batch_size, T = o->seq_length;
+    const double t0 = charrnn_clock_mono();
+    const long start = r->iter;
+    *interrupted = 0;
+    while (r->iter < r->total) {
+        long i = r->iter + 1;
+        size_t j = (size_t)((i - 1) % r->ipe);
+        if (j == 0) /* a new pass over the data: its streams start afresh */
+            charrnn_trainer_reset_state(r->tr, CHARRNN_MODE_TRAIN);
+        charrnn_split_batch(&r->split[0], j, r->x, r->y);
+        float lr = charrnn_lr_at(o->learning_rate, o->lr_decay, o->lr_decay_after, r->ipe, i);
+        float loss = charrnn_trainer_step(r->tr, r->x, r->y, lr, o->grad_clip);
+        r->iter = i;
+        r->last_train = loss;
+        if (r->plot)
+            charrnn_lossplot_add_train(r->plot, i, loss);
+        if (!isfinite(loss))
+            return charrnn_fail(
+                err, errlen, CHARRNN_ERANGE,
+                "the training loss became %f at iteration %ld (try a lower learning rate)",
+                (double)loss, i);
+        double el = charrnn_clock_mono() - t0;
+        *p = (charrnn_progress){i,
+                                r->total,
+                                r->ipe,
+                                (double)i / (double)r->ipe,
+                                loss,
+                                lr,
+                                (double)(i - start) * B * T / (el > 0 ? el : 1e-9),
+                                el / (double)(i - start) * (double)(r->total - i),
+                                el};
+        if (cb && cb->on_iter)
+            cb->on_iter(cb->ctx, p);
+        int stop = cb && cb->stop && *cb->stop;
+        if (i % o->eval_every == 0 || i == r->total || stop) {
+            char path[4096];
+            int rc = checkpoint(r, val, path, sizeof path, err, errlen);
+            if (rc)
+                return rc;
+            if (cb && cb->on_eval)
+                cb->on_eval(cb->ctx, p, *val, path);
+        }
+        if (stop) {
+            *interrupted = 1;
+            break;
+        }
+    }
+    return CHARRNN_OK;
+}
+
+static void run_free(run *r)
+{
+    free(r->x), free(r->y);
+    charrnn_lossplot_free(r->plot);
+    charrnn_trainer_free(r->tr);
+    charrnn_model_free(r->model);
+    charrnn_corpus_free(r->corpus);
+}
+
+int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks *cb, char *err,
+                      size_t errlen)
+{
+    int stale = 0, rc = check_opts(o, err, errlen);
+    if (rc == CHARRNN_OK)
+        rc = prepare_dirs(o, &stale, err, errlen);
+    if (rc != CHARRNN_OK)
+        return rc;
     run r = {0};
     r.o = o;
     r.best_val = INFINITY;
     r.seed = o->seed;
     r.plot = charrnn_lossplot_create();
-    charrnn_st_file *ckpt = NULL;
-    int rc = setup(&r, &ckpt, err, errlen);
-    const int B = o->batch_size, T = o->seq_length;
-    if (rc == CHARRNN_OK)
-        rc = charrnn_split_make(r.corpus, o->train_frac, o->val_frac, B, T, r.split, err, errlen);
-    charrnn_optim_config oc = charrnn_optim_defaults(o->optimizer);
-    if (rc == CHARRNN_OK)
-        rc = charrnn_trainer_create(r.model, B, T, o->dropout, &oc, o->seed ^ 0x5eedULL, &r.tr, err,
-                                    errlen);
-    if (rc == CHARRNN_OK && o->threads > 1)
-        rc = charrnn_trainer_set_shards(r.tr, o->threads, err, errlen);
-    int have_state = 0;
-    if (rc == CHARRNN_OK && ckpt)
-        rc = resume_from(&r, ckpt, &have_state, err, errlen);
-    charrnn_st_free(ckpt);
-    if (rc == CHARRNN_OK && !(r.x = malloc((size_t)B * T * 2)))
-        rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-    if (rc == CHARRNN_OK && !(r.y = malloc((size_t)B * T * 2)))
-        rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-    if (rc != CHARRNN_OK)
-        goto done;
-    r.ipe = (long)r.split[0].nbatches;
-    double by_epochs = o->max_epochs * (double)r.ipe;
-    r.total = by_epochs > 9e15 ? (long)9e15 : (long)ceil(by_epochs);
-    if (o->max_iters > 0 && o->max_iters < r.total)
-        r.total = o->max_iters;
-    if (cb && cb->on_start) {
-        char info[400], removed[96] = "";
-        if (stale > 0)
-            snprintf(removed, sizeof removed, "; removed %d stale temporary file%s of a killed run",
-                     stale, stale == 1 ? "" : "s");
-        snprintf(info, sizeof info,
-                 "%zu characters, vocabulary %d, %zu parameters, %ld iterations per epoch%s%s%s",
-                 r.corpus->n, r.model->cfg.vocab_size, r.model->num_params, r.ipe,
-                 have_state ? ", resumed exactly"
-                     : ckpt ? ", initialised from a checkpoint"
-                            : "",
-                 r.plot_lost ? "; the checkpoint's loss history is unreadable: loss.svg restarts"
-                             : "",
-                 removed);
-        cb->on_start(cb->ctx, r.model, r.iter, r.total, info);
-    }
-    double t0 = charrnn_clock_mono();
-    long start = r.iter;
-    int interrupted = 0;
+    int from_ckpt = 0, have_state = 0, interrupted = 0;
     float val = NAN;
     charrnn_progress p = {0};
-    while (r.iter < r.total) {
-        long i = r.iter + 1;
-        size_t j = (size_t)((i - 1) % r.ipe);
-        if (j == 0) /* a new pass over the data: its streams start afresh */
-            charrnn_trainer_reset_state(r.tr, CHARRNN_MODE_TRAIN);
-        charrnn_split_batch(&r.split[0], j, r.x, r.y);
-        float lr = charrnn_lr_at(o->learning_rate, o->lr_decay, o->lr_decay_after, r.ipe, i);
-        float loss = charrnn_trainer_step(r.tr, r.x, r.y, lr, o->grad_clip);
-        r.iter = i;
-        r.last_train = loss;
-        if (r.plot)
-            charrnn_lossplot_add_train(r.plot, i, loss);
-        if (!isfinite(loss)) {
-            rc = charrnn_fail(
-                err, errlen, CHARRNN_ERANGE,
-                "the training loss became %f at iteration %ld (try a lower learning rate)",
-                (double)loss, i);
-            goto done;
-        }
-        double el = charrnn_clock_mono() - t0;
-        p = (charrnn_progress){i,
-                               r.total,
-                               r.ipe,
-                               (double)i / (double)r.ipe,
-                               loss,
-                               lr,
-                               (double)(i - start) * B * T / (el > 0 ? el : 1e-9),
-                               el / (double)(i - start) * (double)(r.total - i),
-                               el};
-        if (cb && cb->on_iter)
-            cb->on_iter(cb->ctx, &p);
-        int stop = cb && cb->stop && *cb->stop;
-        if (i % o->eval_every == 0 || i == r.total || stop) {
-            char path[4096];
-            if ((rc = checkpoint(&r, &val, path, sizeof path, err, errlen)))
-                goto done;
-            if (cb && cb->on_eval)
-                cb->on_eval(cb->ctx, &p, val, path);
-        }
-        if (stop) {
-            interrupted = 1;
-            break;
-        }
+    rc = start(&r, &from_ckpt, &have_state, err, errlen);
+    if (rc == CHARRNN_OK) {
+        report_start(&r, cb, stale, from_ckpt, have_state);
+        rc = train_loop(&r, cb, &p, &val, &interrupted, err, errlen);
     }
-    if (cb && cb->on_done) {
-        p.iter = r.iter;
+    if (rc == CHARRNN_OK) {
+        /* The test split is scored once, at the end, whoever listens. */
         float test = evaluate(&r, &r.split[2]);
-        cb->on_done(cb->ctx, &p, val, test, interrupted);
+        p.iter = r.iter;
+        if (cb && cb->on_done)
+            cb->on_done(cb->ctx, &p, val, test, interrupted);
     }
-done:
-    free(r.x), free(r.y);
-    charrnn_lossplot_free(r.plot);
-    charrnn_trainer_free(r.tr);
-    charrnn_model_free(r.model);
-    charrnn_corpus_free(r.corpus);
+    run_free(&r);
     return rc;
 }

@@ -10,7 +10,9 @@
 
 #include "charrnn/model.h"
 #include "charrnn/optim.h"
+#include "charrnn/rng.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct charrnn_trainer charrnn_trainer;
@@ -48,16 +50,29 @@ float charrnn_trainer_step(charrnn_trainer *tr, const uint16_t *x, const uint16_
 /* Zeroes the carried state of a mode. */
 void charrnn_trainer_reset_state(charrnn_trainer *tr, charrnn_mode mode);
 
-/* Direct access for tests, checkpoints and exact resume. */
-float *charrnn_trainer_grads(charrnn_trainer *tr);   /* (num_params) */
-float *charrnn_trainer_moment1(charrnn_trainer *tr); /* (num_params) Adam m */
-float *charrnn_trainer_moment2(charrnn_trainer *tr); /* (num_params) Adam v / RMSProp v */
-/* Carried TRAIN state: layers x (h, c for LSTM) x (B, H); *len in floats. */
-float *charrnn_trainer_state(charrnn_trainer *tr, size_t *len);
+/* Gradient block of the last backward (num_params), for tests. */
+float *charrnn_trainer_grads(charrnn_trainer *tr);
 /* Last forward's probabilities (T*B, V) (softmax of the logits); valid until
  * the next backward, which consumes them. */
 const float *charrnn_trainer_probs(charrnn_trainer *tr);
-uint64_t *charrnn_trainer_step_count(charrnn_trainer *tr); /* optimizer updates so far */
-charrnn_rng *charrnn_trainer_rng(charrnn_trainer *tr);     /* dropout masks */
+
+/* What exact resume needs beyond the model's parameters: the optimizer's
+ * update count and moments, the dropout RNG and the carried TRAIN state. */
+typedef struct charrnn_trainer_snapshot {
+    uint64_t optimizer_steps;
+    charrnn_rng rng;                /* draws the dropout masks */
+    const float *moment1, *moment2; /* (num_params) Adam m and v (RMSProp: v only) */
+    const float *carry;             /* (carry_len) layers x (h, c for LSTM) x (B, H) */
+    size_t num_params, carry_len;
+} charrnn_trainer_snapshot;
+
+/* Fills s; its arrays point into the trainer and change with its next step
+ * (copy them to keep them). */
+void charrnn_trainer_save_state(const charrnn_trainer *tr, charrnn_trainer_snapshot *s);
+/* Makes s the trainer's state, copying the arrays; a NULL array leaves that
+ * part as it is. Sizes that do not match this trainer give CHARRNN_EINVAL
+ * and change nothing. */
+int charrnn_trainer_restore_state(charrnn_trainer *tr, const charrnn_trainer_snapshot *s, char *err,
+                                  size_t errlen);
 
 #endif

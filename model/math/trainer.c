@@ -398,20 +398,6 @@ float *charrnn_trainer_grads(charrnn_trainer *tr)
 {
     return tr->grads;
 }
-float *charrnn_trainer_moment1(charrnn_trainer *tr)
-{
-    return tr->m1;
-}
-float *charrnn_trainer_moment2(charrnn_trainer *tr)
-{
-    return tr->m2;
-}
-float *charrnn_trainer_state(charrnn_trainer *tr, size_t *len)
-{
-    *len = tr->carry_len;
-    return tr->carry[CHARRNN_MODE_TRAIN];
-}
-
 const float *charrnn_trainer_probs(charrnn_trainer *tr)
 {
     if (tr->nshards == 1)
@@ -422,11 +408,30 @@ const float *charrnn_trainer_probs(charrnn_trainer *tr)
     return tr->probs;
 }
 
-uint64_t *charrnn_trainer_step_count(charrnn_trainer *tr)
+void charrnn_trainer_save_state(const charrnn_trainer *tr, charrnn_trainer_snapshot *s)
 {
-    return &tr->steps;
+    *s = (charrnn_trainer_snapshot){
+        tr->steps,         tr->rng,      tr->m1, tr->m2, tr->carry[CHARRNN_MODE_TRAIN],
+        tr->m->num_params, tr->carry_len};
 }
-charrnn_rng *charrnn_trainer_rng(charrnn_trainer *tr)
+
+int charrnn_trainer_restore_state(charrnn_trainer *tr, const charrnn_trainer_snapshot *s, char *err,
+                                  size_t errlen)
 {
-    return &tr->rng;
+    if (((s->moment1 || s->moment2) && s->num_params != tr->m->num_params) ||
+        (s->carry && s->carry_len != tr->carry_len))
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "the training state has %zu parameters and %zu carried values; this "
+                            "trainer has %zu and %zu",
+                            s->num_params, s->carry_len, tr->m->num_params, tr->carry_len);
+    /* memmove: a snapshot of this very trainer may be restored into it. */
+    if (s->moment1)
+        memmove(tr->m1, s->moment1, tr->m->num_params * sizeof(float));
+    if (s->moment2)
+        memmove(tr->m2, s->moment2, tr->m->num_params * sizeof(float));
+    if (s->carry)
+        memmove(tr->carry[CHARRNN_MODE_TRAIN], s->carry, tr->carry_len * sizeof(float));
+    tr->steps = s->optimizer_steps;
+    tr->rng = s->rng;
+    return CHARRNN_OK;
 }

@@ -61,13 +61,32 @@ typedef struct pinned {
     const uint16_t *x, *y;
 } pinned;
 
+/* The dropout RNG and carried state back to the pinned ones (moments as they are). */
 static void restore(pinned *p)
 {
-    size_t len;
-    float *s = charrnn_trainer_state(p->tr, &len);
-    ck_assert_uint_eq(len, p->state_len);
-    memcpy(s, p->state, len * sizeof(float));
-    *charrnn_trainer_rng(p->tr) = p->rng;
+    charrnn_trainer_snapshot s;
+    charrnn_trainer_save_state(p->tr, &s);
+    ck_assert_uint_eq(s.carry_len, p->state_len);
+    s.moment1 = s.moment2 = NULL;
+    s.carry = p->state;
+    s.rng = p->rng;
+    ck_assert_int_eq(charrnn_trainer_restore_state(p->tr, &s, NULL, 0), CHARRNN_OK);
+}
+
+static charrnn_rng rng_of(const charrnn_trainer *tr)
+{
+    charrnn_trainer_snapshot s;
+    charrnn_trainer_save_state(tr, &s);
+    return s.rng;
+}
+
+static void set_rng(charrnn_trainer *tr, charrnn_rng rng)
+{
+    charrnn_trainer_snapshot s;
+    charrnn_trainer_save_state(tr, &s);
+    s.moment1 = s.moment2 = s.carry = NULL;
+    s.rng = rng;
+    ck_assert_int_eq(charrnn_trainer_restore_state(tr, &s, NULL, 0), CHARRNN_OK);
 }
 
 /* -mean log p[target] in double from the (n, vn) probabilities. */
@@ -174,8 +193,10 @@ START_TEST(network_fd)
         charrnn_trainer_forward(tr, x, y, CHARRNN_MODE_TRAIN);
     }
     tokens(&r, x, y);
-    pinned p = {tr, NULL, 0, *charrnn_trainer_rng(tr), x, y};
-    float *s = charrnn_trainer_state(tr, &p.state_len);
+    charrnn_trainer_snapshot snap;
+    charrnn_trainer_save_state(tr, &snap);
+    pinned p = {tr, NULL, snap.carry_len, snap.rng, x, y};
+    const float *s = snap.carry;
     p.state = malloc(p.state_len * sizeof(float));
     memcpy(p.state, s, p.state_len * sizeof(float));
     if (c->carried) {
@@ -236,24 +257,74 @@ START_TEST(dropout_masks_pinned)
     charrnn_rng_seed(&r, 3);
     uint16_t x[T * B], y[T * B];
     tokens(&r, x, y);
-    charrnn_rng saved = *charrnn_trainer_rng(tr);
+    charrnn_rng saved = rng_of(tr);
     float a = charrnn_trainer_forward(tr, x, y, CHARRNN_MODE_TRAIN);
     charrnn_trainer_reset_state(tr, CHARRNN_MODE_TRAIN);
     float b = charrnn_trainer_forward(tr, x, y, CHARRNN_MODE_TRAIN); /* new masks */
     charrnn_trainer_reset_state(tr, CHARRNN_MODE_TRAIN);
-    *charrnn_trainer_rng(tr) = saved;
+    set_rng(tr, saved);
     float c = charrnn_trainer_forward(tr, x, y, CHARRNN_MODE_TRAIN);
     ck_assert(a == c);
     ck_assert(a != b);
     /* EVAL mode has no dropout: it does not consume the RNG and is repeatable. */
-    saved = *charrnn_trainer_rng(tr);
+    saved = rng_of(tr);
     float e1 = charrnn_trainer_forward(tr, x, y, CHARRNN_MODE_EVAL);
     charrnn_trainer_reset_state(tr, CHARRNN_MODE_EVAL);
     float e2 = charrnn_trainer_forward(tr, x, y, CHARRNN_MODE_EVAL);
     ck_assert(e1 == e2);
-    ck_assert(memcmp(&saved, charrnn_trainer_rng(tr), sizeof saved) == 0);
+    charrnn_rng after = rng_of(tr);
+    ck_assert(memcmp(&saved, &after, sizeof saved) == 0);
     charrnn_trainer_free(tr);
     charrnn_model_free(m);
+}
+END_TEST
+
+/* A trainer's saved state restored into a twin makes the twin step exactly
+ * like the original; a state of the wrong size is refused and changes nothing. */
+START_TEST(state_save_restore)
+{
+    char err[CHARRNN_ERR_MAX];
+    charrnn_config cfg = {CHARRNN_CELL_LSTM, V, H, 2}, other = {CHARRNN_CELL_GRU, V, H, 1};
+    charrnn_model *m, *m2, *mo;
+    ck_assert_int_eq(charrnn_model_create(&cfg, letters_vocab(V), &m, err, sizeof err), CHARRNN_OK);
+    ck_assert_int_eq(charrnn_model_create(&cfg, letters_vocab(V), &m2, err, sizeof err),
+                     CHARRNN_OK);
+    ck_assert_int_eq(charrnn_model_create(&other, letters_vocab(V), &mo, err, sizeof err),
+                     CHARRNN_OK);
+    randomize(m, 5, 0.5f);
+    charrnn_optim_config oc = charrnn_optim_defaults(CHARRNN_OPT_ADAM);
+    charrnn_trainer *a, *b, *o;
+    ck_assert_int_eq(charrnn_trainer_create(m, B, T, 0.5f, &oc, 9, &a, err, sizeof err),
+                     CHARRNN_OK);
+    ck_assert_int_eq(charrnn_trainer_create(m2, B, T, 0.5f, &oc, 77, &b, err, sizeof err),
+                     CHARRNN_OK);
+    ck_assert_int_eq(charrnn_trainer_create(mo, B, T, 0.5f, &oc, 77, &o, err, sizeof err),
+                     CHARRNN_OK);
+    charrnn_rng r;
+    charrnn_rng_seed(&r, 3);
+    uint16_t x[T * B], y[T * B];
+    for (int k = 0; k < 3; k++) {
+        tokens(&r, x, y);
+        charrnn_trainer_step(a, x, y, 0.01f, 5.0f);
+    }
+    memcpy(m2->params, m->params, m->num_params * sizeof(float));
+    charrnn_trainer_snapshot s;
+    charrnn_trainer_save_state(a, &s);
+    ck_assert_uint_eq(s.optimizer_steps, 3);
+    ck_assert_int_eq(charrnn_trainer_restore_state(b, &s, err, sizeof err), CHARRNN_OK);
+    charrnn_trainer_snapshot before, after;
+    charrnn_trainer_save_state(o, &before);
+    ck_assert_int_eq(charrnn_trainer_restore_state(o, &s, err, sizeof err), CHARRNN_EINVAL);
+    charrnn_trainer_save_state(o, &after);
+    ck_assert_uint_eq(after.optimizer_steps, 0);
+    ck_assert(memcmp(&before.rng, &after.rng, sizeof before.rng) == 0);
+    tokens(&r, x, y);
+    float la = charrnn_trainer_step(a, x, y, 0.01f, 5.0f);
+    float lb = charrnn_trainer_step(b, x, y, 0.01f, 5.0f);
+    ck_assert(la == lb);
+    ck_assert(memcmp(m->params, m2->params, m->num_params * sizeof(float)) == 0);
+    charrnn_trainer_free(a), charrnn_trainer_free(b), charrnn_trainer_free(o);
+    charrnn_model_free(m), charrnn_model_free(m2), charrnn_model_free(mo);
 }
 END_TEST
 
@@ -340,6 +411,7 @@ int main(void)
     tcase_set_timeout(net, 60);
     tcase_add_loop_test(net, network_fd, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(net, dropout_masks_pinned);
+    tcase_add_test(net, state_save_restore);
     suite_add_tcase(s, net);
     TCase *dc = tcase_create("decoder");
     tcase_add_test(dc, decoder_fd);
