@@ -1,13 +1,57 @@
 /* Strict command-line value parsing for charrnn-train and charrnn-sample. */
 #include "args.h"
 
+#include "charrnn/status.h"
+
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *charrnn_prog = "charrnn";
+
+/* Prints "<prog>: <flag>: <problem>" and returns 0, a parser's failure. */
+__attribute__((format(printf, 2, 3))) static int bad(const char *flag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: %s: ", charrnn_prog, flag);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 0;
+}
+
+int args_parse(int argc, char **argv, int (*one)(void *ctx, int argc, char **argv, int *i),
+               void *ctx, void (*usage)(FILE *f))
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return ARGS_HELP;
+        }
+        int r = one(ctx, argc, argv, &i);
+        if (r < 0)
+            fprintf(stderr, "%s: unknown argument '%s' (see --help)\n", charrnn_prog, a);
+        if (r <= 0)
+            return ARGS_BAD;
+    }
+    return ARGS_OK;
+}
+
+int parse_choice(const char *flag, const char *s, int valid, const char *choices)
+{
+    return valid ? 1 : bad(flag, "'%s' is not %s", s, choices);
+}
+
+int cli_fail(int status, const char *err)
+{
+    fprintf(stderr, "%s: %s\n", charrnn_prog, err && *err ? err : charrnn_strerror(status));
+    return 1;
+}
 
 int arg_value(int argc, char **argv, int *i, const char *name, const char **value)
 {
@@ -34,14 +78,10 @@ int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (!*s || *end || errno) {
-        fprintf(stderr, "%s: %s: '%s' is not an integer\n", charrnn_prog, flag, s);
-        return 0;
-    }
-    if (v < lo || v > hi) {
-        fprintf(stderr, "%s: %s: %ld is out of range %ld..%ld\n", charrnn_prog, flag, v, lo, hi);
-        return 0;
-    }
+    if (!*s || *end || errno)
+        return bad(flag, "'%s' is not an integer", s);
+    if (v < lo || v > hi)
+        return bad(flag, "%ld is out of range %ld..%ld", v, lo, hi);
     *out = v;
     return 1;
 }
@@ -60,14 +100,10 @@ int parse_double(const char *flag, const char *s, double lo, double hi, double *
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(v)) {
-        fprintf(stderr, "%s: %s: '%s' is not a number\n", charrnn_prog, flag, s);
-        return 0;
-    }
-    if (v < lo || v > hi) {
-        fprintf(stderr, "%s: %s: %g is out of range [%g, %g]\n", charrnn_prog, flag, v, lo, hi);
-        return 0;
-    }
+    if (!*s || *end || errno || !isfinite(v))
+        return bad(flag, "'%s' is not a number", s);
+    if (v < lo || v > hi)
+        return bad(flag, "%g is out of range [%g, %g]", v, lo, hi);
     *out = v;
     return 1;
 }
@@ -85,15 +121,11 @@ int parse_u64(const char *flag, const char *s, uint64_t *out)
 {
     char *end;
     errno = 0;
-    if (!*s || *s == '-' || *s == '+') {
-        fprintf(stderr, "%s: %s: '%s' is not an unsigned integer\n", charrnn_prog, flag, s);
-        return 0;
-    }
+    if (!*s || *s == '-' || *s == '+')
+        return bad(flag, "'%s' is not an unsigned integer", s);
     unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno) {
-        fprintf(stderr, "%s: %s: '%s' is not an unsigned 64-bit integer\n", charrnn_prog, flag, s);
-        return 0;
-    }
+    if (*end || errno)
+        return bad(flag, "'%s' is not an unsigned 64-bit integer", s);
     *out = v;
     return 1;
 }

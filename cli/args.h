@@ -5,8 +5,19 @@
 #define CHARRNN_CLI_ARGS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 extern const char *charrnn_prog;
+
+enum { ARGS_OK = 0, ARGS_HELP = 1, ARGS_BAD = 2 };
+
+/* The argument loop of a front end: --help / -h print usage(stdout) and give
+ * ARGS_HELP; every other argument goes to one(ctx, argc, argv, &i), which
+ * returns 1 when it took the flag (and its value), 0 on a bad value it has
+ * reported, -1 for a flag it does not know (reported here). ARGS_BAD on the
+ * first failure. */
+int args_parse(int argc, char **argv, int (*one)(void *ctx, int argc, char **argv, int *i),
+               void *ctx, void (*usage)(FILE *f));
 
 /* Matches argv[*i] against --name or --name=VALUE; on a match stores the value
  * (taking the next argument when needed), advances *i and returns 1; returns
@@ -17,5 +28,12 @@ int parse_int(const char *flag, const char *s, int lo, int hi, int *out);
 int parse_double(const char *flag, const char *s, double lo, double hi, double *out);
 int parse_float(const char *flag, const char *s, double lo, double hi, float *out);
 int parse_u64(const char *flag, const char *s, uint64_t *out);
+/* valid is the verdict of a name parser (charrnn_cell_parse...); when false,
+ * reports "'S' is not CHOICES". */
+int parse_choice(const char *flag, const char *s, int valid, const char *choices);
+
+/* Prints "<prog>: <err>" (charrnn_strerror(status) when err is empty) to
+ * stderr and returns 1, the exit status of a failed run. */
+int cli_fail(int status, const char *err);
 
 #endif

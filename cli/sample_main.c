@@ -36,85 +36,92 @@ static int write_out(void *ctx, const char *bytes, size_t len)
     return fwrite(bytes, 1, len, stdout) != len;
 }
 
+typedef struct opts {
+    charrnn_sample_params p;
+    const char *ckpt, *prime;
+    const char *stops[CHARRNN_MAX_STOP];
+    int verbose, have_seed;
+    long length;
+} opts;
+
+/* One command-line argument (args_parse's contract). */
+static int flag(void *ctx, int argc, char **argv, int *i)
+{
+    opts *o = ctx;
+    const char *v;
+    int r;
+    if (!strcmp(argv[*i], "--verbose")) {
+        o->verbose = 1;
+        return 1;
+    } else if ((r = arg_value(argc, argv, i, "--checkpoint", &v))) {
+        return r > 0 && (o->ckpt = v);
+    } else if ((r = arg_value(argc, argv, i, "--length", &v))) {
+        return r > 0 && parse_long("--length", v, 1, 100000000L, &o->length);
+    } else if ((r = arg_value(argc, argv, i, "--prime", &v))) {
+        return r > 0 && (o->prime = v);
+    } else if ((r = arg_value(argc, argv, i, "--temperature", &v))) {
+        return r > 0 && parse_float("--temperature", v, 0.0, 10.0, &o->p.temperature);
+    } else if ((r = arg_value(argc, argv, i, "--seed", &v))) {
+        o->have_seed = 1;
+        return r > 0 && parse_u64("--seed", v, &o->p.seed);
+    } else if ((r = arg_value(argc, argv, i, "--top-k", &v))) {
+        return r > 0 && parse_int("--top-k", v, 0, 1 << 30, &o->p.top_k);
+    } else if ((r = arg_value(argc, argv, i, "--top-p", &v))) {
+        return r > 0 && parse_float("--top-p", v, 1e-9, 1.0, &o->p.top_p);
+    } else if ((r = arg_value(argc, argv, i, "--stop", &v))) {
+        if (r < 0)
+            return 0;
+        if (o->p.n_stop >= CHARRNN_MAX_STOP) {
+            fprintf(stderr, "charrnn-sample: at most %d --stop strings\n", CHARRNN_MAX_STOP);
+            return 0;
+        }
+        if (!*v || strlen(v) > CHARRNN_MAX_STOP_LEN) {
+            fprintf(stderr, "charrnn-sample: --stop must be 1..%d bytes\n", CHARRNN_MAX_STOP_LEN);
+            return 0;
+        }
+        o->stops[o->p.n_stop++] = v;
+        return 1;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     charrnn_prog = "charrnn-sample";
-    charrnn_sample_params p = charrnn_sample_defaults();
-    const char *ckpt = NULL, *prime = "", *v;
-    const char *stops[CHARRNN_MAX_STOP];
-    int verbose = 0, have_seed = 0;
-    long length = 200;
-    for (int i = 1; i < argc; i++) {
-        int r, ok = 1;
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--verbose")) {
-            verbose = 1;
-        } else if ((r = arg_value(argc, argv, &i, "--checkpoint", &v))) {
-            ok = r > 0 && (ckpt = v);
-        } else if ((r = arg_value(argc, argv, &i, "--length", &v))) {
-            ok = r > 0 && parse_long("--length", v, 1, 100000000L, &length);
-        } else if ((r = arg_value(argc, argv, &i, "--prime", &v))) {
-            ok = r > 0 && (prime = v);
-        } else if ((r = arg_value(argc, argv, &i, "--temperature", &v))) {
-            ok = r > 0 && parse_float("--temperature", v, 0.0, 10.0, &p.temperature);
-        } else if ((r = arg_value(argc, argv, &i, "--seed", &v))) {
-            ok = r > 0 && parse_u64("--seed", v, &p.seed);
-            have_seed = 1;
-        } else if ((r = arg_value(argc, argv, &i, "--top-k", &v))) {
-            ok = r > 0 && parse_int("--top-k", v, 0, 1 << 30, &p.top_k);
-        } else if ((r = arg_value(argc, argv, &i, "--top-p", &v))) {
-            ok = r > 0 && parse_float("--top-p", v, 1e-9, 1.0, &p.top_p);
-        } else if ((r = arg_value(argc, argv, &i, "--stop", &v))) {
-            ok = r > 0;
-            if (ok && p.n_stop >= CHARRNN_MAX_STOP) {
-                fprintf(stderr, "charrnn-sample: at most %d --stop strings\n", CHARRNN_MAX_STOP);
-                ok = 0;
-            } else if (ok && (!*v || strlen(v) > CHARRNN_MAX_STOP_LEN)) {
-                fprintf(stderr, "charrnn-sample: --stop must be 1..%d bytes\n",
-                        CHARRNN_MAX_STOP_LEN);
-                ok = 0;
-            } else if (ok) {
-                stops[p.n_stop++] = v;
-            }
-        } else {
-            fprintf(stderr, "charrnn-sample: unknown argument '%s' (see --help)\n", a);
-            ok = 0;
-        }
-        if (!ok)
-            return 2;
-    }
+    opts o = {.p = charrnn_sample_defaults(), .prime = "", .length = 200};
+    int pr = args_parse(argc, argv, flag, &o, usage);
+    if (pr != ARGS_OK)
+        return pr == ARGS_HELP ? 0 : 2;
+    charrnn_sample_params p = o.p;
+    const char *ckpt = o.ckpt, *prime = o.prime;
+    const int verbose = o.verbose;
     if (!ckpt) {
         fprintf(stderr, "charrnn-sample: --checkpoint is required (see --help)\n");
         return 2;
     }
-    if (!have_seed) {
+    if (!o.have_seed) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         uint64_t x = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
         p.seed = charrnn_splitmix64(&x);
     }
-    p.length = (size_t)length;
+    p.length = (size_t)o.length;
     p.prime = prime;
     p.prime_len = strlen(prime);
-    p.stop = stops;
+    p.stop = o.stops;
     char err[CHARRNN_ERR_MAX];
     if (charrnn_kernel_init(err, sizeof err)) {
         fprintf(stderr, "charrnn-sample: CHARRNN_KERNEL: %s\n", err);
         return 2;
     }
     charrnn_model *m;
-    if (charrnn_checkpoint_load(ckpt, &m, err, sizeof err)) {
-        fprintf(stderr, "charrnn-sample: %s\n", err);
-        return 1;
-    }
+    int rc = charrnn_checkpoint_load(ckpt, &m, err, sizeof err);
+    if (rc)
+        return cli_fail(rc, err);
     charrnn_stream *s;
-    if (charrnn_stream_create(m, &p, &s, err, sizeof err)) {
-        fprintf(stderr, "charrnn-sample: %s\n", err);
+    if ((rc = charrnn_stream_create(m, &p, &s, err, sizeof err))) {
         charrnn_model_free(m);
-        return 1;
+        return cli_fail(rc, err);
     }
     if (verbose)
         fprintf(stderr, "charrnn-sample: %s %dx%d, vocabulary %d, seed %llu, kernel %s\n",
@@ -126,7 +133,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "\ncharrnn-sample: %zu characters, finish_reason %s\n",
                 charrnn_stream_generated_chars(s),
                 charrnn_finish_name(charrnn_stream_finish_reason(s)));
-    int rc = fflush(stdout) ? 1 : 0;
+    rc = fflush(stdout) ? 1 : 0;
     charrnn_stream_free(s);
     charrnn_model_free(m);
     return rc;

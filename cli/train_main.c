@@ -4,8 +4,10 @@
 #include "charrnn/status.h"
 
 #include <cblas.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,34 @@ static void json_line(ui *u, const char *line)
     }
 }
 
+/* A JSON log line from a printf format; string values go in through
+ * json_string so that a path with a quote or a control character stays
+ * valid JSON. */
+__attribute__((format(printf, 2, 3))) static void emit(ui *u, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *line = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!line)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    json_line(u, line);
+    free(line);
+}
+
+/* s as a quoted, escaped JSON string (malloc'd; "null" if out of memory). */
+static char *json_string(const char *s)
+{
+    cJSON *j = cJSON_CreateString(s);
+    char *out = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    return out ? out : strdup("null");
+}
+
 static void fmt_eta(double s, char *buf, size_t n)
 {
     long t = (long)(s + 0.5);
@@ -89,15 +119,14 @@ static void fmt_eta(double s, char *buf, size_t n)
 static void on_start(void *ctx, const charrnn_model *m, long start, long total, const char *info)
 {
     ui *u = ctx;
-    char line[800];
-    snprintf(line, sizeof line,
-             "{\"event\":\"start\",\"cell\":\"%s\",\"num_layers\":%d,\"rnn_size\":%d,"
-             "\"start_iter\":%ld,\"total_iters\":%ld,\"info\":\"%s\"}",
-             charrnn_cell_name(m->cfg.cell), m->cfg.num_layers, m->cfg.hidden_size, start, total,
-             info);
+    char *q = json_string(info);
     if (u->tty && !u->quiet)
         fprintf(stderr, "charrnn-train: %s\n", info);
-    json_line(u, line);
+    emit(u,
+         "{\"event\":\"start\",\"cell\":\"%s\",\"num_layers\":%d,\"rnn_size\":%d,"
+         "\"start_iter\":%ld,\"total_iters\":%ld,\"info\":%s}",
+         charrnn_cell_name(m->cfg.cell), m->cfg.num_layers, m->cfg.hidden_size, start, total, q);
+    free(q);
 }
 
 static void on_iter(void *ctx, const charrnn_progress *p)
@@ -111,131 +140,130 @@ static void on_iter(void *ctx, const charrnn_progress *p)
                 p->chars_per_sec, eta);
         u->last_draw = p->elapsed_sec;
     }
-    if (p->iter % u->print_every == 0 || p->iter == 1) {
-        char line[384];
-        snprintf(line, sizeof line,
-                 "{\"event\":\"iter\",\"iter\":%ld,\"total_iters\":%ld,\"epoch\":%.4f,"
-                 "\"train_loss\":%.6f,\"lr\":%.6g,\"chars_per_sec\":%.1f,\"eta_sec\":%.1f,"
-                 "\"elapsed_sec\":%.4f}",
-                 p->iter, p->total_iters, p->epoch, (double)p->train_loss, (double)p->lr,
-                 p->chars_per_sec, p->eta_sec, p->elapsed_sec);
-        if (!u->tty || u->log)
-            json_line(u, line);
-    }
+    if ((p->iter % u->print_every == 0 || p->iter == 1) && (!u->tty || u->log))
+        emit(u,
+             "{\"event\":\"iter\",\"iter\":%ld,\"total_iters\":%ld,\"epoch\":%.4f,"
+             "\"train_loss\":%.6f,\"lr\":%.6g,\"chars_per_sec\":%.1f,\"eta_sec\":%.1f,"
+             "\"elapsed_sec\":%.4f}",
+             p->iter, p->total_iters, p->epoch, (double)p->train_loss, (double)p->lr,
+             p->chars_per_sec, p->eta_sec, p->elapsed_sec);
 }
 
 static void on_eval(void *ctx, const charrnn_progress *p, float val, const char *path)
 {
     ui *u = ctx;
-    char line[4400];
     char v[32];
     snprintf(v, sizeof v, isfinite(val) ? "%.6f" : "null", (double)val);
-    snprintf(line, sizeof line,
-             "{\"event\":\"eval\",\"iter\":%ld,\"epoch\":%.4f,\"train_loss\":%.6f,\"val_loss\":%s,"
-             "\"checkpoint\":\"%s\"}",
-             p->iter, p->epoch, (double)p->train_loss, v, path);
     if (u->tty && !u->quiet)
         fprintf(stderr, "\r\033[K%ld/%ld  epoch %.3f  train %.4f  val %s  -> %s\n", p->iter,
                 p->total_iters, p->epoch, (double)p->train_loss, v, path);
-    json_line(u, line);
+    char *q = json_string(path);
+    emit(u,
+         "{\"event\":\"eval\",\"iter\":%ld,\"epoch\":%.4f,\"train_loss\":%.6f,\"val_loss\":%s,"
+         "\"checkpoint\":%s}",
+         p->iter, p->epoch, (double)p->train_loss, v, q);
+    free(q);
 }
 
 static void on_done(void *ctx, const charrnn_progress *p, float val, float test, int interrupted)
 {
     ui *u = ctx;
-    char line[256], v[32], t[32];
+    char v[32], t[32];
     snprintf(v, sizeof v, isfinite(val) ? "%.6f" : "null", (double)val);
     snprintf(t, sizeof t, isfinite(test) ? "%.6f" : "null", (double)test);
-    snprintf(
-        line, sizeof line,
-        "{\"event\":\"done\",\"iter\":%ld,\"val_loss\":%s,\"test_loss\":%s,\"interrupted\":%s}",
-        p->iter, v, t, interrupted ? "true" : "false");
     if (u->tty && !u->quiet)
         fprintf(stderr, "%s after %ld iterations: val loss %s, test loss %s\n",
                 interrupted ? "stopped" : "done", p->iter, v, t);
-    json_line(u, line);
+    emit(u, "{\"event\":\"done\",\"iter\":%ld,\"val_loss\":%s,\"test_loss\":%s,\"interrupted\":%s}",
+         p->iter, v, t, interrupted ? "true" : "false");
+}
+
+typedef struct opts {
+    charrnn_train_opts o;
+    ui u;
+    int threads, blas_threads;
+    const char *log_path;
+} opts;
+
+/* One command-line argument (args_parse's contract). */
+static int flag(void *ctx, int argc, char **argv, int *i)
+{
+    opts *f = ctx;
+    charrnn_train_opts *o = &f->o;
+    const char *v;
+    int r;
+    if (!strcmp(argv[*i], "--quiet")) {
+        f->u.quiet = 1;
+        return 1;
+    } else if ((r = arg_value(argc, argv, i, "--data", &v))) {
+        return r > 0 && (o->data_path = v);
+    } else if ((r = arg_value(argc, argv, i, "--checkpoint-dir", &v))) {
+        return r > 0 && (o->checkpoint_dir = v);
+    } else if ((r = arg_value(argc, argv, i, "--cell", &v))) {
+        return r > 0 &&
+            parse_choice("--cell", v, !charrnn_cell_parse(v, &o->cell), "lstm, gru or rnn");
+    } else if ((r = arg_value(argc, argv, i, "--rnn-size", &v))) {
+        return r > 0 && parse_int("--rnn-size", v, 1, CHARRNN_MAX_HIDDEN, &o->rnn_size);
+    } else if ((r = arg_value(argc, argv, i, "--num-layers", &v))) {
+        return r > 0 && parse_int("--num-layers", v, 1, CHARRNN_MAX_LAYERS, &o->num_layers);
+    } else if ((r = arg_value(argc, argv, i, "--dropout", &v))) {
+        return r > 0 && parse_float("--dropout", v, 0.0, 0.99, &o->dropout);
+    } else if ((r = arg_value(argc, argv, i, "--seq-length", &v))) {
+        return r > 0 && parse_int("--seq-length", v, 1, 100000, &o->seq_length);
+    } else if ((r = arg_value(argc, argv, i, "--batch-size", &v))) {
+        return r > 0 && parse_int("--batch-size", v, 1, 100000, &o->batch_size);
+    } else if ((r = arg_value(argc, argv, i, "--max-epochs", &v))) {
+        return r > 0 && parse_double("--max-epochs", v, 1e-9, 1e9, &o->max_epochs);
+    } else if ((r = arg_value(argc, argv, i, "--max-iters", &v))) {
+        return r > 0 && parse_long("--max-iters", v, 0, 1000000000000L, &o->max_iters);
+    } else if ((r = arg_value(argc, argv, i, "--learning-rate", &v))) {
+        return r > 0 && parse_float("--learning-rate", v, 1e-12, 10.0, &o->learning_rate);
+    } else if ((r = arg_value(argc, argv, i, "--optimizer", &v))) {
+        return r > 0 &&
+            parse_choice("--optimizer", v, !charrnn_optim_parse(v, &o->optimizer),
+                         "adam or rmsprop");
+    } else if ((r = arg_value(argc, argv, i, "--lr-decay", &v))) {
+        return r > 0 && parse_float("--lr-decay", v, 1e-6, 1.0, &o->lr_decay);
+    } else if ((r = arg_value(argc, argv, i, "--lr-decay-after", &v))) {
+        return r > 0 && parse_double("--lr-decay-after", v, 0.0, 1e9, &o->lr_decay_after);
+    } else if ((r = arg_value(argc, argv, i, "--grad-clip", &v))) {
+        return r > 0 && parse_float("--grad-clip", v, 0.0, 1e9, &o->grad_clip);
+    } else if ((r = arg_value(argc, argv, i, "--train-frac", &v))) {
+        return r > 0 && parse_double("--train-frac", v, 1e-9, 1.0, &o->train_frac);
+    } else if ((r = arg_value(argc, argv, i, "--val-frac", &v))) {
+        return r > 0 && parse_double("--val-frac", v, 0.0, 1.0, &o->val_frac);
+    } else if ((r = arg_value(argc, argv, i, "--eval-every", &v))) {
+        return r > 0 && parse_long("--eval-every", v, 1, 1000000000000L, &o->eval_every);
+    } else if ((r = arg_value(argc, argv, i, "--seed", &v))) {
+        return r > 0 && parse_u64("--seed", v, &o->seed);
+    } else if ((r = arg_value(argc, argv, i, "--init-from", &v))) {
+        return r > 0 && (o->init_from = v);
+    } else if ((r = arg_value(argc, argv, i, "--publish", &v))) {
+        return r > 0 && (o->publish = v);
+    } else if ((r = arg_value(argc, argv, i, "--threads", &v))) {
+        return r > 0 && parse_int("--threads", v, 0, 8, &f->threads);
+    } else if ((r = arg_value(argc, argv, i, "--blas-threads", &v))) {
+        return r > 0 && parse_int("--blas-threads", v, 1, 8, &f->blas_threads);
+    } else if ((r = arg_value(argc, argv, i, "--log", &v))) {
+        return r > 0 && (f->log_path = v);
+    } else if ((r = arg_value(argc, argv, i, "--print-every", &v))) {
+        return r > 0 && parse_long("--print-every", v, 1, 1000000000L, &f->u.print_every);
+    }
+    return -1;
 }
 
 int main(int argc, char **argv)
 {
     charrnn_prog = "charrnn-train";
-    charrnn_train_opts o = charrnn_train_defaults();
-    ui u = {isatty(2), 0, 10, NULL, -1.0};
-    int threads = 0, blas_threads = 1;
-    const char *log_path = NULL, *v;
-    for (int i = 1; i < argc; i++) {
-        int r, ok = 1;
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--quiet")) {
-            u.quiet = 1;
-        } else if ((r = arg_value(argc, argv, &i, "--data", &v))) {
-            ok = r > 0 && (o.data_path = v);
-        } else if ((r = arg_value(argc, argv, &i, "--checkpoint-dir", &v))) {
-            ok = r > 0 && (o.checkpoint_dir = v);
-        } else if ((r = arg_value(argc, argv, &i, "--cell", &v))) {
-            ok = r > 0;
-            if (ok && charrnn_cell_parse(v, &o.cell)) {
-                fprintf(stderr, "charrnn-train: --cell: '%s' is not lstm, gru or rnn\n", v);
-                ok = 0;
-            }
-        } else if ((r = arg_value(argc, argv, &i, "--rnn-size", &v))) {
-            ok = r > 0 && parse_int("--rnn-size", v, 1, CHARRNN_MAX_HIDDEN, &o.rnn_size);
-        } else if ((r = arg_value(argc, argv, &i, "--num-layers", &v))) {
-            ok = r > 0 && parse_int("--num-layers", v, 1, CHARRNN_MAX_LAYERS, &o.num_layers);
-        } else if ((r = arg_value(argc, argv, &i, "--dropout", &v))) {
-            ok = r > 0 && parse_float("--dropout", v, 0.0, 0.99, &o.dropout);
-        } else if ((r = arg_value(argc, argv, &i, "--seq-length", &v))) {
-            ok = r > 0 && parse_int("--seq-length", v, 1, 100000, &o.seq_length);
-        } else if ((r = arg_value(argc, argv, &i, "--batch-size", &v))) {
-            ok = r > 0 && parse_int("--batch-size", v, 1, 100000, &o.batch_size);
-        } else if ((r = arg_value(argc, argv, &i, "--max-epochs", &v))) {
-            ok = r > 0 && parse_double("--max-epochs", v, 1e-9, 1e9, &o.max_epochs);
-        } else if ((r = arg_value(argc, argv, &i, "--max-iters", &v))) {
-            ok = r > 0 && parse_long("--max-iters", v, 0, 1000000000000L, &o.max_iters);
-        } else if ((r = arg_value(argc, argv, &i, "--learning-rate", &v))) {
-            ok = r > 0 && parse_float("--learning-rate", v, 1e-12, 10.0, &o.learning_rate);
-        } else if ((r = arg_value(argc, argv, &i, "--optimizer", &v))) {
-            ok = r > 0;
-            if (ok && charrnn_optim_parse(v, &o.optimizer)) {
-                fprintf(stderr, "charrnn-train: --optimizer: '%s' is not adam or rmsprop\n", v);
-                ok = 0;
-            }
-        } else if ((r = arg_value(argc, argv, &i, "--lr-decay", &v))) {
-            ok = r > 0 && parse_float("--lr-decay", v, 1e-6, 1.0, &o.lr_decay);
-        } else if ((r = arg_value(argc, argv, &i, "--lr-decay-after", &v))) {
-            ok = r > 0 && parse_double("--lr-decay-after", v, 0.0, 1e9, &o.lr_decay_after);
-        } else if ((r = arg_value(argc, argv, &i, "--grad-clip", &v))) {
-            ok = r > 0 && parse_float("--grad-clip", v, 0.0, 1e9, &o.grad_clip);
-        } else if ((r = arg_value(argc, argv, &i, "--train-frac", &v))) {
-            ok = r > 0 && parse_double("--train-frac", v, 1e-9, 1.0, &o.train_frac);
-        } else if ((r = arg_value(argc, argv, &i, "--val-frac", &v))) {
-            ok = r > 0 && parse_double("--val-frac", v, 0.0, 1.0, &o.val_frac);
-        } else if ((r = arg_value(argc, argv, &i, "--eval-every", &v))) {
-            ok = r > 0 && parse_long("--eval-every", v, 1, 1000000000000L, &o.eval_every);
-        } else if ((r = arg_value(argc, argv, &i, "--seed", &v))) {
-            ok = r > 0 && parse_u64("--seed", v, &o.seed);
-        } else if ((r = arg_value(argc, argv, &i, "--init-from", &v))) {
-            ok = r > 0 && (o.init_from = v);
-        } else if ((r = arg_value(argc, argv, &i, "--publish", &v))) {
-            ok = r > 0 && (o.publish = v);
-        } else if ((r = arg_value(argc, argv, &i, "--threads", &v))) {
-            ok = r > 0 && parse_int("--threads", v, 0, 8, &threads);
-        } else if ((r = arg_value(argc, argv, &i, "--blas-threads", &v))) {
-            ok = r > 0 && parse_int("--blas-threads", v, 1, 8, &blas_threads);
-        } else if ((r = arg_value(argc, argv, &i, "--log", &v))) {
-            ok = r > 0 && (log_path = v);
-        } else if ((r = arg_value(argc, argv, &i, "--print-every", &v))) {
-            ok = r > 0 && parse_long("--print-every", v, 1, 1000000000L, &u.print_every);
-        } else {
-            fprintf(stderr, "charrnn-train: unknown argument '%s' (see --help)\n", a);
-            ok = 0;
-        }
-        if (!ok)
-            return 2;
-    }
+    opts f = {charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0}, 0, 1, NULL};
+    int pr = args_parse(argc, argv, flag, &f, usage);
+    if (pr != ARGS_OK)
+        return pr == ARGS_HELP ? 0 : 2;
+    charrnn_train_opts o = f.o;
+    ui u = f.u;
+    int threads = f.threads;
+    const int blas_threads = f.blas_threads;
+    const char *log_path = f.log_path;
     if (!o.data_path || !o.checkpoint_dir) {
         fprintf(stderr, "charrnn-train: --data and --checkpoint-dir are required (see --help)\n");
         return 2;
@@ -267,11 +295,7 @@ int main(int argc, char **argv)
     int rc = charrnn_train_run(&o, &cb, err, sizeof err);
     if (u.log)
         fclose(u.log);
-    if (rc) {
-        if (u.tty && !u.quiet)
-            fputc('\n', stderr);
-        fprintf(stderr, "charrnn-train: %s\n", err);
-        return 1;
-    }
-    return 0;
+    if (rc && u.tty && !u.quiet)
+        fputc('\n', stderr);
+    return rc ? cli_fail(rc, err) : 0;
 }

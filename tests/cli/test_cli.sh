@@ -196,14 +196,16 @@ EOF
 }
 
 case_e2e() {
-    local T="$WORK/text.txt" CK="$WORK/ck" LOG="$WORK/log.jsonl"
+    # A quote and a backslash in the directory: the log's lines stay valid JSON.
+    local T="$WORK/text.txt" CK="$WORK/ck \"q\" \\" LOG="$WORK/log.jsonl"
     text_file "$T" 2000 4 # ~50 KB, so the 5% validation split holds several batches
     "$TRAIN" --data "$T" --checkpoint-dir "$CK" --cell lstm --rnn-size 64 --num-layers 1 \
         --seq-length 32 --batch-size 16 --max-iters 300 --eval-every 100 --threads 1 \
         --train-frac 0.9 --val-frac 0.05 --seed 1 --quiet --log "$LOG"
-    python3 - "$LOG" "$T" <<'EOF' || fail "validation loss did not fall far below ln(V)"
+    python3 - "$LOG" "$T" "$CK" <<'EOF' || fail "validation loss did not fall far below ln(V)"
 import json, math, sys
 events = [json.loads(line) for line in open(sys.argv[1])]
+assert all(e["checkpoint"].startswith(sys.argv[3] + "/") for e in events if e["event"] == "eval")
 V = len(set(open(sys.argv[2], encoding="utf-8").read()))
 evals = [e for e in events if e["event"] == "eval"]
 assert [e["iter"] for e in evals] == [100, 200, 300], evals

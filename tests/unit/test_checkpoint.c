@@ -790,30 +790,14 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("checkpoint");
-    TCase *rt = tcase_create("round-trip");
-    tcase_add_test(rt, round_trip_bit_exact);
-    tcase_add_test(rt, vocab_json_round_trip);
-    tcase_add_test(rt, resume_state_round_trip);
-    tcase_add_test(rt, atomic_write_leaves_no_temp);
-    suite_add_tcase(s, rt);
-    TCase *ck = tcase_create("checkpoint-errors");
-    tcase_add_test(ck, baseline_parts_load);
-    tcase_add_test(ck, rejects_missing_tensor);
-    tcase_add_test(ck, rejects_extra_tensor);
-    tcase_add_test(ck, rejects_wrong_shapes);
-    tcase_add_test(ck, rejects_nan_and_inf);
-    tcase_add_test(ck, rejects_bad_metadata);
-    tcase_add_test(ck, rejects_bad_vocab_json);
-    tcase_add_test(ck, rejects_foreign_safetensors);
-    tcase_add_test(ck, rejects_missing_and_odd_files);
-    suite_add_tcase(s, ck);
-    TCase *st = tcase_create("safetensors-errors");
+    ADD_CASE(s, "round-trip", round_trip_bit_exact, vocab_json_round_trip, resume_state_round_trip,
+             atomic_write_leaves_no_temp);
+    ADD_CASE(s, "checkpoint-errors", baseline_parts_load, rejects_missing_tensor,
+             rejects_extra_tensor, rejects_wrong_shapes, rejects_nan_and_inf, rejects_bad_metadata,
+             rejects_bad_vocab_json, rejects_foreign_safetensors, rejects_missing_and_odd_files);
+    TCase *st =
+        ADD_CASE(s, "safetensors-errors", rejects_malformed_headers, rejects_every_truncation,
+                 rejects_bad_header_size, flipped_header_bytes, random_corruption_loop);
     tcase_set_timeout(st, 60);
-    tcase_add_test(st, rejects_malformed_headers);
-    tcase_add_test(st, rejects_every_truncation);
-    tcase_add_test(st, rejects_bad_header_size);
-    tcase_add_test(st, flipped_header_bytes);
-    tcase_add_test(st, random_corruption_loop);
-    suite_add_tcase(s, st);
     return run_suite(s);
 }

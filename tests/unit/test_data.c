@@ -126,10 +126,5 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("data");
-    TCase *tc0 = tcase_create("data");
-    tcase_add_test(tc0, corpus_errors);
-    tcase_add_test(tc0, corpus_load_and_split);
-    suite_add_tcase(s, tc0);
-    return run_suite(s);
+    RUN_TESTS("data", corpus_errors, corpus_load_and_split);
 }

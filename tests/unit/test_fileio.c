@@ -167,13 +167,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fileio");
-    TCase *r = tcase_create("read");
-    tcase_add_test(r, read_refuses_special_files);
-    tcase_add_test(r, read_whole_file_and_symlinks);
-    suite_add_tcase(s, r);
-    TCase *w = tcase_create("write");
-    tcase_add_test(w, atomic_write);
-    tcase_add_test(w, stale_tmp_one_scheme);
-    suite_add_tcase(s, w);
+    ADD_CASE(s, "read", read_refuses_special_files, read_whole_file_and_symlinks);
+    ADD_CASE(s, "write", atomic_write, stale_tmp_one_scheme);
     return run_suite(s);
 }

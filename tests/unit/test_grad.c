@@ -407,14 +407,9 @@ int main(void)
 {
     openblas_set_num_threads(1); /* tiny matrices; the result must not depend on threads */
     Suite *s = suite_create("grad");
-    TCase *net = tcase_create("network");
+    TCase *net = ADD_CASE(s, "network", dropout_masks_pinned, state_save_restore);
     tcase_set_timeout(net, 60);
     tcase_add_loop_test(net, network_fd, 0, (int)(sizeof cases / sizeof cases[0]));
-    tcase_add_test(net, dropout_masks_pinned);
-    tcase_add_test(net, state_save_restore);
-    suite_add_tcase(s, net);
-    TCase *dc = tcase_create("decoder");
-    tcase_add_test(dc, decoder_fd);
-    suite_add_tcase(s, dc);
+    ADD_CASE(s, "decoder", decoder_fd);
     return run_suite(s);
 }

@@ -5,6 +5,8 @@
  * row kernel (hidden sizes with and without a tail of 16, row counts with
  * and without a remainder of 8, LSTM/GRU/RNN, 1-3 layers), in every build of
  * the kernel (AVX-512, AVX2, plain C) that this CPU runs. */
+#include "testutil.h"
+
 #include "charrnn/model.h"
 #include "charrnn/rng.h"
 #include "charrnn/sampler.h"
@@ -226,28 +228,11 @@ START_TEST(kernel_select_errors)
 }
 END_TEST
 
-static Suite *infer_step_suite(void)
-{
-    Suite *s = suite_create("infer_step");
-    TCase *tc = tcase_create("batch_invariance");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, lstm_h32_l2);
-    tcase_add_test(tc, lstm_h100_l3);
-    tcase_add_test(tc, gru_h24_l2);
-    tcase_add_test(tc, rnn_h19_l1);
-    tcase_add_test(tc, lstm_h8_l1);
-    tcase_add_test(tc, gru_h45_l2);
-    tcase_add_test(tc, duplicates_in_one_batch);
-    tcase_add_test(tc, kernel_select_errors);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *sr = srunner_create(infer_step_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    Suite *s = suite_create("infer_step");
+    TCase *tc = ADD_CASE(s, "batch_invariance", lstm_h32_l2, lstm_h100_l3, gru_h24_l2, rnn_h19_l1,
+                         lstm_h8_l1, gru_h45_l2, duplicates_in_one_batch, kernel_select_errors);
+    tcase_set_timeout(tc, 120);
+    return run_suite(s);
 }

@@ -1,13 +1,8 @@
 /* The loss plot's history: bounded by merging, exact averages, and a JSON
  * round trip that a resumed run restores (validated: it comes from a file). */
-#include "charrnn/lossplot.h"
-#include "charrnn/status.h"
+#include "testutil.h"
 
-#include <check.h>
 #include <cjson/cJSON.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -185,16 +180,6 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("lossplot");
-    TCase *t = tcase_create("history");
-    tcase_add_test(t, history_is_bounded_and_averages_exactly);
-    tcase_add_test(t, history_round_trip);
-    tcase_add_test(t, restore_mid_stride_continues_exactly);
-    tcase_add_test(t, restore_rejects_bad_history);
-    suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    RUN_TESTS("lossplot", history_is_bounded_and_averages_exactly, history_round_trip,
+              restore_mid_stride_continues_exactly, restore_rejects_bad_history);
 }

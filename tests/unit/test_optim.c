@@ -50,10 +50,5 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("optim");
-    TCase *tc0 = tcase_create("optim");
-    tcase_add_test(tc0, clip_grad_value);
-    tcase_add_test(tc0, optimizer_updates);
-    suite_add_tcase(s, tc0);
-    return run_suite(s);
+    RUN_TESTS("optim", clip_grad_value, optimizer_updates);
 }

@@ -64,16 +64,24 @@ static void window(const fixture *fx, int w, uint16_t *x, uint16_t *y)
         }
 }
 
-static void check_forward_backward(const char *cell, int shards)
+/* The cell's fixture and an Adam trainer of its (B, T) without dropout. */
+static charrnn_trainer *fixture_trainer(fixture *fx, const char *cell)
 {
-    fixture fx;
-    load_fixture(&fx, cell);
+    load_fixture(fx, cell);
     charrnn_optim_config oc = charrnn_optim_defaults(CHARRNN_OPT_ADAM);
     charrnn_trainer *tr;
     char err[CHARRNN_ERR_MAX];
-    ck_assert_int_eq(charrnn_trainer_create(fx.m, fx.B, fx.T, 0.0f, &oc, 1, &tr, err, sizeof err),
-                     CHARRNN_OK);
-    ck_assert_int_eq(charrnn_trainer_set_shards(tr, shards, err, sizeof err), CHARRNN_OK);
+    ck_assert_int_eq(
+        charrnn_trainer_create(fx->m, fx->B, fx->T, 0.0f, &oc, 1, &tr, err, sizeof err),
+        CHARRNN_OK);
+    return tr;
+}
+
+static void check_forward_backward(const char *cell, int shards)
+{
+    fixture fx;
+    charrnn_trainer *tr = fixture_trainer(&fx, cell);
+    ck_assert_int_eq(charrnn_trainer_set_shards(tr, shards, NULL, 0), CHARRNN_OK);
     ck_assert_int_eq(charrnn_trainer_shards(tr), shards);
     uint16_t x[512], y[512];
     window(&fx, 0, x, y);
@@ -115,12 +123,7 @@ static void check_forward_backward(const char *cell, int shards)
 static void check_adam(const char *cell)
 {
     fixture fx;
-    load_fixture(&fx, cell);
-    charrnn_optim_config oc = charrnn_optim_defaults(CHARRNN_OPT_ADAM);
-    charrnn_trainer *tr;
-    char err[CHARRNN_ERR_MAX];
-    ck_assert_int_eq(charrnn_trainer_create(fx.m, fx.B, fx.T, 0.0f, &oc, 1, &tr, err, sizeof err),
-                     CHARRNN_OK);
+    charrnn_trainer *tr = fixture_trainer(&fx, cell);
     const float *want = charrnn_st_get(fx.f, "fixture.adam_losses")->data;
     uint16_t x[512], y[512];
     for (int s = 0; s < fx.steps; s++) {
@@ -191,18 +194,10 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("reference");
-    TCase *fb = tcase_create("forward-backward");
-    tcase_add_test(fb, lstm_grads);
-    tcase_add_test(fb, gru_grads);
-    tcase_add_test(fb, rnn_grads);
+    TCase *fb = ADD_CASE(s, "forward-backward", lstm_grads, gru_grads, rnn_grads);
     tcase_add_loop_test(fb, lstm_grads_sharded, 0, 2);
     tcase_add_loop_test(fb, gru_grads_sharded, 0, 2);
     tcase_add_loop_test(fb, rnn_grads_sharded, 0, 2);
-    suite_add_tcase(s, fb);
-    TCase *ad = tcase_create("adam");
-    tcase_add_test(ad, lstm_adam);
-    tcase_add_test(ad, gru_adam);
-    tcase_add_test(ad, rnn_adam);
-    suite_add_tcase(s, ad);
+    ADD_CASE(s, "adam", lstm_adam, gru_adam, rnn_adam);
     return run_suite(s);
 }

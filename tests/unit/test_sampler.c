@@ -289,13 +289,6 @@ END_TEST
 int main(void)
 {
     openblas_set_num_threads(1);
-    Suite *s = suite_create("sampler");
-    TCase *tc0 = tcase_create("sampler");
-    tcase_add_test(tc0, sampler_seeds);
-    tcase_add_test(tc0, sampler_greedy_is_argmax);
-    tcase_add_test(tc0, sampler_stop_strings);
-    tcase_add_test(tc0, sampler_rejects);
-    tcase_add_test(tc0, sampler_batch_invariance);
-    suite_add_tcase(s, tc0);
-    return run_suite(s);
+    RUN_TESTS("sampler", sampler_seeds, sampler_greedy_is_argmax, sampler_stop_strings,
+              sampler_rejects, sampler_batch_invariance);
 }

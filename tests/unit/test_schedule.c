@@ -27,9 +27,5 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("schedule");
-    TCase *tc0 = tcase_create("schedule");
-    tcase_add_test(tc0, lr_schedule);
-    suite_add_tcase(s, tc0);
-    return run_suite(s);
+    RUN_TESTS("schedule", lr_schedule);
 }

@@ -19,9 +19,5 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("sha256");
-    TCase *tc0 = tcase_create("vectors");
-    tcase_add_test(tc0, sha256_vectors);
-    suite_add_tcase(s, tc0);
-    return run_suite(s);
+    RUN_TESTS("sha256", sha256_vectors);
 }

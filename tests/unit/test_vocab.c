@@ -311,19 +311,9 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("vocab");
-    TCase *tc0 = tcase_create("utf8");
-    tcase_add_test(tc0, utf8_decode_valid);
-    tcase_add_test(tc0, utf8_decode_rejects);
-    tcase_add_test(tc0, utf8_round_trip_exhaustive);
-    suite_add_tcase(s, tc0);
-    TCase *tc1 = tcase_create("vocab");
-    tcase_add_test(tc1, vocab_sorted_code_points);
-    tcase_add_test(tc1, vocab_ascii_is_bytes);
-    tcase_add_test(tc1, vocab_bom_and_line_endings);
-    tcase_add_test(tc1, vocab_invalid_utf8_names_offset);
-    tcase_add_test(tc1, vocab_encode_names_unknown);
-    tcase_add_test(tc1, vocab_json_round_trip);
-    tcase_add_test(tc1, vocab_from_codepoints_rejects);
-    suite_add_tcase(s, tc1);
+    ADD_CASE(s, "utf8", utf8_decode_valid, utf8_decode_rejects, utf8_round_trip_exhaustive);
+    ADD_CASE(s, "vocab", vocab_sorted_code_points, vocab_ascii_is_bytes, vocab_bom_and_line_endings,
+             vocab_invalid_utf8_names_offset, vocab_encode_names_unknown, vocab_json_round_trip,
+             vocab_from_codepoints_rejects);
     return run_suite(s);
 }
