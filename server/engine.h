@@ -11,7 +11,7 @@
 #define CHARRNN_SERVE_ENGINE_H
 
 #include "charrnn/sampler.h"
-#include "charrnn/store.h"
+#include "store.h"
 
 #include <stddef.h>
 #include <stdint.h>

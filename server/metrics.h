@@ -3,7 +3,7 @@
 #ifndef CHARRNN_SERVE_METRICS_H
 #define CHARRNN_SERVE_METRICS_H
 
-#include "charrnn/store.h"
+#include "store.h"
 #include "engine.h"
 
 #include <stddef.h>

@@ -5,7 +5,7 @@
  * scanner over the already-validated top-level members. */
 #include "request.h"
 
-#include "charrnn/store.h"
+#include "store.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -4,12 +4,13 @@
 
 #include "charrnn/clock.h"
 #include "charrnn/status.h"
-#include "charrnn/store.h"
+#include "store.h"
 #include "config.h"
 #include "engine.h"
 #include "metrics.h"
 #include "request.h"
 
+#include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <stdint.h>

@@ -17,7 +17,6 @@
 #include "charrnn/session.h"
 #include "charrnn/sha256.h"
 #include "charrnn/status.h"
-#include "charrnn/store.h"
 #include "charrnn/trainer.h"
 #include "charrnn/vocab.h"
 #include "charrnn/vocab_json.h"

@@ -22,7 +22,6 @@
 #define _GNU_SOURCE /* memmem */
 #include "charrnn/checkpoint.h"
 #include "charrnn/vocab.h"
-#include "log.h" /* cJSON, which server.h uses */
 #include "server.h"
 
 #include <arpa/inet.h>

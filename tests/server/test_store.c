@@ -1,9 +1,9 @@
-/* Check suite of the model store (include/charrnn/store.h): names, scanning,
+/* Check suite of the model store (server/store.h): names, scanning,
  * reference-counted versions across reloads, failed reloads, removals,
  * symlinks, events, and acquire/release racing reloads. */
 #include "charrnn/checkpoint.h"
 #include "charrnn/status.h"
-#include "charrnn/store.h"
+#include "store.h"
 
 #include <check.h>
 #include <math.h>

@@ -18,8 +18,8 @@
  *
  * Thread safety: every function may be called from any thread. Loads are
  * serialised among themselves but never block acquire/release/list. */
-#ifndef CHARRNN_STORE_H
-#define CHARRNN_STORE_H
+#ifndef CHARRNN_SERVE_STORE_H
+#define CHARRNN_SERVE_STORE_H
 
 #include "charrnn/model.h"
 

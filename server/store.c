@@ -1,6 +1,6 @@
 /* The model store: named checkpoints in one directory, reference-counted
  * versions, atomic swap on reload, change detection by stat. */
-#include "charrnn/store.h"
+#include "store.h"
 
 #include "charrnn/checkpoint.h"
 #include "charrnn/clock.h"
