@@ -4,6 +4,7 @@
 #include "charrnn/status.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +41,29 @@ int args_parse(int argc, char **argv, int (*one)(void *ctx, int argc, char **arg
             return ARGS_BAD;
     }
     return ARGS_OK;
+}
+
+int parse_sample_number(const char *flag, charrnn_sample_field field, const char *s, double *out)
+{
+    long n;
+    if (charrnn_sample_limit_of(field)->integer) {
+        if (!parse_long(flag, s, LONG_MIN, LONG_MAX, &n))
+            return 0;
+        *out = (double)n;
+    } else if (!parse_double(flag, s, -HUGE_VAL, HUGE_VAL, out)) {
+        return 0;
+    }
+    char why[CHARRNN_ERR_MAX];
+    return charrnn_sample_check_number(field, *out, why, sizeof why) ? bad(flag, "%s", why) : 1;
+}
+
+int parse_sample_stop(const char *flag, size_t n_before, const char *s)
+{
+    char why[CHARRNN_ERR_MAX];
+    if (charrnn_sample_check_number(CHARRNN_SAMPLE_STOP, (double)n_before + 1, why, sizeof why) ||
+        charrnn_sample_check_stop(s, why, sizeof why))
+        return bad(flag, "%s", why);
+    return 1;
 }
 
 int parse_choice(const char *flag, const char *s, int valid, const char *choices)

@@ -4,6 +4,9 @@
 #ifndef CHARRNN_CLI_ARGS_H
 #define CHARRNN_CLI_ARGS_H
 
+#include "charrnn/sampler.h"
+
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -28,6 +31,13 @@ int parse_int(const char *flag, const char *s, int lo, int hi, int *out);
 int parse_double(const char *flag, const char *s, double lo, double hi, double *out);
 int parse_float(const char *flag, const char *s, double lo, double hi, float *out);
 int parse_u64(const char *flag, const char *s, uint64_t *out);
+/* A sampling parameter's value: read as an integer or a number, as the field's
+ * limits say, then checked against the library's table of limits (the check
+ * charrnn-serve and charrnn_stream_create make too). */
+int parse_sample_number(const char *flag, charrnn_sample_field field, const char *s, double *out);
+/* One more stop string after n_before others: the count and the length, by
+ * the same table. */
+int parse_sample_stop(const char *flag, size_t n_before, const char *s);
 /* valid is the verdict of a name parser (charrnn_cell_parse...); when false,
  * reports "'S' is not CHOICES". */
 int parse_choice(const char *flag, const char *s, int valid, const char *choices);

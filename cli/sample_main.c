@@ -41,7 +41,6 @@ typedef struct opts {
     const char *ckpt, *prime;
     const char *stops[CHARRNN_MAX_STOP];
     int verbose, have_seed;
-    long length;
 } opts;
 
 /* One command-line argument (args_parse's contract). */
@@ -49,6 +48,7 @@ static int flag(void *ctx, int argc, char **argv, int *i)
 {
     opts *o = ctx;
     const char *v;
+    double d;
     int r;
     if (!strcmp(argv[*i], "--verbose")) {
         o->verbose = 1;
@@ -56,29 +56,33 @@ static int flag(void *ctx, int argc, char **argv, int *i)
     } else if ((r = arg_value(argc, argv, i, "--checkpoint", &v))) {
         return r > 0 && (o->ckpt = v);
     } else if ((r = arg_value(argc, argv, i, "--length", &v))) {
-        return r > 0 && parse_long("--length", v, 1, 100000000L, &o->length);
+        if (r < 0 || !parse_sample_number("--length", CHARRNN_SAMPLE_LENGTH, v, &d))
+            return 0;
+        o->p.length = (size_t)d;
+        return 1;
     } else if ((r = arg_value(argc, argv, i, "--prime", &v))) {
         return r > 0 && (o->prime = v);
     } else if ((r = arg_value(argc, argv, i, "--temperature", &v))) {
-        return r > 0 && parse_float("--temperature", v, 0.0, 10.0, &o->p.temperature);
+        if (r < 0 || !parse_sample_number("--temperature", CHARRNN_SAMPLE_TEMPERATURE, v, &d))
+            return 0;
+        o->p.temperature = (float)d;
+        return 1;
     } else if ((r = arg_value(argc, argv, i, "--seed", &v))) {
         o->have_seed = 1;
         return r > 0 && parse_u64("--seed", v, &o->p.seed);
     } else if ((r = arg_value(argc, argv, i, "--top-k", &v))) {
-        return r > 0 && parse_int("--top-k", v, 0, 1 << 30, &o->p.top_k);
+        if (r < 0 || !parse_sample_number("--top-k", CHARRNN_SAMPLE_TOP_K, v, &d))
+            return 0;
+        o->p.top_k = (int)d;
+        return 1;
     } else if ((r = arg_value(argc, argv, i, "--top-p", &v))) {
-        return r > 0 && parse_float("--top-p", v, 1e-9, 1.0, &o->p.top_p);
+        if (r < 0 || !parse_sample_number("--top-p", CHARRNN_SAMPLE_TOP_P, v, &d))
+            return 0;
+        o->p.top_p = (float)d;
+        return 1;
     } else if ((r = arg_value(argc, argv, i, "--stop", &v))) {
-        if (r < 0)
+        if (r < 0 || !parse_sample_stop("--stop", o->p.n_stop, v))
             return 0;
-        if (o->p.n_stop >= CHARRNN_MAX_STOP) {
-            fprintf(stderr, "charrnn-sample: at most %d --stop strings\n", CHARRNN_MAX_STOP);
-            return 0;
-        }
-        if (!*v || strlen(v) > CHARRNN_MAX_STOP_LEN) {
-            fprintf(stderr, "charrnn-sample: --stop must be 1..%d bytes\n", CHARRNN_MAX_STOP_LEN);
-            return 0;
-        }
         o->stops[o->p.n_stop++] = v;
         return 1;
     }
@@ -88,7 +92,7 @@ static int flag(void *ctx, int argc, char **argv, int *i)
 int main(int argc, char **argv)
 {
     charrnn_prog = "charrnn-sample";
-    opts o = {.p = charrnn_sample_defaults(), .prime = "", .length = 200};
+    opts o = {.p = charrnn_sample_defaults(), .prime = ""};
     int pr = args_parse(argc, argv, flag, &o, usage);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
@@ -105,7 +109,6 @@ int main(int argc, char **argv)
         uint64_t x = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
         p.seed = charrnn_splitmix64(&x);
     }
-    p.length = (size_t)o.length;
     p.prime = prime;
     p.prime_len = strlen(prime);
     p.stop = o.stops;

@@ -5,11 +5,11 @@
  * scanner over the already-validated top-level members. */
 #include "request.h"
 
+#include "charrnn/status.h"
 #include "store.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,19 +136,18 @@ static size_t utf8_chars(const char *s, size_t n)
     return c;
 }
 
-/* An integral JSON number in [lo, hi]. */
-static int get_int(const cJSON *v, const char *name, double lo, double hi, double *out,
-                   api_error *err)
+/* A sampling number, checked against the library's table of limits (the
+ * param of an error is the field's name from that table). */
+static int get_number(const cJSON *v, charrnn_sample_field f, double *out, api_error *err)
 {
+    const char *name = charrnn_sample_field_name(f);
     if (!cJSON_IsNumber(v))
-        return api_fail(err, 400, INVALID, name, "'%s' must be an integer", name);
-    double d = v->valuedouble;
-    if (!isfinite(d) || d != floor(d))
-        return api_fail(err, 400, INVALID, name, "'%s' must be an integer", name);
-    if (d < lo || d > hi)
-        return api_fail(err, 400, INVALID, name, "'%s' must be in %.0f..%.0f, got %.17g", name, lo,
-                        hi, d);
-    *out = d;
+        return api_fail(err, 400, INVALID, name, "'%s' must be %s", name,
+                        charrnn_sample_limit_of(f)->integer ? "an integer" : "a number");
+    char why[CHARRNN_ERR_MAX];
+    if (charrnn_sample_check_number(f, v->valuedouble, why, sizeof why))
+        return api_fail(err, 400, INVALID, name, "'%s': %s", name, why);
+    *out = v->valuedouble;
     return 0;
 }
 
@@ -232,39 +231,35 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
             goto oom;
         r->prime_len = n;
     } else if (!strcmp(k, "length")) {
-        if (get_int(v, k, 1, (double)cfg->max_length, &d, err))
+        if (get_number(v, CHARRNN_SAMPLE_LENGTH, &d, err))
             return -1;
+        if (d > (double)cfg->max_length)
+            return api_fail(err, 400, INVALID, k, "'length': %.0f is more than the limit of %ld", d,
+                            cfg->max_length);
         r->length = (size_t)d;
     } else if (!strcmp(k, "temperature")) {
-        if (!cJSON_IsNumber(v))
-            return api_fail(err, 400, INVALID, k, "'temperature' must be a number");
-        d = v->valuedouble;
-        if (!(d >= 0 && d <= 10))
-            return api_fail(err, 400, INVALID, k,
-                            "'temperature' must be 0 (greedy) or in (0, 10], got %.17g", d);
+        if (get_number(v, CHARRNN_SAMPLE_TEMPERATURE, &d, err))
+            return -1;
         r->temperature = (float)d;
     } else if (!strcmp(k, "seed")) {
         if (parse_seed(v, src, &r->seed, err))
             return -1;
         r->has_seed = 1;
     } else if (!strcmp(k, "top_k")) {
-        if (get_int(v, k, 0, CHARRNN_MAX_VOCAB, &d, err))
+        if (get_number(v, CHARRNN_SAMPLE_TOP_K, &d, err))
             return -1;
         r->top_k = (int)d;
     } else if (!strcmp(k, "top_p")) {
-        if (!cJSON_IsNumber(v))
-            return api_fail(err, 400, INVALID, k, "'top_p' must be a number");
-        d = v->valuedouble;
-        if (!(d > 0 && d <= 1))
-            return api_fail(err, 400, INVALID, k, "'top_p' must be in (0, 1], got %.17g", d);
+        if (get_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
+            return -1;
         r->top_p = (float)d;
     } else if (!strcmp(k, "stop")) {
+        char why[CHARRNN_ERR_MAX];
         if (!cJSON_IsArray(v))
             return api_fail(err, 400, INVALID, k, "'stop' must be an array of strings");
         int n = cJSON_GetArraySize(v);
-        if (n > CHARRNN_MAX_STOP)
-            return api_fail(err, 400, INVALID, k, "'stop' has %d strings; the limit is %d", n,
-                            CHARRNN_MAX_STOP);
+        if (charrnn_sample_check_number(CHARRNN_SAMPLE_STOP, n, why, sizeof why))
+            return api_fail(err, 400, INVALID, k, "'stop': %s", why);
         if (n > 0 && !(r->stop = calloc((size_t)n, sizeof *r->stop)))
             goto oom;
         const cJSON *it;
@@ -272,11 +267,8 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
         {
             if (!cJSON_IsString(it))
                 return api_fail(err, 400, INVALID, k, "'stop' must be an array of strings");
-            size_t len = strlen(it->valuestring);
-            if (len < 1 || len > CHARRNN_MAX_STOP_LEN)
-                return api_fail(err, 400, INVALID, k,
-                                "every 'stop' string must be 1..%d bytes long",
-                                CHARRNN_MAX_STOP_LEN);
+            if (charrnn_sample_check_stop(it->valuestring, why, sizeof why))
+                return api_fail(err, 400, INVALID, k, "'stop': %s", why);
             if (!(r->stop[r->n_stop] = strdup(it->valuestring)))
                 goto oom;
             r->n_stop++;

@@ -305,20 +305,22 @@ enum MHD_Result handle_sample(req_ctx *c)
     c->model_version = ver->version;
     c->sampled = 1;
     charrnn_sample_params p = sample_request_params(&req);
+    charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
     charrnn_stream *st = NULL;
-    rc = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
+    /* The parser checked every field against the same table; this names the
+     * field should they ever disagree. The stream then checks the prime. */
+    rc = charrnn_sample_params_check(&p, &bad, msg, sizeof msg);
+    if (rc == CHARRNN_OK)
+        rc = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
     sample_request_clear(&req);
     if (rc != CHARRNN_OK) {
         charrnn_store_release(ver);
         if (rc == CHARRNN_ENOMEM)
             return respond_fail(c, 500, "server_error", NULL, "%s", msg);
-        const char *param = rc == CHARRNN_EVOCAB || rc == CHARRNN_EFORMAT ? "prime"
-            : strstr(msg, "top_k")                                        ? "top_k"
-            : strstr(msg, "top_p")                                        ? "top_p"
-            : strstr(msg, "temperature")                                  ? "temperature"
-            : strstr(msg, "stop")                                         ? "stop"
-            : strstr(msg, "length")                                       ? "length"
-                                                                          : NULL;
+        const char *param = bad ? charrnn_sample_field_name(bad)
+            : rc == CHARRNN_EVOCAB || rc == CHARRNN_EFORMAT
+            ? charrnn_sample_field_name(CHARRNN_SAMPLE_PRIME)
+            : NULL;
         return respond_fail(c, 400, "invalid_request_error", param, "%s", msg);
     }
     c->prime_chars = charrnn_stream_prime_chars(st);

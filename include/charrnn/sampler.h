@@ -38,8 +38,58 @@ typedef struct charrnn_sample_params {
     size_t n_stop;
 } charrnn_sample_params;
 
-/* Defaults of DESIGN.md: length 200, temperature 1, top_k 0, top_p 1, seed 0. */
+/* Defaults: length 200, temperature 1, top_k 0, top_p 1, seed 0. */
 charrnn_sample_params charrnn_sample_defaults(void);
+
+/* The sampling parameters by name, so that a front end reports which one is
+ * wrong from this value, never from a message's wording (charrnn-serve's
+ * "param" of a 400, charrnn-sample's flag). */
+typedef enum charrnn_sample_field {
+    CHARRNN_SAMPLE_NONE = 0,
+    CHARRNN_SAMPLE_PRIME,
+    CHARRNN_SAMPLE_LENGTH,
+    CHARRNN_SAMPLE_TEMPERATURE,
+    CHARRNN_SAMPLE_SEED,
+    CHARRNN_SAMPLE_TOP_K,
+    CHARRNN_SAMPLE_TOP_P,
+    CHARRNN_SAMPLE_STOP
+} charrnn_sample_field;
+
+/* The field's API name: "prime", "length", "temperature", "seed", "top_k",
+ * "top_p", "stop"; "" for CHARRNN_SAMPLE_NONE. Never NULL. */
+const char *charrnn_sample_field_name(charrnn_sample_field f);
+
+/* The limits of a numeric field (model/math/sample_params.c holds the one table):
+ * lo <= v <= hi, or lo < v when lo_open; hi may be INFINITY; a whole number
+ * when integer. For stop, v is the number of strings. */
+typedef struct charrnn_sample_limit {
+    double lo, hi;
+    int lo_open;
+    int integer;
+} charrnn_sample_limit;
+
+/* The limits of f; NULL for a field without them (prime, seed: any uint64). */
+const charrnn_sample_limit *charrnn_sample_limit_of(charrnn_sample_field f);
+
+/* Checks v, as the caller read it (before any conversion to the params'
+ * types), against the limits of f. CHARRNN_OK, or CHARRNN_ERANGE with err
+ * "<v> is out of range <range>" or "<v> is not an integer", without the
+ * field's name: the caller names it as its users spell it ('top_k', --top-k).
+ * CHARRNN_EINVAL when f has no limits. */
+int charrnn_sample_check_number(charrnn_sample_field f, double v, char *err, size_t errlen);
+
+/* Checks one stop string (NULL is refused): CHARRNN_OK, or CHARRNN_ERANGE with
+ * err "a string of <n> bytes is out of range 1..CHARRNN_MAX_STOP_LEN". */
+int charrnn_sample_check_stop(const char *s, char *err, size_t errlen);
+
+/* The one validation of a params struct (charrnn_stream_create runs it):
+ * every numeric field against the table, the number of stop strings and each
+ * string. The prime's characters need the model's vocabulary; the stream
+ * checks those. Returns CHARRNN_OK with *field = CHARRNN_SAMPLE_NONE, or
+ * CHARRNN_ERANGE with *field the first field found wrong and err
+ * "<name>: <problem>". field may be NULL. */
+int charrnn_sample_params_check(const charrnn_sample_params *p, charrnn_sample_field *field,
+                                char *err, size_t errlen);
 
 typedef enum charrnn_finish {
     CHARRNN_FINISH_NONE = 0,
@@ -51,10 +101,10 @@ const char *charrnn_finish_name(charrnn_finish f); /* "length", "stop", "none" *
 
 typedef struct charrnn_stream charrnn_stream;
 
-/* Validates params against the model (prime characters outside the vocabulary
- * are named in err with CHARRNN_EVOCAB; invalid UTF-8 is CHARRNN_EFORMAT;
- * ranges are CHARRNN_ERANGE). The model must outlive the stream. Params'
- * strings are copied. */
+/* Validates params (charrnn_sample_params_check: CHARRNN_ERANGE), then the
+ * prime against the model (characters outside the vocabulary are named in err
+ * with CHARRNN_EVOCAB; invalid UTF-8 is CHARRNN_EFORMAT). The model must
+ * outlive the stream. Params' strings are copied. */
 int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p,
                           charrnn_stream **out, char *err, size_t errlen);
 void charrnn_stream_free(charrnn_stream *s);

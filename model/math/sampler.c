@@ -67,25 +67,12 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
                           charrnn_stream **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (p->length < 1)
-        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "length must be at least 1");
-    if (!(p->temperature >= 0.0f && p->temperature <= 10.0f))
-        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "temperature must be in [0, 10]");
-    if (p->top_k < 0)
-        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "top_k must be >= 0");
-    if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
-        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "top_p must be in (0, 1]");
-    if (p->n_stop > CHARRNN_MAX_STOP)
-        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "at most %d stop strings",
-                            CHARRNN_MAX_STOP);
+    int rc = charrnn_sample_params_check(p, NULL, err, errlen);
+    if (rc)
+        return rc;
     size_t stop_total = 0;
-    for (size_t i = 0; i < p->n_stop; i++) {
-        size_t len = p->stop[i] ? strlen(p->stop[i]) : 0;
-        if (len < 1 || len > CHARRNN_MAX_STOP_LEN)
-            return charrnn_fail(err, errlen, CHARRNN_ERANGE, "stop strings must be 1..%d bytes",
-                                CHARRNN_MAX_STOP_LEN);
-        stop_total += len + 1;
-    }
+    for (size_t i = 0; i < p->n_stop; i++)
+        stop_total += strlen(p->stop[i]) + 1;
     const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
     const int GH = charrnn_cell_gates(m->cfg.cell) * H;
     charrnn_stream *s = calloc(1, sizeof *s);
@@ -116,8 +103,8 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
         w += len + 1;
     }
     s->p.stop = NULL, s->p.prime = NULL;
-    int rc = charrnn_vocab_encode(m->vocab, (const uint8_t *)p->prime, p->prime_len, 0, s->prime,
-                                  &s->n_prime, err, errlen);
+    rc = charrnn_vocab_encode(m->vocab, (const uint8_t *)p->prime, p->prime_len, 0, s->prime,
+                              &s->n_prime, err, errlen);
     if (rc) {
         charrnn_stream_free(s);
         return rc;

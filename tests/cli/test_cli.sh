@@ -127,7 +127,7 @@ case_errors() {
     run_err "--top-p: 0 is out of range" "$SAMPLE" --checkpoint "$GOOD" --top-p 0
     run_err "--checkpoint is required" "$SAMPLE" --length 5
     run_err "unknown argument '--temp'" "$SAMPLE" --checkpoint "$GOOD" --temp 1
-    run_err "--stop must be 1..256 bytes" "$SAMPLE" --checkpoint "$GOOD" --stop ''
+    run_err "--stop: a string of 0 bytes is out of range 1..256" "$SAMPLE" --checkpoint "$GOOD" --stop ''
     run_err "CHARRNN_KERNEL: unknown inference kernel 'avx9' (auto, " \
         env CHARRNN_KERNEL=avx9 "$SAMPLE" --checkpoint "$GOOD"
 }
