@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 static void rfc3339(double t, char *out, size_t n)
@@ -108,38 +107,19 @@ static cJSON *find_model(server *srv, const char *name)
     return o;
 }
 
-enum MHD_Result handle_model(req_ctx *c, const char *name)
+enum MHD_Result handle_model(req_ctx *c)
 {
+    const char *name = c->name;
     cJSON *o = charrnn_store_name_valid(name) ? find_model(c->srv, name) : NULL;
     if (!o)
         return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
     return respond_json(c, 200, o);
 }
 
-/* Constant-time comparison (time depends only on the lengths). */
-static int token_equal(const char *given, const char *want)
-{
-    size_t a = strlen(given), b = strlen(want);
-    unsigned char diff = (unsigned char)(a != b);
-    for (size_t i = 0; i < b; i++)
-        diff |= (unsigned char)(given[i < a ? i : 0] ^ want[i]);
-    if (a == 0)
-        diff |= 1;
-    return diff == 0;
-}
-
-enum MHD_Result handle_reload(req_ctx *c, const char *name)
+enum MHD_Result handle_reload(req_ctx *c)
 {
     server *srv = c->srv;
-    if (srv->cfg.admin_token[0]) {
-        const char *auth = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
-        const char *tok = auth && !strncasecmp(auth, "Bearer ", 7) ? auth + 7 : "";
-        while (*tok == ' ')
-            tok++;
-        if (!token_equal(tok, srv->cfg.admin_token))
-            return respond_fail(c, 401, "authentication_error", NULL,
-                                "a valid admin bearer token is required");
-    }
+    const char *name = c->name;
     if (!charrnn_store_name_valid(name))
         return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
     char err[CHARRNN_ERR_MAX];

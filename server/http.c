@@ -1,11 +1,12 @@
-/* The HTTP layer: libmicrohttpd in thread-per-connection mode, routing,
- * request bodies, responses, per-request metrics and the access log.
+/* The HTTP layer: libmicrohttpd in thread-per-connection mode, routing (by
+ * the table in routes.c), request bodies, responses, per-request metrics and the access log.
  *
  * Thread per connection lets a handler block while its generation runs (it
  * wakes every 100 ms to notice a client that went away) and lets a streaming
  * response's reader block until the next chunk is ready. */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "log.h"
+#include "routes.h"
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -87,7 +88,8 @@ static const char *reason_phrase(unsigned status)
     }
 }
 
-enum MHD_Result respond_error(req_ctx *c, const api_error *e)
+/* An error response; allow, if not NULL, is a 405's Allow header. */
+static enum MHD_Result error_response(req_ctx *c, const api_error *e, const char *allow)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *o = cJSON_AddObjectToObject(root, "error");
@@ -117,7 +119,14 @@ enum MHD_Result respond_error(req_ctx *c, const api_error *e)
     }
     if (e->status == 401)
         MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    if (allow)
+        MHD_add_response_header(r, "Allow", allow);
     return queue(c, e->status, r);
+}
+
+enum MHD_Result respond_error(req_ctx *c, const api_error *e)
+{
+    return error_response(c, e, NULL);
 }
 
 enum MHD_Result respond_fail(req_ctx *c, unsigned status, const char *type, const char *param,
@@ -137,25 +146,7 @@ static enum MHD_Result method_not_allowed(req_ctx *c, const char *allow)
     api_error e;
     api_fail(&e, 405, "invalid_request_error", NULL, "method %s is not allowed on %s (allowed: %s)",
              c->method, c->path, allow);
-    /* Build by hand to add Allow. */
-    cJSON *root = cJSON_CreateObject();
-    cJSON *o = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddNumberToObject(o, "code", 405);
-    cJSON_AddStringToObject(o, "type", e.type);
-    cJSON_AddStringToObject(o, "message", e.message);
-    cJSON_AddNullToObject(o, "param");
-    char *s = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (!s)
-        return MHD_NO;
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(s);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
-    MHD_add_response_header(r, "Allow", allow);
-    return queue(c, 405, r);
+    return error_response(c, &e, allow);
 }
 
 int client_gone(const req_ctx *c)
@@ -231,36 +222,6 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     ctx_release(c);
 }
 
-/* Route template of a path, and the model name inside it. */
-static const char *route_of(const char *url, char *name, size_t n)
-{
-    name[0] = '\0';
-    if (!strcmp(url, "/"))
-        return "/";
-    if (!strcmp(url, "/sample"))
-        return "/sample";
-    if (!strcmp(url, "/models"))
-        return "/models";
-    if (!strcmp(url, "/healthz"))
-        return "/healthz";
-    if (!strcmp(url, "/readyz"))
-        return "/readyz";
-    if (!strcmp(url, "/metrics"))
-        return "/metrics";
-    if (!strncmp(url, "/models/", 8)) {
-        const char *p = url + 8, *slash = strchr(p, '/');
-        size_t len = slash ? (size_t)(slash - p) : strlen(p);
-        if (len == 0 || len >= n)
-            return "other";
-        if (slash && strcmp(slash, "/reload") != 0)
-            return "other";
-        memcpy(name, p, len);
-        name[len] = '\0';
-        return slash ? "/models/{name}/reload" : "/models/{name}";
-    }
-    return "other";
-}
-
 /* The body is always parsed as JSON. application/json is the contract; the
  * form type is what `curl -d '{...}'` sends by default, and the README's
  * one-line examples must work as typed, so it is taken as JSON too. Anything
@@ -276,63 +237,63 @@ static int content_type_is_json(const char *ct)
         (n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", 33));
 }
 
-/* Checks that can answer before the body is read. Returns 1 if a response was queued. */
-static int early_checks(req_ctx *c, enum MHD_Result *ret)
+/* The body limit of the request's route. */
+static size_t max_body(const req_ctx *c)
 {
-    server *srv = c->srv;
-    const char *r = c->route;
-    const char *allow = NULL;
-    if (!strcmp(r, "/sample") || !strcmp(r, "/models/{name}/reload")) {
-        if (strcmp(c->method, "POST"))
-            allow = "POST";
-    } else if (strcmp(r, "other")) {
-        if (strcmp(c->method, "GET") && strcmp(c->method, "HEAD"))
-            allow = "GET, HEAD";
-    }
-    if (!strcmp(r, "other")) {
-        *ret = respond_fail(c, 404, "not_found_error", NULL, "no such endpoint: %s %s", c->method,
-                            c->path);
+    size_t m = c->endpoint->max_body;
+    return m == ROUTE_MAX_BODY ? c->srv->cfg.max_body : m;
+}
+
+/* Checks that can answer before the body is read. Returns 1 if a response was queued. */
+static int early_checks(req_ctx *c, const route_match *m, enum MHD_Result *ret)
+{
+    if (!m->route) {
+        *ret = m->allow[0] ? method_not_allowed(c, m->allow)
+                           : respond_fail(c, 404, "not_found_error", NULL,
+                                          "no such endpoint: %s %s", c->method, c->path);
         return 1;
     }
-    if (allow) {
-        *ret = method_not_allowed(c, allow);
-        return 1;
-    }
-    if (strcmp(r, "/sample"))
-        return 0;
-    const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type");
-    if (!content_type_is_json(ct)) {
-        *ret = respond_fail(c, 415, "invalid_request_error", NULL,
-                            "Content-Type must be application/json (got %s)", ct ? ct : "none");
-        return 1;
+    if (m->route->json) {
+        const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type");
+        if (!content_type_is_json(ct)) {
+            *ret = respond_fail(c, 415, "invalid_request_error", NULL,
+                                "Content-Type must be application/json (got %s)", ct ? ct : "none");
+            return 1;
+        }
     }
     const char *cl = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body) {
+    if (cl && strtoull(cl, NULL, 10) > max_body(c)) {
         *ret = respond_fail(c, 413, "invalid_request_error", NULL,
-                            "the body is %s bytes; the limit is %zu", cl, srv->cfg.max_body);
+                            "the body is %s bytes; the limit is %zu", cl, max_body(c));
         return 1;
     }
     return 0;
 }
 
-static enum MHD_Result dispatch(req_ctx *c, const char *name)
+/* Constant-time comparison (time depends only on the lengths). */
+static int token_equal(const char *given, const char *want)
 {
-    const char *r = c->route;
-    if (!strcmp(r, "/sample"))
-        return handle_sample(c);
-    if (!strcmp(r, "/"))
-        return handle_playground(c);
-    if (!strcmp(r, "/models"))
-        return handle_models(c);
-    if (!strcmp(r, "/models/{name}"))
-        return handle_model(c, name);
-    if (!strcmp(r, "/models/{name}/reload"))
-        return handle_reload(c, name);
-    if (!strcmp(r, "/healthz"))
-        return handle_healthz(c);
-    if (!strcmp(r, "/readyz"))
-        return handle_readyz(c);
-    return handle_metrics(c);
+    size_t a = strlen(given), b = strlen(want);
+    unsigned char diff = (unsigned char)(a != b);
+    for (size_t i = 0; i < b; i++)
+        diff |= (unsigned char)(given[i < a ? i : 0] ^ want[i]);
+    if (a == 0)
+        diff |= 1;
+    return diff == 0;
+}
+
+/* 1 if the request may use its route: no token needed, none configured, or
+ * the right bearer token given. */
+static int authorized(const req_ctx *c)
+{
+    const char *want = c->srv->cfg.admin_token;
+    if (!c->endpoint->needs_token || !want[0])
+        return 1;
+    const char *auth = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
+    const char *tok = auth && !strncasecmp(auth, "Bearer ", 7) ? auth + 7 : "";
+    while (*tok == ' ')
+        tok++;
+    return token_equal(tok, want);
 }
 
 static void remote_of(struct MHD_Connection *conn, char *out, size_t n)
@@ -362,7 +323,6 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 {
     server *srv = cls;
     req_ctx *c = *con_cls;
-    char name[CHARRNN_STORE_NAME_MAX + 2];
     if (!c) {
         c = calloc(1, sizeof *c);
         if (!c)
@@ -374,7 +334,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         c->fd = -1;
         snprintf(c->method, sizeof c->method, "%s", method);
         snprintf(c->path, sizeof c->path, "%s", url);
-        c->route = route_of(url, name, sizeof name);
+        route_match m;
+        route_find(method, url, c->name, sizeof c->name, &m);
+        c->endpoint = m.route;
+        c->route = m.label;
         remote_of(conn, c->remote, sizeof c->remote);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -383,7 +346,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         *con_cls = c;
         atomic_fetch_add(&srv->inflight, 1);
         enum MHD_Result ret = MHD_YES;
-        if (early_checks(c, &ret))
+        if (early_checks(c, &m, &ret))
             return ret;
         return MHD_YES;
     }
@@ -394,8 +357,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (c->body_len + n > srv->cfg.max_body) {
-            c->body_len = srv->cfg.max_body + 1; /* remembered as too large */
+        if (c->body_len + n > max_body(c)) {
+            c->body_len = max_body(c) + 1; /* remembered as too large */
             return MHD_YES;
         }
         char *b = realloc(c->body, c->body_len + n + 1);
@@ -407,11 +370,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         c->body[c->body_len] = '\0';
         return MHD_YES;
     }
-    if (c->body_len > srv->cfg.max_body)
+    if (c->body_len > max_body(c))
         return respond_fail(c, 413, "invalid_request_error", NULL,
-                            "the body is larger than the limit of %zu bytes", srv->cfg.max_body);
-    route_of(url, name, sizeof name);
-    return dispatch(c, name);
+                            "the body is larger than the limit of %zu bytes", max_body(c));
+    if (!authorized(c))
+        return respond_fail(c, 401, "authentication_error", NULL,
+                            "a valid admin bearer token is required");
+    return c->endpoint->handler(c);
 }
 
 /* Opens the listening socket for HOST:PORT ([v6]:port accepted). */

@@ -15,6 +15,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+struct route;
+
 typedef struct server {
     serve_config cfg;
     charrnn_store *store;
@@ -34,7 +36,9 @@ typedef struct req_ctx {
     struct MHD_Connection *conn;
     atomic_int refs;
     double t0;
-    const char *route; /* template, for metrics and logs */
+    const struct route *endpoint; /* the route table's row; NULL when rejected (404, 405) */
+    const char *route;            /* its pattern ("other" for none), for metrics and logs */
+    char name[CHARRNN_STORE_NAME_MAX + 2]; /* the {name} segment of the path */
     char method[16];
     char path[256];
     char remote[64];
@@ -82,12 +86,12 @@ void add_common_headers(req_ctx *c, struct MHD_Response *r);
 int client_gone(const req_ctx *c);
 void ctx_release(req_ctx *c);
 
-/* Endpoints. */
+/* Endpoints (routes.c maps paths to them; {name} of a path is in c->name). */
 enum MHD_Result handle_sample(req_ctx *c);
 enum MHD_Result handle_playground(req_ctx *c); /* GET /: the embedded playground page */
 enum MHD_Result handle_models(req_ctx *c);
-enum MHD_Result handle_model(req_ctx *c, const char *name);
-enum MHD_Result handle_reload(req_ctx *c, const char *name);
+enum MHD_Result handle_model(req_ctx *c);
+enum MHD_Result handle_reload(req_ctx *c); /* after routes.c's admin token check */
 enum MHD_Result handle_healthz(req_ctx *c);
 enum MHD_Result handle_readyz(req_ctx *c);
 enum MHD_Result handle_metrics(req_ctx *c);

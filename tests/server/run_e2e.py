@@ -631,11 +631,25 @@ def validation_errors():
     assert hdrs["allow"] == "POST", hdrs
     st, hdrs, body = d.json("DELETE", "/models")
     expect_error((st, hdrs, body), 405)
-    assert "GET" in hdrs["allow"]
-    expect_error(d.json("POST", "/models/tiny"), 405)
-    expect_error(d.json("GET", "/models/tiny/reload"), 405)
+    assert hdrs["allow"] == "GET, HEAD", hdrs
+    st, hdrs, body = d.json("POST", "/models/tiny")
+    expect_error((st, hdrs, body), 405)
+    assert hdrs["allow"] == "GET, HEAD", hdrs
+    st, hdrs, body = d.json("GET", "/models/tiny/reload")
+    expect_error((st, hdrs, body), 405)
+    assert hdrs["allow"] == "POST", hdrs
     expect_error(d.json("GET", "/nope"), 404)
     expect_error(d.json("GET", "/models/tiny/other"), 404)
+    # {name} is one non-empty segment, and the path must end where the pattern does
+    for path in ("/models/", "/models/tiny/", "/models/tiny/reload/", "/models//reload",
+                 "/sample/", "//sample", "/models/" + "a" * 200):
+        st, hdrs, body = d.json("GET", path)
+        expect_error((st, hdrs, body), 404)
+        assert "allow" not in hdrs, (path, hdrs)
+    # a name that is one segment but not a model name reaches the handler
+    expect_error(d.json("GET", "/models/" + "a" * 129), 404, "model")
+    # every route's body limit, not only /sample's
+    expect_error(d.json("POST", "/models/tiny/reload", "x" * 5000), 413)
     expect_error(d.json("POST", "/sample", '{"length": 5}', {"Content-Type": "text/plain"}), 415)
     expect_error(d.json("POST", "/sample", '{"length": 5}',
                         {"Content-Type": "multipart/form-data; boundary=x"}), 415)
@@ -653,6 +667,9 @@ def validation_errors():
 def metrics_exposition():
     ENV.d.sample(length=10, seed=1)
     ENV.d.sample(length=0)
+    ENV.d.request("GET", "/sample")
+    ENV.d.request("GET", "/models/tiny")
+    ENV.d.request("GET", "/no/such/path")
     fams, hdrs = ENV.d.metrics()
     assert hdrs["content-type"].startswith("text/plain; version=0.0.4"), hdrs
     for name, typ in [("charrnn_requests_total", "counter"),
@@ -667,6 +684,12 @@ def metrics_exposition():
     assert metric(fams, "charrnn_requests_total", route="/sample", status="200") >= 1
     assert metric(fams, "charrnn_requests_total", route="/sample", status="400") >= 1
     assert metric(fams, "charrnn_request_duration_seconds_count", route="/sample") >= 2
+    # the route label is the table's pattern, also for a wrong method; "other" for no route
+    assert metric(fams, "charrnn_requests_total", route="/sample", status="405") >= 1
+    assert metric(fams, "charrnn_requests_total", route="/models/{name}", status="200") >= 1
+    assert metric(fams, "charrnn_requests_total", route="other", status="404") >= 1
+    routes = {lab["route"] for _, lab, _ in fams["charrnn_requests_total"]["samples"]}
+    assert not any("tiny" in r or "no/such" in r for r in routes), routes
     assert metric(fams, "charrnn_generated_chars_total") >= 10
     assert metric(fams, "charrnn_active_requests") == 0
     assert metric(fams, "charrnn_model_info", model="tiny", cell="lstm") == 1
