@@ -21,14 +21,14 @@ typedef struct route_stat {
 } route_stat;
 
 typedef struct route_hist {
-    char route[48];
+    char route[48];                      /* first: found by by_name */
     unsigned long long bucket[NBUCKETS]; /* non-cumulative */
     unsigned long long count;
     double sum;
 } route_hist;
 
 typedef struct model_chars {
-    char model[CHARRNN_STORE_NAME_MAX + 1];
+    char model[CHARRNN_STORE_NAME_MAX + 1]; /* first: found by by_name */
     unsigned long long chars;
 } model_chars;
 
@@ -77,6 +77,22 @@ static void *grow(void **arr, size_t *n, size_t *cap, size_t elem)
     return e;
 }
 
+/* The element of a table of structs that start with a char[namelen] name
+ * equal to name; added (zeroed, named) when missing. NULL on allocation failure. */
+static void *by_name(void **arr, size_t *n, size_t *cap, size_t elem, size_t namelen,
+                     const char *name)
+{
+    for (size_t i = 0; i < *n; i++) {
+        char *e = (char *)*arr + i * elem;
+        if (!strcmp(e, name))
+            return e;
+    }
+    char *e = grow(arr, n, cap, elem);
+    if (e)
+        snprintf(e, namelen, "%s", name);
+    return e;
+}
+
 void metrics_observe(metrics *m, const char *route, unsigned status, double seconds)
 {
     pthread_mutex_lock(&m->mu);
@@ -90,12 +106,8 @@ void metrics_observe(metrics *m, const char *route, unsigned status, double seco
     }
     if (s)
         s->count++;
-    route_hist *h = NULL;
-    for (size_t i = 0; i < m->nhists && !h; i++)
-        if (!strcmp(m->hists[i].route, route))
-            h = &m->hists[i];
-    if (!h && (h = grow((void **)&m->hists, &m->nhists, &m->caphists, sizeof *h)))
-        snprintf(h->route, sizeof h->route, "%s", route);
+    route_hist *h =
+        by_name((void **)&m->hists, &m->nhists, &m->caphists, sizeof *h, sizeof h->route, route);
     if (h) {
         size_t b = 0;
         while (b < NBUCKETS && seconds > buckets[b])
@@ -111,12 +123,8 @@ void metrics_observe(metrics *m, const char *route, unsigned status, double seco
 void metrics_generated(metrics *m, const char *model, size_t chars)
 {
     pthread_mutex_lock(&m->mu);
-    model_chars *c = NULL;
-    for (size_t i = 0; i < m->nchars && !c; i++)
-        if (!strcmp(m->chars[i].model, model))
-            c = &m->chars[i];
-    if (!c && (c = grow((void **)&m->chars, &m->nchars, &m->capchars, sizeof *c)))
-        snprintf(c->model, sizeof c->model, "%s", model);
+    model_chars *c =
+        by_name((void **)&m->chars, &m->nchars, &m->capchars, sizeof *c, sizeof c->model, model);
     if (c)
         c->chars += chars;
     pthread_mutex_unlock(&m->mu);

@@ -1,7 +1,6 @@
 """Helpers shared by the hardening scripts: a charrnn-serve process with its
 stderr collected, HTTP calls, charrnn-sample, and safetensors metadata."""
 
-import http.client
 import json
 import os
 import signal
@@ -10,6 +9,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from http_client import request as http_request  # noqa: E402
 from stderr_log import StderrLog  # noqa: E402
 
 
@@ -76,19 +76,8 @@ class Daemon(StderrLog):
             self.proc.wait()
 
     def request(self, method, path, body=None, headers=None, timeout=60):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        h = dict(headers or {})
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-            h.setdefault("Content-Type", "application/json")
-        if isinstance(body, str):
-            body = body.encode()
-        try:
-            conn.request(method, path, body=body, headers=h)
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
+        st, _, data = http_request(self.port, method, path, body, headers, timeout)
+        return st, data
 
     def json(self, method, path, body=None, headers=None, timeout=60):
         st, data = self.request(method, path, body, headers, timeout)

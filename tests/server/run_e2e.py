@@ -27,6 +27,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from http_client import request as http_request  # noqa: E402
 from stderr_log import StderrLog  # noqa: E402
 
 SERVE, TRAIN, SAMPLE = (os.path.abspath(p) for p in sys.argv[1:4])
@@ -111,18 +112,7 @@ class Daemon(StderrLog):
         return rc
 
     def request(self, method, path, body=None, headers=None, timeout=60):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        h = dict(headers or {})
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-            h.setdefault("Content-Type", "application/json")
-        if isinstance(body, str):
-            body = body.encode()
-        conn.request(method, path, body=body, headers=h)
-        r = conn.getresponse()
-        data = r.read()
-        conn.close()
-        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+        return http_request(self.port, method, path, body, headers, timeout)
 
     def json(self, method, path, body=None, headers=None, timeout=60):
         status, hdrs, data = self.request(method, path, body, headers, timeout)
@@ -445,25 +435,8 @@ def same_text_as_cli():
 def same_text_as_cli_16_concurrent():
     cases = [dict(c, seed=c["seed"] + 1000 * i) for i in range(2) for c in CASES]
     want = [cli_for(c) for c in cases]
-    results = [None] * len(cases)
-    barrier = threading.Barrier(len(cases))
-
-    def run(i):
-        barrier.wait()
-        if i % 2:
-            st, _, ev = ENV.d.stream(cases[i])
-            results[i] = (st, "".join(e.get("text", "") for e in ev))
-        else:
-            st, _, body = ENV.d.sample(**cases[i])
-            results[i] = (st, body.get("text"))
-
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(cases))]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    for i, (st, text) in enumerate(results):
-        assert st == 200 and text == want[i], "client %d: %r != %r" % (i, text, want[i])
+    for i, text in enumerate(concurrent_texts(ENV.d, cases)):
+        assert text == want[i], "client %d: %r != %r" % (i, text, want[i])
     fams, _ = ENV.d.metrics()
     steps = metric(fams, "charrnn_inference_steps_total")
     streams = metric(fams, "charrnn_inference_stream_steps_total")
@@ -626,18 +599,12 @@ def validation_errors():
                    b"0\r\n\r\n", 5)
     assert raw.startswith(b"HTTP/1.1 413"), raw[:100]
     # wrong method, unknown path, content type
-    st, hdrs, body = d.json("GET", "/sample")
-    expect_error((st, hdrs, body), 405)
-    assert hdrs["allow"] == "POST", hdrs
-    st, hdrs, body = d.json("DELETE", "/models")
-    expect_error((st, hdrs, body), 405)
-    assert hdrs["allow"] == "GET, HEAD", hdrs
-    st, hdrs, body = d.json("POST", "/models/tiny")
-    expect_error((st, hdrs, body), 405)
-    assert hdrs["allow"] == "GET, HEAD", hdrs
-    st, hdrs, body = d.json("GET", "/models/tiny/reload")
-    expect_error((st, hdrs, body), 405)
-    assert hdrs["allow"] == "POST", hdrs
+    for method, path, allow in [("GET", "/sample", "POST"), ("DELETE", "/models", "GET, HEAD"),
+                                ("POST", "/models/tiny", "GET, HEAD"),
+                                ("GET", "/models/tiny/reload", "POST")]:
+        st, hdrs, body = d.json(method, path)
+        expect_error((st, hdrs, body), 405)
+        assert hdrs["allow"] == allow, (method, path, hdrs)
     expect_error(d.json("GET", "/nope"), 404)
     expect_error(d.json("GET", "/models/tiny/other"), 404)
     # {name} is one non-empty segment, and the path must end where the pattern does

@@ -4,6 +4,7 @@
  * server's --max-length and --max-prime on top). */
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
+#include "check_run.h"
 #include "config.h"
 #include "request.h"
 
@@ -90,14 +91,5 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("request");
-    TCase *t = tcase_create("fields");
-    tcase_add_test(t, bad_values_name_their_field);
-    tcase_add_test(t, edges_are_accepted);
-    suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    RUN_TESTS("request", bad_values_name_their_field, edges_are_accepted);
 }

@@ -3,6 +3,7 @@
  * symlinks, events, and acquire/release racing reloads. */
 #include "charrnn/checkpoint.h"
 #include "charrnn/status.h"
+#include "check_run.h"
 #include "store.h"
 
 #include <check.h>
@@ -382,9 +383,5 @@ static Suite *store_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(store_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(store_suite());
 }

@@ -3,6 +3,7 @@
 #define CHARRNN_TESTUTIL_H
 
 #include "charrnn/charrnn.h"
+#include "check_run.h" /* run_suite, ADD_CASE, RUN_TESTS */
 
 #include <check.h>
 #include <math.h>
@@ -55,33 +56,5 @@ static inline void assert_close(const char *what, const float *got, const float 
                   "%s: element %zu is %.9g, expected %.9g (tol %.1e rel + %.1e)", what, worst,
                   (double)got[worst], (double)want[worst], rel, abs_floor);
 }
-
-static inline int run_suite(Suite *s)
-{
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
-
-/* Adds a test case made of the given tests (a NULL-terminated list). */
-static inline TCase *add_case(Suite *s, const char *name, const TTest *const *tests)
-{
-    TCase *tc = tcase_create(name);
-    for (; *tests; tests++)
-        tcase_add_test(tc, *tests);
-    suite_add_tcase(s, tc);
-    return tc;
-}
-#define ADD_CASE(suite, name, ...) add_case(suite, name, (const TTest *const[]){__VA_ARGS__, NULL})
-
-/* main() of a suite with one test case of the same name. */
-#define RUN_TESTS(name, ...)                                                                       \
-    do {                                                                                           \
-        Suite *s_ = suite_create(name);                                                            \
-        ADD_CASE(s_, name, __VA_ARGS__);                                                           \
-        return run_suite(s_);                                                                      \
-    } while (0)
 
 #endif
