@@ -251,22 +251,12 @@ START_TEST(free_with_busy_workers)
 }
 END_TEST
 
-static Suite *engine_suite(void)
-{
-    Suite *s = suite_create("engine");
-    TCase *core = tcase_create("core");
-    tcase_add_checked_fixture(core, setup, teardown);
-    tcase_set_timeout(core, 60);
-    tcase_add_test(core, batched_equals_sample_run);
-    tcase_add_test(core, streamed_reads_equal_the_text);
-    tcase_add_test(core, admission_queue_and_cancel);
-    tcase_add_test(core, timeouts);
-    tcase_add_test(core, free_with_busy_workers);
-    suite_add_tcase(s, core);
-    return s;
-}
-
 int main(void)
 {
-    return run_suite(engine_suite());
+    Suite *s = suite_create("engine");
+    TCase *core = ADD_CASE(s, "core", batched_equals_sample_run, streamed_reads_equal_the_text,
+                           admission_queue_and_cancel, timeouts, free_with_busy_workers);
+    tcase_add_checked_fixture(core, setup, teardown);
+    tcase_set_timeout(core, 60);
+    return run_suite(s);
 }

@@ -356,32 +356,17 @@ START_TEST(acquire_races_reload)
 }
 END_TEST
 
-static Suite *store_suite(void)
-{
-    Suite *s = suite_create("store");
-    TCase *core = tcase_create("core");
-    tcase_add_checked_fixture(core, setup, teardown);
-    tcase_add_test(core, names);
-    tcase_add_test(core, open_errors);
-    tcase_add_test(core, scan_and_acquire);
-    tcase_add_test(core, symlinks);
-    suite_add_tcase(s, core);
-    TCase *reload = tcase_create("reload");
-    tcase_add_checked_fixture(reload, setup, teardown);
-    tcase_add_test(reload, held_version_survives_reload_and_free);
-    tcase_add_test(reload, failed_reload_keeps_old_version);
-    tcase_add_test(reload, never_loaded_file_is_listed_unavailable);
-    tcase_add_test(reload, removal_and_reload_by_name);
-    suite_add_tcase(s, reload);
-    TCase *conc = tcase_create("concurrency");
-    tcase_add_checked_fixture(conc, setup, teardown);
-    tcase_set_timeout(conc, 60);
-    tcase_add_test(conc, acquire_races_reload);
-    suite_add_tcase(s, conc);
-    return s;
-}
-
 int main(void)
 {
-    return run_suite(store_suite());
+    Suite *s = suite_create("store");
+    TCase *core = ADD_CASE(s, "core", names, open_errors, scan_and_acquire, symlinks);
+    TCase *reload = ADD_CASE(s, "reload", held_version_survives_reload_and_free,
+                             failed_reload_keeps_old_version,
+                             never_loaded_file_is_listed_unavailable, removal_and_reload_by_name);
+    TCase *conc = ADD_CASE(s, "concurrency", acquire_races_reload);
+    tcase_set_timeout(conc, 60);
+    TCase *all[] = {core, reload, conc};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        tcase_add_checked_fixture(all[i], setup, teardown);
+    return run_suite(s);
 }
