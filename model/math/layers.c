@@ -3,51 +3,17 @@
  *
  * The GEMM structure follows the known fast layout: one GEMM for the input
  * side of all T steps, only the recurrent GEMM inside the time loop, and the
- * weight-gradient GEMMs over all T steps after the loop. */
+ * weight-gradient GEMMs over all T steps after the loop. The pointwise
+ * arithmetic of each cell, with its equations, is in cell_math.h (shared with
+ * the inference step in sampler.c). */
 #include "charrnn/layers.h"
 
 #include <cblas.h>
+#include "cell_math.h"
 #include "fastmath.h"
 
 #include <math.h>
 #include <string.h>
-
-/* LSTM gate arithmetic for one batch row: pre-activations in, activations out
- * (in place), new cell and hidden state. Separate restrict pointers per gate
- * let the compiler vectorize across j. */
-CR_CLONES static void lstm_cell_forward(float *restrict gi, float *restrict gf, float *restrict gg,
-                                        float *restrict go, const float *restrict cp,
-                                        float *restrict c, float *restrict h, int H)
-{
-    for (int j = 0; j < H; j++) {
-        float i_ = cr_sigmoidf(gi[j]), f_ = cr_sigmoidf(gf[j]);
-        float g_ = cr_tanhf(gg[j]), o_ = cr_sigmoidf(go[j]);
-        float cn = f_ * cp[j] + i_ * g_;
-        c[j] = cn;
-        h[j] = o_ * cr_tanhf(cn);
-        gi[j] = i_, gf[j] = f_, gg[j] = g_, go[j] = o_;
-    }
-}
-
-/* Gradients of the pre-activations of one batch row; dc carries dL/dc back a step. */
-CR_CLONES static void lstm_cell_backward(float *restrict di, float *restrict df,
-                                         float *restrict dgg, float *restrict dout,
-                                         float *restrict dc_next, const float *restrict gi,
-                                         const float *restrict gf, const float *restrict gg,
-                                         const float *restrict go, const float *restrict cp,
-                                         const float *restrict c, const float *restrict dh, int H)
-{
-    for (int j = 0; j < H; j++) {
-        float i_ = gi[j], f_ = gf[j], g_ = gg[j], o_ = go[j];
-        float tc = cr_tanhf(c[j]);
-        float dc = dc_next[j] + dh[j] * o_ * (1.0f - tc * tc);
-        di[j] = dc * g_ * i_ * (1.0f - i_);
-        df[j] = dc * cp[j] * f_ * (1.0f - f_);
-        dgg[j] = dc * i_ * (1.0f - g_ * g_);
-        dout[j] = dh[j] * tc * o_ * (1.0f - o_);
-        dc_next[j] = dc * f_;
-    }
-}
 
 /* gates (N, GH) = input side of every step, biases included. For GRU the
  * recurrent bias of the n gate stays out: it sits inside r * (W_hn h + b_hn). */
@@ -101,7 +67,7 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
             for (int b = 0; b < B; b++) {
                 float *gb = g + (size_t)b * GH;
                 size_t o = (size_t)b * H;
-                lstm_cell_forward(gb, gb + H, gb + 2 * H, gb + 3 * H, cp + o, c + o, h + o, H);
+                cell_lstm_forward(gb, gb + H, gb + 2 * H, gb + 3 * H, cp + o, c + o, h + o, H);
             }
         } else if (cell == CHARRNN_CELL_GRU) {
             /* dg_hh's block t is free until backward: use it for h_prev @ W_hh^T. */
@@ -111,25 +77,17 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
             float *hn = a->hn + (size_t)t * B * H;
             const float *b_hn = p->b_hh + 2 * H;
             for (int b = 0; b < B; b++) {
-                float *gb = g + (size_t)b * GH;
+                float *gb = g + (size_t)b * GH, *hnb = hn + (size_t)b * H;
                 const float *hb = hh + (size_t)b * GH;
-                for (int j = 0; j < H; j++) {
-                    float r_ = cr_sigmoidf(gb[j] + hb[j]);
-                    float z_ = cr_sigmoidf(gb[H + j] + hb[H + j]);
-                    float hn_ = hb[2 * H + j] + b_hn[j];
-                    float n_ = cr_tanhf(gb[2 * H + j] + r_ * hn_);
-                    h[(size_t)b * H + j] = (1.0f - z_) * n_ + z_ * hp[(size_t)b * H + j];
-                    hn[(size_t)b * H + j] = hn_;
-                    gb[j] = r_, gb[H + j] = z_, gb[2 * H + j] = n_;
-                }
+                size_t o = (size_t)b * H;
+                for (int j = 0; j < H; j++)
+                    hnb[j] = hb[2 * H + j] + b_hn[j];
+                cell_gru_forward(gb, hb, hnb, hp + o, h + o, H);
             }
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, H, 1.0f, hp, H, p->w_hh, H,
                         1.0f, g, H);
-            for (size_t k = 0; k < (size_t)B * H; k++) {
-                g[k] = cr_tanhf(g[k]);
-                h[k] = g[k];
-            }
+            cell_rnn_forward(g, h, (size_t)B * H);
         }
     }
 }
@@ -155,7 +113,7 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                 const float *gb = g + (size_t)b * GH;
                 float *db = dg + (size_t)b * GH;
                 size_t o = (size_t)b * H;
-                lstm_cell_backward(db, db + H, db + 2 * H, db + 3 * H, dnc + o, gb, gb + H,
+                cell_lstm_backward(db, db + H, db + 2 * H, db + 3 * H, dnc + o, gb, gb + H,
                                    gb + 2 * H, gb + 3 * H, cp + o, c + o, dh + o, H);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dg, GH, p->w_hh,
@@ -167,24 +125,13 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
             for (int b = 0; b < B; b++) {
                 const float *gb = g + (size_t)b * GH;
                 float *db = dg + (size_t)b * GH, *dbh = dgh + (size_t)b * GH;
-                for (int j = 0; j < H; j++) {
-                    size_t k = (size_t)b * H + j;
-                    float r_ = gb[j], z_ = gb[H + j], n_ = gb[2 * H + j];
-                    float dan = dh[k] * (1.0f - z_) * (1.0f - n_ * n_);
-                    float daz = dh[k] * (hp[k] - n_) * z_ * (1.0f - z_);
-                    float dar = dan * hn[k] * r_ * (1.0f - r_);
-                    db[j] = dbh[j] = dar;
-                    db[H + j] = dbh[H + j] = daz;
-                    db[2 * H + j] = dan;
-                    dbh[2 * H + j] = dan * r_;
-                    dnh[k] = dh[k] * z_; /* direct path; recurrent GEMM adds below */
-                }
+                size_t o = (size_t)b * H;
+                cell_gru_backward(db, dbh, dnh + o, gb, hn + o, hp + o, dh + o, H);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dgh, GH, p->w_hh,
                         H, 1.0f, dnh, H);
         } else {
-            for (size_t k = 0; k < (size_t)B * H; k++)
-                dg[k] = dh[k] * (1.0f - g[k] * g[k]);
+            cell_rnn_backward(dg, g, dh, (size_t)B * H);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, H, 1.0f, dg, H, p->w_hh, H,
                         0.0f, dnh, H);
         }

@@ -11,6 +11,7 @@
 
 #include "charrnn/status.h"
 
+#include "cell_math.h"
 #include "fastmath.h"
 #include "rowdot_variants.h"
 
@@ -31,11 +32,11 @@ struct charrnn_stream {
     int emit_tok;
     charrnn_finish finish;
     charrnn_rng rng;
-    float *h, *c;                        /* (L, H) each */
-    float *gi, *gh;                      /* (G*H) scratch: input and recurrent pre-activations */
-    float *act;                          /* (G*H) scratch: gate activations */
-    float *logits;                       /* (V) */
-    int *order;                          /* (V) candidate order for top-k / top-p */
+    float *h, *c;   /* (2, L, H) each: the state before and after a step */
+    int cur;        /* which half of h and c holds the state; a step writes the other */
+    float *gi, *gh; /* (G*H) scratch: input and recurrent pre-activations */
+    float *logits;  /* (V) */
+    int *order;     /* (V) candidate order for top-k / top-p */
     char tail[CHARRNN_MAX_STOP_LEN + 4]; /* last bytes of the generated text */
     size_t tail_len;
 };
@@ -59,7 +60,7 @@ void charrnn_stream_free(charrnn_stream *s)
     if (!s)
         return;
     free(s->stop_buf), free(s->prime), free(s->h), free(s->c), free(s->gi), free(s->gh);
-    free(s->act), free(s->logits), free(s->order);
+    free(s->logits), free(s->order);
     free(s);
 }
 
@@ -80,16 +81,15 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     s->m = m;
     s->p = *p;
-    s->h = charrnn_alloc_floats((size_t)L * H);
-    s->c = charrnn_alloc_floats((size_t)L * H);
+    s->h = charrnn_alloc_floats((size_t)2 * L * H);
+    s->c = charrnn_alloc_floats((size_t)2 * L * H);
     s->gi = charrnn_alloc_floats((size_t)GH);
     s->gh = charrnn_alloc_floats((size_t)GH);
-    s->act = charrnn_alloc_floats((size_t)GH);
     s->logits = charrnn_alloc_floats((size_t)V);
     s->order = malloc((size_t)V * sizeof *s->order);
     s->prime = malloc((p->prime_len ? p->prime_len : 1) * sizeof *s->prime);
     s->stop_buf = malloc(stop_total ? stop_total : 1);
-    if (!s->h || !s->c || !s->gi || !s->gh || !s->act || !s->logits || !s->order || !s->prime ||
+    if (!s->h || !s->c || !s->gi || !s->gh || !s->logits || !s->order || !s->prime ||
         !s->stop_buf) {
         charrnn_stream_free(s);
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
@@ -143,15 +143,27 @@ size_t charrnn_stream_generated_chars(const charrnn_stream *s)
  * matrix-matrix product. 16 streams of hidden state stay in L1/L2. */
 #define TILE 16
 
+/* Offsets of layer l's state (h, and c for LSTM) before the step and after
+ * it: the two halves of h and c. The cell reads one half and writes the
+ * other, as training keeps one block per time step, so both call the same
+ * cell functions (cell_math.h), whose arrays must not overlap. */
+static size_t state_old(const charrnn_stream *s, int l, int L, int H)
+{
+    return ((size_t)s->cur * L + l) * H;
+}
+static size_t state_new(const charrnn_stream *s, int l, int L, int H)
+{
+    return ((size_t)(1 - s->cur) * L + l) * H;
+}
+
 /* Pre-activations of layer l for a tile of streams: gi = W_ih x + b_ih,
  * gh = W_hh h + b_hh. Layer 0's input is the token (a column of W_ih); a
  * higher layer's is the new h of the layer below. Every (stream, row) dot
  * product is the same fixed-order computation whatever the tile holds
  * (rowdot.h), in whichever build of the kernel runs (rowdot_variants.h). */
-static void layer_gates(charrnn_stream *const *ss, size_t n, int l)
+static void layer_gates(const charrnn_model *m, charrnn_stream *const *ss, size_t n, int l)
 {
-    const charrnn_model *m = ss[0]->m;
-    const int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
     const int GH = charrnn_cell_gates(m->cfg.cell) * H;
     const charrnn_layer_params *p = &m->p.layer[l];
     const float *x[TILE];
@@ -165,50 +177,36 @@ static void layer_gates(charrnn_stream *const *ss, size_t n, int l)
         }
     } else {
         for (size_t i = 0; i < n; i++)
-            x[i] = ss[i]->h + (size_t)(l - 1) * H, y[i] = ss[i]->gi;
+            x[i] = ss[i]->h + state_new(ss[i], l - 1, L, H), y[i] = ss[i]->gi;
         charrnn_rd_rows(p->w_ih, p->b_ih, GH, H, n, x, y);
     }
     for (size_t i = 0; i < n; i++)
-        x[i] = ss[i]->h + (size_t)l * H, y[i] = ss[i]->gh;
+        x[i] = ss[i]->h + state_old(ss[i], l, L, H), y[i] = ss[i]->gh;
     charrnn_rd_rows(p->w_hh, p->b_hh, GH, H, n, x, y);
 }
 
-/* The cell's gate arithmetic for one stream, updating h (and c) of layer l.
- * Cloned per instruction set (fastmath.h): in a portable build at 16
- * streams the gate arithmetic was a third of a step. */
-CR_CLONES static void layer_update(charrnn_stream *s, int l)
+/* The cell of layer l for one stream: its new h (and c) from gi and gh. The
+ * arithmetic is training's (cell_math.h); LSTM and RNN take the sum of both
+ * sides, GRU keeps the recurrent side of n apart. Cloned per instruction set
+ * (fastmath.h) for the sums: in a portable build at 16 streams the gate
+ * arithmetic was a third of a step. */
+CR_CLONES static void layer_update(const charrnn_model *m, charrnn_stream *s, int l)
 {
-    const charrnn_model *m = s->m;
-    const int H = m->cfg.hidden_size;
-    float *restrict h = s->h + (size_t)l * H, *restrict c = s->c + (size_t)l * H;
-    const float *restrict gi = s->gi, *restrict gh = s->gh;
-    float *restrict a = s->act;
+    const int H = m->cfg.hidden_size, L = m->cfg.num_layers;
+    const size_t o = state_old(s, l, L, H), nw = state_new(s, l, L, H);
+    float *restrict gi = s->gi;
+    const float *restrict gh = s->gh;
     switch (m->cfg.cell) {
     case CHARRNN_CELL_LSTM:
-        /* Gate by gate: simple loops that the vectorizer takes (the fused
-         * loop was left scalar). a = (i, f, g, o) activations, (4H). */
-        for (int j = 0; j < 2 * H; j++)
-            a[j] = cr_sigmoidf(gi[j] + gh[j]);
-        for (int j = 2 * H; j < 3 * H; j++)
-            a[j] = cr_tanhf(gi[j] + gh[j]);
-        for (int j = 3 * H; j < 4 * H; j++)
-            a[j] = cr_sigmoidf(gi[j] + gh[j]);
-        for (int j = 0; j < H; j++) {
-            float c_ = a[H + j] * c[j] + a[j] * a[2 * H + j];
-            c[j] = c_;
-            h[j] = a[3 * H + j] * cr_tanhf(c_);
-        }
+        for (int j = 0; j < 4 * H; j++)
+            gi[j] += gh[j];
+        cell_lstm_forward(gi, gi + H, gi + 2 * H, gi + 3 * H, s->c + o, s->c + nw, s->h + nw, H);
         break;
-    case CHARRNN_CELL_GRU:
-        for (int j = 0; j < H; j++) {
-            float r_ = cr_sigmoidf(gi[j] + gh[j]), z_ = cr_sigmoidf(gi[H + j] + gh[H + j]);
-            float n_ = cr_tanhf(gi[2 * H + j] + r_ * gh[2 * H + j]);
-            h[j] = (1.0f - z_) * n_ + z_ * h[j];
-        }
-        break;
+    case CHARRNN_CELL_GRU: cell_gru_forward(gi, gh, gh + 2 * H, s->h + o, s->h + nw, H); break;
     case CHARRNN_CELL_RNN:
         for (int j = 0; j < H; j++)
-            h[j] = cr_tanhf(gi[j] + gh[j]);
+            gi[j] += gh[j];
+        cell_rnn_forward(gi, s->h + nw, (size_t)H);
         break;
     }
 }
@@ -292,22 +290,23 @@ static void step_end(charrnn_stream *s)
         s->pending = sample_logits(s);
 }
 
-static void step_tile(charrnn_stream *const *ss, size_t n)
+static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t n)
 {
-    const charrnn_model *m = ss[0]->m;
     const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
     for (int l = 0; l < L; l++) {
-        layer_gates(ss, n, l);
+        layer_gates(m, ss, n, l);
         for (size_t i = 0; i < n; i++)
-            layer_update(ss[i], l);
+            layer_update(m, ss[i], l);
     }
     const float *x[TILE];
     float *y[TILE];
     for (size_t i = 0; i < n; i++)
-        x[i] = ss[i]->h + (size_t)(L - 1) * H, y[i] = ss[i]->logits;
+        x[i] = ss[i]->h + state_new(ss[i], L - 1, L, H), y[i] = ss[i]->logits;
     charrnn_rd_rows(m->p.dec_w, m->p.dec_b, V, H, n, x, y);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        ss[i]->cur = 1 - ss[i]->cur;
         step_end(ss[i]);
+    }
 }
 
 void charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *streams)
@@ -319,7 +318,7 @@ void charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const 
         if (step_begin(streams[i]))
             tile[k++] = streams[i];
         if (k == TILE || (i + 1 == n && k > 0)) {
-            step_tile(tile, k);
+            step_tile(tile[0]->m, tile, k);
             k = 0;
         }
     }
