@@ -1,11 +1,14 @@
 /* The gate arithmetic gives the same bits whatever instruction set GCC
- * builds it for (model/math/fastmath.h CR_CLONES: the sampler's and trainer's gate
- * loops run as AVX-512, AVX2 or baseline clones, picked by the CPU). The same
- * loops are compiled here as scalar code and for each target, run over edge
- * values and a quarter million random inputs, and compared bit for bit.
+ * builds it for (model/math/fastmath.h CR_CLONES: the cell functions of
+ * model/math/cell_math.h, which training and sampling call, run as AVX-512, AVX2 or
+ * baseline clones, picked by the CPU). The LSTM cell, which uses every
+ * function of fastmath.h, is compiled here into scalar code and into each
+ * target (flatten inlines it into each wrapper), run over edge values and a
+ * quarter million random inputs, and compared bit for bit.
  * Built with the library's -ffp-contract=off (with contraction on, the
  * AVX-512 version differs: this test fails) and -fno-trapping-math (without
  * it GCC 12 vectorizes these loops only for AVX-512). */
+#include "../../model/math/cell_math.h"
 #include "../../model/math/fastmath.h"
 
 #include <check.h>
@@ -16,47 +19,37 @@
 
 enum { N = 1 << 18 };
 
-/* The LSTM cell as sampler.c's layer_update computes it (gate by gate, the
- * loops the vectorizer takes), for one row: pre-activations g (4n) and c (n)
- * in; activations a (4n), h and c out; e = exp(g) for cr_expf alone. */
+/* One row of the LSTM cell: pre-activations g (4n) and c_prev (n) in;
+ * activations a (4n), c and h out; e = exp(g) for cr_expf alone. */
 #define GATES_BODY                                                                                 \
-    for (int j = 0; j < 2 * n; j++)                                                                \
-        a[j] = cr_sigmoidf(g[j]);                                                                  \
-    for (int j = 2 * n; j < 3 * n; j++)                                                            \
-        a[j] = cr_tanhf(g[j]);                                                                     \
-    for (int j = 3 * n; j < 4 * n; j++)                                                            \
-        a[j] = cr_sigmoidf(g[j]);                                                                  \
-    for (int j = 0; j < n; j++) {                                                                  \
-        float c_ = a[n + j] * c[j] + a[j] * a[2 * n + j];                                          \
-        c[j] = c_;                                                                                 \
-        h[j] = a[3 * n + j] * cr_tanhf(c_);                                                        \
-    }                                                                                              \
+    memcpy(a, g, sizeof(float) * 4 * (size_t)n);                                                   \
+    cell_lstm_forward(a, a + n, a + 2 * n, a + 3 * n, cp, c, h, n);                                \
     for (int j = 0; j < n; j++)                                                                    \
         e[j] = cr_expf(g[j]);
 
 #define GATES_PARAMS                                                                               \
-    const float *restrict g, float *restrict a, float *restrict c, float *restrict h,              \
-        float *restrict e, int n
+    const float *restrict g, float *restrict a, const float *restrict cp, float *restrict c,       \
+        float *restrict h, float *restrict e, int n
 
 typedef void gates_fn(GATES_PARAMS);
 
-__attribute__((optimize("no-tree-vectorize"))) static void gates_scalar(GATES_PARAMS)
+__attribute__((optimize("no-tree-vectorize"), flatten)) static void gates_scalar(GATES_PARAMS)
 {
     GATES_BODY
 }
 
-static void gates_default(GATES_PARAMS)
+__attribute__((flatten)) static void gates_default(GATES_PARAMS)
 {
     GATES_BODY
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2"))) static void gates_avx2(GATES_PARAMS)
+__attribute__((target("avx2"), flatten)) static void gates_avx2(GATES_PARAMS)
 {
     GATES_BODY
 }
 
-__attribute__((target("avx512f"))) static void gates_avx512(GATES_PARAMS)
+__attribute__((target("avx512f"), flatten)) static void gates_avx512(GATES_PARAMS)
 {
     GATES_BODY
 }
@@ -98,13 +91,12 @@ static void run(gates_fn *f, float **c, float **h, float **e)
 {
     *c = malloc(sizeof(float) * N), *h = malloc(sizeof(float) * N), *e = malloc(sizeof(float) * N);
     ck_assert(*c && *h && *e);
-    memcpy(*c, c0, sizeof(float) * N);
     float *a = malloc(sizeof(float) * 4 * 1003);
     ck_assert(a);
     /* Rows of 1003: vector bodies and scalar remainders both run. */
     for (int r0 = 0; r0 < N; r0 += 1003) {
         int n = N - r0 < 1003 ? N - r0 : 1003;
-        f(g0 + (size_t)4 * r0, a, *c + r0, *h + r0, *e + r0, n);
+        f(g0 + (size_t)4 * r0, a, c0 + r0, *c + r0, *h + r0, *e + r0, n);
     }
     free(a);
 }
