@@ -131,12 +131,14 @@ int main(int argc, char **argv)
                 charrnn_cell_name(m->cfg.cell), m->cfg.num_layers, m->cfg.hidden_size,
                 m->cfg.vocab_size, (unsigned long long)p.seed, charrnn_kernel_name());
     fputs(prime, stdout);
-    charrnn_sample_run(s, m, write_out, NULL);
+    int run = charrnn_sample_run(s, m, write_out, NULL);
+    if (run)
+        cli_fail(run, NULL);
     if (verbose)
         fprintf(stderr, "\ncharrnn-sample: %zu characters, finish_reason %s\n",
                 charrnn_stream_generated_chars(s),
                 charrnn_finish_name(charrnn_stream_finish_reason(s)));
-    rc = fflush(stdout) ? 1 : 0;
+    rc = run || fflush(stdout) ? 1 : 0;
     charrnn_stream_free(s);
     charrnn_model_free(m);
     return rc;

@@ -4,6 +4,7 @@
 #include "engine.h"
 
 #include "charrnn/clock.h"
+#include "charrnn/status.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -244,15 +245,21 @@ static void *worker(void *arg)
         const charrnn_model *model = b->ver->model;
         pthread_mutex_unlock(&e->mu);
 
-        charrnn_infer_step(model, m, streams);
+        /* A batch holds the streams of one version (place()), so the step
+         * cannot refuse them; if it ever did, the jobs end instead of spinning. */
+        int failed = charrnn_infer_step(model, m, streams) != CHARRNN_OK;
         for (size_t i = 0; i < m; i++)
-            nout[i] = charrnn_stream_emit(streams[i], out[i]);
+            nout[i] = failed ? 0 : charrnn_stream_emit(streams[i], out[i]);
 
         pthread_mutex_lock(&e->mu);
         e->steps++;
         e->stepped += m;
         for (size_t i = 0; i < m; i++) {
             gen_job *j = b->jobs[i];
+            if (failed) {
+                job_end_now(e, j, JOB_SHUTDOWN);
+                continue;
+            }
             if (nout[i] > 0) {
                 if (j->len + (size_t)nout[i] > j->cap) {
                     size_t nc = j->cap ? 2 * j->cap : 256;

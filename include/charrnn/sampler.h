@@ -114,17 +114,22 @@ charrnn_finish charrnn_stream_finish_reason(const charrnn_stream *s);
 size_t charrnn_stream_prime_chars(const charrnn_stream *s);
 size_t charrnn_stream_generated_chars(const charrnn_stream *s);
 
-/* Advances n streams of the same model by one step (one token each). All
- * streams must be not done. Scratch is internal to each stream; the weights are
- * only read, so different threads may step disjoint sets of streams. */
-void charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *streams);
+/* Advances n streams by one step (one token each) through model m, reading
+ * each of m's weight rows once for up to 16 streams. Every stream must have
+ * been created from m (a batch is one model's: with a hot-reloaded model the
+ * caller groups streams by version); otherwise returns CHARRNN_EINVAL and
+ * steps none. All streams must be not done. Scratch is internal to each
+ * stream; the weights are only read, so different threads may step disjoint
+ * sets of streams. Returns CHARRNN_OK. */
+int charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *streams);
 
 /* After a step: if the step produced a character, writes its UTF-8 bytes into
  * out (at least 4 bytes) and returns the byte count; returns 0 while priming. */
 int charrnn_stream_emit(charrnn_stream *s, char *out);
 
 /* Convenience: runs one stream to completion, calling cb for every generated
- * chunk of UTF-8 (cb returning non-zero stops early). Returns CHARRNN_OK. */
+ * chunk of UTF-8 (cb returning non-zero stops early). Returns CHARRNN_OK, or
+ * CHARRNN_EINVAL (nothing generated) if s was not created from m. */
 int charrnn_sample_run(charrnn_stream *s, const charrnn_model *m,
                        int (*cb)(void *ctx, const char *bytes, size_t len), void *ctx);
 

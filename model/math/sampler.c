@@ -309,19 +309,22 @@ static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t 
     }
 }
 
-void charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *streams)
+int charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *streams)
 {
-    (void)m;
+    for (size_t i = 0; i < n; i++)
+        if (streams[i]->m != m)
+            return CHARRNN_EINVAL;
     charrnn_stream *tile[TILE];
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (step_begin(streams[i]))
             tile[k++] = streams[i];
         if (k == TILE || (i + 1 == n && k > 0)) {
-            step_tile(tile[0]->m, tile, k);
+            step_tile(m, tile, k);
             k = 0;
         }
     }
+    return CHARRNN_OK;
 }
 
 int charrnn_stream_emit(charrnn_stream *s, char *out)
@@ -359,7 +362,9 @@ int charrnn_sample_run(charrnn_stream *s, const charrnn_model *m,
     char buf[4096];
     size_t used = 0;
     while (!charrnn_stream_done(s)) {
-        charrnn_infer_step(m, 1, &s);
+        int rc = charrnn_infer_step(m, 1, &s);
+        if (rc)
+            return rc;
         char ch[4];
         int k = charrnn_stream_emit(s, ch);
         memcpy(buf + used, ch, (size_t)k);

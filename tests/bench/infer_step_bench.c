@@ -51,7 +51,10 @@ int main(int argc, char **argv)
         char out[8];
         while (c1 - c0 < secs) {
             for (int k = 0; k < 16; k++, steps++) {
-                charrnn_infer_step(m, (size_t)n, s);
+                if (charrnn_infer_step(m, (size_t)n, s)) {
+                    fprintf(stderr, "charrnn_infer_step failed\n");
+                    return 1;
+                }
                 for (int i = 0; i < n; i++)
                     charrnn_stream_emit(s[i], out);
             }

@@ -63,7 +63,8 @@ static void check_model(const charrnn_model *m)
             abort();
         char out[8];
         while (!charrnn_stream_done(s)) {
-            charrnn_infer_step(m, 1, &s);
+            if (charrnn_infer_step(m, 1, &s))
+                abort();
             charrnn_stream_emit(s, out);
         }
         charrnn_stream_free(s);

@@ -109,8 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[512];
     if (charrnn_stream_create(model, &p, &s, err, sizeof err) == 0) {
         sink k = {0, 0, 0};
-        charrnn_sample_run(s, model, collect, &k);
-        if (k.bad || charrnn_stream_generated_chars(s) > r.length)
+        if (charrnn_sample_run(s, model, collect, &k) || k.bad ||
+            charrnn_stream_generated_chars(s) > r.length)
             abort();
         charrnn_stream_free(s);
     } else if (!err[0]) {

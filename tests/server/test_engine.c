@@ -92,7 +92,7 @@ static void reference(uint64_t seed, size_t length, text *out)
     char err[CHARRNN_ERR_MAX];
     ck_assert_int_eq(charrnn_stream_create(ver->model, &p, &s, err, sizeof err), CHARRNN_OK);
     out->len = 0;
-    charrnn_sample_run(s, ver->model, collect, out);
+    ck_assert_int_eq(charrnn_sample_run(s, ver->model, collect, out), CHARRNN_OK);
     charrnn_stream_free(s);
 }
 

@@ -4,7 +4,8 @@
  * batch as they finish, and shapes that exercise every blocking path of the
  * row kernel (hidden sizes with and without a tail of 16, row counts with
  * and without a remainder of 8, LSTM/GRU/RNN, 1-3 layers), in every build of
- * the kernel (AVX-512, AVX2, plain C) that this CPU runs. */
+ * the kernel (AVX-512, AVX2, plain C) that this CPU runs; and a step refuses
+ * streams of another model. */
 #include "testutil.h"
 
 #include "charrnn/model.h"
@@ -82,7 +83,7 @@ static void run_batch(const charrnn_model *m, const int *idx, int n, out *o)
                 active[na++] = s[k];
         if (na == 0)
             break;
-        charrnn_infer_step(m, (size_t)na, active);
+        ck_assert_int_eq(charrnn_infer_step(m, (size_t)na, active), CHARRNN_OK);
         for (int k = 0; k < n; k++) {
             out *t = &o[idx[k]];
             char b[8];
@@ -200,7 +201,7 @@ START_TEST(duplicates_in_one_batch)
         got[k].len = 0;
     }
     while (!charrnn_stream_done(s[0])) {
-        charrnn_infer_step(m, 33, s);
+        ck_assert_int_eq(charrnn_infer_step(m, 33, s), CHARRNN_OK);
         for (int k = 0; k < 33; k++)
             got[k].len += (size_t)charrnn_stream_emit(s[k], got[k].text + got[k].len);
     }
@@ -210,6 +211,48 @@ START_TEST(duplicates_in_one_batch)
         charrnn_stream_free(s[k]);
     }
     charrnn_model_free(m);
+}
+END_TEST
+
+static int count_chunks(void *ctx, const char *bytes, size_t len)
+{
+    (void)bytes, (void)len;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* A step runs the model it is given: a stream created from another model
+ * (same shapes, other weights) is refused with CHARRNN_EINVAL and no stream
+ * of the call moves; the stream then generates exactly its text. */
+START_TEST(streams_of_another_model)
+{
+    charrnn_model *a = make_model(CHARRNN_CELL_GRU, 24, 2, 8);
+    charrnn_model *b = make_model(CHARRNN_CELL_GRU, 24, 2, 9);
+    static out want[NS];
+    int idx[1] = {3};
+    run_batch(a, idx, 1, want);
+    char err[CHARRNN_ERR_MAX];
+    charrnn_sample_params p = request(3);
+    charrnn_stream *s[2];
+    ck_assert_int_eq(charrnn_stream_create(a, &p, &s[0], err, sizeof err), CHARRNN_OK);
+    ck_assert_int_eq(charrnn_stream_create(b, &p, &s[1], err, sizeof err), CHARRNN_OK);
+    ck_assert_int_eq(charrnn_infer_step(a, 2, s), CHARRNN_EINVAL);
+    ck_assert_int_eq(charrnn_infer_step(b, 2, s), CHARRNN_EINVAL);
+    int chunks = 0;
+    ck_assert_int_eq(charrnn_sample_run(s[1], a, count_chunks, &chunks), CHARRNN_EINVAL);
+    ck_assert_int_eq(chunks, 0);
+    static out got;
+    got.len = 0;
+    while (!charrnn_stream_done(s[0])) {
+        ck_assert_int_eq(charrnn_infer_step(a, 1, &s[0]), CHARRNN_OK);
+        got.len += (size_t)charrnn_stream_emit(s[0], got.text + got.len);
+    }
+    ck_assert_msg(got.len == want[3].len && memcmp(got.text, want[3].text, got.len) == 0,
+                  "a refused step moved the stream");
+    ck_assert_int_eq(charrnn_sample_run(s[1], b, count_chunks, &chunks), CHARRNN_OK);
+    ck_assert_int_gt(chunks, 0);
+    charrnn_stream_free(s[0]), charrnn_stream_free(s[1]);
+    charrnn_model_free(a), charrnn_model_free(b);
 }
 END_TEST
 
@@ -232,7 +275,8 @@ int main(void)
 {
     Suite *s = suite_create("infer_step");
     TCase *tc = ADD_CASE(s, "batch_invariance", lstm_h32_l2, lstm_h100_l3, gru_h24_l2, rnn_h19_l1,
-                         lstm_h8_l1, gru_h45_l2, duplicates_in_one_batch, kernel_select_errors);
+                         lstm_h8_l1, gru_h45_l2, duplicates_in_one_batch, streams_of_another_model,
+                         kernel_select_errors);
     tcase_set_timeout(tc, 120);
     return run_suite(s);
 }

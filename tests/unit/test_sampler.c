@@ -37,7 +37,7 @@ static void run_stream(const charrnn_model *m, const charrnn_sample_params *p, o
     ck_assert_msg(charrnn_stream_create(m, p, &s, err, sizeof err) == CHARRNN_OK, "%s", err);
     o->len = 0;
     while (!charrnn_stream_done(s)) {
-        charrnn_infer_step(m, 1, &s);
+        ck_assert_int_eq(charrnn_infer_step(m, 1, &s), CHARRNN_OK);
         o->len += (size_t)charrnn_stream_emit(s, o->text + o->len);
         ck_assert_uint_lt(o->len, sizeof o->text - 8);
     }
@@ -268,7 +268,7 @@ START_TEST(sampler_batch_invariance)
                 active[n++] = s[i];
         if (n == 0)
             break;
-        charrnn_infer_step(m, n, active);
+        ck_assert_int_eq(charrnn_infer_step(m, n, active), CHARRNN_OK);
         for (int i = 0; i < NS; i++)
             for (size_t k = 0; k < n; k++)
                 if (active[k] == s[i])
