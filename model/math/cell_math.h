@@ -9,8 +9,9 @@
  *
  * Notation, one row of H units, PyTorch's gate order and names:
  *   a_x = W_ix x + b_ix (input side), a_h = W_hx h_prev + b_hx (recurrent
- *   side), ⊙ elementwise, σ the logistic function, σ' = σ (1 - σ),
- *   tanh' = 1 - tanh^2 (both from the saved activations).
+ *   side); every product is elementwise; sigm is the logistic function,
+ *   sigm' = sigm (1 - sigm) and tanh' = 1 - tanh^2, taken from the saved
+ *   activations (LSTM's tanh(c) excepted).
  *
  * Every function is elementwise over j in [0, H) with one restrict pointer per
  * array, so GCC vectorizes it, and builds it per instruction set (CR_CLONES).
@@ -19,9 +20,15 @@
  * the same bits for the same inputs (unit/fastmath, unit/infer_step).
  * In-place arguments are named "in/out"; no two other pointers may overlap.
  *
- * Adding a cell: its forward (and backward) here, the enum, name and gate
- * count in model.h/model.c, the state sizes in trainer.c, the calls in
- * layers.c and sampler.c, and the reference fixtures in tests/reference. */
+ * Adding a cell touches: this file (forward, backward, equations);
+ * include/charrnn/model.h (the enum, the gate order) and model.c (gate count,
+ * name, parse, check, initialisation); layers.c (the GEMMs around the cell)
+ * and layers.h if backward needs more saved activations (as GRU's hn);
+ * trainer.c (carried state, activation buffers); sampler.c (layer_update,
+ * the stream's state); the --cell help of cli/train_main.c and the README;
+ * the tests: tests/reference/gen_fixtures.py and its fixture, unit/reference,
+ * unit/grad, unit/checkpoint, unit/infer_step, interop/torch-interop. The
+ * checkpoint format, the server and the CLIs otherwise take the cell by name. */
 #ifndef CHARRNN_CELL_MATH_H
 #define CHARRNN_CELL_MATH_H
 
@@ -30,9 +37,9 @@
 #include <stddef.h>
 
 /* LSTM, gates i, f, g, o; a = a_x + a_h summed by the caller:
- *   i = σ(a_i)   f = σ(a_f)   g = tanh(a_g)   o = σ(a_o)
- *   c = f ⊙ c_prev + i ⊙ g
- *   h = o ⊙ tanh(c)
+ *   i = sigm(a_i)   f = sigm(a_f)   g = tanh(a_g)   o = sigm(a_o)
+ *   c = f * c_prev + i * g
+ *   h = o * tanh(c)
  * ai..ao: (H) each, in: pre-activations, out: i, f, g, o (backward's input).
  * One loop over all four gates: with a pointer per gate GCC vectorizes it
  * whole (over one array with offsets it stayed scalar). */
@@ -53,10 +60,10 @@ CR_CLONES static inline void cell_lstm_forward(float *restrict ai, float *restri
 
 /* LSTM backward. dc (in/out) carries dL/dc from step t+1 in and to step t-1
  * out; dh is dL/dh_t from the layer above and from step t+1:
- *   dc   += dh ⊙ o ⊙ tanh'(c)
- *   da_i  = dc ⊙ g ⊙ σ'(i)        da_f = dc ⊙ c_prev ⊙ σ'(f)
- *   da_g  = dc ⊙ i ⊙ tanh'(g)     da_o = dh ⊙ tanh(c) ⊙ σ'(o)
- *   dc_prev = dc ⊙ f
+ *   dc  += dh * o * tanh'(c)
+ *   da_i = dc * g * sigm'(i)     da_f = dc * c_prev * sigm'(f)
+ *   da_g = dc * i * tanh'(g)     da_o = dh * tanh(c) * sigm'(o)
+ *   dc_prev = dc * f
  * The same da_* feed both W_ix (and b_ix) and W_hx (and b_hx). */
 CR_CLONES static inline void cell_lstm_backward(
     float *restrict dai, float *restrict daf, float *restrict dag, float *restrict dao,
@@ -78,9 +85,9 @@ CR_CLONES static inline void cell_lstm_backward(
 
 /* GRU, gates r, z, n; the recurrent side of n stays separate because r
  * scales it, bias included:
- *   r = σ(a_xr + a_hr)   z = σ(a_xz + a_hz)
- *   n = tanh(a_xn + r ⊙ a_hn)          a_hn = W_hn h_prev + b_hn
- *   h = (1 - z) ⊙ n + z ⊙ h_prev
+ *   r = sigm(a_xr + a_hr)   z = sigm(a_xz + a_hz)
+ *   n = tanh(a_xn + r * a_hn)   a_hn = W_hn h_prev + b_hn
+ *   h = (1 - z) * n + z * h_prev
  * ax: (3H) in: a_x (r, z, n), out: r, z, n. ahrz: (2H) a_h of r and z.
  * ahn: (H) a_hn. A bias may sit on either side of r and z (training puts
  * both into a_x, inference keeps b_h in a_h). */
@@ -100,15 +107,15 @@ CR_CLONES static inline void cell_gru_forward(float *restrict ax, const float *r
 
 /* GRU backward. The chain rule through the forward above, with dh the
  * gradient of h (from the layer above and from step t+1):
- *   dn = dh ⊙ (1 - z)         dan = dn ⊙ tanh'(n)    gradient of a_xn
- *   dz = dh ⊙ (h_prev - n)    daz = dz ⊙ σ'(z)       of a_xz and of a_hz
- *   dr = dan ⊙ a_hn           dar = dr ⊙ σ'(r)       of a_xr and of a_hr
- *   d(a_hn) = dan ⊙ r                                 r scales a_hn
- *   dh_prev = dh ⊙ z  +  (dar, daz, dan ⊙ r) W_hh     (the caller's GEMM adds
- *                                                      the second term)
+ *   dn = dh * (1 - z)        dan = dn * tanh'(n)    gradient of a_xn
+ *   dz = dh * (h_prev - n)   daz = dz * sigm'(z)    of a_xz and of a_hz
+ *   dr = dan * a_hn          dar = dr * sigm'(r)    of a_xr and of a_hr
+ *   d(a_hn) = dan * r                               (r scales a_hn)
+ *   dh_prev = dh * z + (dar, daz, dan * r) W_hh     (the caller's GEMM adds
+ *                                                    the second term)
  * dax (3H) gets (dar, daz, dan), the gradient of a_x (so of b_ih); dah (3H)
- * gets (dar, daz, dan ⊙ r), the gradient of a_h (so of b_hh), "dbh" for
- * short. dh_prev (H) gets the direct term dh ⊙ z. */
+ * gets (dar, daz, dan * r), the gradient of a_h (so of b_hh), "dbh" for
+ * short. dh_prev (H) gets the direct term dh * z. */
 CR_CLONES static inline void cell_gru_backward(float *restrict dax, float *restrict dah,
                                                float *restrict dh_prev, const float *restrict g,
                                                const float *restrict ahn,
@@ -140,7 +147,7 @@ CR_CLONES static inline void cell_rnn_forward(float *restrict a, float *restrict
     }
 }
 
-/* RNN backward: da = dh ⊙ tanh'(h); dh_prev = da W_hh (the caller's GEMM). */
+/* RNN backward: da = dh * tanh'(h); dh_prev = da W_hh (the caller's GEMM). */
 CR_CLONES static inline void cell_rnn_backward(float *restrict da, const float *restrict g,
                                                const float *restrict dh, size_t n)
 {
