@@ -14,7 +14,16 @@
  * With a prime, every prime character is fed first and the first generated
  * character is sampled from the distribution after the last one. Without a
  * prime the first character is drawn uniformly from the vocabulary with the
- * stream's RNG (char-rnn's sample.lua does the same). */
+ * stream's RNG (char-rnn's sample.lua does the same).
+ *
+ * Log-probabilities (logprob.h gives the definition) are recorded when asked:
+ * after each step charrnn_stream_logprob returns the record of the character
+ * the step produced, if any: a generated character as it is emitted (the
+ * first one of an unprimed stream has none: it is drawn uniformly, not from
+ * the model), or, with score_prime, a prime character once the model has
+ * seen the ones before it (the first prime character has none). Scoring a
+ * text is a stream with that text as prime, score_prime and length 0; it is
+ * stepped like any other, so it batches with generations. */
 #ifndef CHARRNN_SAMPLER_H
 #define CHARRNN_SAMPLER_H
 
@@ -29,16 +38,27 @@
 typedef struct charrnn_sample_params {
     const char *prime; /* UTF-8, may be NULL */
     size_t prime_len;  /* bytes */
-    size_t length;     /* characters to generate, >= 1 */
+    size_t length;     /* characters to generate, >= 1 (0 allowed with score_prime) */
     float temperature; /* 0 = argmax; otherwise 0 < t <= 10 */
     uint64_t seed;
     int top_k;               /* 0 = off */
     float top_p;             /* (0, 1]; 1 = off */
     const char *const *stop; /* n_stop UTF-8 strings, each 1..CHARRNN_MAX_STOP_LEN bytes */
     size_t n_stop;
+    int logprobs;     /* 1 = record log-probabilities (charrnn_stream_logprob) */
+    int top_logprobs; /* with logprobs: the most likely alternatives per character, 0..V */
+    int score_prime;  /* with logprobs: record the prime's characters too; allows length 0 */
+    /* logit_bias (OpenAI's): bias_val[i] is added to the logit of character
+     * bias_id[i] before temperature, top_k and top_p; -100 all but bans it,
+     * 100 all but forces it. Ids distinct, 0..V-1; values in [-100, 100].
+     * Log-probabilities are reported without it. */
+    const int *bias_id;
+    const float *bias_val;
+    size_t n_bias;
 } charrnn_sample_params;
 
-/* Defaults: length 200, temperature 1, top_k 0, top_p 1, seed 0. */
+/* Defaults: length 200, temperature 1, top_k 0, top_p 1, seed 0, no
+ * log-probabilities, no logit bias. */
 charrnn_sample_params charrnn_sample_defaults(void);
 
 /* The sampling parameters by name, so that a front end reports which one is
@@ -52,11 +72,14 @@ typedef enum charrnn_sample_field {
     CHARRNN_SAMPLE_SEED,
     CHARRNN_SAMPLE_TOP_K,
     CHARRNN_SAMPLE_TOP_P,
-    CHARRNN_SAMPLE_STOP
+    CHARRNN_SAMPLE_STOP,
+    CHARRNN_SAMPLE_LOGPROBS,  /* top_logprobs: 0..the vocabulary size */
+    CHARRNN_SAMPLE_LOGIT_BIAS /* each bias_val; ids 0..V-1, distinct */
 } charrnn_sample_field;
 
 /* The field's API name: "prime", "length", "temperature", "seed", "top_k",
- * "top_p", "stop"; "" for CHARRNN_SAMPLE_NONE. Never NULL. */
+ * "top_p", "stop", "logprobs", "logit_bias"; "" for CHARRNN_SAMPLE_NONE.
+ * Never NULL. */
 const char *charrnn_sample_field_name(charrnn_sample_field f);
 
 /* The limits of a numeric field (model/math/sample_params.c holds the one table):
@@ -90,6 +113,12 @@ int charrnn_sample_check_stop(const char *s, char *err, size_t errlen);
  * "<name>: <problem>". field may be NULL. */
 int charrnn_sample_params_check(const charrnn_sample_params *p, charrnn_sample_field *field,
                                 char *err, size_t errlen);
+
+/* charrnn_sample_params_check, then the limits that depend on the model
+ * (charrnn_stream_create runs this one): top_logprobs up to the vocabulary
+ * size, logit_bias ids in 0..V-1. Same results and messages. */
+int charrnn_sample_params_check_model(const charrnn_sample_params *p, const charrnn_model *m,
+                                      charrnn_sample_field *field, char *err, size_t errlen);
 
 typedef enum charrnn_finish {
     CHARRNN_FINISH_NONE = 0,
@@ -126,6 +155,22 @@ int charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *
 /* After a step: if the step produced a character, writes its UTF-8 bytes into
  * out (at least 4 bytes) and returns the byte count; returns 0 while priming. */
 int charrnn_stream_emit(charrnn_stream *s, char *out);
+
+/* One character's log-probability record. */
+typedef struct charrnn_logprob {
+    int token;         /* vocabulary index of the character */
+    int is_prime;      /* 1: a prime character (score_prime), 0: a generated one */
+    int has_logprob;   /* 0: no distribution to report (see above) */
+    float logprob;     /* ln p(token | everything before it) */
+    int n_top;         /* alternatives: top_logprobs, or 0 without has_logprob */
+    const int *top_id; /* (n_top) most likely first, ties by lower index */
+    const float *top_lp;
+} charrnn_logprob;
+
+/* After a step, with logprobs on: 1 and *out filled when the step produced a
+ * character (emitted or scored), else 0; each record is returned once. The
+ * arrays belong to the stream and stay valid until its next step. */
+int charrnn_stream_logprob(charrnn_stream *s, charrnn_logprob *out);
 
 /* Convenience: runs one stream to completion, calling cb for every generated
  * chunk of UTF-8 (cb returning non-zero stops early). Returns CHARRNN_OK, or

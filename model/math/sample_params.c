@@ -27,6 +27,10 @@ static const struct {
     [CHARRNN_SAMPLE_TOP_K] = {"top_k", 1, {0, CHARRNN_MAX_VOCAB, 0, 1}, ""},
     [CHARRNN_SAMPLE_TOP_P] = {"top_p", 1, {0, 1, 1, 0}, ""},
     [CHARRNN_SAMPLE_STOP] = {"stop", 1, {0, CHARRNN_MAX_STOP, 0, 1}, " strings"},
+    /* The alternatives reported per character; the model's vocabulary size is
+     * the real bound (charrnn_sample_params_check_model). */
+    [CHARRNN_SAMPLE_LOGPROBS] = {"logprobs", 1, {0, CHARRNN_MAX_VOCAB, 0, 1}, ""},
+    [CHARRNN_SAMPLE_LOGIT_BIAS] = {"logit_bias", 1, {-100, 100, 0, 0}, ""}, /* OpenAI's range */
 };
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
@@ -96,12 +100,62 @@ int charrnn_sample_params_check(const charrnn_sample_params *p, charrnn_sample_f
     };
     char why[CHARRNN_ERR_MAX];
     charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
-    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0] && !bad; i++)
+    /* length 0 is a scoring stream: the prime's log-probabilities only */
+    int scoring = p->length == 0 && p->logprobs && p->score_prime;
+    for (size_t i = scoring ? 1 : 0; i < sizeof numbers / sizeof numbers[0] && !bad; i++)
         if (charrnn_sample_check_number(numbers[i].f, numbers[i].v, why, sizeof why))
             bad = numbers[i].f;
     for (size_t i = 0; i < p->n_stop && !bad; i++)
         if (charrnn_sample_check_stop(p->stop[i], why, sizeof why))
             bad = CHARRNN_SAMPLE_STOP;
+    if (!bad && p->logprobs &&
+        charrnn_sample_check_number(CHARRNN_SAMPLE_LOGPROBS, p->top_logprobs, why, sizeof why))
+        bad = CHARRNN_SAMPLE_LOGPROBS;
+    for (size_t i = 0; i < p->n_bias && !bad; i++) {
+        if (charrnn_sample_check_number(CHARRNN_SAMPLE_LOGIT_BIAS, p->bias_val[i], why, sizeof why))
+            bad = CHARRNN_SAMPLE_LOGIT_BIAS;
+        for (size_t j = 0; j < i && !bad; j++)
+            if (p->bias_id[j] == p->bias_id[i]) {
+                snprintf(why, sizeof why, "character id %d appears twice", p->bias_id[i]);
+                bad = CHARRNN_SAMPLE_LOGIT_BIAS;
+            }
+    }
+    if (field)
+        *field = bad;
+    if (!bad)
+        return CHARRNN_OK;
+    return charrnn_fail(err, errlen, CHARRNN_ERANGE, "%s: %s", charrnn_sample_field_name(bad), why);
+}
+
+int charrnn_sample_params_check_model(const charrnn_sample_params *p, const charrnn_model *m,
+                                      charrnn_sample_field *field, char *err, size_t errlen)
+{
+    int rc = charrnn_sample_params_check(p, field, err, errlen);
+    if (rc)
+        return rc;
+    const int V = m->cfg.vocab_size;
+    charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
+    char why[CHARRNN_ERR_MAX];
+    if (p->logprobs && p->top_logprobs > V) {
+        snprintf(why, sizeof why, "%d is more than the vocabulary's %d characters", p->top_logprobs,
+                 V);
+        bad = CHARRNN_SAMPLE_LOGPROBS;
+    }
+    unsigned char *seen = p->n_bias ? calloc((size_t)V, 1) : NULL;
+    if (p->n_bias && !seen)
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < p->n_bias && !bad; i++) {
+        int id = p->bias_id[i];
+        if (id < 0 || id >= V)
+            snprintf(why, sizeof why, "character id %d is out of range 0..%d (the vocabulary)", id,
+                     V - 1);
+        else if (seen[id]++)
+            snprintf(why, sizeof why, "character id %d appears twice", id);
+        else
+            continue;
+        bad = CHARRNN_SAMPLE_LOGIT_BIAS;
+    }
+    free(seen);
     if (field)
         *field = bad;
     if (!bad)

@@ -9,6 +9,7 @@
  * many streams are stepped together. */
 #include "charrnn/sampler.h"
 
+#include "charrnn/logprob.h"
 #include "charrnn/status.h"
 
 #include "cell_math.h"
@@ -39,6 +40,15 @@ struct charrnn_stream {
     int *order;     /* (V) candidate order for top-k / top-p */
     char tail[CHARRNN_MAX_STOP_LEN + 4]; /* last bytes of the generated text */
     size_t tail_len;
+    float *bias;   /* (V) logit bias, or NULL */
+    float *biased; /* (V) logits + bias: what is sampled from */
+    /* Log-probability records: `next` is the sampled, not yet emitted token's;
+     * `out` the one charrnn_stream_logprob returns. */
+    int k_top;
+    int next_has_lp, out_ready, out_tok, out_prime, out_has_lp;
+    float next_lp, out_lp;
+    int *next_top_id, *out_top_id; /* (k_top) */
+    float *next_top_lp, *out_top_lp;
 };
 
 charrnn_sample_params charrnn_sample_defaults(void)
@@ -61,6 +71,8 @@ void charrnn_stream_free(charrnn_stream *s)
         return;
     free(s->stop_buf), free(s->prime), free(s->h), free(s->c), free(s->gi), free(s->gh);
     free(s->logits), free(s->order);
+    free(s->bias), free(s->biased);
+    free(s->next_top_id), free(s->out_top_id), free(s->next_top_lp), free(s->out_top_lp);
     free(s);
 }
 
@@ -68,7 +80,7 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
                           charrnn_stream **out, char *err, size_t errlen)
 {
     *out = NULL;
-    int rc = charrnn_sample_params_check(p, NULL, err, errlen);
+    int rc = charrnn_sample_params_check_model(p, m, NULL, err, errlen);
     if (rc)
         return rc;
     size_t stop_total = 0;
@@ -89,7 +101,23 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
     s->order = malloc((size_t)V * sizeof *s->order);
     s->prime = malloc((p->prime_len ? p->prime_len : 1) * sizeof *s->prime);
     s->stop_buf = malloc(stop_total ? stop_total : 1);
-    if (!s->h || !s->c || !s->gi || !s->gh || !s->logits || !s->order || !s->prime ||
+    int nomem = 0;
+    if (p->n_bias > 0) {
+        s->bias = calloc((size_t)V, sizeof *s->bias);
+        s->biased = malloc((size_t)V * sizeof *s->biased);
+        nomem |= !s->bias || !s->biased;
+        for (size_t i = 0; s->bias && i < p->n_bias; i++)
+            s->bias[p->bias_id[i]] = p->bias_val[i];
+    }
+    if (p->logprobs) {
+        size_t k = p->top_logprobs > 0 ? (size_t)p->top_logprobs : 1;
+        s->k_top = p->top_logprobs;
+        s->next_top_id = malloc(k * sizeof(int)), s->out_top_id = malloc(k * sizeof(int));
+        s->next_top_lp = malloc(k * sizeof(float)), s->out_top_lp = malloc(k * sizeof(float));
+        nomem |= !s->next_top_id || !s->out_top_id || !s->next_top_lp || !s->out_top_lp;
+    }
+    s->p.bias_id = NULL, s->p.bias_val = NULL;
+    if (nomem || !s->h || !s->c || !s->gi || !s->gh || !s->logits || !s->order || !s->prime ||
         !s->stop_buf) {
         charrnn_stream_free(s);
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
@@ -110,6 +138,8 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
         return rc;
     }
     charrnn_rng_seed(&s->rng, p->seed);
+    if (p->length == 0 && s->n_prime <= 1)
+        s->finish = CHARRNN_FINISH_LENGTH; /* nothing to score */
     if (s->n_prime > 0) {
         s->pending = s->prime[0];
     } else {
@@ -216,6 +246,11 @@ static int sample_logits(charrnn_stream *s)
 {
     const int V = s->m->cfg.vocab_size;
     const float *lg = s->logits;
+    if (s->bias) {
+        for (int v = 0; v < V; v++)
+            s->biased[v] = s->logits[v] + s->bias[v];
+        lg = s->biased;
+    }
     if (s->p.temperature == 0.0f) {
         int best = 0;
         for (int v = 1; v < V; v++)
@@ -273,21 +308,51 @@ static int sample_logits(charrnn_stream *s)
  * (the stream's last character is being emitted). */
 static int step_begin(charrnn_stream *s)
 {
+    if (s->finish != CHARRNN_FINISH_NONE)
+        return 0;
     if (s->fed_prime == s->n_prime) {
         s->emit_ready = 1, s->emit_tok = s->pending;
+        if (s->p.logprobs) {
+            s->out_ready = 1, s->out_tok = s->pending, s->out_prime = 0;
+            s->out_has_lp = s->next_has_lp, s->out_lp = s->next_lp;
+            int *ti = s->out_top_id;
+            float *tl = s->out_top_lp;
+            s->out_top_id = s->next_top_id, s->out_top_lp = s->next_top_lp;
+            s->next_top_id = ti, s->next_top_lp = tl;
+        }
         return s->generated + 1 < s->p.length;
     }
     s->fed_prime++;
     return 1;
 }
 
+/* The log-probability of tok and the top alternatives under this step's logits. */
+static void record(charrnn_stream *s, int tok, float *lp, int *top_id, float *top_lp)
+{
+    const int V = s->m->cfg.vocab_size;
+    double lse = charrnn_logsumexp(s->logits, V);
+    *lp = charrnn_logprob_of(s->logits, lse, tok);
+    charrnn_top_logprobs(s->logits, V, lse, s->k_top, top_id, top_lp);
+}
+
 /* After the network pass: the next token to feed. */
 static void step_end(charrnn_stream *s)
 {
-    if (s->fed_prime < s->n_prime)
+    if (s->fed_prime < s->n_prime) {
         s->pending = s->prime[s->fed_prime];
-    else
+        if (s->p.logprobs && s->p.score_prime) {
+            s->out_ready = 1, s->out_tok = s->pending, s->out_prime = 1, s->out_has_lp = 1;
+            record(s, s->pending, &s->out_lp, s->out_top_id, s->out_top_lp);
+            if (s->p.length == 0 && s->fed_prime + 1 == s->n_prime)
+                s->finish = CHARRNN_FINISH_LENGTH; /* the whole text is scored */
+        }
+    } else {
         s->pending = sample_logits(s);
+        if (s->p.logprobs) {
+            s->next_has_lp = 1;
+            record(s, s->pending, &s->next_lp, s->next_top_id, s->next_top_lp);
+        }
+    }
 }
 
 static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t n)
@@ -354,6 +419,21 @@ int charrnn_stream_emit(charrnn_stream *s, char *out)
     if (s->generated >= s->p.length)
         s->finish = CHARRNN_FINISH_LENGTH;
     return len;
+}
+
+int charrnn_stream_logprob(charrnn_stream *s, charrnn_logprob *out)
+{
+    if (!s->out_ready)
+        return 0;
+    s->out_ready = 0;
+    out->token = s->out_tok;
+    out->is_prime = s->out_prime;
+    out->has_logprob = s->out_has_lp;
+    out->logprob = s->out_has_lp ? s->out_lp : 0.0f;
+    out->n_top = s->out_has_lp ? s->k_top : 0;
+    out->top_id = s->out_top_id;
+    out->top_lp = s->out_top_lp;
+    return 1;
 }
 
 int charrnn_sample_run(charrnn_stream *s, const charrnn_model *m,
