@@ -5,7 +5,6 @@ tensors) and gives the same probabilities as charrnn's forward pass, and
 charrnn-sample's greedy text equals PyTorch's greedy decoding.
 
 usage: test_torch_interop.py CHARRNN_TRAIN CHARRNN_SAMPLE DUMP_PROBS"""
-import json
 import os
 import subprocess
 import sys
@@ -13,8 +12,8 @@ import tempfile
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
-import st  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_ref import torch_model  # noqa: E402
 
 TRAIN, SAMPLE, DUMP = sys.argv[1:4]
 TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom,\n"
@@ -31,19 +30,6 @@ def check(cond, msg):
         print("FAIL:", msg)
     else:
         print("ok:", msg)
-
-
-def torch_model(path):
-    tensors, meta = st.load(path)
-    cell, L, H = meta["cell"], int(meta["num_layers"]), int(meta["hidden_size"])
-    vocab = json.loads(meta["vocab"])
-    V = len(vocab)
-    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
-    rnn, dec = cls(V, H, L), torch.nn.Linear(H, V)
-    rnn.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("rnn.")}, strict=True)
-    dec.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")},
-                        strict=True)
-    return rnn, dec, vocab
 
 
 def torch_probs(rnn, dec, vocab, text):
