@@ -26,6 +26,7 @@
 void add_common_headers(req_ctx *c, struct MHD_Response *r)
 {
     MHD_add_response_header(r, "Server", "charrnn-serve/" CHARRNN_VERSION);
+    MHD_add_response_header(r, "X-Request-Id", c->request_id);
     if (atomic_load(&c->srv->draining))
         MHD_add_response_header(r, "Connection", "close");
 }
@@ -168,6 +169,9 @@ static void access_log(req_ctx *c, double seconds, int aborted)
     cJSON_AddNumberToObject(f, "status", c->status);
     cJSON_AddNumberToObject(f, "duration_ms", round(seconds * 1e6) / 1e3);
     cJSON_AddStringToObject(f, "remote", c->remote);
+    cJSON_AddStringToObject(f, "request_id", c->request_id);
+    if (c->user[0])
+        cJSON_AddStringToObject(f, "user", c->user);
     if (c->sampled) {
         cJSON_AddStringToObject(f, "model", c->model);
         cJSON_AddNumberToObject(f, "model_version", (double)c->model_version);
@@ -339,6 +343,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         c->endpoint = m.route;
         c->route = m.label;
         remote_of(conn, c->remote, sizeof c->remote);
+        request_id_assign(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"),
+                          c->request_id);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci)

@@ -29,8 +29,14 @@ typedef struct route_hist {
 
 typedef struct model_chars {
     char model[CHARRNN_STORE_NAME_MAX + 1]; /* first: found by by_name */
-    unsigned long long chars;
+    unsigned long long chars, scored;
 } model_chars;
+
+typedef struct model_requests {
+    char model[CHARRNN_STORE_NAME_MAX + 1];
+    char route[48];
+    unsigned long long count;
+} model_requests;
 
 struct metrics {
     pthread_mutex_t mu;
@@ -40,6 +46,8 @@ struct metrics {
     size_t nhists, caphists;
     model_chars *chars;
     size_t nchars, capchars;
+    model_requests *mreq;
+    size_t nmreq, capmreq;
 };
 
 metrics *metrics_create(void)
@@ -58,6 +66,7 @@ void metrics_free(metrics *m)
     free(m->stats);
     free(m->hists);
     free(m->chars);
+    free(m->mreq);
     free(m);
 }
 
@@ -130,6 +139,32 @@ void metrics_generated(metrics *m, const char *model, size_t chars)
     pthread_mutex_unlock(&m->mu);
 }
 
+void metrics_scored(metrics *m, const char *model, size_t chars)
+{
+    pthread_mutex_lock(&m->mu);
+    model_chars *c =
+        by_name((void **)&m->chars, &m->nchars, &m->capchars, sizeof *c, sizeof c->model, model);
+    if (c)
+        c->scored += chars;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_model_request(metrics *m, const char *model, const char *route)
+{
+    pthread_mutex_lock(&m->mu);
+    model_requests *r = NULL;
+    for (size_t i = 0; i < m->nmreq && !r; i++)
+        if (!strcmp(m->mreq[i].model, model) && !strcmp(m->mreq[i].route, route))
+            r = &m->mreq[i];
+    if (!r && (r = grow((void **)&m->mreq, &m->nmreq, &m->capmreq, sizeof *r))) {
+        snprintf(r->model, sizeof r->model, "%s", model);
+        snprintf(r->route, sizeof r->route, "%s", route);
+    }
+    if (r)
+        r->count++;
+    pthread_mutex_unlock(&m->mu);
+}
+
 typedef struct sbuf {
     char *p;
     size_t len, cap;
@@ -196,6 +231,21 @@ static void fmt_double(char *out, size_t n, double v)
         snprintf(out, n, "%.17g", v);
 }
 
+static void hist(sbuf *b, const char *name, const char *help, const engine_hist *h)
+{
+    char num[64];
+    header(b, name, "histogram", help);
+    unsigned long long cum = 0;
+    for (size_t k = 0; k < ENGINE_HIST_N; k++) {
+        cum += h->bucket[k];
+        put(b, "%s_bucket{le=\"%g\"} %llu\n", name, engine_hist_le[k], cum);
+    }
+    put(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+    fmt_double(num, sizeof num, h->sum);
+    put(b, "%s_sum %s\n", name, num);
+    put(b, "%s_count %llu\n", name, (unsigned long long)h->count);
+}
+
 char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
 {
     sbuf b = {malloc(8192), 0, 8192, 0};
@@ -230,6 +280,18 @@ char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
     for (size_t i = 0; i < m->nchars; i++)
         put(&b, "charrnn_request_generated_chars_total{model=\"%s\"} %llu\n",
             esc(m->chars[i].model, e1, sizeof e1), m->chars[i].chars);
+    header(&b, "charrnn_request_scored_chars_total", "counter",
+           "Characters whose log-probability finished requests reported for given text "
+           "(/score, /v1 echo), by model.");
+    for (size_t i = 0; i < m->nchars; i++)
+        put(&b, "charrnn_request_scored_chars_total{model=\"%s\"} %llu\n",
+            esc(m->chars[i].model, e1, sizeof e1), m->chars[i].scored);
+    header(&b, "charrnn_model_requests_total", "counter",
+           "Requests that ran on a model (sampling, completions, scoring), by model and route.");
+    for (size_t i = 0; i < m->nmreq; i++)
+        put(&b, "charrnn_model_requests_total{model=\"%s\",route=\"%s\"} %llu\n",
+            esc(m->mreq[i].model, e1, sizeof e1), esc(m->mreq[i].route, e2, sizeof e2),
+            m->mreq[i].count);
     pthread_mutex_unlock(&m->mu);
 
     engine_stats es;
@@ -241,6 +303,12 @@ char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
     put(&b, "charrnn_active_requests %d\n", es.active);
     header(&b, "charrnn_queued_requests", "gauge", "Generations waiting for a slot.");
     put(&b, "charrnn_queued_requests %d\n", es.queued);
+    hist(&b, "charrnn_time_to_first_char_seconds",
+         "Time from a generation's admission request to its first generated character "
+         "(queueing and priming included).",
+         &es.first_char);
+    hist(&b, "charrnn_inter_char_seconds",
+         "Time between consecutive generated characters of one generation.", &es.inter_char);
     header(&b, "charrnn_inference_steps_total", "counter",
            "Batched step calls (one per batch per generated or primed character).");
     put(&b, "charrnn_inference_steps_total %llu\n", (unsigned long long)es.steps);

@@ -17,6 +17,10 @@ void metrics_free(metrics *m); /* accepts NULL */
 void metrics_observe(metrics *m, const char *route, unsigned status, double seconds);
 /* Characters a finished request generated, by model. */
 void metrics_generated(metrics *m, const char *model, size_t chars);
+/* Characters of given text whose log-probability a finished request reported. */
+void metrics_scored(metrics *m, const char *model, size_t chars);
+/* A request that acquired a model (counted once per request, by route template). */
+void metrics_model_request(metrics *m, const char *model, const char *route);
 
 /* The full exposition. Caller frees with free(). NULL on allocation failure. */
 char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len);

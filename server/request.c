@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +30,6 @@ int api_fail(api_error *e, unsigned status, const char *type, const char *param,
     va_end(ap);
     return -1;
 }
-
-/* A byte range of the body. */
-typedef struct span {
-    const char *p;
-    size_t n;
-} span;
 
 static const char *skip_ws(const char *p, const char *end)
 {
@@ -112,7 +107,7 @@ static size_t member_values(const char *s, size_t len, span *out, size_t max)
 
 /* 1 if the source text of a value has a \u0000 escape: cJSON would silently
  * cut the string there. */
-static int has_nul_escape(span v)
+int json_has_nul(span v)
 {
     for (size_t i = 0; i + 1 < v.n; i++) {
         if (v.p[i] != '\\')
@@ -124,11 +119,11 @@ static int has_nul_escape(span v)
     return 0;
 }
 
-static const char *const fields[] = {"model", "prime", "length", "temperature", "seed",
-                                     "top_k", "top_p", "stop",   "stream"};
-#define NFIELDS (sizeof fields / sizeof fields[0])
+static const char *const sample_fields[] = {"model", "prime", "length", "temperature", "seed",
+                                            "top_k", "top_p", "stop",   "stream",      "logprobs"};
+#define NFIELDS (sizeof sample_fields / sizeof sample_fields[0])
 
-static size_t utf8_chars(const char *s, size_t n)
+size_t utf8_chars(const char *s, size_t n)
 {
     size_t c = 0;
     for (size_t i = 0; i < n; i++)
@@ -136,9 +131,25 @@ static size_t utf8_chars(const char *s, size_t n)
     return c;
 }
 
+/* An integral JSON number in [lo, hi]. */
+int json_get_int(const cJSON *v, const char *name, double lo, double hi, double *out,
+                 api_error *err)
+{
+    if (!cJSON_IsNumber(v))
+        return api_fail(err, 400, INVALID, name, "'%s' must be an integer", name);
+    double d = v->valuedouble;
+    if (!isfinite(d) || d != floor(d))
+        return api_fail(err, 400, INVALID, name, "'%s' must be an integer", name);
+    if (d < lo || d > hi)
+        return api_fail(err, 400, INVALID, name, "'%s' must be in %.0f..%.0f, got %.17g", name, lo,
+                        hi, d);
+    *out = d;
+    return 0;
+}
+
 /* A sampling number, checked against the library's table of limits (the
  * param of an error is the field's name from that table). */
-static int get_number(const cJSON *v, charrnn_sample_field f, double *out, api_error *err)
+int json_get_sample_number(const cJSON *v, charrnn_sample_field f, double *out, api_error *err)
 {
     const char *name = charrnn_sample_field_name(f);
     if (!cJSON_IsNumber(v))
@@ -151,7 +162,7 @@ static int get_number(const cJSON *v, charrnn_sample_field f, double *out, api_e
     return 0;
 }
 
-static int parse_seed(const cJSON *v, span src, uint64_t *out, api_error *err)
+int json_get_seed(const cJSON *v, span src, uint64_t *out, api_error *err)
 {
     const char *p = src.p;
     size_t n = src.n;
@@ -205,7 +216,7 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
 {
     const char *k = v->string;
     double d;
-    if ((!strcmp(k, "prime") || !strcmp(k, "stop")) && has_nul_escape(src))
+    if ((!strcmp(k, "prime") || !strcmp(k, "stop")) && json_has_nul(src))
         return api_fail(err, 400, INVALID, k, "'%s' contains U+0000, which is not supported", k);
     if (!strcmp(k, "model")) {
         if (!cJSON_IsString(v))
@@ -231,26 +242,26 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
             goto oom;
         r->prime_len = n;
     } else if (!strcmp(k, "length")) {
-        if (get_number(v, CHARRNN_SAMPLE_LENGTH, &d, err))
+        if (json_get_sample_number(v, CHARRNN_SAMPLE_LENGTH, &d, err))
             return -1;
         if (d > (double)cfg->max_length)
             return api_fail(err, 400, INVALID, k, "'length': %.0f is more than the limit of %ld", d,
                             cfg->max_length);
         r->length = (size_t)d;
     } else if (!strcmp(k, "temperature")) {
-        if (get_number(v, CHARRNN_SAMPLE_TEMPERATURE, &d, err))
+        if (json_get_sample_number(v, CHARRNN_SAMPLE_TEMPERATURE, &d, err))
             return -1;
         r->temperature = (float)d;
     } else if (!strcmp(k, "seed")) {
-        if (parse_seed(v, src, &r->seed, err))
+        if (json_get_seed(v, src, &r->seed, err))
             return -1;
         r->has_seed = 1;
     } else if (!strcmp(k, "top_k")) {
-        if (get_number(v, CHARRNN_SAMPLE_TOP_K, &d, err))
+        if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_K, &d, err))
             return -1;
         r->top_k = (int)d;
     } else if (!strcmp(k, "top_p")) {
-        if (get_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
+        if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
             return -1;
         r->top_p = (float)d;
     } else if (!strcmp(k, "stop")) {
@@ -277,35 +288,29 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
         if (!cJSON_IsBool(v))
             return api_fail(err, 400, INVALID, k, "'stream' must be a boolean");
         r->stream = cJSON_IsTrue(v);
+    } else if (!strcmp(k, "logprobs")) {
+        /* the upper bound is the model's vocabulary size, checked by the sampler */
+        if (json_get_sample_number(v, CHARRNN_SAMPLE_LOGPROBS, &d, err))
+            return -1;
+        r->logprobs = (int)d;
     }
     return 0;
 oom:
     return api_fail(err, 500, "server_error", NULL, "out of memory");
 }
 
-int sample_request_parse(const char *body, size_t len, const serve_config *cfg, sample_request *r,
-                         api_error *err)
+int json_object_parse(const char *body, size_t len, const char *const *fields, size_t nfields,
+                      json_member_fn fn, void *ctx, api_error *err)
 {
-    memset(r, 0, sizeof *r);
-    charrnn_sample_params def = charrnn_sample_defaults();
-    r->length = def.length;
-    r->temperature = def.temperature;
-    r->top_k = def.top_k;
-    r->top_p = def.top_p;
-    if ((long)r->length > cfg->max_length)
-        r->length = (size_t)cfg->max_length;
-    if (!(r->prime = strdup("")))
-        return api_fail(err, 500, "server_error", NULL, "out of memory");
-
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!root) {
         size_t at = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
-        sample_request_clear(r);
         return api_fail(err, 400, INVALID, NULL, "the body is not valid JSON (error at byte %zu)",
                         at);
     }
     int rc = 0;
+    span *src = NULL;
     const char *rest = skip_ws(end, body + len);
     if (rest < body + len) {
         rc = api_fail(err, 400, INVALID, NULL,
@@ -317,34 +322,71 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
         rc = api_fail(err, 400, INVALID, NULL, "the body must be a JSON object");
         goto out;
     }
-    span src[NFIELDS + 1];
-    size_t nsrc = member_values(body, len, src, NFIELDS + 1);
+    if (nfields > 64 || !(src = calloc(nfields + 1, sizeof *src))) {
+        rc = api_fail(err, 500, "server_error", NULL, "out of memory");
+        goto out;
+    }
+    size_t nsrc = member_values(body, len, src, nfields + 1);
     size_t i = 0;
-    unsigned seen = 0;
+    uint64_t seen = 0;
     for (const cJSON *v = root->child; v; v = v->next, i++) {
         size_t f = 0;
-        while (f < NFIELDS && strcmp(v->string, fields[f]))
+        while (f < nfields && strcmp(v->string, fields[f]))
             f++;
-        if (f == NFIELDS) {
-            rc = api_fail(err, 400, INVALID, v->string,
-                          "unknown field '%s' (fields: model, prime, length, temperature, seed, "
-                          "top_k, top_p, stop, stream)",
-                          v->string);
+        if (f == nfields) {
+            char list[512] = "";
+            size_t used = 0;
+            for (size_t k = 0; k < nfields && used < sizeof list; k++)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "",
+                                         fields[k]);
+            rc = api_fail(err, 400, INVALID, v->string, "unknown field '%s' (fields: %s)",
+                          v->string, list);
             goto out;
         }
-        if (seen & (1u << f)) {
+        if (seen & (1ull << f)) {
             rc = api_fail(err, 400, INVALID, v->string, "field '%s' appears twice", v->string);
             goto out;
         }
-        seen |= 1u << f;
+        seen |= 1ull << f;
         if (cJSON_IsNull(v))
             continue;
-        span s = i < nsrc ? src[i] : (span){"", 0};
-        if ((rc = parse_member(v, s, cfg, r, err)) != 0)
+        span sv = i < nsrc ? src[i] : (span){"", 0};
+        if ((rc = fn(ctx, v, sv, err)) != 0)
             goto out;
     }
 out:
+    free(src);
     cJSON_Delete(root);
+    return rc;
+}
+
+typedef struct sample_ctx {
+    const serve_config *cfg;
+    sample_request *r;
+} sample_ctx;
+
+static int sample_member(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    sample_ctx *c = ctx;
+    return parse_member(v, src, c->cfg, c->r, err);
+}
+
+int sample_request_parse(const char *body, size_t len, const serve_config *cfg, sample_request *r,
+                         api_error *err)
+{
+    memset(r, 0, sizeof *r);
+    charrnn_sample_params def = charrnn_sample_defaults();
+    r->length = def.length;
+    r->temperature = def.temperature;
+    r->top_k = def.top_k;
+    r->top_p = def.top_p;
+    r->logprobs = -1;
+    if ((long)r->length > cfg->max_length)
+        r->length = (size_t)cfg->max_length;
+    if (!(r->prime = strdup("")))
+        return api_fail(err, 500, "server_error", NULL, "out of memory");
+    sample_ctx c = {cfg, r};
+    int rc = json_object_parse(body, len, sample_fields, NFIELDS, sample_member, &c, err);
     if (rc)
         sample_request_clear(r);
     return rc;
@@ -362,5 +404,7 @@ charrnn_sample_params sample_request_params(const sample_request *r)
     p.top_p = r->top_p;
     p.stop = (const char *const *)r->stop;
     p.n_stop = r->n_stop;
+    p.logprobs = r->logprobs >= 0;
+    p.top_logprobs = r->logprobs >= 0 ? r->logprobs : 0;
     return p;
 }

@@ -5,6 +5,7 @@
 #include "charrnn/sampler.h"
 #include "config.h"
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,7 +35,35 @@ typedef struct sample_request {
     char **stop;
     size_t n_stop;
     int stream;
+    int logprobs; /* -1 = off; else alternatives per character */
 } sample_request;
+
+/* Helpers for strict JSON bodies (every endpoint that takes one). */
+typedef struct span { /* a byte range of the body */
+    const char *p;
+    size_t n;
+} span;
+/* Called for each member that is not null, with its source text. Returns 0
+ * or -1 with err filled. */
+typedef int (*json_member_fn)(void *ctx, const cJSON *v, span src, api_error *err);
+/* Parses body (len bytes) as one JSON object whose members must be among
+ * fields (at most 64): invalid JSON, trailing data, unknown and duplicate
+ * members are 400 errors naming the field. Null members mean "the default"
+ * and are skipped. Returns 0 or -1 with err filled. */
+int json_object_parse(const char *body, size_t len, const char *const *fields, size_t nfields,
+                      json_member_fn fn, void *ctx, api_error *err);
+/* An integral number in [lo, hi]. */
+int json_get_int(const cJSON *v, const char *name, double lo, double hi, double *out,
+                 api_error *err);
+/* A sampling number checked against the library's table of limits
+ * (charrnn_sample_limit_of); the error's param is the field's name. */
+int json_get_sample_number(const cJSON *v, charrnn_sample_field f, double *out, api_error *err);
+/* A uint64 seed from a number's source text (exact) or a decimal string. */
+int json_get_seed(const cJSON *v, span src, uint64_t *out, api_error *err);
+/* 1 if the source text of a string has a \u0000 escape (cJSON would cut it). */
+int json_has_nul(span v);
+/* Code points in n bytes of valid UTF-8. */
+size_t utf8_chars(const char *s, size_t n);
 
 /* Parses body (len bytes, need not be NUL-terminated). Unknown and duplicate
  * fields, wrong types and out-of-range values are 400 errors naming the field;

@@ -2,6 +2,7 @@
  * server-sent events (one "data: {json}" event per chunk of new text, then a
  * last event with finish_reason, usage and timing). */
 #include "log.h"
+#include "logprobs_json.h"
 #include "server.h"
 
 #include <math.h>
@@ -47,7 +48,8 @@ static const char *finish_name(const job_result *r)
 }
 
 /* The response object (text is the continuation only, never the prime). */
-static cJSON *result_json(const req_ctx *c, const job_result *r, const char *text, size_t len)
+static cJSON *result_json(const req_ctx *c, const job_result *r, const char *text, size_t len,
+                          int with_logprobs)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", c->model);
@@ -71,7 +73,36 @@ static cJSON *result_json(const req_ctx *c, const job_result *r, const char *tex
     cJSON_AddNumberToObject(
         tm, "chars_per_second",
         r->generate_seconds > 0 ? round((double)r->generated_chars / r->generate_seconds) : 0);
+    if (c->logprobs >= 0 && with_logprobs) {
+        job_records x;
+        if (job_records_get(c->srv->eng, c->job, r, &x) == 0) {
+            cJSON_AddItemToObject(o, "logprobs",
+                                  logprobs_native(engine_job_model(c->job)->vocab, x.rec, x.top_id,
+                                                  x.top_lp, x.k, x.n));
+            job_records_free(&x);
+        }
+    }
     return o;
+}
+
+/* The records of the n characters just read from the stream, as JSON. */
+static cJSON *chunk_logprobs(req_ctx *c, size_t chars)
+{
+    size_t k = c->logprobs > 0 ? (size_t)c->logprobs : 0;
+    job_rec *rec = malloc((chars ? chars : 1) * sizeof *rec);
+    int *ti = malloc((chars * k > 0 ? chars * k : 1) * sizeof *ti);
+    float *tl = malloc((chars * k > 0 ? chars * k : 1) * sizeof *tl);
+    cJSON *arr = NULL;
+    if (rec && ti && tl) {
+        int ended;
+        /* the engine appends a character's record before its bytes */
+        size_t n =
+            engine_job_records(c->srv->eng, c->job, c->rec_sent, chars, rec, ti, tl, 0, &ended);
+        c->rec_sent += n;
+        arr = logprobs_native(engine_job_model(c->job)->vocab, rec, ti, tl, (int)k, n);
+    }
+    free(rec), free(ti), free(tl);
+    return arr;
 }
 
 static void record(req_ctx *c, const job_result *r)
@@ -164,6 +195,8 @@ static int next_event(req_ctx *c)
             t[n] = '\0';
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "text", t);
+            if (c->logprobs >= 0)
+                cJSON_AddItemToObject(o, "logprobs", chunk_logprobs(c, utf8_chars(t, n)));
             free(t);
             return set_event(c, o) == 0 ? 1 : -1;
         }
@@ -185,7 +218,7 @@ static int next_event(req_ctx *c)
                 cJSON_AddNullToObject(eo, "param");
                 return set_event(c, o) == 0 ? 1 : -1;
             }
-            return set_event(c, result_json(c, &r, "", 0)) == 0 ? 1 : -1;
+            return set_event(c, result_json(c, &r, "", 0, 0)) == 0 ? 1 : -1;
         }
         if (client_gone(c)) {
             engine_cancel(e, c->job);
@@ -270,7 +303,7 @@ static enum MHD_Result wait_and_respond(req_ctx *c)
         end_error(&r, &err);
         return respond_error(c, &err);
     }
-    return respond_json(c, 200, result_json(c, &r, r.text, r.text_len));
+    return respond_json(c, 200, result_json(c, &r, r.text, r.text_len, 1));
 }
 
 enum MHD_Result handle_sample(req_ctx *c)
@@ -304,12 +337,14 @@ enum MHD_Result handle_sample(req_ctx *c)
     c->stream = req.stream;
     c->model_version = ver->version;
     c->sampled = 1;
+    c->logprobs = req.logprobs;
+    metrics_model_request(srv->met, c->model, c->route);
     charrnn_sample_params p = sample_request_params(&req);
     charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
     charrnn_stream *st = NULL;
     /* The parser checked every field against the same table; this names the
      * field should they ever disagree. The stream then checks the prime. */
-    rc = charrnn_sample_params_check(&p, &bad, msg, sizeof msg);
+    rc = charrnn_sample_params_check_model(&p, ver->model, &bad, msg, sizeof msg);
     if (rc == CHARRNN_OK)
         rc = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
     sample_request_clear(&req);
@@ -324,7 +359,7 @@ enum MHD_Result handle_sample(req_ctx *c)
         return respond_fail(c, 400, "invalid_request_error", param, "%s", msg);
     }
     c->prime_chars = charrnn_stream_prime_chars(st);
-    gen_job *job = engine_job_create(st, ver);
+    gen_job *job = engine_job_create(st, ver, p.logprobs ? p.top_logprobs : 0);
     if (!job) {
         charrnn_stream_free(st);
         charrnn_store_release(ver);

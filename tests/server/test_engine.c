@@ -67,7 +67,7 @@ static gen_job *new_job(uint64_t seed, size_t length)
     charrnn_stream *s = NULL;
     char err[CHARRNN_ERR_MAX];
     ck_assert_int_eq(charrnn_stream_create(ver->model, &p, &s, err, sizeof err), CHARRNN_OK);
-    gen_job *j = engine_job_create(s, charrnn_store_retain(ver));
+    gen_job *j = engine_job_create(s, charrnn_store_retain(ver), 0);
     ck_assert_ptr_nonnull(j);
     return j;
 }
