@@ -39,6 +39,8 @@ static const opt opts[] = {
      "largest \"length\" of a request, in characters (default 10000)"},
     {"max-prime", "CHARRNN_MAX_PRIME", OPT_LONG, S(max_prime), 0, 100000000, "N",
      "longest \"prime\", in characters (default 10000)"},
+    {"max-score-chars", "CHARRNN_MAX_SCORE_CHARS", OPT_LONG, S(max_score_chars), 2, 100000000, "N",
+     "longest \"text\" of POST /score, in characters (default 10000)"},
     {"max-concurrent", "CHARRNN_MAX_CONCURRENT", OPT_INT, S(max_concurrent), 1, 100000, "N",
      "generations running at once (default 64)"},
     {"max-queue", "CHARRNN_MAX_QUEUE", OPT_INT, S(max_queue), 0, 1000000, "N",
@@ -74,6 +76,7 @@ static void defaults(serve_config *c)
     c->max_body = 65536;
     c->max_length = 10000;
     c->max_prime = 10000;
+    c->max_score_chars = 10000;
     c->max_concurrent = 64;
     c->max_queue = 256;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -143,8 +146,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: charrnn-serve [options]\n\n"
-            "Serves character-level models over HTTP (POST /sample, GET /models, /healthz,\n"
-            "/readyz, /metrics, POST /models/{name}/reload). Every option may also be set\n"
+            "Serves character-level models over HTTP (POST /sample, POST /score,\n"
+            "POST /v1/completions, GET /v1/models, GET /models, /healthz, /readyz, /metrics,\n"
+            "POST /models/{name}/reload). Every option may also be set\n"
             "with the environment variable shown; a flag overrides it.\n\n");
     for (size_t i = 0; i < NOPTS; i++)
         fprintf(f, "  --%s %s\n      %s\n      [env %s]\n", opts[i].flag, opts[i].arg, opts[i].help,

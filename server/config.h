@@ -13,6 +13,7 @@ typedef struct serve_config {
     size_t max_body;         /* bytes */
     long max_length;         /* characters per request */
     long max_prime;          /* characters */
+    long max_score_chars;    /* characters of a /score text */
     int max_concurrent;      /* generations running at once */
     int max_queue;           /* generations waiting */
     int workers;             /* stepping threads */

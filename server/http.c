@@ -94,7 +94,15 @@ static enum MHD_Result error_response(req_ctx *c, const api_error *e, const char
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *o = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddNumberToObject(o, "code", e->status);
+    if (!strncmp(c->path, "/v1/", 4)) {
+        /* OpenAI's shape: code is a string or null, the status is the HTTP one */
+        if (e->status == 404 && !strcmp(e->param, "model"))
+            cJSON_AddStringToObject(o, "code", "model_not_found");
+        else
+            cJSON_AddNullToObject(o, "code");
+    } else {
+        cJSON_AddNumberToObject(o, "code", e->status);
+    }
     cJSON_AddStringToObject(o, "type", e->type ? e->type : "invalid_request_error");
     cJSON_AddStringToObject(o, "message", e->message[0] ? e->message : reason_phrase(e->status));
     if (e->param[0])
@@ -197,6 +205,8 @@ void ctx_release(req_ctx *c)
         engine_cancel(c->srv->eng, c->job);
         engine_job_release(c->srv->eng, c->job);
     }
+    if (c->v1_free)
+        c->v1_free(c);
     free(c->body);
     free(c->pending);
     free(c);
@@ -210,8 +220,9 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!c)
         return;
     *con_cls = NULL;
-    if (c->job && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
-        engine_cancel(srv->eng, c->job);
+    if ((c->job || c->v1) && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        if (c->job)
+            engine_cancel(srv->eng, c->job);
         if (!c->finish || c->stream)
             c->finish = "cancelled";
     }

@@ -9,6 +9,10 @@ static const route routes[] = {
     /* method  pattern                  handler            token  json  body limit */
     {"GET",  "/",                      handle_playground, 0,     0,    ROUTE_MAX_BODY},
     {"POST", "/sample",                handle_sample,     0,     1,    ROUTE_MAX_BODY},
+    {"POST", "/score",                 handle_score,      0,     1,    ROUTE_MAX_BODY},
+    {"POST", "/v1/completions",        handle_v1_completions, 0, 1,    ROUTE_MAX_BODY},
+    {"GET",  "/v1/models",             handle_v1_models,  0,     0,    ROUTE_MAX_BODY},
+    {"GET",  "/v1/models/{name}",      handle_v1_model,   0,     0,    ROUTE_MAX_BODY},
     {"GET",  "/models",                handle_models,     0,     0,    ROUTE_MAX_BODY},
     {"GET",  "/models/{name}",         handle_model,      0,     0,    ROUTE_MAX_BODY},
     {"POST", "/models/{name}/reload",  handle_reload,     1,     0,    ROUTE_MAX_BODY},

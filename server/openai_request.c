@@ -1,0 +1,318 @@
+/* Parsing of /v1/completions bodies (openai_request.h). Fields that have no
+ * meaning for a character model (suffix, best_of, presence_penalty,
+ * frequency_penalty) are accepted at their neutral values only, so a client
+ * never gets silently different behaviour from what it asked for. */
+#include "openai_request.h"
+
+#include "store.h"
+#include "charrnn/vocab.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INVALID "invalid_request_error"
+
+static const char *const v1_fields[] = {"model",
+                                        "prompt",
+                                        "max_tokens",
+                                        "temperature",
+                                        "top_p",
+                                        "n",
+                                        "stream",
+                                        "stream_options",
+                                        "logprobs",
+                                        "echo",
+                                        "stop",
+                                        "seed",
+                                        "user",
+                                        "logit_bias",
+                                        "suffix",
+                                        "best_of",
+                                        "presence_penalty",
+                                        "frequency_penalty"};
+#define NV1 (sizeof v1_fields / sizeof *v1_fields)
+
+typedef struct v1_ctx {
+    const serve_config *cfg;
+    completion_request *r;
+    int best_of; /* 0 = not given */
+    int has_stream_options;
+} v1_ctx;
+
+static int oom(api_error *err)
+{
+    return api_fail(err, 500, "server_error", NULL, "out of memory");
+}
+
+static int add_prompt(completion_request *r, const cJSON *s, const serve_config *cfg,
+                      api_error *err)
+{
+    size_t n = strlen(s->valuestring), chars = utf8_chars(s->valuestring, n);
+    if ((long)chars > cfg->max_prime)
+        return api_fail(err, 400, INVALID, "prompt",
+                        "'prompt' is %zu characters long; the limit is %ld", chars, cfg->max_prime);
+    if (!(r->prompt[r->n_prompt] = strdup(s->valuestring)))
+        return oom(err);
+    r->prompt_len[r->n_prompt++] = n;
+    return 0;
+}
+
+static int parse_prompt(completion_request *r, const cJSON *v, span src, const serve_config *cfg,
+                        api_error *err)
+{
+    int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 1;
+    if (!cJSON_IsString(v) && !cJSON_IsArray(v))
+        return api_fail(err, 400, INVALID, "prompt",
+                        "'prompt' must be a string or an array of "
+                        "strings");
+    if (n < 1 || n > V1_MAX_PROMPTS)
+        return api_fail(err, 400, INVALID, "prompt", "'prompt' must hold 1..%d strings",
+                        V1_MAX_PROMPTS);
+    if (json_has_nul(src))
+        return api_fail(err, 400, INVALID, "prompt",
+                        "'prompt' contains U+0000, which is not supported");
+    r->prompt = calloc((size_t)n, sizeof *r->prompt);
+    r->prompt_len = calloc((size_t)n, sizeof *r->prompt_len);
+    if (!r->prompt || !r->prompt_len)
+        return oom(err);
+    if (cJSON_IsString(v))
+        return add_prompt(r, v, cfg, err);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v)
+    {
+        if (!cJSON_IsString(it))
+            return api_fail(err, 400, INVALID, "prompt",
+                            "'prompt' must be a string or an array of strings (token-id "
+                            "prompts are not supported: send the characters)");
+        if (add_prompt(r, it, cfg, err))
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_stop(completion_request *r, const cJSON *v, api_error *err)
+{
+    int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 1;
+    if (!cJSON_IsString(v) && !cJSON_IsArray(v))
+        return api_fail(err, 400, INVALID, "stop",
+                        "'stop' must be a string or an array of "
+                        "strings");
+    if (n > V1_MAX_STOP)
+        return api_fail(err, 400, INVALID, "stop", "'stop' has %d strings; the limit is %d", n,
+                        V1_MAX_STOP);
+    if (n > 0 && !(r->stop = calloc((size_t)n, sizeof *r->stop)))
+        return oom(err);
+    const cJSON *single[1] = {v};
+    const cJSON *it = cJSON_IsArray(v) ? v->child : single[0];
+    for (int i = 0; i < n; i++, it = it->next) {
+        if (!cJSON_IsString(it))
+            return api_fail(err, 400, INVALID, "stop",
+                            "'stop' must be a string or an array of "
+                            "strings");
+        size_t len = strlen(it->valuestring);
+        if (len < 1 || len > CHARRNN_MAX_STOP_LEN)
+            return api_fail(err, 400, INVALID, "stop",
+                            "every 'stop' string must be 1..%d bytes long", CHARRNN_MAX_STOP_LEN);
+        if (!(r->stop[r->n_stop] = strdup(it->valuestring)))
+            return oom(err);
+        r->n_stop++;
+        if (!cJSON_IsArray(v))
+            break;
+    }
+    return 0;
+}
+
+/* {"<character id>": bias, ...}: ids as the vocabulary orders them (GET
+ * /models/{name} gives the size; the range is checked against the model). */
+static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *err)
+{
+    if (!cJSON_IsObject(v))
+        return api_fail(err, 400, INVALID, "logit_bias",
+                        "'logit_bias' must be an object of character id to bias");
+    int n = cJSON_GetArraySize(v);
+    if (n > CHARRNN_MAX_VOCAB)
+        return api_fail(err, 400, INVALID, "logit_bias", "'logit_bias' has too many entries");
+    r->bias_id = calloc((size_t)(n ? n : 1), sizeof *r->bias_id);
+    r->bias_val = calloc((size_t)(n ? n : 1), sizeof *r->bias_val);
+    if (!r->bias_id || !r->bias_val)
+        return oom(err);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v)
+    {
+        const char *k = it->string;
+        size_t kl = strlen(k);
+        int ok = kl >= 1 && kl <= 5;
+        for (size_t i = 0; ok && i < kl; i++)
+            ok = k[i] >= '0' && k[i] <= '9';
+        if (!ok)
+            return api_fail(err, 400, INVALID, "logit_bias",
+                            "'logit_bias' keys must be character ids (decimal integers), got "
+                            "'%.40s'",
+                            k);
+        if (!cJSON_IsNumber(it) || !(it->valuedouble >= -100 && it->valuedouble <= 100))
+            return api_fail(err, 400, INVALID, "logit_bias",
+                            "'logit_bias' values must be numbers in [-100, 100]");
+        r->bias_id[r->n_bias] = atoi(k);
+        r->bias_val[r->n_bias++] = (float)it->valuedouble;
+    }
+    return 0;
+}
+
+static int neutral_number(const cJSON *v, const char *k, api_error *err)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble != 0)
+        return api_fail(err, 400, INVALID, k,
+                        "'%s' is only supported at its neutral value 0 (a character model has "
+                        "no token penalties here)",
+                        k);
+    return 0;
+}
+
+static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    completion_request *r = c->r;
+    const char *k = v->string;
+    double d;
+    if (!strcmp(k, "model")) {
+        if (!cJSON_IsString(v))
+            return api_fail(err, 400, INVALID, k, "'model' must be a string");
+        if (!charrnn_store_name_valid(v->valuestring))
+            return api_fail(err, 404, "not_found_error", k, "model '%.200s' not found",
+                            v->valuestring);
+        return (r->model = strdup(v->valuestring)) ? 0 : oom(err);
+    }
+    if (!strcmp(k, "prompt"))
+        return parse_prompt(r, v, src, c->cfg, err);
+    if (!strcmp(k, "max_tokens")) {
+        if (json_get_int(v, k, 0, (double)c->cfg->max_length, &d, err))
+            return -1;
+        r->max_tokens = (size_t)d;
+        return 0;
+    }
+    if (!strcmp(k, "temperature") || !strcmp(k, "top_p")) {
+        if (!cJSON_IsNumber(v))
+            return api_fail(err, 400, INVALID, k, "'%s' must be a number", k);
+        d = v->valuedouble;
+        if (!strcmp(k, "temperature")) {
+            if (!(d >= 0 && d <= 10))
+                return api_fail(err, 400, INVALID, k,
+                                "'temperature' must be 0 (greedy) or in (0, 10], got %.17g", d);
+            r->temperature = (float)d;
+        } else {
+            if (!(d > 0 && d <= 1))
+                return api_fail(err, 400, INVALID, k, "'top_p' must be in (0, 1], got %.17g", d);
+            r->top_p = (float)d;
+        }
+        return 0;
+    }
+    if (!strcmp(k, "n")) {
+        if (json_get_int(v, k, 1, V1_MAX_N, &d, err))
+            return -1;
+        r->n = (int)d;
+        return 0;
+    }
+    if (!strcmp(k, "stream") || !strcmp(k, "echo")) {
+        if (!cJSON_IsBool(v))
+            return api_fail(err, 400, INVALID, k, "'%s' must be a boolean", k);
+        *(!strcmp(k, "stream") ? &r->stream : &r->echo) = cJSON_IsTrue(v);
+        return 0;
+    }
+    if (!strcmp(k, "stream_options")) {
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(v, "include_usage");
+        if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != (u ? 1 : 0) || (u && !cJSON_IsBool(u)))
+            return api_fail(err, 400, INVALID, k,
+                            "'stream_options' must be an object with at most "
+                            "'include_usage' (a boolean)");
+        r->include_usage = u && cJSON_IsTrue(u);
+        c->has_stream_options = 1;
+        return 0;
+    }
+    if (!strcmp(k, "logprobs")) {
+        if (json_get_int(v, k, 0, V1_MAX_LOGPROBS, &d, err))
+            return -1;
+        r->logprobs = (int)d;
+        return 0;
+    }
+    if (!strcmp(k, "stop"))
+        return parse_stop(r, v, err);
+    if (!strcmp(k, "seed")) {
+        if (json_get_seed(v, src, &r->seed, err))
+            return -1;
+        r->has_seed = 1;
+        return 0;
+    }
+    if (!strcmp(k, "user")) {
+        if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof r->user)
+            return api_fail(err, 400, INVALID, k, "'user' must be a string of at most %zu bytes",
+                            sizeof r->user - 1);
+        snprintf(r->user, sizeof r->user, "%s", v->valuestring);
+        return 0;
+    }
+    if (!strcmp(k, "logit_bias"))
+        return parse_logit_bias(r, v, err);
+    if (!strcmp(k, "suffix")) {
+        if (!cJSON_IsString(v) || v->valuestring[0])
+            return api_fail(err, 400, INVALID, k,
+                            "'suffix' is only supported empty (insertion is not supported)");
+        return 0;
+    }
+    if (!strcmp(k, "best_of")) {
+        if (json_get_int(v, k, 1, V1_MAX_N, &d, err))
+            return -1;
+        c->best_of = (int)d;
+        return 0;
+    }
+    return neutral_number(v, k, err); /* presence_penalty, frequency_penalty */
+}
+
+void completion_request_clear(completion_request *r)
+{
+    free(r->model);
+    for (size_t i = 0; i < r->n_prompt; i++)
+        free(r->prompt[i]);
+    free(r->prompt);
+    free(r->prompt_len);
+    for (size_t i = 0; i < r->n_stop; i++)
+        free(r->stop[i]);
+    free(r->stop);
+    free(r->bias_id);
+    free(r->bias_val);
+    memset(r, 0, sizeof *r);
+}
+
+int completion_request_parse(const char *body, size_t len, const serve_config *cfg,
+                             completion_request *r, api_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->max_tokens = 16; /* OpenAI's default */
+    if ((long)r->max_tokens > cfg->max_length)
+        r->max_tokens = (size_t)cfg->max_length;
+    r->temperature = 1.0f;
+    r->top_p = 1.0f;
+    r->n = 1;
+    r->logprobs = -1;
+    v1_ctx c = {cfg, r, 0, 0};
+    int rc = json_object_parse(body, len, v1_fields, NV1, v1_member, &c, err);
+    if (!rc && !r->n_prompt)
+        rc = api_fail(err, 400, INVALID, "prompt", "'prompt' is required");
+    if (!rc && r->n_prompt * (size_t)r->n > V1_MAX_CHOICES)
+        rc = api_fail(err, 400, INVALID, "n",
+                      "%zu prompts x n = %d is more than %d choices in one request", r->n_prompt,
+                      r->n, V1_MAX_CHOICES);
+    if (!rc && c.best_of && c.best_of != r->n)
+        rc = api_fail(err, 400, INVALID, "best_of",
+                      "'best_of' is only supported equal to n (no candidates are ranked here)");
+    if (!rc && r->max_tokens == 0 && !r->echo)
+        rc = api_fail(err, 400, INVALID, "max_tokens",
+                      "'max_tokens' must be at least 1 (0 is allowed with echo, to score the "
+                      "prompt)");
+    if (!rc && c.has_stream_options && !r->stream)
+        rc = api_fail(err, 400, INVALID, "stream_options",
+                      "'stream_options' is only allowed with stream: true");
+    if (rc)
+        completion_request_clear(r);
+    return rc;
+}

@@ -1,0 +1,198 @@
+/* POST /score {model, text, top_logprobs}: the log-probability of every
+ * character of text given the ones before it (the first has none), with the
+ * total, nats and bits per character and perplexity. The text runs through
+ * the engine as a stream with score_prime and length 0 (sampler.h), so it is
+ * stepped in the same batches as generations and shares the machine fairly. */
+#include "logprobs_json.h"
+#include "server.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INVALID "invalid_request_error"
+#define WAIT_MS 100
+
+typedef struct score_request {
+    char *model; /* NULL = the default model */
+    char *text;
+    size_t text_len;
+    int top_logprobs;
+    const serve_config *cfg;
+} score_request;
+
+static const char *const score_fields[] = {"model", "text", "top_logprobs"};
+
+static int score_member(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    score_request *r = ctx;
+    const char *k = v->string;
+    double d;
+    if (!strcmp(k, "model")) {
+        if (!cJSON_IsString(v) || !charrnn_store_name_valid(v->valuestring))
+            return api_fail(err, 400, INVALID, k, "'model' must be a model name");
+        return (r->model = strdup(v->valuestring))
+            ? 0
+            : api_fail(err, 500, "server_error", NULL, "out of memory");
+    }
+    if (!strcmp(k, "text")) {
+        if (!cJSON_IsString(v))
+            return api_fail(err, 400, INVALID, k, "'text' must be a string");
+        if (json_has_nul(src))
+            return api_fail(err, 400, INVALID, k, "'text' contains U+0000, which is not supported");
+        size_t n = strlen(v->valuestring), chars = utf8_chars(v->valuestring, n);
+        if (chars < 2 || (long)chars > r->cfg->max_score_chars)
+            return api_fail(err, 400, INVALID, k,
+                            "'text' must be 2..%ld characters long (the first one has no "
+                            "log-probability), got %zu",
+                            r->cfg->max_score_chars, chars);
+        r->text_len = n;
+        return (r->text = strdup(v->valuestring))
+            ? 0
+            : api_fail(err, 500, "server_error", NULL, "out of memory");
+    }
+    if (json_get_int(v, k, 0, CHARRNN_MAX_VOCAB, &d, err)) /* top_logprobs */
+        return -1;
+    r->top_logprobs = (int)d;
+    return 0;
+}
+
+static void score_request_clear(score_request *r)
+{
+    free(r->model);
+    free(r->text);
+}
+
+/* The response once the job has finished. */
+static cJSON *score_json(req_ctx *c, const score_request *q, const job_result *res,
+                         const job_records *x)
+{
+    const charrnn_vocab *v = engine_job_model(c->job)->vocab;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", c->model);
+    cJSON_AddNumberToObject(o, "model_version", (double)c->model_version);
+    double total = 0.0;
+    for (size_t i = 0; i < x->n; i++)
+        total += x->rec[i].lp;
+    size_t n = x->n;
+    cJSON_AddNumberToObject(o, "chars", (double)(n + 1));
+    cJSON_AddNumberToObject(o, "scored_chars", (double)n);
+    cJSON_AddNumberToObject(o, "total_logprob", total);
+    cJSON_AddNumberToObject(o, "nats_per_char", -total / (double)n);
+    cJSON_AddNumberToObject(o, "bits_per_char", -total / (double)n / log(2.0));
+    cJSON_AddNumberToObject(o, "perplexity", exp(-total / (double)n));
+    /* the first character, then one record per following character */
+    cJSON *arr = logprobs_native(v, x->rec, x->top_id, x->top_lp, x->k, x->n);
+    uint32_t cp = 0;
+    size_t first = (size_t)charrnn_utf8_decode((const uint8_t *)q->text, q->text_len, &cp);
+    char ch[8];
+    memcpy(ch, q->text, first);
+    ch[first] = '\0';
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "char", ch);
+    cJSON_AddNullToObject(f, "logprob");
+    if (x->k > 0)
+        cJSON_AddArrayToObject(f, "top");
+    cJSON_InsertItemInArray(arr, 0, f);
+    cJSON_AddItemToObject(o, "logprobs", arr);
+    cJSON *tm = cJSON_AddObjectToObject(o, "timing");
+    cJSON_AddNumberToObject(tm, "queue_ms", round(res->queue_seconds * 1e6) / 1e3);
+    cJSON_AddNumberToObject(tm, "scoring_ms", round(res->generate_seconds * 1e6) / 1e3);
+    cJSON_AddNumberToObject(tm, "total_ms", round(res->total_seconds * 1e6) / 1e3);
+    return o;
+}
+
+enum MHD_Result handle_score(req_ctx *c)
+{
+    server *srv = c->srv;
+    api_error err;
+    score_request q = {.cfg = &srv->cfg};
+    if (json_object_parse(c->body ? c->body : "", c->body_len, score_fields,
+                          sizeof score_fields / sizeof *score_fields, score_member, &q, &err)) {
+        score_request_clear(&q);
+        return respond_error(c, &err);
+    }
+    if (!q.text) {
+        score_request_clear(&q);
+        return respond_fail(c, 400, INVALID, "text", "'text' is required");
+    }
+    if (atomic_load(&srv->draining)) {
+        score_request_clear(&q);
+        return respond_fail(c, 503, "unavailable_error", NULL, "the server is shutting down");
+    }
+    if (q.model)
+        snprintf(c->model, sizeof c->model, "%s", q.model);
+    else if (!default_model(srv, c->model, sizeof c->model)) {
+        score_request_clear(&q);
+        return respond_fail(c, 400, INVALID, "model",
+                            "no 'model' given and no default model is configured");
+    }
+    const charrnn_store_model *ver = NULL;
+    char msg[CHARRNN_ERR_MAX];
+    if (charrnn_store_acquire(srv->store, c->model, &ver, msg, sizeof msg) != CHARRNN_OK) {
+        score_request_clear(&q);
+        return respond_fail(c, 404, "not_found_error", "model", "%s", msg);
+    }
+    c->model_version = ver->version;
+    metrics_model_request(srv->met, c->model, c->route);
+    charrnn_sample_params p = charrnn_sample_defaults();
+    p.prime = q.text;
+    p.prime_len = q.text_len;
+    p.length = 0;
+    p.logprobs = 1, p.top_logprobs = q.top_logprobs, p.score_prime = 1;
+    charrnn_stream *st = NULL;
+    int rc = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
+    if (rc != CHARRNN_OK) {
+        charrnn_store_release(ver);
+        score_request_clear(&q);
+        if (rc == CHARRNN_ENOMEM)
+            return respond_fail(c, 500, "server_error", NULL, "%s", msg);
+        return respond_fail(c, 400, INVALID, strstr(msg, "top_logprobs") ? "top_logprobs" : "text",
+                            "%s", msg);
+    }
+    c->prime_chars = charrnn_stream_prime_chars(st);
+    gen_job *job = engine_job_create(st, ver, q.top_logprobs);
+    if (!job) {
+        charrnn_stream_free(st);
+        charrnn_store_release(ver);
+        score_request_clear(&q);
+        return respond_fail(c, 500, "server_error", NULL, "out of memory");
+    }
+    if (engine_submit(srv->eng, job) != 0) {
+        engine_job_release(srv->eng, job);
+        score_request_clear(&q);
+        c->finish = "rejected";
+        return respond_fail(c, 503, "unavailable_error", NULL, "the server is busy; retry later");
+    }
+    c->job = job;
+    while (!engine_job_wait(srv->eng, job, WAIT_MS)) {
+        if (client_gone(c)) {
+            engine_cancel(srv->eng, job);
+            c->finish = "cancelled";
+            score_request_clear(&q);
+            return MHD_NO;
+        }
+    }
+    job_result res;
+    engine_job_result(srv->eng, job, &res);
+    enum MHD_Result ret;
+    job_records x;
+    if (res.end == JOB_QUEUE_TIMEOUT || res.end == JOB_SHUTDOWN || res.end == JOB_TIMEOUT) {
+        c->finish = res.end == JOB_TIMEOUT ? "timeout" : "unavailable";
+        ret = respond_fail(c, 503, "unavailable_error", NULL,
+                           res.end == JOB_TIMEOUT ? "scoring ran past the time limit"
+                                                  : "the server is busy or shutting down");
+    } else if (res.end != JOB_FINISHED) {
+        ret = MHD_NO;
+    } else if (job_records_get(srv->eng, job, &res, &x) != 0) {
+        ret = respond_fail(c, 500, "server_error", NULL, "out of memory");
+    } else {
+        c->finish = "length";
+        metrics_scored(srv->met, c->model, x.n);
+        ret = respond_json(c, 200, score_json(c, &q, &res, &x));
+        job_records_free(&x);
+    }
+    score_request_clear(&q);
+    return ret;
+}
