@@ -27,6 +27,11 @@ void add_common_headers(req_ctx *c, struct MHD_Response *r)
 {
     MHD_add_response_header(r, "Server", "charrnn-serve/" CHARRNN_VERSION);
     MHD_add_response_header(r, "X-Request-Id", c->request_id);
+    if (c->sampled) { /* the seed used, given or drawn: every output can be reproduced */
+        char seed[24];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
+        MHD_add_response_header(r, "X-Seed", seed);
+    }
     if (atomic_load(&c->srv->draining))
         MHD_add_response_header(r, "Connection", "close");
 }

@@ -1,0 +1,491 @@
+#!/usr/bin/python3
+"""End-to-end tests of charrnn-serve's log-probability and OpenAI-compatible
+endpoints (the real daemon over real HTTP, models from charrnn-train):
+/sample's logprobs, POST /score (against torch.log_softmax on the same
+checkpoint, alone and under load), POST /v1/completions and GET /v1/models
+(choice 0 = /sample = charrnn-sample, the seed rule for n, echo scoring,
+streaming chunks, logit_bias), X-Request-Id, the new metrics, and the
+bad-request case of every new field.
+
+usage: run_api_e2e.py CHARRNN_SERVE CHARRNN_TRAIN CHARRNN_SAMPLE [TEST_NAME_SUBSTRING...]"""
+import http.client
+import json
+import math
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "interop"))
+import run_e2e as e2e  # noqa: E402
+from run_e2e import Daemon, cli_sample, expect_error, metric, parse_sse  # noqa: E402
+
+ONLY = sys.argv[4:]
+J = {"Content-Type": "application/json"}
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+class Env:
+    pass
+
+
+ENV = Env()
+
+
+def setup():
+    e2e.setup()  # trains the models "tiny" (lstm 2x32) and "other" (gru 2x24), starts e2e's daemon
+    ENV.v1, ENV.models = e2e.ENV.v1, e2e.ENV.models
+    ENV.d = Daemon(ENV.models, "--default-model", "tiny", "--max-length", "5000",
+                   "--max-prime", "100", "--max-score-chars", "300", "--max-body", "8192")
+
+
+def teardown():
+    try:
+        assert ENV.d.stop() == 0
+    finally:
+        e2e.teardown()
+
+
+def post(path, body, headers=None):
+    h = dict(J, **(headers or {}))
+    data = body if isinstance(body, str) else json.dumps(body)
+    return ENV.d.json("POST", path, data, h)
+
+
+def v1_error(resp, status, param="absent", msg_re=None):
+    """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
+    st, hdrs, body = resp
+    assert st == status, "status %d, expected %d: %r" % (st, status, body)
+    err = body["error"]
+    assert set(err) == {"message", "type", "param", "code"}, err
+    assert err["code"] is None or isinstance(err["code"], str), err
+    if param != "absent":
+        assert err["param"] == param, "param %r, expected %r (%s)" % (err["param"], param, err)
+    if msg_re:
+        assert re.search(msg_re, err["message"]), err["message"]
+    return err
+
+
+def v1_stream(body, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", ENV.d.port, timeout=60)
+    conn.request("POST", "/v1/completions", body=json.dumps(dict(body, stream=True)),
+                 headers=dict(J, **(headers or {})))
+    r = conn.getresponse()
+    hdrs = dict((k.lower(), v) for k, v in r.getheaders())
+    raw = r.read().decode()
+    conn.close()
+    assert r.status == 200, raw
+    blocks = [b for b in raw.split("\n\n") if b]
+    assert blocks[-1] == "data: [DONE]", blocks[-1]
+    return hdrs, [json.loads(b[6:]) for b in blocks[:-1]]
+
+
+# ---------------------------------------------------------------- /sample logprobs
+
+@test
+def sample_logprobs():
+    base = dict(prime="the ", length=60, seed=11, temperature=0.8)
+    st, _, plain = ENV.d.sample(**base)
+    st, _, body = ENV.d.sample(logprobs=3, **base)
+    assert st == 200 and body["text"] == plain["text"], "logprobs changed the text"
+    lps = body["logprobs"]
+    assert [x["char"] for x in lps] == list(body["text"])
+    for x in lps:
+        assert x["logprob"] <= 0 and len(x["top"]) == 3
+        tops = [t["logprob"] for t in x["top"]]
+        assert tops == sorted(tops, reverse=True) and x["logprob"] <= tops[0] + 1e-9
+        if x["char"] in [t["char"] for t in x["top"]]:
+            assert x["logprob"] == [t["logprob"] for t in x["top"] if t["char"] == x["char"]][0]
+    # unprimed: the first character is drawn uniformly, it has no log-probability
+    st, _, u = ENV.d.sample(length=5, seed=3, logprobs=0)
+    assert u["logprobs"][0]["logprob"] is None and "top" not in u["logprobs"][0]
+    assert all(x["logprob"] is not None and "top" not in x for x in u["logprobs"][1:])
+    # streamed: the events' logprobs concatenated are the same
+    st, _, ev = ENV.d.stream(dict(base, logprobs=3))
+    got = [x for e in ev[:-1] for x in e["logprobs"]]
+    assert got == lps, "streamed logprobs differ"
+    assert "".join(e["text"] for e in ev) == plain["text"]
+    # the numbers are /score's for the same text
+    st, _, sc = post("/score", {"text": "the " + body["text"], "top_logprobs": 3})
+    assert st == 200, sc
+    assert sc["logprobs"][4:] == lps, "generation and scoring disagree"
+
+
+@test
+def sample_logprobs_errors():
+    for v in (-1, "3", 1.5, 10 ** 6):
+        expect_error(ENV.d.sample(logprobs=v, length=3), 400, "logprobs")
+    st, _, m = ENV.d.json("GET", "/models/tiny")
+    vocab = m["vocab_size"]
+    st, _, ok = ENV.d.sample(logprobs=vocab, length=2, prime="a")
+    assert st == 200 and len(ok["logprobs"][0]["top"]) == vocab
+    assert abs(sum(math.exp(t["logprob"]) for t in ok["logprobs"][0]["top"]) - 1) < 1e-5
+    expect_error(ENV.d.sample(logprobs=vocab + 1, length=2), 400, "logprobs")
+
+
+# ---------------------------------------------------------------- /score
+
+SCORE_TEXT = "the quick brown fox jumps over lazy dogs while seven wizards quietly hex café"
+
+
+def torch_logprobs(path, text):
+    import torch
+    from torch_ref import torch_model
+    rnn, dec, vocab = torch_model(path)
+    idx = torch.tensor([vocab.index(c) for c in text])
+    x = torch.nn.functional.one_hot(idx, len(vocab)).float().unsqueeze(1)
+    with torch.no_grad():
+        out, _ = rnn(x)
+        lp = torch.log_softmax(dec(out[:-1, 0]), dim=-1)
+    return lp.gather(1, idx[1:].unsqueeze(1)).squeeze(1).tolist()
+
+
+@test
+def score_matches_pytorch():
+    st, hdrs, sc = post("/score", {"model": "tiny", "text": SCORE_TEXT})
+    assert st == 200, sc
+    n = len(SCORE_TEXT)
+    assert sc["chars"] == n and sc["scored_chars"] == n - 1
+    assert [x["char"] for x in sc["logprobs"]] == list(SCORE_TEXT)
+    assert sc["logprobs"][0]["logprob"] is None
+    got = [x["logprob"] for x in sc["logprobs"][1:]]
+    want = torch_logprobs(ENV.v1, SCORE_TEXT)
+    worst = max(abs(a - b) for a, b in zip(got, want))
+    assert worst <= 1e-4, "max |charrnn - torch| = %g nats" % worst
+    total = sum(got)  # of the printed floats (9 digits): within 1e-9 each of the exact ones
+    assert abs(sc["total_logprob"] - total) < 1e-6, (sc["total_logprob"], total)
+    assert abs(sc["nats_per_char"] - (-sc["total_logprob"] / (n - 1))) < 1e-12
+    assert abs(sc["bits_per_char"] - sc["nats_per_char"] / math.log(2)) < 1e-9
+    assert abs(sc["perplexity"] - math.exp(sc["nats_per_char"])) < 1e-9
+    bpc_torch = -sum(want) / (n - 1) / math.log(2)
+    print("     /score bits/char %.6f, PyTorch %.6f (%d chars, max diff %.2e nats)" %
+          (sc["bits_per_char"], bpc_torch, n - 1, worst))
+
+
+@test
+def score_same_alone_and_under_load():
+    st, _, alone = post("/score", {"text": SCORE_TEXT, "top_logprobs": 2})
+    results = {}
+
+    def scorer(i):
+        results[i] = post("/score", {"text": SCORE_TEXT, "top_logprobs": 2})
+
+    def sampler(i):
+        ENV.d.sample(length=400, seed=i)
+
+    ts = [threading.Thread(target=scorer, args=(i,)) for i in range(6)]
+    ts += [threading.Thread(target=sampler, args=(i,)) for i in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for i in range(6):
+        st, _, b = results[i]
+        assert st == 200 and b["logprobs"] == alone["logprobs"], "score %d differs under load" % i
+        assert b["total_logprob"] == alone["total_logprob"]
+
+
+@test
+def score_errors():
+    expect_error(post("/score", {}), 400, "text", "required")
+    expect_error(post("/score", {"text": 5}), 400, "text")
+    expect_error(post("/score", {"text": "a"}), 400, "text", "2\\.\\.300")
+    expect_error(post("/score", {"text": "a" * 301}), 400, "text", "300")
+    expect_error(post("/score", {"text": "Zebra€"}), 400, "text")
+    expect_error(post("/score", '{"text": "a\\u0000b"}'), 400, "text", "U\\+0000")
+    expect_error(post("/score", {"text": "ab", "top_logprobs": -1}), 400, "top_logprobs")
+    expect_error(post("/score", {"text": "ab", "top_logprobs": 10 ** 6}), 400, "top_logprobs")
+    expect_error(post("/score", {"text": "ab", "tex": 1}), 400, "tex", "unknown field")
+    expect_error(post("/score", '{"text": "ab", "text": "ab"}'), 400, "text", "twice")
+    expect_error(post("/score", {"text": "ab", "model": "nope"}), 404, "model")
+    expect_error(ENV.d.json("GET", "/score"), 405)
+    expect_error(ENV.d.json("POST", "/score", '{"text": "ab"}', {"Content-Type": "text/plain"}),
+                 415)
+
+
+# ---------------------------------------------------------------- /v1
+
+@test
+def v1_models():
+    st, _, body = ENV.d.json("GET", "/v1/models")
+    assert st == 200 and body["object"] == "list", body
+    ids = sorted(m["id"] for m in body["data"])
+    assert ids == ["other", "tiny"], ids
+    for m in body["data"]:
+        assert set(m) == {"id", "object", "created", "owned_by"} and m["object"] == "model"
+        assert isinstance(m["created"], int)
+    st, _, one = ENV.d.json("GET", "/v1/models/tiny")
+    assert st == 200 and one["id"] == "tiny"
+    err = v1_error(ENV.d.json("GET", "/v1/models/nope"), 404)
+    assert err["code"] == "model_not_found"
+    v1_error(ENV.d.json("POST", "/v1/models"), 405)
+    v1_error(ENV.d.json("GET", "/v1/nope"), 404)
+
+
+@test
+def v1_choice0_equals_sample_and_cli():
+    cases = [dict(prime="the quick ", length=120, seed=1, temperature=0.7),
+             dict(prime="", length=50, seed=2),
+             dict(prime="über ", length=80, seed=3, temperature=1.2, top_p=0.8),
+             dict(prime="fox", length=60, seed=2 ** 64 - 1, temperature=0),
+             dict(prime="the", length=400, seed=7, stop=["dogs", "."])]
+    for c in cases:
+        req = {"model": "tiny", "prompt": c["prime"], "max_tokens": c["length"],
+               "seed": c["seed"], "n": 2}
+        for k in ("temperature", "top_p", "stop"):
+            if k in c:
+                req[k] = c[k]
+        st, hdrs, body = post("/v1/completions", req)
+        assert st == 200, body
+        st, _, s0 = ENV.d.sample(**c)
+        cli = cli_sample(ENV.v1, prime=c["prime"], length=c["length"], seed=c["seed"],
+                         temperature=c.get("temperature"), top_p=c.get("top_p"),
+                         stop=c.get("stop", ()))
+        assert s0["text"] == cli
+        ch = body["choices"]
+        assert [x["index"] for x in ch] == [0, 1]
+        want0 = s0["text"]
+        if s0["finish_reason"] == "stop":  # OpenAI: the text excludes the stop string
+            assert ch[0]["finish_reason"] == "stop"
+            stop = [s for s in c["stop"] if want0.endswith(s)][0]
+            want0 = want0[:-len(stop)]
+        assert ch[0]["text"] == want0, (ch[0]["text"], want0)
+        # the seed rule: choice i samples with seed + i (mod 2^64)
+        st, _, s1 = ENV.d.sample(**dict(c, seed=(c["seed"] + 1) % 2 ** 64))
+        assert ch[1]["text"] == s1["text"][:len(ch[1]["text"])] and s1["text"].startswith(
+            ch[1]["text"])
+        assert body["seed"] == c["seed"] and hdrs["x-seed"] == str(c["seed"])
+        assert body["usage"]["prompt_tokens"] == len(c["prime"])
+        assert body["usage"]["completion_tokens"] == s0["usage"]["generated_chars"] + \
+            s1["usage"]["generated_chars"]
+        assert body["object"] == "text_completion" and body["model"] == "tiny"
+        assert body["id"] == "cmpl-" + hdrs["x-request-id"]
+        assert body["system_fingerprint"].startswith("fp_")
+    # without a seed the response says which one was used, and it reproduces
+    st, hdrs, a = post("/v1/completions", {"prompt": "the ", "max_tokens": 30})
+    st, _, b = post("/v1/completions", {"prompt": "the ", "max_tokens": 30, "seed": a["seed"]})
+    assert a["choices"][0]["text"] == b["choices"][0]["text"] and str(a["seed"]) == hdrs["x-seed"]
+
+
+@test
+def v1_logprobs_echo_and_prompts():
+    st, _, body = post("/v1/completions", {"prompt": ["the ", "fox"], "max_tokens": 20,
+                                           "seed": 5, "logprobs": 2, "n": 2})
+    assert st == 200 and [c["index"] for c in body["choices"]] == [0, 1, 2, 3]
+    for c in body["choices"]:
+        prompt = "the " if c["index"] < 2 else "fox"
+        lp = c["logprobs"]
+        assert "".join(lp["tokens"]) == c["text"] and len(lp["token_logprobs"]) == 20
+        assert lp["text_offset"] == list(range(len(prompt), len(prompt) + 20))
+        for tok, l, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
+            assert 2 <= len(top) <= 3 and top.get(tok) == l
+        # the same numbers as /sample's for the same seed
+        st, _, s = ENV.d.sample(prime=prompt, length=20, seed=5 + c["index"], logprobs=2)
+        assert [x["logprob"] for x in s["logprobs"]] == lp["token_logprobs"]
+    # echo + max_tokens 0 scores the prompt: /score's numbers, first one null
+    st, _, e = post("/v1/completions", {"prompt": SCORE_TEXT[:60], "max_tokens": 0, "echo": True,
+                                        "logprobs": 1})
+    st, _, sc = post("/score", {"text": SCORE_TEXT[:60]})
+    ch = e["choices"][0]
+    assert ch["text"] == SCORE_TEXT[:60] and e["usage"]["completion_tokens"] == 0
+    assert ch["logprobs"]["token_logprobs"] == [x["logprob"] for x in sc["logprobs"]]
+    assert ch["logprobs"]["top_logprobs"][0] is None
+    assert ch["logprobs"]["text_offset"] == list(range(60))
+    # echo with generation: prompt then text, offsets continuous
+    st, _, e = post("/v1/completions", {"prompt": "the ", "max_tokens": 10, "echo": True,
+                                        "logprobs": 0, "seed": 9})
+    st, _, s = ENV.d.sample(prime="the ", length=10, seed=9)
+    ch = e["choices"][0]
+    assert ch["text"] == "the " + s["text"] and len(ch["logprobs"]["tokens"]) == 14
+    assert all(len(t) == 1 for t in ch["logprobs"]["top_logprobs"][1:])  # only the chosen one
+    # echo without logprobs: the text only
+    st, _, e = post("/v1/completions", {"prompt": "the ", "max_tokens": 0, "echo": True})
+    assert e["choices"][0]["text"] == "the " and e["choices"][0]["logprobs"] is None
+
+
+@test
+def v1_streaming():
+    req = {"prompt": ["the ", "a"], "max_tokens": 2000, "seed": 21, "n": 2, "logprobs": 1,
+           "temperature": 0.9}
+    st, _, whole = post("/v1/completions", req)
+    hdrs, chunks = v1_stream(dict(req, stream_options={"include_usage": True}))
+    assert hdrs["content-type"].startswith("text/event-stream")
+    usage = chunks[-1]
+    assert usage["choices"] == [] and usage["usage"] == whole["usage"], usage
+    texts, lps, finish = {}, {}, {}
+    for ch in chunks[:-1]:
+        assert ch["object"] == "text_completion" and ch["id"] == "cmpl-" + hdrs["x-request-id"]
+        assert ch["usage"] is None and len(ch["choices"]) == 1
+        c = ch["choices"][0]
+        assert c["index"] not in finish, "a chunk after the choice's finish"
+        texts[c["index"]] = texts.get(c["index"], "") + c["text"]
+        lps.setdefault(c["index"], []).extend(c["logprobs"]["token_logprobs"])
+        if c["finish_reason"] is not None:
+            finish[c["index"]] = c["finish_reason"]
+    assert len(chunks) > 6, "the stream came in too few chunks"
+    for c in whole["choices"]:
+        assert texts[c["index"]] == c["text"] and finish[c["index"]] == c["finish_reason"]
+        assert lps[c["index"]] == c["logprobs"]["token_logprobs"]
+    # without include_usage: no usage fields; stop strings are held back and removed
+    hdrs, chunks = v1_stream({"prompt": "the", "max_tokens": 400, "seed": 7,
+                              "stop": ["dogs", "."]})
+    st, _, whole = post("/v1/completions", {"prompt": "the", "max_tokens": 400, "seed": 7,
+                                            "stop": ["dogs", "."]})
+    assert all("usage" not in ch for ch in chunks)
+    assert "".join(ch["choices"][0]["text"] for ch in chunks) == whole["choices"][0]["text"]
+    assert chunks[-1]["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
+    # streamed echo scoring
+    hdrs, chunks = v1_stream({"prompt": SCORE_TEXT[:40], "max_tokens": 0, "echo": True,
+                              "logprobs": 0})
+    assert "".join(ch["choices"][0]["text"] for ch in chunks) == SCORE_TEXT[:40]
+
+
+@test
+def v1_logit_bias():
+    st, _, m = ENV.d.json("GET", "/models/tiny")
+    # the vocabulary is sorted code points; find 'z' through /score's characters
+    st, _, sc = ENV.d.sample(prime="a", length=1, logprobs=m["vocab_size"])
+    chars = sorted(t["char"] for t in sc["logprobs"][0]["top"])
+    z = chars.index("z")
+    st, _, b = post("/v1/completions", {"prompt": "the ", "max_tokens": 30, "seed": 1,
+                                        "logit_bias": {str(z): 100}, "logprobs": 0})
+    assert st == 200 and b["choices"][0]["text"] == "z" * 30, b["choices"][0]["text"]
+    # the reported numbers stay the model's own (not forced to ~0)
+    assert min(b["choices"][0]["logprobs"]["token_logprobs"]) < -0.5
+    st, _, b = post("/v1/completions", {"prompt": "the ", "max_tokens": 200, "seed": 1,
+                                        "temperature": 1.5,
+                                        "logit_bias": {str(chars.index("e")): -100}})
+    assert "e" not in b["choices"][0]["text"]
+
+
+@test
+def v1_bad_requests():
+    ok = {"prompt": "the ", "max_tokens": 2}
+    bad = [
+        ("model", 3, 400), ("model", "nope", 404), ("prompt", 5, 400), ("prompt", [], 400),
+        ("prompt", [1, 2], 400), ("prompt", ["a"] * 17, 400), ("prompt", "x" * 101, 400),
+        ("prompt", "Zebra€", 400), ("max_tokens", -1, 400), ("max_tokens", 5001, 400),
+        ("max_tokens", "3", 400), ("max_tokens", 0, 400), ("temperature", -1, 400),
+        ("temperature", 10.5, 400), ("temperature", "hot", 400), ("top_p", 0, 400),
+        ("top_p", 1.5, 400), ("n", 0, 400), ("n", 17, 400), ("stream", "yes", 400),
+        ("stream_options", {"include_usage": True}, 400), ("logprobs", -1, 400),
+        ("logprobs", 6, 400), ("logprobs", True, 400), ("echo", 1, 400), ("stop", 5, 400),
+        ("stop", ["a", "b", "c", "d", "e"], 400), ("stop", [""], 400), ("stop", [3], 400),
+        ("seed", -1, 400), ("seed", 2 ** 64, 400), ("user", 3, 400), ("user", "u" * 65, 400),
+        ("logit_bias", [], 400), ("logit_bias", {"a": 1}, 400), ("logit_bias", {"-1": 1}, 400),
+        ("logit_bias", {"0": 101}, 400), ("logit_bias", {"0": "x"}, 400),
+        ("logit_bias", {"99999": 1}, 400), ("suffix", "x", 400), ("best_of", 2, 400),
+        ("best_of", 0, 400), ("presence_penalty", 0.5, 400), ("frequency_penalty", -1, 400),
+        ("top_k", 3, 400),
+    ]
+    for field, value, status in bad:
+        body = dict(ok, **{field: value})
+        err = v1_error(post("/v1/completions", body), status, field)
+        if status == 404:
+            assert err["code"] == "model_not_found"
+    v1_error(post("/v1/completions", {"max_tokens": 2}), 400, "prompt")
+    v1_error(post("/v1/completions", '{"prompt": "a", "prompt": "b"}'), 400, "prompt", "twice")
+    v1_error(post("/v1/completions", '{"prompt": "a"'), 400, None)
+    v1_error(post("/v1/completions", dict(ok, n=8, prompt=["a"] * 9)), 400, "n")
+    v1_error(post("/v1/completions", '{"prompt": "a\\u0000b"}'), 400, "prompt")
+    # neutral values are accepted
+    neutral = dict(ok, suffix="", best_of=1, presence_penalty=0, frequency_penalty=0.0,
+                   user="someone", stop="zz", stream=False, logprobs=None, seed=None)
+    st, _, body = post("/v1/completions", neutral)
+    assert st == 200, body
+    st, _, body = post("/v1/completions", dict(ok, n=2, best_of=2, max_tokens=0, echo=True))
+    assert st == 200 and len(body["choices"]) == 2
+    v1_error(ENV.d.json("GET", "/v1/completions"), 405)
+    v1_error(ENV.d.json("POST", "/v1/completions", '{"prompt": "a"}',
+                        {"Content-Type": "text/plain"}), 415)
+
+
+# ---------------------------------------------------------------- request ids, metrics
+
+@test
+def request_ids():
+    st, hdrs, _ = ENV.d.request("GET", "/healthz", headers={"X-Request-Id": "trace-42.a:b"})
+    assert hdrs["x-request-id"] == "trace-42.a:b"
+    for bad in ("x" * 129, "has space", "quote\"", "new\\nline", ""):
+        st, hdrs, _ = ENV.d.request("GET", "/healthz", headers={"X-Request-Id": bad})
+        assert re.fullmatch(r"[0-9a-f]{32}", hdrs["x-request-id"]), (bad, hdrs["x-request-id"])
+    st, hdrs, _ = ENV.d.request("GET", "/nope")
+    assert st == 404 and re.fullmatch(r"[0-9a-f]{32}", hdrs["x-request-id"])
+    ids = set()
+    for _ in range(5):
+        ids.add(ENV.d.request("GET", "/healthz")[1]["x-request-id"])
+    assert len(ids) == 5, "generated ids repeat"
+    st, _, ev = ENV.d.stream({"length": 5})
+    hdrs, _ = v1_stream({"prompt": "a", "max_tokens": 3}, {"X-Request-Id": "stream-1"})
+    assert hdrs["x-request-id"] == "stream-1"
+    st, hdrs, body = post("/v1/completions", {"prompt": "a", "max_tokens": 3, "user": "u-7"},
+                          {"X-Request-Id": "req-77"})
+    assert body["id"] == "cmpl-req-77" and hdrs["x-request-id"] == "req-77"
+    line = ENV.d.wait_log(lambda o: o.get("msg") == "request" and
+                          o.get("request_id") == "req-77", 5)
+    assert line["user"] == "u-7" and line["route"] == "/v1/completions", line
+
+
+@test
+def api_metrics():
+    fams, _ = ENV.d.metrics()
+    before = metric(fams, "charrnn_time_to_first_char_seconds_count") or 0
+    inter = metric(fams, "charrnn_inter_char_seconds_count") or 0
+    post("/v1/completions", {"model": "other", "prompt": "a", "max_tokens": 10, "n": 2})
+    post("/score", {"model": "other", "text": "the fox"})
+    ENV.d.sample(model="other", length=7)
+    fams, _ = ENV.d.metrics()
+    assert fams["charrnn_time_to_first_char_seconds"]["type"] == "histogram"
+    assert metric(fams, "charrnn_time_to_first_char_seconds_count") == before + 3
+    assert metric(fams, "charrnn_inter_char_seconds_count") == inter + 9 + 9 + 6
+    for route in ("/v1/completions", "/score", "/sample"):
+        assert metric(fams, "charrnn_model_requests_total", model="other", route=route) == 1, \
+            route
+    assert metric(fams, "charrnn_request_scored_chars_total", model="other") == 6
+    assert metric(fams, "charrnn_request_generated_chars_total", model="other") == 27
+
+
+def main():
+    setup()
+    failed = []
+    try:
+        for fn in TESTS:
+            if ONLY and not any(s in fn.__name__ for s in ONLY):
+                continue
+            t0 = time.time()
+            try:
+                fn()
+                print("ok   %-45s %.2fs" % (fn.__name__, time.time() - t0), flush=True)
+            except Exception:
+                failed.append(fn.__name__)
+                print("FAIL %s\n%s" % (fn.__name__, traceback.format_exc()), flush=True)
+    finally:
+        try:
+            teardown()
+        except Exception:
+            failed.append("teardown")
+            traceback.print_exc()
+        for d in e2e.DAEMONS:
+            if d.proc.poll() is None:
+                failed.append("daemon-left-running")
+                d.proc.kill()
+                d.proc.wait()
+            reports = [ln for ln in d.logs() if "runtime error:" in ln or "Sanitizer" in ln]
+            if reports:
+                failed.append("sanitizer-report")
+                print("".join(d.logs()[-80:]), flush=True)
+    print("%d failed: %s" % (len(failed), " ".join(failed)) if failed else "all passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
