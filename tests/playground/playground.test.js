@@ -1,7 +1,11 @@
 // The playground page in a real browser: Debian's chromium, headless, driven
 // by playwright-core. Asserts that text streams into the page (several
 // intermediate lengths are seen before the end), that the finish status shows
-// a seed, and that "Run again, same seed" reproduces the same text.
+// a seed, and that "Run again, same seed" reproduces the same text; that every
+// generated character is tinted by its probability and that hovering one shows
+// the API's top 5 with the API's numbers; that the Score view shows a heat map
+// of the text with the API's bits per character and the same tooltips.
+// Screenshots (SCREENSHOT_PATH and its -probs / -score siblings) are kept.
 // usage: node playground.test.js BASE_URL SCREENSHOT_PATH
 "use strict";
 const { chromium } = require("playwright-core");
@@ -9,6 +13,83 @@ const { chromium } = require("playwright-core");
 const [base, shot] = process.argv.slice(2);
 const LENGTH = 10000; // the daemon's default max_length: long enough to watch it stream
 function fail(msg) { console.error("FAIL: " + msg); process.exitCode = 1; }
+
+// How the page writes a character and its numbers (the tooltip's format).
+const shown = (ch) => ch === " " ? "\u2423" : ch === "\n" ? "\u23ce" : ch === "\t" ? "\u21e5" : ch;
+const pct = (lp) => (100 * Math.exp(lp)).toFixed(2) + "%";
+const rows = (top) => top.map((t) => [shown(t.char), pct(t.logprob), t.logprob.toFixed(4)]);
+
+async function api(page, path, body) {
+  return page.evaluate(async ([path, body]) => {
+    const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
+                                  body: JSON.stringify(body) });
+    return r.json();
+  }, [path, body]);
+}
+
+// Hovers the span and returns the tooltip's head and table as text.
+async function tooltip(page, selector) {
+  await page.hover(selector);
+  await page.waitForSelector("#tip", { state: "visible", timeout: 5000 });
+  return page.evaluate(() => ({
+    head: document.querySelector("#tip .head").textContent,
+    rows: [...document.querySelectorAll("#tip tr")].map((r) => [...r.cells].map((c) => c.textContent)),
+  }));
+}
+
+function sameRows(what, got, want) {
+  if (JSON.stringify(got) !== JSON.stringify(want))
+    fail(`${what}: tooltip ${JSON.stringify(got)} != API ${JSON.stringify(want)}`);
+  else console.log(`ok: ${what}: tooltip equals the API (${JSON.stringify(got[0])} ...)`);
+}
+
+async function probabilities(page, shotPath) {
+  const req = { prime: "the ", length: 300, seed: "42", temperature: 0.9 };
+  await page.fill("#prime", req.prime);
+  await page.fill("#length", String(req.length));
+  await page.fill("#temperature", String(req.temperature));
+  await page.fill("#seed", req.seed);
+  await page.click("#run");
+  await page.waitForFunction(() => /finish:/.test(document.getElementById("status").textContent),
+                             null, { timeout: 30000 });
+  const tints = await page.$$eval("#generated .ch", (spans) => spans.map((s) => s.style.backgroundColor));
+  if (tints.length !== req.length) fail(`expected ${req.length} character spans, got ${tints.length}`);
+  const untinted = tints.filter((t) => !t).length, distinct = new Set(tints).size;
+  if (untinted || distinct < 3) fail(`tints: ${untinted} untinted, ${distinct} distinct colours`);
+  else console.log(`ok: every generated character tinted (${distinct} distinct colours)`);
+  const want = await api(page, "/sample", { ...req, seed: 42, logprobs: 5 });
+  for (const i of [0, 10, 123]) {
+    const tip = await tooltip(page, `#generated .ch:nth-child(${i + 1})`);
+    const rec = want.logprobs[i];
+    sameRows(`generated char ${i}`, tip.rows, rows(rec.top));
+    if (!tip.head.includes(pct(rec.logprob)) || !tip.head.includes(rec.logprob.toFixed(4)))
+      fail(`char ${i}: tooltip head "${tip.head}" lacks ${pct(rec.logprob)} / ${rec.logprob.toFixed(4)}`);
+  }
+  await page.screenshot({ path: shotPath });
+}
+
+async function scoring(page, shotPath) {
+  const text = "the quick brown fox jumps over the lazy dog 12 times;\nthe lazy fox";
+  await page.click("#tab-score");
+  await page.fill("#score-text", text);
+  await page.click("#score");
+  await page.waitForFunction(() => /bits\/char|error|HTTP/.test(document.getElementById("status").textContent),
+                             null, { timeout: 30000 });
+  const want = await api(page, "/score", { text, top_logprobs: 5 });
+  const status = await page.textContent("#status");
+  if (!status.includes(want.bits_per_char.toFixed(3) + " bits/char"))
+    fail(`score status "${status}" lacks the API's ${want.bits_per_char.toFixed(3)} bits/char`);
+  else console.log("ok: score view: " + status);
+  const heat = await page.$$eval("#heat .ch", (spans) => spans.map((s) => [s.textContent, s.style.backgroundColor]));
+  if (heat.map((h) => h[0]).join("") !== text) fail("the heat map's characters are not the text");
+  if (heat[0][1] || heat.slice(1).some((h) => !h[1])) fail("heat map: the first character is tinted or another is not");
+  else console.log(`ok: heat map of ${heat.length} characters, first one untinted`);
+  for (const i of [1, 20]) {
+    const tip = await tooltip(page, `#heat .ch:nth-child(${i + 1})`);
+    sameRows(`scored char ${i}`, tip.rows, rows(want.logprobs[i].top));
+  }
+  await page.screenshot({ path: shotPath });
+}
 
 (async () => {
   const browser = await chromium.launch({
@@ -53,6 +134,8 @@ function fail(msg) { console.error("FAIL: " + msg); process.exitCode = 1; }
     const second = await page.textContent("#generated");
     if (second !== first) fail("run again with the same seed gave different text");
     else console.log("ok: same seed, same text");
+    await probabilities(page, shot.replace(/\.png$/, "-probs.png"));
+    await scoring(page, shot.replace(/\.png$/, "-score.png"));
   } finally {
     await browser.close();
   }
