@@ -14,6 +14,7 @@
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
 #include "charrnn/vocab.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <math.h>
@@ -402,30 +403,13 @@ START_TEST(logit_bias_forces_and_bans)
 }
 END_TEST
 
-static Suite *logprob_suite(void)
-{
-    Suite *s = suite_create("logprob");
-    TCase *core = tcase_create("core");
-    tcase_add_test(core, top_k_equals_full_sort);
-    tcase_add_test(core, logsumexp_of_large_logits);
-    suite_add_tcase(s, core);
-    TCase *st = tcase_create("streams");
-    tcase_set_timeout(st, 120);
-    tcase_add_test(st, records_batch_invariant_lstm);
-    tcase_add_test(st, records_batch_invariant_gru);
-    tcase_add_test(st, score_equals_generation);
-    suite_add_tcase(s, st);
-    TCase *lb = tcase_create("logit_bias");
-    tcase_add_test(lb, logit_bias_forces_and_bans);
-    suite_add_tcase(s, lb);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *sr = srunner_create(logprob_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    Suite *s = suite_create("logprob");
+    ADD_CASE(s, "core", top_k_equals_full_sort, logsumexp_of_large_logits);
+    TCase *st = ADD_CASE(s, "streams", records_batch_invariant_lstm, records_batch_invariant_gru,
+                         score_equals_generation);
+    tcase_set_timeout(st, 120);
+    ADD_CASE(s, "logit_bias", logit_bias_forces_and_bans);
+    return run_suite(s);
 }
