@@ -328,7 +328,8 @@ static cJSON *choice_json(const completion *k, const choice *c, int with_echo, s
     char *t = malloc(elen + (to - from) + 1);
     if (t) {
         memcpy(t, c->prompt, elen);
-        memcpy(t + elen, c->text + from, to - from);
+        if (to > from) /* text is NULL until the first byte arrives */
+            memcpy(t + elen, c->text + from, to - from);
         t[elen + to - from] = '\0';
     }
     cJSON_AddStringToObject(o, "text", t ? t : "");
