@@ -639,6 +639,14 @@ static enum MHD_Result start_stream(req_ctx *rc)
 
 /* ---- the handler ---- */
 
+/* The /v1 name of a sampling field (the library's names, except these two). */
+static const char *v1_field_name(charrnn_sample_field f)
+{
+    return f == CHARRNN_SAMPLE_PRIME ? "prompt"
+        : f == CHARRNN_SAMPLE_LENGTH ? "max_tokens"
+                                     : charrnn_sample_field_name(f);
+}
+
 static size_t max_stop_len(const completion_request *q)
 {
     size_t m = 0;
@@ -731,11 +739,14 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
         p.score_prime = score;
         p.bias_id = q->bias_id, p.bias_val = q->bias_val, p.n_bias = q->n_bias;
         charrnn_stream *st = NULL;
-        int r = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
+        charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
+        int r = charrnn_sample_params_check_model(&p, ver->model, &bad, msg, sizeof msg);
+        if (r == CHARRNN_OK)
+            r = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
         if (r != CHARRNN_OK) {
-            const char *param = r == CHARRNN_EVOCAB || r == CHARRNN_EFORMAT ? "prompt"
-                : strstr(msg, "logit_bias")                                 ? "logit_bias"
-                                                                            : NULL;
+            const char *param = bad                           ? v1_field_name(bad)
+                : r == CHARRNN_EVOCAB || r == CHARRNN_EFORMAT ? "prompt"
+                                                              : NULL;
             ret = r == CHARRNN_ENOMEM
                 ? respond_fail(rc, 500, "server_error", NULL, "%s", msg)
                 : respond_fail(rc, 400, "invalid_request_error", param, "%s", msg);

@@ -151,11 +151,11 @@ static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *er
                             "'logit_bias' keys must be character ids (decimal integers), got "
                             "'%.40s'",
                             k);
-        if (!cJSON_IsNumber(it) || !(it->valuedouble >= -100 && it->valuedouble <= 100))
-            return api_fail(err, 400, INVALID, "logit_bias",
-                            "'logit_bias' values must be numbers in [-100, 100]");
+        double d;
+        if (json_get_sample_number(it, CHARRNN_SAMPLE_LOGIT_BIAS, &d, err))
+            return -1;
         r->bias_id[r->n_bias] = atoi(k);
-        r->bias_val[r->n_bias++] = (float)it->valuedouble;
+        r->bias_val[r->n_bias++] = (float)d;
     }
     return 0;
 }
@@ -192,20 +192,12 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
         r->max_tokens = (size_t)d;
         return 0;
     }
-    if (!strcmp(k, "temperature") || !strcmp(k, "top_p")) {
-        if (!cJSON_IsNumber(v))
-            return api_fail(err, 400, INVALID, k, "'%s' must be a number", k);
-        d = v->valuedouble;
-        if (!strcmp(k, "temperature")) {
-            if (!(d >= 0 && d <= 10))
-                return api_fail(err, 400, INVALID, k,
-                                "'temperature' must be 0 (greedy) or in (0, 10], got %.17g", d);
-            r->temperature = (float)d;
-        } else {
-            if (!(d > 0 && d <= 1))
-                return api_fail(err, 400, INVALID, k, "'top_p' must be in (0, 1], got %.17g", d);
-            r->top_p = (float)d;
-        }
+    if (!strcmp(k, "temperature") || !strcmp(k, "top_p")) { /* the sampler's limits */
+        int t = !strcmp(k, "temperature");
+        if (json_get_sample_number(v, t ? CHARRNN_SAMPLE_TEMPERATURE : CHARRNN_SAMPLE_TOP_P, &d,
+                                   err))
+            return -1;
+        *(t ? &r->temperature : &r->top_p) = (float)d;
         return 0;
     }
     if (!strcmp(k, "n")) {

@@ -142,14 +142,18 @@ enum MHD_Result handle_score(req_ctx *c)
     p.length = 0;
     p.logprobs = 1, p.top_logprobs = q.top_logprobs, p.score_prime = 1;
     charrnn_stream *st = NULL;
-    int rc = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
+    charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
+    int rc = charrnn_sample_params_check_model(&p, ver->model, &bad, msg, sizeof msg);
+    if (rc == CHARRNN_OK)
+        rc = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
     if (rc != CHARRNN_OK) {
         charrnn_store_release(ver);
         score_request_clear(&q);
         if (rc == CHARRNN_ENOMEM)
             return respond_fail(c, 500, "server_error", NULL, "%s", msg);
-        return respond_fail(c, 400, INVALID, strstr(msg, "top_logprobs") ? "top_logprobs" : "text",
-                            "%s", msg);
+        /* only these two can be wrong here: the text (its characters) and top_logprobs */
+        return respond_fail(c, 400, INVALID,
+                            bad == CHARRNN_SAMPLE_LOGPROBS ? "top_logprobs" : "text", "%s", msg);
     }
     c->prime_chars = charrnn_stream_prime_chars(st);
     gen_job *job = engine_job_create(st, ver, q.top_logprobs);
