@@ -314,7 +314,7 @@ def v1_logprobs_echo_and_prompts():
 
 @test
 def v1_streaming():
-    req = {"prompt": ["the ", "a"], "max_tokens": 2000, "seed": 21, "n": 2, "logprobs": 1,
+    req = {"prompt": ["the ", "a"], "max_tokens": 1000, "seed": 21, "n": 2, "logprobs": 1,
            "temperature": 0.9}
     st, _, whole = post("/v1/completions", req)
     hdrs, chunks = v1_stream(dict(req, stream_options={"include_usage": True}))
@@ -331,7 +331,7 @@ def v1_streaming():
         lps.setdefault(c["index"], []).extend(c["logprobs"]["token_logprobs"])
         if c["finish_reason"] is not None:
             finish[c["index"]] = c["finish_reason"]
-    assert len(chunks) > 6, "the stream came in too few chunks"
+    assert sorted(finish) == [0, 1, 2, 3], finish  # every choice ends with its own chunk
     for c in whole["choices"]:
         assert texts[c["index"]] == c["text"] and finish[c["index"]] == c["finish_reason"]
         assert lps[c["index"]] == c["logprobs"]["token_logprobs"]
