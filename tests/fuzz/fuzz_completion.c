@@ -1,0 +1,138 @@
+/* libFuzzer harness: POST /v1/completions bodies (server/openai_request.c),
+ * then, for an accepted one, every prompt run as its choices would be
+ * (log-probabilities, echo scoring, logit_bias, stop) on a small fixed model,
+ * so that whatever the parser accepts is also handled safely by the sampler.
+ *
+ * Invariants beyond "no sanitizer report": an accepted request is in range
+ * (1..V1_MAX_PROMPTS prompts, n 1..V1_MAX_N, at most V1_MAX_CHOICES choices,
+ * max_tokens <= max_length and 0 only with echo, logprobs -1..5, at most
+ * V1_MAX_STOP stop strings, biases in [-100, 100]); a rejection is a 4xx with a
+ * message and a param; a stream the library accepts yields exactly one record
+ * per scored prompt character and per generated character, each log-probability
+ * <= 0 and its alternatives most likely first. */
+#include "charrnn/sampler.h"
+#include "charrnn/vocab.h"
+#include "config.h"
+#include "openai_request.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static serve_config cfg;
+static charrnn_model *model;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    char err[256];
+    char *args[] = {"fuzz", "--max-length", "48", "--max-prime", "48", NULL};
+    if (serve_config_parse(&cfg, 5, args, err, sizeof err) != 0)
+        abort();
+    static const char text[] =
+        "the quick brown fox jumps over the lazy dog\n\xc3\xa9\xce\xbb\xe2\x82\xac";
+    charrnn_vocab *v = NULL;
+    if (charrnn_vocab_build((const uint8_t *)text, sizeof text - 1, &v, err, sizeof err))
+        abort();
+    charrnn_config mc = {CHARRNN_CELL_GRU, (int)charrnn_vocab_size(v), 8, 1};
+    if (charrnn_model_create(&mc, v, &model, err, sizeof err))
+        abort();
+    for (size_t i = 0; i < model->num_params; i++)
+        model->params[i] = (float)((int)(i * 2654435761u % 17) - 8) * 0.05f;
+    return 0;
+}
+
+/* Runs one prompt as a /v1 choice does and checks its records. */
+static void run_choice(const completion_request *r, size_t i)
+{
+    charrnn_sample_params p = charrnn_sample_defaults();
+    p.prime = r->prompt[i];
+    p.prime_len = r->prompt_len[i];
+    p.length = r->max_tokens;
+    p.temperature = r->temperature;
+    p.top_p = r->top_p;
+    p.seed = r->seed + i;
+    p.stop = (const char *const *)r->stop;
+    p.n_stop = r->n_stop;
+    p.logprobs = r->logprobs >= 0;
+    p.top_logprobs = r->logprobs >= 0 ? r->logprobs : 0;
+    p.score_prime = r->echo && r->logprobs >= 0;
+    p.bias_id = r->bias_id, p.bias_val = r->bias_val, p.n_bias = r->n_bias;
+    if (p.length == 0 && !p.score_prime)
+        return; /* echo of the prompt only: nothing runs */
+    char err[512];
+    charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
+    charrnn_stream *s = NULL;
+    int rc = charrnn_sample_params_check_model(&p, model, &bad, err, sizeof err);
+    if (rc == 0)
+        rc = charrnn_stream_create(model, &p, &s, err, sizeof err);
+    if (rc) {
+        if (!err[0])
+            abort(); /* a rejection always says why */
+        return;
+    }
+    size_t records = 0;
+    while (!charrnn_stream_done(s)) {
+        if (charrnn_infer_step(model, 1, &s))
+            abort();
+        char out[8];
+        charrnn_stream_emit(s, out);
+        charrnn_logprob lp;
+        if (!charrnn_stream_logprob(s, &lp))
+            continue;
+        records++;
+        if (!p.logprobs || (lp.has_logprob && !(lp.logprob <= 0.0f)))
+            abort();
+        for (int k = 1; k < lp.n_top; k++)
+            if (lp.top_lp[k] > lp.top_lp[k - 1])
+                abort();
+    }
+    size_t prime = charrnn_stream_prime_chars(s);
+    size_t want = p.logprobs
+        ? (p.score_prime && prime > 0 ? prime - 1 : 0) + charrnn_stream_generated_chars(s)
+        : 0;
+    if (records != want || charrnn_stream_generated_chars(s) > p.length)
+        abort();
+    charrnn_stream_free(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* Exactly size bytes, not NUL-terminated: an over-read is an ASan report. */
+    char *body = malloc(size ? size : 1);
+    if (!body)
+        return 0;
+    memcpy(body, data, size);
+    completion_request r;
+    api_error e;
+    memset(&e, 0, sizeof e);
+    if (completion_request_parse(body, size, &cfg, &r, &e) != 0) {
+        if (e.status < 400 || e.status > 500 || !e.message[0] || !e.type)
+            abort();
+        free(body);
+        return 0;
+    }
+    free(body);
+    if (r.n_prompt < 1 || r.n_prompt > V1_MAX_PROMPTS || r.n < 1 || r.n > V1_MAX_N ||
+        r.n_prompt * (size_t)r.n > V1_MAX_CHOICES)
+        abort();
+    if ((long)r.max_tokens > cfg.max_length || (r.max_tokens == 0 && !r.echo))
+        abort();
+    if (r.logprobs < -1 || r.logprobs > V1_MAX_LOGPROBS || r.n_stop > V1_MAX_STOP)
+        abort();
+    for (size_t i = 0; i < r.n_bias; i++)
+        if (!(r.bias_val[i] >= -100 && r.bias_val[i] <= 100))
+            abort();
+    for (size_t i = 0; i < r.n_prompt; i++) {
+        if (strlen(r.prompt[i]) != r.prompt_len[i])
+            abort();
+        run_choice(&r, i);
+    }
+    completion_request_clear(&r);
+    return 0;
+}
