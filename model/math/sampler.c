@@ -38,6 +38,8 @@ struct charrnn_stream {
     float *gi, *gh; /* (G*H) scratch: input and recurrent pre-activations */
     float *logits;  /* (V) */
     int *order;     /* (V) candidate order for top-k / top-p */
+    double *weight; /* (V) their unnormalised probabilities (a VLA of V doubles could be 512 KiB
+                       of a worker thread's stack) */
     char tail[CHARRNN_MAX_STOP_LEN + 4]; /* last bytes of the generated text */
     size_t tail_len;
     float *bias;   /* (V) logit bias, or NULL */
@@ -70,7 +72,7 @@ void charrnn_stream_free(charrnn_stream *s)
     if (!s)
         return;
     free(s->stop_buf), free(s->prime), free(s->h), free(s->c), free(s->gi), free(s->gh);
-    free(s->logits), free(s->order);
+    free(s->logits), free(s->order), free(s->weight);
     free(s->bias), free(s->biased);
     free(s->next_top_id), free(s->out_top_id), free(s->next_top_lp), free(s->out_top_lp);
     free(s);
@@ -99,6 +101,7 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
     s->gh = charrnn_alloc_floats((size_t)GH);
     s->logits = charrnn_alloc_floats((size_t)V);
     s->order = malloc((size_t)V * sizeof *s->order);
+    s->weight = malloc((size_t)V * sizeof *s->weight);
     s->prime = malloc((p->prime_len ? p->prime_len : 1) * sizeof *s->prime);
     s->stop_buf = malloc(stop_total ? stop_total : 1);
     int nomem = 0;
@@ -117,8 +120,8 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
         nomem |= !s->next_top_id || !s->out_top_id || !s->next_top_lp || !s->out_top_lp;
     }
     s->p.bias_id = NULL, s->p.bias_val = NULL;
-    if (nomem || !s->h || !s->c || !s->gi || !s->gh || !s->logits || !s->order || !s->prime ||
-        !s->stop_buf) {
+    if (nomem || !s->h || !s->c || !s->gi || !s->gh || !s->logits || !s->order || !s->weight ||
+        !s->prime || !s->stop_buf) {
         charrnn_stream_free(s);
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     }
@@ -277,7 +280,7 @@ static int sample_logits(charrnn_stream *s)
     for (int i = 1; i < n; i++)
         mx = lg[ord[i]] > mx ? lg[ord[i]] : mx;
     double total = 0.0;
-    double w[n];
+    double *w = s->weight;
     for (int i = 0; i < n; i++)
         total += (w[i] = exp(((double)lg[ord[i]] - mx) * inv_t));
     if (s->p.top_p < 1.0f) {
