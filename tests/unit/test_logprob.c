@@ -403,6 +403,51 @@ START_TEST(logit_bias_forces_and_bans)
 }
 END_TEST
 
+/* The model-dependent limits name their field (what /sample, /score and /v1
+ * report as "param"). */
+START_TEST(model_limits_name_their_field)
+{
+    charrnn_model *m = make_model(CHARRNN_CELL_RNN, 8, 1, 6);
+    const int V = m->cfg.vocab_size;
+    char err[CHARRNN_ERR_MAX];
+    charrnn_sample_field f;
+    charrnn_sample_params p = charrnn_sample_defaults();
+    p.logprobs = 1, p.top_logprobs = V;
+    ck_assert_int_eq(charrnn_sample_params_check_model(&p, m, &f, err, sizeof err), CHARRNN_OK);
+    ck_assert_int_eq(f, CHARRNN_SAMPLE_NONE);
+    p.top_logprobs = V + 1;
+    ck_assert_int_eq(charrnn_sample_params_check_model(&p, m, &f, err, sizeof err), CHARRNN_ERANGE);
+    ck_assert_int_eq(f, CHARRNN_SAMPLE_LOGPROBS);
+    ck_assert_msg(strstr(err, "logprobs: ") == err, "%s", err);
+    p.top_logprobs = -1;
+    ck_assert_int_eq(charrnn_sample_params_check(&p, &f, err, sizeof err), CHARRNN_ERANGE);
+    ck_assert_int_eq(f, CHARRNN_SAMPLE_LOGPROBS);
+    p.top_logprobs = 0;
+    int ids[2] = {1, V};
+    float vals[2] = {5, 5};
+    p.bias_id = ids, p.bias_val = vals, p.n_bias = 2;
+    ck_assert_int_eq(charrnn_sample_params_check_model(&p, m, &f, err, sizeof err), CHARRNN_ERANGE);
+    ck_assert_int_eq(f, CHARRNN_SAMPLE_LOGIT_BIAS);
+    ids[1] = 1; /* twice */
+    ck_assert_int_eq(charrnn_sample_params_check_model(&p, m, &f, err, sizeof err), CHARRNN_ERANGE);
+    ck_assert_int_eq(f, CHARRNN_SAMPLE_LOGIT_BIAS);
+    ids[1] = 2, vals[1] = -100.5f;
+    ck_assert_int_eq(charrnn_sample_params_check(&p, &f, err, sizeof err), CHARRNN_ERANGE);
+    ck_assert_int_eq(f, CHARRNN_SAMPLE_LOGIT_BIAS);
+    vals[1] = -100.0f;
+    ck_assert_int_eq(charrnn_sample_params_check_model(&p, m, &f, err, sizeof err), CHARRNN_OK);
+    /* length 0 only for a scoring stream */
+    p.n_bias = 0, p.length = 0;
+    ck_assert_int_eq(charrnn_sample_params_check(&p, &f, err, sizeof err), CHARRNN_ERANGE);
+    ck_assert_int_eq(f, CHARRNN_SAMPLE_LENGTH);
+    p.score_prime = 1;
+    ck_assert_int_eq(charrnn_sample_params_check(&p, &f, err, sizeof err), CHARRNN_OK);
+    p.logprobs = 0;
+    ck_assert_int_eq(charrnn_sample_params_check(&p, &f, err, sizeof err), CHARRNN_ERANGE);
+    charrnn_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("logprob");
@@ -411,5 +456,6 @@ int main(void)
                          score_equals_generation);
     tcase_set_timeout(st, 120);
     ADD_CASE(s, "logit_bias", logit_bias_forces_and_bans);
+    ADD_CASE(s, "limits", model_limits_name_their_field);
     return run_suite(s);
 }
