@@ -78,7 +78,8 @@ for stage in "${stages[@]}"; do
       export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 log_path=$reports/tsan/tsan"
       # server-batch-invariance is left out: it is server-e2e's batch
       # invariance test run alone (server-e2e runs it too).
-      meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 server-e2e engine store
+      meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 server-e2e server-api-e2e \
+        engine store
       unset OPENBLAS_NUM_THREADS TSAN_OPTIONS
       check_reports "$reports/tsan"
       stage_end tsan ;;
