@@ -1,6 +1,7 @@
 /* charrnn-sample: print text sampled from a checkpoint (prime, then continuation). */
 #include "args.h"
 #include "charrnn/checkpoint.h"
+#include "charrnn/lowp.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
 
@@ -127,9 +128,10 @@ int main(int argc, char **argv)
         return cli_fail(rc, err);
     }
     if (verbose)
-        fprintf(stderr, "charrnn-sample: %s %dx%d, vocabulary %d, seed %llu, kernel %s\n",
+        fprintf(stderr, "charrnn-sample: %s %dx%d %s, vocabulary %d, seed %llu, kernel %s\n",
                 charrnn_cell_name(m->cfg.cell), m->cfg.num_layers, m->cfg.hidden_size,
-                m->cfg.vocab_size, (unsigned long long)p.seed, charrnn_kernel_name());
+                charrnn_dtype_name(m->dtype), m->cfg.vocab_size, (unsigned long long)p.seed,
+                charrnn_kernel_name());
     fputs(prime, stdout);
     int run = charrnn_sample_run(s, m, write_out, NULL);
     if (run)

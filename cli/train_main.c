@@ -1,5 +1,6 @@
 /* charrnn-train: train a character-level language model on a text file. */
 #include "args.h"
+#include "charrnn/lowp.h"
 #include "charrnn/session.h"
 #include "charrnn/status.h"
 
@@ -52,6 +53,7 @@ static void usage(FILE *f)
         "  --seed N               random seed (123)\n"
         "  --init-from FILE       start from a checkpoint (resumes exactly if it has state)\n"
         "  --publish PATH         atomically publish the best model (slim) to PATH\n"
+        "  --publish-dtype T      f32 (default), bf16 or int8: the published file's weights\n"
         "  --threads N            threads, each training a share of the batch (0 = cores /\n"
         "                         blas-threads, at most 8); deterministic for a given N\n"
         "  --blas-threads N       OpenBLAS threads inside each GEMM (1); threads x\n"
@@ -240,6 +242,10 @@ static int flag(void *ctx, int argc, char **argv, int *i)
         return r > 0 && (o->init_from = v);
     } else if ((r = arg_value(argc, argv, i, "--publish", &v))) {
         return r > 0 && (o->publish = v);
+    } else if ((r = arg_value(argc, argv, i, "--publish-dtype", &v))) {
+        return r > 0 &&
+            parse_choice("--publish-dtype", v, !charrnn_dtype_parse(v, &o->publish_dtype, NULL, 0),
+                         "f32, bf16 or int8");
     } else if ((r = arg_value(argc, argv, i, "--threads", &v))) {
         return r > 0 && parse_int("--threads", v, 0, 8, &f->threads);
     } else if ((r = arg_value(argc, argv, i, "--blas-threads", &v))) {

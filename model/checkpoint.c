@@ -2,8 +2,10 @@
  * tensors with PyTorch names, optional resume state, full validation. */
 #include "charrnn/checkpoint.h"
 
+#include "charrnn/lowp.h"
 #include "charrnn/status.h"
 #include "charrnn/vocab_json.h"
+#include "checkpoint_lowp.h"
 
 #include <errno.h>
 #include <math.h>
@@ -14,15 +16,20 @@
 int charrnn_checkpoint_save(const char *path, const charrnn_model *m, const char *train_json,
                             const charrnn_resume_state *resume, char *err, size_t errlen)
 {
+    if (m->dtype != CHARRNN_DTYPE_F32 && resume)
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "a %s model is for serving: it has no training state to save",
+                            charrnn_dtype_name(m->dtype));
     char layers[16], hidden[16];
     snprintf(layers, sizeof layers, "%d", m->cfg.num_layers);
     snprintf(hidden, sizeof hidden, "%d", m->cfg.hidden_size);
     char *vocab = charrnn_vocab_to_json(m->vocab);
     if (!vocab)
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-    charrnn_st_meta meta[8] = {
+    const int lowp = m->dtype != CHARRNN_DTYPE_F32;
+    charrnn_st_meta meta[10] = {
         {"format", "charrnn"},
-        {"format_version", CHARRNN_FORMAT_VERSION},
+        {"format_version", lowp ? CHARRNN_FORMAT_VERSION_LOWP : CHARRNN_FORMAT_VERSION},
         {"cell", charrnn_cell_name(m->cfg.cell)},
         {"num_layers", layers},
         {"hidden_size", hidden},
@@ -32,20 +39,32 @@ int charrnn_checkpoint_save(const char *path, const charrnn_model *m, const char
     size_t nm = 7;
     if (resume && resume->json)
         meta[nm++] = (charrnn_st_meta){"resume", resume->json};
-    charrnn_st_tensor t[CHARRNN_MAX_TENSORS + 3];
-    size_t nt = 0;
-    for (int i = 0; i < m->num_tensors; i++) {
+    if (lowp)
+        meta[nm++] = (charrnn_st_meta){"dtype", charrnn_dtype_name(m->dtype)};
+    if (m->dtype == CHARRNN_DTYPE_INT8)
+        meta[nm++] = (charrnn_st_meta){"int8_scale", "row"};
+    charrnn_st_tensor t[2 * CHARRNN_MAX_TENSORS + 3];
+    char scale_names[CHARRNN_MAX_TENSORS][CHARRNN_TENSOR_NAME_MAX + 8];
+    size_t nt = lowp ? charrnn_ckpt_lowp_tensors(m, t, scale_names) : 0;
+    for (int i = 0; i < m->num_tensors && !lowp; i++) {
         const charrnn_tensor_info *ti = &m->tensors[i];
-        t[nt++] = (charrnn_st_tensor){
-            ti->name, m->params + ti->offset, ti->ndim, {ti->shape[0], ti->shape[1]}};
+        t[nt++] = (charrnn_st_tensor){.name = ti->name,
+                                      .data = m->params + ti->offset,
+                                      .ndim = ti->ndim,
+                                      .shape = {ti->shape[0], ti->shape[1]}};
     }
     if (resume) {
         if (resume->m)
-            t[nt++] = (charrnn_st_tensor){"optim.m", resume->m, 1, {m->num_params}};
+            t[nt++] = (charrnn_st_tensor){
+                .name = "optim.m", .data = resume->m, .ndim = 1, .shape = {m->num_params}};
         if (resume->v)
-            t[nt++] = (charrnn_st_tensor){"optim.v", resume->v, 1, {m->num_params}};
+            t[nt++] = (charrnn_st_tensor){
+                .name = "optim.v", .data = resume->v, .ndim = 1, .shape = {m->num_params}};
         if (resume->carry)
-            t[nt++] = (charrnn_st_tensor){"state.carry", resume->carry, 1, {resume->carry_len}};
+            t[nt++] = (charrnn_st_tensor){.name = "state.carry",
+                                          .data = resume->carry,
+                                          .ndim = 1,
+                                          .shape = {resume->carry_len}};
     }
     int rc = charrnn_st_write(path, t, nt, meta, nm, err, errlen);
     free(vocab);
@@ -75,11 +94,10 @@ int charrnn_checkpoint_model(const charrnn_st_file *f, charrnn_model **out, char
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                             "not a charrnn checkpoint (metadata format is %s%.32s%s)",
                             format ? "'" : "", format ? format : "missing", format ? "'" : "");
-    const char *version = charrnn_st_meta_get(f, "format_version");
-    if (!version || strcmp(version, CHARRNN_FORMAT_VERSION) != 0)
-        return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                            "unsupported format_version %.32s (this build reads %s)",
-                            version ? version : "(missing)", CHARRNN_FORMAT_VERSION);
+    charrnn_dtype dt;
+    int rc = charrnn_ckpt_dtype(f, &dt, err, errlen);
+    if (rc)
+        return rc;
     charrnn_config cfg;
     if (charrnn_cell_parse(charrnn_st_meta_get(f, "cell"), &cfg.cell))
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "metadata cell is missing or unknown");
@@ -95,17 +113,28 @@ int charrnn_checkpoint_model(const charrnn_st_file *f, charrnn_model **out, char
     if (!charrnn_st_meta_get(f, "train"))
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "metadata train is missing");
     charrnn_vocab *vocab;
-    int rc = charrnn_vocab_from_json(vjson, &vocab, err, errlen);
+    rc = charrnn_vocab_from_json(vjson, &vocab, err, errlen);
     if (rc)
         return rc;
     cfg.vocab_size = (int)charrnn_vocab_size(vocab);
     charrnn_model *m;
+    if (dt != CHARRNN_DTYPE_F32) {
+        if ((rc = charrnn_ckpt_lowp_model(f, &cfg, vocab, dt, out, err, errlen)))
+            charrnn_vocab_free(vocab);
+        return rc;
+    }
     if ((rc = charrnn_model_create(&cfg, vocab, &m, err, errlen))) {
         charrnn_vocab_free(vocab);
         return rc;
     }
     for (size_t i = 0; i < charrnn_st_count(f); i++) {
         const charrnn_st_tensor *t = charrnn_st_at(f, i);
+        if (t->dtype != CHARRNN_ST_F32) { /* only reduced files hold other dtypes */
+            charrnn_model_free(m);
+            return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                                "tensor '%.64s' is %s in an f32 checkpoint", t->name,
+                                charrnn_st_dtype_name(t->dtype));
+        }
         if (strncmp(t->name, "optim.", 6) == 0 || strncmp(t->name, "state.", 6) == 0)
             continue;
         const charrnn_tensor_info *ti = charrnn_model_tensor(m, t->name);

@@ -1,4 +1,4 @@
-/* safetensors: atomic writer and fully validating reader (F32 only). */
+/* safetensors: atomic writer and fully validating reader (F32, BF16, I8). */
 #include "charrnn/safetensors.h"
 
 #include "charrnn/status.h"
@@ -26,6 +26,18 @@ struct charrnn_st_file {
 
 /* ---- writing ---------------------------------------------------------- */
 
+static const char *const dtype_names[] = {"F32", "BF16", "I8"};
+
+size_t charrnn_st_dtype_size(charrnn_st_dtype dt)
+{
+    return dt == CHARRNN_ST_BF16 ? 2 : dt == CHARRNN_ST_I8 ? 1 : 4;
+}
+
+const char *charrnn_st_dtype_name(charrnn_st_dtype dt)
+{
+    return dt <= CHARRNN_ST_I8 ? dtype_names[dt] : "?";
+}
+
 static size_t numel_of(const charrnn_st_tensor *t)
 {
     size_t n = 1;
@@ -51,10 +63,11 @@ static char *build_header(const charrnn_st_tensor *tensors, size_t nt, const cha
     for (size_t i = 0; ok && i < nt; i++) {
         cJSON *t = cJSON_AddObjectToObject(root, tensors[i].name);
         cJSON *shape = t ? cJSON_AddArrayToObject(t, "shape") : NULL;
-        ok = t && cJSON_AddStringToObject(t, "dtype", "F32") && shape;
+        ok = t && cJSON_AddStringToObject(t, "dtype", charrnn_st_dtype_name(tensors[i].dtype)) &&
+            shape;
         for (int d = 0; ok && d < tensors[i].ndim; d++)
             ok = cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)tensors[i].shape[d]));
-        size_t bytes = numel_of(&tensors[i]) * sizeof(float);
+        size_t bytes = numel_of(&tensors[i]) * charrnn_st_dtype_size(tensors[i].dtype);
         cJSON *offs = ok ? cJSON_AddArrayToObject(t, "data_offsets") : NULL;
         ok = offs && cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off)) &&
             cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + bytes)));
@@ -83,8 +96,10 @@ static int produce(FILE *f, void *ctx)
     for (size_t i = o->hlen; !bad && i < o->padded; i++)
         bad = fputc(' ', f) == EOF;
     for (size_t i = 0; !bad && i < o->n; i++) {
-        size_t k = numel_of(&o->tensors[i]);
-        bad = fwrite(o->tensors[i].data, sizeof(float), k, f) != k;
+        const charrnn_st_tensor *t = &o->tensors[i];
+        size_t k = numel_of(t);
+        bad = fwrite(t->raw ? t->raw : (const void *)t->data, charrnn_st_dtype_size(t->dtype), k,
+                     f) != k;
     }
     return bad;
 }
@@ -157,10 +172,16 @@ static int parse_tensor(const cJSON *t, charrnn_st_tensor *out, span *sp, uint64
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
     if (!cJSON_IsString(dtype))
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "tensor '%s' has no dtype", name);
-    if (strcmp(dtype->valuestring, "F32") != 0)
+    int dt = -1;
+    for (int k = 0; k < 3; k++)
+        if (strcmp(dtype->valuestring, dtype_names[k]) == 0)
+            dt = k;
+    if (dt < 0)
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                            "tensor '%s' has dtype %.16s (only F32 is supported)", name,
+                            "tensor '%s' has dtype %.16s (F32, BF16 and I8 are supported)", name,
                             dtype->valuestring);
+    out->dtype = (charrnn_st_dtype)dt;
+    const uint64_t esz = charrnn_st_dtype_size(out->dtype);
     if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) > CHARRNN_ST_MAX_DIMS)
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT, "tensor '%s' has a bad shape", name);
     uint64_t numel = 1;
@@ -187,10 +208,16 @@ static int parse_tensor(const cJSON *t, charrnn_st_tensor *out, span *sp, uint64
                             "tensor '%s' data_offsets [%llu, %llu] outside the %llu-byte buffer",
                             name, (unsigned long long)b, (unsigned long long)e,
                             (unsigned long long)buflen);
-    if (e - b != numel * 4)
+    if (e - b != numel * esz)
         return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                             "tensor '%s' has %llu bytes but its shape needs %llu", name,
-                            (unsigned long long)(e - b), (unsigned long long)(numel * 4));
+                            (unsigned long long)(e - b), (unsigned long long)(numel * esz));
+    /* The data is read in place as its type: each tensor starts at a
+     * multiple of its element size (writers order tensors by size). */
+    if (b % esz != 0)
+        return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                            "tensor '%s' (%s) starts at byte %llu, not a multiple of %llu", name,
+                            dtype_names[dt], (unsigned long long)b, (unsigned long long)esz);
     sp->b = b, sp->e = e;
     return CHARRNN_OK;
 }
@@ -387,9 +414,12 @@ int charrnn_st_parse(const void *buf, size_t len, charrnn_st_file **out, char *e
         rc = check_duplicates(c.f, err, errlen);
     if (rc == CHARRNN_OK) {
         memcpy(c.f->data, p + 8 + hlen, (size_t)c.buflen);
-        /* Every begin is a multiple of 4: tensors tile the buffer from 0 in whole floats. */
-        for (size_t i = 0; i < c.f->n; i++)
-            c.f->tensors[i].data = c.f->data + c.begins[i] / 4;
+        /* Every begin is a multiple of its element size (parse_tensor). */
+        for (size_t i = 0; i < c.f->n; i++) {
+            charrnn_st_tensor *t = &c.f->tensors[i];
+            t->raw = (const char *)c.f->data + c.begins[i];
+            t->data = t->dtype == CHARRNN_ST_F32 ? (const float *)t->raw : NULL;
+        }
     }
     free(c.spans);
     free(c.begins);

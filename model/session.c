@@ -6,6 +6,7 @@
 #include "charrnn/data.h"
 #include "charrnn/fileio.h"
 #include "charrnn/lossplot.h"
+#include "charrnn/lowp.h"
 #include "charrnn/status.h"
 #include "charrnn/trainer.h"
 
@@ -156,7 +157,17 @@ static int save(run *r, const char *path, float val, int with_state, char *err, 
     charrnn_trainer_snapshot snap;
     charrnn_trainer_save_state(r->tr, &snap);
     charrnn_resume_state rs = {snap.moment1, snap.moment2, snap.carry, snap.carry_len, rj};
-    int rc = charrnn_checkpoint_save(path, r->model, tj, with_state ? &rs : NULL, err, errlen);
+    int rc;
+    if (!with_state && r->o->publish_dtype != CHARRNN_DTYPE_F32) {
+        /* A serving copy in the chosen dtype; the f32 masters train on. */
+        charrnn_model *low;
+        rc = charrnn_model_reduce(r->model, r->o->publish_dtype, &low, err, errlen);
+        if (rc == CHARRNN_OK)
+            rc = charrnn_checkpoint_save(path, low, tj, NULL, err, errlen);
+        charrnn_model_free(low);
+    } else {
+        rc = charrnn_checkpoint_save(path, r->model, tj, with_state ? &rs : NULL, err, errlen);
+    }
     free(tj), free(rj);
     return rc;
 }
@@ -289,6 +300,11 @@ static int setup(run *r, charrnn_st_file **ckpt, char *err, size_t errlen)
             return rc;
         if ((rc = charrnn_checkpoint_model(*ckpt, &r->model, err, errlen)))
             return rc;
+        if (r->model->dtype != CHARRNN_DTYPE_F32) /* training keeps f32 masters */
+            return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                                "%s is a reduced-precision serving checkpoint; training starts "
+                                "from an f32 one",
+                                o->init_from);
         rc = charrnn_corpus_load(o->data_path, r->model->vocab, &r->corpus, err, errlen);
     } else {
         rc = charrnn_corpus_load(o->data_path, NULL, &r->corpus, err, errlen);

@@ -1,4 +1,5 @@
 /* The small endpoints: models, reload, health, readiness, metrics. */
+#include "charrnn/lowp.h"
 #include "log.h"
 #include "server.h"
 
@@ -50,6 +51,7 @@ cJSON *model_json(server *srv, const charrnn_store_entry *e)
         cJSON_AddNumberToObject(o, "hidden_size", cfg->hidden_size);
         cJSON_AddNumberToObject(o, "vocab_size", cfg->vocab_size);
         cJSON_AddNumberToObject(o, "num_params", (double)v->model->num_params);
+        cJSON_AddStringToObject(o, "dtype", charrnn_dtype_name(v->model->dtype));
         if (isnan(v->val_loss))
             cJSON_AddNullToObject(o, "val_loss");
         else

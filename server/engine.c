@@ -1,9 +1,17 @@
 /* Generation engine: admission control and batched stepping. One mutex guards
  * all shared state; the step itself (charrnn_infer_step) runs unlocked on a
- * snapshot of the batch. */
+ * snapshot of the batch.
+ *
+ * Row split (charrnn/rowsplit.h): when a worker picks a batch and no other
+ * batch is waiting, it opens the engine's split and steps through it, and
+ * workers that find nothing to step help with its rows instead of sleeping,
+ * so one stream (or one batch) uses every core. As soon as another batch
+ * waits, the stepping worker closes the split at its next step and the
+ * helpers go back to stepping batches of their own. */
 #include "engine.h"
 
 #include "charrnn/clock.h"
+#include "charrnn/rowsplit.h"
 #include "charrnn/status.h"
 
 #include <errno.h>
@@ -55,6 +63,8 @@ struct engine {
     engine_hist first_char, inter_char;
     pthread_t *threads;
     int nthreads;
+    charrnn_rowsplit *rs; /* NULL with one worker */
+    int split_on;         /* a worker steps through rs (it is open) */
 };
 
 const double engine_hist_le[ENGINE_HIST_N] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -274,6 +284,15 @@ static batch *pick(engine *e)
     return NULL;
 }
 
+/* Batches other than b that wait for a worker. Under mu. */
+static int others_waiting(const engine *e, const batch *b)
+{
+    for (const batch *c = e->batches; c; c = c->next)
+        if (c != b && !c->busy && c->n > 0)
+            return 1;
+    return 0;
+}
+
 static void *worker(void *arg)
 {
     engine *e = arg;
@@ -283,16 +302,32 @@ static void *worker(void *arg)
     int *nout = calloc(cap, sizeof *nout);
     charrnn_logprob *rec = calloc(cap, sizeof *rec);
     int *has_rec = calloc(cap, sizeof *has_rec);
+    int splitting = 0; /* this worker steps through e->rs */
     pthread_mutex_lock(&e->mu);
     while (streams && out && nout && rec && has_rec) {
         batch *b = pick(e);
+        if (splitting && (!b || others_waiting(e, b) || e->stop)) {
+            charrnn_rowsplit_close(e->rs);
+            e->split_on = splitting = 0;
+        }
         if (!b) {
             /* Stopping: what is left is busy in other workers (which end their
              * jobs themselves) or freed by engine_free after the joins. */
             if (e->stop)
                 break;
+            if (e->split_on) { /* help the worker that steps: until it closes */
+                pthread_mutex_unlock(&e->mu);
+                charrnn_rowsplit_help(e->rs);
+                pthread_mutex_lock(&e->mu);
+                continue;
+            }
             pthread_cond_wait(&e->work, &e->mu);
             continue;
+        }
+        if (e->rs && !e->split_on && !e->stop && !others_waiting(e, b)) {
+            charrnn_rowsplit_open(e->rs);
+            e->split_on = splitting = 1;
+            pthread_cond_broadcast(&e->work); /* idle workers come to help */
         }
         b->busy = 1;
         size_t m = b->n;
@@ -303,7 +338,8 @@ static void *worker(void *arg)
 
         /* A batch holds the streams of one version (place()), so the step
          * cannot refuse them; if it ever did, the jobs end instead of spinning. */
-        int failed = charrnn_infer_step(model, m, streams) != CHARRNN_OK;
+        int failed =
+            charrnn_infer_step_split(model, m, streams, splitting ? e->rs : NULL) != CHARRNN_OK;
         for (size_t i = 0; i < m; i++) {
             nout[i] = failed ? 0 : charrnn_stream_emit(streams[i], out[i]);
             has_rec[i] = !failed && charrnn_stream_logprob(streams[i], &rec[i]);
@@ -349,6 +385,10 @@ static void *worker(void *arg)
         if (b->n > 0)
             pthread_cond_signal(&e->work);
     }
+    if (splitting) {
+        charrnn_rowsplit_close(e->rs);
+        e->split_on = 0;
+    }
     pthread_mutex_unlock(&e->mu);
     free(streams);
     free(out);
@@ -372,6 +412,10 @@ int engine_create(const engine_config *cfg, engine **out)
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->work, NULL);
     e->threads = calloc((size_t)e->cfg.workers, sizeof *e->threads);
+    if (e->cfg.workers > 1 && !(e->rs = charrnn_rowsplit_create())) {
+        free(e->threads);
+        e->threads = NULL;
+    }
     if (!e->threads) {
         engine_free(e);
         return -1;
@@ -411,10 +455,13 @@ void engine_free(engine *e)
     engine_shutdown(e);
     pthread_mutex_lock(&e->mu);
     e->stop = 1;
+    if (e->rs) /* helpers return; the stepping worker sees stop */
+        charrnn_rowsplit_close(e->rs);
     pthread_cond_broadcast(&e->work);
     pthread_mutex_unlock(&e->mu);
     for (int i = 0; i < e->nthreads; i++)
         pthread_join(e->threads[i], NULL);
+    charrnn_rowsplit_free(e->rs);
     while (e->batches) {
         batch *b = e->batches;
         sweep(e, b, charrnn_clock_mono());

@@ -3,6 +3,8 @@
  * _total for counters). */
 #include "metrics.h"
 
+#include "charrnn/lowp.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -353,10 +355,11 @@ char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
             continue;
         put(&b,
             "charrnn_model_info{model=\"%s\",version=\"%llu\",cell=\"%s\",num_layers=\"%d\","
-            "hidden_size=\"%d\",vocab_size=\"%d\",sha256=\"%s\"} 1\n",
+            "hidden_size=\"%d\",vocab_size=\"%d\",dtype=\"%s\",sha256=\"%s\"} 1\n",
             esc(list[i].name, e1, sizeof e1), (unsigned long long)v->version,
             charrnn_cell_name(v->model->cfg.cell), v->model->cfg.num_layers,
-            v->model->cfg.hidden_size, v->model->cfg.vocab_size, esc(v->sha256, e2, sizeof e2));
+            v->model->cfg.hidden_size, v->model->cfg.vocab_size,
+            charrnn_dtype_name(v->model->dtype), esc(v->sha256, e2, sizeof e2));
     }
     header(&b, "charrnn_model_parameters", "gauge", "Parameter count of the version serving.");
     for (size_t i = 0; i < n; i++)

@@ -1,17 +1,21 @@
 /* Umbrella header for libcharrnn: every public header. The math (charrnn_math)
- * is status, rng, vocab, model, layers, optim, trainer and sampler; the rest is
+ * is status, rng, vocab, model, layers, optim, trainer, sampler, lowp and
+ * rowsplit; the rest is
  * libcharrnn's formats and orchestration on top of it. */
 #ifndef CHARRNN_CHARRNN_H
 #define CHARRNN_CHARRNN_H
 #include "charrnn/checkpoint.h"
 #include "charrnn/clock.h"
 #include "charrnn/data.h"
+#include "charrnn/evaluate.h"
 #include "charrnn/fileio.h"
 #include "charrnn/layers.h"
 #include "charrnn/lossplot.h"
+#include "charrnn/lowp.h"
 #include "charrnn/model.h"
 #include "charrnn/optim.h"
 #include "charrnn/rng.h"
+#include "charrnn/rowsplit.h"
 #include "charrnn/safetensors.h"
 #include "charrnn/sampler.h"
 #include "charrnn/session.h"

@@ -7,7 +7,13 @@
  *
  * Required metadata: format = "charrnn", format_version = "1", cell,
  * num_layers, hidden_size, vocab (JSON array of one-character strings),
- * train (JSON object as a string). */
+ * train (JSON object as a string).
+ *
+ * Serving checkpoints with bf16 or int8 matrices (charrnn/lowp.h) have
+ * format_version = "2" and metadata dtype = "bf16" or "int8" (int8 also
+ * int8_scale = "row"); the same tensor names and shapes, the reduced matrices
+ * as BF16 or I8, and for int8 an F32 tensor NAME.scale ([rows]) per reduced
+ * matrix NAME. They hold no training state. */
 #ifndef CHARRNN_CHECKPOINT_H
 #define CHARRNN_CHECKPOINT_H
 
@@ -25,13 +31,15 @@ typedef struct charrnn_resume_state {
 } charrnn_resume_state;
 
 /* Saves atomically. train_json is the "train" metadata (a JSON object; "{}" if
- * NULL). resume may be NULL for a slim, serving-only file. */
+ * NULL). resume may be NULL for a slim, serving-only file; it must be NULL for
+ * a bf16 or int8 model (CHARRNN_EINVAL), which is saved in its dtype. */
 int charrnn_checkpoint_save(const char *path, const charrnn_model *m, const char *train_json,
                             const charrnn_resume_state *resume, char *err, size_t errlen);
 
 /* Builds and validates a model from a parsed file: format and version,
- * config ranges, vocab, every parameter present with the exact shape, no NaN
- * or Inf. Unknown tensors other than optim.* / state.* are rejected. */
+ * dtype, config ranges, vocab, every parameter present with the exact dtype
+ * and shape, no NaN or Inf. Unknown tensors other than optim.* / state.* (f32
+ * files only) are rejected. The model has the file's dtype. */
 int charrnn_checkpoint_model(const charrnn_st_file *f, charrnn_model **out, char *err,
                              size_t errlen);
 

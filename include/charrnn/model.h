@@ -56,14 +56,40 @@ typedef struct charrnn_param_views {
     float *dec_b; /* (V) */
 } charrnn_param_views;
 
+/* How the matrices that the inference step multiplies are stored (see
+ * charrnn/lowp.h): f32 (the training format), bf16 or int8 with a float
+ * scale per row (serving checkpoints). */
+typedef enum charrnn_dtype {
+    CHARRNN_DTYPE_F32 = 0,
+    CHARRNN_DTYPE_BF16,
+    CHARRNN_DTYPE_INT8
+} charrnn_dtype;
+
+/* A matrix as the inference step reads it: (R, D) row-major in the model's
+ * dtype. W[r][c] = w[r][c] (f32), the float with bits w[r][c] << 16 (bf16),
+ * w[r][c] * scale[r] (int8). */
+typedef struct charrnn_matrix {
+    const void *w;      /* (R, D) float, uint16_t or int8_t */
+    const float *scale; /* (R) for int8, else NULL */
+} charrnn_matrix;
+
 typedef struct charrnn_model {
     charrnn_config cfg;
     charrnn_vocab *vocab; /* owned */
-    float *params;        /* (num_params) owned, 64-byte aligned */
-    size_t num_params;
+    /* f32: (num_params) owned, 64-byte aligned, the whole layout. bf16/int8:
+     * only the tensors kept in f32 (biases, rnn.weight_ih_l0), and the views
+     * of p of the reduced matrices are NULL: use the matrices below. */
+    float *params;
+    size_t num_params;     /* parameters of the network, whatever the dtype */
     charrnn_param_views p; /* pointers into params */
     int num_tensors;
     charrnn_tensor_info tensors[CHARRNN_MAX_TENSORS];
+    charrnn_dtype dtype;
+    /* The step's matrices in dtype (for f32 they point into params).
+     * w_ih[0] is unused: layer 0's input is a column gather from p. */
+    charrnn_matrix w_ih[CHARRNN_MAX_LAYERS], w_hh[CHARRNN_MAX_LAYERS], dec_w;
+    void *lowp; /* owned storage of the reduced matrices (NULL for f32) */
+    size_t lowp_bytes;
 } charrnn_model;
 
 /* Gates per cell: 4 (LSTM), 3 (GRU), 1 (RNN). */

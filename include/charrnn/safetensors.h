@@ -1,11 +1,14 @@
-/* safetensors reading and atomic writing (F32 tensors, string metadata).
+/* safetensors reading and atomic writing (F32, BF16 and I8 tensors, string
+ * metadata).
  *
  * Format: 8-byte little-endian header length N, N bytes of JSON header
  * {"name": {"dtype":"F32","shape":[...],"data_offsets":[b,e]}, ...,
  *  "__metadata__": {"k":"v",...}}, then the data buffer. The reader validates
  * everything: header size against the file, JSON syntax, dtype, shape, offsets
- * within the buffer and matching the shape, no overlap, no holes, string-only
- * metadata, duplicate names. A bad file never half-loads. */
+ * within the buffer and matching the shape, each tensor aligned to its element
+ * size, no overlap, no holes, string-only metadata, duplicate names. A bad
+ * file never half-loads. Values are not checked here (NaN, ranges): that is
+ * the checkpoint's business. */
 #ifndef CHARRNN_SAFETENSORS_H
 #define CHARRNN_SAFETENSORS_H
 
@@ -14,11 +17,26 @@
 #define CHARRNN_ST_MAX_HEADER (64u << 20) /* refuse absurd headers */
 #define CHARRNN_ST_MAX_DIMS 8
 
+/* Element types (safetensors names "F32", "BF16", "I8"). F32 is 0, so a
+ * tensor initialised without a dtype is F32. */
+typedef enum charrnn_st_dtype {
+    CHARRNN_ST_F32 = 0,
+    CHARRNN_ST_BF16, /* the upper 16 bits of an IEEE binary32 */
+    CHARRNN_ST_I8
+} charrnn_st_dtype;
+
+/* Bytes per element: 4, 2, 1. */
+size_t charrnn_st_dtype_size(charrnn_st_dtype dt);
+/* "F32", "BF16", "I8". */
+const char *charrnn_st_dtype_name(charrnn_st_dtype dt);
+
 typedef struct charrnn_st_tensor {
     const char *name;
-    const float *data; /* little-endian F32 */
+    const float *data; /* little-endian F32 data; NULL for other dtypes when read */
     int ndim;
     size_t shape[CHARRNN_ST_MAX_DIMS];
+    charrnn_st_dtype dtype;
+    const void *raw; /* the data in any dtype (read: always set; write: used when not NULL) */
 } charrnn_st_tensor;
 
 typedef struct charrnn_st_meta {

@@ -19,6 +19,7 @@ typedef struct charrnn_train_opts {
     const char *checkpoint_dir;
     const char *init_from; /* NULL or a checkpoint to resume from (exactly, if it has state) */
     const char *publish;   /* NULL or a path to publish the best model to (slim file) */
+    charrnn_dtype publish_dtype; /* the published file's weights (f32, or bf16/int8 to serve) */
     charrnn_cell cell;
     int rnn_size, num_layers;
     float dropout;

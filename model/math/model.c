@@ -129,6 +129,11 @@ int charrnn_model_create(const charrnn_config *cfg, charrnn_vocab *vocab, charrn
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory for %zu parameters", n);
     }
     charrnn_param_views_bind(cfg, m->params, &m->p);
+    for (int l = 0; l < cfg->num_layers; l++) {
+        m->w_ih[l] = (charrnn_matrix){m->p.layer[l].w_ih, NULL};
+        m->w_hh[l] = (charrnn_matrix){m->p.layer[l].w_hh, NULL};
+    }
+    m->dec_w = (charrnn_matrix){m->p.dec_w, NULL};
     m->vocab = vocab;
     *out = m;
     return CHARRNN_OK;
@@ -152,6 +157,7 @@ void charrnn_model_free(charrnn_model *m)
         return;
     charrnn_vocab_free(m->vocab);
     free(m->params);
+    free(m->lowp);
     free(m);
 }
 

@@ -6,14 +6,14 @@
  *   portable  RD_ISA=0                     plain C (fmaf through libm where
  *                                          the target has no FMA instruction)
  * Every variant computes every dot product in the same order with fused
- * multiply-adds, so all give bit-identical results. */
+ * multiply-adds, so all give bit-identical results, for each weight dtype. */
 #include "rowdot_variants.h"
 #include "rowdot.h"
 
 charrnn_rd_rows_fn RD_NAME;
 
-void RD_NAME(const float *w, const float *b, int R, int D, size_t n, const float *const *x,
-             float *const *y)
+void RD_NAME(int dt, const void *w, const float *sc, const float *b, int R, int D, size_t n,
+             const float *const *x, float *const *y)
 {
-    rd_rows(w, b, R, D, n, x, y);
+    rd_rows(dt, w, sc, b, R, D, n, x, y);
 }

@@ -7,9 +7,11 @@
 
 #include <stddef.h>
 
-/* y[s][r] = b[r] + W[r,:] . x[s] for r < R, s < n; W is (R, D) row-major. */
-typedef void charrnn_rd_rows_fn(const float *w, const float *b, int R, int D, size_t n,
-                                const float *const *x, float *const *y);
+/* y[s][r] = b[r] + W[r,:] . x[s] for r < R, s < n; W is (R, D) row-major,
+ * stored as dt (a charrnn_dtype): f32, bf16 bits or int8 with sc = (R) row
+ * scales (unused otherwise). */
+typedef void charrnn_rd_rows_fn(int dt, const void *w, const float *sc, const float *b, int R,
+                                int D, size_t n, const float *const *x, float *const *y);
 
 charrnn_rd_rows_fn charrnn_rd_rows_portable;
 #ifdef CHARRNN_RD_AVX2
@@ -22,5 +24,24 @@ charrnn_rd_rows_fn charrnn_rd_rows_avx512;
 /* The selected variant (charrnn_kernel_select / CHARRNN_KERNEL / the best
  * this CPU runs). */
 charrnn_rd_rows_fn charrnn_rd_rows;
+
+/* One product of a step: y[s][r] = b[r] + W[r,:] . x[s], r < R, s < n. */
+typedef struct charrnn_rd_job {
+    int dt; /* charrnn_dtype of w */
+    const void *w;
+    const float *sc; /* int8 row scales */
+    const float *b;
+    int R, D;
+    size_t n; /* <= CHARRNN_RD_MAX_STREAMS */
+    const float *const *x;
+    float *const *y;
+} charrnn_rd_job;
+
+#define CHARRNN_RD_MAX_STREAMS 16
+
+struct charrnn_rowsplit;
+/* Computes the jobs (independent of each other), split across the helpers of
+ * rs when it has any (rowsplit.c), else directly. */
+void charrnn_rd_run(struct charrnn_rowsplit *rs, const charrnn_rd_job *jobs, int njobs);
 
 #endif

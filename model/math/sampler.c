@@ -10,6 +10,7 @@
 #include "charrnn/sampler.h"
 
 #include "charrnn/logprob.h"
+#include "charrnn/rowsplit.h"
 #include "charrnn/status.h"
 
 #include "cell_math.h"
@@ -174,7 +175,14 @@ size_t charrnn_stream_generated_chars(const charrnn_stream *s)
 /* Streams stepped together read each weight row once per tile (instead of
  * once per stream): the batching that turns matrix-vector products into a
  * matrix-matrix product. 16 streams of hidden state stay in L1/L2. */
-#define TILE 16
+#define TILE CHARRNN_RD_MAX_STREAMS
+
+/* The product of matrix w (in the model's dtype) for n streams. */
+static charrnn_rd_job job(const charrnn_model *m, const charrnn_matrix *w, const float *b, int R,
+                          int D, size_t n, const float *const *x, float *const *y)
+{
+    return (charrnn_rd_job){(int)m->dtype, w->w, w->scale, b, R, D, n, x, y};
+}
 
 /* Offsets of layer l's state (h, and c for LSTM) before the step and after
  * it: the two halves of h and c. The cell reads one half and writes the
@@ -194,13 +202,16 @@ static size_t state_new(const charrnn_stream *s, int l, int L, int H)
  * higher layer's is the new h of the layer below. Every (stream, row) dot
  * product is the same fixed-order computation whatever the tile holds
  * (rowdot.h), in whichever build of the kernel runs (rowdot_variants.h). */
-static void layer_gates(const charrnn_model *m, charrnn_stream *const *ss, size_t n, int l)
+static void layer_gates(const charrnn_model *m, charrnn_stream *const *ss, size_t n, int l,
+                        charrnn_rowsplit *rs)
 {
     const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
     const int GH = charrnn_cell_gates(m->cfg.cell) * H;
     const charrnn_layer_params *p = &m->p.layer[l];
-    const float *x[TILE];
-    float *y[TILE];
+    const float *x[TILE], *xh[TILE];
+    float *y[TILE], *yh[TILE];
+    charrnn_rd_job jobs[2];
+    int nj = 0;
     if (l == 0) {
         for (size_t i = 0; i < n; i++) {
             const float *col = p->w_ih + ss[i]->pending;
@@ -211,11 +222,12 @@ static void layer_gates(const charrnn_model *m, charrnn_stream *const *ss, size_
     } else {
         for (size_t i = 0; i < n; i++)
             x[i] = ss[i]->h + state_new(ss[i], l - 1, L, H), y[i] = ss[i]->gi;
-        charrnn_rd_rows(p->w_ih, p->b_ih, GH, H, n, x, y);
+        jobs[nj++] = job(m, &m->w_ih[l], p->b_ih, GH, H, n, x, y);
     }
     for (size_t i = 0; i < n; i++)
-        x[i] = ss[i]->h + state_old(ss[i], l, L, H), y[i] = ss[i]->gh;
-    charrnn_rd_rows(p->w_hh, p->b_hh, GH, H, n, x, y);
+        xh[i] = ss[i]->h + state_old(ss[i], l, L, H), yh[i] = ss[i]->gh;
+    jobs[nj++] = job(m, &m->w_hh[l], p->b_hh, GH, H, n, xh, yh);
+    charrnn_rd_run(rs, jobs, nj);
 }
 
 /* The cell of layer l for one stream: its new h (and c) from gi and gh. The
@@ -358,11 +370,12 @@ static void step_end(charrnn_stream *s)
     }
 }
 
-static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t n)
+static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t n,
+                      charrnn_rowsplit *rs)
 {
     const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
     for (int l = 0; l < L; l++) {
-        layer_gates(m, ss, n, l);
+        layer_gates(m, ss, n, l, rs);
         for (size_t i = 0; i < n; i++)
             layer_update(m, ss[i], l);
     }
@@ -370,7 +383,8 @@ static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t 
     float *y[TILE];
     for (size_t i = 0; i < n; i++)
         x[i] = ss[i]->h + state_new(ss[i], L - 1, L, H), y[i] = ss[i]->logits;
-    charrnn_rd_rows(m->p.dec_w, m->p.dec_b, V, H, n, x, y);
+    charrnn_rd_job dec = job(m, &m->dec_w, m->p.dec_b, V, H, n, x, y);
+    charrnn_rd_run(rs, &dec, 1);
     for (size_t i = 0; i < n; i++) {
         ss[i]->cur = 1 - ss[i]->cur;
         step_end(ss[i]);
@@ -378,6 +392,12 @@ static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t 
 }
 
 int charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *streams)
+{
+    return charrnn_infer_step_split(m, n, streams, NULL);
+}
+
+int charrnn_infer_step_split(const charrnn_model *m, size_t n, charrnn_stream *const *streams,
+                             charrnn_rowsplit *rs)
 {
     for (size_t i = 0; i < n; i++)
         if (streams[i]->m != m)
@@ -388,7 +408,7 @@ int charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *
         if (step_begin(streams[i]))
             tile[k++] = streams[i];
         if (k == TILE || (i + 1 == n && k > 0)) {
-            step_tile(m, tile, k);
+            step_tile(m, tile, k, rs);
             k = 0;
         }
     }

@@ -116,8 +116,8 @@ const char *charrnn_kernel_name(void)
     return resolve()->name;
 }
 
-void charrnn_rd_rows(const float *w, const float *b, int R, int D, size_t n, const float *const *x,
-                     float *const *y)
+void charrnn_rd_rows(int dt, const void *w, const float *sc, const float *b, int R, int D, size_t n,
+                     const float *const *x, float *const *y)
 {
-    resolve()->fn(w, b, R, D, n, x, y);
+    resolve()->fn(dt, w, sc, b, R, D, n, x, y);
 }

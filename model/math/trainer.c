@@ -114,6 +114,10 @@ int charrnn_trainer_create(charrnn_model *m, int batch, int seq, float dropout,
                            char *err, size_t errlen)
 {
     *out = NULL;
+    if (m->dtype != CHARRNN_DTYPE_F32) /* training keeps f32 masters */
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "a bf16 or int8 serving model cannot be trained or evaluated; "
+                            "widen it to f32 first");
     if (batch < 1 || seq < 1 || (size_t)batch * seq > (1u << 24))
         return charrnn_fail(err, errlen, CHARRNN_ERANGE, "batch %d x seq %d out of range", batch,
                             seq);

@@ -1,6 +1,7 @@
 /* Test tool: loads a checkpoint, runs the training-path forward over a text
  * (B = 1, T = length, zero initial state) and writes the softmax
- * probabilities (T, V) as raw little-endian float32 to stdout. */
+ * probabilities (T, V) as raw little-endian float32 to stdout. A bf16 or
+ * int8 checkpoint runs as the f32 values it holds (charrnn_model_widen). */
 #include "charrnn/charrnn.h"
 
 #include <stdio.h>
@@ -18,6 +19,15 @@ int main(int argc, char **argv)
     if (charrnn_checkpoint_load(argv[1], &m, err, sizeof err)) {
         fprintf(stderr, "dump_probs: %s\n", err);
         return 1;
+    }
+    if (m->dtype != CHARRNN_DTYPE_F32) {
+        charrnn_model *w;
+        if (charrnn_model_widen(m, &w, err, sizeof err)) {
+            fprintf(stderr, "dump_probs: %s\n", err);
+            return 1;
+        }
+        charrnn_model_free(m);
+        m = w;
     }
     size_t len = strlen(argv[2]), n;
     uint16_t *x = malloc((len + 1) * sizeof *x);

@@ -2,7 +2,9 @@
 """Interop: a checkpoint written by charrnn-train loads unchanged into
 torch.nn.LSTM / GRU / RNN (strict load_state_dict of the rnn.* and decoder.*
 tensors) and gives the same probabilities as charrnn's forward pass, and
-charrnn-sample's greedy text equals PyTorch's greedy decoding.
+charrnn-sample's greedy text equals PyTorch's greedy decoding. The same for
+its charrnn-convert copies: bf16 (BF16 tensors loaded strictly as they are)
+and int8 (dequantized as the README says: q * scale per row).
 
 usage: test_torch_interop.py CHARRNN_TRAIN CHARRNN_SAMPLE DUMP_PROBS"""
 import os
@@ -13,9 +15,10 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_ref import torch_model  # noqa: E402
+from torch_ref import st, torch_model  # noqa: E402
 
 TRAIN, SAMPLE, DUMP = sys.argv[1:4]
+CONVERT = os.path.join(os.path.dirname(os.path.abspath(SAMPLE)), "charrnn-convert")
 TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom,\n"
         "it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
         "incredulity, it was the season of Light, it was the season of Darkness. ") * 40
@@ -78,4 +81,25 @@ with tempfile.TemporaryDirectory() as tmp:
                               "--temperature", "0"], check=True, capture_output=True).stdout
         check(out.decode() == greedy, f"{cell}: charrnn-sample greedy text equals PyTorch's "
                                       f"({out.decode()[:40]!r} vs {greedy[:40]!r})")
+        for dt in ("bf16", "int8"):
+            low = os.path.join(ck, dt + ".safetensors")
+            subprocess.run([CONVERT, "--dtype", dt, path, low], check=True,
+                           capture_output=True)
+            tensors, meta = st.load(low)
+            check(meta["dtype"] == dt and tensors["rnn.weight_hh_l1"].dtype ==
+                  {"bf16": torch.bfloat16, "int8": torch.int8}[dt],
+                  f"{cell} {dt}: metadata and tensor dtype say {dt}")
+            rnn, dec, vocab = torch_model(low)
+            want = torch_probs(rnn, dec, vocab, PROBE)
+            raw = subprocess.run([DUMP, low, PROBE], check=True, capture_output=True).stdout
+            got = torch.frombuffer(bytearray(raw), dtype=torch.float32).reshape(want.shape)
+            err = ((got - want).abs() / (want.abs() * 1e-4 + 1e-6)).max().item()
+            check(err <= 1.0, f"{cell} {dt}: probabilities match PyTorch's on the file's "
+                              f"values within 1e-4 relative (worst ratio {err:.3f})")
+            greedy = torch_greedy(rnn, dec, vocab, "it was", 80)
+            out = subprocess.run([SAMPLE, "--checkpoint", low, "--prime", "it was", "--length",
+                                  "80", "--temperature", "0"], check=True,
+                                 capture_output=True).stdout
+            check(out.decode() == greedy, f"{cell} {dt}: charrnn-sample greedy text equals "
+                                          f"PyTorch's ({out.decode()[:40]!r})")
 sys.exit(1 if failures else 0)

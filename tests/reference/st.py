@@ -1,5 +1,6 @@
-"""Minimal safetensors F32 reader/writer (stdlib + torch), so the fixture
-generator and the interop test need nothing beyond Debian's python3-torch."""
+"""Minimal safetensors reader (F32, BF16, I8) and F32 writer (stdlib + torch),
+so the fixture generator and the interop test need nothing beyond Debian's
+python3-torch."""
 import json
 import struct
 
@@ -35,8 +36,8 @@ def load(path):
     base = 8 + n
     out = {}
     for name, info in header.items():
-        assert info["dtype"] == "F32", name
+        dtype = {"F32": torch.float32, "BF16": torch.bfloat16, "I8": torch.int8}[info["dtype"]]
         b, e = info["data_offsets"]
-        t = torch.frombuffer(bytearray(raw[base + b:base + e]), dtype=torch.float32)
+        t = torch.frombuffer(bytearray(raw[base + b:base + e]), dtype=dtype)
         out[name] = t.reshape(info["shape"]) if info["shape"] else t.reshape(())
     return out, meta

@@ -31,6 +31,7 @@ from http_client import request as http_request  # noqa: E402
 from stderr_log import StderrLog  # noqa: E402
 
 SERVE, TRAIN, SAMPLE = (os.path.abspath(p) for p in sys.argv[1:4])
+CONVERT = os.path.join(os.path.dirname(SAMPLE), "charrnn-convert")  # built next to it
 ONLY = sys.argv[4:]
 TOKEN = "s3cret-token"
 
@@ -498,8 +499,7 @@ def batch_invariance_32_concurrent():
     mdir = os.path.join(ENV.dir, "models-bi")
     if not os.path.isdir(mdir):
         os.mkdir(mdir)
-        wide = train(ENV.dir, os.path.join(ENV.dir, "data.txt"), "wide", seed=3, size=192)
-        shutil.copyfile(wide, os.path.join(mdir, "wide.safetensors"))
+        shutil.copyfile(wide_model(), os.path.join(mdir, "wide.safetensors"))
         shutil.copyfile(ENV.v2, os.path.join(mdir, "other.safetensors"))
     ckpt = {"wide": os.path.join(mdir, "wide.safetensors"), "other": ENV.v2}
     cases = batch_invariance_cases()
@@ -533,6 +533,50 @@ def batch_invariance_32_concurrent():
                     streams / steps)
         finally:
             assert d.stop() == 0
+
+
+def wide_model():
+    """The 2x192 LSTM of the batch-invariance tests (trained once)."""
+    path = os.path.join(ENV.dir, "wide.safetensors")
+    if not os.path.exists(path):
+        train(ENV.dir, os.path.join(ENV.dir, "data.txt"), "wide", seed=3, size=192)
+    return path
+
+
+@test
+def reduced_precision_models():
+    """bf16 and int8 copies of the 2x192 LSTM (charrnn-convert): /models and
+    /metrics say their dtype, and requests alone and 12 at once give
+    charrnn-sample's text for the same file, on two workers (a request alone
+    has its step's rows split across both)."""
+    mdir = os.path.join(ENV.dir, "models-lowp")
+    if not os.path.isdir(mdir):
+        os.mkdir(mdir)
+        for dt in ("bf16", "int8"):
+            subprocess.run([CONVERT, "--dtype", dt, wide_model(),
+                            os.path.join(mdir, "wide-%s.safetensors" % dt)],
+                           check=True, stdout=subprocess.DEVNULL)
+    cases = batch_invariance_cases()[:12]
+    d = Daemon(mdir, "--default-model", "wide-bf16", "--max-length", "5000", "--workers", "2")
+    try:
+        st, _, body = d.json("GET", "/models")
+        assert st == 200, body
+        dtypes = {m["name"]: m["dtype"] for m in body["models"]}
+        assert dtypes == {"wide-bf16": "bf16", "wide-int8": "int8"}, dtypes
+        fams, _ = d.metrics()
+        assert metric(fams, "charrnn_model_info", model="wide-int8", dtype="int8") == 1
+        for dt in ("bf16", "int8"):
+            name = "wide-" + dt
+            want = [cli_for(c, os.path.join(mdir, name + ".safetensors")) for c in cases]
+            for i, c in enumerate(cases[:4]):
+                st, _, body = d.sample(model=name, **c)
+                assert st == 200 and body["text"] == want[i], "%s alone %d: %r != cli %r" % (
+                    name, i, body.get("text"), want[i])
+            got = concurrent_texts(d, [dict(c, model=name) for c in cases])
+            for i, text in enumerate(got):
+                assert text == want[i], "%s client %d: %r != %r" % (name, i, text, want[i])
+    finally:
+        assert d.stop() == 0
 
 
 @test

@@ -265,8 +265,10 @@ static void parts_init(parts *p)
     p->m = make_model(CHARRNN_CELL_LSTM, NL, 11);
     for (int i = 0; i < p->m->num_tensors; i++) {
         const charrnn_tensor_info *ti = &p->m->tensors[i];
-        p->t[p->nt++] = (charrnn_st_tensor){
-            ti->name, p->m->params + ti->offset, ti->ndim, {ti->shape[0], ti->shape[1]}};
+        p->t[p->nt++] = (charrnn_st_tensor){.name = ti->name,
+                                            .data = p->m->params + ti->offset,
+                                            .ndim = ti->ndim,
+                                            .shape = {ti->shape[0], ti->shape[1]}};
     }
     p->vocab_json = charrnn_vocab_to_json(p->m->vocab);
     snprintf(p->layers, sizeof p->layers, "%d", NL);
@@ -365,15 +367,17 @@ START_TEST(rejects_extra_tensor)
     parts p;
     parts_init(&p);
     static const float junk[3] = {1, 2, 3};
-    p.t[p.nt++] = (charrnn_st_tensor){"encoder.weight", junk, 1, {3}};
+    p.t[p.nt++] =
+        (charrnn_st_tensor){.name = "encoder.weight", .data = junk, .ndim = 1, .shape = {3}};
     expect_load_error(&p, "unexpected tensor 'encoder.weight'");
     /* A tensor of a layer the config does not have is just as unexpected. */
     p.nt--;
-    p.t[p.nt++] = (charrnn_st_tensor){"rnn.bias_ih_l2", junk, 1, {3}};
+    p.t[p.nt++] =
+        (charrnn_st_tensor){.name = "rnn.bias_ih_l2", .data = junk, .ndim = 1, .shape = {3}};
     expect_load_error(&p, "unexpected tensor 'rnn.bias_ih_l2'");
     /* optim.* and state.* are resume state and allowed. */
     p.nt--;
-    p.t[p.nt++] = (charrnn_st_tensor){"state.carry", junk, 1, {3}};
+    p.t[p.nt++] = (charrnn_st_tensor){.name = "state.carry", .data = junk, .ndim = 1, .shape = {3}};
     expect_load_ok(&p);
     parts_free(&p);
 }
@@ -420,7 +424,9 @@ START_TEST(rejects_bad_metadata)
         {"format", NULL, "not a charrnn checkpoint (metadata format is missing)"},
         {"format", "pytorch", "not a charrnn checkpoint (metadata format is 'pytorch')"},
         {"format_version", NULL, "unsupported format_version"},
-        {"format_version", "2", "unsupported format_version 2"},
+        {"format_version", "3", "unsupported format_version 3 (this build reads 1 and 2)"},
+        {"format_version", "2", "format_version 2 needs metadata dtype bf16 or int8, not missing"},
+        {"dtype", "bf16", "format_version 1 holds f32 weights, but metadata dtype is 'bf16'"},
         {"format_version", "1.0", "unsupported format_version 1.0"},
         {"cell", NULL, "metadata cell is missing or unknown"},
         {"cell", "transformer", "metadata cell is missing or unknown"},
@@ -563,7 +569,7 @@ START_TEST(rejects_malformed_headers)
         const char *want;
     } cases[] = {
         {"{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
-         "tensor 'a' has dtype F16 (only F32 is supported)"},
+         "tensor 'a' has dtype F16 (F32, BF16 and I8 are supported)"},
         {"{\"a\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
          "tensor 'a' has dtype F64"},
         {"{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "tensor 'a' has no dtype"},
@@ -586,6 +592,15 @@ START_TEST(rejects_malformed_headers)
          "tensor 'a' data_offsets [0, 16] outside the 8-byte buffer"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
          "tensor 'a' has 8 bytes but its shape needs 12"},
+        {"{\"a\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,4]}}", 4,
+         "tensor 'a' has 4 bytes but its shape needs 6"},
+        /* an F32 tensor after an odd number of I8 bytes: misaligned */
+        {"{\"a\":{\"dtype\":\"I8\",\"shape\":[1],\"data_offsets\":[0,1]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[1,5]}}",
+         5, "tensor 'b' (F32) starts at byte 1, not a multiple of 4"},
+        {"{\"a\":{\"dtype\":\"I8\",\"shape\":[1],\"data_offsets\":[0,1]},"
+         "\"b\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[1,3]}}",
+         3, "tensor 'b' (BF16) starts at byte 1, not a multiple of 2"},
         /* overlap: b starts inside a */
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",

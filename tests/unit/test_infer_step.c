@@ -4,17 +4,23 @@
  * batch as they finish, and shapes that exercise every blocking path of the
  * row kernel (hidden sizes with and without a tail of 16, row counts with
  * and without a remainder of 8, LSTM/GRU/RNN, 1-3 layers), in every build of
- * the kernel (AVX-512, AVX2, plain C) that this CPU runs; and a step refuses
- * streams of another model. */
+ * the kernel (AVX-512, AVX2, plain C) that this CPU runs, for f32, bf16 and
+ * int8 weights; with a step's rows split across helper threads
+ * (charrnn/rowsplit.h), every text the same bytes as without; and a step
+ * refuses streams of another model. */
 #include "testutil.h"
 
+#include "charrnn/lowp.h"
 #include "charrnn/model.h"
 #include "charrnn/rng.h"
+#include "charrnn/rowsplit.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
 #include "charrnn/vocab.h"
 
 #include <check.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +52,19 @@ static charrnn_model *make_model(charrnn_cell cell, int hidden, int layers, uint
         m->params[i] = 1.5f * (2.0f * charrnn_rng_uniform_f(&r) - 1.0f);
     return m;
 }
+
+/* The same network with its matrices reduced to dt (the f32 model is freed). */
+static charrnn_model *lowp(charrnn_model *m, charrnn_dtype dt)
+{
+    char err[CHARRNN_ERR_MAX];
+    charrnn_model *q = NULL;
+    ck_assert_msg(charrnn_model_reduce(m, dt, &q, err, sizeof err) == CHARRNN_OK, "%s", err);
+    charrnn_model_free(m);
+    return q;
+}
+
+/* When not NULL, steps go through charrnn_infer_step_split with it. */
+static charrnn_rowsplit *split;
 
 /* Stream i's request: mixed primes, lengths, temperatures, top_k/top_p, seeds. */
 static charrnn_sample_params request(int i)
@@ -83,7 +102,7 @@ static void run_batch(const charrnn_model *m, const int *idx, int n, out *o)
                 active[na++] = s[k];
         if (na == 0)
             break;
-        ck_assert_int_eq(charrnn_infer_step(m, (size_t)na, active), CHARRNN_OK);
+        ck_assert_int_eq(charrnn_infer_step_split(m, (size_t)na, active, split), CHARRNN_OK);
         for (int k = 0; k < n; k++) {
             out *t = &o[idx[k]];
             char b[8];
@@ -178,6 +197,107 @@ END_TEST
 START_TEST(gru_h45_l2)
 {
     check_model(make_model(CHARRNN_CELL_GRU, 45, 2, 7), "gru 2x45");
+}
+END_TEST
+
+/* The same shapes with bf16 and int8 weights: every kernel gives the same
+ * bits per file, batched or alone. */
+START_TEST(bf16_lstm_h100_l3)
+{
+    check_model(lowp(make_model(CHARRNN_CELL_LSTM, 100, 3, 2), CHARRNN_DTYPE_BF16), "bf16 3x100");
+}
+END_TEST
+START_TEST(bf16_gru_h45_l2)
+{
+    check_model(lowp(make_model(CHARRNN_CELL_GRU, 45, 2, 7), CHARRNN_DTYPE_BF16), "bf16 gru 2x45");
+}
+END_TEST
+START_TEST(bf16_rnn_h19_l1)
+{
+    check_model(lowp(make_model(CHARRNN_CELL_RNN, 19, 1, 4), CHARRNN_DTYPE_BF16), "bf16 rnn 1x19");
+}
+END_TEST
+START_TEST(int8_lstm_h100_l3)
+{
+    check_model(lowp(make_model(CHARRNN_CELL_LSTM, 100, 3, 2), CHARRNN_DTYPE_INT8), "int8 3x100");
+}
+END_TEST
+START_TEST(int8_gru_h45_l2)
+{
+    check_model(lowp(make_model(CHARRNN_CELL_GRU, 45, 2, 7), CHARRNN_DTYPE_INT8), "int8 gru 2x45");
+}
+END_TEST
+START_TEST(int8_lstm_h8_l1)
+{
+    check_model(lowp(make_model(CHARRNN_CELL_LSTM, 8, 1, 5), CHARRNN_DTYPE_INT8), "int8 1x8");
+}
+END_TEST
+
+static void *helper(void *arg)
+{
+    charrnn_rowsplit_help(arg);
+    return NULL;
+}
+
+/* Texts with a step's rows split across two helpers and the stepping thread
+ * are the bytes of the texts without (each row's dot product is computed as
+ * it always is): for each dtype, alone and in batches. 136 = 8 x 17: blocks
+ * of 64 rows end inside the kernel's groups of 8 and the rows have a tail. */
+static void check_split(charrnn_dtype dt, int hidden, int layers)
+{
+    static out plain[NS], shared[NS];
+    charrnn_model *m = make_model(CHARRNN_CELL_LSTM, hidden, layers, 9);
+    if (dt != CHARRNN_DTYPE_F32)
+        m = lowp(m, dt);
+    int idx[NS];
+    for (int i = 0; i < NS; i++)
+        idx[i] = i;
+    for (int i = 0; i < NS; i++)
+        run_batch(m, &i, 1, plain);
+    charrnn_rowsplit *rs = charrnn_rowsplit_create();
+    ck_assert_ptr_nonnull(rs);
+    charrnn_rowsplit_open(rs);
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(pthread_create(&th[k], NULL, helper, rs), 0);
+    while (charrnn_rowsplit_helpers(rs) < 2)
+        sched_yield();
+    split = rs;
+    for (int i = 0; i < NS; i++)
+        run_batch(m, &i, 1, shared);
+    for (int i = 0; i < NS; i++)
+        ck_assert_msg(shared[i].len == plain[i].len &&
+                          memcmp(shared[i].text, plain[i].text, plain[i].len) == 0,
+                      "%s: stream %d differs with split rows", charrnn_dtype_name(dt), i);
+    for (int k = 0; k < NS; k += 17)
+        run_batch(m, idx + k, NS - k < 17 ? NS - k : 17, shared);
+    split = NULL;
+    charrnn_rowsplit_close(rs);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    ck_assert_int_eq(charrnn_rowsplit_helpers(rs), 0);
+    charrnn_rowsplit_free(rs);
+    for (int i = 0; i < NS; i++)
+        ck_assert_msg(shared[i].len == plain[i].len &&
+                          memcmp(shared[i].text, plain[i].text, plain[i].len) == 0,
+                      "%s: stream %d differs with split rows in batches of 17",
+                      charrnn_dtype_name(dt), i);
+    charrnn_model_free(m);
+}
+
+START_TEST(split_f32)
+{
+    check_split(CHARRNN_DTYPE_F32, 136, 2);
+}
+END_TEST
+START_TEST(split_bf16)
+{
+    check_split(CHARRNN_DTYPE_BF16, 136, 2);
+}
+END_TEST
+START_TEST(split_int8)
+{
+    check_split(CHARRNN_DTYPE_INT8, 136, 3);
 }
 END_TEST
 
@@ -276,7 +396,9 @@ int main(void)
     Suite *s = suite_create("infer_step");
     TCase *tc = ADD_CASE(s, "batch_invariance", lstm_h32_l2, lstm_h100_l3, gru_h24_l2, rnn_h19_l1,
                          lstm_h8_l1, gru_h45_l2, duplicates_in_one_batch, streams_of_another_model,
-                         kernel_select_errors);
-    tcase_set_timeout(tc, 120);
+                         kernel_select_errors, bf16_lstm_h100_l3, bf16_gru_h45_l2, bf16_rnn_h19_l1,
+                         int8_lstm_h100_l3, int8_gru_h45_l2, int8_lstm_h8_l1, split_f32, split_bf16,
+                         split_int8);
+    tcase_set_timeout(tc, 300);
     return run_suite(s);
 }

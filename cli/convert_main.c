@@ -1,0 +1,146 @@
+/* charrnn-convert: writes a serving checkpoint with bf16 or int8 weights (or
+ * a slim f32 copy) from a trained f32 checkpoint, and optionally measures what
+ * it costs in validation loss. */
+#include "args.h"
+#include "charrnn/checkpoint.h"
+#include "charrnn/data.h"
+#include "charrnn/evaluate.h"
+#include "charrnn/lowp.h"
+#include "charrnn/status.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: charrnn-convert --dtype bf16|int8|f32 INPUT OUTPUT [--eval TEXT]\n"
+            "\n"
+            "Writes OUTPUT (atomically) with the weights of the f32 checkpoint INPUT in the\n"
+            "given dtype: bf16 (safetensors BF16, loads into PyTorch), int8 (I8 with a float\n"
+            "scale per row), or f32 (a slim copy without training state). Biases and\n"
+            "rnn.weight_ih_l0 stay f32; the README's checkpoint section has the layout.\n"
+            "\n"
+            "  --dtype T           bf16, int8 or f32 (required)\n"
+            "  --eval TEXT         print the validation loss of INPUT and OUTPUT on TEXT's\n"
+            "                      validation slice, as INPUT's train metadata defines it\n"
+            "                      (train_frac, val_frac, batch_size, seq_length)\n"
+            "  --threads N         threads for --eval (1..8, default 1)\n"
+            "  --help\n");
+}
+
+/* The validation split of text as the checkpoint's train metadata says. */
+static int val_split(const charrnn_st_file *f, const charrnn_corpus *c, charrnn_split sp[3],
+                     char *err, size_t errlen)
+{
+    const char *tj = charrnn_st_meta_get(f, "train");
+    cJSON *j = tj ? cJSON_Parse(tj) : NULL;
+    const char *keys[] = {"train_frac", "val_frac", "batch_size", "seq_length"};
+    double v[4];
+    for (int k = 0; k < 4; k++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+        if (!cJSON_IsNumber(it)) {
+            cJSON_Delete(j);
+            return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                                "the checkpoint's train metadata has no %s: cannot find its "
+                                "validation slice",
+                                keys[k]);
+        }
+        v[k] = it->valuedouble;
+    }
+    cJSON_Delete(j);
+    if (!(v[2] >= 1 && v[2] <= 1e6 && v[3] >= 1 && v[3] <= 1e6))
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "the checkpoint's batch_size or seq_length is out of range");
+    return charrnn_split_make(c, v[0], v[1], (int)v[2], (int)v[3], sp, err, errlen);
+}
+
+int main(int argc, char **argv)
+{
+    charrnn_prog = "charrnn-convert";
+    const char *in = NULL, *out = NULL, *eval = NULL, *dtype = NULL, *v;
+    int threads = 1;
+    for (int i = 1; i < argc; i++) {
+        int r, ok = 1;
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if ((r = arg_value(argc, argv, &i, "--dtype", &v))) {
+            ok = r > 0 && (dtype = v);
+        } else if ((r = arg_value(argc, argv, &i, "--eval", &v))) {
+            ok = r > 0 && (eval = v);
+        } else if ((r = arg_value(argc, argv, &i, "--threads", &v))) {
+            ok = r > 0 && parse_int("--threads", v, 1, 8, &threads);
+        } else if (a[0] == '-' && a[1] != 0) {
+            fprintf(stderr, "charrnn-convert: unknown argument '%s' (see --help)\n", a);
+            ok = 0;
+        } else if (!in) {
+            in = a;
+        } else if (!out) {
+            out = a;
+        } else {
+            fprintf(stderr, "charrnn-convert: one INPUT and one OUTPUT (see --help)\n");
+            ok = 0;
+        }
+        if (!ok)
+            return 2;
+    }
+    char err[CHARRNN_ERR_MAX];
+    charrnn_dtype dt;
+    if (!dtype || !in || !out) {
+        fprintf(stderr, "charrnn-convert: --dtype, INPUT and OUTPUT are required (see --help)\n");
+        return 2;
+    }
+    if (charrnn_dtype_parse(dtype, &dt, err, sizeof err)) {
+        fprintf(stderr, "charrnn-convert: --dtype: %s\n", err);
+        return 2;
+    }
+    charrnn_st_file *f = NULL;
+    charrnn_model *src = NULL, *dst = NULL, *wide = NULL;
+    charrnn_corpus *corpus = NULL;
+    int rc = charrnn_st_read(in, &f, err, sizeof err);
+    if (rc == CHARRNN_OK && (rc = charrnn_checkpoint_model(f, &src, err, sizeof err)))
+        charrnn_err_prefix(err, sizeof err, rc, in);
+    if (rc == CHARRNN_OK && src->dtype != CHARRNN_DTYPE_F32)
+        rc = charrnn_fail(err, sizeof err, CHARRNN_EINVAL,
+                          "%s holds %s weights; convert from the f32 checkpoint", in,
+                          charrnn_dtype_name(src->dtype));
+    if (rc == CHARRNN_OK)
+        rc = charrnn_model_reduce(src, dt, &dst, err, sizeof err);
+    if (rc == CHARRNN_OK)
+        rc = charrnn_checkpoint_save(out, dst, charrnn_st_meta_get(f, "train"), NULL, err,
+                                     sizeof err);
+    if (rc == CHARRNN_OK)
+        printf("%s: %s %dx%d, %zu parameters, matrices in %s\n", out,
+               charrnn_cell_name(dst->cfg.cell), dst->cfg.num_layers, dst->cfg.hidden_size,
+               dst->num_params, charrnn_dtype_name(dt));
+    if (rc == CHARRNN_OK && eval) {
+        charrnn_split sp[3];
+        double l0 = NAN, l1 = NAN;
+        rc = charrnn_corpus_load(eval, src->vocab, &corpus, err, sizeof err);
+        if (rc == CHARRNN_OK)
+            rc = val_split(f, corpus, sp, err, sizeof err);
+        if (rc == CHARRNN_OK)
+            rc = charrnn_evaluate(src, &sp[1], threads, &l0, err, sizeof err);
+        if (rc == CHARRNN_OK)
+            rc = charrnn_model_widen(dst, &wide, err, sizeof err);
+        if (rc == CHARRNN_OK)
+            rc = charrnn_evaluate(wide, &sp[1], threads, &l1, err, sizeof err);
+        if (rc == CHARRNN_OK)
+            printf("validation loss (%zu characters): f32 %.6f, %s %.6f, difference %+.6f "
+                   "nats/char\n",
+                   sp[1].n, l0, charrnn_dtype_name(dt), l1, l1 - l0);
+    }
+    if (rc != CHARRNN_OK)
+        fprintf(stderr, "charrnn-convert: %s\n", err);
+    charrnn_corpus_free(corpus);
+    charrnn_model_free(wide);
+    charrnn_model_free(dst);
+    charrnn_model_free(src);
+    charrnn_st_free(f);
+    return rc == CHARRNN_OK ? 0 : 1;
+}

@@ -1,0 +1,174 @@
+/* Row splitting of a step's products across threads (charrnn/rowsplit.h).
+ *
+ * A posted job is up to two products cut into blocks of BLOCK rows. The
+ * ticket word holds (sequence, block count, next block): a thread claims a
+ * block with one fetch-add and works on it only when the index it got is
+ * below the count in the same word, so a late helper can never touch a job
+ * that is finished (and whose description the poster may be rewriting): a
+ * job cannot finish while one of its blocks is claimed and not done. */
+#include "charrnn/rowsplit.h"
+
+#include "rowdot_variants.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Rows per block: a multiple of the kernel's 8-row blocks, 128 KB of f32
+ * weights at H = 512; 32 blocks per 2048-row matrix to even out the threads. */
+#define BLOCK 64
+/* Products smaller than this (bytes of weights) are not worth a split. */
+#define MIN_SPLIT_BYTES (64 << 10)
+#define MAX_BLOCKS 0xFFF /* the ticket's count field */
+
+struct charrnn_rowsplit {
+    _Alignas(64) _Atomic uint64_t ticket; /* seq << 44 | nblocks << 32 | next */
+    _Alignas(64) atomic_uint done;        /* blocks finished of the current job */
+    _Alignas(64) atomic_int open;
+    atomic_int helpers; /* threads inside charrnn_rowsplit_help */
+    /* The current job, written by the poster before it publishes the ticket. */
+    charrnn_rd_job jobs[2];
+    int njobs, first[3]; /* block index where each job starts */
+    uint64_t seq;
+};
+
+static inline void relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+charrnn_rowsplit *charrnn_rowsplit_create(void)
+{
+    charrnn_rowsplit *rs = aligned_alloc(64, sizeof *rs);
+    if (!rs)
+        return NULL;
+    atomic_init(&rs->ticket, 0);
+    atomic_init(&rs->done, 0);
+    atomic_init(&rs->open, 0);
+    atomic_init(&rs->helpers, 0);
+    rs->njobs = 0;
+    rs->seq = 0;
+    return rs;
+}
+
+void charrnn_rowsplit_free(charrnn_rowsplit *rs)
+{
+    free(rs);
+}
+
+void charrnn_rowsplit_open(charrnn_rowsplit *rs)
+{
+    atomic_store(&rs->open, 1);
+}
+
+void charrnn_rowsplit_close(charrnn_rowsplit *rs)
+{
+    atomic_store(&rs->open, 0);
+}
+
+int charrnn_rowsplit_is_open(const charrnn_rowsplit *rs)
+{
+    return atomic_load(&((charrnn_rowsplit *)rs)->open);
+}
+
+int charrnn_rowsplit_helpers(const charrnn_rowsplit *rs)
+{
+    return atomic_load(&((charrnn_rowsplit *)rs)->helpers);
+}
+
+/* Block k of the current job: rows [r0, r0 + BLOCK) of one product. */
+static void run_block(const charrnn_rowsplit *rs, unsigned k)
+{
+    int j = k >= (unsigned)rs->first[1] ? 1 : 0;
+    const charrnn_rd_job *jb = &rs->jobs[j];
+    int r0 = (int)(k - (unsigned)rs->first[j]) * BLOCK;
+    int nr = jb->R - r0 < BLOCK ? jb->R - r0 : BLOCK;
+    size_t esz = jb->dt == 0 ? 4 : jb->dt == 1 ? 2 : 1;
+    float *y[CHARRNN_RD_MAX_STREAMS];
+    for (size_t s = 0; s < jb->n; s++)
+        y[s] = jb->y[s] + r0;
+    charrnn_rd_rows(jb->dt, (const char *)jb->w + (size_t)r0 * (size_t)jb->D * esz,
+                    jb->sc ? jb->sc + r0 : NULL, jb->b + r0, nr, jb->D, jb->n, jb->x, y);
+}
+
+/* Claims and runs blocks of the current job until none are left. */
+static void claim(charrnn_rowsplit *rs)
+{
+    for (;;) {
+        uint64_t t = atomic_fetch_add_explicit(&rs->ticket, 1, memory_order_acquire);
+        unsigned idx = (unsigned)(t & 0xFFFFFFFFu), nb = (unsigned)((t >> 32) & MAX_BLOCKS);
+        if (idx >= nb)
+            return;
+        run_block(rs, idx);
+        atomic_fetch_add_explicit(&rs->done, 1, memory_order_release);
+    }
+}
+
+void charrnn_rowsplit_help(charrnn_rowsplit *rs)
+{
+    atomic_fetch_add(&rs->helpers, 1);
+    unsigned idle = 0;
+    while (atomic_load_explicit(&rs->open, memory_order_relaxed)) {
+        uint64_t t = atomic_load_explicit(&rs->ticket, memory_order_relaxed);
+        if ((t & 0xFFFFFFFFu) < ((t >> 32) & MAX_BLOCKS)) {
+            claim(rs);
+            idle = 0;
+            continue;
+        }
+        /* Between steps the poster samples and books; past ~1 ms without
+         * work (a stalled or descheduled poster), give the core away. */
+        if (++idle > 20000)
+            sched_yield();
+        else
+            relax();
+    }
+    atomic_fetch_sub(&rs->helpers, 1);
+}
+
+static int worth_splitting(const charrnn_rd_job *jobs, int njobs)
+{
+    size_t bytes = 0;
+    for (int j = 0; j < njobs; j++)
+        bytes += (size_t)jobs[j].R * (size_t)jobs[j].D *
+            (jobs[j].dt == 0       ? 4u
+                 : jobs[j].dt == 1 ? 2u
+                                   : 1u);
+    return bytes >= MIN_SPLIT_BYTES;
+}
+
+void charrnn_rd_run(struct charrnn_rowsplit *rs, const charrnn_rd_job *jobs, int njobs)
+{
+    if (!rs || njobs > 2 || atomic_load_explicit(&rs->helpers, memory_order_relaxed) == 0 ||
+        !worth_splitting(jobs, njobs)) {
+        for (int j = 0; j < njobs; j++)
+            charrnn_rd_rows(jobs[j].dt, jobs[j].w, jobs[j].sc, jobs[j].b, jobs[j].R, jobs[j].D,
+                            jobs[j].n, jobs[j].x, jobs[j].y);
+        return;
+    }
+    int nb = 0;
+    for (int j = 0; j < njobs; j++) {
+        rs->jobs[j] = jobs[j];
+        rs->first[j] = nb;
+        nb += (jobs[j].R + BLOCK - 1) / BLOCK;
+    }
+    for (int j = njobs; j < 3; j++)
+        rs->first[j] = nb;
+    if (nb > MAX_BLOCKS) { /* beyond any model this build accepts; stay correct anyway */
+        for (int j = 0; j < njobs; j++)
+            charrnn_rd_rows(jobs[j].dt, jobs[j].w, jobs[j].sc, jobs[j].b, jobs[j].R, jobs[j].D,
+                            jobs[j].n, jobs[j].x, jobs[j].y);
+        return;
+    }
+    rs->njobs = njobs;
+    rs->seq++;
+    atomic_store_explicit(&rs->done, 0, memory_order_relaxed);
+    /* Release: the job description and the reset count before the ticket. */
+    atomic_store_explicit(&rs->ticket, (rs->seq << 44) | ((uint64_t)nb << 32),
+                          memory_order_release);
+    claim(rs);
+    while (atomic_load_explicit(&rs->done, memory_order_acquire) < (unsigned)nb)
+        relax();
+}
