@@ -58,37 +58,43 @@ static int val_split(const charrnn_st_file *f, const charrnn_corpus *c, charrnn_
     return charrnn_split_make(c, v[0], v[1], (int)v[2], (int)v[3], sp, err, errlen);
 }
 
+typedef struct opts {
+    const char *in, *out, *eval, *dtype;
+    int threads;
+} opts;
+
+/* One command-line argument (args_parse's contract): flags, then INPUT and
+ * OUTPUT in that order. */
+static int flag(void *ctx, int argc, char **argv, int *i)
+{
+    opts *o = ctx;
+    const char *a = argv[*i], *v;
+    int r;
+    if ((r = arg_value(argc, argv, i, "--dtype", &v)))
+        return r > 0 && (o->dtype = v);
+    if ((r = arg_value(argc, argv, i, "--eval", &v)))
+        return r > 0 && (o->eval = v);
+    if ((r = arg_value(argc, argv, i, "--threads", &v)))
+        return r > 0 && parse_int("--threads", v, 1, 8, &o->threads);
+    if (a[0] == '-' && a[1] != 0)
+        return -1;
+    if (!o->in)
+        return (o->in = a) != NULL;
+    if (!o->out)
+        return (o->out = a) != NULL;
+    fprintf(stderr, "charrnn-convert: one INPUT and one OUTPUT (see --help)\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     charrnn_prog = "charrnn-convert";
-    const char *in = NULL, *out = NULL, *eval = NULL, *dtype = NULL, *v;
-    int threads = 1;
-    for (int i = 1; i < argc; i++) {
-        int r, ok = 1;
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if ((r = arg_value(argc, argv, &i, "--dtype", &v))) {
-            ok = r > 0 && (dtype = v);
-        } else if ((r = arg_value(argc, argv, &i, "--eval", &v))) {
-            ok = r > 0 && (eval = v);
-        } else if ((r = arg_value(argc, argv, &i, "--threads", &v))) {
-            ok = r > 0 && parse_int("--threads", v, 1, 8, &threads);
-        } else if (a[0] == '-' && a[1] != 0) {
-            fprintf(stderr, "charrnn-convert: unknown argument '%s' (see --help)\n", a);
-            ok = 0;
-        } else if (!in) {
-            in = a;
-        } else if (!out) {
-            out = a;
-        } else {
-            fprintf(stderr, "charrnn-convert: one INPUT and one OUTPUT (see --help)\n");
-            ok = 0;
-        }
-        if (!ok)
-            return 2;
-    }
+    opts o = {NULL, NULL, NULL, NULL, 1};
+    int pr = args_parse(argc, argv, flag, &o, usage);
+    if (pr != ARGS_OK)
+        return pr == ARGS_HELP ? 0 : 2;
+    const char *in = o.in, *out = o.out, *eval = o.eval, *dtype = o.dtype;
+    const int threads = o.threads;
     char err[CHARRNN_ERR_MAX];
     charrnn_dtype dt;
     if (!dtype || !in || !out) {

@@ -65,6 +65,9 @@ static const opt opts[] = {
      "Retry-After of 503 responses (default 1)"},
     {"access-log", "CHARRNN_ACCESS_LOG", OPT_BOOL, S(access_log), 0, 1, "on|off",
      "one JSON line per request on stderr (default on)"},
+    {"row-split", "CHARRNN_ROW_SPLIT", OPT_BOOL, S(row_split), 0, 1, "on|off",
+     "while fewer batches run than there are workers, idle workers compute rows of their "
+     "steps, so one stream uses every core (they spin meanwhile; default on)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -89,6 +92,7 @@ static void defaults(serve_config *c)
     c->max_connections_per_ip = -1; /* half of max_connections, once that is known */
     c->retry_after = 1;
     c->access_log = 1;
+    c->row_split = 1;
 }
 
 static int set(serve_config *c, const opt *o, const char *val, const char *from, char *err,

@@ -25,6 +25,7 @@ typedef struct serve_config {
     int max_connections_per_ip; /* 0 = no per-address limit */
     int retry_after;            /* seconds, in 503 responses */
     int access_log;             /* 1 = one JSON line per request */
+    int row_split;              /* 1 = idle workers help step a lone batch */
 } serve_config;
 
 /* Fills cfg from the environment then argv. Returns 0 to run, 1 when --help or

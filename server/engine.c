@@ -412,7 +412,7 @@ int engine_create(const engine_config *cfg, engine **out)
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->work, NULL);
     e->threads = calloc((size_t)e->cfg.workers, sizeof *e->threads);
-    if (e->cfg.workers > 1 && !(e->rs = charrnn_rowsplit_create())) {
+    if (e->cfg.workers > 1 && e->cfg.row_split && !(e->rs = charrnn_rowsplit_create())) {
         free(e->threads);
         e->threads = NULL;
     }

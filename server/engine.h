@@ -25,6 +25,7 @@ typedef struct engine_config {
     int workers;    /* stepping threads */
     int max_batch;  /* jobs per batch (per charrnn_infer_step call) */
     double timeout; /* seconds from submit to the end of generation; <= 0: none */
+    int row_split;  /* 1: idle workers help step a lone batch (charrnn/rowsplit.h) */
 } engine_config;
 
 typedef enum job_end {

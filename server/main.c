@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     scan(&srv, 0);
 
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
-                        srv.cfg.max_batch, srv.cfg.timeout};
+                        srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split};
     srv.met = metrics_create();
     if (!srv.met || engine_create(&ec, &srv.eng) != 0) {
         log_json("fatal", "cannot start the generation engine", NULL);
@@ -135,6 +135,7 @@ int main(int argc, char **argv)
     cJSON_AddStringToObject(f, "models", srv.cfg.models);
     cJSON_AddStringToObject(f, "version", CHARRNN_VERSION);
     cJSON_AddNumberToObject(f, "workers", srv.cfg.workers);
+    cJSON_AddBoolToObject(f, "row_split", srv.cfg.row_split);
     cJSON_AddStringToObject(f, "kernel", charrnn_kernel_name());
     cJSON_AddNumberToObject(f, "max_concurrent", srv.cfg.max_concurrent);
     cJSON_AddNumberToObject(f, "max_queue", srv.cfg.max_queue);

@@ -1,5 +1,6 @@
 #!/bin/bash
-# The two command-line programs as a user runs them.
+# The command-line programs as a user runs them (charrnn-convert, built next
+# to charrnn-sample, in the errors case).
 #
 #   test_cli.sh CASE CHARRNN_TRAIN CHARRNN_SAMPLE ST_TOOL SOURCE_ROOT
 #
@@ -130,6 +131,27 @@ case_errors() {
     run_err "--stop: a string of 0 bytes is out of range 1..256" "$SAMPLE" --checkpoint "$GOOD" --stop ''
     run_err "CHARRNN_KERNEL: unknown inference kernel 'avx9' (auto, " \
         env CHARRNN_KERNEL=avx9 "$SAMPLE" --checkpoint "$GOOD"
+
+    echo "== charrnn-convert and --publish-dtype"
+    local CONVERT X="$WORK/x.safetensors"
+    CONVERT="$(dirname "$SAMPLE")/charrnn-convert" # built next to charrnn-sample
+    run_err "--dtype, INPUT and OUTPUT are required" "$CONVERT" "$GOOD" "$X"
+    run_err "--dtype: unknown dtype 'fp8' (f32, bf16, int8)" "$CONVERT" --dtype fp8 "$GOOD" "$X"
+    run_err "cannot open $WORK/nope.safetensors" "$CONVERT" --dtype int8 "$WORK/nope.safetensors" "$X"
+    run_err "one INPUT and one OUTPUT" "$CONVERT" --dtype int8 "$GOOD" "$X" "$X"
+    "$CONVERT" --dtype int8 "$GOOD" "$WORK/q.safetensors" >/dev/null || fail "convert to int8"
+    run_err "holds int8 weights; convert from the f32 checkpoint" \
+        "$CONVERT" --dtype bf16 "$WORK/q.safetensors" "$X"
+    [ ! -e "$X" ] || fail "a failed charrnn-convert wrote its output"
+    run_err "reduced-precision serving checkpoint; training starts from an f32 one" \
+        tiny_train --data "$T" --checkpoint-dir "$CK" --init-from "$WORK/q.safetensors"
+    run_err "--publish-dtype: 'f16' is not f32, bf16 or int8" \
+        tiny_train --data "$T" --checkpoint-dir "$CK" --publish-dtype f16
+    tiny_train --data "$T" --checkpoint-dir "$WORK/ckp" --max-iters 2 --seed 1 \
+        --publish "$WORK/pub.safetensors" --publish-dtype bf16 || fail "--publish-dtype bf16"
+    "$SAMPLE" --checkpoint "$WORK/pub.safetensors" --length 5 --seed 1 --verbose 2>&1 >/dev/null |
+        grep -qF "lstm 1x16 bf16" || fail "the published file is not bf16"
+    echo "ok: --publish-dtype bf16 publishes a bf16 model"
 }
 
 case_resume() {
