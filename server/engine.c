@@ -59,7 +59,7 @@ struct engine {
     gen_job *qhead, *qtail;
     int active, queued;
     int stop, shutting;
-    uint64_t generated, steps, stepped;
+    uint64_t generated, steps, stepped, split_steps;
     engine_hist first_char, inter_char;
     pthread_t *threads;
     int nthreads;
@@ -338,6 +338,7 @@ static void *worker(void *arg)
 
         /* A batch holds the streams of one version (place()), so the step
          * cannot refuse them; if it ever did, the jobs end instead of spinning. */
+        int helped = splitting && charrnn_rowsplit_helpers(e->rs) > 0;
         int failed =
             charrnn_infer_step_split(model, m, streams, splitting ? e->rs : NULL) != CHARRNN_OK;
         for (size_t i = 0; i < m; i++) {
@@ -348,6 +349,7 @@ static void *worker(void *arg)
         pthread_mutex_lock(&e->mu);
         e->steps++;
         e->stepped += m;
+        e->split_steps += (uint64_t)helped;
         double now = charrnn_clock_mono();
         for (size_t i = 0; i < m; i++) {
             gen_job *j = b->jobs[i];
@@ -664,5 +666,6 @@ void engine_stats_get(engine *e, engine_stats *out)
     out->generated_chars = e->generated;
     out->steps = e->steps;
     out->batched_streams = e->stepped;
+    out->split_steps = e->split_steps;
     pthread_mutex_unlock(&e->mu);
 }

@@ -111,6 +111,7 @@ typedef struct engine_stats {
     int active, queued;
     uint64_t generated_chars;        /* every character generated, cancelled jobs included */
     uint64_t steps, batched_streams; /* infer_step calls and the streams they advanced */
+    uint64_t split_steps;            /* steps whose rows other workers helped with */
 } engine_stats;
 void engine_stats_get(engine *e, engine_stats *out);
 

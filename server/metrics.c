@@ -317,6 +317,9 @@ char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
     header(&b, "charrnn_inference_stream_steps_total", "counter",
            "Stream advances; divided by charrnn_inference_steps_total it is the mean batch size.");
     put(&b, "charrnn_inference_stream_steps_total %llu\n", (unsigned long long)es.batched_streams);
+    header(&b, "charrnn_inference_split_steps_total", "counter",
+           "Steps whose matrix rows idle workers helped compute (--row-split).");
+    put(&b, "charrnn_inference_split_steps_total %llu\n", (unsigned long long)es.split_steps);
 
     charrnn_store_entry *list = NULL;
     size_t n = 0;

@@ -565,6 +565,7 @@ def reduced_precision_models():
         assert dtypes == {"wide-bf16": "bf16", "wide-int8": "int8"}, dtypes
         fams, _ = d.metrics()
         assert metric(fams, "charrnn_model_info", model="wide-int8", dtype="int8") == 1
+        split0 = metric(fams, "charrnn_inference_split_steps_total")
         for dt in ("bf16", "int8"):
             name = "wide-" + dt
             want = [cli_for(c, os.path.join(mdir, name + ".safetensors")) for c in cases]
@@ -575,6 +576,10 @@ def reduced_precision_models():
             got = concurrent_texts(d, [dict(c, model=name) for c in cases])
             for i, text in enumerate(got):
                 assert text == want[i], "%s client %d: %r != %r" % (name, i, text, want[i])
+        fams, _ = d.metrics()
+        split = metric(fams, "charrnn_inference_split_steps_total") - split0
+        assert split > 0, "no step had its rows split across the two workers"
+        print("     steps with split rows: %d" % split)
     finally:
         assert d.stop() == 0
 
