@@ -357,9 +357,10 @@ static inline void rd_widen(float *restrict t, const void *restrict w, size_t n,
 {
     if (dt == RD_BF16) {
         const uint16_t *u = w;
-        uint32_t *o = (uint32_t *)(void *)t;
-        for (size_t i = 0; i < n; i++)
-            o[i] = (uint32_t)u[i] << 16;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t b = (uint32_t)u[i] << 16;
+            memcpy(&t[i], &b, sizeof b); /* the bits, without aliasing t */
+        }
     } else {
         const int8_t *q = w;
         for (size_t i = 0; i < n; i++)
