@@ -43,9 +43,9 @@ def convert(build, src, dt, dst):
                    check=True, stdout=subprocess.DEVNULL)
 
 
-def served(build, ckpt, clients, seconds, length):
-    """chars/s of charrnn-serve (default flags) over the one model in ckpt's directory."""
-    d = bench_serve.Daemon(build, os.path.dirname(ckpt), [])
+def served(build, ckpt, clients, seconds, length, extra=()):
+    """chars/s of charrnn-serve (default flags + extra) over the one model in ckpt's directory."""
+    d = bench_serve.Daemon(build, os.path.dirname(ckpt), list(extra))
     try:
         with open("/proc/%d/status" % d.proc.pid) as f:
             rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
@@ -100,10 +100,13 @@ def main():
                 bw[dt, t] = run_json([os.path.join(bench, "read_bw"), str(size), str(t), "2"])
                 print("read bandwidth, %d bytes, %d thread(s): %.1f GB/s" % (
                     size, t, bw[dt, t]["gb_per_s"]), flush=True)
-        one = {}
+        one, one_off = {}, {}
         for dt in DTYPES:
             one[dt] = served(build, ck[dt], 1, a.serve_seconds, 100)
             print("served 3x512 %s, 1 client: %s" % (dt, json.dumps(one[dt])), flush=True)
+            one_off[dt] = served(build, ck[dt], 1, a.serve_seconds, 100, ["--row-split", "off"])
+            print("served 3x512 %s, 1 client, --row-split off: %s" % (dt, json.dumps(one_off[dt])),
+                  flush=True)
         many = {}
         for dt in DTYPES:
             many[dt] = served(build, ck["default-" + dt], 64, a.serve_seconds, 200)
@@ -121,7 +124,8 @@ def main():
         b1, ball = bw[dt, 1]["gb_per_s"], bw[dt, ncpu]["gb_per_s"]
         rows = [("step alone, 1 thread", alone[dt, 0]["chars_per_s"]),
                 ("step alone, rows on %d threads" % ncpu, alone[dt, ncpu - 1]["chars_per_s"]),
-                ("charrnn-serve", one[dt]["chars_per_s"])]
+                ("charrnn-serve --row-split off", one_off[dt]["chars_per_s"]),
+                ("charrnn-serve (rows on %d workers)" % ncpu, one[dt]["chars_per_s"])]
         for how, cps in rows:
             gbs = cps * alone[dt, 0]["step_bytes"] / 1e9
             print("| 3x512 | %s | 1 | %s | %.0f | %.1fx | %.1f GB/s | %.0f%% | %.0f%% |" % (
