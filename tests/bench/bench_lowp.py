@@ -17,7 +17,12 @@ The 3x512 checkpoint is trained for 2 iterations (speed does not depend on
 the weights) and converted with charrnn-convert. Timing only: nothing is
 asserted. The machine may be shared: say so with the figures.
 
-usage: tests/bench/bench_lowp.py [--build build] [--seconds 5] [--serve-seconds 10]"""
+With --baseline-build DIR (a build of the code before this work, e.g. of
+`git archive main`), that charrnn-serve is measured too, in the same run: the
+3x512 f32 single stream and the default model at 64 clients.
+
+usage: tests/bench/bench_lowp.py [--build build] [--seconds 5] [--serve-seconds 10]
+                                 [--baseline-build DIR]"""
 import argparse
 import json
 import os
@@ -62,6 +67,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--seconds", type=float, default=5.0, help="per step-alone and PyTorch run")
     ap.add_argument("--serve-seconds", type=float, default=10.0, help="per served run")
+    ap.add_argument("--baseline-build", help="another build whose charrnn-serve is measured too")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     bench = os.path.join(build, "tests", "bench")
@@ -111,6 +117,14 @@ def main():
         for dt in DTYPES:
             many[dt] = served(build, ck["default-" + dt], 64, a.serve_seconds, 200)
             print("served default %s, 64 clients: %s" % (dt, json.dumps(many[dt])), flush=True)
+        base = {}
+        if a.baseline_build:
+            bb = os.path.abspath(a.baseline_build)
+            base["one"] = served(bb, ck["f32"], 1, a.serve_seconds, 100)
+            print("baseline served 3x512 f32, 1 client: %s" % json.dumps(base["one"]), flush=True)
+            base["many"] = served(bb, ck["default-f32"], 64, a.serve_seconds, 200)
+            print("baseline served default f32, 64 clients: %s" % json.dumps(base["many"]),
+                  flush=True)
         rss = {dt: run_json([os.path.join(bench, "stream_bench"), ck["default-" + dt], "0.1",
                              "0"])["rss_model_bytes"] for dt in DTYPES}
 
@@ -130,6 +144,14 @@ def main():
             gbs = cps * alone[dt, 0]["step_bytes"] / 1e9
             print("| 3x512 | %s | 1 | %s | %.0f | %.1fx | %.1f GB/s | %.0f%% | %.0f%% |" % (
                 dt, how, cps, cps / pt, gbs, 100 * gbs / b1, 100 * gbs / ball))
+    if base:
+        cps = base["one"]["chars_per_s"]
+        gbs = cps * alone["f32", 0]["step_bytes"] / 1e9
+        print("| 3x512 | f32 | 1 | baseline charrnn-serve | %.0f | %.1fx | %.1f GB/s | %.0f%% | "
+              "%.0f%% |" % (cps, cps / pt, gbs, 100 * gbs / bw["f32", 1]["gb_per_s"],
+                            100 * gbs / bw["f32", ncpu]["gb_per_s"]))
+        print("| 2x512 default | f32 | 64 | baseline charrnn-serve | %.0f | | | | |" % (
+            base["many"]["chars_per_s"]))
     for dt in DTYPES:
         r = many[dt]
         print("| 2x512 default | %s | 64 | charrnn-serve | %.0f | | | | |" % (
