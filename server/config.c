@@ -67,7 +67,7 @@ static const opt opts[] = {
      "one JSON line per request on stderr (default on)"},
     {"row-split", "CHARRNN_ROW_SPLIT", OPT_BOOL, S(row_split), 0, 1, "on|off",
      "while fewer batches run than there are workers, idle workers compute rows of their "
-     "steps, so one stream uses every core (they spin meanwhile; default on)"},
+     "steps, so one stream uses every core, where timing shows that it pays (default on)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

@@ -5,7 +5,8 @@
  * Row split (charrnn/rowsplit.h): when a worker picks a batch and no other
  * batch is waiting, it opens the engine's split and steps through it, and
  * workers that find nothing to step help with its rows instead of sleeping,
- * so one stream (or one batch) uses every core. As soon as another batch
+ * so one stream (or one batch) uses every core, as long as timing shows that
+ * it pays (split_wanted). As soon as another batch
  * waits, the stepping worker closes the split at its next step and the
  * helpers go back to stepping batches of their own. */
 #include "engine.h"
@@ -65,6 +66,12 @@ struct engine {
     int nthreads;
     charrnn_rowsplit *rs; /* NULL with one worker */
     int split_on;         /* a worker steps through rs (it is open) */
+    /* Measured choice of the split (split_wanted): steps of a lone batch so
+     * far, seconds per stream-step in the probes without [0] and with [1]
+     * the split, and the verdict of the last probes. */
+    uint64_t lone_steps;
+    double probe_sec[2];
+    int probe_n[2], split_faster;
 };
 
 const double engine_hist_le[ENGINE_HIST_N] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -293,6 +300,35 @@ static int others_waiting(const engine *e, const batch *b)
     return 0;
 }
 
+/* Whether the split pays is measured, not assumed: helpers spin, so on a
+ * machine whose cores are busy with other work they slow the stepping worker
+ * down instead (measured on a shared 2-core machine at load 24: one 3x512
+ * stream at 241 chars/s split, 331 alone). Of every CYCLE steps of a lone
+ * batch, PROBE run split and PROBE alone, timed, and the rest in the faster
+ * way. Either way every text is the same bits. Under mu. */
+#define PROBE 16
+#define CYCLE 256
+static int split_wanted(const engine *e)
+{
+    unsigned k = (unsigned)(e->lone_steps % CYCLE);
+    return k < PROBE ? 1 : k < 2 * PROBE ? 0 : e->split_faster;
+}
+
+/* Books a lone batch's step of sec seconds for m streams. Under mu. */
+static void split_measured(engine *e, int split, double sec, size_t m)
+{
+    unsigned k = (unsigned)(e->lone_steps++ % CYCLE);
+    if (k >= 2 * PROBE)
+        return;
+    e->probe_sec[split] += sec / (double)m;
+    e->probe_n[split]++;
+    if (k == 2 * PROBE - 1 && e->probe_n[0] > 0 && e->probe_n[1] > 0) {
+        e->split_faster = e->probe_sec[1] / e->probe_n[1] < e->probe_sec[0] / e->probe_n[0] ? 1 : 0;
+        e->probe_sec[0] = e->probe_sec[1] = 0.0;
+        e->probe_n[0] = e->probe_n[1] = 0;
+    }
+}
+
 static void *worker(void *arg)
 {
     engine *e = arg;
@@ -306,7 +342,8 @@ static void *worker(void *arg)
     pthread_mutex_lock(&e->mu);
     while (streams && out && nout && rec && has_rec) {
         batch *b = pick(e);
-        if (splitting && (!b || others_waiting(e, b) || e->stop)) {
+        const int lone = b && e->rs && !others_waiting(e, b);
+        if (splitting && (!lone || e->stop || !split_wanted(e))) {
             charrnn_rowsplit_close(e->rs);
             e->split_on = splitting = 0;
         }
@@ -324,7 +361,7 @@ static void *worker(void *arg)
             pthread_cond_wait(&e->work, &e->mu);
             continue;
         }
-        if (e->rs && !e->split_on && !e->stop && !others_waiting(e, b)) {
+        if (lone && !e->split_on && !e->stop && split_wanted(e)) {
             charrnn_rowsplit_open(e->rs);
             e->split_on = splitting = 1;
             pthread_cond_broadcast(&e->work); /* idle workers come to help */
@@ -339,8 +376,10 @@ static void *worker(void *arg)
         /* A batch holds the streams of one version (place()), so the step
          * cannot refuse them; if it ever did, the jobs end instead of spinning. */
         int helped = splitting && charrnn_rowsplit_helpers(e->rs) > 0;
+        double t0 = charrnn_clock_mono();
         int failed =
             charrnn_infer_step_split(model, m, streams, splitting ? e->rs : NULL) != CHARRNN_OK;
+        double step_sec = charrnn_clock_mono() - t0;
         for (size_t i = 0; i < m; i++) {
             nout[i] = failed ? 0 : charrnn_stream_emit(streams[i], out[i]);
             has_rec[i] = !failed && charrnn_stream_logprob(streams[i], &rec[i]);
@@ -350,6 +389,8 @@ static void *worker(void *arg)
         e->steps++;
         e->stepped += m;
         e->split_steps += (uint64_t)helped;
+        if (lone && m > 0 && (splitting || !e->split_on))
+            split_measured(e, splitting, step_sec, m);
         double now = charrnn_clock_mono();
         for (size_t i = 0; i < m; i++) {
             gen_job *j = b->jobs[i];

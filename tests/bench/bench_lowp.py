@@ -48,9 +48,10 @@ def convert(build, src, dt, dst):
                    check=True, stdout=subprocess.DEVNULL)
 
 
-def served(build, ckpt, clients, seconds, length, extra=()):
-    """chars/s of charrnn-serve (default flags + extra) over the one model in ckpt's directory."""
-    d = bench_serve.Daemon(build, os.path.dirname(ckpt), list(extra))
+def served(build, ckpt, clients, seconds, length, extra=(), daemon_build=None):
+    """chars/s of charrnn-serve (default flags + extra; from daemon_build if given) over the one
+    model in ckpt's directory, driven by build's load_client."""
+    d = bench_serve.Daemon(daemon_build or build, os.path.dirname(ckpt), list(extra))
     try:
         with open("/proc/%d/status" % d.proc.pid) as f:
             rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
@@ -120,9 +121,10 @@ def main():
         base = {}
         if a.baseline_build:
             bb = os.path.abspath(a.baseline_build)
-            base["one"] = served(bb, ck["f32"], 1, a.serve_seconds, 100)
+            base["one"] = served(build, ck["f32"], 1, a.serve_seconds, 100, daemon_build=bb)
             print("baseline served 3x512 f32, 1 client: %s" % json.dumps(base["one"]), flush=True)
-            base["many"] = served(bb, ck["default-f32"], 64, a.serve_seconds, 200)
+            base["many"] = served(build, ck["default-f32"], 64, a.serve_seconds, 200,
+                                  daemon_build=bb)
             print("baseline served default f32, 64 clients: %s" % json.dumps(base["many"]),
                   flush=True)
         rss = {dt: run_json([os.path.join(bench, "stream_bench"), ck["default-" + dt], "0.1",
