@@ -21,6 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* top_k up to this selects with a heap of k (O(V log k)); above it, and for
+ * top_p, the whole vocabulary is radix sorted (O(V)). */
+#define HEAP_K_MAX 256
+
 struct charrnn_stream {
     const charrnn_model *m;
     charrnn_sample_params p;
@@ -41,6 +45,7 @@ struct charrnn_stream {
     int *order;     /* (V) candidate order for top-k / top-p */
     double *weight; /* (V) their unnormalised probabilities (a VLA of V doubles could be 512 KiB
                        of a worker thread's stack) */
+    uint32_t *keys; /* (2V) radix sort scratch, when top_p or a large top_k */
     char tail[CHARRNN_MAX_STOP_LEN + 4]; /* last bytes of the generated text */
     size_t tail_len;
     float *bias;   /* (V) logit bias, or NULL */
@@ -73,7 +78,7 @@ void charrnn_stream_free(charrnn_stream *s)
     if (!s)
         return;
     free(s->stop_buf), free(s->prime), free(s->h), free(s->c), free(s->gi), free(s->gh);
-    free(s->logits), free(s->order), free(s->weight);
+    free(s->logits), free(s->order), free(s->weight), free(s->keys);
     free(s->bias), free(s->biased);
     free(s->next_top_id), free(s->out_top_id), free(s->next_top_lp), free(s->out_top_lp);
     free(s);
@@ -103,6 +108,8 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
     s->logits = charrnn_alloc_floats((size_t)V);
     s->order = malloc((size_t)V * sizeof *s->order);
     s->weight = malloc((size_t)V * sizeof *s->weight);
+    int sorts = p->top_p < 1.0f || (p->top_k > HEAP_K_MAX && p->top_k < V) || p->top_k >= V;
+    s->keys = sorts ? malloc(2 * (size_t)V * sizeof *s->keys) : NULL;
     s->prime = malloc((p->prime_len ? p->prime_len : 1) * sizeof *s->prime);
     s->stop_buf = malloc(stop_total ? stop_total : 1);
     int nomem = 0;
@@ -122,7 +129,7 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
     }
     s->p.bias_id = NULL, s->p.bias_val = NULL;
     if (nomem || !s->h || !s->c || !s->gi || !s->gh || !s->logits || !s->order || !s->weight ||
-        !s->prime || !s->stop_buf) {
+        (sorts && !s->keys) || !s->prime || !s->stop_buf) {
         charrnn_stream_free(s);
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     }
@@ -256,7 +263,92 @@ CR_CLONES static void layer_update(const charrnn_model *m, charrnn_stream *s, in
     }
 }
 
-/* Picks the next token from the logits with the stream's RNG. */
+/* Candidate order for top-k / top-p: descending logit, ties by lower token,
+ * a strict total order (so the candidates and their order do not depend on
+ * how they were found). */
+static inline int better(const float *lg, int a, int b)
+{
+    return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
+}
+
+/* Sift-down in a min-heap h[0..n) (the worst by better() at the root). */
+static void sift(const float *lg, int *h, int n, int i)
+{
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && better(lg, h[c], h[c + 1]))
+            c++;
+        if (!better(lg, h[i], h[c]))
+            return;
+        int t = h[i];
+        h[i] = h[c], h[c] = t;
+        i = c;
+    }
+}
+
+/* The k best tokens in ord[0..k), best first: a min-heap of the best seen so
+ * far (the worst of them at the root), then heapsort. O(V log k). */
+static void select_top_k(const float *lg, int V, int k, int *ord)
+{
+    for (int v = 0; v < k; v++)
+        ord[v] = v;
+    for (int i = k / 2 - 1; i >= 0; i--)
+        sift(lg, ord, k, i);
+    for (int v = k; v < V; v++) {
+        if (better(lg, v, ord[0])) {
+            ord[0] = v;
+            sift(lg, ord, k, 0);
+        }
+    }
+    /* Popping the worst to the back leaves the best first. */
+    for (int n = k - 1; n > 0; n--) {
+        int t = ord[0];
+        ord[0] = ord[n], ord[n] = t;
+        sift(lg, ord, n, 0);
+    }
+}
+
+/* Every token in ord[0..V), best first (the order of better()): a stable
+ * LSD radix sort, 8 bits a pass, on keys that order the floats descending,
+ * over tokens in increasing order (so ties stay by lower token). -0 is keyed
+ * as +0, which better() treats as equal. keys holds 2V words of scratch. */
+static void radix_order(const float *lg, int V, int *ord, uint32_t *keys)
+{
+    uint32_t *key = keys, *tmp = keys + V;
+    int *src = ord, *dst = (int *)tmp;
+    for (int v = 0; v < V; v++) {
+        float f = lg[v] == 0.0f ? 0.0f : lg[v];
+        uint32_t b;
+        memcpy(&b, &f, sizeof b);
+        b = b & 0x80000000u ? ~b : b | 0x80000000u; /* increasing with f */
+        key[v] = ~b;
+        src[v] = v;
+    }
+    for (int shift = 0; shift < 32; shift += 8) {
+        size_t count[257] = {0};
+        for (int v = 0; v < V; v++)
+            count[((key[v] >> shift) & 0xFF) + 1]++;
+        if (count[((key[0] >> shift) & 0xFF) + 1] == (size_t)V)
+            continue; /* every key has the same digit here */
+        for (int d = 0; d < 256; d++)
+            count[d + 1] += count[d];
+        for (int i = 0; i < V; i++)
+            dst[count[(key[src[i]] >> shift) & 0xFF]++] = src[i];
+        int *t = src;
+        src = dst, dst = t;
+    }
+    if (src != ord)
+        memcpy(ord, src, (size_t)V * sizeof *ord);
+}
+
+/* Picks the next token from the logits with the stream's RNG.
+ *
+ * The candidates are every token (in token order), or with top_k and/or
+ * top_p the best ones in the order of better(): the k best by select_top_k
+ * for a small top_k, else the whole vocabulary radix sorted. Neither is
+ * worse than O(V log HEAP_K_MAX) per character. */
 static int sample_logits(charrnn_stream *s)
 {
     const int V = s->m->cfg.vocab_size;
@@ -273,26 +365,24 @@ static int sample_logits(charrnn_stream *s)
         return best;
     }
     const double inv_t = 1.0 / (double)s->p.temperature;
-    int n = V;
     int *ord = s->order;
-    for (int v = 0; v < V; v++)
-        ord[v] = v;
-    if (s->p.top_k > 0 || s->p.top_p < 1.0f) {
-        /* Insertion sort by logit, descending, ties by index: V is small. */
-        for (int i = 1; i < V; i++) {
-            int k = ord[i], j = i - 1;
-            while (j >= 0 && lg[ord[j]] < lg[k])
-                ord[j + 1] = ord[j], j--;
-            ord[j + 1] = k;
-        }
-        if (s->p.top_k > 0 && s->p.top_k < n)
+    double *w = s->weight; /* by rank */
+    int n = V;
+    if (s->p.top_k > 0 && s->p.top_k <= HEAP_K_MAX && s->p.top_k < V) {
+        n = s->p.top_k;
+        select_top_k(lg, V, n, ord);
+    } else if (s->p.top_k > 0 || s->p.top_p < 1.0f) {
+        radix_order(lg, V, ord, s->keys);
+        if (s->p.top_k > 0 && s->p.top_k < V)
             n = s->p.top_k;
+    } else {
+        for (int v = 0; v < V; v++)
+            ord[v] = v;
     }
     double mx = lg[ord[0]];
     for (int i = 1; i < n; i++)
         mx = lg[ord[i]] > mx ? lg[ord[i]] : mx;
     double total = 0.0;
-    double *w = s->weight;
     for (int i = 0; i < n; i++)
         total += (w[i] = exp(((double)lg[ord[i]] - mx) * inv_t));
     if (s->p.top_p < 1.0f) {
