@@ -31,9 +31,17 @@ int api_fail(api_error *e, unsigned status, const char *type, const char *param,
     return -1;
 }
 
+/* Whitespace as cJSON skips it: every byte up to 0x20 (not only JSON's four).
+ * The scanner must see the members cJSON sees, or a check on the source text
+ * (the \u0000 escape, the seed's digits) looks at the wrong member. */
+static int is_ws(char c)
+{
+    return (unsigned char)c <= 0x20;
+}
+
 static const char *skip_ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    while (p < end && is_ws(*p))
         p++;
     return p;
 }
@@ -69,17 +77,17 @@ static const char *skip_value(const char *p, const char *end)
         }
         return end;
     }
-    while (p < end && !strchr(",}] \t\r\n", *p))
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && !is_ws(*p))
         p++;
     return p;
 }
 
-/* Source text of the values of the top-level members, in order (the same order
- * as cJSON's children). Returns how many were found, at most max. */
-static size_t member_values(const char *s, size_t len, span *out, size_t max)
+size_t request_members(const char *s, size_t len, request_member *out, size_t max)
 {
     const char *p = s, *end = s + len;
     size_t n = 0;
+    if (len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
+        p += 3; /* cJSON skips a UTF-8 byte order mark, before any whitespace */
     p = skip_ws(p, end);
     if (p >= end || *p != '{')
         return 0;
@@ -88,14 +96,16 @@ static size_t member_values(const char *s, size_t len, span *out, size_t max)
         p = skip_ws(p, end);
         if (p >= end || *p != '"')
             break;
-        p = skip_ws(skip_string(p, end), end);
+        const char *k = p;
+        p = skip_string(p, end);
+        out[n].key = (span){k, (size_t)(p - k)};
+        p = skip_ws(p, end);
         if (p >= end || *p != ':')
             break;
         p = skip_ws(p + 1, end);
         const char *v = p;
         p = skip_value(p, end);
-        out[n].p = v;
-        out[n].n = (size_t)(p - v);
+        out[n].value = (span){v, (size_t)(p - v)};
         n++;
         p = skip_ws(p, end);
         if (p >= end || *p != ',')
@@ -310,7 +320,7 @@ int json_object_parse(const char *body, size_t len, const char *const *fields, s
                         at);
     }
     int rc = 0;
-    span *src = NULL;
+    request_member *src = NULL;
     const char *rest = skip_ws(end, body + len);
     if (rest < body + len) {
         rc = api_fail(err, 400, INVALID, NULL,
@@ -326,7 +336,7 @@ int json_object_parse(const char *body, size_t len, const char *const *fields, s
         rc = api_fail(err, 500, "server_error", NULL, "out of memory");
         goto out;
     }
-    size_t nsrc = member_values(body, len, src, nfields + 1);
+    size_t nsrc = request_members(body, len, src, nfields + 1);
     size_t i = 0;
     uint64_t seen = 0;
     for (const cJSON *v = root->child; v; v = v->next, i++) {
@@ -350,7 +360,7 @@ int json_object_parse(const char *body, size_t len, const char *const *fields, s
         seen |= 1ull << f;
         if (cJSON_IsNull(v))
             continue;
-        span sv = i < nsrc ? src[i] : (span){"", 0};
+        span sv = i < nsrc ? src[i].value : (span){"", 0};
         if ((rc = fn(ctx, v, sv, err)) != 0)
             goto out;
     }

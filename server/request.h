@@ -72,6 +72,15 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
                          api_error *err);
 void sample_request_clear(sample_request *r);
 
+/* A top-level member's source text: the key with its quotes, and the value. */
+typedef struct request_member {
+    span key, value;
+} request_member;
+/* The members of the JSON object in s[0..len), in order, at most max; for
+ * text cJSON accepts as an object, the same members as cJSON's children (the
+ * fuzz harness checks this). Returns how many were found. */
+size_t request_members(const char *s, size_t len, request_member *out, size_t max);
+
 /* The library's view of the request (pointers into r). */
 charrnn_sample_params sample_request_params(const sample_request *r);
 

@@ -7,12 +7,16 @@
  * range (length 1..max_length, temperature 0..10, top_p (0,1], top_k >= 0, at
  * most CHARRNN_MAX_STOP stop strings of 1..CHARRNN_MAX_STOP_LEN bytes); a
  * rejected one is a 4xx with a message; the generated text is valid UTF-8 and
- * no longer than asked. */
+ * no longer than asked. And the request scanner (request_members, which the
+ * \u0000 and seed checks read) sees the members cJSON sees: same count, same
+ * keys, values of the same kind and, where they can be compared as text, the
+ * same value. */
 #include "charrnn/sampler.h"
 #include "charrnn/vocab.h"
 #include "config.h"
 #include "request.h"
 
+#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +63,67 @@ static int valid_utf8(const char *s, size_t n)
     return 1;
 }
 
+/* 1 if the quoted source text q (with its quotes) is the string s: only
+ * checked for text without escapes or NUL bytes (those cJSON rewrites). */
+static int same_text(span q, const char *s)
+{
+    if (q.n < 2 || q.p[0] != '"' || q.p[q.n - 1] != '"')
+        return 0;
+    const char *t = q.p + 1;
+    size_t n = q.n - 2;
+    if (memchr(t, '\\', n) || memchr(t, '\0', n))
+        return 1;
+    return strlen(s) == n && !memcmp(t, s, n);
+}
+
+static int same_kind(span v, const cJSON *c)
+{
+    if (v.n == 0)
+        return 0;
+    char k = v.p[0];
+    if (cJSON_IsString(c))
+        return k == '"' && same_text(v, c->valuestring);
+    if (cJSON_IsObject(c))
+        return k == '{' && v.p[v.n - 1] == '}';
+    if (cJSON_IsArray(c))
+        return k == '[' && v.p[v.n - 1] == ']';
+    if (cJSON_IsTrue(c))
+        return v.n == 4 && !memcmp(v.p, "true", 4);
+    if (cJSON_IsFalse(c))
+        return v.n == 5 && !memcmp(v.p, "false", 5);
+    if (cJSON_IsNull(c))
+        return v.n == 4 && !memcmp(v.p, "null", 4);
+    if (cJSON_IsNumber(c)) {
+        char buf[64];
+        if (v.n >= sizeof buf)
+            return 1; /* long numbers: the kind was checked by cJSON */
+        memcpy(buf, v.p, v.n);
+        buf[v.n] = '\0';
+        char *e;
+        double d = strtod(buf, &e);
+        return *e == '\0' && d == c->valuedouble;
+    }
+    return 0;
+}
+
+static void check_members(const char *body, size_t size)
+{
+    enum { MAX = 64 };
+    cJSON *root = cJSON_ParseWithLengthOpts(body, size, NULL, 0);
+    if (!root)
+        return;
+    if (cJSON_IsObject(root)) {
+        static request_member m[MAX];
+        size_t n = request_members(body, size, m, MAX), i = 0;
+        for (const cJSON *c = root->child; c && i < MAX; c = c->next, i++)
+            if (i >= n || !same_text(m[i].key, c->string) || !same_kind(m[i].value, c))
+                abort();
+        if (n != i)
+            abort();
+    }
+    cJSON_Delete(root);
+}
+
 typedef struct sink {
     size_t bytes, calls;
     int bad;
@@ -81,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!body)
         return 0;
     memcpy(body, data, size);
+    check_members(body, size);
     sample_request r;
     api_error e;
     memset(&e, 0, sizeof e);

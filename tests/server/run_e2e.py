@@ -640,6 +640,15 @@ def validation_errors():
     expect_error(d.json("POST", "/sample", '{"stop": ["\\u0000"]}', J), 400, "stop")
     st, _, ok = d.json("POST", "/sample", '{"prime": "\\\\u0000", "length": 1}', J)
     assert st == 400 and ok["error"]["param"] == "prime" and "U+0000" not in ok["error"]["message"]
+    # whitespace is what cJSON skips (every byte up to 0x20), so the scanner
+    # that looks for \u0000 and reads the seed sees the same members
+    for ws in ("\f", "\v", "\x01", "\x1f"):
+        expect_error(d.json("POST", "/sample", '{%s"prime": "ab\\u0000cd"}' % ws, J), 400,
+                     "prime", "U\\+0000")
+        st, _, ok = d.json("POST", "/sample", '{%s"seed"%s:%s5%s, "length": 3}' % ((ws,) * 4), J)
+        assert st == 200 and ok["seed"] == 5, (ws, ok)
+    expect_error(d.json("POST", "/sample", '\ufeff{"prime": "a\\u0000b"}'.encode(), J), 400,
+                 "prime", "U\\+0000")
     # body too large: by Content-Length and by chunked upload
     expect_error(d.json("POST", "/sample", json.dumps({"prime": "a" * 5000}), J), 413)
     raw = raw_http(d.port, b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
