@@ -5,6 +5,7 @@
  * wakes every 100 ms to notice a client that went away) and lets a streaming
  * response's reader block until the next chunk is ready. */
 #define _GNU_SOURCE /* POLLRDHUP */
+#include "framing.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
@@ -32,7 +33,7 @@ void add_common_headers(req_ctx *c, struct MHD_Response *r)
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
         MHD_add_response_header(r, "X-Seed", seed);
     }
-    if (atomic_load(&c->srv->draining))
+    if (atomic_load(&c->srv->draining) || c->must_close)
         MHD_add_response_header(r, "Connection", "close");
 }
 
@@ -367,6 +368,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
             c->fd = ci->connect_fd;
         *con_cls = c;
         atomic_fetch_add(&srv->inflight, 1);
+        char why[128];
+        if (http_framing_error(conn, why, sizeof why)) {
+            c->must_close = 1;
+            return respond_fail(c, 400, "invalid_request_error", NULL, "%s", why);
+        }
         enum MHD_Result ret = MHD_YES;
         if (early_checks(c, &m, &ret))
             return ret;

@@ -47,8 +47,9 @@ typedef struct req_ctx {
     int fd;
     char *body;
     size_t body_len;
-    int started;   /* the access handler has been called once */
-    int responded; /* a response was queued */
+    int started;    /* the access handler has been called once */
+    int responded;  /* a response was queued */
+    int must_close; /* the response closes the connection (bad framing) */
     unsigned status;
     /* sampling (for the access log and the response) */
     char model[CHARRNN_STORE_NAME_MAX + 1];

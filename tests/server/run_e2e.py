@@ -689,6 +689,37 @@ def validation_errors():
 
 
 @test
+def ambiguous_framing_refused():
+    """Transfer-Encoding with Content-Length, a coding other than chunked, or
+    two Content-Lengths: 400 and the connection closed, so a request hidden in
+    the body (which a proxy may frame differently) is never served."""
+    d = ENV.d
+    hidden = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b'{"length": 3}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    head = b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    cases = [
+        b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n" % len(chunked) + chunked,
+        b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked,
+        b"Transfer-Encoding: gzip, chunked\r\n\r\n" + chunked,
+        b"Transfer-Encoding: identity\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked,
+        b"Content-Length: %d\r\nContent-Length: 0\r\n\r\n" % len(body) + body,
+    ]
+    for i, c in enumerate(cases):
+        raw = raw_http(d.port, head + c + hidden, 5)
+        assert raw.startswith(b"HTTP/1.1 400"), (i, raw[:300])
+        assert raw.count(b"HTTP/1.1 ") == 1, (i, raw)  # closed: the hidden request never ran
+        assert b"Transfer-Encoding" in raw or b"Content-Length" in raw, (i, raw)
+    # plain chunked and plain Content-Length keep working, pipelined too
+    hidden = hidden.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    raw = raw_http(d.port, head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked + hidden, 5)
+    assert raw.startswith(b"HTTP/1.1 200") and raw.count(b"HTTP/1.1 200") == 2, raw[:300]
+    raw = raw_http(d.port, head + b"Content-Length: %d\r\n\r\n" % len(body) + body + hidden, 5)
+    assert raw.startswith(b"HTTP/1.1 200") and raw.count(b"HTTP/1.1 200") == 2, raw[:300]
+
+
+@test
 def metrics_exposition():
     ENV.d.sample(length=10, seed=1)
     ENV.d.sample(length=0)
