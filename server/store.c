@@ -199,6 +199,30 @@ static void emit(charrnn_store *s, charrnn_store_event_kind kind, const char *na
     s->listener(s->listener_ctx, &ev);
 }
 
+/* Replaces every occurrence of the absolute path abs in msg by rel. Load
+ * errors are shown to anonymous clients (GET /models, a 404's message): they
+ * name files relative to the model directory, never where it is. */
+static void replace_path(char *msg, size_t n, const char *abs, const char *rel)
+{
+    size_t al = strlen(abs), rl = strlen(rel);
+    if (al == 0 || n == 0)
+        return;
+    char out[CHARRNN_ERR_MAX];
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 1 < sizeof out;) {
+        if (!strncmp(p, abs, al)) {
+            size_t k = rl < sizeof out - 1 - o ? rl : sizeof out - 1 - o;
+            memcpy(out + o, rel, k);
+            o += k;
+            p += al;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    snprintf(msg, n, "%s", out);
+}
+
 /* Resolves DIR/name.safetensors to a path inside DIR, refusing symlinks that
  * leave it. On success path holds the file to open. */
 static int resolve(const charrnn_store *s, const char *name, char *path, size_t pathlen, char *err,
@@ -211,7 +235,7 @@ static int resolve(const charrnn_store *s, const char *name, char *path, size_t 
     if (lstat(link, &st) != 0) {
         if (errno == ENOENT)
             return charrnn_fail(err, errlen, CHARRNN_ENOTFOUND, "no file %s" SUFFIX, name);
-        return charrnn_fail(err, errlen, CHARRNN_EIO, "%s: %s", link, strerror(errno));
+        return charrnn_fail(err, errlen, CHARRNN_EIO, "%s" SUFFIX ": %s", name, strerror(errno));
     }
     if (!S_ISLNK(st.st_mode)) {
         if (!S_ISREG(st.st_mode))
@@ -225,13 +249,13 @@ static int resolve(const charrnn_store *s, const char *name, char *path, size_t 
         if (errno == ENOENT)
             return charrnn_fail(err, errlen, CHARRNN_ENOTFOUND,
                                 "%s" SUFFIX " is a dangling symlink", name);
-        return charrnn_fail(err, errlen, CHARRNN_EIO, "%s: %s", link, strerror(errno));
+        return charrnn_fail(err, errlen, CHARRNN_EIO, "%s" SUFFIX ": %s", name, strerror(errno));
     }
     size_t dl = strlen(s->dir);
     if (strncmp(real, s->dir, dl) != 0 || (real[dl] != '/' && strcmp(s->dir, "/") != 0))
         return charrnn_fail(err, errlen, CHARRNN_EINVAL,
-                            "%s" SUFFIX " is a symlink to %s, outside the model directory", name,
-                            real);
+                            "%s" SUFFIX " is a symlink that leads outside the model directory",
+                            name);
     snprintf(path, pathlen, "%s", real);
     return CHARRNN_OK;
 }
@@ -266,8 +290,12 @@ static int load_version(const charrnn_store *s, const char *name, version **out,
     struct stat st;
     /* resolve() has followed any symlink already: the file itself must not be one. */
     rc = charrnn_file_read(path, CHARRNN_FILE_NOFOLLOW, &buf, &len, &st, err, errlen);
-    if (rc != CHARRNN_OK)
+    if (rc != CHARRNN_OK) {
+        char rel[CHARRNN_STORE_NAME_MAX + sizeof SUFFIX];
+        snprintf(rel, sizeof rel, "%s" SUFFIX, name);
+        replace_path(err, errlen, path, rel);
         return rc;
+    }
     sig_from_stat(sig, &st);
     *have_sig = 1;
 

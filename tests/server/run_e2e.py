@@ -900,11 +900,47 @@ def symlink_outside_refused():
         expect_error(ENV.d.sample(model="sneaky"), 404, "model")
         _, _, s = ENV.d.json("GET", "/models/sneaky")
         assert "outside" in s["last_error"]["message"], s
+        # anonymous clients see names relative to the models directory only:
+        # not the symlink's target, not where the directory is
+        assert ENV.dir not in json.dumps(s), s
+        err = expect_error(ENV.d.sample(model="sneaky"), 404, "model")
+        assert ENV.dir not in err["message"], err
         st, _, body = ENV.d.sample(model="alias", length=5)
         assert st == 200, body
     finally:
         os.unlink(link)
         os.unlink(inside)
+
+
+@test
+def special_files_never_block():
+    """A FIFO (behind a symlink), a socket and a directory named *.safetensors:
+    the daemon starts, lists them as failed loads naming them relative to the
+    models directory, reloads on SIGHUP and stops on SIGTERM, never blocked."""
+    models = tempfile.mkdtemp(prefix="special-", dir=ENV.dir)
+    shutil.copyfile(ENV.v1, os.path.join(models, "real.safetensors"))
+    os.mkfifo(os.path.join(models, "pipe"))
+    os.symlink("pipe", os.path.join(models, "fifo.safetensors"))
+    os.mkdir(os.path.join(models, "dir.safetensors"))
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(os.path.join(models, "sock.safetensors"))
+    try:
+        d = Daemon(models, "--poll-interval", "0.2")
+        _, _, body = d.json("GET", "/models")
+        assert models not in json.dumps(body), body
+        got = {m["name"]: m for m in body["models"]}
+        assert got["real"]["status"] == "ready", got
+        assert "fifo" in got and got["fifo"]["status"] == "unavailable", got
+        mark = len(d.logs())
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_log(lambda o: o.get("msg") == "model loaded" and o.get("model") == "real", 10, mark)
+        st, _, _ = d.json("GET", "/healthz", timeout=5)
+        assert st == 200
+        t0 = time.time()
+        assert d.stop(timeout=10) == 0
+        assert time.time() - t0 < 5
+    finally:
+        sock.close()
 
 
 @test
