@@ -5,6 +5,7 @@
  * wakes every 100 ms to notice a client that went away) and lets a streaming
  * response's reader block until the next chunk is ready. */
 #define _GNU_SOURCE /* POLLRDHUP */
+#include "charrnn/vocab.h"
 #include "framing.h"
 #include "log.h"
 #include "routes.h"
@@ -337,6 +338,33 @@ static void remote_of(struct MHD_Connection *conn, char *out, size_t n)
     }
 }
 
+/* Copies s into out (n bytes, always terminated, cut at a whole character),
+ * each byte that is not part of valid UTF-8 written as \xNN. The path is
+ * percent-decoded by libmicrohttpd and may hold any bytes; it goes into the
+ * access log and into error messages, which are JSON and must stay UTF-8. */
+static void utf8_escape(const char *s, char *out, size_t n)
+{
+    size_t o = 0, len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = charrnn_utf8_decode((const uint8_t *)s + i, len - i, &cp);
+        if (k > 0 && cp != 0x7F && cp >= 0x20) {
+            if (o + (size_t)k >= n)
+                break;
+            memcpy(out + o, s + i, (size_t)k);
+            o += (size_t)k;
+            i += (size_t)k;
+        } else {
+            if (o + 4 >= n)
+                break;
+            snprintf(out + o, 5, "\\x%02X", (unsigned char)s[i]);
+            o += 4;
+            i++;
+        }
+    }
+    out[o] = '\0';
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                       const char *method, const char *version,
                                       const char *upload_data, size_t *upload_data_size,
@@ -353,10 +381,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         c->conn = conn;
         c->t0 = charrnn_clock_mono();
         c->fd = -1;
-        snprintf(c->method, sizeof c->method, "%s", method);
-        snprintf(c->path, sizeof c->path, "%s", url);
+        utf8_escape(method, c->method, sizeof c->method);
+        utf8_escape(url, c->path, sizeof c->path);
         route_match m;
         route_find(method, url, c->name, sizeof c->name, &m);
+        char name[sizeof c->name];
+        snprintf(name, sizeof name, "%s", c->name);
+        utf8_escape(name, c->name, sizeof c->name);
         c->endpoint = m.route;
         c->route = m.label;
         remote_of(conn, c->remote, sizeof c->remote);

@@ -5,6 +5,7 @@
 #include "logprobs_json.h"
 #include "server.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,10 @@
 #define CHUNK_MAX 4096       /* most text bytes per SSE event */
 #define EVENT_GAP 0.01       /* seconds between text events: coalesces fast output */
 
-static uint64_t random_seed(void)
+/* A seed from the kernel's random source. Fails (errno set) when getrandom
+ * does, other than by an interrupt: under a seccomp filter that answers
+ * ENOSYS it would fail forever, and the request must not spin on it. */
+static int random_seed(uint64_t *out)
 {
     uint64_t s = 0;
     size_t got = 0;
@@ -25,8 +29,11 @@ static uint64_t random_seed(void)
         ssize_t r = getrandom((char *)&s + got, sizeof s - got, 0);
         if (r > 0)
             got += (size_t)r;
+        else if (r < 0 && errno != EINTR)
+            return -1;
     }
-    return s;
+    *out = s;
+    return 0;
 }
 
 /* Milliseconds rounded to microseconds, so the JSON stays short. */
@@ -331,8 +338,16 @@ enum MHD_Result handle_sample(req_ctx *c)
         sample_request_clear(&req);
         return respond_fail(c, 404, "not_found_error", "model", "%s", msg);
     }
-    if (!req.has_seed)
-        req.seed = random_seed();
+    if (!req.has_seed && random_seed(&req.seed) != 0) {
+        int e = errno;
+        charrnn_store_release(ver);
+        sample_request_clear(&req);
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "error", strerror(e));
+        log_json("error", "getrandom failed: no random seed", f);
+        return respond_fail(c, 500, "server_error", "seed",
+                            "cannot draw a random seed (%s); give a 'seed'", strerror(e));
+    }
     c->seed = req.seed;
     c->stream = req.stream;
     c->model_version = ver->version;

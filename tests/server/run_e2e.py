@@ -944,6 +944,40 @@ def special_files_never_block():
 
 
 @test
+def getrandom_failure_is_500():
+    """Without a seed the daemon draws one with getrandom; when that fails
+    (ENOSYS under seccomp) the request is a 500 naming 'seed' and logged, not
+    an endless retry. A request with a seed is served."""
+    shim = os.environ.get("CHARRNN_TEST_GETRANDOM_ENOSYS")
+    assert shim, "CHARRNN_TEST_GETRANDOM_ENOSYS is not set (meson test sets it)"
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    d = Daemon(ENV.models, "--default-model", "tiny", "--poll-interval", "0",
+               env={"LD_PRELOAD": shim, "ASAN_OPTIONS": asan + ":verify_asan_link_order=0"})
+    err = expect_error(d.json("POST", "/sample", {"length": 5}, timeout=10), 500, "seed")
+    assert "random seed" in err["message"], err
+    d.wait_log(lambda o: o.get("msg") == "getrandom failed: no random seed", 5)
+    st, _, body = d.sample(length=5, seed=1)
+    assert st == 200 and body["seed"] == 1, body
+    assert d.stop() == 0
+
+
+@test
+def invalid_utf8_in_path_is_escaped():
+    """A percent-decoded path may hold any bytes: the error body and the
+    access log line stay valid UTF-8, with such bytes written as \\xNN."""
+    d = ENV.d
+    mark = len(d.logs())
+    for path, want in [(b"/%FF%C3%28", "/\\xFF\\xC3("), (b"/models/a%80b", "a\\x80b")]:
+        raw = raw_http(d.port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 404"), raw
+        msg = json.loads(body.decode("utf-8"))["error"]["message"]  # strict UTF-8
+        assert want in msg, (msg, want)
+    d.wait_log(lambda o: o.get("msg") == "request" and o.get("path") == "/models/a\\x80b", 5, mark)
+    assert not any("\ufffd" in line for line in d.logs()[mark:]), d.logs()[mark:]
+
+
+@test
 def access_log_lines():
     mark = len(ENV.d.logs())
     ENV.d.sample(length=5, seed=77)
