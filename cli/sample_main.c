@@ -79,7 +79,7 @@ static int flag(void *ctx, int argc, char **argv, int *i)
     } else if ((r = arg_value(argc, argv, i, "--top-p", &v))) {
         if (r < 0 || !parse_sample_number("--top-p", CHARRNN_SAMPLE_TOP_P, v, &d))
             return 0;
-        o->p.top_p = (float)d;
+        o->p.top_p = charrnn_sample_top_p(d);
         return 1;
     } else if ((r = arg_value(argc, argv, i, "--stop", &v))) {
         if (r < 0 || !parse_sample_stop("--stop", o->p.n_stop, v))

@@ -273,7 +273,7 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
     } else if (!strcmp(k, "top_p")) {
         if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
             return -1;
-        r->top_p = (float)d;
+        r->top_p = charrnn_sample_top_p(d);
     } else if (!strcmp(k, "stop")) {
         char why[CHARRNN_ERR_MAX];
         if (!cJSON_IsArray(v))

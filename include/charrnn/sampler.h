@@ -100,6 +100,11 @@ const charrnn_sample_limit *charrnn_sample_limit_of(charrnn_sample_field f);
  * field's name: the caller names it as its users spell it ('top_k', --top-k).
  * CHARRNN_EINVAL when f has no limits. */
 int charrnn_sample_check_number(charrnn_sample_field f, double v, char *err, size_t errlen);
+/* A checked top_p (in (0, 1]) as the params' float. A value below the
+ * smallest float (1e-300) becomes that float instead of 0, which would be
+ * out of range: it means the same, the best character alone, as does any
+ * top_p up to 1/V (the best character has at least 1/V of the mass). */
+float charrnn_sample_top_p(double v);
 
 /* Checks one stop string (NULL is refused): CHARRNN_OK, or CHARRNN_ERANGE with
  * err "a string of <n> bytes is out of range 1..CHARRNN_MAX_STOP_LEN". */

@@ -6,6 +6,7 @@
 #include "charrnn/status.h"
 #include "charrnn/vocab.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,4 +162,10 @@ int charrnn_sample_params_check_model(const charrnn_sample_params *p, const char
     if (!bad)
         return CHARRNN_OK;
     return charrnn_fail(err, errlen, CHARRNN_ERANGE, "%s: %s", charrnn_sample_field_name(bad), why);
+}
+
+float charrnn_sample_top_p(double v)
+{
+    float f = (float)v;
+    return f > 0.0f ? f : FLT_TRUE_MIN;
 }

@@ -629,6 +629,14 @@ def validation_errors():
     out_of_range = [("length", 0), ("length", 5001), ("length", -3), ("temperature", -0.1),
                     ("temperature", 10.5), ("top_p", 0), ("top_p", 1.01), ("top_k", -1),
                     ("seed", -1), ("seed", 1.5), ("seed", 2 ** 64)]
+    # a top_p below the smallest float means the best character alone: greedy
+    greedy = d.sample(prime="the ", length=40, temperature=0)[2]["text"]
+    for tiny in (1e-300, 5e-324, 1e-45):
+        st, _, ok = d.json("POST", "/sample", '{"prime": "the ", "length": 40, "seed": 9, '
+                           '"top_p": %r}' % tiny, J)
+        assert st == 200 and ok["text"] == greedy, (tiny, ok)
+    assert (cli_sample(ENV.v1, prime="the ", length=40, seed=9, top_p=1e-300) ==
+            cli_sample(ENV.v1, prime="the ", length=40, temperature=0))
     for k, v in out_of_range:
         expect_error(d.json("POST", "/sample", '{"%s": %s}' % (k, json.dumps(v)), J), 400, k)
     expect_error(d.sample(model="nope"), 404, "model", "not found")
