@@ -9,6 +9,7 @@
  * it pays (split_wanted). As soon as another batch
  * waits, the stepping worker closes the split at its next step and the
  * helpers go back to stepping batches of their own. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "engine.h"
 
 #include "charrnn/clock.h"
@@ -17,6 +18,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -329,9 +333,23 @@ static void split_measured(engine *e, int split, double sec, size_t m)
     }
 }
 
+/* Generation runs below the HTTP threads' scheduling priority: when the
+ * workers saturate every core, a /healthz, /readyz or /metrics request (and
+ * the reading of requests and writing of responses) still gets the CPU at
+ * once, instead of waiting behind steps for up to a second. Raising the
+ * niceness of a thread needs no privilege; with nothing else to run the
+ * workers use the cores as before. */
+#define WORKER_NICE 10
+
 static void *worker(void *arg)
 {
     engine *e = arg;
+    pthread_setname_np(pthread_self(), "charrnn-worker");
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (!(prio == -1 && errno))
+        setpriority(PRIO_PROCESS, (id_t)tid, prio + WORKER_NICE > 19 ? 19 : prio + WORKER_NICE);
     size_t cap = (size_t)e->cfg.max_batch;
     charrnn_stream **streams = calloc(cap, sizeof *streams);
     char(*out)[8] = calloc(cap, sizeof *out);

@@ -19,8 +19,10 @@ serves one small model while, for S seconds:
     daemon lets one address hold (--max-connections-per-ip, by default half
     of --max-connections = 256); what the daemon closes is reopened every 2 s;
   * a prober (its own process) GETs /healthz every 50 ms on a fresh connection
-    from a third address (127.0.0.2): every probe must succeed, p99 within
-    100 ms, none over SOAK_HEALTHZ_MAX_MS (default 1000; 100 = strict).
+    from a third address (127.0.0.2): every probe must succeed within
+    100 ms (SOAK_HEALTHZ_MAX_MS loosens the bound for a machine busy with
+    other work; the daemon's own workers run below its HTTP threads'
+    priority, so they alone cannot slow a probe).
 Then the abusers leave; after a settle period RSS and open descriptors (from
 /proc/PID) must be back within the stated bounds of their values after
 warm-up. Figures go to stdout. Exit 0 when everything held.
@@ -49,12 +51,11 @@ SERVE = os.path.join(BUILD, "server", "charrnn-serve")
 SECONDS = float(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 120
 
 VALID_CLIENTS, INVALID_CLIENTS, SLOW, IDLE = 16, 2, 60, 300
-# /healthz: p99 within 100 ms and every probe within HEALTHZ_MAX. On the shared
-# 2-core VM this was developed on, an idle daemon's probe already reaches 88 ms
-# now and then, and under full load ~0.3% of probes take 0.1-0.7 s (CPU
-# contention); SOAK_HEALTHZ_MAX_MS=100 makes every probe count.
+# /healthz: every probe within HEALTHZ_MAX (100 ms), so p99 too. Before the
+# workers ran at a lower priority than the HTTP threads, ~0.3% of probes took
+# 0.1-0.7 s under full load on a 2-core machine, and the bound was loosened.
 HEALTHZ_LIMIT = 0.100        # seconds, p99
-HEALTHZ_MAX = float(os.environ.get("SOAK_HEALTHZ_MAX_MS", "1000")) / 1000
+HEALTHZ_MAX = float(os.environ.get("SOAK_HEALTHZ_MAX_MS", "100")) / 1000
 RSS_GROWTH_LIMIT = 16 << 10  # KiB: RSS after the soak vs after warm-up
 FD_GROWTH_LIMIT = 4          # descriptors: after the soak vs after warm-up
 

@@ -985,6 +985,35 @@ def invalid_utf8_in_path_is_escaped():
     assert not any("\ufffd" in line for line in d.logs()[mark:]), d.logs()[mark:]
 
 
+def thread_nice(pid):
+    """{tid: (name, nice)} of a process's threads, from /proc."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            stat = f.read()
+        fields = stat[stat.rindex(")") + 2:].split()
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            out[int(tid)] = (f.read().strip(), int(fields[16]))  # field 19: nice
+    return out
+
+
+@test
+def workers_run_below_http_priority():
+    """The generation workers run 10 nice levels below the rest of the daemon
+    (HTTP and probes), so /healthz is answered at once under full load."""
+    d = Daemon(ENV.models, "--workers", "3", "--poll-interval", "0")
+    try:
+        threads = thread_nice(d.proc.pid)
+        base = threads[d.proc.pid][1]
+        workers = [n for name, n in threads.values() if name == "charrnn-worker"]
+        assert len(workers) == 3, threads
+        assert all(n == min(19, base + 10) for n in workers), threads
+        others = [n for name, n in threads.values() if name != "charrnn-worker"]
+        assert all(n == base for n in others), threads
+    finally:
+        d.stop()
+
+
 @test
 def access_log_lines():
     mark = len(ENV.d.logs())
