@@ -86,6 +86,7 @@ static const char *reason_phrase(unsigned status)
     switch (status) {
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
@@ -432,10 +433,33 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
     if (c->body_len > max_body(c))
         return respond_fail(c, 413, "invalid_request_error", NULL,
                             "the body is larger than the limit of %zu bytes", max_body(c));
+    if (c->endpoint->needs_token && !srv->cfg.admin_token[0] && !srv->loopback)
+        return respond_fail(c, 403, "permission_error", NULL,
+                            "without an admin token this endpoint answers only on a loopback "
+                            "address; set --admin-token (CHARRNN_ADMIN_TOKEN) to use it on %s",
+                            srv->bound);
     if (!authorized(c))
         return respond_fail(c, 401, "authentication_error", NULL,
                             "a valid admin bearer token is required");
     return c->endpoint->handler(c);
+}
+
+/* 1 if the socket is bound to a loopback address (127.0.0.0/8, ::1 or
+ * ::ffff:127.0.0.0/104): then only this machine can reach it. A wildcard
+ * address (0.0.0.0, ::) is not. */
+static int is_loopback(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
 }
 
 /* Opens the listening socket for HOST:PORT ([v6]:port accepted). */
@@ -528,6 +552,7 @@ int http_start(server *srv, char *err, size_t errlen)
     srv->listen_fd = open_listener(srv->cfg.listen, srv->bound, sizeof srv->bound, err, errlen);
     if (srv->listen_fd < 0)
         return -1;
+    srv->loopback = is_loopback(srv->listen_fd);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
         MHD_USE_POLL | MHD_USE_ERROR_LOG;
     srv->mhd = MHD_start_daemon(

@@ -779,6 +779,30 @@ def reload_endpoint_and_token():
 
 
 @test
+def reload_without_token_only_on_loopback():
+    """Without --admin-token the reload endpoint answers on a loopback listener
+    only; on any other address it is 403 and says to set a token."""
+    local = Daemon(ENV.models, "--poll-interval", "0")
+    wide = Daemon(ENV.models, "--poll-interval", "0", "--listen", "0.0.0.0:0")
+    wide_tok = Daemon(ENV.models, "--poll-interval", "0", "--listen", "0.0.0.0:0",
+                      "--admin-token", TOKEN)
+    try:
+        st, _, body = local.json("POST", "/models/tiny/reload")
+        assert st == 200, body
+        err = expect_error(wide.json("POST", "/models/tiny/reload"), 403)
+        assert "--admin-token" in err["message"], err
+        expect_error(wide_tok.json("POST", "/models/tiny/reload"), 401)
+        st, _, body = wide_tok.json("POST", "/models/tiny/reload",
+                                    headers={"Authorization": "Bearer " + TOKEN})
+        assert st == 200, body
+        st, _, _ = wide.json("GET", "/models/tiny")  # the rest stays open
+        assert st == 200
+    finally:
+        for d in (local, wide, wide_tok):
+            d.stop()
+
+
+@test
 def sighup_reloads():
     d = ENV.d
     _, _, before = d.json("GET", "/models/tiny")
