@@ -69,8 +69,9 @@ void engine_free(engine *e);
  * job). top_k: the stream's top_logprobs when it records log-probabilities
  * (kept per record), else 0. NULL on allocation failure (nothing is taken then). */
 gen_job *engine_job_create(charrnn_stream *s, const charrnn_store_model *v, int top_k);
-/* The model the job's stream runs (valid while the job is held). */
-const charrnn_model *engine_job_model(const gen_job *j);
+/* The vocabulary of the job's model (valid while the job is held; once the
+ * job has ended the engine keeps a copy of it instead of the model). */
+const charrnn_vocab *engine_job_vocab(const gen_job *j);
 /* Starts the job or queues it. Returns 0, or -1 when the queue is full (the job
  * stays the caller's to release). */
 int engine_submit(engine *e, gen_job *j);

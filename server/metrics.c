@@ -331,6 +331,9 @@ char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
     for (size_t i = 0; i < n; i++)
         loaded += list[i].current != NULL;
     put(&b, "charrnn_models_loaded %zu\n", loaded);
+    header(&b, "charrnn_model_versions_live", "gauge",
+           "Model versions in memory: serving, or held by a generation still running.");
+    put(&b, "charrnn_model_versions_live %llu\n", (unsigned long long)st.versions_live);
     header(&b, "charrnn_model_loads_total", "counter", "Successful checkpoint loads, by model.");
     for (size_t i = 0; i < n; i++)
         put(&b, "charrnn_model_loads_total{model=\"%s\"} %llu\n", esc(list[i].name, e1, sizeof e1),

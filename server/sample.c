@@ -83,9 +83,9 @@ static cJSON *result_json(const req_ctx *c, const job_result *r, const char *tex
     if (c->logprobs >= 0 && with_logprobs) {
         job_records x;
         if (job_records_get(c->srv->eng, c->job, r, &x) == 0) {
-            cJSON_AddItemToObject(o, "logprobs",
-                                  logprobs_native(engine_job_model(c->job)->vocab, x.rec, x.top_id,
-                                                  x.top_lp, x.k, x.n));
+            cJSON_AddItemToObject(
+                o, "logprobs",
+                logprobs_native(engine_job_vocab(c->job), x.rec, x.top_id, x.top_lp, x.k, x.n));
             job_records_free(&x);
         }
     }
@@ -106,7 +106,7 @@ static cJSON *chunk_logprobs(req_ctx *c, size_t chars)
         size_t n =
             engine_job_records(c->srv->eng, c->job, c->rec_sent, chars, rec, ti, tl, 0, &ended);
         c->rec_sent += n;
-        arr = logprobs_native(engine_job_model(c->job)->vocab, rec, ti, tl, (int)k, n);
+        arr = logprobs_native(engine_job_vocab(c->job), rec, ti, tl, (int)k, n);
     }
     free(rec), free(ti), free(tl);
     return arr;

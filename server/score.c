@@ -68,7 +68,7 @@ static void score_request_clear(score_request *r)
 static cJSON *score_json(req_ctx *c, const score_request *q, const job_result *res,
                          const job_records *x)
 {
-    const charrnn_vocab *v = engine_job_model(c->job)->vocab;
+    const charrnn_vocab *v = engine_job_vocab(c->job);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", c->model);
     cJSON_AddNumberToObject(o, "model_version", (double)c->model_version);

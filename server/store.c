@@ -106,10 +106,14 @@ static int sig_equal(const file_sig *a, const file_sig *b)
         a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
+/* Versions allocated and not yet freed (charrnn_store_stats.versions_live). */
+static atomic_ulong versions_live;
+
 static void version_free(version *v)
 {
     if (!v)
         return;
+    atomic_fetch_sub(&versions_live, 1);
     charrnn_model_free(v->model);
     free(v->train_json);
     free(v);
@@ -300,6 +304,8 @@ static int load_version(const charrnn_store *s, const char *name, version **out,
     *have_sig = 1;
 
     version *v = calloc(1, sizeof *v);
+    if (v)
+        atomic_fetch_add(&versions_live, 1);
     charrnn_st_file *f = NULL;
     char msg[CHARRNN_ERR_MAX] = "";
     if (!v) {
@@ -632,4 +638,5 @@ void charrnn_store_stats_get(charrnn_store *s, charrnn_store_stats *out)
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
     pthread_mutex_unlock(&s->mu);
+    out->versions_live = atomic_load(&versions_live);
 }

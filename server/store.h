@@ -92,6 +92,10 @@ void charrnn_store_list_free(charrnn_store_entry *list, size_t n);
 /* Totals over the store's lifetime (names removed since included). */
 typedef struct charrnn_store_stats {
     uint64_t loads, load_failures, removals;
+    /* Versions in memory, serving or still held by a request (counted over
+     * every store of the process): a version no request needs any more is
+     * freed at once, so a number above the models loaded means held ones. */
+    uint64_t versions_live;
 } charrnn_store_stats;
 void charrnn_store_stats_get(charrnn_store *s, charrnn_store_stats *out);
 

@@ -803,6 +803,38 @@ def reload_without_token_only_on_loopback():
 
 
 @test
+def slow_reader_holds_no_model_version():
+    """A response read slowly keeps its text, not its model version:
+    the version and the stream are let go when the generation ends, so
+    reloads during a slow read leave no extra version in memory."""
+    d = Daemon(ENV.models, "--default-model", "tiny", "--max-length", "10000000",
+               "--poll-interval", "0")
+    s = socket.socket()
+    # Small segments and window: the daemon's send buffer stays small too,
+    # so the response cannot all sit in kernel buffers.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    try:
+        s.connect(("127.0.0.1", d.port))
+        body = json.dumps({"length": 300000, "stream": True, "seed": 1}).encode()
+        s.sendall(b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        wait_metric(d, "charrnn_generated_chars_total", lambda v: v >= 300000, 60)
+        wait_metric(d, "charrnn_active_requests", lambda v: v == 0)
+        for _ in range(2):
+            st, _, out = d.json("POST", "/models/tiny/reload")
+            assert st == 200, out
+        fams, _ = d.metrics()
+        live = metric(fams, "charrnn_model_versions_live")
+        loaded = metric(fams, "charrnn_models_loaded")
+        assert live == loaded, (live, loaded)
+        assert s.recv(1, socket.MSG_DONTWAIT)  # the response is still being sent
+    finally:
+        s.close()
+        d.stop()
+
+
+@test
 def sighup_reloads():
     d = ENV.d
     _, _, before = d.json("GET", "/models/tiny")
