@@ -63,7 +63,24 @@ struct charrnn_store {
     charrnn_store_stats stats;
     charrnn_store_event_fn listener;
     void *listener_ctx;
+    struct reload_slot *reloads; /* reloads in flight or awaited, by name; under mu */
+    pthread_cond_t reloaded;     /* a reload finished */
 };
+
+/* Concurrent reloads of one name coalesce: a request that arrives while a
+ * load of the name runs waits for it to end, then either finds that a load
+ * that started after it arrived has finished (and takes its outcome) or runs
+ * one itself for everyone who came meanwhile. So a burst costs at most two
+ * loads, and each answer comes from a load that began after its request. */
+typedef struct reload_slot {
+    char name[CHARRNN_STORE_NAME_MAX + 1];
+    uint64_t requested; /* tickets handed out */
+    uint64_t done;      /* every ticket up to this one has its outcome */
+    int loading, users;
+    int rc;
+    char msg[CHARRNN_ERR_MAX];
+    struct reload_slot *next;
+} reload_slot;
 
 /* ---- helpers ---- */
 
@@ -425,6 +442,7 @@ int charrnn_store_open(const char *dir, charrnn_store **out, char *err, size_t e
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->load_mu, NULL);
+    pthread_cond_init(&s->reloaded, NULL);
     *out = s;
     return CHARRNN_OK;
 }
@@ -441,6 +459,7 @@ void charrnn_store_free(charrnn_store *s)
     free(s->entries);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->load_mu);
+    pthread_cond_destroy(&s->reloaded);
     free(s->dir);
     free(s);
 }
@@ -592,9 +611,49 @@ int charrnn_store_reload(charrnn_store *s, const char *name, char *err, size_t e
 {
     if (!charrnn_store_name_valid(name))
         return charrnn_fail(err, errlen, CHARRNN_EINVAL, "invalid model name");
-    pthread_mutex_lock(&s->load_mu);
-    int rc = load_one(s, name, err, errlen);
-    pthread_mutex_unlock(&s->load_mu);
+    pthread_mutex_lock(&s->mu);
+    reload_slot *r = s->reloads;
+    while (r && strcmp(r->name, name))
+        r = r->next;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r))) {
+            pthread_mutex_unlock(&s->mu);
+            return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+        }
+        snprintf(r->name, sizeof r->name, "%s", name);
+        r->next = s->reloads;
+        s->reloads = r;
+    }
+    r->users++;
+    uint64_t ticket = ++r->requested;
+    while (r->loading)
+        pthread_cond_wait(&s->reloaded, &s->mu);
+    if (r->done < ticket) { /* no load began after this request: run one */
+        uint64_t upto = r->requested;
+        r->loading = 1;
+        pthread_mutex_unlock(&s->mu);
+        char msg[CHARRNN_ERR_MAX] = "";
+        pthread_mutex_lock(&s->load_mu);
+        int rc = load_one(s, name, msg, sizeof msg);
+        pthread_mutex_unlock(&s->load_mu);
+        pthread_mutex_lock(&s->mu);
+        r->rc = rc;
+        snprintf(r->msg, sizeof r->msg, "%s", msg);
+        r->done = upto;
+        r->loading = 0;
+        pthread_cond_broadcast(&s->reloaded);
+    }
+    int rc = r->rc;
+    if (rc != CHARRNN_OK)
+        charrnn_fail(err, errlen, rc, "%s", r->msg);
+    if (--r->users == 0) {
+        reload_slot **p = &s->reloads;
+        while (*p != r)
+            p = &(*p)->next;
+        *p = r->next;
+        free(r);
+    }
+    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 

@@ -356,6 +356,59 @@ START_TEST(acquire_races_reload)
 }
 END_TEST
 
+/* Concurrent reloads of one name: the first load is held (in the listener,
+ * which runs in the loading thread) until every thread has asked, so the
+ * other seven all arrive while it runs and must share one more load. */
+enum { RELOADERS = 8 };
+static int arrived;
+static int held_once;
+
+static void hold_first_load(void *ctx, const charrnn_store_event *ev)
+{
+    (void)ctx;
+    (void)ev;
+    if (__atomic_exchange_n(&held_once, 1, __ATOMIC_ACQ_REL))
+        return;
+    while (__atomic_load_n(&arrived, __ATOMIC_ACQUIRE) < RELOADERS)
+        usleep(1000);
+    usleep(200 * 1000); /* time for the last ones to start waiting */
+}
+
+static void *reloader(void *arg)
+{
+    charrnn_store *s = arg;
+    char err[CHARRNN_ERR_MAX];
+    __atomic_add_fetch(&arrived, 1, __ATOMIC_ACQ_REL);
+    if (charrnn_store_reload(s, "m", err, sizeof err) != CHARRNN_OK)
+        abort();
+    return NULL;
+}
+
+START_TEST(concurrent_reloads_coalesce)
+{
+    make_ckpt("m.safetensors", 8, 1);
+    charrnn_store *s = open_scanned();
+    charrnn_store_stats before, after;
+    charrnn_store_stats_get(s, &before);
+    arrived = held_once = 0;
+    charrnn_store_set_listener(s, hold_first_load, NULL);
+    pthread_t t[RELOADERS];
+    for (int i = 0; i < RELOADERS; i++)
+        pthread_create(&t[i], NULL, reloader, s);
+    for (int i = 0; i < RELOADERS; i++)
+        pthread_join(t[i], NULL);
+    charrnn_store_stats_get(s, &after);
+    ck_assert_uint_le(after.loads - before.loads, 2);
+    ck_assert_uint_ge(after.loads - before.loads, 1);
+    /* and a reload after them loads again (nothing is cached) */
+    char err[CHARRNN_ERR_MAX];
+    ck_assert_int_eq(charrnn_store_reload(s, "m", err, sizeof err), CHARRNN_OK);
+    charrnn_store_stats_get(s, &before);
+    ck_assert_uint_eq(before.loads, after.loads + 1);
+    charrnn_store_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store");
@@ -363,7 +416,7 @@ int main(void)
     TCase *reload = ADD_CASE(s, "reload", held_version_survives_reload_and_free,
                              failed_reload_keeps_old_version,
                              never_loaded_file_is_listed_unavailable, removal_and_reload_by_name);
-    TCase *conc = ADD_CASE(s, "concurrency", acquire_races_reload);
+    TCase *conc = ADD_CASE(s, "concurrency", acquire_races_reload, concurrent_reloads_coalesce);
     tcase_set_timeout(conc, 60);
     TCase *all[] = {core, reload, conc};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
