@@ -1,6 +1,8 @@
 /* Command-line and environment configuration of charrnn-serve. */
 #include "config.h"
 
+#include "origin.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -11,7 +13,17 @@
 #include <strings.h>
 #include <unistd.h>
 
-typedef enum opt_kind { OPT_STR, OPT_SIZE, OPT_LONG, OPT_INT, OPT_DOUBLE, OPT_BOOL } opt_kind;
+/* OPT_ORIGINS: a list of origins; the flag repeats, the variable separates
+ * them with spaces or commas. */
+typedef enum opt_kind {
+    OPT_STR,
+    OPT_SIZE,
+    OPT_LONG,
+    OPT_INT,
+    OPT_DOUBLE,
+    OPT_BOOL,
+    OPT_ORIGINS
+} opt_kind;
 
 typedef struct opt {
     const char *flag;
@@ -68,6 +80,10 @@ static const opt opts[] = {
     {"row-split", "CHARRNN_ROW_SPLIT", OPT_BOOL, S(row_split), 0, 1, "on|off",
      "while fewer batches run than there are workers, idle workers compute rows of their "
      "steps, so one stream uses every core, where timing shows that it pays (default on)"},
+    {"cors-origin", "CHARRNN_CORS_ORIGIN", OPT_ORIGINS, S(cors_origins), 0, 0, "ORIGIN",
+     "a web origin (http[s]://host[:port]) whose pages may call the API from a browser, with "
+     "CORS answers and preflight; repeat the flag for more (the variable takes a list). "
+     "Requests from any other origin but the daemon's own get 403 (default: none)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -106,6 +122,35 @@ static int set(serve_config *c, const opt *o, const char *val, const char *from,
             return -1;
         }
         memcpy(base, val, strlen(val) + 1);
+        return 0;
+    }
+    if (o->kind == OPT_ORIGINS) {
+        char one[300];
+        for (const char *p = val; *p;) {
+            p += strspn(p, " ,");
+            size_t k = strcspn(p, " ,");
+            if (!k)
+                break;
+            if (k >= sizeof one) {
+                snprintf(err, errlen, "%s: origin too long", from);
+                return -1;
+            }
+            memcpy(one, p, k);
+            one[k] = '\0';
+            if (!origin_valid(one)) {
+                snprintf(err, errlen,
+                         "%s: '%s' is not an origin (http://host[:port] or https://...)", from,
+                         one);
+                return -1;
+            }
+            size_t used = strlen(base);
+            if (used + k + 2 > o->size) {
+                snprintf(err, errlen, "%s: too many origins", from);
+                return -1;
+            }
+            snprintf(base + used, o->size - used, "%s%s", used ? " " : "", one);
+            p += k;
+        }
         return 0;
     }
     if (o->kind == OPT_BOOL) {
@@ -171,6 +216,7 @@ int serve_config_parse(serve_config *c, int argc, char **argv, char *err, size_t
         if (v && set(c, &opts[i], v, opts[i].env, err, errlen) != 0)
             return -1;
     }
+    char lists_from_flags[NOPTS] = {0};
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -205,6 +251,10 @@ int serve_config_parse(serve_config *c, int argc, char **argv, char *err, size_t
         }
         char from[64];
         snprintf(from, sizeof from, "--%s", o->flag);
+        if (o->kind == OPT_ORIGINS && !lists_from_flags[o - opts]) {
+            lists_from_flags[o - opts] = 1; /* flags replace the variable's list */
+            ((char *)c + o->offset)[0] = '\0';
+        }
         if (set(c, o, val, from, err, errlen) != 0)
             return -1;
     }

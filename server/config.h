@@ -26,6 +26,7 @@ typedef struct serve_config {
     int retry_after;            /* seconds, in 503 responses */
     int access_log;             /* 1 = one JSON line per request */
     int row_split;              /* 1 = idle workers help step a lone batch */
+    char cors_origins[2048];    /* origins allowed cross-origin, space-separated; "" = none */
 } serve_config;
 
 /* Fills cfg from the environment then argv. Returns 0 to run, 1 when --help or

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "charrnn/vocab.h"
 #include "framing.h"
+#include "origin.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
@@ -36,6 +37,10 @@ void add_common_headers(req_ctx *c, struct MHD_Response *r)
     }
     if (atomic_load(&c->srv->draining) || c->must_close)
         MHD_add_response_header(r, "Connection", "close");
+    if (c->srv->cfg.cors_origins[0])
+        MHD_add_response_header(r, "Vary", "Origin");
+    if (c->cors_origin[0])
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", c->cors_origin);
 }
 
 static enum MHD_Result queue(req_ctx *c, unsigned status, struct MHD_Response *r)
@@ -247,9 +252,11 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* The body is always parsed as JSON. application/json is the contract; the
  * form type is what `curl -d '{...}'` sends by default, and the README's
- * one-line examples must work as typed, so it is taken as JSON too. Anything
- * else (text/plain, multipart, none) is 415. */
-static int content_type_is_json(const char *ct)
+ * one-line examples must work as typed, so it is taken as JSON too - but only
+ * without an Origin header: a browser sends one with every cross-site POST,
+ * and a form-encoded POST is what a page may send without a CORS preflight.
+ * Anything else (text/plain, multipart, none) is 415. */
+static int content_type_is_json(const char *ct, int from_browser)
 {
     if (!ct)
         return 0;
@@ -257,7 +264,7 @@ static int content_type_is_json(const char *ct)
         ct++;
     size_t n = strcspn(ct, "; \t");
     return (n == 16 && !strncasecmp(ct, "application/json", 16)) ||
-        (n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", 33));
+        (!from_browser && n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", 33));
 }
 
 /* The body limit of the request's route. */
@@ -278,7 +285,8 @@ static int early_checks(req_ctx *c, const route_match *m, enum MHD_Result *ret)
     }
     if (m->route->json) {
         const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type");
-        if (!content_type_is_json(ct)) {
+        const char *origin = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Origin");
+        if (!content_type_is_json(ct, origin != NULL)) {
             *ret = respond_fail(c, 415, "invalid_request_error", NULL,
                                 "Content-Type must be application/json (got %s)", ct ? ct : "none");
             return 1;
@@ -366,6 +374,38 @@ static void utf8_escape(const char *s, char *out, size_t n)
     out[o] = '\0';
 }
 
+/* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method):
+ * 204 with the methods the path accepts when the origin is in --cors-origin,
+ * 403 otherwise (the browser then does not send the request). */
+static enum MHD_Result preflight(req_ctx *c, const char *url)
+{
+    server *srv = c->srv;
+    const char *want =
+        MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
+    char msg[256], name[CHARRNN_STORE_NAME_MAX + 2];
+    int cors = 0;
+    int st = origin_check(c->conn, srv->loopback, srv->cfg.cors_origins, &cors, msg, sizeof msg);
+    if (st)
+        return respond_fail(c, (unsigned)st, "permission_error", NULL, "%s", msg);
+    if (!cors)
+        return respond_fail(c, 403, "permission_error", NULL,
+                            "this origin may not call the API from a browser page (see "
+                            "--cors-origin)");
+    route_match m;
+    route_find(want, url, name, sizeof name, &m);
+    if (!m.allow[0])
+        return respond_fail(c, 404, "not_found_error", NULL, "no such endpoint: %s", c->path);
+    snprintf(c->cors_origin, sizeof c->cors_origin, "%s",
+             MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Origin"));
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", m.allow);
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type, Authorization");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    return queue(c, 204, r);
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                       const char *method, const char *version,
                                       const char *upload_data, size_t *upload_data_size,
@@ -400,11 +440,22 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
             c->fd = ci->connect_fd;
         *con_cls = c;
         atomic_fetch_add(&srv->inflight, 1);
-        char why[128];
+        char why[256];
         if (http_framing_error(conn, why, sizeof why)) {
             c->must_close = 1;
             return respond_fail(c, 400, "invalid_request_error", NULL, "%s", why);
         }
+        if (!strcmp(method, "OPTIONS") &&
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin") &&
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
+            return preflight(c, url);
+        int cors = 0;
+        int st = origin_check(conn, srv->loopback, srv->cfg.cors_origins, &cors, why, sizeof why);
+        if (st)
+            return respond_fail(c, (unsigned)st, "permission_error", NULL, "%s", why);
+        if (cors)
+            snprintf(c->cors_origin, sizeof c->cors_origin, "%s",
+                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"));
         enum MHD_Result ret = MHD_YES;
         if (early_checks(c, &m, &ret))
             return ret;

@@ -48,9 +48,10 @@ typedef struct req_ctx {
     int fd;
     char *body;
     size_t body_len;
-    int started;    /* the access handler has been called once */
-    int responded;  /* a response was queued */
-    int must_close; /* the response closes the connection (bad framing) */
+    int started;           /* the access handler has been called once */
+    int responded;         /* a response was queued */
+    int must_close;        /* the response closes the connection (bad framing) */
+    char cors_origin[256]; /* Origin to allow in the response (CORS), "" = none */
     unsigned status;
     /* sampling (for the access log and the response) */
     char model[CHARRNN_STORE_NAME_MAX + 1];

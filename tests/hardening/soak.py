@@ -133,10 +133,10 @@ def raw(port, data, timeout=10):
 
 def invalid_client(port, rnd, max_body):
     def post(body, ct="application/json", extra=b""):
-        return (b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: " + ct.encode() +
+        return (b"POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: " + ct.encode() +
                 b"\r\n" + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body)
     big = b'{"prime":"' + b"a" * (max_body + 10) + b'"}'
-    chunked = (b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    chunked = (b"POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n" +
                b"".join(b"1000\r\n" + b" " * 4096 + b"\r\n" for _ in range(max_body // 4096 + 2))
                + b"0\r\n\r\n")
@@ -146,11 +146,11 @@ def invalid_client(port, rnd, max_body):
         (post(b'{"seed":-1}'), 400), (post(b'[]'), 400), (post(b'{}', "text/plain"), 415),
         (post(b'{"model":"../../etc/passwd"}'), 400), (post(b'{"model":"nope"}'), 404),
         (post(b'{"prime":"\xff\xfe"}'), 400),
-        (b"DELETE /sample HTTP/1.1\r\nHost: x\r\n\r\n", 405),
-        (b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 404),
-        (b"GET /models/..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+        (b"DELETE /sample HTTP/1.1\r\nHost: localhost\r\n\r\n", 405),
+        (b"GET /../../etc/passwd HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
+        (b"GET /models/..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
         (post(b"{}", extra=b"X-Pad: " + b"p" * 100000 + b"\r\n"), 431),
-        (b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        (b"POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
          b"Content-Length: 100000000\r\n\r\n{}", 413),
         (big and post(big), 413), (chunked, 413),
     ]
@@ -176,7 +176,7 @@ def invalid_client(port, rnd, max_body):
 def abusers(port):
     """Slow clients (one byte every 1-3 s, headers or body) and idle ones."""
     rnd = random.Random(3)
-    req = (b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    req = (b"POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
            b"Content-Length: 40\r\n\r\n" + b'{"length": 5,                          }')
     slow, idle = [], []
 

@@ -659,7 +659,7 @@ def validation_errors():
                  "prime", "U\\+0000")
     # body too large: by Content-Length and by chunked upload
     expect_error(d.json("POST", "/sample", json.dumps({"prime": "a" * 5000}), J), 413)
-    raw = raw_http(d.port, b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+    raw = raw_http(d.port, b"POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json"
                    b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
                    b"".join(b"400\r\n" + b" " * 1024 + b"\r\n" for _ in range(5)) +
                    b"0\r\n\r\n", 5)
@@ -702,10 +702,10 @@ def ambiguous_framing_refused():
     two Content-Lengths: 400 and the connection closed, so a request hidden in
     the body (which a proxy may frame differently) is never served."""
     d = ENV.d
-    hidden = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    hidden = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
     body = b'{"length": 3}'
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-    head = b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = b"POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
     cases = [
         b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n" % len(chunked) + chunked,
         b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked,
@@ -725,6 +725,72 @@ def ambiguous_framing_refused():
     assert raw.startswith(b"HTTP/1.1 200") and raw.count(b"HTTP/1.1 200") == 2, raw[:300]
     raw = raw_http(d.port, head + b"Content-Length: %d\r\n\r\n" % len(body) + body + hidden, 5)
     assert raw.startswith(b"HTTP/1.1 200") and raw.count(b"HTTP/1.1 200") == 2, raw[:300]
+
+
+@test
+def cross_origin_and_host_checks():
+    """Browser pages: an Origin that is neither the daemon's own nor allowed
+    gets 403, so does a non-loopback Host on a loopback listener (DNS
+    rebinding); form-encoded bodies from a browser are not JSON; --cors-origin
+    (repeatable, or CHARRNN_CORS_ORIGIN) turns on CORS answers and preflight.
+    Requests without Origin (curl -d) keep working."""
+    d = ENV.d
+    J = {"Content-Type": "application/json"}
+    F = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = '{"length": 3}'
+    own = "http://127.0.0.1:%d" % d.port
+    for ct in (J, F):
+        err = expect_error(d.json("POST", "/sample", body, dict(ct, Origin="http://evil.example")),
+                           403)
+        assert "evil.example" in err["message"] and "--cors-origin" in err["message"], err
+    expect_error(d.json("GET", "/models", headers={"Origin": "null"}), 403)
+    st, hdrs, ok = d.json("POST", "/sample", body, dict(J, Origin=own))  # the playground page
+    assert st == 200 and "access-control-allow-origin" not in hdrs, (st, ok)
+    expect_error(d.json("POST", "/sample", body, dict(F, Origin=own)), 415)
+    st, _, ok = d.json("POST", "/sample", body, F)  # curl -d: no Origin
+    assert st == 200, ok
+    for host in ("evil.example", "evil.example:%d" % d.port, "127.0.0.1.evil.example"):
+        err = expect_error(d.json("GET", "/healthz", headers={"Host": host}), 403)
+        assert "loopback" in err["message"], err
+    for host in ("localhost:%d" % d.port, "LOCALHOST", "app.localhost", "127.0.0.2",
+                 "[::1]:%d" % d.port):
+        st, _, _ = d.json("GET", "/healthz", headers={"Host": host})
+        assert st == 200, host
+    pre = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST",
+           "Access-Control-Request-Headers": "content-type"}
+    st, _, _ = d.request("OPTIONS", "/sample", headers=pre)
+    assert st == 403, st
+
+    app = "https://app.example"
+    a = Daemon(ENV.models, "--default-model", "tiny", "--poll-interval", "0",
+               "--cors-origin", app, "--cors-origin", "http://localhost:3000")
+    b = Daemon(ENV.models, "--default-model", "tiny", "--poll-interval", "0",
+               env={"CHARRNN_CORS_ORIGIN": "https://one.example, https://two.example"})
+    try:
+        st, hdrs, _ = a.request("OPTIONS", "/sample", headers=dict(pre, Origin=app))
+        assert st == 204, st
+        assert hdrs["access-control-allow-origin"] == app, hdrs
+        assert hdrs["access-control-allow-methods"] == "POST", hdrs
+        assert "content-type" in hdrs["access-control-allow-headers"].lower(), hdrs
+        assert "origin" in hdrs["vary"].lower(), hdrs
+        st, hdrs, ok = a.json("POST", "/sample", body, dict(J, Origin=app))
+        assert st == 200 and hdrs["access-control-allow-origin"] == app, (st, hdrs, ok)
+        st, hdrs, _ = a.json("GET", "/models", headers={"Origin": "http://localhost:3000"})
+        assert st == 200 and hdrs["access-control-allow-origin"] == "http://localhost:3000"
+        expect_error(a.json("POST", "/sample", body, dict(J, Origin="https://other.example")),
+                     403)
+        st, _, _ = a.request("OPTIONS", "/sample",
+                             headers=dict(pre, Origin="https://other.example"))
+        assert st == 403
+        for o in ("https://one.example", "https://two.example"):
+            st, hdrs, _ = b.json("POST", "/sample", body, dict(J, Origin=o))
+            assert st == 200 and hdrs["access-control-allow-origin"] == o, (o, hdrs)
+    finally:
+        a.stop()
+        b.stop()
+    bad = subprocess.run([SERVE, "--cors-origin", "https://x.example/path"],
+                         stderr=subprocess.PIPE, timeout=10)
+    assert bad.returncode == 2 and b"not an origin" in bad.stderr, bad
 
 
 @test
@@ -817,7 +883,7 @@ def slow_reader_holds_no_model_version():
     try:
         s.connect(("127.0.0.1", d.port))
         body = json.dumps({"length": 300000, "stream": True, "seed": 1}).encode()
-        s.sendall(b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        s.sendall(b"POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
         wait_metric(d, "charrnn_generated_chars_total", lambda v: v >= 300000, 60)
         wait_metric(d, "charrnn_active_requests", lambda v: v == 0)
@@ -1032,7 +1098,7 @@ def invalid_utf8_in_path_is_escaped():
     d = ENV.d
     mark = len(d.logs())
     for path, want in [(b"/%FF%C3%28", "/\\xFF\\xC3("), (b"/models/a%80b", "a\\x80b")]:
-        raw = raw_http(d.port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = raw_http(d.port, b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         head, _, body = raw.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 404"), raw
         msg = json.loads(body.decode("utf-8"))["error"]["message"]  # strict UTF-8
@@ -1104,7 +1170,7 @@ def wait_metric(d, name, pred, timeout=10):
 def start_raw_sample(port, fields):
     body = json.dumps(fields).encode()
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    s.sendall(b"POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    s.sendall(b"POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     return s
 
