@@ -18,26 +18,36 @@ static void rfc3339(double t, char *out, size_t n)
     snprintf(out + k, n - k, ".%03dZ", (int)((t - (double)s) * 1000));
 }
 
-int default_model(server *srv, char *out, size_t n)
+/* The default model given the store's list: the configured one, or the only one. */
+static int default_of(const server *srv, const charrnn_store_entry *list, size_t cnt, char *out,
+                      size_t n)
 {
     if (srv->cfg.default_model[0]) {
         snprintf(out, n, "%s", srv->cfg.default_model);
         return 1;
     }
+    if (cnt != 1)
+        return 0;
+    snprintf(out, n, "%s", list[0].name);
+    return 1;
+}
+
+int default_model(server *srv, char *out, size_t n)
+{
+    if (srv->cfg.default_model[0])
+        return default_of(srv, NULL, 0, out, n);
     charrnn_store_entry *list = NULL;
     size_t cnt = 0;
     charrnn_store_list(srv->store, &list, &cnt);
-    int ok = cnt == 1;
-    if (ok)
-        snprintf(out, n, "%s", list[0].name);
+    int ok = default_of(srv, list, cnt, out, n);
     charrnn_store_list_free(list, cnt);
     return ok;
 }
 
-cJSON *model_json(server *srv, const charrnn_store_entry *e)
+cJSON *model_json(const charrnn_store_entry *e, const char *def)
 {
-    char def[CHARRNN_STORE_NAME_MAX + 1] = "", when[40];
-    int has_def = default_model(srv, def, sizeof def);
+    char when[40];
+    int has_def = def[0] != '\0';
     cJSON *o = cJSON_CreateObject();
     const charrnn_store_model *v = e->current;
     cJSON_AddStringToObject(o, "name", e->name);
@@ -82,13 +92,16 @@ enum MHD_Result handle_models(req_ctx *c)
     size_t n = 0;
     if (charrnn_store_list(c->srv->store, &list, &n) != CHARRNN_OK)
         return respond_fail(c, 500, "server_error", NULL, "out of memory");
+    /* One list for the whole answer (the default model was once looked up
+     * per entry, listing the store again each time: quadratic). */
+    char def[CHARRNN_STORE_NAME_MAX + 1] = "";
+    default_of(c->srv, list, n, def, sizeof def);
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "models");
     for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, model_json(c->srv, &list[i]));
+        cJSON_AddItemToArray(arr, model_json(&list[i], def));
     charrnn_store_list_free(list, n);
-    char def[CHARRNN_STORE_NAME_MAX + 1];
-    if (default_model(c->srv, def, sizeof def))
+    if (def[0])
         cJSON_AddStringToObject(root, "default_model", def);
     else
         cJSON_AddNullToObject(root, "default_model");
@@ -102,9 +115,11 @@ static cJSON *find_model(server *srv, const char *name)
     size_t n = 0;
     cJSON *o = NULL;
     charrnn_store_list(srv->store, &list, &n);
+    char def[CHARRNN_STORE_NAME_MAX + 1] = "";
+    default_of(srv, list, n, def, sizeof def);
     for (size_t i = 0; i < n && !o; i++)
         if (!strcmp(list[i].name, name))
-            o = model_json(srv, &list[i]);
+            o = model_json(&list[i], def);
     charrnn_store_list_free(list, n);
     return o;
 }

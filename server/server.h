@@ -113,6 +113,6 @@ enum MHD_Result handle_metrics(req_ctx *c);
 /* The model a request without "model" uses, copied into out; 0 if none. */
 int default_model(server *srv, char *out, size_t n);
 /* JSON description of a store entry (GET /models). */
-cJSON *model_json(server *srv, const charrnn_store_entry *e);
+cJSON *model_json(const charrnn_store_entry *e, const char *default_name); /* "": none */
 
 #endif
