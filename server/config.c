@@ -71,8 +71,12 @@ static const opt opts[] = {
      "open connections at most (default 512)"},
     {"max-connections-per-ip", "CHARRNN_MAX_CONNECTIONS_PER_IP", OPT_INT, S(max_connections_per_ip),
      0, 1000000, "N",
-     "open connections from one client address (so one client cannot take them all); "
-     "0 = no limit (default: half of --max-connections)"},
+     "open connections from one client (an IPv4 address or an IPv6 /64), so one client cannot "
+     "take them all; 0 = no limit (default: half of --max-connections)"},
+    {"request-timeout", "CHARRNN_REQUEST_TIMEOUT", OPT_DOUBLE, S(request_timeout), 0.1, 3600,
+     "SECONDS",
+     "time a request may take to arrive whole, head and body, counted from the connection's "
+     "start or the previous response (default 30)"},
     {"retry-after", "CHARRNN_RETRY_AFTER", OPT_INT, S(retry_after), 0, 86400, "SECONDS",
      "Retry-After of 503 responses (default 1)"},
     {"access-log", "CHARRNN_ACCESS_LOG", OPT_BOOL, S(access_log), 0, 1, "on|off",
@@ -107,6 +111,7 @@ static void defaults(serve_config *c)
     c->max_connections = 512;
     c->max_connections_per_ip = -1; /* half of max_connections, once that is known */
     c->retry_after = 1;
+    c->request_timeout = 30;
     c->access_log = 1;
     c->row_split = 1;
 }

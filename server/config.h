@@ -22,7 +22,8 @@ typedef struct serve_config {
     double poll_interval;    /* seconds between store scans; 0 = only SIGHUP/endpoint */
     double drain_timeout;    /* seconds SIGTERM waits for in-flight requests */
     int max_connections;
-    int max_connections_per_ip; /* 0 = no per-address limit */
+    int max_connections_per_ip; /* per IPv4 address or IPv6 /64; 0 = no limit */
+    double request_timeout;     /* seconds for a request (head and body) to arrive */
     int retry_after;            /* seconds, in 503 responses */
     int access_log;             /* 1 = one JSON line per request */
     int row_split;              /* 1 = idle workers help step a lone batch */

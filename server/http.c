@@ -6,6 +6,7 @@
  * response's reader block until the next chunk is ready. */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "charrnn/vocab.h"
+#include "conn_guard.h"
 #include "framing.h"
 #include "origin.h"
 #include "log.h"
@@ -246,6 +247,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_observe(srv->met, c->route, status, dt);
     if (srv->cfg.access_log)
         access_log(c, dt, aborted);
+    conn_guard_response_out(conn);
     atomic_fetch_sub(&srv->inflight, 1);
     ctx_release(c);
 }
@@ -445,6 +447,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
             c->must_close = 1;
             return respond_fail(c, 400, "invalid_request_error", NULL, "%s", why);
         }
+        if (conn_guard_reserved(conn) && strcmp(c->route, "/healthz") &&
+            strcmp(c->route, "/readyz") && strcmp(c->route, "/metrics")) {
+            c->must_close = 1;
+            return respond_fail(c, 503, "unavailable_error", NULL,
+                                "every connection slot is taken (the last ones are kept for "
+                                "/healthz, /readyz and /metrics); retry later");
+        }
         if (!strcmp(method, "OPTIONS") &&
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin") &&
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
@@ -481,6 +490,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         c->body[c->body_len] = '\0';
         return MHD_YES;
     }
+    conn_guard_request_in(conn); /* all of it arrived: no deadline while it is answered */
     if (c->body_len > max_body(c))
         return respond_fail(c, 413, "invalid_request_error", NULL,
                             "the body is larger than the limit of %zu bytes", max_body(c));
@@ -604,16 +614,28 @@ int http_start(server *srv, char *err, size_t errlen)
     if (srv->listen_fd < 0)
         return -1;
     srv->loopback = is_loopback(srv->listen_fd);
+    srv->guard = conn_guard_create(srv->cfg.max_connections, srv->cfg.max_connections_per_ip,
+                                   srv->cfg.request_timeout);
+    if (!srv->guard) {
+        snprintf(err, errlen, "cannot start the connection guard");
+        close(srv->listen_fd);
+        srv->listen_fd = -1;
+        return -1;
+    }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
         MHD_USE_POLL | MHD_USE_ERROR_LOG;
     srv->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-        completed, srv, MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+        flags, 0, conn_guard_accept, srv->guard, access_handler, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)srv->listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(srv->cfg.max_connections + CONN_GUARD_RESERVE),
+
+        MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, srv->guard, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)60, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errlen, "cannot start the HTTP daemon on %s", srv->bound);
+        conn_guard_free(srv->guard);
+        srv->guard = NULL;
         close(srv->listen_fd);
         srv->listen_fd = -1;
         return -1;
@@ -638,6 +660,8 @@ void http_stop(server *srv)
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
     srv->mhd = NULL;
+    conn_guard_free(srv->guard);
+    srv->guard = NULL;
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
     srv->listen_fd = -1;

@@ -25,7 +25,8 @@ typedef struct server {
     metrics *met;
     struct MHD_Daemon *mhd;
     int listen_fd;
-    int loopback;        /* the listener is on a loopback address */
+    int loopback; /* the listener is on a loopback address */
+    struct conn_guard *guard;
     char bound[300];     /* the address actually listened on */
     atomic_int draining; /* SIGTERM received: refuse new work */
     atomic_int inflight; /* requests between their headers and their completion */

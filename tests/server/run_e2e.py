@@ -1136,6 +1136,104 @@ def workers_run_below_http_priority():
         d.stop()
 
 
+def open_holders(port, n, source="127.0.0.1"):
+    """n connections that send half a request head and then nothing."""
+    out = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+        s.sendall(b"GET /models HTTP/1.1\r\nHost: localhost\r\n")
+        out.append(s)
+    time.sleep(0.3)  # accepted and counted
+    return out
+
+
+def read_until_closed(s, timeout):
+    """What the server sends before it closes (None if it keeps it open)."""
+    s.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            c = s.recv(4096)
+            if not c:
+                return data
+            data += c
+    except (ConnectionResetError, BrokenPipeError):
+        return data
+    except socket.timeout:
+        return None
+
+
+@test
+def connection_slots_reserve_and_deadline():
+    """With every slot held by unfinished requests, /healthz, /readyz and
+    /metrics still get a reserved connection (anything else there: 503); the
+    per-client limit counts addresses; a request dribbled a byte at a time is
+    cut when its deadline passes, idle timer or not."""
+    d = Daemon(ENV.models, "--poll-interval", "0", "--max-connections", "4",
+               "--max-connections-per-ip", "0")
+    held = open_holders(d.port, 4)
+    try:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            st, _, _ = d.request("GET", path, timeout=5)
+            assert st == 200, (path, st)
+        err = expect_error(d.json("GET", "/models", timeout=5), 503)
+        assert "/healthz" in err["message"], err
+    finally:
+        for s in held:
+            s.close()
+        d.stop()
+
+    d = Daemon(ENV.models, "--poll-interval", "0", "--max-connections-per-ip", "2")
+    held = open_holders(d.port, 2, "127.0.0.2")
+    try:
+        extra = socket.create_connection(("127.0.0.1", d.port), timeout=5,
+                                         source_address=("127.0.0.2", 0))
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert read_until_closed(extra, 5) == b""  # refused: closed without an answer
+        extra.close()
+        other = socket.create_connection(("127.0.0.1", d.port), timeout=5,
+                                         source_address=("127.0.0.3", 0))
+        other.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        other.settimeout(5)
+        assert other.recv(4096).startswith(b"HTTP/1.1 200")
+        other.close()
+    finally:
+        for s in held:
+            s.close()
+        d.stop()
+
+    d = Daemon(ENV.models, "--poll-interval", "0", "--request-timeout", "1.5")
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    try:
+        t0 = time.time()
+        head = b"POST /sample HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + b"a" * 1000
+        cut = None
+        for i, byte in enumerate(head):
+            try:
+                s.sendall(bytes([byte]))
+            except (ConnectionResetError, BrokenPipeError):
+                cut = time.time() - t0
+                break
+            s.settimeout(0.2)
+            try:
+                if s.recv(4096) == b"":
+                    cut = time.time() - t0
+                    break
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                cut = time.time() - t0
+                break
+            if time.time() - t0 > 8:
+                break
+        assert cut is not None and 1.4 < cut < 4, cut
+        st, _, _ = d.request("GET", "/healthz", timeout=5)  # whole requests are served
+        assert st == 200
+    finally:
+        s.close()
+        d.stop()
+
+
 @test
 def access_log_lines():
     mark = len(ENV.d.logs())
