@@ -5,6 +5,7 @@
  * store's change polling: SIGHUP reloads every model, SIGTERM/SIGINT drain
  * in-flight requests and exit 0. */
 #include "log.h"
+#include "rescan.h"
 #include "server.h"
 
 #include <errno.h>
@@ -37,16 +38,6 @@ static void on_store_event(void *ctx, const charrnn_store_event *ev)
         cJSON_AddNumberToObject(f, "version", (double)ev->version);
         log_json("info", "model removed", f);
         break;
-    }
-}
-
-static void scan(server *srv, int force)
-{
-    char err[CHARRNN_ERR_MAX];
-    if (charrnn_store_scan(srv->store, force, err, sizeof err) < 0) {
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "error", err);
-        log_json("error", "model directory scan failed", f);
     }
 }
 
@@ -112,7 +103,7 @@ int main(int argc, char **argv)
         return 1;
     }
     charrnn_store_set_listener(srv.store, on_store_event, &srv);
-    scan(&srv, 0);
+    rescan_once(srv.store, 0);
 
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
                         srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split};
@@ -141,35 +132,29 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "max_queue", srv.cfg.max_queue);
     log_json("info", "listening", f);
 
-    double next_poll = charrnn_clock_mono() + srv.cfg.poll_interval;
+    /* Polling and SIGHUP reloads run on their own thread: however long a
+     * scan takes, this thread answers signals at once. */
+    rescan *rs = rescan_start(srv.store, srv.cfg.poll_interval);
+    if (!rs) {
+        log_json("fatal", "cannot start the model directory thread", NULL);
+        return 1;
+    }
     for (;;) {
-        double wait = srv.cfg.poll_interval > 0 ? next_poll - charrnn_clock_mono() : 3600;
-        if (wait < 0)
-            wait = 0;
-        if (wait > 1)
-            wait = 1;
-        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
-        int sig = sigtimedwait(&sigs, NULL, &ts);
+        int sig = sigwaitinfo(&sigs, NULL);
         if (sig == SIGTERM || sig == SIGINT) {
             f = cJSON_CreateObject();
             cJSON_AddStringToObject(f, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             log_json("info", "shutting down", f);
             break;
         }
-        if (sig == SIGHUP) {
-            log_json("info", "SIGHUP: reloading every model", NULL);
-            scan(&srv, 1);
-            next_poll = charrnn_clock_mono() + srv.cfg.poll_interval;
-            continue;
-        }
-        if (srv.cfg.poll_interval > 0 && charrnn_clock_mono() >= next_poll) {
-            scan(&srv, 0);
-            next_poll = charrnn_clock_mono() + srv.cfg.poll_interval;
-        }
+        if (sig == SIGHUP)
+            rescan_force(rs);
     }
     drain(&srv);
+    int scan_over = rescan_stop(rs, 5);
     engine_free(srv.eng);
-    charrnn_store_free(srv.store);
+    if (scan_over) /* else a scan still uses it: the exit frees it */
+        charrnn_store_free(srv.store);
     metrics_free(srv.met);
     log_json("info", "stopped", NULL);
     return 0;

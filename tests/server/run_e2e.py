@@ -1235,6 +1235,30 @@ def connection_slots_reserve_and_deadline():
 
 
 @test
+def signals_answered_during_a_long_scan():
+    """Scans run off the main thread: SIGTERM during a SIGHUP reload of large
+    files is acted on at once, not after every file is read and hashed."""
+    models = tempfile.mkdtemp(prefix="bigscan-", dir=ENV.dir)
+    shutil.copyfile(ENV.v1, os.path.join(models, "real.safetensors"))
+    big = os.path.join(models, "big0.safetensors")
+    with open(big, "wb") as f:
+        f.truncate(32 << 20)  # sparse: no disk; read and hashed in 0.1-0.5 s
+    for i in range(1, 3):
+        os.link(big, os.path.join(models, "big%d.safetensors" % i))
+    d = Daemon(models, "--poll-interval", "0")
+    d.wait_log(lambda o: o.get("msg") == "model load failed" and o.get("model") == "big2", 30)
+    mark = len(d.logs())
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log(lambda o: o.get("msg") == "model load failed" and o.get("model") == "big0", 30,
+               mark)
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.stop(timeout=30) == 0
+    msgs = [json.loads(l).get("msg") for l in d.logs()[mark:] if l.startswith("{")]
+    failed_after = msgs[msgs.index("shutting down"):].count("model load failed")
+    assert failed_after >= 1, msgs  # the scan was still running when SIGTERM was handled
+
+
+@test
 def access_log_lines():
     mark = len(ENV.d.logs())
     ENV.d.sample(length=5, seed=77)

@@ -1,0 +1,111 @@
+/* See rescan.h. */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
+#include "rescan.h"
+
+#include "charrnn/status.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct rescan {
+    charrnn_store *store;
+    double poll_interval;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int force, stop;
+    pthread_t thread;
+};
+
+void rescan_once(charrnn_store *store, int force)
+{
+    char err[CHARRNN_ERR_MAX];
+    if (charrnn_store_scan(store, force, err, sizeof err) < 0) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "error", err);
+        log_json("error", "model directory scan failed", f);
+    }
+}
+
+static void deadline_in(struct timespec *ts, double seconds)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    if (seconds > 86400)
+        seconds = 86400;
+    time_t s = (time_t)seconds;
+    ts->tv_sec += s;
+    ts->tv_nsec += (long)((seconds - (double)s) * 1e9);
+    if (ts->tv_nsec >= 1000000000L)
+        ts->tv_sec++, ts->tv_nsec -= 1000000000L;
+}
+
+static void *run(void *arg)
+{
+    rescan *r = arg;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        if (!r->force && !r->stop) {
+            struct timespec ts;
+            deadline_in(&ts, r->poll_interval > 0 ? r->poll_interval : 86400);
+            int timed_out = pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0;
+            if (!timed_out || r->poll_interval <= 0)
+                continue; /* woken: look at force and stop again */
+        }
+        if (r->stop)
+            break;
+        int force = r->force;
+        r->force = 0;
+        pthread_mutex_unlock(&r->mu);
+        if (force)
+            log_json("info", "SIGHUP: reloading every model", NULL);
+        rescan_once(r->store, force);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+rescan *rescan_start(charrnn_store *store, double poll_interval)
+{
+    rescan *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->store = store;
+    r->poll_interval = poll_interval;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    if (pthread_create(&r->thread, NULL, run, r) != 0) {
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void rescan_force(rescan *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->force = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+int rescan_stop(rescan *r, double wait_seconds)
+{
+    if (!r)
+        return 1;
+    pthread_mutex_lock(&r->mu);
+    r->stop = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    struct timespec ts;
+    deadline_in(&ts, wait_seconds);
+    if (pthread_timedjoin_np(r->thread, NULL, &ts) != 0)
+        return 0;
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+    return 1;
+}
