@@ -59,6 +59,10 @@ static const opt opts[] = {
      "generations waiting for a slot before 503 (default 256)"},
     {"workers", "CHARRNN_WORKERS", OPT_INT, S(workers), 1, 1024, "N",
      "threads stepping generations (default: number of CPUs)"},
+    {"worker-nice", "CHARRNN_WORKER_NICE", OPT_INT, S(worker_nice), 0, 19, "N",
+     "nice levels the generation threads run below the HTTP threads, so probes answer at once "
+     "under full load (default 10; 0 on a host shared with other busy programs and no cgroups, "
+     "where the workers would yield to those too)"},
     {"max-batch", "CHARRNN_MAX_BATCH", OPT_INT, S(max_batch), 1, 4096, "N",
      "generations advanced by one step call (default 32)"},
     {"timeout", "CHARRNN_TIMEOUT", OPT_DOUBLE, S(timeout), 0, 1e9, "SECONDS",
@@ -105,6 +109,7 @@ static void defaults(serve_config *c)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;
     c->max_batch = 32;
+    c->worker_nice = 10;
     c->timeout = 300;
     c->poll_interval = 2;
     c->drain_timeout = 30;

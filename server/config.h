@@ -17,6 +17,7 @@ typedef struct serve_config {
     int max_concurrent;      /* generations running at once */
     int max_queue;           /* generations waiting */
     int workers;             /* stepping threads */
+    int worker_nice;         /* niceness the workers add to the daemon's (0..19) */
     int max_batch;           /* streams per step call */
     double timeout;          /* seconds per request (queue + generation) */
     double poll_interval;    /* seconds between store scans; 0 = only SIGHUP/endpoint */

@@ -360,14 +360,14 @@ static void split_measured(engine *e, int split, double sec, size_t m)
     }
 }
 
-/* Generation runs below the HTTP threads' scheduling priority: when the
- * workers saturate every core, a /healthz, /readyz or /metrics request (and
- * the reading of requests and writing of responses) still gets the CPU at
- * once, instead of waiting behind steps for up to a second. Raising the
- * niceness of a thread needs no privilege; with nothing else to run the
- * workers use the cores as before. */
-#define WORKER_NICE 10
-
+/* Generation runs below the HTTP threads' scheduling priority
+ * (engine_config.worker_nice): when the workers saturate every core, a
+ * /healthz, /readyz or /metrics request (and the reading of requests and
+ * writing of responses) still gets the CPU at once, instead of waiting
+ * behind steps for up to a second. Raising the niceness of a thread needs no
+ * privilege. Where the daemon has its own cgroup (a container, a systemd
+ * service) this costs generation nothing against other programs; on a host
+ * shared without cgroups the workers also yield to everything else there. */
 static void *worker(void *arg)
 {
     engine *e = arg;
@@ -375,8 +375,9 @@ static void *worker(void *arg)
     pid_t tid = (pid_t)syscall(SYS_gettid);
     errno = 0;
     int prio = getpriority(PRIO_PROCESS, (id_t)tid);
-    if (!(prio == -1 && errno))
-        setpriority(PRIO_PROCESS, (id_t)tid, prio + WORKER_NICE > 19 ? 19 : prio + WORKER_NICE);
+    int nice = e->cfg.worker_nice;
+    if (nice > 0 && !(prio == -1 && errno))
+        setpriority(PRIO_PROCESS, (id_t)tid, prio + nice > 19 ? 19 : prio + nice);
     size_t cap = (size_t)e->cfg.max_batch;
     charrnn_stream **streams = calloc(cap, sizeof *streams);
     char(*out)[8] = calloc(cap, sizeof *out);

@@ -20,12 +20,13 @@ typedef struct engine engine;
 typedef struct gen_job gen_job;
 
 typedef struct engine_config {
-    int max_active; /* jobs running at once */
-    int max_queue;  /* jobs waiting beyond that; then submit fails */
-    int workers;    /* stepping threads */
-    int max_batch;  /* jobs per batch (per charrnn_infer_step call) */
-    double timeout; /* seconds from submit to the end of generation; <= 0: none */
-    int row_split;  /* 1: idle workers help step a lone batch (charrnn/rowsplit.h) */
+    int max_active;  /* jobs running at once */
+    int max_queue;   /* jobs waiting beyond that; then submit fails */
+    int workers;     /* stepping threads */
+    int max_batch;   /* jobs per batch (per charrnn_infer_step call) */
+    double timeout;  /* seconds from submit to the end of generation; <= 0: none */
+    int row_split;   /* 1: idle workers help step a lone batch (charrnn/rowsplit.h) */
+    int worker_nice; /* niceness the workers add to their own (0..19) */
 } engine_config;
 
 typedef enum job_end {

@@ -106,7 +106,8 @@ int main(int argc, char **argv)
     rescan_once(srv.store, 0);
 
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
-                        srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split};
+                        srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split,
+                        srv.cfg.worker_nice};
     srv.met = metrics_create();
     if (!srv.met || engine_create(&ec, &srv.eng) != 0) {
         log_json("fatal", "cannot start the generation engine", NULL);

@@ -94,7 +94,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (charrnn_store_scan(srv.store, 0, err, sizeof err) < 0)
         die("scan", err);
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
-                        srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split};
+                        srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split,
+                        srv.cfg.worker_nice};
     srv.met = metrics_create();
     if (!srv.met || engine_create(&ec, &srv.eng))
         die("engine", "failed");

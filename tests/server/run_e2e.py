@@ -1134,6 +1134,12 @@ def workers_run_below_http_priority():
         assert all(n == base for n in others), threads
     finally:
         d.stop()
+    d = Daemon(ENV.models, "--workers", "2", "--poll-interval", "0", "--worker-nice", "0")
+    try:
+        threads = thread_nice(d.proc.pid)
+        assert all(n == threads[d.proc.pid][1] for _, n in threads.values()), threads
+    finally:
+        d.stop()
 
 
 def open_holders(port, n, source="127.0.0.1"):
