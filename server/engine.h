@@ -70,8 +70,8 @@ void engine_free(engine *e);
  * job). top_k: the stream's top_logprobs when it records log-probabilities
  * (kept per record), else 0. NULL on allocation failure (nothing is taken then). */
 gen_job *engine_job_create(charrnn_stream *s, const charrnn_store_model *v, int top_k);
-/* The vocabulary of the job's model (valid while the job is held; once the
- * job has ended the engine keeps a copy of it instead of the model). */
+/* The vocabulary of the job's model (the job's own copy: valid while the job
+ * is held, also after the job let go of the model when it ended). */
 const charrnn_vocab *engine_job_vocab(const gen_job *j);
 /* Starts the job or queues it. Returns 0, or -1 when the queue is full (the job
  * stays the caller's to release). */

@@ -11,13 +11,14 @@
 #include "log.h"
 #include "logprobs_json.h"
 #include "openai_request.h"
+#include "random_bytes.h"
 #include "server.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #define WAIT_MS 100          /* how often a waiting request checks its client */
@@ -50,7 +51,7 @@ typedef struct choice {
 
 typedef struct completion {
     completion_request q;
-    const charrnn_vocab *vocab;
+    charrnn_vocab *vocab; /* a copy: the jobs let go of the model when they end */
     char id[REQUEST_ID_MAX + 8];
     long long created;
     char fingerprint[24];
@@ -60,18 +61,6 @@ typedef struct completion {
     int usage_sent, done_sent, over;
     size_t cursor; /* round robin over choices while streaming */
 } completion;
-
-static uint64_t random_seed(void)
-{
-    uint64_t s = 0;
-    size_t got = 0;
-    while (got < sizeof s) {
-        ssize_t r = getrandom((char *)&s + got, sizeof s - got, 0);
-        if (r > 0)
-            got += (size_t)r;
-    }
-    return s;
-}
 
 static cJSON *raw_u64(uint64_t v)
 {
@@ -90,6 +79,7 @@ static void completion_free(void *p)
         free(c->text), free(c->rec), free(c->top_id), free(c->top_lp);
     }
     free(k->ch);
+    charrnn_vocab_free(k->vocab);
     completion_request_clear(&k->q);
     free(k);
 }
@@ -687,14 +677,26 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
         completion_free(k);
         return respond_fail(rc, 404, "not_found_error", "model", "%s", msg);
     }
-    if (!q->has_seed)
-        q->seed = random_seed();
+    if (!q->has_seed && random_bytes(&q->seed, sizeof q->seed) != 0) {
+        int e = errno;
+        charrnn_store_release(ver);
+        completion_free(k);
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "error", strerror(e));
+        log_json("error", "getrandom failed: no random seed", f);
+        return respond_fail(rc, 500, "server_error", "seed",
+                            "cannot draw a random seed (%s); give a 'seed'", strerror(e));
+    }
     rc->seed = q->seed;
     rc->stream = q->stream;
     rc->model_version = ver->version;
     rc->sampled = 1;
     metrics_model_request(srv->met, rc->model, rc->route);
-    k->vocab = ver->model->vocab;
+    if (charrnn_vocab_copy(ver->model->vocab, &k->vocab, msg, sizeof msg) != CHARRNN_OK) {
+        charrnn_store_release(ver);
+        completion_free(k);
+        return respond_fail(rc, 500, "server_error", NULL, "out of memory");
+    }
     snprintf(k->id, sizeof k->id, "cmpl-%s", rc->request_id);
     k->created = (long long)time(NULL);
     snprintf(k->fingerprint, sizeof k->fingerprint, "fp_%.16s", ver->sha256);
