@@ -2,10 +2,13 @@
  * or headers), generated otherwise. */
 #include "request_id.h"
 
+#include "random_bytes.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
+#include <stdatomic.h>
+#include <time.h>
 
 int request_id_valid(const char *given)
 {
@@ -31,11 +34,14 @@ void request_id_assign(const char *given, char *out)
         return;
     }
     unsigned char b[16];
-    size_t got = 0;
-    while (got < sizeof b) {
-        ssize_t r = getrandom(b + got, sizeof b - got, 0);
-        if (r > 0)
-            got += (size_t)r;
+    if (random_bytes(b, sizeof b) != 0) {
+        /* No random source (seccomp): unique is enough for an id. */
+        static atomic_ulong counter;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(out, REQUEST_ID_MAX + 1, "t%llx%09ld-%lx", (unsigned long long)ts.tv_sec,
+                 ts.tv_nsec, (unsigned long)atomic_fetch_add(&counter, 1));
+        return;
     }
     for (size_t i = 0; i < sizeof b; i++)
         snprintf(out + 2 * i, 3, "%02x", b[i]);

@@ -2,6 +2,7 @@
  * server-sent events (one "data: {json}" event per chunk of new text, then a
  * last event with finish_reason, usage and timing). */
 #include "log.h"
+#include "random_bytes.h"
 #include "logprobs_json.h"
 #include "server.h"
 
@@ -10,31 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #define WAIT_MS 100          /* how often a waiting request checks its client */
 #define KEEPALIVE_SECONDS 15 /* SSE comment when no event was sent for this long */
 #define CHUNK_MAX 4096       /* most text bytes per SSE event */
 #define EVENT_GAP 0.01       /* seconds between text events: coalesces fast output */
-
-/* A seed from the kernel's random source. Fails (errno set) when getrandom
- * does, other than by an interrupt: under a seccomp filter that answers
- * ENOSYS it would fail forever, and the request must not spin on it. */
-static int random_seed(uint64_t *out)
-{
-    uint64_t s = 0;
-    size_t got = 0;
-    while (got < sizeof s) {
-        ssize_t r = getrandom((char *)&s + got, sizeof s - got, 0);
-        if (r > 0)
-            got += (size_t)r;
-        else if (r < 0 && errno != EINTR)
-            return -1;
-    }
-    *out = s;
-    return 0;
-}
 
 /* Milliseconds rounded to microseconds, so the JSON stays short. */
 static double ms(double seconds)
@@ -338,7 +320,7 @@ enum MHD_Result handle_sample(req_ctx *c)
         sample_request_clear(&req);
         return respond_fail(c, 404, "not_found_error", "model", "%s", msg);
     }
-    if (!req.has_seed && random_seed(&req.seed) != 0) {
+    if (!req.has_seed && random_bytes(&req.seed, sizeof req.seed) != 0) {
         int e = errno;
         charrnn_store_release(ver);
         sample_request_clear(&req);

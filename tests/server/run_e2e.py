@@ -1088,6 +1088,14 @@ def getrandom_failure_is_500():
     d.wait_log(lambda o: o.get("msg") == "getrandom failed: no random seed", 5)
     st, _, body = d.sample(length=5, seed=1)
     assert st == 200 and body["seed"] == 1, body
+    # every request gets an X-Request-Id, random when it can be: not a spin either
+    st, hdrs, _ = d.request("GET", "/healthz", timeout=10)
+    assert st == 200 and hdrs.get("x-request-id"), hdrs
+    st, _, body = d.json("POST", "/v1/completions", {"prompt": "a", "max_tokens": 3}, timeout=10)
+    assert st == 500 and body["error"]["param"] == "seed", body
+    st, _, body = d.json("POST", "/v1/completions", {"prompt": "a", "max_tokens": 3, "seed": 2},
+                         timeout=10)
+    assert st == 200, body
     assert d.stop() == 0
 
 
