@@ -45,7 +45,7 @@ int args_parse(int argc, char **argv, int (*one)(void *ctx, int argc, char **arg
 
 int parse_sample_number(const char *flag, charrnn_sample_field field, const char *s, double *out)
 {
-    long n;
+    long n = 0; /* set on success; GCC -O3 cannot see that bad() returns 0 */
     if (charrnn_sample_limit_of(field)->integer) {
         if (!parse_long(flag, s, LONG_MIN, LONG_MAX, &n))
             return 0;
@@ -112,7 +112,7 @@ int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
 
 int parse_int(const char *flag, const char *s, int lo, int hi, int *out)
 {
-    long v;
+    long v = 0;
     if (!parse_long(flag, s, lo, hi, &v))
         return 0;
     *out = (int)v;
@@ -134,7 +134,7 @@ int parse_double(const char *flag, const char *s, double lo, double hi, double *
 
 int parse_float(const char *flag, const char *s, double lo, double hi, float *out)
 {
-    double v;
+    double v = 0;
     if (!parse_double(flag, s, lo, hi, &v))
         return 0;
     *out = (float)v;
