@@ -22,8 +22,18 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
+/* A default of the initialisation as its flag takes it. */
+static void init_default_text(char range[32], char forget[32])
+{
+    const charrnn_init d = charrnn_init_defaults();
+    snprintf(range, 32, "%g", (double)d.range);
+    snprintf(forget, 32, isnan(d.forget_bias) ? "none" : "%g", (double)d.forget_bias);
+}
+
 static void usage(FILE *f)
 {
+    char range[32], forget[32];
+    init_default_text(range, forget);
     fprintf(
         f,
         "usage: charrnn-train --data FILE --checkpoint-dir DIR [options]\n"
@@ -51,6 +61,10 @@ static void usage(FILE *f)
         "  --val-frac F           next F validates; the rest is test (0.05)\n"
         "  --eval-every N         validate and checkpoint every N iterations (1000)\n"
         "  --seed N               random seed (123)\n"
+        "  --init-range R         initial weights uniform in [-R, R]; 0 = 1/sqrt(rnn-size),\n"
+        "                         PyTorch's default (%s)\n"
+        "  --forget-bias F|none   LSTM: forget-gate part of bias_ih set to F; none = left\n"
+        "                         as drawn (%s)\n"
         "  --init-from FILE       start from a checkpoint (resumes exactly if it has state)\n"
         "  --publish PATH         atomically publish the best model (slim) to PATH\n"
         "  --publish-dtype T      f32 (default), bf16 or int8: the published file's weights\n"
@@ -61,7 +75,8 @@ static void usage(FILE *f)
         "  --log FILE             also write one JSON object per line to FILE\n"
         "  --print-every N        JSON progress every N iterations (10)\n"
         "  --quiet                no progress on stderr\n"
-        "  --help\n");
+        "  --help\n",
+        range, forget);
 }
 
 typedef struct ui {
@@ -238,6 +253,14 @@ static int flag(void *ctx, int argc, char **argv, int *i)
         return r > 0 && parse_long("--eval-every", v, 1, 1000000000000L, &o->eval_every);
     } else if ((r = arg_value(argc, argv, i, "--seed", &v))) {
         return r > 0 && parse_u64("--seed", v, &o->seed);
+    } else if ((r = arg_value(argc, argv, i, "--init-range", &v))) {
+        return r > 0 && parse_float("--init-range", v, 0.0, 10.0, &o->init.range);
+    } else if ((r = arg_value(argc, argv, i, "--forget-bias", &v))) {
+        if (r > 0 && !strcmp(v, "none")) {
+            o->init.forget_bias = NAN;
+            return 1;
+        }
+        return r > 0 && parse_float("--forget-bias", v, -100.0, 100.0, &o->init.forget_bias);
     } else if ((r = arg_value(argc, argv, i, "--init-from", &v))) {
         return r > 0 && (o->init_from = v);
     } else if ((r = arg_value(argc, argv, i, "--publish", &v))) {

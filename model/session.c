@@ -35,6 +35,7 @@ charrnn_train_opts charrnn_train_defaults(void)
     o.eval_every = 1000;
     o.seed = 123;
     o.threads = 1;
+    o.init = charrnn_init_defaults();
     return o;
 }
 
@@ -61,6 +62,7 @@ typedef struct run {
     uint64_t seed;
     charrnn_lossplot *plot; /* NULL if it could not be allocated: plotting is optional */
     int plot_lost;          /* the resumed checkpoint's loss history was unreadable */
+    char *init_json;        /* {"range": R, "forget_bias": F or null}: how the weights began */
 } run;
 
 /* Mean loss over a whole split from a zero state; NaN when the split is empty. */
@@ -112,6 +114,8 @@ static char *train_json(const run *r, float val)
     char seed[24];
     snprintf(seed, sizeof seed, "%" PRIu64, r->seed);
     cJSON_AddStringToObject(j, "seed", seed);
+    if (r->init_json) /* absent for a model from a checkpoint that did not record it */
+        cJSON_AddRawToObject(j, "init", r->init_json);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
@@ -291,6 +295,34 @@ static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *
     return rc;
 }
 
+/* The initialisation as recorded in the train metadata, range resolved. */
+static char *init_record(const charrnn_init *init, int hidden_size)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    cJSON_AddNumberToObject(j, "range", charrnn_init_range(init, hidden_size));
+    if (isnan(init->forget_bias))
+        cJSON_AddNullToObject(j, "forget_bias");
+    else
+        cJSON_AddNumberToObject(j, "forget_bias", init->forget_bias);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* A checkpoint's recorded initialisation, carried into the checkpoints of a
+ * run that continues from it; NULL if it has none. */
+static char *init_of(const charrnn_st_file *f)
+{
+    const char *tj = charrnn_st_meta_get(f, "train");
+    cJSON *j = tj ? cJSON_Parse(tj) : NULL;
+    const cJSON *init = cJSON_GetObjectItemCaseSensitive(j, "init");
+    char *s = cJSON_IsObject(init) ? cJSON_PrintUnformatted(init) : NULL;
+    cJSON_Delete(j);
+    return s;
+}
+
 static int setup(run *r, charrnn_st_file **ckpt, char *err, size_t errlen)
 {
     const charrnn_train_opts *o = r->o;
@@ -305,6 +337,7 @@ static int setup(run *r, charrnn_st_file **ckpt, char *err, size_t errlen)
                                 "%s is a reduced-precision serving checkpoint; training starts "
                                 "from an f32 one",
                                 o->init_from);
+        r->init_json = init_of(*ckpt);
         rc = charrnn_corpus_load(o->data_path, r->model->vocab, &r->corpus, err, errlen);
     } else {
         rc = charrnn_corpus_load(o->data_path, NULL, &r->corpus, err, errlen);
@@ -319,7 +352,8 @@ static int setup(run *r, charrnn_st_file **ckpt, char *err, size_t errlen)
             if (rc == CHARRNN_OK) {
                 charrnn_rng init;
                 charrnn_rng_seed(&init, o->seed);
-                charrnn_model_init(r->model, &init);
+                charrnn_model_init_with(r->model, &init, &o->init);
+                r->init_json = init_record(&o->init, o->rnn_size);
             }
         }
     }
@@ -366,6 +400,9 @@ static int check_opts(const charrnn_train_opts *o, char *err, size_t errlen)
             err, errlen, CHARRNN_ERANGE,
             "learning rate > 0, lr decay in (0, 1], grad clip >= 0, eval every >= 1 "
             "and max epochs > 0 are required");
+    int irc = charrnn_init_check(&o->init, err, errlen);
+    if (irc)
+        return irc;
     return CHARRNN_OK;
 }
 
@@ -497,6 +534,7 @@ static void run_free(run *r)
 {
     free(r->x), free(r->y);
     charrnn_lossplot_free(r->plot);
+    free(r->init_json);
     charrnn_trainer_free(r->tr);
     charrnn_model_free(r->model);
     charrnn_corpus_free(r->corpus);

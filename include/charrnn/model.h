@@ -113,8 +113,25 @@ void charrnn_param_views_bind(const charrnn_config *cfg, float *block, charrnn_p
  * vocabulary's size. */
 int charrnn_model_create(const charrnn_config *cfg, charrnn_vocab *vocab, charrnn_model **out,
                          char *err, size_t errlen);
-/* char-rnn's initialisation: every parameter uniform in [-0.08, 0.08), and for
- * LSTM the forget-gate part of bias_ih set to 1 (encourages remembering early). */
+/* How fresh parameters are drawn: every parameter uniform in [-range, range),
+ * then, for LSTM, the forget-gate block of each bias_ih (rows H..2H) set to
+ * forget_bias unless that is NaN (left as drawn). range 0 means 1/sqrt(H),
+ * PyTorch's default for nn.LSTM/GRU/RNN. */
+typedef struct charrnn_init {
+    float range;
+    float forget_bias;
+} charrnn_init;
+
+/* The default initialisation (see charrnn_init_defaults in model.c for the
+ * measurement that chose it). */
+charrnn_init charrnn_init_defaults(void);
+/* Checks an initialisation: range 0 or in (0, 10], forget_bias NaN or finite. */
+int charrnn_init_check(const charrnn_init *init, char *err, size_t errlen);
+/* The half-width actually used for hidden size H (resolves range 0). */
+float charrnn_init_range(const charrnn_init *init, int hidden_size);
+/* Draws the parameters as init says (init must pass charrnn_init_check). */
+void charrnn_model_init_with(charrnn_model *m, charrnn_rng *rng, const charrnn_init *init);
+/* charrnn_model_init_with the defaults. */
 void charrnn_model_init(charrnn_model *m, charrnn_rng *rng);
 void charrnn_model_free(charrnn_model *m);
 /* Tensor of the given name, or NULL. */

@@ -35,6 +35,7 @@ typedef struct charrnn_train_opts {
     long eval_every;
     uint64_t seed;
     int threads; /* data-parallel shards of the batch (1..8); BLAS should be single-threaded */
+    charrnn_init init; /* how a fresh model is drawn (unused with init_from) */
 } charrnn_train_opts;
 
 /* char-rnn's defaults (and Adam). */

@@ -3,6 +3,7 @@
 
 #include "charrnn/status.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,16 +140,46 @@ int charrnn_model_create(const charrnn_config *cfg, charrnn_vocab *vocab, charrn
     return CHARRNN_OK;
 }
 
-void charrnn_model_init(charrnn_model *m, charrnn_rng *rng)
+charrnn_init charrnn_init_defaults(void)
 {
+    /* DEFAULT_PENDING: chosen by the measurement in the README. */
+    return (charrnn_init){0.08f, 1.0f};
+}
+
+int charrnn_init_check(const charrnn_init *init, char *err, size_t errlen)
+{
+    if (!(init->range == 0.0f || (init->range > 0.0f && init->range <= 10.0f)))
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE,
+                            "init range %g is not 0 (1/sqrt(rnn size)) or in (0, 10]",
+                            (double)init->range);
+    if (!isnan(init->forget_bias) && !(fabsf(init->forget_bias) <= 100.0f))
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE, "forget bias %g is not in [-100, 100]",
+                            (double)init->forget_bias);
+    return CHARRNN_OK;
+}
+
+float charrnn_init_range(const charrnn_init *init, int hidden_size)
+{
+    return init->range > 0.0f ? init->range : 1.0f / sqrtf((float)hidden_size);
+}
+
+void charrnn_model_init_with(charrnn_model *m, charrnn_rng *rng, const charrnn_init *init)
+{
+    const float a = charrnn_init_range(init, m->cfg.hidden_size);
     for (size_t i = 0; i < m->num_params; i++)
-        m->params[i] = (charrnn_rng_uniform_f(rng) * 2.0f - 1.0f) * 0.08f;
-    if (m->cfg.cell == CHARRNN_CELL_LSTM) {
+        m->params[i] = (charrnn_rng_uniform_f(rng) * 2.0f - 1.0f) * a;
+    if (m->cfg.cell == CHARRNN_CELL_LSTM && !isnan(init->forget_bias)) {
         size_t H = (size_t)m->cfg.hidden_size;
         for (int l = 0; l < m->cfg.num_layers; l++)
             for (size_t j = H; j < 2 * H; j++)
-                m->p.layer[l].b_ih[j] = 1.0f;
+                m->p.layer[l].b_ih[j] = init->forget_bias;
     }
+}
+
+void charrnn_model_init(charrnn_model *m, charrnn_rng *rng)
+{
+    const charrnn_init d = charrnn_init_defaults();
+    charrnn_model_init_with(m, rng, &d);
 }
 
 void charrnn_model_free(charrnn_model *m)
