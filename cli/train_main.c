@@ -60,6 +60,9 @@ static void usage(FILE *f)
         "  --train-frac F         first F of the text trains (0.95)\n"
         "  --val-frac F           next F validates; the rest is test (0.05)\n"
         "  --eval-every N         validate and checkpoint every N iterations (1000)\n"
+        "  --stream-eval-chars N  each validation also reads the first N characters of the\n"
+        "                         validation text as one stream, as a server does; 0 = off\n"
+        "                         (10000)\n"
         "  --seed N               random seed (123)\n"
         "  --init-range R         initial weights uniform in [-R, R]; 0 = 1/sqrt(rnn-size),\n"
         "                         PyTorch's default (%s)\n"
@@ -169,17 +172,26 @@ static void on_iter(void *ctx, const charrnn_progress *p)
 static void on_eval(void *ctx, const charrnn_progress *p, float val, const char *path)
 {
     ui *u = ctx;
-    char v[32];
+    char v[32], s[32];
+    const float st = p->val_stream_loss;
     snprintf(v, sizeof v, isfinite(val) ? "%.6f" : "null", (double)val);
+    snprintf(s, sizeof s, isfinite(st) ? "%.6f" : "null", (double)st);
     if (u->tty && !u->quiet)
-        fprintf(stderr, "\r\033[K%ld/%ld  epoch %.3f  train %.4f  val %s  -> %s\n", p->iter,
-                p->total_iters, p->epoch, (double)p->train_loss, v, path);
+        fprintf(stderr, "\r\033[K%ld/%ld  epoch %.3f  train %.4f  val %s  one stream %s  -> %s\n",
+                p->iter, p->total_iters, p->epoch, (double)p->train_loss, v, s, path);
     char *q = json_string(path);
     emit(u,
          "{\"event\":\"eval\",\"iter\":%ld,\"epoch\":%.4f,\"train_loss\":%.6f,\"val_loss\":%s,"
-         "\"checkpoint\":%s}",
-         p->iter, p->epoch, (double)p->train_loss, v, q);
+         "\"val_stream_loss\":%s,\"checkpoint\":%s}",
+         p->iter, p->epoch, (double)p->train_loss, v, s, q);
     free(q);
+    /* Printed even with --quiet: it is about the model, not the progress. */
+    if (isfinite(val) && isfinite(st) && st - val > CHARRNN_STREAM_GAP_WARN)
+        fprintf(stderr,
+                "charrnn-train: warning: at iteration %ld the validation text read as one stream "
+                "costs %.3f nats/char against %.3f in batches: the model degrades over a long "
+                "context (try another --seed or initialisation, or train longer)\n",
+                p->iter, (double)st, (double)val);
 }
 
 static void on_done(void *ctx, const charrnn_progress *p, float val, float test, int interrupted)
@@ -251,6 +263,9 @@ static int flag(void *ctx, int argc, char **argv, int *i)
         return r > 0 && parse_double("--val-frac", v, 0.0, 1.0, &o->val_frac);
     } else if ((r = arg_value(argc, argv, i, "--eval-every", &v))) {
         return r > 0 && parse_long("--eval-every", v, 1, 1000000000000L, &o->eval_every);
+    } else if ((r = arg_value(argc, argv, i, "--stream-eval-chars", &v))) {
+        return r > 0 &&
+            parse_long("--stream-eval-chars", v, 0, 1000000000000L, &o->stream_eval_chars);
     } else if ((r = arg_value(argc, argv, i, "--seed", &v))) {
         return r > 0 && parse_u64("--seed", v, &o->seed);
     } else if ((r = arg_value(argc, argv, i, "--init-range", &v))) {

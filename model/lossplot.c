@@ -1,6 +1,7 @@
 /* SVG loss curves: train loss (bucket-averaged to at most 800 points) and
- * validation loss (every evaluation), on shared axes with labelled ticks,
- * and the history behind them as JSON, so a resumed run continues its plot. */
+ * validation loss (every evaluation; batched and one-stream), on shared axes
+ * with labelled ticks, and the history behind them as JSON, so a resumed run
+ * continues its plot. */
 #include "charrnn/lossplot.h"
 
 #include "charrnn/fileio.h"
@@ -27,7 +28,7 @@ typedef struct series {
 } series;
 
 struct charrnn_lossplot {
-    series train, val;
+    series train, val, stream;
 };
 
 static void series_reset(series *s)
@@ -39,7 +40,7 @@ charrnn_lossplot *charrnn_lossplot_create(void)
 {
     charrnn_lossplot *p = malloc(sizeof *p);
     if (p)
-        series_reset(&p->train), series_reset(&p->val);
+        series_reset(&p->train), series_reset(&p->val), series_reset(&p->stream);
     return p;
 }
 
@@ -79,6 +80,12 @@ int charrnn_lossplot_add_val(charrnn_lossplot *p, long iter, float loss)
     return CHARRNN_OK;
 }
 
+int charrnn_lossplot_add_stream(charrnn_lossplot *p, long iter, float loss)
+{
+    add(&p->stream, iter, loss);
+    return CHARRNN_OK;
+}
+
 /* {"stride": S, "points": [[iter, loss], ...], "pending": [sum, count]};
  * NULL when out of memory. */
 static cJSON *series_json(const series *s)
@@ -103,15 +110,19 @@ static cJSON *series_json(const series *s)
 char *charrnn_lossplot_history(const charrnn_lossplot *p)
 {
     cJSON *j = cJSON_CreateObject(), *tr = series_json(&p->train), *va = series_json(&p->val);
+    cJSON *st = series_json(&p->stream);
     char *out = NULL;
     if (j && tr && cJSON_AddItemToObject(j, "train", tr)) {
         tr = NULL;
         if (va && cJSON_AddItemToObject(j, "val", va)) {
             va = NULL;
-            out = cJSON_PrintUnformatted(j);
+            if (st && cJSON_AddItemToObject(j, "stream", st)) {
+                st = NULL;
+                out = cJSON_PrintUnformatted(j);
+            }
         }
     }
-    cJSON_Delete(j), cJSON_Delete(tr), cJSON_Delete(va);
+    cJSON_Delete(j), cJSON_Delete(tr), cJSON_Delete(va), cJSON_Delete(st);
     return out;
 }
 
@@ -156,11 +167,16 @@ static int series_load(series *s, const cJSON *o, long upto)
 int charrnn_lossplot_restore(charrnn_lossplot *p, const char *history, long upto)
 {
     cJSON *j = cJSON_Parse(history);
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "stream");
     int ok = j && series_load(&p->train, cJSON_GetObjectItemCaseSensitive(j, "train"), upto) &&
         series_load(&p->val, cJSON_GetObjectItemCaseSensitive(j, "val"), upto);
+    if (ok && st) /* absent in histories from before the one-stream loss */
+        ok = series_load(&p->stream, st, upto);
+    else if (ok)
+        series_reset(&p->stream);
     cJSON_Delete(j);
     if (!ok)
-        series_reset(&p->train), series_reset(&p->val);
+        series_reset(&p->train), series_reset(&p->val), series_reset(&p->stream);
     return ok ? CHARRNN_OK : CHARRNN_EFORMAT;
 }
 
@@ -183,11 +199,11 @@ static int draw(FILE *f, void *ctx)
 {
     const charrnn_lossplot *p = ((const svg_job *)ctx)->p;
     const char *title = ((const svg_job *)ctx)->title;
-    const series *tr = &p->train, *va = &p->val;
+    const series *tr = &p->train, *va = &p->val, *st = &p->stream;
     long x0 = 0, x1 = 1;
     double y0 = INFINITY, y1 = -INFINITY;
-    for (int k = 0; k < 2; k++) {
-        const series *s = k ? va : tr;
+    for (int k = 0; k < 3; k++) {
+        const series *s = k == 0 ? tr : k == 1 ? va : st;
         for (size_t i = 0; i < s->n; i++) {
             x1 = s->iter[i] > x1 ? s->iter[i] : x1;
             if (isfinite(s->loss[i])) {
@@ -248,11 +264,24 @@ static int draw(FILE *f, void *ctx)
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#d62728\"/>\n", SX(va->iter[i]),
                 SY(va->loss[i]));
     fprintf(f,
+            "<polyline fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" "
+            "stroke-dasharray=\"6 4\" points=\"");
+    for (size_t i = 0; i < st->n; i++)
+        fprintf(f, "%.1f,%.1f ", SX(st->iter[i]), SY(st->loss[i]));
+    fprintf(f, "\"/>\n");
+    for (size_t i = 0; i < st->n; i++)
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#ff7f0e\"/>\n", SX(st->iter[i]),
+                SY(st->loss[i]));
+    fprintf(f,
             "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"#1f77b4\" stroke-width=\"2\"/>"
             "<text x=\"%d\" y=\"%d\">train</text>\n"
             "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"#d62728\" stroke-width=\"2\"/>"
-            "<text x=\"%d\" y=\"%d\">validation</text>\n</svg>\n",
-            W - 160, W - 140, 20, 20, W - 135, 24, W - 90, W - 70, 20, 20, W - 65, 24);
+            "<text x=\"%d\" y=\"%d\">validation</text>\n"
+            "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"#ff7f0e\" stroke-width=\"2\" "
+            "stroke-dasharray=\"6 4\"/><text x=\"%d\" y=\"%d\">validation, one stream</text>\n"
+            "</svg>\n",
+            W - 410, W - 390, 20, 20, W - 385, 24, W - 335, W - 315, 20, 20, W - 310, 24, W - 235,
+            W - 215, 20, 20, W - 210, 24);
 #undef SX
 #undef SY
     return ferror(f);

@@ -8,6 +8,7 @@
 #include "charrnn/lossplot.h"
 #include "charrnn/lowp.h"
 #include "charrnn/status.h"
+#include "charrnn/stream_loss.h"
 #include "charrnn/trainer.h"
 
 #include <cjson/cJSON.h>
@@ -36,6 +37,7 @@ charrnn_train_opts charrnn_train_defaults(void)
     o.seed = 123;
     o.threads = 1;
     o.init = charrnn_init_defaults();
+    o.stream_eval_chars = 10000;
     return o;
 }
 
@@ -59,6 +61,8 @@ typedef struct run {
     long iter, ipe, total;
     float best_val;
     float last_train;
+    float last_stream;   /* the latest one-stream validation loss, NaN if none */
+    size_t stream_chars; /* ... over this many predicted characters */
     uint64_t seed;
     charrnn_lossplot *plot; /* NULL if it could not be allocated: plotting is optional */
     int plot_lost;          /* the resumed checkpoint's loss history was unreadable */
@@ -92,6 +96,10 @@ static char *train_json(const run *r, float val)
         cJSON_AddNumberToObject(j, "val_loss", val);
     else
         cJSON_AddNullToObject(j, "val_loss");
+    if (isfinite(r->last_stream)) { /* from the same evaluation as val_loss */
+        cJSON_AddNumberToObject(j, "val_stream_loss", r->last_stream);
+        cJSON_AddNumberToObject(j, "val_stream_chars", (double)r->stream_chars);
+    }
     cJSON_AddStringToObject(j, "data_sha256", r->corpus->sha256);
     cJSON_AddStringToObject(j, "data_path", o->data_path);
     cJSON_AddNumberToObject(j, "data_chars", (double)r->corpus->n);
@@ -176,11 +184,32 @@ static int save(run *r, const char *path, float val, int with_state, char *err, 
     return rc;
 }
 
+/* The first o->stream_eval_chars predictions of the validation split as one
+ * stream into r->last_stream (NaN when off or the split is too short). */
+static int evaluate_stream(run *r, char *err, size_t errlen)
+{
+    const charrnn_split *s = &r->split[1];
+    size_t want = (size_t)r->o->stream_eval_chars;
+    r->last_stream = NAN, r->stream_chars = 0;
+    if (want == 0 || s->n < 2)
+        return CHARRNN_OK;
+    size_t n = s->n - 1 < want ? s->n : want + 1;
+    int rc = charrnn_stream_loss(r->model, s->tok, n, &r->last_stream, err, errlen);
+    if (rc == CHARRNN_OK)
+        r->stream_chars = n - 1;
+    return rc;
+}
+
 /* Validation + checkpoint files after iteration r->iter. */
 static int checkpoint(run *r, float *val_out, char *path, size_t pathlen, char *err, size_t errlen)
 {
     float val = evaluate(r, &r->split[1]);
     *val_out = val;
+    int src = evaluate_stream(r, err, errlen);
+    if (src)
+        return src;
+    if (r->plot)
+        charrnn_lossplot_add_stream(r->plot, r->iter, r->last_stream);
     double epoch = (double)r->iter / (double)r->ipe;
     snprintf(path, pathlen, "%s/lm_%s_epoch%.2f_%.4f.safetensors", r->o->checkpoint_dir,
              charrnn_cell_name(r->model->cfg.cell), epoch, isfinite(val) ? val : r->last_train);
@@ -295,17 +324,26 @@ static int resume_from(run *r, const charrnn_st_file *f, int *have_state, char *
     return rc;
 }
 
+/* A float as the shortest decimal of its 6 significant digits: the
+ * metadata then says 0.08, not the float's 0.079999998211860657. */
+static double decimal6(float x)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.6g", (double)x);
+    return strtod(buf, NULL);
+}
+
 /* The initialisation as recorded in the train metadata, range resolved. */
 static char *init_record(const charrnn_init *init, int hidden_size)
 {
     cJSON *j = cJSON_CreateObject();
     if (!j)
         return NULL;
-    cJSON_AddNumberToObject(j, "range", charrnn_init_range(init, hidden_size));
+    cJSON_AddNumberToObject(j, "range", decimal6(charrnn_init_range(init, hidden_size)));
     if (isnan(init->forget_bias))
         cJSON_AddNullToObject(j, "forget_bias");
     else
-        cJSON_AddNumberToObject(j, "forget_bias", init->forget_bias);
+        cJSON_AddNumberToObject(j, "forget_bias", decimal6(init->forget_bias));
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
@@ -395,11 +433,12 @@ static int check_opts(const charrnn_train_opts *o, char *err, size_t errlen)
         return charrnn_fail(err, errlen, CHARRNN_EINVAL,
                             "a data file and a checkpoint directory are required");
     if (!(o->learning_rate > 0.0f) || !(o->lr_decay > 0.0f && o->lr_decay <= 1.0f) ||
-        !(o->grad_clip >= 0.0f) || o->eval_every < 1 || o->max_iters < 0 || !(o->max_epochs > 0))
+        !(o->grad_clip >= 0.0f) || o->eval_every < 1 || o->max_iters < 0 ||
+        o->stream_eval_chars < 0 || !(o->max_epochs > 0))
         return charrnn_fail(
             err, errlen, CHARRNN_ERANGE,
-            "learning rate > 0, lr decay in (0, 1], grad clip >= 0, eval every >= 1 "
-            "and max epochs > 0 are required");
+            "learning rate > 0, lr decay in (0, 1], grad clip >= 0, eval every >= 1, "
+            "stream eval chars >= 0 and max epochs > 0 are required");
     int irc = charrnn_init_check(&o->init, err, errlen);
     if (irc)
         return irc;
@@ -510,7 +549,8 @@ static int train_loop(run *r, const charrnn_train_callbacks *cb, charrnn_progres
                                 lr,
                                 (double)(i - start) * B * T / (el > 0 ? el : 1e-9),
                                 el / (double)(i - start) * (double)(r->total - i),
-                                el};
+                                el,
+                                NAN};
         if (cb && cb->on_iter)
             cb->on_iter(cb->ctx, p);
         int stop = cb && cb->stop && *cb->stop;
@@ -519,6 +559,7 @@ static int train_loop(run *r, const charrnn_train_callbacks *cb, charrnn_progres
             int rc = checkpoint(r, val, path, sizeof path, err, errlen);
             if (rc)
                 return rc;
+            p->val_stream_loss = r->last_stream;
             if (cb && cb->on_eval)
                 cb->on_eval(cb->ctx, p, *val, path);
         }
@@ -551,6 +592,7 @@ int charrnn_train_run(const charrnn_train_opts *o, const charrnn_train_callbacks
     run r = {0};
     r.o = o;
     r.best_val = INFINITY;
+    r.last_stream = NAN;
     r.seed = o->seed;
     r.plot = charrnn_lossplot_create();
     int from_ckpt = 0, have_state = 0, interrupted = 0;

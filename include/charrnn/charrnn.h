@@ -21,6 +21,7 @@
 #include "charrnn/session.h"
 #include "charrnn/sha256.h"
 #include "charrnn/status.h"
+#include "charrnn/stream_loss.h"
 #include "charrnn/trainer.h"
 #include "charrnn/vocab.h"
 #include "charrnn/vocab_json.h"

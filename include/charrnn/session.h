@@ -35,7 +35,9 @@ typedef struct charrnn_train_opts {
     long eval_every;
     uint64_t seed;
     int threads; /* data-parallel shards of the batch (1..8); BLAS should be single-threaded */
-    charrnn_init init; /* how a fresh model is drawn (unused with init_from) */
+    charrnn_init init;      /* how a fresh model is drawn (unused with init_from) */
+    long stream_eval_chars; /* each validation also scores the first N characters of the
+                               validation split as one stream (charrnn/stream_loss.h); 0 = off */
 } charrnn_train_opts;
 
 /* char-rnn's defaults (and Adam). */
@@ -46,7 +48,16 @@ typedef struct charrnn_progress {
     double epoch;
     float train_loss, lr;
     double chars_per_sec, eta_sec, elapsed_sec;
+    float val_stream_loss; /* in on_eval: the one-stream validation loss (NaN if not measured) */
 } charrnn_progress;
+
+/* A one-stream validation loss this much (nats/char) above the batched one is
+ * reported as a warning: the batched streams each see a few hundred
+ * characters of context, so a model that degrades over a longer context (an
+ * absorbing state: one character predicted forever) passes the batched
+ * validation unnoticed. A healthy model's two losses differ by the text of
+ * the two samples, a few hundredths to a tenth. */
+#define CHARRNN_STREAM_GAP_WARN 0.5f
 
 typedef struct charrnn_train_callbacks {
     void *ctx;

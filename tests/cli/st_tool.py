@@ -6,8 +6,15 @@
                             carried state); prints the tensors that differ
   st_tool.py meta FILE KEY  prints a __metadata__ value
   st_tool.py gen-text N SEED  writes N lines of generated English-like text to stdout
+  st_tool.py drift TEXT OUT writes a hand-built 1x1 LSTM checkpoint (vocabulary of TEXT)
+                            that degrades with context: its cell state grows by 1/3000 a
+                            character, so after a few thousand characters of one stream it
+                            predicts the last vocabulary character almost surely, while the
+                            short streams of batched validation stay near ln(V)
+  st_tool.py tensor FILE NAME  prints a tensor's values as a JSON list
 """
 import json
+import math
 import random
 import struct
 import sys
@@ -64,7 +71,44 @@ def gen_text(lines, seed):
     return 0
 
 
+def write(path, meta, tensors):
+    """A safetensors file of float32 tensors: {name: (shape, [values])}."""
+    header, blobs, off = {}, [], 0
+    for name, (shape, vals) in tensors.items():
+        b = struct.pack(f"<{len(vals)}f", *vals)
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header["__metadata__"] = meta
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def drift(text_path, out):
+    vocab = sorted(set(open(text_path, encoding="utf-8").read()))
+    V = len(vocab)
+    # Gates i, f, g, o: input and forget wide open, output open, candidate a
+    # constant 1/3000 (tanh of it), so c_t = t / 3000 and h_t = tanh(c_t).
+    b_ih = [30.0, 30.0, math.atanh(1.0 / 3000), 30.0]
+    dec_w = [0.0] * (V - 1) + [12.0]  # the last character's logit 12 h_t, the others 0
+    write(out, {"format": "charrnn", "format_version": "1", "cell": "lstm", "num_layers": "1",
+                "hidden_size": "1", "vocab": json.dumps(vocab), "train": "{}"},
+          {"rnn.weight_ih_l0": ((4, V), [0.0] * (4 * V)), "rnn.weight_hh_l0": ((4, 1), [0.0] * 4),
+           "rnn.bias_ih_l0": ((4,), b_ih), "rnn.bias_hh_l0": ((4,), [0.0] * 4),
+           "decoder.weight": ((V, 1), dec_w), "decoder.bias": ((V,), [0.0] * V)})
+    return 0
+
+
 def main(argv):
+    if len(argv) == 3 and argv[0] == "drift":
+        return drift(argv[1], argv[2])
+    if len(argv) == 3 and argv[0] == "tensor":
+        _, t = read(argv[1])
+        shape, raw = t[argv[2]]
+        print(json.dumps(list(struct.unpack(f"<{len(raw) // 4}f", raw))))
+        return 0
     if len(argv) == 3 and argv[0] == "compare":
         return compare(argv[1], argv[2])
     if len(argv) == 3 and argv[0] == "meta":

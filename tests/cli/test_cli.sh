@@ -91,6 +91,11 @@ case_errors() {
         tiny_train --data "$T" --checkpoint-dir "$CK" --train-frac 0.9 --val-frac 0.2
     run_err "cannot open $WORK/none.safetensors" \
         tiny_train --data "$T" --checkpoint-dir "$CK" --init-from "$WORK/none.safetensors"
+    run_err "--init-range: 11 is out of range" tiny_train --data "$T" --checkpoint-dir "$CK" --init-range 11
+    run_err "--init-range: -0.1 is out of range" tiny_train --data "$T" --checkpoint-dir "$CK" --init-range -0.1
+    run_err "--forget-bias: 'off' is not a number" tiny_train --data "$T" --checkpoint-dir "$CK" --forget-bias off
+    run_err "--stream-eval-chars: -1 is out of range" \
+        tiny_train --data "$T" --checkpoint-dir "$CK" --stream-eval-chars -1
 
     echo "== a good checkpoint to break"
     tiny_train --data "$T" --checkpoint-dir "$CK" --max-iters 3 --seed 1
@@ -237,6 +242,8 @@ print(f"V={V} ln(V)={math.log(V):.3f} val loss {[e['val_loss'] for e in evals]} 
 assert val is not None and val < 0.75 * math.log(V), (val, math.log(V))
 assert evals[0]["val_loss"] > val
 assert done["interrupted"] is False and done["test_loss"] is not None
+# A healthy model read as one stream costs about what it costs in batches.
+assert all(abs(e["val_stream_loss"] - e["val_loss"]) < 0.3 for e in evals), evals
 EOF
     "$SAMPLE" --checkpoint "$CK/best.safetensors" --length 200 --seed 1 --prime "The " >"$WORK/s"
     [ "$(head -c 4 "$WORK/s")" = "The " ] || fail "sample does not start with the prime"
@@ -290,6 +297,83 @@ EOF
     grep -q 'removed 4 stale temporary files' "$LOG3" || fail "start event does not say what was removed"
     [ -f "$PUB/m.safetensors" ] || fail "nothing published"
     echo "ok: end to end"
+}
+
+case_init() {
+    local T="$WORK/text.txt"
+    text_file "$T" 300 2
+    # A learning rate of 1e-12 leaves the weights where the initialisation put
+    # them (one Adam step moves each by about 1e-12).
+    check_init() { # check_init NAME RANGE FORGET [FLAGS...]: the drawn weights and train.init
+        local name=$1 range=$2 forget=$3
+        shift 3
+        tiny_train --data "$T" --checkpoint-dir "$WORK/$name" --max-iters 1 --learning-rate 1e-12 \
+            --seed 3 "$@"
+        python3 - "$ST_TOOL" "$WORK/$name/latest.safetensors" "$range" "$forget" <<'EOF' ||
+import json, subprocess, sys
+tool, ck, R, F = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+H = 16
+def run(*args):
+    return subprocess.check_output([sys.executable, tool, *args])
+init = json.loads(run("meta", ck, "train"))["init"]
+assert abs(init["range"] - R) < 1e-6, (init, R)
+assert init["forget_bias"] == (None if F == "none" else float(F)), (init, F)
+rest = []
+for n in ("rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_hh_l0", "decoder.weight", "decoder.bias"):
+    rest += json.loads(run("tensor", ck, n))
+b = json.loads(run("tensor", ck, "rnn.bias_ih_l0"))
+forget, others = b[H:2 * H], b[:H] + b[2 * H:]
+rest += others + (forget if F == "none" else [])
+top = max(abs(x) for x in rest)
+# Every weight inside the range, and the largest of ~3000 draws near its edge.
+assert top <= R + 1e-6 and top > 0.95 * R, (top, R)
+if F != "none":
+    assert all(abs(x - float(F)) < 1e-6 for x in forget), forget[:4]
+print(f"ok: range {R} (largest |w| {top:.4f}), forget bias {F}")
+EOF
+            fail "initialisation $name"
+    }
+    check_init lua 0.08 1 --init-range 0.08 --forget-bias 1
+    check_init zero 0.08 0 --init-range 0.08 --forget-bias 0
+    check_init torch 0.25 none --init-range 0 --forget-bias none # 1/sqrt(16)
+    check_init wide 0.5 -2 --init-range 0.5 --forget-bias -2
+    echo "ok: initialisation"
+}
+
+case_stream() {
+    local T="$WORK/text.txt" LOG="$WORK/log.jsonl"
+    text_file "$T" 2000 4 # ~50 KB: half of it validates, 50 streams of ~500 characters
+    python3 "$ST_TOOL" drift "$T" "$WORK/drift.safetensors"
+    echo "== a model that degrades over a long context: the warning"
+    "$TRAIN" --data "$T" --checkpoint-dir "$WORK/ck" --init-from "$WORK/drift.safetensors" \
+        --max-iters 1 --learning-rate 1e-12 --train-frac 0.5 --val-frac 0.5 --threads 1 \
+        --quiet --log "$LOG" 2>"$WORK/err"
+    cat "$WORK/err"
+    grep -q "warning: at iteration 1 the validation text read as one stream costs" "$WORK/err" ||
+        fail "no warning for a one-stream loss far above the batched one"
+    python3 - "$LOG" "$ST_TOOL" "$WORK/ck/latest.safetensors" <<'EOF' || fail "one-stream loss not reported"
+import json, math, subprocess, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if '"eval"' in l][-1]
+val, st = ev["val_loss"], ev["val_stream_loss"]
+print(f"batched {val:.3f}, one stream {st:.3f}")
+assert val < math.log(32) + 0.5 and st > val + 2, ev
+train = json.loads(subprocess.check_output([sys.executable, sys.argv[2], "meta", sys.argv[3], "train"]))
+assert abs(train["val_stream_loss"] - st) < 1e-5 and train["val_stream_chars"] == 10000, train
+EOF
+    grep -q 'stroke="#ff7f0e"' "$WORK/ck/loss.svg" || fail "loss.svg lacks the one-stream curve"
+    echo "== the same model over a short stream: no warning"
+    "$TRAIN" --data "$T" --checkpoint-dir "$WORK/ck2" --init-from "$WORK/drift.safetensors" \
+        --max-iters 1 --learning-rate 1e-12 --train-frac 0.5 --val-frac 0.5 --threads 1 \
+        --stream-eval-chars 300 --quiet --log "$WORK/log2" 2>"$WORK/err2"
+    ! grep -q warning "$WORK/err2" || fail "warned over 300 characters: $(cat "$WORK/err2")"
+    grep -q '"val_stream_loss":[0-9]' "$WORK/log2" || fail "no one-stream loss over 300 characters"
+    echo "== off"
+    "$TRAIN" --data "$T" --checkpoint-dir "$WORK/ck3" --init-from "$WORK/drift.safetensors" \
+        --max-iters 1 --learning-rate 1e-12 --train-frac 0.5 --val-frac 0.5 --threads 1 \
+        --stream-eval-chars 0 --quiet --log "$WORK/log3" 2>"$WORK/err3"
+    grep -q '"val_stream_loss":null' "$WORK/log3" || fail "--stream-eval-chars 0 still measured"
+    ! grep -q warning "$WORK/err3" || fail "warned with the one-stream loss off"
+    echo "ok: one-stream validation"
 }
 
 "case_$case_name"
