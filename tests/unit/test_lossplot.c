@@ -59,8 +59,11 @@ START_TEST(history_round_trip)
         charrnn_lossplot_add_train(a, i, 4.0f / (float)i + 0.001f * (float)(i % 7));
         if (i % 100 == 0)
             charrnn_lossplot_add_val(a, i, 3.0f / (float)i);
+        if (i % 100 == 0)
+            charrnn_lossplot_add_stream(a, i, 3.5f / (float)i);
     }
     char *h = charrnn_lossplot_history(a);
+    ck_assert_ptr_nonnull(strstr(h, "\"stream\":{\"stride\":1,\"points\":[[100,"));
     ck_assert_int_eq(charrnn_lossplot_restore(b, h, 3000), CHARRNN_OK);
     char *h2 = charrnn_lossplot_history(b);
     ck_assert_msg(!strcmp(h, h2), "the restored history differs");
@@ -149,10 +152,17 @@ START_TEST(restore_rejects_bad_history)
         WITH(PTS("[1]")),
         WITH(PTS("1,2")),
         "{\"train\":" EMPTY ",\"val\":" PTS("[7,1,2]") "}",
+        "{\"train\":" EMPTY ",\"val\":" EMPTY ",\"stream\":" PTS("[1,-1]") "}",
+        "{\"train\":" EMPTY ",\"val\":" EMPTY ",\"stream\":[]}",
     };
-    /* The same frame with good contents is accepted (the list above tests one flaw each). */
+    /* The same frame with good contents is accepted (the list above tests one flaw each),
+     * with a one-stream series and without (histories from before it was measured). */
     charrnn_lossplot *good = charrnn_lossplot_create();
     ck_assert_int_eq(charrnn_lossplot_restore(good, WITH(PTS("[1,1],[100,0]")), 100), CHARRNN_OK);
+    ck_assert_int_eq(
+        charrnn_lossplot_restore(
+            good, "{\"train\":" EMPTY ",\"val\":" EMPTY ",\"stream\":" PTS("[50,2]") "}", 100),
+        CHARRNN_OK);
     charrnn_lossplot_free(good);
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         charrnn_lossplot *p = charrnn_lossplot_create();
@@ -160,7 +170,7 @@ START_TEST(restore_rejects_bad_history)
         ck_assert_msg(charrnn_lossplot_restore(p, bad[k], 100) == CHARRNN_EFORMAT, "accepted %s",
                       bad[k]);
         char *h = charrnn_lossplot_history(p); /* left empty */
-        ck_assert_str_eq(h, "{\"train\":" EMPTY ",\"val\":" EMPTY "}");
+        ck_assert_str_eq(h, "{\"train\":" EMPTY ",\"val\":" EMPTY ",\"stream\":" EMPTY "}");
         free(h);
         charrnn_lossplot_free(p);
     }
