@@ -1,4 +1,5 @@
-/* Training and validation loss (batched and one-stream) against iterations, drawn as an SVG file.
+/* Training and validation loss (batched and one-stream) against iterations,
+ * drawn as an SVG file.
  * The history grows as training runs; the SVG is rewritten atomically
  * (charrnn_file_write_atomic) so a browser never sees half a plot. */
 #ifndef CHARRNN_LOSSPLOT_H
