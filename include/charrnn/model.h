@@ -122,8 +122,8 @@ typedef struct charrnn_init {
     float forget_bias;
 } charrnn_init;
 
-/* The default initialisation: PyTorch's, range 0 (1/sqrt(H)) and forget_bias
- * NaN (see charrnn_init_defaults in model.c for the measurement that chose it). */
+/* The default initialisation: range 0.08 and forget_bias 0 (see
+ * charrnn_init_defaults in model.c for the measurement that chose it). */
 charrnn_init charrnn_init_defaults(void);
 /* Checks an initialisation: range 0 or in (0, 10], forget_bias NaN or finite. */
 int charrnn_init_check(const charrnn_init *init, char *err, size_t errlen);

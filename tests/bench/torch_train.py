@@ -15,7 +15,7 @@ safetensors file (tests/bench/torch_score.py scores it like a charrnn checkpoint
 usage: torch_train.py --data FILE [--cell lstm] [--rnn-size 128] [--num-layers 2]
        [--seq-length 50] [--batch-size 50] [--max-iters 2000] [--threads 1]
        [--train-frac 0.9] [--val-frac 0.05] [--eval] [--warmup 3]
-       [--init-range 0] [--forget-bias none] [--max-seconds S] [--save FILE]"""
+       [--init-range 0.08] [--forget-bias 0] [--max-seconds S] [--save FILE]"""
 import argparse
 import json
 import math
@@ -42,8 +42,8 @@ p.add_argument("--threads", type=int, default=1)
 p.add_argument("--seed", type=int, default=123)
 p.add_argument("--eval", action="store_true")
 p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
-p.add_argument("--init-range", type=float, default=0.0, help="0 = 1/sqrt(H), PyTorch's default")
-p.add_argument("--forget-bias", default="none", help="a number, or none (left as drawn)")
+p.add_argument("--init-range", type=float, default=0.08, help="0 = 1/sqrt(H), PyTorch's default")
+p.add_argument("--forget-bias", default="0", help="a number, or none (left as drawn)")
 p.add_argument("--max-seconds", type=float, default=0.0, help="0 = no time limit")
 p.add_argument("--save", default=None)
 a = p.parse_args()
