@@ -225,7 +225,8 @@ def main():
             if mode == "iters":
                 r = equal_iters(a, key, L, H, n, who[0], who[1], seed)
                 return [dict(base, mode="equal iterations", who=f"{who[0]} {who[1]}", **r)]
-            label = {"charrnn": f"charrnn {a.wall_init or '(default)'}", "pytorch": "pytorch torch"}
+            mine = f"charrnn {a.wall_init or '(default)'}"  # each pair is its own comparison
+            label = {"charrnn": mine, "pytorch": f"pytorch torch (beside {mine})"}
             return [dict(base, mode=f"equal wall clock {n:g} s", who=label[r.pop("trainer")], **r)
                     for r in equal_wall(a, key, L, H, n, seed)]
 
