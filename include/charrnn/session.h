@@ -14,6 +14,8 @@
 #include <signal.h>
 #include <stdint.h>
 
+struct charrnn_comm;
+
 typedef struct charrnn_train_opts {
     const char *data_path;
     const char *checkpoint_dir;
@@ -35,6 +37,11 @@ typedef struct charrnn_train_opts {
     long eval_every;
     uint64_t seed;
     int threads; /* data-parallel shards of the batch (1..8); BLAS should be single-threaded */
+    /* NULL: one process. Otherwise every rank of comm runs this with the same
+     * options and `threads` shards each, out of comm->size * threads shards
+     * (the same bits as one process with that many threads); only rank 0
+     * writes files and only its callbacks matter (the others' run too). */
+    const struct charrnn_comm *comm;
 } charrnn_train_opts;
 
 /* char-rnn's defaults (and Adam). */
