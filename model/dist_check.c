@@ -12,6 +12,7 @@
 
 typedef struct record {
     char sha256[65];
+    char options[512];
     uint64_t vocab_size, vocab_digest, param_digest;
     int32_t threads;
 } record;
@@ -67,15 +68,27 @@ static uint64_t vocab_digest(const charrnn_vocab *v)
     return h;
 }
 
+/* The first "name=value" word of a that differs from b's, into out. */
+static void first_difference(const char *a, const char *b, char *out, size_t n)
+{
+    size_t i = 0;
+    while (a[i] && a[i] == b[i])
+        i++;
+    while (i > 0 && a[i - 1] != ' ') /* back to the word's start */
+        i--;
+    snprintf(out, n, "%.*s", (int)strcspn(a + i, " "), a + i);
+}
+
 int charrnn_dist_check_start(const charrnn_comm *c, const char *sha256, const charrnn_vocab *v,
-                             const float *params, size_t nparams, int threads, char *err,
-                             size_t errlen)
+                             const char *options, const float *params, size_t nparams, int threads,
+                             char *err, size_t errlen)
 {
     record mine = {.vocab_size = charrnn_vocab_size(v),
                    .vocab_digest = vocab_digest(v),
                    .param_digest = charrnn_comm_digest(params, nparams),
                    .threads = threads};
     snprintf(mine.sha256, sizeof mine.sha256, "%s", sha256);
+    snprintf(mine.options, sizeof mine.options, "%s", options);
     record *all = gather(c, &mine);
     if (!all)
         return charrnn_fail(err, errlen, CHARRNN_EIO, "the ranks could not exchange their data");
@@ -100,6 +113,17 @@ int charrnn_dist_check_start(const charrnn_comm *c, const char *sha256, const ch
             all[r].vocab_size != all[0].vocab_size || all[r].vocab_digest != all[0].vocab_digest;
     if (rc == CHARRNN_OK && any)
         rc = mismatch(c, d, CHARRNN_EINVAL, "have another vocabulary", NULL, NULL, err, errlen);
+    for (int r = 1; r < c->size && rc == CHARRNN_OK; r++)
+        any |= d[r] = strcmp(all[r].options, all[0].options) != 0;
+    if (rc == CHARRNN_OK && any) {
+        int r = 1;
+        while (!d[r])
+            r++;
+        char t[128], o[128];
+        first_difference(all[r].options, all[0].options, t, sizeof t);
+        first_difference(all[0].options, all[r].options, o, sizeof o);
+        rc = mismatch(c, d, CHARRNN_EINVAL, "run with other options", t, o, err, errlen);
+    }
     for (int r = 1; r < c->size && rc == CHARRNN_OK; r++)
         any |= d[r] = all[r].threads != all[0].threads;
     if (rc == CHARRNN_OK && any) {

@@ -10,11 +10,12 @@
 #include <stddef.h>
 
 /* Before the first step: the same training file (sha256), vocabulary,
- * starting parameters and threads per rank. CHARRNN_EINVAL on a mismatch,
- * CHARRNN_EIO on a transport failure. */
+ * options (`options`: "name=value" words, at most 511 bytes; the first that
+ * differs is named), starting parameters and threads per rank.
+ * CHARRNN_EINVAL on a mismatch, CHARRNN_EIO on a transport failure. */
 int charrnn_dist_check_start(const charrnn_comm *c, const char *sha256, const charrnn_vocab *v,
-                             const float *params, size_t nparams, int threads, char *err,
-                             size_t errlen);
+                             const char *options, const float *params, size_t nparams, int threads,
+                             char *err, size_t errlen);
 
 /* The parameters are the same bits on every rank (after iteration iter);
  * CHARRNN_EFORMAT on a mismatch, CHARRNN_EIO on a transport failure. */

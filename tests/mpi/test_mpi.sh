@@ -256,10 +256,21 @@ case_refuse() {
     run_err "ranks 1 ($host), 2 ($host) read other training data" \
         "${MPIRUN[@]}" -np 1 "$TRAIN" --data "$WORK/text.txt" "${args[@]}" \
         : -np 2 "$TRAIN" --data "$WORK/other.txt" "${args[@]}"
-    echo "== other starting parameters (another seed on one rank)"
-    run_err "start from other parameters" \
+    echo "== other starting parameters (another checkpoint on one rank)"
+    "$TRAIN" --data "$WORK/text.txt" "${args[@]}" --checkpoint-dir "$WORK/s1" --seed 1
+    "$TRAIN" --data "$WORK/text.txt" "${args[@]}" --checkpoint-dir "$WORK/s2" --seed 2
+    run_err "rank 1 ($host) start from other parameters" \
+        "${MPIRUN[@]}" -np 1 "$TRAIN" --data "$WORK/text.txt" "${args[@]}" --max-iters 6 \
+        --init-from "$WORK/s1/latest.safetensors" \
+        : -np 1 "$TRAIN" --data "$WORK/text.txt" "${args[@]}" --max-iters 6 \
+        --init-from "$WORK/s2/latest.safetensors"
+    echo "== other options on one rank (they would change the numbers or the schedule)"
+    run_err "rank 1 ($host) run with other options than rank 0 ($host): learning_rate=0.001 vs learning_rate=0.002" \
         "${MPIRUN[@]}" -np 1 "$TRAIN" --data "$WORK/text.txt" "${args[@]}" \
-        : -np 1 "$TRAIN" --data "$WORK/text.txt" "${args[@]}" --seed 5
+        : -np 1 "$TRAIN" --data "$WORK/text.txt" "${args[@]}" --learning-rate 0.001
+    run_err "run with other options than rank 0 ($host): eval_every=2 vs eval_every=1000" \
+        "${MPIRUN[@]}" -np 1 "$TRAIN" --data "$WORK/text.txt" "${args[@]}" \
+        : -np 1 "$TRAIN" --data "$WORK/text.txt" "${args[@]}" --eval-every 2
     echo "== a batch smaller than the shards of the layout"
     run_err "--batch-size 6 is smaller than 2 ranks x 4 threads: the smallest batch for this layout is 8" \
         "${MPIRUN[@]}" -np 2 "$TRAIN" --data "$WORK/text.txt" "${args[@]}" --threads 4
