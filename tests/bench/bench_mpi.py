@@ -58,7 +58,6 @@ def main():
     mpirun = ["mpirun", "--oversubscribe", "-np", "2"]
     if os.geteuid() == 0:
         mpirun.insert(1, "--allow-run-as-root")
-    os.environ.setdefault("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
     print(f"{'config':<12} {'1 proc x 2 thr':>15} {'2 ranks x 1 thr':>16} {'ratio':>6}  "
           f"{'grad MB/step':>12}  same bits")
     for name, L, H, n in CONFIGS:
