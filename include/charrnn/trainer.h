@@ -76,7 +76,8 @@ void charrnn_trainer_reset_state(charrnn_trainer *tr, charrnn_mode mode);
 /* Gradient block of the last backward (num_params), for tests. */
 float *charrnn_trainer_grads(charrnn_trainer *tr);
 /* Last forward's probabilities (T*B, V) (softmax of the logits); valid until
- * the next backward, which consumes them. */
+ * the next backward, which consumes them. With a layout over several ranks
+ * only this rank's streams' rows are filled. */
 const float *charrnn_trainer_probs(charrnn_trainer *tr);
 
 /* What exact resume needs beyond the model's parameters: the optimizer's
