@@ -58,6 +58,11 @@ struct charrnn_trainer {
     int first_shard;          /* global index of sh[0] */
     float *all_losses;        /* (total_shards) with comm */
     int comm_failed;
+    /* Backward progress of the local shards, so that the ranks sum a block of
+     * gradients while the shards compute the blocks below (overlap). */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stage[MAX_SHARDS];                  /* blocks of gradients a shard has finished */
     uint8_t *mask_full[CHARRNN_MAX_LAYERS]; /* (T*B*H) dropout masks of the whole batch */
     float *probs;                           /* (T*B, V) the whole batch, assembled on request */
     float *carry[2];                        /* per mode: layers x {h, c} x (B, H) */
@@ -142,6 +147,8 @@ int charrnn_trainer_create(charrnn_model *m, int batch, int seq, float dropout,
     if (!tr)
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     tr->m = m, tr->B = batch, tr->T = seq, tr->dropout = dropout, tr->opt = *opt;
+    pthread_mutex_init(&tr->mu, NULL);
+    pthread_cond_init(&tr->cv, NULL);
     charrnn_rng_seed(&tr->rng, seed);
     const charrnn_config *c = &m->cfg;
     const size_t N = (size_t)batch * seq, H = (size_t)c->hidden_size;
@@ -245,6 +252,8 @@ void charrnn_trainer_free(charrnn_trainer *tr)
         free(tr->mask_full[l]);
     free(tr->grads), free(tr->m1), free(tr->m2), free(tr->probs);
     free(tr->carry[0]), free(tr->carry[1]);
+    pthread_mutex_destroy(&tr->mu);
+    pthread_cond_destroy(&tr->cv);
     free(tr);
 }
 
@@ -311,6 +320,16 @@ static void shard_forward(shard *s, const uint16_t *x, const uint16_t *y)
                                       tr->m->p.dec_b, s->y, T * B, V, H);
 }
 
+/* This shard has finished `stage` blocks of its gradients (backward_blocks' order). */
+static void report_stage(shard *s, int stage)
+{
+    charrnn_trainer *tr = s->tr;
+    pthread_mutex_lock(&tr->mu);
+    tr->stage[s - tr->sh] = stage;
+    pthread_cond_broadcast(&tr->cv);
+    pthread_mutex_unlock(&tr->mu);
+}
+
 static void shard_backward(shard *s)
 {
     charrnn_trainer *tr = s->tr;
@@ -323,17 +342,20 @@ static void shard_backward(shard *s)
     charrnn_decoder_backward_scaled(s->acts[L - 1].dh, s->g.dec_w, s->g.dec_b, s->probs,
                                     s->acts[L - 1].h + BH, tr->m->p.dec_w, s->y, T * B, V, H,
                                     1.0f / (float)((size_t)T * tr->B));
+    report_stage(s, 1);
     for (int l = L - 1; l >= 0; l--) {
         charrnn_layer_acts *a = &s->acts[l];
         if (l == 0) {
             charrnn_layer_backward(a, NULL, &s->g.layer[0], s->x, NULL, &tr->m->p.layer[0], c->cell,
                                    T, B, V, H);
+            report_stage(s, L + 1);
             break;
         }
         const float *xin =
             s->drop_x[l] && s->mode == CHARRNN_MODE_TRAIN ? s->drop_x[l] : s->acts[l - 1].h + BH;
         charrnn_layer_backward(a, s->dx, &s->g.layer[l], NULL, xin, &tr->m->p.layer[l], c->cell, T,
                                B, H, H);
+        report_stage(s, L - l + 1);
         float *dh_below = s->acts[l - 1].dh;
         if (s->drop_x[l]) {
             const float scale = 1.0f / (1.0f - tr->dropout);
@@ -418,19 +440,84 @@ float charrnn_trainer_forward(charrnn_trainer *tr, const uint16_t *x, const uint
     return (float)(loss / tr->B);
 }
 
+/* The gradient vector as blocks in the order the backward pass finishes
+ * them: the decoder, then layers L-1 .. 0. Each block runs from its first
+ * tensor to the next block's start (or the end), so the blocks cover the
+ * vector whatever the order of the layout. Returns the number of blocks. */
+static int backward_blocks(const charrnn_trainer *tr, size_t *off, size_t *len)
+{
+    const charrnn_model *m = tr->m;
+    const int L = m->cfg.num_layers;
+    size_t start[CHARRNN_MAX_LAYERS + 1];
+    start[0] = (size_t)(m->p.dec_w - m->params);
+    for (int l = L - 1; l >= 0; l--)
+        start[L - l] = (size_t)(m->p.layer[l].w_ih - m->params);
+    for (int b = 0; b <= L; b++) {
+        size_t end = m->num_params;
+        for (int o = 0; o <= L; o++)
+            if (start[o] > start[b] && start[o] < end)
+                end = start[o];
+        off[b] = start[b], len[b] = end - start[b];
+    }
+    /* Whatever precedes the lowest start (nothing in today's layout) joins the last block. */
+    size_t lowest = m->num_params;
+    for (int b = 0; b <= L; b++)
+        lowest = start[b] < lowest ? start[b] : lowest;
+    if (lowest > 0) {
+        off[L + 1] = 0, len[L + 1] = lowest;
+        return L + 2;
+    }
+    return L + 1;
+}
+
+/* Backward on every local shard in its own thread while this (the calling)
+ * thread sums each block of gradients over all ranks as soon as every local
+ * shard has finished it: the communication of the upper layers overlaps the
+ * backward pass of the lower ones. Each element still sees the same
+ * additions in the same order, so the bits are those of one process. */
+static void backward_overlapped(charrnn_trainer *tr)
+{
+    size_t off[CHARRNN_MAX_LAYERS + 2], len[CHARRNN_MAX_LAYERS + 2];
+    const int nblocks = backward_blocks(tr, off, len), L = tr->m->cfg.num_layers;
+    job jobs[MAX_SHARDS];
+    pthread_t th[MAX_SHARDS];
+    int started[MAX_SHARDS] = {0};
+    for (int k = 0; k < tr->nshards; k++) {
+        tr->stage[k] = 0;
+        jobs[k] = (job){&tr->sh[k], NULL, NULL, 1};
+    }
+    for (int k = 0; k < tr->nshards; k++)
+        if (!(started[k] = pthread_create(&th[k], NULL, run_job, &jobs[k]) == 0))
+            run_job(&jobs[k]); /* no thread: computed here first, no overlap for it */
+    const float *parts[MAX_SHARDS];
+    const int first = tr->sh[0].own ? 0 : 1;
+    for (int b = 0; b < nblocks; b++) {
+        const int need = b <= L ? b + 1 : L + 1;
+        pthread_mutex_lock(&tr->mu);
+        for (int k = 0; k < tr->nshards; k++)
+            while (tr->stage[k] < need)
+                pthread_cond_wait(&tr->cv, &tr->mu);
+        pthread_mutex_unlock(&tr->mu);
+        int np = 0;
+        for (int k = first; k < tr->nshards; k++)
+            parts[np++] = tr->sh[k].grads + off[b];
+        if (!tr->comm_failed &&
+            charrnn_comm_chain_sum(tr->comm, tr->grads + off[b], parts, np, len[b]))
+            tr->comm_failed = 1;
+    }
+    for (int k = 0; k < tr->nshards; k++)
+        if (started[k])
+            pthread_join(th[k], NULL);
+}
+
 void charrnn_trainer_backward(charrnn_trainer *tr)
 {
     if (!tr->have_forward)
         return;
-    run_shards(tr, NULL, NULL, 1);
     if (tr->comm && tr->comm->size > 1) {
-        const float *parts[MAX_SHARDS];
-        int np = 0;
-        for (int k = tr->sh[0].own ? 0 : 1; k < tr->nshards; k++)
-            parts[np++] = tr->sh[k].grads;
-        if (charrnn_comm_chain_sum(tr->comm, tr->grads, parts, np, tr->m->num_params))
-            tr->comm_failed = 1;
+        backward_overlapped(tr);
     } else {
+        run_shards(tr, NULL, NULL, 1);
         for (int k = 1; k < tr->nshards; k++) {
             const float *g = tr->sh[k].grads;
             for (size_t i = 0; i < tr->m->num_params; i++)
