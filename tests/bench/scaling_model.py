@@ -15,7 +15,9 @@ chain (Open MPI's large-message broadcasts are pipelined trees or chains):
 
 with chunk = clamp(n / 2R, 64 KiB, 1 MiB) bytes of the n-byte gradient and
 K = n / chunk messages; per step also two latency-bound exchanges of a few
-bytes (losses, the stop flag) through rank 0 and back.
+bytes (losses, the stop flag) through rank 0 and back. The trainer sums each
+layer's block while the backward pass of the layers below runs; the model
+gives no credit for that overlap, so its efficiencies are lower bounds.
 
 usage: tests/bench/scaling_model.py [--latency-us 30] [--link-efficiency 0.9]
        [--t1 2x128=0.0217 --t1 3x512=0.508]  (seconds per step of one machine)"""
