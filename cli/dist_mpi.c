@@ -13,8 +13,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PIECE ((size_t)1 << 30) /* MPI counts are int */
+
+/* Waits for a request without holding a core. MPI's blocking calls spin:
+ * on a machine whose cores are shared (other jobs, more ranks than cores,
+ * a container's CPU quota) a spinning rank burns the time slices its peer
+ * needs to send what it waits for. So: test back to back for a moment (a
+ * message on its way arrives within microseconds on a quiet machine), then
+ * sleep 50 us between tests. Each test also drives MPI's progress. */
+static int wait_for(MPI_Request *rq)
+{
+    const struct timespec nap = {0, 50000};
+    for (long spins = 0;; spins++) {
+        int done = 0;
+        if (MPI_Test(rq, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            return -1;
+        if (done)
+            return 0;
+        if (spins >= 2000)
+            nanosleep(&nap, NULL);
+    }
+}
 
 static int mpi_send(void *ctx, int to, const void *buf, size_t bytes)
 {
@@ -22,7 +43,9 @@ static int mpi_send(void *ctx, int to, const void *buf, size_t bytes)
     const char *p = buf;
     do {
         const size_t n = bytes < PIECE ? bytes : PIECE;
-        if (MPI_Send(p, (int)n, MPI_BYTE, to, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        MPI_Request rq;
+        if (MPI_Isend(p, (int)n, MPI_BYTE, to, 0, MPI_COMM_WORLD, &rq) != MPI_SUCCESS ||
+            wait_for(&rq))
             return -1;
         p += n, bytes -= n;
     } while (bytes > 0);
@@ -35,8 +58,9 @@ static int mpi_recv(void *ctx, int from, void *buf, size_t bytes)
     char *p = buf;
     do {
         const size_t n = bytes < PIECE ? bytes : PIECE;
-        if (MPI_Recv(p, (int)n, MPI_BYTE, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE) !=
-            MPI_SUCCESS)
+        MPI_Request rq;
+        if (MPI_Irecv(p, (int)n, MPI_BYTE, from, 0, MPI_COMM_WORLD, &rq) != MPI_SUCCESS ||
+            wait_for(&rq))
             return -1;
         p += n, bytes -= n;
     } while (bytes > 0);
@@ -49,7 +73,9 @@ static int mpi_bcast(void *ctx, int root, void *buf, size_t bytes)
     char *p = buf;
     do {
         const size_t n = bytes < PIECE ? bytes : PIECE;
-        if (MPI_Bcast(p, (int)n, MPI_BYTE, root, MPI_COMM_WORLD) != MPI_SUCCESS)
+        MPI_Request rq;
+        if (MPI_Ibcast(p, (int)n, MPI_BYTE, root, MPI_COMM_WORLD, &rq) != MPI_SUCCESS ||
+            wait_for(&rq))
             return -1;
         p += n, bytes -= n;
     } while (bytes > 0);

@@ -35,9 +35,10 @@ typedef struct charrnn_comm {
  * parts[] are its remaining parts; on the other ranks acc's content on entry
  * is ignored (it receives the prefix sum from rank - 1) and parts[] are all of
  * its parts. The vector goes along the chain of ranks in chunks (rank r adds
- * chunk k while rank r+1 adds chunk k-1) and the last rank broadcasts the
- * total: on return every rank's acc holds the same bits as one process
- * adding all parts in order. n floats. Returns 0 or -1 (transport failure). */
+ * chunk k while rank r+1 adds chunk k-1), then the total goes round from the
+ * last rank through ranks 0, 1, ... in the same chunks: on return every
+ * rank's acc holds the same bits as one process adding all parts in order.
+ * Only send and recv are used. n floats. Returns 0 or -1 (transport failure). */
 int charrnn_comm_chain_sum(const charrnn_comm *c, float *acc, const float *const *parts, int nparts,
                            size_t n);
 

@@ -34,8 +34,21 @@ int charrnn_comm_chain_sum(const charrnn_comm *c, float *acc, const float *const
         if (c->rank < c->size - 1 && c->send(c->ctx, c->rank + 1, a, len * sizeof *a))
             return -1;
     }
-    if (c->size > 1 && c->bcast(c->ctx, c->size - 1, acc, n * sizeof *acc))
-        return -1;
+    /* The total goes round from the last rank to rank 0, 1, ... R-2, in the
+     * same chunks: point-to-point messages that each complete in a few
+     * steps of the transport, pipelined like the chain. */
+    const int last = c->size - 1;
+    for (size_t i0 = 0; c->size > 1 && i0 < n; i0 += chunk) {
+        const size_t len = n - i0 < chunk ? n - i0 : chunk;
+        float *a = acc + i0;
+        if (c->rank == last) {
+            if (c->send(c->ctx, 0, a, len * sizeof *a))
+                return -1;
+        } else if (c->recv(c->ctx, c->rank == 0 ? last : c->rank - 1, a, len * sizeof *a) ||
+                   (c->rank < last - 1 && c->send(c->ctx, c->rank + 1, a, len * sizeof *a))) {
+            return -1;
+        }
+    }
     return 0;
 }
 

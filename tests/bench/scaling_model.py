@@ -7,9 +7,8 @@ several machines"): predicted efficiency for R machines on a network link.
 Weak scaling: every machine keeps the batch one machine trains alone (its
 T threads x B/T streams), so compute / (R x T) is one machine's step time t1
 and the total batch grows R-fold. The reduction is what model/math/comm.c
-does: a left-fold chain through the R ranks, pipelined in chunks, then
-MPI_Bcast of the total from the last rank, modelled as a second pipelined
-chain (Open MPI's large-message broadcasts are pipelined trees or chains):
+does: a left-fold chain through the R ranks, pipelined in chunks, then the
+total round from the last rank through the others, a second pipelined chain:
 
     reduction = 2 x (K + R - 2) x (chunk / bandwidth + latency)
 
