@@ -5,6 +5,10 @@
 #   docker run -v models:/models charrnn charrnn-train --data /data/in.txt \
 #       --checkpoint-dir /tmp/ckpt --publish /models/mine.safetensors
 #
+# Training on several machines (MPI): the `train` target, charrnn-train with
+# the Open MPI runtime and sshd for the launcher (deploy/k8s/train-mpijob.yaml):
+#   docker build --target train -t charrnn-train .
+#
 # Without a registry (see tests/container/smoke.sh):
 #   podman build --pull=never --isolation chroot --format docker -t charrnn .
 
@@ -15,7 +19,7 @@ LABEL org.charrnn.stage=build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev meson ninja-build pkg-config \
-      libopenblas-dev libmicrohttpd-dev libcjson-dev \
+      libopenblas-dev libmicrohttpd-dev libcjson-dev libopenmpi-dev \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads; tests/ is not configured with -Dtests=false.
@@ -27,12 +31,43 @@ COPY server/ server/
 # -Dnative=false: the image runs on CPUs other than the builder's. The inference
 # kernel and the gate arithmetic are built for AVX-512, AVX2 and the baseline
 # anyway and chosen at run time (CHARRNN_KERNEL overrides), with the same text.
-RUN meson setup /build --buildtype=release -Dtests=false -Dnative=false --prefix=/usr/local \
+# -Dmpi=disabled: the serving image has no MPI runtime; its charrnn-train
+# trains on one machine (and refuses a multi-rank launch).
+RUN meson setup /build --buildtype=release -Dtests=false -Dnative=false -Dmpi=disabled \
+      --prefix=/usr/local \
  && meson compile -C /build \
  && meson install -C /build --strip --destdir /out \
  && for b in charrnn-serve charrnn-train charrnn-sample; do \
       test -x /out/usr/local/bin/$b || { echo "meson install did not install $b" >&2; exit 1; }; \
     done
+# charrnn-train once more, with Open MPI, for the training image only.
+RUN meson setup /build-mpi --buildtype=release -Dtests=false -Dnative=false -Dmpi=enabled \
+      --prefix=/usr/local \
+ && meson compile -C /build-mpi charrnn-train \
+ && install -D -s -m 0755 /build-mpi/cli/charrnn-train /out-train/usr/local/bin/charrnn-train
+
+# ---- training image (--target train): charrnn-train as an MPI rank ----------------
+# Open MPI's runtime and mpirun, and OpenSSH: the MPI Operator's launcher
+# starts the ranks on the workers over ssh (port 2222, sshd as the
+# unprivileged user, keys from the Secret the operator mounts in ~/.ssh).
+FROM debian:bookworm-slim AS train
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libopenblas0-pthread libcjson1 libopenmpi3 openmpi-bin openssh-client openssh-server \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 charrnn \
+ && useradd --system --uid 10001 --gid charrnn --create-home --home-dir /home/charrnn \
+      --shell /bin/sh charrnn \
+ && printf 'Host *\n    Port 2222\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n' \
+      >> /etc/ssh/ssh_config \
+ && mkdir -p /run/sshd \
+ && install -d -o 10001 -g 10001 -m 0755 /models /checkpoints
+COPY --from=build /out-train/usr/local/ /usr/local/
+COPY deploy/mpi/charrnn-mpirun /usr/local/bin/charrnn-mpirun
+COPY deploy/mpi/sshd_config /etc/charrnn/sshd_config
+USER 10001:10001
+WORKDIR /home/charrnn
+CMD ["charrnn-train", "--help"]
 
 # ---- runtime stage: shared libraries only ----------------------------------------
 FROM debian:bookworm-slim

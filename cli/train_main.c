@@ -3,6 +3,7 @@
 #include "charrnn/lowp.h"
 #include "charrnn/session.h"
 #include "charrnn/status.h"
+#include "dist.h"
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -34,52 +35,59 @@ static void usage(FILE *f)
 {
     char range[32], forget[32];
     init_default_text(range, forget);
-    fprintf(
-        f,
-        "usage: charrnn-train --data FILE --checkpoint-dir DIR [options]\n"
-        "\n"
-        "Trains a multi-layer LSTM/GRU/RNN on a UTF-8 text file, one character at a time,\n"
-        "and writes safetensors checkpoints (lm_<cell>_epoch<E>_<val>.safetensors,\n"
-        "best.safetensors, latest.safetensors). SIGINT/SIGTERM: finish the step, save, exit 0.\n"
-        "\n"
-        "  --data FILE            training text (UTF-8)\n"
-        "  --checkpoint-dir DIR   where checkpoints go (created if missing)\n"
-        "  --cell lstm|gru|rnn    cell type (lstm)\n"
-        "  --rnn-size N           hidden units per layer (128)\n"
-        "  --num-layers N         layers (2)\n"
-        "  --dropout P            dropout between layers, 0 <= P < 1 (0)\n"
-        "  --seq-length N         characters per window, truncated BPTT length (50)\n"
-        "  --batch-size N         parallel streams (50)\n"
-        "  --max-epochs E         passes over the training data (50)\n"
-        "  --max-iters N          stop after N iterations (0 = by epochs)\n"
-        "  --learning-rate LR     (2e-3)\n"
-        "  --optimizer adam|rmsprop (adam)\n"
-        "  --lr-decay F           multiply the rate by F every epoch ... (0.97)\n"
-        "  --lr-decay-after E     ... from epoch E on (10)\n"
-        "  --grad-clip C          clamp gradients to [-C, C], 0 = off (5)\n"
-        "  --train-frac F         first F of the text trains (0.95)\n"
-        "  --val-frac F           next F validates; the rest is test (0.05)\n"
-        "  --eval-every N         validate and checkpoint every N iterations (1000)\n"
-        "  --stream-eval-chars N  each validation also reads the first N characters of the\n"
-        "                         validation text as one stream, as a server does; 0 = off\n"
-        "                         (10000)\n"
-        "  --seed N               random seed (123)\n"
-        "  --init-range R         initial weights uniform in [-R, R]; 0 = 1/sqrt(rnn-size),\n"
-        "                         PyTorch's default (%s)\n"
-        "  --forget-bias F|none   LSTM: forget-gate part of bias_ih set to F; none = left\n"
-        "                         as drawn (%s)\n"
-        "  --init-from FILE       start from a checkpoint (resumes exactly if it has state)\n"
-        "  --publish PATH         atomically publish the best model (slim) to PATH\n"
-        "  --publish-dtype T      f32 (default), bf16 or int8: the published file's weights\n"
-        "  --threads N            threads, each training a share of the batch (0 = cores /\n"
-        "                         blas-threads, at most 8); deterministic for a given N\n"
-        "  --blas-threads N       OpenBLAS threads inside each GEMM (1); threads x\n"
-        "                         blas-threads above the core count oversubscribes\n"
-        "  --log FILE             also write one JSON object per line to FILE\n"
-        "  --print-every N        JSON progress every N iterations (10)\n"
-        "  --quiet                no progress on stderr\n"
-        "  --help\n",
-        range, forget);
+    fprintf(f,
+            "usage: charrnn-train --data FILE --checkpoint-dir DIR [options]\n"
+            "\n"
+            "Trains a multi-layer LSTM/GRU/RNN on a UTF-8 text file, one character at a time,\n"
+            "and writes safetensors checkpoints (lm_<cell>_epoch<E>_<val>.safetensors,\n"
+            "best.safetensors, latest.safetensors). SIGINT/SIGTERM/SIGUSR1: finish the step,\n"
+            "save, exit 0 (under mpirun, send SIGUSR1: mpirun forwards it and ends cleanly).\n"
+            "\n"
+            "  --data FILE            training text (UTF-8)\n"
+            "  --checkpoint-dir DIR   where checkpoints go (created if missing)\n"
+            "  --cell lstm|gru|rnn    cell type (lstm)\n"
+            "  --rnn-size N           hidden units per layer (128)\n"
+            "  --num-layers N         layers (2)\n"
+            "  --dropout P            dropout between layers, 0 <= P < 1 (0)\n"
+            "  --seq-length N         characters per window, truncated BPTT length (50)\n"
+            "  --batch-size N         parallel streams (50)\n"
+            "  --max-epochs E         passes over the training data (50)\n"
+            "  --max-iters N          stop after N iterations (0 = by epochs)\n"
+            "  --learning-rate LR     (2e-3)\n"
+            "  --optimizer adam|rmsprop (adam)\n"
+            "  --lr-decay F           multiply the rate by F every epoch ... (0.97)\n"
+            "  --lr-decay-after E     ... from epoch E on (10)\n"
+            "  --grad-clip C          clamp gradients to [-C, C], 0 = off (5)\n"
+            "  --train-frac F         first F of the text trains (0.95)\n"
+            "  --val-frac F           next F validates; the rest is test (0.05)\n"
+            "  --eval-every N         validate and checkpoint every N iterations (1000)\n"
+            "  --stream-eval-chars N  each validation also reads the first N characters of the\n"
+            "                         validation text as one stream, as a server does; 0 = off\n"
+            "                         (10000)\n"
+            "  --seed N               random seed (123)\n"
+            "  --init-range R         initial weights uniform in [-R, R]; 0 = 1/sqrt(rnn-size),\n"
+            "                         PyTorch's default (%s)\n"
+            "  --forget-bias F|none   LSTM: forget-gate part of bias_ih set to F; none = left\n"
+            "                         as drawn (%s)\n"
+            "  --init-from FILE       start from a checkpoint (resumes exactly if it has state)\n"
+            "  --publish PATH         atomically publish the best model (slim) to PATH\n"
+            "  --publish-dtype T      f32 (default), bf16 or int8: the published file's weights\n"
+            "  --threads N            threads, each training a share of the batch (0 = cores /\n"
+            "                         blas-threads, at most 8); deterministic for a given N\n"
+            "                         (under mpirun: per rank; R ranks x N threads give the\n"
+            "                         same bits as one process with R*N threads)\n"
+            "  --blas-threads N       OpenBLAS threads inside each GEMM (1); threads x\n"
+            "                         blas-threads above the core count oversubscribes\n"
+            "  --log FILE             also write one JSON object per line to FILE\n"
+            "  --print-every N        JSON progress every N iterations (10)\n"
+            "  --quiet                no progress on stderr\n"
+            "  --help\n",
+            range, forget);
+}
+
+static void no_usage(FILE *f)
+{
+    (void)f;
 }
 
 typedef struct ui {
@@ -87,6 +95,8 @@ typedef struct ui {
     long print_every;
     FILE *log;
     double last_draw;
+    const dist *d;
+    int threads;
 } ui;
 
 static void json_line(ui *u, const char *line)
@@ -136,17 +146,30 @@ static void fmt_eta(double s, char *buf, size_t n)
         snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* The hosts of the job's ranks as a JSON array (malloc'd; "[]" if out of memory). */
+static char *hosts_json(const dist *d)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int r = 0; a && r < d->comm.size; r++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(d->hosts[r]));
+    char *out = a ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    return out ? out : strdup("[]");
+}
+
 static void on_start(void *ctx, const charrnn_model *m, long start, long total, const char *info)
 {
     ui *u = ctx;
-    char *q = json_string(info);
+    char *q = json_string(info), *h = hosts_json(u->d);
     if (u->tty && !u->quiet)
         fprintf(stderr, "charrnn-train: %s\n", info);
     emit(u,
          "{\"event\":\"start\",\"cell\":\"%s\",\"num_layers\":%d,\"rnn_size\":%d,"
-         "\"start_iter\":%ld,\"total_iters\":%ld,\"info\":%s}",
-         charrnn_cell_name(m->cfg.cell), m->cfg.num_layers, m->cfg.hidden_size, start, total, q);
-    free(q);
+         "\"start_iter\":%ld,\"total_iters\":%ld,\"ranks\":%d,\"threads_per_rank\":%d,"
+         "\"hosts\":%s,\"info\":%s}",
+         charrnn_cell_name(m->cfg.cell), m->cfg.num_layers, m->cfg.hidden_size, start, total,
+         u->d->comm.size, u->threads, h, q);
+    free(q), free(h);
 }
 
 static void on_iter(void *ctx, const charrnn_progress *p)
@@ -296,15 +319,17 @@ static int flag(void *ctx, int argc, char **argv, int *i)
     return -1;
 }
 
-int main(int argc, char **argv)
+static int train(int argc, char **argv, const dist *d)
 {
-    charrnn_prog = "charrnn-train";
-    opts f = {charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0}, 0, 1, NULL};
-    int pr = args_parse(argc, argv, flag, &f, usage);
+    /* Only rank 0 reports progress; the others print only their errors. */
+    const int rank0 = d->comm.rank == 0;
+    opts f = {charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0}, 0, 1, NULL};
+    int pr = args_parse(argc, argv, flag, &f, rank0 ? usage : no_usage);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
     charrnn_train_opts o = f.o;
     ui u = f.u;
+    u.quiet |= !rank0;
     int threads = f.threads;
     const int blas_threads = f.blas_threads;
     const char *log_path = f.log_path;
@@ -316,7 +341,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "charrnn-train: --train-frac + --val-frac must be at most 1\n");
         return 2;
     }
-    if (log_path && !(u.log = fopen(log_path, "a"))) {
+    if (log_path && rank0 && !(u.log = fopen(log_path, "a"))) {
         perror(log_path);
         return 1;
     }
@@ -324,16 +349,20 @@ int main(int argc, char **argv)
      * BLAS by default: the per-step GEMMs are too small for OpenBLAS's own
      * threads (tests/bench/bench_train.py measures the alternative, one shard
      * with --blas-threads 2, next to the default). */
-    if (threads == 0) { /* all cores, shared with the BLAS threads of each shard */
-        long n = sysconf(_SC_NPROCESSORS_ONLN) / blas_threads;
+    if (threads == 0) { /* all cores, shared with the BLAS threads and this host's other ranks */
+        long n = sysconf(_SC_NPROCESSORS_ONLN) / blas_threads / d->local_size;
         threads = n > 0 ? (int)(n < 8 ? n : 8) : 1;
     }
-    o.threads = threads;
+    o.threads = u.threads = threads;
+    o.comm = d->comm.size > 1 ? &d->comm : NULL;
     openblas_set_num_threads(blas_threads);
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* Open MPI's mpirun forwards SIGUSR1 to every rank and then waits for the
+     * job; on SIGTERM it kills the ranks after odls_base_sigkill_timeout. */
+    sigaction(SIGUSR1, &sa, NULL);
     charrnn_train_callbacks cb = {&u, on_start, on_iter, on_eval, on_done, &stop_requested};
     char err[CHARRNN_ERR_MAX];
     int rc = charrnn_train_run(&o, &cb, err, sizeof err);
@@ -341,5 +370,21 @@ int main(int argc, char **argv)
         fclose(u.log);
     if (rc && u.tty && !u.quiet)
         fputc('\n', stderr);
+    if (rc && !rank0) { /* which rank said it */
+        char msg[CHARRNN_ERR_MAX + 300];
+        snprintf(msg, sizeof msg, "rank %d (%s): %s", d->comm.rank, d->hosts[d->comm.rank],
+                 *err ? err : charrnn_strerror(rc));
+        return cli_fail(rc, msg);
+    }
     return rc ? cli_fail(rc, err) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    charrnn_prog = "charrnn-train";
+    dist d;
+    int rc = dist_begin(&argc, &argv, &d);
+    if (rc)
+        return rc;
+    return dist_end(&d, train(argc, argv, &d));
 }

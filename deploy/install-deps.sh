@@ -2,7 +2,7 @@
 # Installs what charrnn needs on Debian 12 (bookworm). Run as root.
 #
 #   deploy/install-deps.sh           build dependencies (meson, gcc, OpenBLAS,
-#                                    libmicrohttpd, cJSON, Check)
+#                                    libmicrohttpd, cJSON, Check, Open MPI)
 #   deploy/install-deps.sh --test    also what the test suites and CI need:
 #                                    PyTorch reference fixtures, yamllint and
 #                                    PyYAML for deploy/, curl, and podman +
@@ -29,7 +29,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 runtime_pkgs="libopenblas0-pthread libmicrohttpd12 libcjson1"
-build_pkgs="meson ninja-build pkg-config gcc libc6-dev libopenblas-dev libmicrohttpd-dev libcjson-dev check"
+# libopenmpi-dev + openmpi-bin: multi-machine training (charrnn-train under mpirun;
+# the build finds Open MPI when it is there and trains on one machine without it).
+build_pkgs="meson ninja-build pkg-config gcc libc6-dev libopenblas-dev libmicrohttpd-dev libcjson-dev check libopenmpi-dev openmpi-bin"
 # python3-torch and python3-numpy: the reference fixtures (tests/, /usr/bin/python3).
 # yamllint, python3-yaml, systemd: tests/deploy (systemd-analyze verify).
 # curl: end-to-end scripts. podman, debootstrap, procps (pgrep): tests/container/.

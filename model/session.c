@@ -3,6 +3,7 @@
 
 #include "charrnn/checkpoint.h"
 #include "charrnn/clock.h"
+#include "charrnn/comm.h"
 #include "charrnn/data.h"
 #include "charrnn/fileio.h"
 #include "charrnn/lossplot.h"
@@ -10,6 +11,7 @@
 #include "charrnn/status.h"
 #include "charrnn/stream_loss.h"
 #include "charrnn/trainer.h"
+#include "dist_check.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -205,14 +207,24 @@ static int checkpoint(run *r, float *val_out, char *path, size_t pathlen, char *
 {
     float val = evaluate(r, &r->split[1]);
     *val_out = val;
+    double epoch = (double)r->iter / (double)r->ipe;
+    snprintf(path, pathlen, "%s/lm_%s_epoch%.2f_%.4f.safetensors", r->o->checkpoint_dir,
+             charrnn_cell_name(r->model->cfg.cell), epoch, isfinite(val) ? val : r->last_train);
+    const charrnn_comm *comm = r->o->comm;
+    if (comm && comm->size > 1) { /* collectives, then only rank 0 writes */
+        int rc = charrnn_dist_check_params(comm, r->model->params, r->model->num_params, r->iter,
+                                           err, errlen);
+        if (rc == CHARRNN_OK && charrnn_trainer_gather_state(r->tr))
+            rc = charrnn_fail(err, errlen, CHARRNN_EIO, "lost contact with another rank");
+        if (rc != CHARRNN_OK || comm->rank > 0)
+            return rc;
+    }
+    /* The one-stream loss is rank 0's alone: it reports, it trains nothing. */
     int src = evaluate_stream(r, err, errlen);
     if (src)
         return src;
     if (r->plot)
         charrnn_lossplot_add_stream(r->plot, r->iter, r->last_stream);
-    double epoch = (double)r->iter / (double)r->ipe;
-    snprintf(path, pathlen, "%s/lm_%s_epoch%.2f_%.4f.safetensors", r->o->checkpoint_dir,
-             charrnn_cell_name(r->model->cfg.cell), epoch, isfinite(val) ? val : r->last_train);
     if (r->plot) /* before the saves: their loss history includes this evaluation */
         charrnn_lossplot_add_val(r->plot, r->iter, val);
     int rc = save(r, path, val, 1, err, errlen);
@@ -445,10 +457,57 @@ static int check_opts(const charrnn_train_opts *o, char *err, size_t errlen)
     return CHARRNN_OK;
 }
 
+/* The shortest %g form of f that reads back as f. */
+static const char *short_float(float f, char *buf, size_t n)
+{
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f)
+            break;
+    }
+    return buf;
+}
+
+/* What every rank must run with: the options that change the numbers or
+ * the schedule of collectives (paths may differ between hosts). */
+static void options_text(const run *r, char *buf, size_t n)
+{
+    const charrnn_train_opts *o = r->o;
+    const charrnn_config *c = &r->model->cfg;
+    char f[4][24];
+    snprintf(buf, n,
+             "cell=%s rnn_size=%d num_layers=%d dropout=%s seq_length=%d batch_size=%d "
+             "max_epochs=%.17g max_iters=%ld learning_rate=%s optimizer=%s lr_decay=%s "
+             "lr_decay_after=%.17g grad_clip=%s train_frac=%.17g val_frac=%.17g eval_every=%ld "
+             "seed=%" PRIu64 " start_iter=%ld",
+             charrnn_cell_name(c->cell), c->hidden_size, c->num_layers,
+             short_float(o->dropout, f[0], sizeof f[0]), o->seq_length, o->batch_size,
+             o->max_epochs, o->max_iters, short_float(o->learning_rate, f[1], sizeof f[1]),
+             charrnn_optim_name(o->optimizer), short_float(o->lr_decay, f[2], sizeof f[2]),
+             o->lr_decay_after, short_float(o->grad_clip, f[3], sizeof f[3]), o->train_frac,
+             o->val_frac, o->eval_every, o->seed, r->iter);
+}
+
+/* Rank r of R runs shards [r*T, (r+1)*T) of R*T. */
+static int set_layout(run *r, char *err, size_t errlen)
+{
+    const charrnn_comm *c = r->o->comm;
+    const long total = (long)c->size * r->o->threads;
+    if (total > r->o->batch_size)
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE,
+                            "--batch-size %d is smaller than %d ranks x %d threads: the smallest "
+                            "batch for this layout is %ld (or fewer --threads)",
+                            r->o->batch_size, c->size, r->o->threads, total);
+    return charrnn_trainer_set_layout(r->tr, c, (int)total, c->rank * r->o->threads, r->o->threads,
+                                      err, errlen);
+}
+
 /* The checkpoint directory exists afterwards; *stale counts the removed
  * temporaries of a killed run. */
 static int prepare_dirs(const charrnn_train_opts *o, int *stale, char *err, size_t errlen)
 {
+    if (o->comm && o->comm->rank > 0) /* only rank 0 writes */
+        return CHARRNN_OK;
     if (mkdir(o->checkpoint_dir, 0755) && errno != EEXIST)
         return charrnn_fail(err, errlen, CHARRNN_EIO, "cannot create %s: %s", o->checkpoint_dir,
                             strerror(errno));
@@ -473,7 +532,9 @@ static int start(run *r, int *from_ckpt, int *have_state, char *err, size_t errl
     if (rc == CHARRNN_OK)
         rc = charrnn_trainer_create(r->model, B, T, o->dropout, &oc, o->seed ^ 0x5eedULL, &r->tr,
                                     err, errlen);
-    if (rc == CHARRNN_OK && o->threads > 1)
+    if (rc == CHARRNN_OK && o->comm && o->comm->size > 1)
+        rc = set_layout(r, err, errlen);
+    else if (rc == CHARRNN_OK && o->threads > 1)
         rc = charrnn_trainer_set_shards(r->tr, o->threads, err, errlen);
     if (rc == CHARRNN_OK && ckpt)
         rc = resume_from(r, ckpt, have_state, err, errlen);
@@ -482,6 +543,13 @@ static int start(run *r, int *from_ckpt, int *have_state, char *err, size_t errl
         rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     if (rc == CHARRNN_OK && !(r->y = malloc((size_t)B * T * 2)))
         rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    if (rc == CHARRNN_OK && o->comm && o->comm->size > 1) {
+        char opts[512];
+        options_text(r, opts, sizeof opts);
+        rc = charrnn_dist_check_start(o->comm, r->corpus->sha256, r->model->vocab, opts,
+                                      r->model->params, r->model->num_params, o->threads, err,
+                                      errlen);
+    }
     if (rc != CHARRNN_OK)
         return rc;
     r->ipe = (long)r->split[0].nbatches;
@@ -531,6 +599,11 @@ static int train_loop(run *r, const charrnn_train_callbacks *cb, charrnn_progres
         charrnn_split_batch(&r->split[0], j, r->x, r->y);
         float lr = charrnn_lr_at(o->learning_rate, o->lr_decay, o->lr_decay_after, r->ipe, i);
         float loss = charrnn_trainer_step(r->tr, r->x, r->y, lr, o->grad_clip);
+        /* Ranks stop together: a signal may reach them at different steps. */
+        int stop = cb && cb->stop && *cb->stop;
+        if (o->comm && (charrnn_comm_any(o->comm, &stop) || charrnn_trainer_comm_failed(r->tr)))
+            return charrnn_fail(err, errlen, CHARRNN_EIO,
+                                "lost contact with another rank at iteration %ld", i);
         r->iter = i;
         r->last_train = loss;
         if (r->plot)
@@ -553,7 +626,6 @@ static int train_loop(run *r, const charrnn_train_callbacks *cb, charrnn_progres
                                 NAN};
         if (cb && cb->on_iter)
             cb->on_iter(cb->ctx, p);
-        int stop = cb && cb->stop && *cb->stop;
         if (i % o->eval_every == 0 || i == r->total || stop) {
             char path[4096];
             int rc = checkpoint(r, val, path, sizeof path, err, errlen);

@@ -14,6 +14,8 @@
 #include <signal.h>
 #include <stdint.h>
 
+struct charrnn_comm;
+
 typedef struct charrnn_train_opts {
     const char *data_path;
     const char *checkpoint_dir;
@@ -38,6 +40,11 @@ typedef struct charrnn_train_opts {
     charrnn_init init;      /* how a fresh model is drawn (unused with init_from) */
     long stream_eval_chars; /* each validation also scores the first N characters of the
                                validation split as one stream (charrnn/stream_loss.h); 0 = off */
+    /* NULL: one process. Otherwise every rank of comm runs this with the same
+     * options and `threads` shards each, out of comm->size * threads shards
+     * (the same bits as one process with that many threads); only rank 0
+     * writes files and only its callbacks matter (the others' run too). */
+    const struct charrnn_comm *comm;
 } charrnn_train_opts;
 
 /* char-rnn's defaults (and Adam). */

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 typedef struct charrnn_trainer charrnn_trainer;
+struct charrnn_comm;
 
 typedef enum charrnn_mode { CHARRNN_MODE_TRAIN = 0, CHARRNN_MODE_EVAL = 1 } charrnn_mode;
 
@@ -33,6 +34,28 @@ void charrnn_trainer_free(charrnn_trainer *tr);
  * trainer keeps one shard and returns CHARRNN_ENOMEM. */
 int charrnn_trainer_set_shards(charrnn_trainer *tr, int n, char *err, size_t errlen);
 int charrnn_trainer_shards(const charrnn_trainer *tr);
+
+/* Data parallelism over processes: the batch is split into `total` shards by
+ * the same rule as set_shards (shard g gets streams [g*B/total,
+ * (g+1)*B/total)) and this process runs shards [first, first + n) on n
+ * threads (n <= 8). Ranks hold consecutive ranges in rank order. The
+ * gradient sum over shards, the loss and hence every update are the same
+ * bits on every rank and the same as one process running all `total` shards
+ * (set_shards(total)). The dropout masks of the whole batch are drawn on
+ * every rank, so the RNG state stays the same everywhere. comm is borrowed
+ * and must outlive the trainer; NULL requires first == 0 and n == total.
+ * Errors: CHARRNN_EINVAL for a bad layout, CHARRNN_ERANGE when total > B,
+ * CHARRNN_ENOMEM (the trainer then keeps one local shard and no comm). */
+int charrnn_trainer_set_layout(charrnn_trainer *tr, const struct charrnn_comm *comm, int total,
+                               int first, int n, char *err, size_t errlen);
+/* Non-zero once a transport call failed: the last loss is NaN or the
+ * gradients are not the sum; the run cannot continue. */
+int charrnn_trainer_comm_failed(const charrnn_trainer *tr);
+/* With a layout over several ranks: collects every rank's rows of the
+ * carried TRAIN state onto rank 0 (a collective: all ranks call it), so that
+ * rank 0's charrnn_trainer_state() is the whole batch's, as a checkpoint
+ * needs. Returns CHARRNN_OK, or CHARRNN_EIO on a transport failure. */
+int charrnn_trainer_gather_state(charrnn_trainer *tr);
 
 /* Forward over one window from the mode's carried state; the final state
  * becomes the new carried state. Dropout is active only in TRAIN mode.
@@ -53,7 +76,8 @@ void charrnn_trainer_reset_state(charrnn_trainer *tr, charrnn_mode mode);
 /* Gradient block of the last backward (num_params), for tests. */
 float *charrnn_trainer_grads(charrnn_trainer *tr);
 /* Last forward's probabilities (T*B, V) (softmax of the logits); valid until
- * the next backward, which consumes them. */
+ * the next backward, which consumes them. With a layout over several ranks
+ * only this rank's streams' rows are filled. */
 const float *charrnn_trainer_probs(charrnn_trainer *tr);
 
 /* What exact resume needs beyond the model's parameters: the optimizer's

@@ -61,7 +61,7 @@ def one(kind):
 kust = files.get("kustomization.yaml", [{}])[0]
 listed = set(kust.get("resources", []))
 for fn in files:
-    if fn in ("kustomization.yaml", "train-job.yaml"):
+    if fn in ("kustomization.yaml", "train-job.yaml", "train-mpijob.yaml"):
         continue
     check(fn in listed, f"kustomization.yaml lists {fn}")
 for fn in listed:
@@ -74,8 +74,9 @@ check("ReadWriteMany" in models_pvc["spec"].get("accessModes", []),
       "charrnn-models is ReadWriteMany (replicas on several nodes, a Job publishing)")
 
 
-def check_pod(pod, what, want_models_rw):
-    """Security context, resources, and the models volume of a pod template spec."""
+def check_pod(pod, what, want_models_rw, image="charrnn"):
+    """Security context, resources, and the models volume of a pod template spec
+    (want_models_rw None: a pod without the models volume)."""
     psc = pod.get("securityContext", {})
     check(psc.get("runAsNonRoot") is True, f"{what}: pod runAsNonRoot")
     check(psc.get("runAsUser") == UID and psc.get("fsGroup") == UID, f"{what}: runs as uid {UID}, fsGroup {UID}")
@@ -84,7 +85,10 @@ def check_pod(pod, what, want_models_rw):
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     models_vol = [n for n, v in volumes.items()
                   if v.get("persistentVolumeClaim", {}).get("claimName") == "charrnn-models"]
-    check(len(models_vol) == 1, f"{what}: mounts the charrnn-models claim")
+    if want_models_rw is None:
+        check(not models_vol, f"{what}: does not mount the charrnn-models claim")
+    else:
+        check(len(models_vol) == 1, f"{what}: mounts the charrnn-models claim")
     for v in volumes.values():
         claim = v.get("persistentVolumeClaim", {}).get("claimName")
         if claim:
@@ -99,7 +103,7 @@ def check_pod(pod, what, want_models_rw):
         res = c.get("resources", {})
         for kind in ("requests", "limits"):
             check(all(r in res.get(kind, {}) for r in ("cpu", "memory")), f"{cw}: {kind} for cpu and memory")
-        check(c.get("image", "").split(":")[0].split("/")[-1] == "charrnn", f"{cw}: runs the charrnn image")
+        check(c.get("image", "").split(":")[0].split("/")[-1] == image, f"{cw}: runs the {image} image")
         for m in c.get("volumeMounts", []):
             check(m["name"] in volumes, f"{cw}: volume {m['name']} is defined")
     main = pod["containers"][0]
@@ -170,6 +174,74 @@ for job in one("Job"):
     for flag in ("--data", "--checkpoint-dir"):
         check(flag in argv, f"Job passes {flag}")
 
+# MPIJob (Kubeflow MPI Operator v2): a launcher running charrnn-mpirun and
+# workers running sshd, on the training image; the workers (rank 0 among them)
+# share the training volume and publish into the models volume.
+mpijobs = [d for (k, _), d in docs.items() if k == "MPIJob"]
+check(len(mpijobs) == 1, "an MPIJob exists (train-mpijob.yaml)")
+for mj in mpijobs:
+    spec = mj.get("spec", {})
+    check(mj.get("apiVersion") == "kubeflow.org/v2beta1", "MPIJob is kubeflow.org/v2beta1")
+    check(spec.get("mpiImplementation", "OpenMPI") == "OpenMPI", "MPIJob runs Open MPI")
+    reps = spec.get("mpiReplicaSpecs", {})
+    check(set(reps) == {"Launcher", "Worker"}, "MPIJob has a Launcher and Workers")
+    launcher, worker = reps.get("Launcher", {}), reps.get("Worker", {})
+    check(launcher.get("replicas") == 1, "MPIJob: one launcher")
+    nworkers = worker.get("replicas", 0)
+    check(nworkers >= 2, "MPIJob: at least two workers")
+    lpod = launcher.get("template", {}).get("spec", {"containers": [{}]})
+    wpod = worker.get("template", {}).get("spec", {"containers": [{}]})
+    lmain = check_pod(lpod, "MPIJob launcher", want_models_rw=None, image="charrnn-train")
+    wmain = check_pod(wpod, "MPIJob worker", want_models_rw=True, image="charrnn-train")
+    home = "/home/charrnn"
+    check(spec.get("sshAuthMountPath") == home + "/.ssh", f"MPIJob: ssh keys in {home}/.ssh (the image's user)")
+    wcmd = (wmain.get("command") or []) + (wmain.get("args") or [])
+    check(wcmd[:1] == ["/usr/sbin/sshd"] and "/etc/charrnn/sshd_config" in wcmd,
+          "MPIJob worker runs sshd with the image's unprivileged config")
+    argv = (lmain.get("command") or []) + (lmain.get("args") or [])
+    check(argv[:1] == ["charrnn-mpirun"], "MPIJob launcher runs charrnn-mpirun (SIGTERM stops cleanly)")
+    np_ = argv[argv.index("-np") + 1] if "-np" in argv else None
+    check(np_ == str(nworkers * spec.get("slotsPerWorker", 1)), "MPIJob: -np = workers x slotsPerWorker")
+    train = argv[argv.index("charrnn-train"):] if "charrnn-train" in argv else []
+    check(bool(train), "MPIJob launcher starts charrnn-train")
+    for flag in ("--data", "--checkpoint-dir", "--threads", "--publish"):
+        check(flag in train, f"MPIJob passes {flag}")
+
+    def value(flag):
+        return train[train.index(flag) + 1] if flag in train else ""
+    check(re.fullmatch(r"/models/[A-Za-z0-9._-]+\.safetensors", value("--publish")) is not None,
+          "MPIJob publishes NAME.safetensors into /models")
+    threads = int(value("--threads") or 0)
+    check(int(value("--batch-size") or 50) >= int(np_ or 0) * threads, "MPIJob: batch size >= ranks x threads")
+    cpu = str(wmain.get("resources", {}).get("limits", {}).get("cpu", ""))
+    check(cpu.isdigit() and int(cpu) >= threads, "MPIJob worker: CPU limit covers --threads")
+    wvols = {v["name"]: v for v in wpod.get("volumes", [])}
+    lvols = {v["name"]: v for v in lpod.get("volumes", [])}
+
+    def claim(vols, path, mounts):
+        names = [m["name"] for m in mounts if m.get("mountPath") == path]
+        return vols.get(names[0], {}).get("persistentVolumeClaim", {}).get("claimName") if names else None
+    shared = claim(wvols, "/train", wmain.get("volumeMounts", []))
+    check(shared is not None and shared == claim(lvols, "/train", lmain.get("volumeMounts", [])),
+          "MPIJob: launcher and workers share the /train claim")
+    check(value("--data").startswith("/train/") and value("--checkpoint-dir").startswith("/train/"),
+          "MPIJob: data and checkpoints on the shared /train volume")
+    check("ReadWriteMany" in pvcs.get(shared, {}).get("spec", {}).get("accessModes", []),
+          "MPIJob: the shared training claim is ReadWriteMany (every rank reads the data)")
+
+# ---- Slurm ---------------------------------------------------------------------
+with open(os.path.join(SRC, "deploy", "slurm", "charrnn-train.sbatch"), encoding="utf-8") as f:
+    sbatch = f.read()
+directives = dict(re.findall(r"^#SBATCH --([a-z-]+)=(\S+)", sbatch, re.M))
+check(sbatch.startswith("#!/bin/bash"), "Slurm script: a bash script")
+check(directives.get("ntasks-per-node") == "1" and "cpus-per-task" in directives,
+      "Slurm script: one rank per node, its cores as --cpus-per-task")
+check(re.search(r"USR1@\d+", directives.get("signal", "")) is not None,
+      "Slurm script: SIGUSR1 before the time limit (a clean stop with a checkpoint)")
+check(re.search(r"^srun .*--mpi=pmix.* charrnn-train", sbatch, re.M) is not None,
+      "Slurm script: srun --mpi=pmix starts charrnn-train")
+check('--threads "${SLURM_CPUS_PER_TASK' in sbatch, "Slurm script: --threads from --cpus-per-task")
+
 # ---- compose --------------------------------------------------------------------
 compose = load_all(os.path.join(SRC, "deploy", "docker-compose.yml"))[0]
 services = compose.get("services", {})
@@ -192,14 +264,28 @@ with open(os.path.join(SRC, "Dockerfile"), encoding="utf-8") as f:
             lines.append(line.strip())
 instr = [(ln.split()[0].upper(), ln.split(None, 1)[1] if " " in ln else "") for ln in lines]
 froms = [a for i, a in instr if i == "FROM"]
-check(len(froms) == 2 and all(a.split()[0] == "debian:bookworm-slim" for a in froms),
-      "Dockerfile: two stages, both debian:bookworm-slim")
+check(len(froms) == 3 and all(a.split()[0] == "debian:bookworm-slim" for a in froms),
+      "Dockerfile: three stages (build, train, the serving runtime), all debian:bookworm-slim")
+starts = [k for k, (i, _) in enumerate(instr) if i == "FROM"]
+stages = {a.split()[-1] if " AS " in a.upper() else "": instr[b:e]
+          for a, b, e in zip(froms, starts, starts[1:] + [len(instr)])}
+train_stage = stages.get("train", [])
+check(bool(train_stage), "Dockerfile: a stage named train (docker build --target train)")
+train_runs = " ".join(a for i, a in train_stage if i == "RUN")
+check("libopenmpi3" in train_runs and "openmpi-bin" in train_runs and "openssh-server" in train_runs,
+      "Dockerfile train: Open MPI runtime, mpirun and sshd")
+check(not any(p in train_runs for p in ("-dev", "gcc", "meson")), "Dockerfile train: no -dev packages or compilers")
+tuser = ([a for i, a in train_stage if i == "USER"] or ["root"])[-1]
+check(tuser.split(":")[0] == str(UID), f"Dockerfile train: numeric non-root USER {UID}")
+check(any("charrnn-mpirun" in a for i, a in train_stage if i == "COPY"), "Dockerfile train: charrnn-mpirun")
+check("/home/charrnn" in train_runs, "Dockerfile train: the user's home holds ~/.ssh for the MPI Operator")
 runtime = instr[[k for k, (i, _) in enumerate(instr) if i == "FROM"][-1]:]
 rt = {}
 for i, a in runtime:
     rt.setdefault(i, []).append(a)
 check(not any("-dev" in a or "gcc" in a or "meson" in a for a in rt.get("RUN", [])),
       "Dockerfile: runtime stage installs no -dev packages or compilers")
+check(not any("mpi" in a for a in rt.get("RUN", [])), "Dockerfile: the serving image has no MPI runtime")
 user = (rt.get("USER") or ["root"])[-1]
 check(re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", user) is not None and user.split(":")[0] == str(UID),
       f"Dockerfile: numeric non-root USER {UID}")
@@ -214,6 +300,8 @@ check(any("deploy/models" in a and "/models" in a for a in rt.get("COPY", [])),
 build = " ".join(a for i, a in instr[:len(instr) - len(runtime)] if i == "RUN")
 check("-Dtests=false" in build and "-Dnative=false" in build and "release" in build,
       "Dockerfile: release build, -Dtests=false -Dnative=false")
+check("-Dmpi=disabled" in build and "-Dmpi=enabled" in build,
+      "Dockerfile: serving binaries without MPI, the training image's charrnn-train with it")
 with open(os.path.join(SRC, ".dockerignore"), encoding="utf-8") as f:
     ignored = {ln.strip() for ln in f if ln.strip() and not ln.startswith("#")}
 check(".git" in ignored and any(p.startswith("build") for p in ignored), ".dockerignore excludes .git and build dirs")
