@@ -8,6 +8,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,13 +60,14 @@ int charrnn_sample_check_number(charrnn_sample_field f, double v, char *err, siz
     if (!l)
         return charrnn_fail(err, errlen, CHARRNN_EINVAL, "'%s' has no numeric limits",
                             charrnn_sample_field_name(f));
+    int whole = !l->integer || !isfinite(v) || v == floor(v);
+    int low_ok = l->lo_open ? v > l->lo : v >= l->lo;
+    if (whole && low_ok && v <= l->hi && isfinite(v))
+        return CHARRNN_OK; /* before any formatting: this runs per logit_bias entry */
     char val[32], lo[32], hi[32];
     format_number(v, val, sizeof val);
-    if (l->integer && isfinite(v) && v != floor(v))
+    if (!whole)
         return charrnn_fail(err, errlen, CHARRNN_ERANGE, "%s is not an integer", val);
-    int low_ok = l->lo_open ? v > l->lo : v >= l->lo;
-    if (low_ok && v <= l->hi && isfinite(v))
-        return CHARRNN_OK;
     format_number(l->lo, lo, sizeof lo);
     format_number(l->hi, hi, sizeof hi);
     const char *unit = fields[f].unit;
@@ -112,14 +114,24 @@ int charrnn_sample_params_check(const charrnn_sample_params *p, charrnn_sample_f
     if (!bad && p->logprobs &&
         charrnn_sample_check_number(CHARRNN_SAMPLE_LOGPROBS, p->top_logprobs, why, sizeof why))
         bad = CHARRNN_SAMPLE_LOGPROBS;
+    /* Distinct ids in one pass over a bit per possible id: a request may
+     * carry thousands of entries, and this runs for every stream. */
+    uint64_t seen[CHARRNN_MAX_VOCAB / 64] = {0};
     for (size_t i = 0; i < p->n_bias && !bad; i++) {
+        int id = p->bias_id[i];
         if (charrnn_sample_check_number(CHARRNN_SAMPLE_LOGIT_BIAS, p->bias_val[i], why, sizeof why))
             bad = CHARRNN_SAMPLE_LOGIT_BIAS;
-        for (size_t j = 0; j < i && !bad; j++)
-            if (p->bias_id[j] == p->bias_id[i]) {
-                snprintf(why, sizeof why, "character id %d appears twice", p->bias_id[i]);
-                bad = CHARRNN_SAMPLE_LOGIT_BIAS;
-            }
+        else if (id < 0 || id >= CHARRNN_MAX_VOCAB)
+            snprintf(why, sizeof why,
+                     "character id %d is out of range 0..%d (no vocabulary is larger)", id,
+                     CHARRNN_MAX_VOCAB - 1);
+        else if (seen[id / 64] & (UINT64_C(1) << (id % 64)))
+            snprintf(why, sizeof why, "character id %d appears twice", id);
+        else {
+            seen[id / 64] |= UINT64_C(1) << (id % 64);
+            continue;
+        }
+        bad = CHARRNN_SAMPLE_LOGIT_BIAS;
     }
     if (field)
         *field = bad;

@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <float.h>
+#include <stdlib.h>
 #include <string.h>
 
 static charrnn_sample_params good(void)
@@ -169,8 +170,42 @@ START_TEST(numbers)
 }
 END_TEST
 
+/* logit_bias ids: distinct and below CHARRNN_MAX_VOCAB, found in one pass.
+ * charrnn-serve checks the parameters of every stream of a request (up to 64)
+ * and a body may hold every id: 64 checks of 65536 ids plus a repeat finish
+ * at once, where comparing each id with all before it took minutes (Check's
+ * timeout fails the test). */
+START_TEST(logit_bias_ids_are_checked_in_linear_time)
+{
+    const size_t n = CHARRNN_MAX_VOCAB + 1;
+    int *id = malloc(n * sizeof *id);
+    float *val = calloc(n, sizeof *val);
+    ck_assert(id && val);
+    for (size_t i = 0; i < n; i++)
+        id[i] = (int)((i * 40503u) % CHARRNN_MAX_VOCAB); /* every id once, then id[0] again */
+    charrnn_sample_params p = good();
+    p.bias_id = id, p.bias_val = val;
+    char err[CHARRNN_ERR_MAX];
+    charrnn_sample_field f = CHARRNN_SAMPLE_NONE;
+    for (int r = 0; r < 64; r++) {
+        p.n_bias = n - 1;
+        ck_assert_int_eq(charrnn_sample_params_check(&p, &f, err, sizeof err), CHARRNN_OK);
+        p.n_bias = n;
+        ck_assert_int_eq(charrnn_sample_params_check(&p, &f, err, sizeof err), CHARRNN_ERANGE);
+        ck_assert_int_eq(f, CHARRNN_SAMPLE_LOGIT_BIAS);
+        ck_assert_str_eq(err, "logit_bias: character id 0 appears twice");
+    }
+    int far[2] = {3, CHARRNN_MAX_VOCAB};
+    p.bias_id = far, p.n_bias = 2;
+    ck_assert_int_eq(charrnn_sample_params_check(&p, &f, err, sizeof err), CHARRNN_ERANGE);
+    ck_assert_int_eq(f, CHARRNN_SAMPLE_LOGIT_BIAS);
+    free(id), free(val);
+}
+END_TEST
+
 int main(void)
 {
     RUN_TESTS("sample_params", field_names, each_bad_field_is_named,
-              limits_are_inclusive_where_documented, numbers);
+              limits_are_inclusive_where_documented, numbers,
+              logit_bias_ids_are_checked_in_linear_time);
 }
