@@ -92,13 +92,16 @@ static int parse_prompt(completion_request *r, const cJSON *v, span src, const s
     return 0;
 }
 
-static int parse_stop(completion_request *r, const cJSON *v, api_error *err)
+static int parse_stop(completion_request *r, const cJSON *v, span src, api_error *err)
 {
     int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 1;
     if (!cJSON_IsString(v) && !cJSON_IsArray(v))
         return api_fail(err, 400, INVALID, "stop",
                         "'stop' must be a string or an array of "
                         "strings");
+    if (json_has_nul(src)) /* cJSON would cut the string there: a different stop */
+        return api_fail(err, 400, INVALID, "stop",
+                        "'stop' contains U+0000, which is not supported");
     if (n > V1_MAX_STOP)
         return api_fail(err, 400, INVALID, "stop", "'stop' has %d strings; the limit is %d", n,
                         V1_MAX_STOP);
@@ -229,7 +232,7 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
         return 0;
     }
     if (!strcmp(k, "stop"))
-        return parse_stop(r, v, err);
+        return parse_stop(r, v, src, err);
     if (!strcmp(k, "seed")) {
         if (json_get_seed(v, src, &r->seed, err))
             return -1;

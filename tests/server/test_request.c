@@ -6,6 +6,7 @@
 #include "charrnn/status.h"
 #include "check_run.h"
 #include "config.h"
+#include "openai_request.h"
 #include "request.h"
 
 #include <check.h>
@@ -93,7 +94,43 @@ START_TEST(edges_are_accepted)
 }
 END_TEST
 
+/* POST /v1/completions (server/openai_request.c): a string cJSON would cut
+ * at a \u0000 escape is refused, never used shortened (a stop "a\u0000b"
+ * would otherwise stop at every "a"). */
+START_TEST(v1_nul_is_refused_not_cut)
+{
+    static const struct {
+        const char *body, *param;
+    } cases[] = {
+        {"{\"prompt\": \"x\", \"stop\": \"a\\u0000b\"}", "stop"},
+        {"{\"prompt\": \"x\", \"stop\": [\"q\", \"a\\u0000\"]}", "stop"},
+        {"{\"prompt\": \"x\\u0000y\"}", "prompt"},
+    };
+    serve_config cfg = config();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        completion_request r;
+        api_error e;
+        memset(&e, 0, sizeof e);
+        int rc = completion_request_parse(cases[i].body, strlen(cases[i].body), &cfg, &r, &e);
+        if (rc == 0)
+            completion_request_clear(&r);
+        ck_assert_msg(rc == -1, "%s was accepted", cases[i].body);
+        ck_assert_uint_eq(e.status, 400);
+        ck_assert_msg(!strcmp(e.param, cases[i].param), "%s: param '%s', expected '%s' (%s)",
+                      cases[i].body, e.param, cases[i].param, e.message);
+    }
+    const char *ok = "{\"prompt\": \"x\", \"stop\": [\"a\\\\u0000\"]}"; /* an escaped backslash */
+    completion_request r;
+    api_error e;
+    ck_assert_int_eq(completion_request_parse(ok, strlen(ok), &cfg, &r, &e), 0);
+    ck_assert_uint_eq(r.n_stop, 1);
+    ck_assert_str_eq(r.stop[0], "a\\u0000");
+    completion_request_clear(&r);
+}
+END_TEST
+
 int main(void)
 {
-    RUN_TESTS("request", bad_values_name_their_field, edges_are_accepted);
+    RUN_TESTS("request", bad_values_name_their_field, edges_are_accepted,
+              v1_nul_is_refused_not_cut);
 }
