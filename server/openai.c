@@ -13,6 +13,7 @@
 #include "openai_request.h"
 #include "random_bytes.h"
 #include "server.h"
+#include "sse.h"
 
 #include <errno.h>
 #include <math.h>
@@ -21,10 +22,9 @@
 #include <string.h>
 #include <time.h>
 
-#define WAIT_MS 100          /* how often a waiting request checks its client */
-#define POLL_MS 10           /* wait per round when streaming several choices */
-#define KEEPALIVE_SECONDS 15 /* SSE comment when no event was sent for this long */
-#define EVENT_GAP 0.01       /* seconds between events: coalesces fast output */
+#define WAIT_MS 100    /* how often a waiting request checks its client */
+#define POLL_MS 10     /* wait per round when streaming several choices */
+#define EVENT_GAP 0.01 /* seconds between events: coalesces fast output */
 #define READ_CHUNK 4096
 
 typedef struct choice {
@@ -403,35 +403,6 @@ static enum MHD_Result respond_whole(req_ctx *rc, completion *k)
 
 /* ---- streaming ---- */
 
-static int set_event_text(req_ctx *rc, char *s)
-{
-    if (!s)
-        return -1;
-    size_t n = strlen(s);
-    char *ev = malloc(n + 9);
-    if (!ev) {
-        free(s);
-        return -1;
-    }
-    memcpy(ev, "data: ", 6);
-    memcpy(ev + 6, s, n);
-    memcpy(ev + 6 + n, "\n\n", 3);
-    free(s);
-    free(rc->pending);
-    rc->pending = ev;
-    rc->pending_len = n + 8;
-    rc->pending_off = 0;
-    rc->last_event = charrnn_clock_mono();
-    return 0;
-}
-
-static int set_event(req_ctx *rc, cJSON *o)
-{
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return set_event_text(rc, s);
-}
-
 /* A chunk: the envelope with one choice. */
 static int chunk_event(req_ctx *rc, completion *k, cJSON *choice_obj)
 {
@@ -440,20 +411,7 @@ static int chunk_event(req_ctx *rc, completion *k, cJSON *choice_obj)
     cJSON_AddItemToArray(arr, choice_obj);
     if (k->q.include_usage)
         cJSON_AddNullToObject(o, "usage");
-    return set_event(rc, o);
-}
-
-/* Length of the longest prefix of s[0..n) made of whole UTF-8 characters. */
-static size_t utf8_whole(const char *s, size_t n)
-{
-    size_t i = n;
-    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
-        i--;
-    if (i == 0)
-        return 0;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    return n - (i - 1) >= need ? n : i - 1;
+    return sse_set_json(rc, o);
 }
 
 /* The next event of choice c, if one is due: 1 when set, 0 when none, -1 on error. */
@@ -500,7 +458,7 @@ static int error_event(req_ctx *rc, const char *message)
     cJSON_AddStringToObject(eo, "type", "unavailable_error");
     cJSON_AddNullToObject(eo, "param");
     cJSON_AddNullToObject(eo, "code");
-    return set_event(rc, o);
+    return sse_set_json(rc, o);
 }
 
 /* Makes the next event; 1 when one is pending, 0 at the end, -1 to abort. */
@@ -549,12 +507,12 @@ static int next_event(req_ctx *rc)
                     cJSON *o = envelope(k);
                     cJSON_AddArrayToObject(o, "choices");
                     add_usage(o, k);
-                    return set_event(rc, o) == 0 ? 1 : -1;
+                    return sse_set_json(rc, o) == 0 ? 1 : -1;
                 }
             }
             k->over = 1;
             char *done = strdup("[DONE]");
-            return set_event_text(rc, done) == 0 ? 1 : -1;
+            return sse_set_text(rc, done) == 0 ? 1 : -1;
         }
         /* nothing due: wait on a running choice, then look again */
         for (size_t i = 0; i < k->nch; i++)
@@ -570,61 +528,10 @@ static int next_event(req_ctx *rc)
             rc->finish = "cancelled";
             return -1;
         }
-        if (charrnn_clock_mono() - rc->last_event > KEEPALIVE_SECONDS) {
-            free(rc->pending);
-            rc->pending = strdup(": keep-alive\n\n");
-            if (!rc->pending)
-                return -1;
-            rc->pending_len = strlen(rc->pending);
-            rc->pending_off = 0;
-            rc->last_event = charrnn_clock_mono();
-            return 1;
-        }
+        int ka = sse_keepalive(rc);
+        if (ka != 0)
+            return ka;
     }
-}
-
-static ssize_t sse_reader(void *cls, uint64_t pos, char *out, size_t max)
-{
-    req_ctx *rc = cls;
-    if (rc->pending_off >= rc->pending_len) {
-        int r = next_event(rc);
-        if (r == 0)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        if (r < 0)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    size_t n = rc->pending_len - rc->pending_off;
-    if (n > max)
-        n = max;
-    memcpy(out, rc->pending + rc->pending_off, n);
-    rc->pending_off += n;
-    return (ssize_t)n;
-}
-
-static void sse_free(void *cls)
-{
-    ctx_release(cls);
-}
-
-static enum MHD_Result start_stream(req_ctx *rc)
-{
-    atomic_fetch_add(&rc->refs, 1);
-    rc->last_event = charrnn_clock_mono();
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_reader, rc, sse_free);
-    if (!r) {
-        ctx_release(rc);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    add_common_headers(rc, r);
-    rc->status = 200;
-    rc->responded = 1;
-    enum MHD_Result ret = MHD_queue_response(rc->conn, 200, r);
-    MHD_destroy_response(r);
-    return ret;
 }
 
 /* ---- the handler ---- */
@@ -779,7 +686,7 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
         release_jobs(srv->eng, k);
         return ret;
     }
-    return q->stream ? start_stream(rc) : respond_whole(rc, k);
+    return q->stream ? sse_start(rc, next_event) : respond_whole(rc, k);
 }
 
 /* ---- /v1/models ---- */

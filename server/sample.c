@@ -5,6 +5,7 @@
 #include "random_bytes.h"
 #include "logprobs_json.h"
 #include "server.h"
+#include "sse.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,10 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#define WAIT_MS 100          /* how often a waiting request checks its client */
-#define KEEPALIVE_SECONDS 15 /* SSE comment when no event was sent for this long */
-#define CHUNK_MAX 4096       /* most text bytes per SSE event */
-#define EVENT_GAP 0.01       /* seconds between text events: coalesces fast output */
+#define WAIT_MS 100    /* how often a waiting request checks its client */
+#define CHUNK_MAX 4096 /* most text bytes per SSE event */
+#define EVENT_GAP 0.01 /* seconds between text events: coalesces fast output */
 
 /* Milliseconds rounded to microseconds, so the JSON stays short. */
 static double ms(double seconds)
@@ -120,44 +120,6 @@ static void end_error(const job_result *r, api_error *e)
 
 /* ---- server-sent events ---- */
 
-static int set_event(req_ctx *c, cJSON *o)
-{
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!s)
-        return -1;
-    size_t n = strlen(s);
-    char *ev = malloc(n + 9);
-    if (!ev) {
-        free(s);
-        return -1;
-    }
-    memcpy(ev, "data: ", 6);
-    memcpy(ev + 6, s, n);
-    memcpy(ev + 6 + n, "\n\n", 3);
-    free(s);
-    free(c->pending);
-    c->pending = ev;
-    c->pending_len = n + 8;
-    c->pending_off = 0;
-    c->last_event = charrnn_clock_mono();
-    return 0;
-}
-
-/* Length of the longest prefix of s[0..n) made of whole UTF-8 characters. */
-static size_t utf8_whole(const char *s, size_t n)
-{
-    size_t i = n;
-    size_t back = 0;
-    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
-        i--, back++;
-    if (i == 0)
-        return n;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    return back + 1 >= need ? n : i - 1;
-}
-
 /* Makes the next event; returns 1 when one is pending, 0 at the end, -1 to abort. */
 static int next_event(req_ctx *c)
 {
@@ -187,7 +149,7 @@ static int next_event(req_ctx *c)
             if (c->logprobs >= 0)
                 cJSON_AddItemToObject(o, "logprobs", chunk_logprobs(c, utf8_chars(t, n)));
             free(t);
-            return set_event(c, o) == 0 ? 1 : -1;
+            return sse_set_json(c, o) == 0 ? 1 : -1;
         }
         if (ended) {
             job_result r;
@@ -205,71 +167,19 @@ static int next_event(req_ctx *c)
                 cJSON_AddStringToObject(eo, "type", err.type);
                 cJSON_AddStringToObject(eo, "message", err.message);
                 cJSON_AddNullToObject(eo, "param");
-                return set_event(c, o) == 0 ? 1 : -1;
+                return sse_set_json(c, o) == 0 ? 1 : -1;
             }
-            return set_event(c, result_json(c, &r, "", 0, 0)) == 0 ? 1 : -1;
+            return sse_set_json(c, result_json(c, &r, "", 0, 0)) == 0 ? 1 : -1;
         }
         if (client_gone(c)) {
             engine_cancel(e, c->job);
             c->finish = "cancelled";
             return -1;
         }
-        if (charrnn_clock_mono() - c->last_event > KEEPALIVE_SECONDS) {
-            free(c->pending);
-            c->pending = strdup(": keep-alive\n\n");
-            if (!c->pending)
-                return -1;
-            c->pending_len = strlen(c->pending);
-            c->pending_off = 0;
-            c->last_event = charrnn_clock_mono();
-            return 1;
-        }
+        int ka = sse_keepalive(c);
+        if (ka != 0)
+            return ka;
     }
-}
-
-/* MHD content reader: runs in the connection's own thread, so it may block. */
-static ssize_t sse_reader(void *cls, uint64_t pos, char *out, size_t max)
-{
-    req_ctx *c = cls;
-    if (c->pending_off >= c->pending_len) {
-        int r = next_event(c);
-        if (r == 0)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        if (r < 0)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    size_t n = c->pending_len - c->pending_off;
-    if (n > max)
-        n = max;
-    memcpy(out, c->pending + c->pending_off, n);
-    c->pending_off += n;
-    return (ssize_t)n;
-}
-
-static void sse_free(void *cls)
-{
-    ctx_release(cls);
-}
-
-static enum MHD_Result start_stream(req_ctx *c)
-{
-    atomic_fetch_add(&c->refs, 1);
-    c->last_event = charrnn_clock_mono();
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_reader, c, sse_free);
-    if (!r) {
-        ctx_release(c);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    add_common_headers(c, r);
-    c->status = 200;
-    c->responded = 1;
-    enum MHD_Result ret = MHD_queue_response(c->conn, 200, r);
-    MHD_destroy_response(r);
-    return ret;
 }
 
 static enum MHD_Result wait_and_respond(req_ctx *c)
@@ -372,5 +282,5 @@ enum MHD_Result handle_sample(req_ctx *c)
                             s.active, s.queued);
     }
     c->job = job;
-    return c->stream ? start_stream(c) : wait_and_respond(c);
+    return c->stream ? sse_start(c, next_event) : wait_and_respond(c);
 }

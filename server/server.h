@@ -72,7 +72,8 @@ typedef struct req_ctx {
     size_t rec_sent; /* log-probability records already sent */
     char *pending;   /* bytes of the current event not yet handed to MHD */
     size_t pending_len, pending_off;
-    int sse_over; /* the last event is in pending */
+    int sse_over;                       /* the last event is in pending */
+    int (*sse_next)(struct req_ctx *c); /* sse.h */
     double last_event;
 } req_ctx;
 
