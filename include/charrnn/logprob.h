@@ -21,10 +21,14 @@ double charrnn_logsumexp(const float *logits, int V);
 /* ln p(v) = logits[v] - lse, rounded to float (lse from charrnn_logsumexp). */
 float charrnn_logprob_of(const float *logits, double lse, int v);
 
-/* The k most likely characters (0 <= k <= V), most likely first, ties broken
- * by the lower vocabulary index: their indices into top_id and their
- * log-probabilities into top_lp (k entries each). O(V log k) time, no memory
- * beyond the outputs (a size-k heap lives in top_id while selecting). */
+/* The k largest logits (0 <= k <= V), largest first, ties broken by the
+ * lower vocabulary index (a strict order, so the result does not depend on
+ * how it is found): their indices into top_id (k entries). O(V log k) time,
+ * no memory beyond top_id (a size-k heap lives there while selecting). The
+ * sampler's top_k candidates and the reported alternatives both come from it. */
+void charrnn_top_k(const float *logits, int V, int k, int *top_id);
+
+/* charrnn_top_k, and the log-probabilities of those k characters into top_lp. */
 void charrnn_top_logprobs(const float *logits, int V, double lse, int k, int *top_id,
                           float *top_lp);
 

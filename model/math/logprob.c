@@ -42,10 +42,8 @@ static void sift_down(const float *lg, int *h, int n, int i)
     }
 }
 
-void charrnn_top_logprobs(const float *logits, int V, double lse, int k, int *top_id, float *top_lp)
+void charrnn_top_k(const float *logits, int V, int k, int *top_id)
 {
-    if (k <= 0)
-        return;
     if (k > V)
         k = V;
     int n = 0;
@@ -74,6 +72,15 @@ void charrnn_top_logprobs(const float *logits, int V, double lse, int k, int *to
         top_id[0] = top_id[end], top_id[end] = t;
         sift_down(logits, top_id, end, 0);
     }
-    for (int i = 0; i < n; i++)
+}
+
+void charrnn_top_logprobs(const float *logits, int V, double lse, int k, int *top_id, float *top_lp)
+{
+    if (k <= 0)
+        return;
+    if (k > V)
+        k = V;
+    charrnn_top_k(logits, V, k, top_id);
+    for (int i = 0; i < k; i++)
         top_lp[i] = charrnn_logprob_of(logits, lse, top_id[i]);
 }

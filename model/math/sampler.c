@@ -263,57 +263,10 @@ CR_CLONES static void layer_update(const charrnn_model *m, charrnn_stream *s, in
     }
 }
 
-/* Candidate order for top-k / top-p: descending logit, ties by lower token,
- * a strict total order (so the candidates and their order do not depend on
- * how they were found). */
-static inline int better(const float *lg, int a, int b)
-{
-    return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
-}
-
-/* Sift-down in a min-heap h[0..n) (the worst by better() at the root). */
-static void sift(const float *lg, int *h, int n, int i)
-{
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= n)
-            return;
-        if (c + 1 < n && better(lg, h[c], h[c + 1]))
-            c++;
-        if (!better(lg, h[i], h[c]))
-            return;
-        int t = h[i];
-        h[i] = h[c], h[c] = t;
-        i = c;
-    }
-}
-
-/* The k best tokens in ord[0..k), best first: a min-heap of the best seen so
- * far (the worst of them at the root), then heapsort. O(V log k). */
-static void select_top_k(const float *lg, int V, int k, int *ord)
-{
-    for (int v = 0; v < k; v++)
-        ord[v] = v;
-    for (int i = k / 2 - 1; i >= 0; i--)
-        sift(lg, ord, k, i);
-    for (int v = k; v < V; v++) {
-        if (better(lg, v, ord[0])) {
-            ord[0] = v;
-            sift(lg, ord, k, 0);
-        }
-    }
-    /* Popping the worst to the back leaves the best first. */
-    for (int n = k - 1; n > 0; n--) {
-        int t = ord[0];
-        ord[0] = ord[n], ord[n] = t;
-        sift(lg, ord, n, 0);
-    }
-}
-
-/* Every token in ord[0..V), best first (the order of better()): a stable
+/* Every token in ord[0..V), best first (charrnn_top_k's order, logprob.h): a stable
  * LSD radix sort, 8 bits a pass, on keys that order the floats descending,
  * over tokens in increasing order (so ties stay by lower token). -0 is keyed
- * as +0, which better() treats as equal. keys holds 2V words of scratch. */
+ * as +0, which compare equal there. keys holds 2V words of scratch. */
 static void radix_order(const float *lg, int V, int *ord, uint32_t *keys)
 {
     uint32_t *key = keys, *tmp = keys + V;
@@ -346,7 +299,7 @@ static void radix_order(const float *lg, int V, int *ord, uint32_t *keys)
 /* Picks the next token from the logits with the stream's RNG.
  *
  * The candidates are every token (in token order), or with top_k and/or
- * top_p the best ones in the order of better(): the k best by select_top_k
+ * top_p the best ones in charrnn_top_k's order: the k best by charrnn_top_k
  * for a small top_k, else the whole vocabulary radix sorted. Neither is
  * worse than O(V log HEAP_K_MAX) per character. */
 static int sample_logits(charrnn_stream *s)
@@ -370,7 +323,7 @@ static int sample_logits(charrnn_stream *s)
     int n = V;
     if (s->p.top_k > 0 && s->p.top_k <= HEAP_K_MAX && s->p.top_k < V) {
         n = s->p.top_k;
-        select_top_k(lg, V, n, ord);
+        charrnn_top_k(lg, V, n, ord);
     } else if (s->p.top_k > 0 || s->p.top_p < 1.0f) {
         radix_order(lg, V, ord, s->keys);
         if (s->p.top_k > 0 && s->p.top_k < V)
