@@ -1134,15 +1134,17 @@ def workers_run_below_http_priority():
     d = Daemon(ENV.models, "--workers", "3", "--poll-interval", "0")
     try:
         # Each worker names and renices itself as it starts, which a loaded
-        # machine may schedule after the daemon already listens.
+        # machine may schedule after the daemon already listens: wait for
+        # both (a worker seen named may not be reniced yet).
         deadline = time.monotonic() + 10
         while True:
             threads = thread_nice(d.proc.pid)
-            workers = [n for name, n in threads.values() if name == "charrnn-worker"]
-            if len(workers) >= 3 or time.monotonic() > deadline:
+            base = threads[d.proc.pid][1]
+            done = [n for name, n in threads.values() if name == "charrnn-worker" and n != base]
+            if len(done) == 3 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        base = threads[d.proc.pid][1]
+        workers = [n for name, n in threads.values() if name == "charrnn-worker"]
         assert len(workers) == 3, threads
         assert all(n == min(19, base + 10) for n in workers), threads
         others = [n for name, n in threads.values() if name != "charrnn-worker"]
