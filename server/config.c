@@ -53,6 +53,10 @@ static const opt opts[] = {
      "longest \"prime\", in characters (default 10000)"},
     {"max-score-chars", "CHARRNN_MAX_SCORE_CHARS", OPT_LONG, S(max_score_chars), 2, 100000000, "N",
      "longest \"text\" of POST /score, in characters (default 10000)"},
+    {"max-logprob-entries", "CHARRNN_MAX_LOGPROB_ENTRIES", OPT_LONG, S(max_logprob_entries), 1,
+     1000000000, "N",
+     "log-probabilities one response may carry, characters x (1 + alternatives) over all its "
+     "choices (default 200000)"},
     {"max-concurrent", "CHARRNN_MAX_CONCURRENT", OPT_INT, S(max_concurrent), 1, 100000, "N",
      "generations running at once (default 64)"},
     {"max-queue", "CHARRNN_MAX_QUEUE", OPT_INT, S(max_queue), 0, 1000000, "N",
@@ -104,6 +108,7 @@ static void defaults(serve_config *c)
     c->max_length = 10000;
     c->max_prime = 10000;
     c->max_score_chars = 10000;
+    c->max_logprob_entries = 200000;
     c->max_concurrent = 64;
     c->max_queue = 256;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

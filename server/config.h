@@ -6,22 +6,23 @@
 #include <stddef.h>
 
 typedef struct serve_config {
-    char listen[256];        /* HOST:PORT */
-    char models[4096];       /* model directory */
-    char default_model[129]; /* "" = the only model, if there is exactly one */
-    char admin_token[512];   /* "" = reload endpoint open */
-    size_t max_body;         /* bytes */
-    long max_length;         /* characters per request */
-    long max_prime;          /* characters */
-    long max_score_chars;    /* characters of a /score text */
-    int max_concurrent;      /* generations running at once */
-    int max_queue;           /* generations waiting */
-    int workers;             /* stepping threads */
-    int worker_nice;         /* niceness the workers add to the daemon's (0..19) */
-    int max_batch;           /* streams per step call */
-    double timeout;          /* seconds per request (queue + generation) */
-    double poll_interval;    /* seconds between store scans; 0 = only SIGHUP/endpoint */
-    double drain_timeout;    /* seconds SIGTERM waits for in-flight requests */
+    char listen[256];         /* HOST:PORT */
+    char models[4096];        /* model directory */
+    char default_model[129];  /* "" = the only model, if there is exactly one */
+    char admin_token[512];    /* "" = reload endpoint open */
+    size_t max_body;          /* bytes */
+    long max_length;          /* characters per request */
+    long max_prime;           /* characters */
+    long max_score_chars;     /* characters of a /score text */
+    long max_logprob_entries; /* log-probabilities in one response: characters x (1 + K) */
+    int max_concurrent;       /* generations running at once */
+    int max_queue;            /* generations waiting */
+    int workers;              /* stepping threads */
+    int worker_nice;          /* niceness the workers add to the daemon's (0..19) */
+    int max_batch;            /* streams per step call */
+    double timeout;           /* seconds per request (queue + generation) */
+    double poll_interval;     /* seconds between store scans; 0 = only SIGHUP/endpoint */
+    double drain_timeout;     /* seconds SIGTERM waits for in-flight requests */
     int max_connections;
     int max_connections_per_ip; /* per IPv4 address or IPv6 /64; 0 = no limit */
     double request_timeout;     /* seconds for a request (head and body) to arrive */

@@ -300,6 +300,13 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
     if (!rc && c.best_of && c.best_of != r->n)
         rc = api_fail(err, 400, INVALID, "best_of",
                       "'best_of' is only supported equal to n (no candidates are ranked here)");
+    if (!rc && r->logprobs >= 0) { /* every choice: its generated characters, and the echo */
+        size_t chars = 0;
+        for (size_t i = 0; i < r->n_prompt; i++)
+            chars += (r->max_tokens + (r->echo ? utf8_chars(r->prompt[i], r->prompt_len[i]) : 0)) *
+                (size_t)r->n;
+        rc = logprob_budget_check(cfg, chars, r->logprobs, "logprobs", err);
+    }
     if (!rc && r->max_tokens == 0 && !r->echo)
         rc = api_fail(err, 400, INVALID, "max_tokens",
                       "'max_tokens' must be at least 1 (0 is allowed with echo, to score the "

@@ -381,6 +381,19 @@ static int sample_member(void *ctx, const cJSON *v, span src, api_error *err)
     return parse_member(v, src, c->cfg, c->r, err);
 }
 
+int logprob_budget_check(const serve_config *cfg, size_t chars, int k, const char *param,
+                         api_error *err)
+{
+    double entries = (double)chars * (1.0 + (double)k);
+    if (entries <= (double)cfg->max_logprob_entries)
+        return 0;
+    return api_fail(err, 400, INVALID, param,
+                    "%zu characters with %d alternatives each are %.0f log-probabilities, more "
+                    "than the %ld one response may carry (--max-logprob-entries): ask for fewer "
+                    "characters or alternatives",
+                    chars, k, entries, cfg->max_logprob_entries);
+}
+
 int sample_request_parse(const char *body, size_t len, const serve_config *cfg, sample_request *r,
                          api_error *err)
 {
@@ -397,6 +410,8 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
         return api_fail(err, 500, "server_error", NULL, "out of memory");
     sample_ctx c = {cfg, r};
     int rc = json_object_parse(body, len, sample_fields, NFIELDS, sample_member, &c, err);
+    if (!rc && r->logprobs >= 0)
+        rc = logprob_budget_check(cfg, r->length, r->logprobs, "logprobs", err);
     if (rc)
         sample_request_clear(r);
     return rc;

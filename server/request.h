@@ -22,6 +22,13 @@ typedef struct api_error {
 int api_fail(api_error *e, unsigned status, const char *type, const char *param, const char *fmt,
              ...) __attribute__((format(printf, 5, 6)));
 
+/* A response's log-probabilities are bounded: chars characters with k
+ * alternatives each (plus their own) must stay within --max-logprob-entries,
+ * or the request is a 400 naming param. A vocabulary-sized k over a long text
+ * would otherwise make one request build hundreds of megabytes of JSON. */
+int logprob_budget_check(const serve_config *cfg, size_t chars, int k, const char *param,
+                         api_error *err);
+
 typedef struct sample_request {
     char *model; /* NULL = the default model */
     char *prime; /* never NULL */

@@ -117,6 +117,11 @@ enum MHD_Result handle_score(req_ctx *c)
         score_request_clear(&q);
         return respond_fail(c, 400, INVALID, "text", "'text' is required");
     }
+    if (logprob_budget_check(&srv->cfg, utf8_chars(q.text, q.text_len), q.top_logprobs,
+                             "top_logprobs", &err)) {
+        score_request_clear(&q);
+        return respond_error(c, &err);
+    }
     if (atomic_load(&srv->draining)) {
         score_request_clear(&q);
         return respond_fail(c, 503, "unavailable_error", NULL, "the server is shutting down");

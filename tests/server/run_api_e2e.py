@@ -212,6 +212,32 @@ def score_errors():
                  415)
 
 
+@test
+def logprob_budget():
+    """A response's log-probabilities are bounded (--max-logprob-entries):
+    characters x (1 + alternatives), over every choice, on /sample, /score and
+    /v1 alike; at the bound it is served, one past it is a 400 naming the field."""
+    d = Daemon(ENV.models, "--default-model", "tiny", "--max-logprob-entries", "60")
+    try:
+        def p(path, body):
+            return d.json("POST", path, json.dumps(body), J)
+        st, _, ok = d.sample(length=12, logprobs=4, seed=1)  # 12 x 5 = 60
+        assert st == 200 and len(ok["logprobs"]) == 12, ok
+        expect_error(d.sample(length=13, logprobs=4, seed=1), 400, "logprobs", "60")
+        text = "the cat sat on the mat and "[:30]
+        st, _, ok = p("/score", {"text": text[:20], "top_logprobs": 2})  # 20 x 3 = 60
+        assert st == 200, ok
+        expect_error(p("/score", {"text": text[:21], "top_logprobs": 2}), 400, "top_logprobs")
+        st, _, ok = p("/v1/completions", {"prompt": "the", "max_tokens": 5, "n": 2, "logprobs": 5})
+        assert st == 200, ok  # 2 choices x 5 x 6 = 60
+        v1_error(p("/v1/completions", {"prompt": "the", "max_tokens": 5, "n": 2, "logprobs": 5,
+                                       "echo": True}), 400, "logprobs")
+        st, _, ok = p("/v1/completions", {"prompt": "the", "max_tokens": 50, "n": 2})
+        assert st == 200, ok  # no log-probabilities asked: no bound
+    finally:
+        assert d.stop() == 0
+
+
 # ---------------------------------------------------------------- /v1
 
 @test
