@@ -163,7 +163,8 @@ static inline __attribute__((always_inline)) void rd_block(const void *w, const 
             for (int s = 0; s < SB; s++)
                 _mm_storeu_ps(
                     y[s] + r0 + r,
-                    rd_finish4(b + r0 + r, sc + r0 + r,
+                    /* sc is NULL for f32 weights: no pointer arithmetic on it then */
+                    rd_finish4(b + r0 + r, rd_scaled(dt) ? sc + r0 + r : NULL,
                                rd_hsum4x16(acc[r][s], acc[r + 1][s], acc[r + 2][s], acc[r + 3][s]),
                                dt));
         return;
