@@ -26,10 +26,7 @@ static charrnn_model *make_model(charrnn_cell cell, int V, int H, int L, uint64_
     charrnn_config cfg = {cell, V, H, L};
     charrnn_model *m = NULL;
     ck_assert_int_eq(charrnn_model_create(&cfg, letters_vocab(V), &m, err, sizeof err), CHARRNN_OK);
-    charrnn_rng r;
-    charrnn_rng_seed(&r, seed);
-    for (size_t i = 0; i < m->num_params; i++)
-        m->params[i] = 1.5f * (2.0f * charrnn_rng_uniform_f(&r) - 1.0f);
+    chaotic_weights(m, seed);
     return m;
 }
 

@@ -38,6 +38,32 @@ static inline charrnn_vocab *letters_vocab(int n)
     return v;
 }
 
+/* Fills m's parameters with large random weights, U(-1.5, 1.5) drawn from
+ * seed: chaotic state, peaked and state-dependent distributions, so a one-ulp
+ * difference anywhere soon changes the text. */
+static inline void chaotic_weights(charrnn_model *m, uint64_t seed)
+{
+    charrnn_rng r;
+    charrnn_rng_seed(&r, seed);
+    for (size_t i = 0; i < m->num_params; i++)
+        m->params[i] = 1.5f * (2.0f * charrnn_rng_uniform_f(&r) - 1.0f);
+}
+
+/* A model with chaotic_weights over the vocabulary of a mixed ASCII and
+ * multi-byte UTF-8 text (the streams' primes are drawn from it). */
+static inline charrnn_model *chaotic_model(charrnn_cell cell, int hidden, int layers, uint64_t seed)
+{
+    static const char text[] = "the quick brown fox jumps over lazy dogs; THE FIVE BOXING WIZARDS "
+                               "\xC3\xA9t\xC3\xA9 \xE2\x82\xAC 0123\n";
+    char err[CHARRNN_ERR_MAX];
+    charrnn_vocab *v = text_vocab(text, sizeof text - 1);
+    charrnn_config cfg = {cell, (int)charrnn_vocab_size(v), hidden, layers};
+    charrnn_model *m = NULL;
+    ck_assert_int_eq(charrnn_model_create(&cfg, v, &m, err, sizeof err), CHARRNN_OK);
+    chaotic_weights(m, seed);
+    return m;
+}
+
 /* |got - want| <= rel*|want| + abs_floor, element by element; reports the worst. */
 static inline void assert_close(const char *what, const float *got, const float *want, size_t n,
                                 double rel, double abs_floor)
