@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Directory of the committed reference fixtures (set by meson). */
 static inline const char *fixture_dir(void)
@@ -62,6 +63,34 @@ static inline charrnn_model *chaotic_model(charrnn_cell cell, int hidden, int la
     ck_assert_int_eq(charrnn_model_create(&cfg, v, &m, err, sizeof err), CHARRNN_OK);
     chaotic_weights(m, seed);
     return m;
+}
+
+/* Tests that write a checkpoint wrong keep its metadata and tensors in
+ * editable arrays. st_meta_set sets key to value, appends it when absent (the
+ * array must have room) or removes it when value is NULL (it must be there). */
+static inline void st_meta_set(charrnn_st_meta *meta, size_t *nm, const char *key,
+                               const char *value)
+{
+    for (size_t i = 0; i < *nm; i++)
+        if (strcmp(meta[i].key, key) == 0) {
+            if (value)
+                meta[i].value = value;
+            else
+                meta[i] = meta[--*nm];
+            return;
+        }
+    ck_assert_ptr_nonnull(value);
+    meta[(*nm)++] = (charrnn_st_meta){key, value};
+}
+
+/* The tensor called name, which must be there. */
+static inline charrnn_st_tensor *st_tensor_find(charrnn_st_tensor *t, size_t nt, const char *name)
+{
+    for (size_t i = 0; i < nt; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return &t[i];
+    ck_abort_msg("no tensor %s", name);
+    return NULL;
 }
 
 /* |got - want| <= rel*|want| + abs_floor, element by element; reports the worst. */
