@@ -13,6 +13,7 @@
 #include "charrnn/sampler.h"
 #include "charrnn/vocab.h"
 #include "config.h"
+#include "fuzz_model.h"
 #include "openai_request.h"
 
 #include <stdint.h>
@@ -30,20 +31,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char err[256];
-    char *args[] = {"fuzz", "--max-length", "48", "--max-prime", "48", NULL};
-    if (serve_config_parse(&cfg, 5, args, err, sizeof err) != 0)
-        abort();
-    static const char text[] =
-        "the quick brown fox jumps over the lazy dog\n\xc3\xa9\xce\xbb\xe2\x82\xac";
-    charrnn_vocab *v = NULL;
-    if (charrnn_vocab_build((const uint8_t *)text, sizeof text - 1, &v, err, sizeof err))
-        abort();
-    charrnn_config mc = {CHARRNN_CELL_GRU, (int)charrnn_vocab_size(v), 8, 1};
-    if (charrnn_model_create(&mc, v, &model, err, sizeof err))
-        abort();
-    for (size_t i = 0; i < model->num_params; i++)
-        model->params[i] = (float)((int)(i * 2654435761u % 17) - 8) * 0.05f;
+    fuzz_config(&cfg, "48");
+    model = fuzz_model(CHARRNN_CELL_GRU, 1);
     return 0;
 }
 

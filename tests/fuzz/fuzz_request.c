@@ -14,6 +14,7 @@
 #include "charrnn/sampler.h"
 #include "charrnn/vocab.h"
 #include "config.h"
+#include "fuzz_model.h"
 #include "request.h"
 
 #include <cjson/cJSON.h>
@@ -32,22 +33,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char err[256];
-    char *args[] = {"fuzz", "--max-length", "64", "--max-prime", "64", NULL};
-    if (serve_config_parse(&cfg, 5, args, err, sizeof err) != 0)
-        abort();
-    /* A small LSTM over a mixed ASCII / non-ASCII vocabulary; zero weights
-     * except a few, so sampling is cheap and not degenerate. */
-    static const char text[] =
-        "the quick brown fox jumps over the lazy dog\n\xc3\xa9\xce\xbb\xe2\x82\xac";
-    charrnn_vocab *v = NULL;
-    if (charrnn_vocab_build((const uint8_t *)text, sizeof text - 1, &v, err, sizeof err))
-        abort();
-    charrnn_config mc = {CHARRNN_CELL_LSTM, (int)charrnn_vocab_size(v), 8, 2};
-    if (charrnn_model_create(&mc, v, &model, err, sizeof err))
-        abort();
-    for (size_t i = 0; i < model->num_params; i++)
-        model->params[i] = (float)((int)(i * 2654435761u % 17) - 8) * 0.05f;
+    fuzz_config(&cfg, "64");
+    model = fuzz_model(CHARRNN_CELL_LSTM, 2);
     return 0;
 }
 

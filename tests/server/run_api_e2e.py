@@ -15,8 +15,6 @@ import os
 import re
 import sys
 import threading
-import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -481,36 +479,7 @@ def api_metrics():
 
 
 def main():
-    setup()
-    failed = []
-    try:
-        for fn in TESTS:
-            if ONLY and not any(s in fn.__name__ for s in ONLY):
-                continue
-            t0 = time.time()
-            try:
-                fn()
-                print("ok   %-45s %.2fs" % (fn.__name__, time.time() - t0), flush=True)
-            except Exception:
-                failed.append(fn.__name__)
-                print("FAIL %s\n%s" % (fn.__name__, traceback.format_exc()), flush=True)
-    finally:
-        try:
-            teardown()
-        except Exception:
-            failed.append("teardown")
-            traceback.print_exc()
-        for d in e2e.DAEMONS:
-            if d.proc.poll() is None:
-                failed.append("daemon-left-running")
-                d.proc.kill()
-                d.proc.wait()
-            reports = [ln for ln in d.logs() if "runtime error:" in ln or "Sanitizer" in ln]
-            if reports:
-                failed.append("sanitizer-report")
-                print("".join(d.logs()[-80:]), flush=True)
-    print("%d failed: %s" % (len(failed), " ".join(failed)) if failed else "all passed")
-    return 1 if failed else 0
+    return e2e.run_tests(TESTS, ONLY, setup, teardown)
 
 
 if __name__ == "__main__":

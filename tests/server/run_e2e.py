@@ -1456,12 +1456,15 @@ def environment_variables_and_help():
         assert d.stop() == 0
 
 
-def main():
+def run_tests(tests, only, setup, teardown):
+    """Runs setup, each of tests whose name contains one of only (all when only
+    is empty), then teardown; fails the run for a failed test, a daemon left
+    running or a sanitizer report on any daemon's stderr. Returns the exit code."""
     setup()
     failed = []
     try:
-        for fn in TESTS:
-            if ONLY and not any(s in fn.__name__ for s in ONLY):
+        for fn in tests:
+            if only and not any(s in fn.__name__ for s in only):
                 continue
             t0 = time.time()
             try:
@@ -1488,6 +1491,10 @@ def main():
                 print("".join(d.logs()[-80:]), flush=True)
     print("%d failed: %s" % (len(failed), " ".join(failed)) if failed else "all passed")
     return 1 if failed else 0
+
+
+def main():
+    return run_tests(TESTS, ONLY, setup, teardown)
 
 
 if __name__ == "__main__":

@@ -294,27 +294,12 @@ static void parts_free(parts *p)
 
 static void set_meta(parts *p, const char *key, const char *value)
 {
-    for (size_t i = 0; i < p->nm; i++) {
-        if (strcmp(p->meta[i].key, key) == 0) {
-            if (value) {
-                p->meta[i].value = value;
-            } else {
-                p->meta[i] = p->meta[--p->nm];
-            }
-            return;
-        }
-    }
-    ck_assert_ptr_nonnull(value);
-    p->meta[p->nm++] = (charrnn_st_meta){key, value};
+    st_meta_set(p->meta, &p->nm, key, value);
 }
 
 static charrnn_st_tensor *tensor(parts *p, const char *name)
 {
-    for (size_t i = 0; i < p->nt; i++)
-        if (strcmp(p->t[i].name, name) == 0)
-            return &p->t[i];
-    ck_abort_msg("no tensor %s", name);
-    return NULL;
+    return st_tensor_find(p->t, p->nt, name);
 }
 
 /* Writes the parts, loads them and expects failure with `want` in the message. */

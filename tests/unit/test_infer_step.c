@@ -31,28 +31,6 @@ typedef struct {
     size_t len;
 } out;
 
-static const char TEXT[] = "the quick brown fox jumps over lazy dogs; THE FIVE BOXING WIZARDS "
-                           "\xC3\xA9t\xC3\xA9 \xE2\x82\xAC 0123\n";
-
-static charrnn_model *make_model(charrnn_cell cell, int hidden, int layers, uint64_t seed)
-{
-    char err[CHARRNN_ERR_MAX];
-    charrnn_vocab *v = NULL;
-    ck_assert_int_eq(
-        charrnn_vocab_build((const uint8_t *)TEXT, sizeof TEXT - 1, &v, err, sizeof err),
-        CHARRNN_OK);
-    charrnn_config cfg = {cell, (int)charrnn_vocab_size(v), hidden, layers};
-    charrnn_model *m = NULL;
-    ck_assert_int_eq(charrnn_model_create(&cfg, v, &m, err, sizeof err), CHARRNN_OK);
-    /* Large random weights: chaotic state, peaked and state-dependent
-     * distributions, so a one-ulp difference anywhere soon changes the text. */
-    charrnn_rng r;
-    charrnn_rng_seed(&r, seed);
-    for (size_t i = 0; i < m->num_params; i++)
-        m->params[i] = 1.5f * (2.0f * charrnn_rng_uniform_f(&r) - 1.0f);
-    return m;
-}
-
 /* The same network with its matrices reduced to dt (the f32 model is freed). */
 static charrnn_model *lowp(charrnn_model *m, charrnn_dtype dt)
 {
@@ -170,33 +148,33 @@ static void check_model(charrnn_model *m, const char *what)
 
 START_TEST(lstm_h32_l2)
 {
-    check_model(make_model(CHARRNN_CELL_LSTM, 32, 2, 1), "lstm 2x32");
+    check_model(chaotic_model(CHARRNN_CELL_LSTM, 32, 2, 1), "lstm 2x32");
 }
 END_TEST
 START_TEST(lstm_h100_l3)
 {
-    check_model(make_model(CHARRNN_CELL_LSTM, 100, 3, 2), "lstm 3x100");
+    check_model(chaotic_model(CHARRNN_CELL_LSTM, 100, 3, 2), "lstm 3x100");
 }
 END_TEST
 START_TEST(gru_h24_l2)
 {
-    check_model(make_model(CHARRNN_CELL_GRU, 24, 2, 3), "gru 2x24");
+    check_model(chaotic_model(CHARRNN_CELL_GRU, 24, 2, 3), "gru 2x24");
 }
 END_TEST
 START_TEST(rnn_h19_l1)
 {
-    check_model(make_model(CHARRNN_CELL_RNN, 19, 1, 4), "rnn 1x19");
+    check_model(chaotic_model(CHARRNN_CELL_RNN, 19, 1, 4), "rnn 1x19");
 }
 END_TEST
 START_TEST(lstm_h8_l1)
 {
-    check_model(make_model(CHARRNN_CELL_LSTM, 8, 1, 5), "lstm 1x8");
+    check_model(chaotic_model(CHARRNN_CELL_LSTM, 8, 1, 5), "lstm 1x8");
 }
 END_TEST
 /* 45 = 2 x 16 + 13: the tail reaches into the second group of 8 lanes. */
 START_TEST(gru_h45_l2)
 {
-    check_model(make_model(CHARRNN_CELL_GRU, 45, 2, 7), "gru 2x45");
+    check_model(chaotic_model(CHARRNN_CELL_GRU, 45, 2, 7), "gru 2x45");
 }
 END_TEST
 
@@ -204,32 +182,37 @@ END_TEST
  * bits per file, batched or alone. */
 START_TEST(bf16_lstm_h100_l3)
 {
-    check_model(lowp(make_model(CHARRNN_CELL_LSTM, 100, 3, 2), CHARRNN_DTYPE_BF16), "bf16 3x100");
+    check_model(lowp(chaotic_model(CHARRNN_CELL_LSTM, 100, 3, 2), CHARRNN_DTYPE_BF16),
+                "bf16 3x100");
 }
 END_TEST
 START_TEST(bf16_gru_h45_l2)
 {
-    check_model(lowp(make_model(CHARRNN_CELL_GRU, 45, 2, 7), CHARRNN_DTYPE_BF16), "bf16 gru 2x45");
+    check_model(lowp(chaotic_model(CHARRNN_CELL_GRU, 45, 2, 7), CHARRNN_DTYPE_BF16),
+                "bf16 gru 2x45");
 }
 END_TEST
 START_TEST(bf16_rnn_h19_l1)
 {
-    check_model(lowp(make_model(CHARRNN_CELL_RNN, 19, 1, 4), CHARRNN_DTYPE_BF16), "bf16 rnn 1x19");
+    check_model(lowp(chaotic_model(CHARRNN_CELL_RNN, 19, 1, 4), CHARRNN_DTYPE_BF16),
+                "bf16 rnn 1x19");
 }
 END_TEST
 START_TEST(int8_lstm_h100_l3)
 {
-    check_model(lowp(make_model(CHARRNN_CELL_LSTM, 100, 3, 2), CHARRNN_DTYPE_INT8), "int8 3x100");
+    check_model(lowp(chaotic_model(CHARRNN_CELL_LSTM, 100, 3, 2), CHARRNN_DTYPE_INT8),
+                "int8 3x100");
 }
 END_TEST
 START_TEST(int8_gru_h45_l2)
 {
-    check_model(lowp(make_model(CHARRNN_CELL_GRU, 45, 2, 7), CHARRNN_DTYPE_INT8), "int8 gru 2x45");
+    check_model(lowp(chaotic_model(CHARRNN_CELL_GRU, 45, 2, 7), CHARRNN_DTYPE_INT8),
+                "int8 gru 2x45");
 }
 END_TEST
 START_TEST(int8_lstm_h8_l1)
 {
-    check_model(lowp(make_model(CHARRNN_CELL_LSTM, 8, 1, 5), CHARRNN_DTYPE_INT8), "int8 1x8");
+    check_model(lowp(chaotic_model(CHARRNN_CELL_LSTM, 8, 1, 5), CHARRNN_DTYPE_INT8), "int8 1x8");
 }
 END_TEST
 
@@ -246,7 +229,7 @@ static void *helper(void *arg)
 static void check_split(charrnn_dtype dt, int hidden, int layers)
 {
     static out plain[NS], shared[NS];
-    charrnn_model *m = make_model(CHARRNN_CELL_LSTM, hidden, layers, 9);
+    charrnn_model *m = chaotic_model(CHARRNN_CELL_LSTM, hidden, layers, 9);
     if (dt != CHARRNN_DTYPE_F32)
         m = lowp(m, dt);
     int idx[NS];
@@ -305,7 +288,7 @@ END_TEST
  * every slot, including slots in different tiles. */
 START_TEST(duplicates_in_one_batch)
 {
-    charrnn_model *m = make_model(CHARRNN_CELL_LSTM, 48, 2, 6);
+    charrnn_model *m = chaotic_model(CHARRNN_CELL_LSTM, 48, 2, 6);
     static out o[NS];
     int idx[NS];
     for (int i = 0; i < NS; i++)
@@ -346,8 +329,8 @@ static int count_chunks(void *ctx, const char *bytes, size_t len)
  * of the call moves; the stream then generates exactly its text. */
 START_TEST(streams_of_another_model)
 {
-    charrnn_model *a = make_model(CHARRNN_CELL_GRU, 24, 2, 8);
-    charrnn_model *b = make_model(CHARRNN_CELL_GRU, 24, 2, 9);
+    charrnn_model *a = chaotic_model(CHARRNN_CELL_GRU, 24, 2, 8);
+    charrnn_model *b = chaotic_model(CHARRNN_CELL_GRU, 24, 2, 9);
     static out want[NS];
     int idx[1] = {3};
     run_batch(a, idx, 1, want);

@@ -21,26 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char TEXT[] = "the quick brown fox jumps over lazy dogs; THE FIVE BOXING WIZARDS "
-                           "\xC3\xA9t\xC3\xA9 \xE2\x82\xAC 0123\n";
-
-static charrnn_model *make_model(charrnn_cell cell, int hidden, int layers, uint64_t seed)
-{
-    char err[CHARRNN_ERR_MAX];
-    charrnn_vocab *v = NULL;
-    ck_assert_int_eq(
-        charrnn_vocab_build((const uint8_t *)TEXT, sizeof TEXT - 1, &v, err, sizeof err),
-        CHARRNN_OK);
-    charrnn_config cfg = {cell, (int)charrnn_vocab_size(v), hidden, layers};
-    charrnn_model *m = NULL;
-    ck_assert_int_eq(charrnn_model_create(&cfg, v, &m, err, sizeof err), CHARRNN_OK);
-    charrnn_rng r;
-    charrnn_rng_seed(&r, seed);
-    for (size_t i = 0; i < m->num_params; i++)
-        m->params[i] = 1.5f * (2.0f * charrnn_rng_uniform_f(&r) - 1.0f);
-    return m;
-}
-
 /* ---- core ---- */
 
 static const float *cmp_logits;
@@ -243,12 +223,12 @@ static void check_invariance(charrnn_model *m, const char *what)
 
 START_TEST(records_batch_invariant_lstm)
 {
-    check_invariance(make_model(CHARRNN_CELL_LSTM, 45, 2, 1), "lstm 2x45");
+    check_invariance(chaotic_model(CHARRNN_CELL_LSTM, 45, 2, 1), "lstm 2x45");
 }
 END_TEST
 START_TEST(records_batch_invariant_gru)
 {
-    check_invariance(make_model(CHARRNN_CELL_GRU, 32, 1, 2), "gru 1x32");
+    check_invariance(chaotic_model(CHARRNN_CELL_GRU, 32, 1, 2), "gru 1x32");
 }
 END_TEST
 
@@ -256,7 +236,7 @@ END_TEST
  * numbers the generated characters got while they were sampled. */
 START_TEST(score_equals_generation)
 {
-    charrnn_model *m = make_model(CHARRNN_CELL_LSTM, 40, 2, 3);
+    charrnn_model *m = chaotic_model(CHARRNN_CELL_LSTM, 40, 2, 3);
     char err[CHARRNN_ERR_MAX];
     static trace gen, sc;
     charrnn_sample_params p = charrnn_sample_defaults();
@@ -335,7 +315,7 @@ static void generate(const charrnn_model *m, charrnn_sample_params *p, trace *t)
 
 START_TEST(logit_bias_forces_and_bans)
 {
-    charrnn_model *m = make_model(CHARRNN_CELL_LSTM, 24, 1, 4);
+    charrnn_model *m = chaotic_model(CHARRNN_CELL_LSTM, 24, 1, 4);
     const int V = m->cfg.vocab_size;
     int q = -1, e = -1;
     for (int v = 0; v < V; v++) {
@@ -407,7 +387,7 @@ END_TEST
  * report as "param"). */
 START_TEST(model_limits_name_their_field)
 {
-    charrnn_model *m = make_model(CHARRNN_CELL_RNN, 8, 1, 6);
+    charrnn_model *m = chaotic_model(CHARRNN_CELL_RNN, 8, 1, 6);
     const int V = m->cfg.vocab_size;
     char err[CHARRNN_ERR_MAX];
     charrnn_sample_field f;

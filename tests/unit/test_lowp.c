@@ -26,10 +26,7 @@ static charrnn_model *make_model(charrnn_cell cell, int V, int H, int L, uint64_
     charrnn_config cfg = {cell, V, H, L};
     charrnn_model *m = NULL;
     ck_assert_int_eq(charrnn_model_create(&cfg, letters_vocab(V), &m, err, sizeof err), CHARRNN_OK);
-    charrnn_rng r;
-    charrnn_rng_seed(&r, seed);
-    for (size_t i = 0; i < m->num_params; i++)
-        m->params[i] = 1.5f * (2.0f * charrnn_rng_uniform_f(&r) - 1.0f);
+    chaotic_weights(m, seed);
     return m;
 }
 
@@ -261,25 +258,12 @@ static void parts_free(parts *p)
 
 static void set_meta(parts *p, const char *key, const char *value)
 {
-    for (size_t i = 0; i < p->nm; i++)
-        if (strcmp(p->meta[i].key, key) == 0) {
-            if (value)
-                p->meta[i].value = value;
-            else
-                p->meta[i] = p->meta[--p->nm];
-            return;
-        }
-    ck_assert_ptr_nonnull(value);
-    p->meta[p->nm++] = (charrnn_st_meta){key, value};
+    st_meta_set(p->meta, &p->nm, key, value);
 }
 
 static charrnn_st_tensor *tensor(parts *p, const char *name)
 {
-    for (size_t i = 0; i < p->nt; i++)
-        if (strcmp(p->t[i].name, name) == 0)
-            return &p->t[i];
-    ck_abort_msg("no tensor %s", name);
-    return NULL;
+    return st_tensor_find(p->t, p->nt, name);
 }
 
 static void drop(parts *p, const char *name)

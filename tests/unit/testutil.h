@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Directory of the committed reference fixtures (set by meson). */
 static inline const char *fixture_dir(void)
@@ -36,6 +37,60 @@ static inline charrnn_vocab *letters_vocab(int n)
     charrnn_vocab *v = NULL;
     ck_assert_int_eq(charrnn_vocab_from_codepoints(cps, (size_t)n, &v, NULL, 0), CHARRNN_OK);
     return v;
+}
+
+/* Fills m's parameters with large random weights, U(-1.5, 1.5) drawn from
+ * seed: chaotic state, peaked and state-dependent distributions, so a one-ulp
+ * difference anywhere soon changes the text. */
+static inline void chaotic_weights(charrnn_model *m, uint64_t seed)
+{
+    charrnn_rng r;
+    charrnn_rng_seed(&r, seed);
+    for (size_t i = 0; i < m->num_params; i++)
+        m->params[i] = 1.5f * (2.0f * charrnn_rng_uniform_f(&r) - 1.0f);
+}
+
+/* A model with chaotic_weights over the vocabulary of a mixed ASCII and
+ * multi-byte UTF-8 text (the streams' primes are drawn from it). */
+static inline charrnn_model *chaotic_model(charrnn_cell cell, int hidden, int layers, uint64_t seed)
+{
+    static const char text[] = "the quick brown fox jumps over lazy dogs; THE FIVE BOXING WIZARDS "
+                               "\xC3\xA9t\xC3\xA9 \xE2\x82\xAC 0123\n";
+    char err[CHARRNN_ERR_MAX];
+    charrnn_vocab *v = text_vocab(text, sizeof text - 1);
+    charrnn_config cfg = {cell, (int)charrnn_vocab_size(v), hidden, layers};
+    charrnn_model *m = NULL;
+    ck_assert_int_eq(charrnn_model_create(&cfg, v, &m, err, sizeof err), CHARRNN_OK);
+    chaotic_weights(m, seed);
+    return m;
+}
+
+/* Tests that write a checkpoint wrong keep its metadata and tensors in
+ * editable arrays. st_meta_set sets key to value, appends it when absent (the
+ * array must have room) or removes it when value is NULL (it must be there). */
+static inline void st_meta_set(charrnn_st_meta *meta, size_t *nm, const char *key,
+                               const char *value)
+{
+    for (size_t i = 0; i < *nm; i++)
+        if (strcmp(meta[i].key, key) == 0) {
+            if (value)
+                meta[i].value = value;
+            else
+                meta[i] = meta[--*nm];
+            return;
+        }
+    ck_assert_ptr_nonnull(value);
+    meta[(*nm)++] = (charrnn_st_meta){key, value};
+}
+
+/* The tensor called name, which must be there. */
+static inline charrnn_st_tensor *st_tensor_find(charrnn_st_tensor *t, size_t nt, const char *name)
+{
+    for (size_t i = 0; i < nt; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return &t[i];
+    ck_abort_msg("no tensor %s", name);
+    return NULL;
 }
 
 /* |got - want| <= rel*|want| + abs_floor, element by element; reports the worst. */
