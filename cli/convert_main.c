@@ -27,8 +27,10 @@ static void usage(FILE *f)
             "  --dtype T           bf16, int8 or f32 (required)\n"
             "  --eval TEXT         print the validation loss of INPUT and OUTPUT on TEXT's\n"
             "                      validation slice, as INPUT's train metadata defines it\n"
-            "                      (train_frac, val_frac, batch_size, seq_length)\n"
-            "  --threads N         threads for --eval (1..8, default 1)\n"
+            "                      (train_frac, val_frac, batch_size, seq_length): INPUT\n"
+            "                      as training computes it, then INPUT and OUTPUT through\n"
+            "                      the inference kernel, as they are served\n"
+            "  --threads N         threads for the as-trained --eval (1..8, default 1)\n"
             "  --help\n");
 }
 
@@ -106,7 +108,7 @@ int main(int argc, char **argv)
         return 2;
     }
     charrnn_st_file *f = NULL;
-    charrnn_model *src = NULL, *dst = NULL, *wide = NULL;
+    charrnn_model *src = NULL, *dst = NULL;
     charrnn_corpus *corpus = NULL;
     int rc = charrnn_st_read(in, &f, err, sizeof err);
     if (rc == CHARRNN_OK && (rc = charrnn_checkpoint_model(f, &src, err, sizeof err)))
@@ -126,25 +128,24 @@ int main(int argc, char **argv)
                dst->num_params, charrnn_dtype_name(dt));
     if (rc == CHARRNN_OK && eval) {
         charrnn_split sp[3];
-        double l0 = NAN, l1 = NAN;
+        double l0 = NAN, s0 = NAN, s1 = NAN;
         rc = charrnn_corpus_load(eval, src->vocab, &corpus, err, sizeof err);
         if (rc == CHARRNN_OK)
             rc = val_split(f, corpus, sp, err, sizeof err);
         if (rc == CHARRNN_OK)
             rc = charrnn_evaluate(src, &sp[1], threads, &l0, err, sizeof err);
         if (rc == CHARRNN_OK)
-            rc = charrnn_model_widen(dst, &wide, err, sizeof err);
+            rc = charrnn_evaluate_served(src, &sp[1], &s0, err, sizeof err);
         if (rc == CHARRNN_OK)
-            rc = charrnn_evaluate(wide, &sp[1], threads, &l1, err, sizeof err);
+            rc = charrnn_evaluate_served(dst, &sp[1], &s1, err, sizeof err);
         if (rc == CHARRNN_OK)
-            printf("validation loss (%zu characters): f32 %.6f, %s %.6f, difference %+.6f "
-                   "nats/char\n",
-                   sp[1].n, l0, charrnn_dtype_name(dt), l1, l1 - l0);
+            printf("validation loss (%zu characters): f32 %.6f (as trained), f32 %.6f (as "
+                   "served), %s %.6f (as served), difference %+.6f nats/char\n",
+                   sp[1].n, l0, s0, charrnn_dtype_name(dt), s1, s1 - l0);
     }
     if (rc != CHARRNN_OK)
         fprintf(stderr, "charrnn-convert: %s\n", err);
     charrnn_corpus_free(corpus);
-    charrnn_model_free(wide);
     charrnn_model_free(dst);
     charrnn_model_free(src);
     charrnn_st_free(f);

@@ -2,8 +2,10 @@
 #include "charrnn/evaluate.h"
 
 #include "charrnn/lowp.h"
+#include "charrnn/sampler.h"
 #include "charrnn/status.h"
 #include "charrnn/trainer.h"
+#include "charrnn/vocab.h"
 
 #include <stdlib.h>
 
@@ -44,4 +46,65 @@ int charrnn_evaluate(charrnn_model *m, const charrnn_split *s, int threads, doub
     free(x), free(y);
     charrnn_trainer_free(tr);
     return CHARRNN_OK;
+}
+
+/* Stream b's characters of the split, as char-rnn batches them (data.h): the
+ * n = nbatches * T inputs from b * n, and the target after the last. */
+static char *stream_text(const charrnn_model *m, const charrnn_split *s, int b, size_t *len)
+{
+    const size_t n = s->nbatches * (size_t)s->T;
+    char *t = malloc((n + 1) * 4 + 1);
+    if (!t)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i <= n; i++)
+        k += (size_t)charrnn_utf8_encode(
+            charrnn_vocab_codepoint(m->vocab, s->tok[(size_t)b * n + i]), t + k);
+    *len = k;
+    return t;
+}
+
+int charrnn_evaluate_served(const charrnn_model *m, const charrnn_split *s, double *loss, char *err,
+                            size_t errlen)
+{
+    if (s->nbatches == 0)
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE,
+                            "the split (%zu characters) holds no window of %d x %d", s->n, s->B,
+                            s->T);
+    enum { TILE = 16 }; /* streams per step, as the server batches them */
+    double sum = 0.0;
+    size_t count = 0;
+    int rc = CHARRNN_OK;
+    for (int b0 = 0; b0 < s->B && rc == CHARRNN_OK; b0 += TILE) {
+        const int nb = s->B - b0 < TILE ? s->B - b0 : TILE;
+        charrnn_stream *st[TILE] = {0};
+        for (int i = 0; i < nb && rc == CHARRNN_OK; i++) {
+            size_t len;
+            char *text = stream_text(m, s, b0 + i, &len);
+            if (!text) {
+                rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+                break;
+            }
+            charrnn_sample_params p = charrnn_sample_defaults();
+            p.prime = text, p.prime_len = len, p.length = 0;
+            p.logprobs = 1, p.score_prime = 1;
+            rc = charrnn_stream_create(m, &p, &st[i], err, errlen);
+            free(text);
+        }
+        while (rc == CHARRNN_OK && !charrnn_stream_done(st[0])) {
+            /* Equal lengths: every stream of the group ends at the same step. */
+            if ((rc = charrnn_infer_step(m, (size_t)nb, st)) != CHARRNN_OK)
+                charrnn_fail(err, errlen, rc, "inference step failed");
+            for (int i = 0; i < nb && rc == CHARRNN_OK; i++) {
+                charrnn_logprob lp;
+                if (charrnn_stream_logprob(st[i], &lp) && lp.has_logprob)
+                    sum -= (double)lp.logprob, count++;
+            }
+        }
+        for (int i = 0; i < nb; i++)
+            charrnn_stream_free(st[i]);
+    }
+    if (rc == CHARRNN_OK)
+        *loss = sum / (double)count;
+    return rc;
 }

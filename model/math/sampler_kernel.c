@@ -28,10 +28,11 @@ static int has_avx2(void)
 }
 #endif
 #ifdef CHARRNN_RD_AVX512
-static int has_avx512(void) /* -mavx512f lets GCC use AVX2 too */
+static int has_avx512(void) /* the variant's flags (meson.build) let GCC use AVX2 too */
 {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 #endif
 
