@@ -331,29 +331,55 @@ static int others_waiting(const engine *e, const batch *b)
  * down instead (measured on a shared 2-core machine at load 24: one 3x512
  * stream at 241 chars/s split, 331 alone). Of every CYCLE steps of a lone
  * batch, PROBE run split and PROBE alone, timed, and the rest in the faster
- * way. Either way every text is the same bits. Under mu. */
-#define PROBE 16
-#define CYCLE 256
+ * way; a split step counts only when a helper had joined it (the first steps
+ * after opening wait for helpers to wake). Either way every text is the same
+ * bits. The probe's cost is its PROBE steps in the slower way per CYCLE:
+ * about 1% (a cycle is a quarter of a second at 4,000 steps/s). Under mu. */
+#define PROBE 8
+#define CYCLE 1024
 static int split_wanted(const engine *e)
 {
     unsigned k = (unsigned)(e->lone_steps % CYCLE);
     return k < PROBE ? 1 : k < 2 * PROBE ? 0 : e->split_faster;
 }
 
-/* Books a lone batch's step of sec seconds for m streams. Under mu. */
-static void split_measured(engine *e, int split, double sec, size_t m)
+/* Books a lone batch's step of sec seconds for m streams, split or not, and
+ * whether a helper was in it. Under mu. */
+static void split_measured(engine *e, int split, int helped, double sec, size_t m)
 {
     unsigned k = (unsigned)(e->lone_steps++ % CYCLE);
     if (k >= 2 * PROBE)
         return;
-    e->probe_sec[split] += sec / (double)m;
-    e->probe_n[split]++;
+    if (!split || helped) {
+        e->probe_sec[split] += sec / (double)m;
+        e->probe_n[split]++;
+    }
     if (k == 2 * PROBE - 1 && e->probe_n[0] > 0 && e->probe_n[1] > 0) {
         e->split_faster = e->probe_sec[1] / e->probe_n[1] < e->probe_sec[0] / e->probe_n[0] ? 1 : 0;
         e->probe_sec[0] = e->probe_sec[1] = 0.0;
         e->probe_n[0] = e->probe_n[1] = 0;
     }
 }
+
+/* Waits on c (with mu held) for up to usec microseconds. */
+static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, long usec)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += usec / 1000000L;
+    ts.tv_nsec += (usec % 1000000L) * 1000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(c, mu, &ts);
+}
+
+/* How long a worker that stepped through the split keeps it open (helpers
+ * spinning) once it has nothing to step: a client that sends its requests
+ * one after another finds the helpers still there, instead of the first
+ * steps of every request running alone while they wake up. */
+#define SPLIT_LINGER_US 2000
 
 /* Generation runs below the HTTP threads' scheduling priority
  * (engine_config.worker_nice): when the workers saturate every core, a
@@ -379,10 +405,21 @@ static void *worker(void *arg)
     int *nout = calloc(cap, sizeof *nout);
     charrnn_logprob *rec = calloc(cap, sizeof *rec);
     int *has_rec = calloc(cap, sizeof *has_rec);
-    int splitting = 0; /* this worker steps through e->rs */
+    int splitting = 0;      /* this worker steps through e->rs */
+    double idle_since = -1; /* when a splitting worker last found nothing to step */
     pthread_mutex_lock(&e->mu);
     while (streams && out && nout && rec && has_rec) {
         batch *b = pick(e);
+        if (splitting && !b && !e->stop) {
+            double now = charrnn_clock_mono();
+            if (idle_since < 0)
+                idle_since = now;
+            if (now - idle_since < SPLIT_LINGER_US * 1e-6) {
+                timed_wait(&e->work, &e->mu, SPLIT_LINGER_US);
+                continue;
+            }
+        }
+        idle_since = -1;
         const int lone = b && e->rs && !others_waiting(e, b);
         if (splitting && (!lone || e->stop || !split_wanted(e))) {
             charrnn_rowsplit_close(e->rs);
@@ -431,7 +468,7 @@ static void *worker(void *arg)
         e->stepped += m;
         e->split_steps += (uint64_t)helped;
         if (lone && m > 0 && (splitting || !e->split_on))
-            split_measured(e, splitting, step_sec, m);
+            split_measured(e, splitting, helped, step_sec, m);
         double now = charrnn_clock_mono();
         for (size_t i = 0; i < m; i++) {
             gen_job *j = b->jobs[i];
@@ -651,15 +688,7 @@ void engine_job_release(engine *e, gen_job *j)
 /* Waits on the job's condition for up to timeout_ms. Under mu. */
 static void wait_ms(engine *e, gen_job *j, int timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&j->cond, &e->mu, &ts);
+    timed_wait(&j->cond, &e->mu, (long)timeout_ms * 1000L);
 }
 
 static void check_queue_deadline(engine *e, gen_job *j)

@@ -30,11 +30,18 @@ static inline int rd_qstride(int D)
 static inline void rd_quantize(const float *restrict x, int D, int8_t *restrict q, float *xs,
                                int32_t *qsum)
 {
-    float m = 0.0f;
+    /* The largest |x_i| from the bits: for finite floats without the sign
+     * bit, the float order is the unsigned integer order (this vectorizes;
+     * a float maximum does not, for want of -ffinite-math-only). */
+    uint32_t mb = 0;
     for (int i = 0; i < D; i++) {
-        float a = fabsf(x[i]);
-        m = a > m ? a : m;
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        u &= 0x7FFFFFFFu;
+        mb = u > mb ? u : mb;
     }
+    float m;
+    memcpy(&m, &mb, sizeof m);
     int32_t sum = 0;
     if (m > 0.0f) {
         const float inv = 127.0f / m;

@@ -8,6 +8,7 @@
  * job cannot finish while one of its blocks is claimed and not done. */
 #include "charrnn/rowsplit.h"
 
+#include "rowdot_quant.h"
 #include "rowdot_variants.h"
 
 #include <sched.h>
@@ -29,8 +30,13 @@ struct charrnn_rowsplit {
     atomic_int helpers; /* threads inside charrnn_rowsplit_help */
     /* The current job, written by the poster before it publishes the ticket. */
     charrnn_rd_job jobs[2];
-    int njobs, first[3]; /* block index where each job starts */
+    const charrnn_rd_qin *qin[2]; /* int8 jobs' inputs quantized once, or NULL */
+    int njobs, first[3];          /* block index where each job starts */
     uint64_t seq;
+    /* The poster's: quantized inputs of the current int8 jobs. */
+    charrnn_rd_qin qbuf[2];
+    int8_t *qbytes;
+    size_t qcap;
 };
 
 static inline void relax(void)
@@ -51,11 +57,15 @@ charrnn_rowsplit *charrnn_rowsplit_create(void)
     atomic_init(&rs->helpers, 0);
     rs->njobs = 0;
     rs->seq = 0;
+    rs->qbytes = NULL;
+    rs->qcap = 0;
     return rs;
 }
 
 void charrnn_rowsplit_free(charrnn_rowsplit *rs)
 {
+    if (rs)
+        free(rs->qbytes);
     free(rs);
 }
 
@@ -91,7 +101,8 @@ static void run_block(const charrnn_rowsplit *rs, unsigned k)
     for (size_t s = 0; s < jb->n; s++)
         y[s] = jb->y[s] + r0;
     charrnn_rd_rows(jb->dt, (const char *)jb->w + (size_t)r0 * (size_t)jb->D * esz,
-                    jb->sc ? jb->sc + r0 : NULL, jb->b + r0, nr, jb->D, jb->n, jb->x, y);
+                    jb->sc ? jb->sc + r0 : NULL, jb->b + r0, nr, jb->D, jb->n, jb->x, rs->qin[j],
+                    y);
 }
 
 /* Claims and runs blocks of the current job until none are left. */
@@ -128,6 +139,39 @@ void charrnn_rowsplit_help(charrnn_rowsplit *rs)
     atomic_fetch_sub(&rs->helpers, 1);
 }
 
+/* The int8 jobs' inputs quantized into rs, once for all their blocks (NULL
+ * where it cannot allocate: each block then quantizes for itself, with the
+ * same result). Poster only. */
+static void quantize_inputs(charrnn_rowsplit *rs, const charrnn_rd_job *jobs, int njobs)
+{
+    size_t need = 0;
+    for (int j = 0; j < njobs; j++)
+        if (jobs[j].dt == 2)
+            need += jobs[j].n * (size_t)rd_qstride(jobs[j].D);
+    if (need > rs->qcap) {
+        int8_t *p = aligned_alloc(64, (need + 63) / 64 * 64);
+        if (p) {
+            free(rs->qbytes);
+            rs->qbytes = p;
+            rs->qcap = (need + 63) / 64 * 64;
+        }
+    }
+    size_t off = 0;
+    for (int j = 0; j < njobs; j++) {
+        rs->qin[j] = NULL;
+        if (jobs[j].dt != 2 || need > rs->qcap)
+            continue;
+        charrnn_rd_qin *qi = &rs->qbuf[j];
+        for (size_t s = 0; s < jobs[j].n; s++) {
+            int8_t *q = rs->qbytes + off;
+            rd_quantize(jobs[j].x[s], jobs[j].D, q, &qi->xs[s], &qi->qsum[s]);
+            qi->q[s] = q;
+            off += (size_t)rd_qstride(jobs[j].D);
+        }
+        rs->qin[j] = qi;
+    }
+}
+
 static int worth_splitting(const charrnn_rd_job *jobs, int njobs)
 {
     size_t bytes = 0;
@@ -145,7 +189,7 @@ void charrnn_rd_run(struct charrnn_rowsplit *rs, const charrnn_rd_job *jobs, int
         !worth_splitting(jobs, njobs)) {
         for (int j = 0; j < njobs; j++)
             charrnn_rd_rows(jobs[j].dt, jobs[j].w, jobs[j].sc, jobs[j].b, jobs[j].R, jobs[j].D,
-                            jobs[j].n, jobs[j].x, jobs[j].y);
+                            jobs[j].n, jobs[j].x, NULL, jobs[j].y);
         return;
     }
     int nb = 0;
@@ -159,9 +203,10 @@ void charrnn_rd_run(struct charrnn_rowsplit *rs, const charrnn_rd_job *jobs, int
     if (nb > MAX_BLOCKS) { /* beyond any model this build accepts; stay correct anyway */
         for (int j = 0; j < njobs; j++)
             charrnn_rd_rows(jobs[j].dt, jobs[j].w, jobs[j].sc, jobs[j].b, jobs[j].R, jobs[j].D,
-                            jobs[j].n, jobs[j].x, jobs[j].y);
+                            jobs[j].n, jobs[j].x, NULL, jobs[j].y);
         return;
     }
+    quantize_inputs(rs, jobs, njobs);
     rs->njobs = njobs;
     rs->seq++;
     atomic_store_explicit(&rs->done, 0, memory_order_relaxed);

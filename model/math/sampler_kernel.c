@@ -118,7 +118,7 @@ const char *charrnn_kernel_name(void)
 }
 
 void charrnn_rd_rows(int dt, const void *w, const float *sc, const float *b, int R, int D, size_t n,
-                     const float *const *x, float *const *y)
+                     const float *const *x, const charrnn_rd_qin *qin, float *const *y)
 {
-    resolve()->fn(dt, w, sc, b, R, D, n, x, y);
+    resolve()->fn(dt, w, sc, b, R, D, n, x, qin, y);
 }

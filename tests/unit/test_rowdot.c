@@ -109,7 +109,7 @@ static void check_shape(int R, int D, int kind)
             for (int s = 0; s < 16; s++)
                 for (int i = 0; i < R; i++)
                     p.y[s][i] = NAN;
-            charrnn_rd_rows(DT_INT8, p.w, p.sc, p.b, R, D, n, (const float *const *)p.x, p.y);
+            charrnn_rd_rows(DT_INT8, p.w, p.sc, p.b, R, D, n, (const float *const *)p.x, NULL, p.y);
             for (size_t s = 0; s < n; s++)
                 for (int i = 0; i < R; i++) {
                     const int8_t *wr = p.w + (size_t)i * D;
