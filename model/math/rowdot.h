@@ -585,6 +585,12 @@ static inline __attribute__((always_inline)) void rd_i8_block(const int8_t *w, i
 
 #endif
 
+#if RD_ISA
+#define RD_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define RD_PREFETCH(p) __builtin_prefetch(p)
+#endif
+
 #define RD_I8_KERNEL(RB, SB)                                                                       \
     static void rd_i8_##RB##x##SB(const int8_t *w, int D, const int8_t *const *q,                  \
                                   const int32_t *qsum, int32_t *out)                               \
@@ -612,6 +618,11 @@ static inline void rd_rows_i8q(const int8_t *w, const float *sc, const float *b,
     for (int r0 = 0; r0 < R; r0 += 8) {
         const int rb = R - r0 < 8 ? R - r0 : 8;
         const int8_t *wb = w + (size_t)r0 * D;
+        if (r0 + 8 < R) { /* the next block on its way while this one is summed */
+            const size_t next = (size_t)(R - r0 - 8 < 8 ? R - r0 - 8 : 8) * (size_t)D;
+            for (size_t o = 0; o < next; o += 64)
+                RD_PREFETCH(wb + (size_t)8 * D + o);
+        }
         for (size_t s0 = 0; s0 < n; s0 += 4) {
             const int sb = n - s0 < 4 ? (int)(n - s0) : 4;
             const int8_t *const *qs = q + s0;

@@ -21,11 +21,20 @@ With --baseline-build DIR (a build of the code before this work, e.g. of
 `git archive main`), that charrnn-serve is measured too, in the same run: the
 3x512 f32 single stream and the default model at 64 clients.
 
+The machine's own limit is printed with the figures: a single stream can go
+no faster than the all-core read bandwidth divided by the bytes one step
+reads, whatever the code does.
+
+Served runs are repeated (--repeat, interleaved over dtypes and builds, so a
+neighbour's burst on a shared machine hits all of them alike) and the median
+is reported.
+
 usage: tests/bench/bench_lowp.py [--build build] [--seconds 5] [--serve-seconds 10]
-                                 [--baseline-build DIR]"""
+                                 [--repeat 3] [--baseline-build DIR]"""
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,6 +77,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--seconds", type=float, default=5.0, help="per step-alone and PyTorch run")
     ap.add_argument("--serve-seconds", type=float, default=10.0, help="per served run")
+    ap.add_argument("--repeat", type=int, default=3, help="served runs per figure (median)")
     ap.add_argument("--baseline-build", help="another build whose charrnn-serve is measured too")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
@@ -107,32 +117,47 @@ def main():
                 bw[dt, t] = run_json([os.path.join(bench, "read_bw"), str(size), str(t), "2"])
                 print("read bandwidth, %d bytes, %d thread(s): %.1f GB/s" % (
                     size, t, bw[dt, t]["gb_per_s"]), flush=True)
-        one, one_off = {}, {}
+        # Every served configuration, run --repeat times in interleaved rounds.
+        configs = []
         for dt in DTYPES:
-            one[dt] = served(build, ck[dt], 1, a.serve_seconds, 100)
-            print("served 3x512 %s, 1 client: %s" % (dt, json.dumps(one[dt])), flush=True)
-            one_off[dt] = served(build, ck[dt], 1, a.serve_seconds, 100, ["--row-split", "off"])
-            print("served 3x512 %s, 1 client, --row-split off: %s" % (dt, json.dumps(one_off[dt])),
-                  flush=True)
-        many = {}
+            configs.append((("one", dt), (build, ck[dt], 1, a.serve_seconds, 100), {}))
+            configs.append((("one_off", dt), (build, ck[dt], 1, a.serve_seconds, 100,
+                                              ["--row-split", "off"]), {}))
         for dt in DTYPES:
-            many[dt] = served(build, ck["default-" + dt], 64, a.serve_seconds, 200)
-            print("served default %s, 64 clients: %s" % (dt, json.dumps(many[dt])), flush=True)
-        base = {}
+            configs.append((("many", dt), (build, ck["default-" + dt], 64, a.serve_seconds, 200),
+                            {}))
         if a.baseline_build:
             bb = os.path.abspath(a.baseline_build)
-            base["one"] = served(build, ck["f32"], 1, a.serve_seconds, 100, daemon_build=bb)
-            print("baseline served 3x512 f32, 1 client: %s" % json.dumps(base["one"]), flush=True)
-            base["many"] = served(build, ck["default-f32"], 64, a.serve_seconds, 200,
-                                  daemon_build=bb)
-            print("baseline served default f32, 64 clients: %s" % json.dumps(base["many"]),
-                  flush=True)
+            configs.append((("base", "one"), (build, ck["f32"], 1, a.serve_seconds, 100),
+                            {"daemon_build": bb}))
+            configs.append((("base", "many"), (build, ck["default-f32"], 64, a.serve_seconds, 200),
+                            {"daemon_build": bb}))
+        runs = {key: [] for key, _, _ in configs}
+        for rnd in range(a.repeat):
+            for key, args, kw in configs:
+                r = served(*args, **kw)
+                runs[key].append(r)
+                print("round %d, served %s: %s" % (rnd + 1, "/".join(key), json.dumps(r)),
+                      flush=True)
+
+        def median(key):
+            rs = sorted(runs[key], key=lambda r: r["chars_per_s"])
+            m = dict(rs[len(rs) // 2])
+            m["chars_per_s"] = statistics.median(r["chars_per_s"] for r in rs)
+            m["all"] = [round(r["chars_per_s"]) for r in runs[key]]
+            return m
+
+        one = {dt: median(("one", dt)) for dt in DTYPES}
+        one_off = {dt: median(("one_off", dt)) for dt in DTYPES}
+        many = {dt: median(("many", dt)) for dt in DTYPES}
+        base = {k: median(("base", k)) for k in ("one", "many")} if a.baseline_build else {}
         rss = {dt: run_json([os.path.join(bench, "stream_bench"), ck["default-" + dt], "0.1",
                              "0"])["rss_model_bytes"] for dt in DTYPES}
 
     pt = ref["chars_per_s"]
     print("\nPyTorch single stream, 3x512: %.0f chars/s (%d thread%s, best of 1..%d)" % (
         pt, ref["threads"], "s" if ref["threads"] > 1 else "", ncpu))
+    print("\nserved figures are medians of %d runs" % a.repeat)
     print("\n| model | dtype | clients | how | chars/s | x PyTorch | step bytes x chars/s |"
           " % of 1-core read | % of all-core read |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|")
@@ -152,16 +177,23 @@ def main():
         print("| 3x512 | f32 | 1 | baseline charrnn-serve | %.0f | %.1fx | %.1f GB/s | %.0f%% | "
               "%.0f%% |" % (cps, cps / pt, gbs, 100 * gbs / bw["f32", 1]["gb_per_s"],
                             100 * gbs / bw["f32", ncpu]["gb_per_s"]))
-        print("| 2x512 default | f32 | 64 | baseline charrnn-serve | %.0f | | | | |" % (
-            base["many"]["chars_per_s"]))
+        print("| 2x512 default | f32 | 64 | baseline charrnn-serve | %.0f (runs %s) | | | | |" % (
+            base["many"]["chars_per_s"], base["many"]["all"]))
     for dt in DTYPES:
         r = many[dt]
-        print("| 2x512 default | %s | 64 | charrnn-serve | %.0f | | | | |" % (
-            dt, r["chars_per_s"]))
+        print("| 2x512 default | %s | 64 | charrnn-serve | %.0f (runs %s) | | | | |" % (
+            dt, r["chars_per_s"], r["all"]))
     print("\nread bandwidth (GB/s), array = one step's bytes: " + ", ".join(
         "%s %.1f MB: %.1f (1 core), %.1f (%d cores)" % (
             dt, alone[dt, 0]["step_bytes"] / 1e6, bw[dt, 1]["gb_per_s"], bw[dt, ncpu]["gb_per_s"],
             ncpu) for dt in DTYPES))
+    print("the machine's limit for one 3x512 stream (all-core read bandwidth / step bytes): " +
+          ", ".join("%s %.0f chars/s = %.1fx PyTorch" % (
+              dt, bw[dt, ncpu]["gb_per_s"] * 1e9 / alone[dt, 0]["step_bytes"],
+              bw[dt, ncpu]["gb_per_s"] * 1e9 / alone[dt, 0]["step_bytes"] / pt) for dt in DTYPES))
+    if base:
+        print("64 clients, default model: f32 now / baseline = %.2fx" % (
+            many["f32"]["chars_per_s"] / base["many"]["chars_per_s"]))
     print("64 clients, default model: int8 / f32 = %.2fx, bf16 / f32 = %.2fx; errors %s" % (
         many["int8"]["chars_per_s"] / many["f32"]["chars_per_s"],
         many["bf16"]["chars_per_s"] / many["f32"]["chars_per_s"],
