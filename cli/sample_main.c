@@ -2,13 +2,17 @@
 #include "args.h"
 #include "charrnn/checkpoint.h"
 #include "charrnn/lowp.h"
+#include "charrnn/rowsplit.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define MAX_THREADS 64
 
 static void usage(FILE *f)
 {
@@ -26,9 +30,11 @@ static void usage(FILE *f)
             "  --top-k K           keep the K most likely characters (0 = off)\n"
             "  --top-p P           nucleus sampling, 0 < P <= 1 (1 = off)\n"
             "  --stop TEXT         stop after generating TEXT (repeatable, up to %d)\n"
+            "  --threads N         threads for the one stream, 1..%d (1): each step's rows are\n"
+            "                      split across them (same text; faster where the cores are free)\n"
             "  --verbose           diagnostics on stderr\n"
             "  --help\n",
-            CHARRNN_MAX_STOP);
+            CHARRNN_MAX_STOP, MAX_THREADS);
 }
 
 static int write_out(void *ctx, const char *bytes, size_t len)
@@ -41,7 +47,7 @@ typedef struct opts {
     charrnn_sample_params p;
     const char *ckpt, *prime;
     const char *stops[CHARRNN_MAX_STOP];
-    int verbose, have_seed;
+    int verbose, have_seed, threads;
 } opts;
 
 /* One command-line argument (args_parse's contract). */
@@ -81,6 +87,8 @@ static int flag(void *ctx, int argc, char **argv, int *i)
             return 0;
         o->p.top_p = charrnn_sample_top_p(d);
         return 1;
+    } else if ((r = arg_value(argc, argv, i, "--threads", &v))) {
+        return r > 0 && parse_int("--threads", v, 1, MAX_THREADS, &o->threads);
     } else if ((r = arg_value(argc, argv, i, "--stop", &v))) {
         if (r < 0 || !parse_sample_stop("--stop", o->p.n_stop, v))
             return 0;
@@ -90,10 +98,38 @@ static int flag(void *ctx, int argc, char **argv, int *i)
     return -1;
 }
 
+static void *help(void *rs)
+{
+    charrnn_rowsplit_help(rs);
+    return NULL;
+}
+
+/* The stream to its end, its steps' rows split over `threads` threads (the
+ * caller's and threads - 1 helpers). Where a helper cannot be had, fewer. */
+static int run_stream(charrnn_stream *s, const charrnn_model *m, int threads)
+{
+    charrnn_rowsplit *rs = threads > 1 ? charrnn_rowsplit_create() : NULL;
+    pthread_t th[MAX_THREADS];
+    int started = 0;
+    if (rs) {
+        charrnn_rowsplit_open(rs);
+        while (started < threads - 1 && pthread_create(&th[started], NULL, help, rs) == 0)
+            started++;
+    }
+    int run = charrnn_sample_run_split(s, m, rs, write_out, NULL);
+    if (rs) {
+        charrnn_rowsplit_close(rs);
+        for (int k = 0; k < started; k++)
+            pthread_join(th[k], NULL);
+        charrnn_rowsplit_free(rs);
+    }
+    return run;
+}
+
 int main(int argc, char **argv)
 {
     charrnn_prog = "charrnn-sample";
-    opts o = {.p = charrnn_sample_defaults(), .prime = ""};
+    opts o = {.p = charrnn_sample_defaults(), .prime = "", .threads = 1};
     int pr = args_parse(argc, argv, flag, &o, usage);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
@@ -133,7 +169,7 @@ int main(int argc, char **argv)
                 charrnn_dtype_name(m->dtype), m->cfg.vocab_size, (unsigned long long)p.seed,
                 charrnn_kernel_name());
     fputs(prime, stdout);
-    int run = charrnn_sample_run(s, m, write_out, NULL);
+    int run = run_stream(s, m, o.threads);
     if (run)
         cli_fail(run, NULL);
     if (verbose)

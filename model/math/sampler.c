@@ -505,10 +505,16 @@ int charrnn_stream_logprob(charrnn_stream *s, charrnn_logprob *out)
 int charrnn_sample_run(charrnn_stream *s, const charrnn_model *m,
                        int (*cb)(void *ctx, const char *bytes, size_t len), void *ctx)
 {
+    return charrnn_sample_run_split(s, m, NULL, cb, ctx);
+}
+
+int charrnn_sample_run_split(charrnn_stream *s, const charrnn_model *m, charrnn_rowsplit *rs,
+                             int (*cb)(void *ctx, const char *bytes, size_t len), void *ctx)
+{
     char buf[4096];
     size_t used = 0;
     while (!charrnn_stream_done(s)) {
-        int rc = charrnn_infer_step(m, 1, &s);
+        int rc = charrnn_infer_step_split(m, 1, &s, rs);
         if (rc)
             return rc;
         char ch[4];

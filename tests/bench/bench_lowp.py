@@ -25,9 +25,9 @@ The machine's own limit is printed with the figures: a single stream can go
 no faster than the all-core read bandwidth divided by the bytes one step
 reads, whatever the code does.
 
-Served runs are repeated (--repeat, interleaved over dtypes and builds, so a
-neighbour's burst on a shared machine hits all of them alike) and the median
-is reported.
+Served runs are repeated (--repeat, interleaved over dtypes and builds, every
+other round in reverse order, so a neighbour's burst on a shared machine hits
+all of them alike) and the median is reported.
 
 usage: tests/bench/bench_lowp.py [--build build] [--seconds 5] [--serve-seconds 10]
                                  [--repeat 3] [--baseline-build DIR]"""
@@ -134,7 +134,8 @@ def main():
                             {"daemon_build": bb}))
         runs = {key: [] for key, _, _ in configs}
         for rnd in range(a.repeat):
-            for key, args, kw in configs:
+            # Odd rounds in reverse: no configuration always follows the same one.
+            for key, args, kw in (configs if rnd % 2 == 0 else configs[::-1]):
                 r = served(*args, **kw)
                 runs[key].append(r)
                 print("round %d, served %s: %s" % (rnd + 1, "/".join(key), json.dumps(r)),

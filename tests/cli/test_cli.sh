@@ -219,6 +219,19 @@ EOF
     [ -n "$seed" ] || fail "--verbose does not report the seed: $(cat "$WORK/verr")"
     "$SAMPLE" --checkpoint "$M" --length 50 --seed "$seed" >"$WORK/v2"
     cmp -s "$WORK/v1" "$WORK/v2" || fail "the reported seed does not reproduce the text"
+    # --threads splits each step's rows (products of 64 KB and more: 2x128 here) over threads;
+    # the text stays the same bytes, for f32 and int8 weights.
+    local W="$WORK/ckw"
+    "$TRAIN" --data "$T" --checkpoint-dir "$W" --cell lstm --rnn-size 128 --num-layers 2 \
+        --seq-length 8 --batch-size 4 --max-iters 3 --threads 1 --quiet
+    "$(dirname "$SAMPLE")/charrnn-convert" --dtype int8 "$W/latest.safetensors" "$W/q.safetensors" >/dev/null
+    local f
+    for f in latest q; do
+        "$SAMPLE" --checkpoint "$W/$f.safetensors" --seed 5 --length 400 >"$WORK/t1"
+        "$SAMPLE" --checkpoint "$W/$f.safetensors" --seed 5 --length 400 --threads 3 >"$WORK/t3"
+        cmp -s "$WORK/t1" "$WORK/t3" || fail "$f: --threads 3 gives other text than one thread"
+    done
+    run_err "--threads: 0 is out of range" "$SAMPLE" --checkpoint "$M" --threads 0
     echo "ok: sampling is deterministic"
 }
 

@@ -4,7 +4,9 @@ torch.nn.LSTM / GRU / RNN (strict load_state_dict of the rnn.* and decoder.*
 tensors) and gives the same probabilities as charrnn's forward pass, and
 charrnn-sample's greedy text equals PyTorch's greedy decoding. The same for
 its charrnn-convert copies: bf16 (BF16 tensors loaded strictly as they are)
-and int8 (dequantized as the README says: q * scale per row).
+and int8 (dequantized as the README says: q * scale per row), whose greedy
+text is checked against the int8 serving definition written out in PyTorch
+(torch_ref.Int8Served: each product's input quantized to int8 too).
 
 usage: test_torch_interop.py CHARRNN_TRAIN CHARRNN_SAMPLE DUMP_PROBS"""
 import os
@@ -15,7 +17,7 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_ref import st, torch_model  # noqa: E402
+from torch_ref import Int8Served, st, torch_model  # noqa: E402
 
 TRAIN, SAMPLE, DUMP = sys.argv[1:4]
 CONVERT = os.path.join(os.path.dirname(os.path.abspath(SAMPLE)), "charrnn-convert")
@@ -96,10 +98,15 @@ with tempfile.TemporaryDirectory() as tmp:
             err = ((got - want).abs() / (want.abs() * 1e-4 + 1e-6)).max().item()
             check(err <= 1.0, f"{cell} {dt}: probabilities match PyTorch's on the file's "
                               f"values within 1e-4 relative (worst ratio {err:.3f})")
-            greedy = torch_greedy(rnn, dec, vocab, "it was", 80)
+            # Sampling runs the inference kernel: bf16 exactly as its values; int8
+            # with its inputs quantized too (Int8Served writes that out).
+            if dt == "int8":
+                greedy = Int8Served(low).greedy("it was", 80)
+            else:
+                greedy = torch_greedy(rnn, dec, vocab, "it was", 80)
             out = subprocess.run([SAMPLE, "--checkpoint", low, "--prime", "it was", "--length",
                                   "80", "--temperature", "0"], check=True,
                                  capture_output=True).stdout
             check(out.decode() == greedy, f"{cell} {dt}: charrnn-sample greedy text equals "
-                                          f"PyTorch's ({out.decode()[:40]!r})")
+                                          f"PyTorch's ({out.decode()[:40]!r} vs {greedy[:40]!r})")
 sys.exit(1 if failures else 0)

@@ -4,7 +4,9 @@
 every character after the first, the log-probability of that character and
 of every alternative equal to torch.log_softmax of the decoder output of
 torch.nn.LSTM / GRU / RNN loaded with the same checkpoint, within 1e-4
-(absolute, in nats). Prints bits per character from both.
+(absolute, in nats). Prints bits per character from both. The same for the
+file's int8 copy against the int8 serving definition written out in PyTorch
+(torch_ref.Int8Served: every product's input quantized too).
 
 usage: test_torch_logprob.py CHARRNN_TRAIN SCORE_TEXT"""
 import math
@@ -16,9 +18,10 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_ref import torch_model  # noqa: E402
+from torch_ref import Int8Served, torch_model  # noqa: E402
 
 TRAIN, SCORE = sys.argv[1:3]
+CONVERT = os.path.join(os.path.dirname(os.path.abspath(TRAIN)), "charrnn-convert")
 TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom,\n"
         "it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
         "incredulity, it was the season of Light, it was the season of Darkness. ") * 40
@@ -64,4 +67,13 @@ with tempfile.TemporaryDirectory() as tmp:
         bpc_c = -got[:, 0].double().sum().item() / n / math.log(2)
         bpc_t = -want.double().sum().item() / n / math.log(2)
         print(f"   {cell}: bits/char charrnn {bpc_c:.6f}, PyTorch {bpc_t:.6f} over {n} chars")
+        q8 = os.path.join(ck, "int8.safetensors")
+        subprocess.run([CONVERT, "--dtype", "int8", path, q8], check=True, capture_output=True)
+        want_q = Int8Served(q8).log_softmax(PROBE)
+        raw = subprocess.run([SCORE, q8, PROBE], check=True, capture_output=True).stdout
+        got_q = torch.frombuffer(bytearray(raw), dtype=torch.float32).reshape(len(PROBE) - 1, V + 1)
+        err_q = (got_q[:, 1:].double() - want_q).abs().max().item()
+        check(err_q <= TOL, f"{cell} int8: every log-probability matches the int8 serving "
+                            f"definition in PyTorch (max |diff| {err_q:.2e} nats; the f32 model "
+                            f"is {(got_q[:, 1:] - want_all).abs().max().item():.2e} away)")
 sys.exit(1 if failures else 0)
