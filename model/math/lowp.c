@@ -3,6 +3,7 @@
 #include "charrnn/lowp.h"
 
 #include "charrnn/status.h"
+#include "model_shell.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -84,18 +85,10 @@ int charrnn_model_create_lowp(const charrnn_config *cfg, charrnn_vocab *vocab, c
         return charrnn_model_create(cfg, vocab, out, err, errlen);
     if (dt != CHARRNN_DTYPE_BF16 && dt != CHARRNN_DTYPE_INT8)
         return charrnn_fail(err, errlen, CHARRNN_EINVAL, "unknown dtype %d", (int)dt);
-    int rc = charrnn_config_check(cfg, err, errlen);
+    charrnn_model *m;
+    int rc = charrnn_model_shell(cfg, vocab, dt, &m, err, errlen);
     if (rc)
         return rc;
-    if (!vocab || charrnn_vocab_size(vocab) != (size_t)cfg->vocab_size)
-        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
-                            "vocabulary size does not match vocab_size %d", cfg->vocab_size);
-    charrnn_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-    m->cfg = *cfg;
-    m->dtype = dt;
-    m->num_params = charrnn_param_layout(cfg, m->tensors, &m->num_tensors);
     /* Sizes: the f32 tensors packed in layout order, and the reduced
      * matrices (each 64-byte aligned, int8 scales after its matrix). */
     size_t nf = 0, nb = 0;

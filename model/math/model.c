@@ -2,6 +2,7 @@
 #include "charrnn/model.h"
 
 #include "charrnn/status.h"
+#include "model_shell.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -108,8 +109,8 @@ float *charrnn_alloc_floats(size_t n)
     return p;
 }
 
-int charrnn_model_create(const charrnn_config *cfg, charrnn_vocab *vocab, charrnn_model **out,
-                         char *err, size_t errlen)
+int charrnn_model_shell(const charrnn_config *cfg, const charrnn_vocab *vocab, charrnn_dtype dt,
+                        charrnn_model **out, char *err, size_t errlen)
 {
     *out = NULL;
     int rc = charrnn_config_check(cfg, err, errlen);
@@ -122,7 +123,20 @@ int charrnn_model_create(const charrnn_config *cfg, charrnn_vocab *vocab, charrn
     if (!m)
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     m->cfg = *cfg;
+    m->dtype = dt;
     m->num_params = charrnn_param_layout(cfg, m->tensors, &m->num_tensors);
+    *out = m;
+    return CHARRNN_OK;
+}
+
+int charrnn_model_create(const charrnn_config *cfg, charrnn_vocab *vocab, charrnn_model **out,
+                         char *err, size_t errlen)
+{
+    charrnn_model *m;
+    int rc = charrnn_model_shell(cfg, vocab, CHARRNN_DTYPE_F32, &m, err, errlen);
+    *out = NULL;
+    if (rc)
+        return rc;
     m->params = charrnn_alloc_floats(m->num_params);
     if (!m->params) {
         size_t n = m->num_params;
