@@ -182,6 +182,9 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
     if (!strcmp(k, "model")) {
         if (!cJSON_IsString(v))
             return api_fail(err, 400, INVALID, k, "'model' must be a string");
+        if (json_has_nul(src)) /* cJSON would cut the name there: another model */
+            return api_fail(err, 400, INVALID, k,
+                            "'model' contains U+0000, which is not supported");
         if (!charrnn_store_name_valid(v->valuestring))
             return api_fail(err, 404, "not_found_error", k, "model '%.200s' not found",
                             v->valuestring);

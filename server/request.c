@@ -226,7 +226,7 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
 {
     const char *k = v->string;
     double d;
-    if ((!strcmp(k, "prime") || !strcmp(k, "stop")) && json_has_nul(src))
+    if ((!strcmp(k, "prime") || !strcmp(k, "stop") || !strcmp(k, "model")) && json_has_nul(src))
         return api_fail(err, 400, INVALID, k, "'%s' contains U+0000, which is not supported", k);
     if (!strcmp(k, "model")) {
         if (!cJSON_IsString(v))

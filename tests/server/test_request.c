@@ -46,6 +46,7 @@ START_TEST(bad_values_name_their_field)
         {"{\"stop\": [3]}", "stop"},
         {"{\"seed\": -1}", "seed"},
         {"{\"prime\": 5}", "prime"},
+        {"{\"model\": \"shakespeare\\u0000x\"}", "model"}, /* not "shakespeare" */
         {"{\"stream\": 1}", "stream"},
         {"{\"logprobs\": -1}", "logprobs"},
         {"{\"logprobs\": 1.5}", "logprobs"},
@@ -96,7 +97,8 @@ END_TEST
 
 /* POST /v1/completions (server/openai_request.c): a string cJSON would cut
  * at a \u0000 escape is refused, never used shortened (a stop "a\u0000b"
- * would otherwise stop at every "a"). */
+ * would otherwise stop at every "a", a model "shakespeare\u0000x" would be
+ * served by "shakespeare"). */
 START_TEST(v1_nul_is_refused_not_cut)
 {
     static const struct {
@@ -105,6 +107,7 @@ START_TEST(v1_nul_is_refused_not_cut)
         {"{\"prompt\": \"x\", \"stop\": \"a\\u0000b\"}", "stop"},
         {"{\"prompt\": \"x\", \"stop\": [\"q\", \"a\\u0000\"]}", "stop"},
         {"{\"prompt\": \"x\\u0000y\"}", "prompt"},
+        {"{\"model\": \"shakespeare\\u0000x\", \"prompt\": \"x\"}", "model"},
     };
     serve_config cfg = config();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
