@@ -25,9 +25,9 @@ The machine's own limit is printed with the figures: a single stream can go
 no faster than the all-core read bandwidth divided by the bytes one step
 reads, whatever the code does.
 
-Served runs are repeated (--repeat, interleaved over dtypes and builds, every
-other round in reverse order, so a neighbour's burst on a shared machine hits
-all of them alike) and the median is reported.
+Every measurement is repeated (--repeat rounds, each running everything once,
+every other round in reverse order, so a neighbour's burst on a shared
+machine hits all of them alike) and the median is reported.
 
 usage: tests/bench/bench_lowp.py [--build build] [--seconds 5] [--serve-seconds 10]
                                  [--repeat 3] [--baseline-build DIR]"""
@@ -96,58 +96,61 @@ def main():
             convert(build, os.path.join(ROOT, "deploy", "models", "shakespeare.safetensors"), dt,
                     ck["default-" + dt])
 
-        torch = []
+        # Every measurement, run --repeat times in interleaved rounds (odd rounds
+        # in reverse order); each figure is the median of its runs.
+        configs = []
         for t in range(1, ncpu + 1):
-            r = run_json(["/usr/bin/python3", os.path.join(HERE, "torch_sample.py"), f32,
-                          "--seconds", str(a.seconds), "--threads", str(t)])
-            print("pytorch 3x512, %d thread(s): %.0f chars/s" % (t, r["chars_per_s"]), flush=True)
-            torch.append(r)
-        ref = max(torch, key=lambda r: r["chars_per_s"])
-
-        alone, bw = {}, {}
+            configs.append((("torch", t), run_json,
+                            (["/usr/bin/python3", os.path.join(HERE, "torch_sample.py"), f32,
+                              "--seconds", str(a.seconds), "--threads", str(t)],), {}))
         for dt in DTYPES:
             for h in (0, ncpu - 1):
-                r = run_json([os.path.join(bench, "stream_bench"), ck[dt], str(a.seconds),
-                              str(h)])
-                alone[dt, h] = r
-                print("step alone 3x512 %s, %d helper(s): %s" % (dt, h, json.dumps(r)),
-                      flush=True)
-            size = alone[dt, 0]["step_bytes"]
-            for t in sorted({1, ncpu}):
-                bw[dt, t] = run_json([os.path.join(bench, "read_bw"), str(size), str(t), "2"])
-                print("read bandwidth, %d bytes, %d thread(s): %.1f GB/s" % (
-                    size, t, bw[dt, t]["gb_per_s"]), flush=True)
-        # Every served configuration, run --repeat times in interleaved rounds.
-        configs = []
+                configs.append((("alone", dt, h), run_json,
+                                ([os.path.join(bench, "stream_bench"), ck[dt], str(a.seconds),
+                                  str(h)],), {}))
         for dt in DTYPES:
-            configs.append((("one", dt), (build, ck[dt], 1, a.serve_seconds, 100), {}))
-            configs.append((("one_off", dt), (build, ck[dt], 1, a.serve_seconds, 100,
-                                              ["--row-split", "off"]), {}))
+            configs.append((("one", dt), served, (build, ck[dt], 1, a.serve_seconds, 100), {}))
+            configs.append((("one_off", dt), served, (build, ck[dt], 1, a.serve_seconds, 100,
+                                                      ["--row-split", "off"]), {}))
         for dt in DTYPES:
-            configs.append((("many", dt), (build, ck["default-" + dt], 64, a.serve_seconds, 200),
-                            {}))
+            configs.append((("many", dt), served,
+                            (build, ck["default-" + dt], 64, a.serve_seconds, 200), {}))
         if a.baseline_build:
             bb = os.path.abspath(a.baseline_build)
-            configs.append((("base", "one"), (build, ck["f32"], 1, a.serve_seconds, 100),
+            configs.append((("base", "one"), served, (build, ck["f32"], 1, a.serve_seconds, 100),
                             {"daemon_build": bb}))
-            configs.append((("base", "many"), (build, ck["default-f32"], 64, a.serve_seconds, 200),
+            configs.append((("base", "many"), served,
+                            (build, ck["default-f32"], 64, a.serve_seconds, 200),
                             {"daemon_build": bb}))
-        runs = {key: [] for key, _, _ in configs}
+        runs = {key: [] for key, _, _, _ in configs}
+        sizes = {}
         for rnd in range(a.repeat):
-            # Odd rounds in reverse: no configuration always follows the same one.
-            for key, args, kw in (configs if rnd % 2 == 0 else configs[::-1]):
-                r = served(*args, **kw)
+            for key, fn, args, kw in (configs if rnd % 2 == 0 else configs[::-1]):
+                r = fn(*args, **kw)
                 runs[key].append(r)
-                print("round %d, served %s: %s" % (rnd + 1, "/".join(key), json.dumps(r)),
+                print("round %d, %s: %s" % (rnd + 1, "/".join(map(str, key)), json.dumps(r)),
                       flush=True)
+                if key[0] == "alone" and key[1] not in sizes:
+                    sizes[key[1]] = r["step_bytes"]
+            for dt in DTYPES:  # the bandwidth of an array the size of one step's reads
+                for t in sorted({1, ncpu}):
+                    r = run_json([os.path.join(bench, "read_bw"), str(sizes[dt]), str(t), "2"])
+                    runs.setdefault(("bw", dt, t), []).append(r)
+                    print("round %d, read bandwidth, %d bytes, %d thread(s): %.1f GB/s" % (
+                        rnd + 1, sizes[dt], t, r["gb_per_s"]), flush=True)
 
-        def median(key):
-            rs = sorted(runs[key], key=lambda r: r["chars_per_s"])
+        def median(key, field="chars_per_s"):
+            rs = sorted(runs[key], key=lambda r: r[field])
             m = dict(rs[len(rs) // 2])
-            m["chars_per_s"] = statistics.median(r["chars_per_s"] for r in rs)
-            m["all"] = [round(r["chars_per_s"]) for r in runs[key]]
+            m[field] = statistics.median(r[field] for r in rs)
+            m["all"] = [round(r[field]) for r in runs[key]]
             return m
 
+        ref = max((median(("torch", t)) for t in range(1, ncpu + 1)),
+                  key=lambda r: r["chars_per_s"])
+        alone = {(dt, h): median(("alone", dt, h)) for dt in DTYPES for h in (0, ncpu - 1)}
+        bw = {(dt, t): median(("bw", dt, t), "gb_per_s") for dt in DTYPES
+              for t in sorted({1, ncpu})}
         one = {dt: median(("one", dt)) for dt in DTYPES}
         one_off = {dt: median(("one_off", dt)) for dt in DTYPES}
         many = {dt: median(("many", dt)) for dt in DTYPES}
@@ -156,9 +159,9 @@ def main():
                              "0"])["rss_model_bytes"] for dt in DTYPES}
 
     pt = ref["chars_per_s"]
-    print("\nPyTorch single stream, 3x512: %.0f chars/s (%d thread%s, best of 1..%d)" % (
-        pt, ref["threads"], "s" if ref["threads"] > 1 else "", ncpu))
-    print("\nserved figures are medians of %d runs" % a.repeat)
+    print("\nPyTorch single stream, 3x512: %.0f chars/s (%d thread%s, best of 1..%d; runs %s)" % (
+        pt, ref["threads"], "s" if ref["threads"] > 1 else "", ncpu, ref["all"]))
+    print("\nevery figure is the median of %d runs" % a.repeat)
     print("\n| model | dtype | clients | how | chars/s | x PyTorch | step bytes x chars/s |"
           " % of 1-core read | % of all-core read |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|")
