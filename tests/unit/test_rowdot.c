@@ -164,10 +164,6 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("rowdot");
-    TCase *tc = tcase_create("int8");
-    tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, int8_product_is_its_definition);
-    tcase_add_test(tc, int8_extremes);
-    suite_add_tcase(s, tc);
+    tcase_set_timeout(ADD_CASE(s, "int8", int8_product_is_its_definition, int8_extremes), 240);
     return run_suite(s);
 }
