@@ -372,7 +372,9 @@ static inline void rd_rows_float(int dt, const void *w, const float *b, int R, i
      * fewer chances to overlap), f32 the same either way (bandwidth-bound). */
     const int big = (size_t)R * (size_t)D * esz >= ((size_t)1 << 20);
     const int tiled = dt == RD_BF16 && n > 4 && D <= RD_TILE_MAX_D;
-    float tile[8 * RD_TILE_MAX_D] __attribute__((aligned(64)));
+    /* A VLA of 1 unless tiled: a fixed 32 KB frame costs every call its
+     * stack probes, and under ASan the unpoisoning of its shadow. */
+    float tile[tiled ? 8 * D : 1] __attribute__((aligned(64)));
     for (int r0 = 0; r0 < R; r0 += 8) {
         int rb = R - r0 < 8 ? R - r0 : 8;
         const char *wb = (const char *)w + (size_t)r0 * D * esz; /* row r0 */
@@ -667,9 +669,11 @@ static inline void rd_rows_i8q(const int8_t *w, const float *sc, const float *b,
 #define RD_QBUF (32 << 10)
 
 /* The int8 product from float inputs: each stream's input quantized once
- * (rowdot_quant.h), then rd_rows_i8q. */
-static inline void rd_rows_i8(const int8_t *w, const float *sc, const float *b, int R, int D,
-                              size_t n, const float *const *x, float *const *y)
+ * (rowdot_quant.h), then rd_rows_i8q. Not inlined into rd_rows: its buffer
+ * stays out of the f32/bf16 path's stack frame. */
+static __attribute__((noinline)) void rd_rows_i8(const int8_t *w, const float *sc, const float *b,
+                                                 int R, int D, size_t n, const float *const *x,
+                                                 float *const *y)
 {
     _Alignas(64) int8_t buf[RD_QBUF];
     const size_t stride = (size_t)rd_qstride(D);

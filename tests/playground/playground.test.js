@@ -12,6 +12,9 @@ const { chromium } = require("playwright-core");
 
 const [base, shot] = process.argv.slice(2);
 const LENGTH = 10000; // the daemon's default max_length: long enough to watch it stream
+// How long a page may wait for the daemon: a sanitizer build generates those 10,000 characters
+// in about 30 s on a shared 2-core machine. A bound against hanging, not a measurement.
+const WAIT_MS = 120000;
 function fail(msg) { console.error("FAIL: " + msg); process.exitCode = 1; }
 
 // How the page writes a character and its numbers (the tooltip's format).
@@ -51,7 +54,7 @@ async function probabilities(page, shotPath) {
   await page.fill("#seed", req.seed);
   await page.click("#run");
   await page.waitForFunction(() => /finish:/.test(document.getElementById("status").textContent),
-                             null, { timeout: 30000 });
+                             null, { timeout: WAIT_MS });
   const tints = await page.$$eval("#generated .ch", (spans) => spans.map((s) => s.style.backgroundColor));
   if (tints.length !== req.length) fail(`expected ${req.length} character spans, got ${tints.length}`);
   const untinted = tints.filter((t) => !t).length, distinct = new Set(tints).size;
@@ -74,7 +77,7 @@ async function scoring(page, shotPath) {
   await page.fill("#score-text", text);
   await page.click("#score");
   await page.waitForFunction(() => /bits\/char|error|HTTP/.test(document.getElementById("status").textContent),
-                             null, { timeout: 30000 });
+                             null, { timeout: WAIT_MS });
   const want = await api(page, "/score", { text, top_logprobs: 5 });
   const status = await page.textContent("#status");
   if (!status.includes(want.bits_per_char.toFixed(3) + " bits/char"))
@@ -116,7 +119,7 @@ async function scoring(page, shotPath) {
     });
     await page.click("#run");
     await page.waitForFunction(() => /finish:|stopped|error|HTTP/i.test(document.getElementById("status").textContent),
-                               null, { timeout: 30000 });
+                               null, { timeout: WAIT_MS });
     const status = await page.textContent("#status");
     const seen = new Set(await page.evaluate(() => window.__lengths));
     const partial = [...seen].filter((n) => n > 0 && n < LENGTH);
@@ -130,7 +133,7 @@ async function scoring(page, shotPath) {
     await page.screenshot({ path: shot });
     await page.click("#again");
     await page.waitForFunction(() => /finish:/.test(document.getElementById("status").textContent),
-                               null, { timeout: 30000 });
+                               null, { timeout: WAIT_MS });
     const second = await page.textContent("#generated");
     if (second !== first) fail("run again with the same seed gave different text");
     else console.log("ok: same seed, same text");
