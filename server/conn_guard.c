@@ -173,10 +173,7 @@ static void *deadlines(void *arg)
     pthread_mutex_lock(&g->mu);
     while (!g->stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L)
-            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        charrnn_clock_deadline(&ts, TICK_MS * 1e-3);
         pthread_cond_timedwait(&g->cv, &g->mu, &ts);
         double now = charrnn_clock_mono();
         for (slot *s = g->slots; s; s = s->next) {

@@ -361,17 +361,11 @@ static void split_measured(engine *e, int split, int helped, double sec, size_t 
     }
 }
 
-/* Waits on c (with mu held) for up to usec microseconds. */
-static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, long usec)
+/* Waits on c (with mu held) for up to `seconds`. */
+static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, double seconds)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += usec / 1000000L;
-    ts.tv_nsec += (usec % 1000000L) * 1000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    charrnn_clock_deadline(&ts, seconds);
     pthread_cond_timedwait(c, mu, &ts);
 }
 
@@ -379,7 +373,7 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, long usec)
  * spinning) once it has nothing to step: a client that sends its requests
  * one after another finds the helpers still there, instead of the first
  * steps of every request running alone while they wake up. */
-#define SPLIT_LINGER_US 2000
+#define SPLIT_LINGER 0.002 /* seconds */
 
 /* Generation runs below the HTTP threads' scheduling priority
  * (engine_config.worker_nice): when the workers saturate every core, a
@@ -414,8 +408,8 @@ static void *worker(void *arg)
             double now = charrnn_clock_mono();
             if (idle_since < 0)
                 idle_since = now;
-            if (now - idle_since < SPLIT_LINGER_US * 1e-6) {
-                timed_wait(&e->work, &e->mu, SPLIT_LINGER_US);
+            if (now - idle_since < SPLIT_LINGER) {
+                timed_wait(&e->work, &e->mu, SPLIT_LINGER - (now - idle_since));
                 continue;
             }
         }
@@ -688,7 +682,7 @@ void engine_job_release(engine *e, gen_job *j)
 /* Waits on the job's condition for up to timeout_ms. Under mu. */
 static void wait_ms(engine *e, gen_job *j, int timeout_ms)
 {
-    timed_wait(&j->cond, &e->mu, (long)timeout_ms * 1000L);
+    timed_wait(&j->cond, &e->mu, timeout_ms * 1e-3);
 }
 
 static void check_queue_deadline(engine *e, gen_job *j)

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "rescan.h"
 
+#include "charrnn/clock.h"
 #include "charrnn/status.h"
 #include "log.h"
 
@@ -28,18 +29,6 @@ void rescan_once(charrnn_store *store, int force)
     }
 }
 
-static void deadline_in(struct timespec *ts, double seconds)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    if (seconds > 86400)
-        seconds = 86400;
-    time_t s = (time_t)seconds;
-    ts->tv_sec += s;
-    ts->tv_nsec += (long)((seconds - (double)s) * 1e9);
-    if (ts->tv_nsec >= 1000000000L)
-        ts->tv_sec++, ts->tv_nsec -= 1000000000L;
-}
-
 static void *run(void *arg)
 {
     rescan *r = arg;
@@ -47,7 +36,7 @@ static void *run(void *arg)
     for (;;) {
         if (!r->force && !r->stop) {
             struct timespec ts;
-            deadline_in(&ts, r->poll_interval > 0 ? r->poll_interval : 86400);
+            charrnn_clock_deadline(&ts, r->poll_interval > 0 ? r->poll_interval : 86400);
             int timed_out = pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0;
             if (!timed_out || r->poll_interval <= 0)
                 continue; /* woken: look at force and stop again */
@@ -101,7 +90,7 @@ int rescan_stop(rescan *r, double wait_seconds)
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
     struct timespec ts;
-    deadline_in(&ts, wait_seconds);
+    charrnn_clock_deadline(&ts, wait_seconds);
     if (pthread_timedjoin_np(r->thread, NULL, &ts) != 0)
         return 0;
     pthread_mutex_destroy(&r->mu);
