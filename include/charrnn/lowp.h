@@ -25,6 +25,8 @@
 
 /* "f32", "bf16", "int8". */
 const char *charrnn_dtype_name(charrnn_dtype dt);
+/* Bytes per weight of a matrix stored in dt: 4, 2 or 1. */
+size_t charrnn_dtype_bytes(charrnn_dtype dt);
 /* Parses one of those names; CHARRNN_EINVAL with a message otherwise. */
 int charrnn_dtype_parse(const char *name, charrnn_dtype *out, char *err, size_t errlen);
 

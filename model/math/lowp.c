@@ -16,6 +16,11 @@ const char *charrnn_dtype_name(charrnn_dtype dt)
     return dt <= CHARRNN_DTYPE_INT8 ? names[dt] : "?";
 }
 
+size_t charrnn_dtype_bytes(charrnn_dtype dt)
+{
+    return dt == CHARRNN_DTYPE_F32 ? 4 : dt == CHARRNN_DTYPE_BF16 ? 2 : 1;
+}
+
 int charrnn_dtype_parse(const char *name, charrnn_dtype *out, char *err, size_t errlen)
 {
     for (int i = 0; i < 3; i++)
@@ -97,7 +102,7 @@ int charrnn_model_create_lowp(const charrnn_config *cfg, charrnn_vocab *vocab, c
         if (!charrnn_model_matrix(m, i))
             nf += (ti->numel + 15) & ~(size_t)15;
         else
-            nb += align64(ti->numel * (dt == CHARRNN_DTYPE_BF16 ? 2 : 1)) +
+            nb += align64(ti->numel * charrnn_dtype_bytes(dt)) +
                 (dt == CHARRNN_DTYPE_INT8 ? align64(ti->shape[0] * sizeof(float)) : 0);
     }
     m->params = charrnn_alloc_floats(nf);
@@ -120,7 +125,7 @@ int charrnn_model_create_lowp(const charrnn_config *cfg, charrnn_vocab *vocab, c
             continue;
         }
         mat->w = bp;
-        bp += align64(ti->numel * (dt == CHARRNN_DTYPE_BF16 ? 2 : 1));
+        bp += align64(ti->numel * charrnn_dtype_bytes(dt));
         if (dt == CHARRNN_DTYPE_INT8) {
             mat->scale = (const float *)bp;
             bp += align64(ti->shape[0] * sizeof(float));

@@ -8,6 +8,8 @@
  * job cannot finish while one of its blocks is claimed and not done. */
 #include "charrnn/rowsplit.h"
 
+#include "charrnn/lowp.h"
+
 #include "rowdot_quant.h"
 #include "rowdot_variants.h"
 
@@ -93,12 +95,6 @@ int charrnn_rowsplit_helpers(const charrnn_rowsplit *rs)
     return atomic_load(&((charrnn_rowsplit *)rs)->helpers);
 }
 
-/* Bytes per weight of a charrnn_dtype (f32, bf16, int8). */
-static size_t dtype_bytes(int dt)
-{
-    return dt == 0 ? 4 : dt == 1 ? 2 : 1;
-}
-
 /* Block k of the current job: rows [r0, r0 + block) of one product. */
 static void run_block(const charrnn_rowsplit *rs, unsigned k)
 {
@@ -106,7 +102,7 @@ static void run_block(const charrnn_rowsplit *rs, unsigned k)
     const charrnn_rd_job *jb = &rs->jobs[j];
     int r0 = (int)(k - (unsigned)rs->first[j]) * rs->block;
     int nr = jb->R - r0 < rs->block ? jb->R - r0 : rs->block;
-    size_t esz = dtype_bytes(jb->dt);
+    size_t esz = charrnn_dtype_bytes((charrnn_dtype)jb->dt);
     float *y[CHARRNN_RD_MAX_STREAMS];
     for (size_t s = 0; s < jb->n; s++)
         y[s] = jb->y[s] + r0;
@@ -156,7 +152,7 @@ static void quantize_inputs(charrnn_rowsplit *rs, const charrnn_rd_job *jobs, in
 {
     size_t need = 0;
     for (int j = 0; j < njobs; j++)
-        if (jobs[j].dt == 2)
+        if (jobs[j].dt == CHARRNN_DTYPE_INT8)
             need += jobs[j].n * (size_t)rd_qstride(jobs[j].D);
     if (need > rs->qcap) {
         int8_t *p = aligned_alloc(64, (need + 63) / 64 * 64);
@@ -169,7 +165,7 @@ static void quantize_inputs(charrnn_rowsplit *rs, const charrnn_rd_job *jobs, in
     size_t off = 0;
     for (int j = 0; j < njobs; j++) {
         rs->qin[j] = NULL;
-        if (jobs[j].dt != 2 || need > rs->qcap)
+        if (jobs[j].dt != CHARRNN_DTYPE_INT8 || need > rs->qcap)
             continue;
         charrnn_rd_qin *qi = &rs->qbuf[j];
         for (size_t s = 0; s < jobs[j].n; s++) {
@@ -182,11 +178,20 @@ static void quantize_inputs(charrnn_rowsplit *rs, const charrnn_rd_job *jobs, in
     }
 }
 
+/* The jobs on the calling thread alone. */
+static void run_unsplit(const charrnn_rd_job *jobs, int njobs)
+{
+    for (int j = 0; j < njobs; j++)
+        charrnn_rd_rows(jobs[j].dt, jobs[j].w, jobs[j].sc, jobs[j].b, jobs[j].R, jobs[j].D,
+                        jobs[j].n, jobs[j].x, NULL, jobs[j].y);
+}
+
 static int worth_splitting(const charrnn_rd_job *jobs, int njobs)
 {
     size_t bytes = 0;
     for (int j = 0; j < njobs; j++)
-        bytes += (size_t)jobs[j].R * (size_t)jobs[j].D * dtype_bytes(jobs[j].dt);
+        bytes +=
+            (size_t)jobs[j].R * (size_t)jobs[j].D * charrnn_dtype_bytes((charrnn_dtype)jobs[j].dt);
     return bytes >= MIN_SPLIT_BYTES;
 }
 
@@ -194,9 +199,7 @@ void charrnn_rd_run(struct charrnn_rowsplit *rs, const charrnn_rd_job *jobs, int
 {
     if (!rs || njobs > 2 || atomic_load_explicit(&rs->helpers, memory_order_relaxed) == 0 ||
         !worth_splitting(jobs, njobs)) {
-        for (int j = 0; j < njobs; j++)
-            charrnn_rd_rows(jobs[j].dt, jobs[j].w, jobs[j].sc, jobs[j].b, jobs[j].R, jobs[j].D,
-                            jobs[j].n, jobs[j].x, NULL, jobs[j].y);
+        run_unsplit(jobs, njobs);
         return;
     }
     /* Rows per block: BLOCK_BYTES of the first product's rows, at most a
@@ -205,7 +208,8 @@ void charrnn_rd_run(struct charrnn_rowsplit *rs, const charrnn_rd_job *jobs, int
     for (int j = 0; j < njobs; j++)
         rows += (size_t)jobs[j].R;
     const int threads = 1 + atomic_load_explicit(&rs->helpers, memory_order_relaxed);
-    size_t block = BLOCK_BYTES / ((size_t)jobs[0].D * dtype_bytes(jobs[0].dt) + 1);
+    size_t block =
+        BLOCK_BYTES / ((size_t)jobs[0].D * charrnn_dtype_bytes((charrnn_dtype)jobs[0].dt));
     if (block > rows / (4 * (size_t)threads))
         block = rows / (4 * (size_t)threads);
     block = block / 8 * 8;
@@ -219,9 +223,7 @@ void charrnn_rd_run(struct charrnn_rowsplit *rs, const charrnn_rd_job *jobs, int
     for (int j = njobs; j < 3; j++)
         rs->first[j] = nb;
     if (nb > MAX_BLOCKS) { /* beyond any model this build accepts; stay correct anyway */
-        for (int j = 0; j < njobs; j++)
-            charrnn_rd_rows(jobs[j].dt, jobs[j].w, jobs[j].sc, jobs[j].b, jobs[j].R, jobs[j].D,
-                            jobs[j].n, jobs[j].x, NULL, jobs[j].y);
+        run_unsplit(jobs, njobs);
         return;
     }
     quantize_inputs(rs, jobs, njobs);
