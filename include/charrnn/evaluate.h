@@ -9,7 +9,8 @@
 
 #include <stddef.h>
 
-/* m must be f32 (evaluate a bf16 or int8 model through charrnn_model_widen).
+/* m must be f32 (score a bf16 or int8 model with charrnn_evaluate_served
+ * below, as it is served, or through charrnn_model_widen, as its values).
  * Threads: `threads` shards of the batch (1..8). CHARRNN_ERANGE when the
  * split holds no window. */
 int charrnn_evaluate(charrnn_model *m, const charrnn_split *s, int threads, double *loss, char *err,
