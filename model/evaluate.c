@@ -71,39 +71,40 @@ int charrnn_evaluate_served(const charrnn_model *m, const charrnn_split *s, doub
         return charrnn_fail(err, errlen, CHARRNN_ERANGE,
                             "the split (%zu characters) holds no window of %d x %d", s->n, s->B,
                             s->T);
-    enum { TILE = 16 }; /* streams per step, as the server batches them */
+    /* All B streams in one step: charrnn_infer_step tiles them as the server
+     * batches (16 at a time), and every stream's numbers are its own. */
+    charrnn_stream **st = calloc((size_t)s->B, sizeof *st);
+    if (!st)
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     double sum = 0.0;
     size_t count = 0;
     int rc = CHARRNN_OK;
-    for (int b0 = 0; b0 < s->B && rc == CHARRNN_OK; b0 += TILE) {
-        const int nb = s->B - b0 < TILE ? s->B - b0 : TILE;
-        charrnn_stream *st[TILE] = {0};
-        for (int i = 0; i < nb && rc == CHARRNN_OK; i++) {
-            size_t len;
-            char *text = stream_text(m, s, b0 + i, &len);
-            if (!text) {
-                rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
-                break;
-            }
-            charrnn_sample_params p = charrnn_sample_defaults();
-            p.prime = text, p.prime_len = len, p.length = 0;
-            p.logprobs = 1, p.score_prime = 1;
-            rc = charrnn_stream_create(m, &p, &st[i], err, errlen);
-            free(text);
+    for (int b = 0; b < s->B && rc == CHARRNN_OK; b++) {
+        size_t len;
+        char *text = stream_text(m, s, b, &len);
+        if (!text) {
+            rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+            break;
         }
-        while (rc == CHARRNN_OK && !charrnn_stream_done(st[0])) {
-            /* Equal lengths: every stream of the group ends at the same step. */
-            if ((rc = charrnn_infer_step(m, (size_t)nb, st)) != CHARRNN_OK)
-                charrnn_fail(err, errlen, rc, "inference step failed");
-            for (int i = 0; i < nb && rc == CHARRNN_OK; i++) {
-                charrnn_logprob lp;
-                if (charrnn_stream_logprob(st[i], &lp) && lp.has_logprob)
-                    sum -= (double)lp.logprob, count++;
-            }
-        }
-        for (int i = 0; i < nb; i++)
-            charrnn_stream_free(st[i]);
+        charrnn_sample_params p = charrnn_sample_defaults();
+        p.prime = text, p.prime_len = len, p.length = 0;
+        p.logprobs = 1, p.score_prime = 1;
+        rc = charrnn_stream_create(m, &p, &st[b], err, errlen);
+        free(text);
     }
+    while (rc == CHARRNN_OK && !charrnn_stream_done(st[0])) {
+        /* Equal lengths: every stream ends at the same step. */
+        if ((rc = charrnn_infer_step(m, (size_t)s->B, st)) != CHARRNN_OK)
+            charrnn_fail(err, errlen, rc, "inference step failed");
+        for (int b = 0; b < s->B && rc == CHARRNN_OK; b++) {
+            charrnn_logprob lp;
+            if (charrnn_stream_logprob(st[b], &lp) && lp.has_logprob)
+                sum -= (double)lp.logprob, count++;
+        }
+    }
+    for (int b = 0; b < s->B; b++)
+        charrnn_stream_free(st[b]);
+    free(st);
     if (rc == CHARRNN_OK)
         *loss = sum / (double)count;
     return rc;

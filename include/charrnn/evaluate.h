@@ -17,7 +17,7 @@ int charrnn_evaluate(charrnn_model *m, const charrnn_split *s, int threads, doub
                      size_t errlen);
 
 /* The same loss computed as the model serves: each of the split's B streams
- * scored through charrnn_infer_step (16 at a time), any dtype. It measures
+ * scored through charrnn_infer_step (all in one batch), any dtype. It measures
  * what users get from a reduced model (int8 also quantizes its inputs,
  * rowdot.h). Equals charrnn_evaluate up to the rounding of the two code
  * paths for an f32 model. */
