@@ -45,6 +45,11 @@ void charrnn_rowsplit_help(charrnn_rowsplit *rs);
 int charrnn_infer_step_split(const charrnn_model *m, size_t n, charrnn_stream *const *streams,
                              charrnn_rowsplit *rs);
 
+/* charrnn_stream_prefill (same contract) with the products shared with the
+ * helpers of rs. */
+size_t charrnn_stream_prefill_split(const charrnn_model *m, charrnn_stream *s, size_t max,
+                                    charrnn_rowsplit *rs);
+
 /* charrnn_sample_run (same contract) stepping through rs. */
 int charrnn_sample_run_split(charrnn_stream *s, const charrnn_model *m, charrnn_rowsplit *rs,
                              int (*cb)(void *ctx, const char *bytes, size_t len), void *ctx);

@@ -183,6 +183,52 @@ int charrnn_stream_logprob(charrnn_stream *s, charrnn_logprob *out);
 int charrnn_sample_run(charrnn_stream *s, const charrnn_model *m,
                        int (*cb)(void *ctx, const char *bytes, size_t len), void *ctx);
 
+/* Context: what a stream's state has read, saved and resumed.
+ *
+ * A stream's state after reading tokens t1..tk from the zero state depends
+ * on those tokens and the model only, so it can be saved once and given to
+ * any later stream whose prime starts with the same k characters: that
+ * stream then reads only the rest. A snapshot holds the state (h, and c for
+ * LSTM, of every layer) and the logits after the last token, the
+ * distribution of the next character: charrnn_snapshot_floats(m) floats.
+ * A resumed stream gives the same bytes, log-probabilities and state, bit
+ * for bit, as one that read the whole prime itself (unit/prefill). */
+
+/* Floats of one snapshot of m's streams. */
+size_t charrnn_snapshot_floats(const charrnn_model *m);
+
+/* The tokens the stream's state has read (the prime characters fed so far,
+ * then each generated character fed): *n of them, NULL with *n = 0 before
+ * the first step or when the stream could not keep them (out of memory).
+ * Valid until the stream's next step. */
+const uint16_t *charrnn_stream_context(const charrnn_stream *s, size_t *n);
+/* The encoded prime (*n characters); valid for the stream's life. */
+const uint16_t *charrnn_stream_prime_tokens(const charrnn_stream *s, size_t *n);
+
+/* Writes the snapshot after the context into out. CHARRNN_OK, or
+ * CHARRNN_EINVAL when the context is empty (nothing read yet). */
+int charrnn_stream_snapshot(const charrnn_stream *s, float *out);
+
+/* Before the stream's first step: takes snap, the snapshot after the first k
+ * prime characters (1 <= k <= the prime's characters), as if the stream had
+ * read them. With k the whole prime the first character is sampled now (as
+ * the step that reads the prime's last character would) and the next step
+ * emits it. CHARRNN_EINVAL, changing nothing, for a stream already stepped,
+ * a k out of range, or one that scores its prime (score_prime: the prime's
+ * records would be missing). */
+int charrnn_stream_resume(charrnn_stream *s, size_t k, const float *snap);
+
+/* Prefill: reads up to max prime characters of a stream at once, layer by
+ * layer (each layer's input products over blocks of positions together, its
+ * recurrent products in order), leaving at least the prime's last character
+ * to a step. The state, logits and everything after are the bits that as
+ * many steps would give: every product row is the same fixed-order dot
+ * product (the kernel is batch invariant) and the cell is the step's.
+ * Returns the characters read: 0 when there is nothing to prefill (stepped
+ * past the prime, one character left, a stream that scores its prime) or no
+ * memory for the scratch (then stepping works as before). */
+size_t charrnn_stream_prefill(const charrnn_model *m, charrnn_stream *s, size_t max);
+
 /* The inference kernel: builds of the step's matrix-vector products for
  * several instruction sets ("avx512", "avx2", "portable"; x86-64 builds have
  * all three). Every one computes every dot product in the same order with

@@ -13,11 +13,12 @@
 #include "charrnn/rowsplit.h"
 #include "charrnn/status.h"
 
-#include "cell_math.h"
 #include "fastmath.h"
 #include "rowdot_variants.h"
+#include "stream_impl.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,39 +26,7 @@
  * top_p, the whole vocabulary is radix sorted (O(V)). */
 #define HEAP_K_MAX 256
 
-struct charrnn_stream {
-    const charrnn_model *m;
-    charrnn_sample_params p;
-    char *stop_buf; /* copies of the stop strings, NUL separated */
-    const char *stop[CHARRNN_MAX_STOP];
-    size_t stop_len[CHARRNN_MAX_STOP], max_stop;
-    uint16_t *prime; /* (n_prime) encoded prime */
-    size_t n_prime, fed_prime, generated;
-    int pending;    /* next token to feed; generated if fed_prime == n_prime */
-    int emit_ready; /* the last step fed a generated token, not emitted yet */
-    int emit_tok;
-    charrnn_finish finish;
-    charrnn_rng rng;
-    float *h, *c;   /* (2, L, H) each: the state before and after a step */
-    int cur;        /* which half of h and c holds the state; a step writes the other */
-    float *gi, *gh; /* (G*H) scratch: input and recurrent pre-activations */
-    float *logits;  /* (V) */
-    int *order;     /* (V) candidate order for top-k / top-p */
-    double *weight; /* (V) their unnormalised probabilities (a VLA of V doubles could be 512 KiB
-                       of a worker thread's stack) */
-    uint32_t *keys; /* (2V) radix sort scratch, when top_p or a large top_k */
-    char tail[CHARRNN_MAX_STOP_LEN + 4]; /* last bytes of the generated text */
-    size_t tail_len;
-    float *bias;   /* (V) logit bias, or NULL */
-    float *biased; /* (V) logits + bias: what is sampled from */
-    /* Log-probability records: `next` is the sampled, not yet emitted token's;
-     * `out` the one charrnn_stream_logprob returns. */
-    int k_top;
-    int next_has_lp, out_ready, out_tok, out_prime, out_has_lp;
-    float next_lp, out_lp;
-    int *next_top_id, *out_top_id; /* (k_top) */
-    float *next_top_lp, *out_top_lp;
-};
+
 
 charrnn_sample_params charrnn_sample_defaults(void)
 {
@@ -110,7 +79,8 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
     s->weight = malloc((size_t)V * sizeof *s->weight);
     int sorts = p->top_p < 1.0f || (p->top_k > HEAP_K_MAX && p->top_k < V) || p->top_k >= V;
     s->keys = sorts ? malloc(2 * (size_t)V * sizeof *s->keys) : NULL;
-    s->prime = malloc((p->prime_len ? p->prime_len : 1) * sizeof *s->prime);
+    s->cap = p->prime_len + 16; /* the prime's characters are at most its bytes */
+    s->prime = malloc(s->cap * sizeof *s->prime);
     s->stop_buf = malloc(stop_total ? stop_total : 1);
     int nomem = 0;
     if (p->n_bias > 0) {
@@ -191,19 +161,6 @@ static charrnn_rd_job job(const charrnn_model *m, const charrnn_matrix *w, const
     return (charrnn_rd_job){(int)m->dtype, w->w, w->scale, b, R, D, n, x, y};
 }
 
-/* Offsets of layer l's state (h, and c for LSTM) before the step and after
- * it: the two halves of h and c. The cell reads one half and writes the
- * other, as training keeps one block per time step, so both call the same
- * cell functions (cell_math.h), whose arrays must not overlap. */
-static size_t state_old(const charrnn_stream *s, int l, int L, int H)
-{
-    return ((size_t)s->cur * L + l) * H;
-}
-static size_t state_new(const charrnn_stream *s, int l, int L, int H)
-{
-    return ((size_t)(1 - s->cur) * L + l) * H;
-}
-
 /* Pre-activations of layer l for a tile of streams: gi = W_ih x + b_ih,
  * gh = W_hh h + b_hh. Layer 0's input is the token (a column of W_ih); a
  * higher layer's is the new h of the layer below. Every (stream, row) dot
@@ -235,32 +192,6 @@ static void layer_gates(const charrnn_model *m, charrnn_stream *const *ss, size_
         xh[i] = ss[i]->h + state_old(ss[i], l, L, H), yh[i] = ss[i]->gh;
     jobs[nj++] = job(m, &m->w_hh[l], p->b_hh, GH, H, n, xh, yh);
     charrnn_rd_run(rs, jobs, nj);
-}
-
-/* The cell of layer l for one stream: its new h (and c) from gi and gh. The
- * arithmetic is training's (cell_math.h); LSTM and RNN take the sum of both
- * sides, GRU keeps the recurrent side of n apart. Cloned per instruction set
- * (fastmath.h) for the sums: in a portable build at 16 streams the gate
- * arithmetic was a third of a step. */
-CR_CLONES static void layer_update(const charrnn_model *m, charrnn_stream *s, int l)
-{
-    const int H = m->cfg.hidden_size, L = m->cfg.num_layers;
-    const size_t o = state_old(s, l, L, H), nw = state_new(s, l, L, H);
-    float *restrict gi = s->gi;
-    const float *restrict gh = s->gh;
-    switch (m->cfg.cell) {
-    case CHARRNN_CELL_LSTM:
-        for (int j = 0; j < 4 * H; j++)
-            gi[j] += gh[j];
-        cell_lstm_forward(gi, gi + H, gi + 2 * H, gi + 3 * H, s->c + o, s->c + nw, s->h + nw, H);
-        break;
-    case CHARRNN_CELL_GRU: cell_gru_forward(gi, gh, gh + 2 * H, s->h + o, s->h + nw, H); break;
-    case CHARRNN_CELL_RNN:
-        for (int j = 0; j < H; j++)
-            gi[j] += gh[j];
-        cell_rnn_forward(gi, s->h + nw, (size_t)H);
-        break;
-    }
 }
 
 /* Every token in ord[0..V), best first (charrnn_top_k's order, logprob.h): a stable
@@ -362,6 +293,25 @@ static int sample_logits(charrnn_stream *s)
     return ord[n - 1];
 }
 
+/* Keeps a generated token that is about to be fed in the context. */
+static void context_append(charrnn_stream *s, int tok)
+{
+    size_t n = s->n_prime + s->gen_fed;
+    if (s->ctx_lost)
+        return;
+    if (n == s->cap) {
+        size_t nc = 2 * s->cap;
+        uint16_t *p = realloc(s->prime, nc * sizeof *p);
+        if (!p) {
+            s->ctx_lost = 1;
+            return;
+        }
+        s->prime = p, s->cap = nc;
+    }
+    s->prime[n] = (uint16_t)tok;
+    s->gen_fed++;
+}
+
 /* Bookkeeping before a step; returns 0 when the step needs no network pass
  * (the stream's last character is being emitted). */
 static int step_begin(charrnn_stream *s)
@@ -378,7 +328,10 @@ static int step_begin(charrnn_stream *s)
             s->out_top_id = s->next_top_id, s->out_top_lp = s->next_top_lp;
             s->next_top_id = ti, s->next_top_lp = tl;
         }
-        return s->generated + 1 < s->p.length;
+        int feeds = s->generated + 1 < s->p.length;
+        if (feeds)
+            context_append(s, s->pending);
+        return feeds;
     }
     s->fed_prime++;
     return 1;
@@ -394,7 +347,7 @@ static void record(charrnn_stream *s, int tok, float *lp, int *top_id, float *to
 }
 
 /* After the network pass: the next token to feed. */
-static void step_end(charrnn_stream *s)
+void charrnn_stream_step_end(charrnn_stream *s)
 {
     if (s->fed_prime < s->n_prime) {
         s->pending = s->prime[s->fed_prime];
@@ -419,8 +372,11 @@ static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t 
     const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
     for (int l = 0; l < L; l++) {
         layer_gates(m, ss, n, l, rs);
-        for (size_t i = 0; i < n; i++)
-            layer_update(m, ss[i], l);
+        for (size_t i = 0; i < n; i++) {
+            charrnn_stream *s = ss[i];
+            const size_t o = state_old(s, l, L, H), nw = state_new(s, l, L, H);
+            stream_cell(m->cfg.cell, H, s->gi, s->gh, s->h + o, s->c + o, s->h + nw, s->c + nw);
+        }
     }
     const float *x[TILE];
     float *y[TILE];
@@ -430,7 +386,7 @@ static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t 
     charrnn_rd_run(rs, &dec, 1);
     for (size_t i = 0; i < n; i++) {
         ss[i]->cur = 1 - ss[i]->cur;
-        step_end(ss[i]);
+        charrnn_stream_step_end(ss[i]);
     }
 }
 
@@ -513,6 +469,9 @@ int charrnn_sample_run_split(charrnn_stream *s, const charrnn_model *m, charrnn_
 {
     char buf[4096];
     size_t used = 0;
+    if (s->m != m)
+        return CHARRNN_EINVAL;
+    charrnn_stream_prefill_split(m, s, SIZE_MAX, rs); /* the prime but its last character */
     while (!charrnn_stream_done(s)) {
         int rc = charrnn_infer_step_split(m, 1, &s, rs);
         if (rc)

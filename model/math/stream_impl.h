@@ -1,0 +1,103 @@
+/* The inside of a sampling stream, shared by the files that step it:
+ * sampler.c (the step, sampling, records) and prefill.c (the layered prefill,
+ * snapshots and resume). Private to libcharrnn_math. */
+#ifndef CHARRNN_STREAM_IMPL_H
+#define CHARRNN_STREAM_IMPL_H
+
+#include "charrnn/sampler.h"
+
+#include "cell_math.h"
+
+#include <stdint.h>
+
+struct charrnn_stream {
+    const charrnn_model *m;
+    charrnn_sample_params p;
+    char *stop_buf; /* copies of the stop strings, NUL separated */
+    const char *stop[CHARRNN_MAX_STOP];
+    size_t stop_len[CHARRNN_MAX_STOP], max_stop;
+    /* The context: the encoded prime (n_prime), then each generated token as
+     * it is fed (gen_fed of them); cap tokens allocated. A failed growth sets
+     * ctx_lost: the stream goes on, only its context can no longer be named
+     * (charrnn_stream_context). */
+    uint16_t *prime;
+    size_t n_prime, fed_prime, generated, gen_fed, cap;
+    int ctx_lost;
+    int pending;    /* next token to feed; generated if fed_prime == n_prime */
+    int emit_ready; /* the last step fed a generated token, not emitted yet */
+    int emit_tok;
+    charrnn_finish finish;
+    charrnn_rng rng;
+    float *h, *c;   /* (2, L, H) each: the state before and after a step */
+    int cur;        /* which half of h and c holds the state; a step writes the other */
+    float *gi, *gh; /* (G*H) scratch: input and recurrent pre-activations */
+    float *logits;  /* (V) */
+    int *order;     /* (V) candidate order for top-k / top-p */
+    double *weight; /* (V) their unnormalised probabilities (a VLA of V doubles could be 512 KiB
+                       of a worker thread's stack) */
+    uint32_t *keys; /* (2V) radix sort scratch, when top_p or a large top_k */
+    char tail[CHARRNN_MAX_STOP_LEN + 4]; /* last bytes of the generated text */
+    size_t tail_len;
+    float *bias;   /* (V) logit bias, or NULL */
+    float *biased; /* (V) logits + bias: what is sampled from */
+    /* Log-probability records: `next` is the sampled, not yet emitted token's;
+     * `out` the one charrnn_stream_logprob returns. */
+    int k_top;
+    int next_has_lp, out_ready, out_tok, out_prime, out_has_lp;
+    float next_lp, out_lp;
+    int *next_top_id, *out_top_id; /* (k_top) */
+    float *next_top_lp, *out_top_lp;
+};
+
+/* Offsets of layer l's state (h, and c for LSTM) before the step and after
+ * it: the two halves of h and c. The cell reads one half and writes the
+ * other, as training keeps one block per time step, so both call the same
+ * cell functions (cell_math.h), whose arrays must not overlap. */
+static inline size_t state_old(const charrnn_stream *s, int l, int L, int H)
+{
+    return ((size_t)s->cur * L + l) * H;
+}
+static inline size_t state_new(const charrnn_stream *s, int l, int L, int H)
+{
+    return ((size_t)(1 - s->cur) * L + l) * H;
+}
+
+/* The cell of one layer: the new h (and c for LSTM) from the input side gi
+ * (overwritten) and the recurrent side gh. The arithmetic is training's
+ * (cell_math.h); LSTM and RNN take the sum of both sides, GRU keeps the
+ * recurrent side of n apart. The step (sampler.c) and the prefill (prefill.c)
+ * both call this one function, so they give the same bits. Cloned per
+ * instruction set (fastmath.h) for the sums: in a portable build at 16
+ * streams the gate arithmetic was a third of a step. */
+CR_CLONES static inline void stream_cell(charrnn_cell cell, int H, float *restrict gi,
+                                         const float *restrict gh, const float *h_old,
+                                         const float *c_old, float *h_new, float *c_new)
+{
+    switch (cell) {
+    case CHARRNN_CELL_LSTM:
+        for (int j = 0; j < 4 * H; j++)
+            gi[j] += gh[j];
+        cell_lstm_forward(gi, gi + H, gi + 2 * H, gi + 3 * H, c_old, c_new, h_new, H);
+        break;
+    case CHARRNN_CELL_GRU: cell_gru_forward(gi, gh, gh + 2 * H, h_old, h_new, H); break;
+    case CHARRNN_CELL_RNN:
+        for (int j = 0; j < H; j++)
+            gi[j] += gh[j];
+        cell_rnn_forward(gi, h_new, (size_t)H);
+        break;
+    }
+}
+
+/* After a network pass (the state and logits are those after the token just
+ * fed): records the scored prime character, or samples the next token
+ * (sampler.c). */
+void charrnn_stream_step_end(charrnn_stream *s);
+
+/* Floats of one state (h, and c for LSTM, of every layer). */
+static inline size_t stream_state_floats(const charrnn_model *m)
+{
+    size_t lh = (size_t)m->cfg.num_layers * (size_t)m->cfg.hidden_size;
+    return m->cfg.cell == CHARRNN_CELL_LSTM ? 2 * lh : lh;
+}
+
+#endif
