@@ -198,7 +198,7 @@ enum MHD_Result handle_readyz(req_ctx *c)
 enum MHD_Result handle_metrics(req_ctx *c)
 {
     size_t len = 0;
-    char *text = metrics_render(c->srv->met, c->srv->eng, c->srv->store, &len);
+    char *text = metrics_render(c->srv->met, c->srv->eng, c->srv->cache, c->srv->store, &len);
     if (!text)
         return respond_fail(c, 500, "server_error", NULL, "out of memory");
     return respond_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);

@@ -92,6 +92,11 @@ static const opt opts[] = {
     {"row-split", "CHARRNN_ROW_SPLIT", OPT_BOOL, S(row_split), 0, 1, "on|off",
      "while fewer batches run than there are workers, idle workers compute rows of their "
      "steps, so one stream uses every core, where timing shows that it pays (default on)"},
+    {"state-cache-mb", "CHARRNN_STATE_CACHE_MB", OPT_LONG, S(state_cache_mb), 0, 1048576, "MIB",
+     "memory for the prefix-state cache: the model's state after texts it has read (primes, "
+     "every 256 characters along them, prime + generated text), so a request that extends a "
+     "text seen before reads only the new characters; least recently used states go first; "
+     "0 = off (default 64)"},
     {"cors-origin", "CHARRNN_CORS_ORIGIN", OPT_ORIGINS, S(cors_origins), 0, 0, "ORIGIN",
      "a web origin (http[s]://host[:port]) whose pages may call the API from a browser, with "
      "CORS answers and preflight; repeat the flag for more (the variable takes a list). "
@@ -124,6 +129,7 @@ static void defaults(serve_config *c)
     c->request_timeout = 30;
     c->access_log = 1;
     c->row_split = 1;
+    c->state_cache_mb = 64;
 }
 
 static int set(serve_config *c, const opt *o, const char *val, const char *from, char *err,

@@ -29,6 +29,7 @@ typedef struct serve_config {
     int retry_after;            /* seconds, in 503 responses */
     int access_log;             /* 1 = one JSON line per request */
     int row_split;              /* 1 = idle workers help step a lone batch */
+    long state_cache_mb;        /* prefix-state cache budget in MiB; 0 = no cache */
     char cors_origins[2048];    /* origins allowed cross-origin, space-separated; "" = none */
 } serve_config;
 

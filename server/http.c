@@ -202,6 +202,7 @@ static void access_log(req_ctx *c, double seconds, int aborted)
         cJSON_AddItemToObject(f, "seed", cJSON_CreateRaw(seed));
         cJSON_AddBoolToObject(f, "stream", c->stream);
         cJSON_AddNumberToObject(f, "prime_chars", (double)c->prime_chars);
+        cJSON_AddNumberToObject(f, "cached_chars", (double)c->cached_chars);
         cJSON_AddNumberToObject(f, "generated_chars", (double)c->generated_chars);
     }
     if (c->finish)

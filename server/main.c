@@ -18,6 +18,12 @@
 
 static void on_store_event(void *ctx, const charrnn_store_event *ev)
 {
+    server *srv = ctx;
+    /* A new or removed version: the old one's cached states are never read again. */
+    if (ev->kind == CHARRNN_STORE_LOADED)
+        state_cache_retire(srv->cache, ev->name, ev->version);
+    else if (ev->kind == CHARRNN_STORE_REMOVED)
+        state_cache_retire(srv->cache, ev->name, ev->version + 1);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "model", ev->name);
     switch (ev->kind) {
@@ -102,12 +108,17 @@ int main(int argc, char **argv)
         log_json("fatal", "cannot open the model directory", f);
         return 1;
     }
+    if (srv.cfg.state_cache_mb > 0 &&
+        !(srv.cache = state_cache_create((size_t)srv.cfg.state_cache_mb << 20))) {
+        log_json("fatal", "cannot allocate the prefix-state cache", NULL);
+        return 1;
+    }
     charrnn_store_set_listener(srv.store, on_store_event, &srv);
     rescan_once(srv.store, 0);
 
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
                         srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split,
-                        srv.cfg.worker_nice};
+                        srv.cfg.worker_nice,    srv.cache};
     srv.met = metrics_create();
     if (!srv.met || engine_create(&ec, &srv.eng) != 0) {
         log_json("fatal", "cannot start the generation engine", NULL);
@@ -131,6 +142,7 @@ int main(int argc, char **argv)
     cJSON_AddStringToObject(f, "kernel", charrnn_kernel_name());
     cJSON_AddNumberToObject(f, "max_concurrent", srv.cfg.max_concurrent);
     cJSON_AddNumberToObject(f, "max_queue", srv.cfg.max_queue);
+    cJSON_AddNumberToObject(f, "state_cache_mb", (double)srv.cfg.state_cache_mb);
     log_json("info", "listening", f);
 
     /* Polling and SIGHUP reloads run on their own thread: however long a
@@ -157,6 +169,7 @@ int main(int argc, char **argv)
     if (scan_over) /* else a scan still uses it: the exit frees it */
         charrnn_store_free(srv.store);
     metrics_free(srv.met);
+    state_cache_free(srv.cache);
     log_json("info", "stopped", NULL);
     return 0;
 }

@@ -248,7 +248,39 @@ static void hist(sbuf *b, const char *name, const char *help, const engine_hist 
     put(b, "%s_count %llu\n", name, (unsigned long long)h->count);
 }
 
-char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
+/* The prefix-state cache's counters (state_cache.h); all zero without one. */
+static void render_state_cache(sbuf *b, state_cache *c)
+{
+    state_cache_stats s;
+    state_cache_stats_get(c, &s);
+    const struct {
+        const char *name, *type, *help;
+        uint64_t v;
+    } rows[] = {
+        {"charrnn_state_cache_hits_total", "counter",
+         "Generations that resumed from a cached prefix of their prime.", s.hits},
+        {"charrnn_state_cache_misses_total", "counter",
+         "Generations that found no cached prefix of their prime.", s.misses},
+        {"charrnn_state_cache_resumed_chars_total", "counter",
+         "Prime characters read from the cache instead of computed.", s.hit_chars},
+        {"charrnn_state_cache_inserts_total", "counter", "States kept.", s.inserts},
+        {"charrnn_state_cache_evictions_total", "counter",
+         "States dropped, least recently used first, to stay within --state-cache-mb.",
+         s.evictions},
+        {"charrnn_state_cache_retired_total", "counter",
+         "States dropped because their model version was reloaded or removed.", s.retired},
+        {"charrnn_state_cache_entries", "gauge", "States in the cache now.", s.entries},
+        {"charrnn_state_cache_bytes", "gauge", "Memory the cached states take now.", s.bytes},
+        {"charrnn_state_cache_budget_bytes", "gauge", "--state-cache-mb in bytes (0: off).",
+         s.budget},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        header(b, rows[i].name, rows[i].type, rows[i].help);
+        put(b, "%s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
+    }
+}
+
+char *metrics_render(metrics *m, engine *e, state_cache *cache, charrnn_store *store, size_t *len)
 {
     sbuf b = {malloc(8192), 0, 8192, 0};
     if (!b.p)
@@ -320,6 +352,7 @@ char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len)
     header(&b, "charrnn_inference_split_steps_total", "counter",
            "Steps whose matrix rows idle workers helped compute (--row-split).");
     put(&b, "charrnn_inference_split_steps_total %llu\n", (unsigned long long)es.split_steps);
+    render_state_cache(&b, cache);
 
     charrnn_store_entry *list = NULL;
     size_t n = 0;

@@ -23,6 +23,6 @@ void metrics_scored(metrics *m, const char *model, size_t chars);
 void metrics_model_request(metrics *m, const char *model, const char *route);
 
 /* The full exposition. Caller frees with free(). NULL on allocation failure. */
-char *metrics_render(metrics *m, engine *e, charrnn_store *store, size_t *len);
+char *metrics_render(metrics *m, engine *e, state_cache *cache, charrnn_store *store, size_t *len);
 
 #endif

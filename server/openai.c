@@ -297,13 +297,19 @@ static cJSON *envelope(const completion *k)
 
 static void add_usage(cJSON *o, const completion *k)
 {
-    size_t prompt = 0, completion_chars = 0;
+    size_t prompt = 0, completion_chars = 0, cached = 0;
     for (size_t i = 0; i < k->q.n_prompt; i++)
         prompt += utf8_chars(k->q.prompt[i], k->q.prompt_len[i]);
-    for (size_t i = 0; i < k->nch; i++)
+    for (size_t i = 0; i < k->nch; i++) {
         completion_chars += k->ch[i].res.generated_chars;
+        /* each prompt is counted once, as prompt_tokens counts it: by its first choice */
+        if (i % (size_t)k->q.n == 0)
+            cached += k->ch[i].res.cached_chars;
+    }
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
     cJSON_AddNumberToObject(u, "prompt_tokens", (double)prompt);
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", (double)cached);
     cJSON_AddNumberToObject(u, "completion_tokens", (double)completion_chars);
     cJSON_AddNumberToObject(u, "total_tokens", (double)(prompt + completion_chars));
 }
@@ -348,6 +354,7 @@ static void record(req_ctx *rc, completion *k)
     size_t gen = 0, scored = 0;
     for (size_t i = 0; i < k->nch; i++) {
         gen += k->ch[i].res.generated_chars;
+        rc->cached_chars += k->ch[i].res.cached_chars;
         if (k->q.echo && k->q.logprobs >= 0 && k->ch[i].prompt_chars > 0)
             scored += k->ch[i].prompt_chars - 1;
     }

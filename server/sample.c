@@ -54,6 +54,7 @@ static cJSON *result_json(const req_ctx *c, const job_result *r, const char *tex
     cJSON_AddStringToObject(o, "finish_reason", finish_name(r));
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
     cJSON_AddNumberToObject(u, "prime_chars", (double)r->prime_chars);
+    cJSON_AddNumberToObject(u, "cached_chars", (double)r->cached_chars);
     cJSON_AddNumberToObject(u, "generated_chars", (double)r->generated_chars);
     cJSON *tm = cJSON_AddObjectToObject(o, "timing");
     cJSON_AddNumberToObject(tm, "queue_ms", ms(r->queue_seconds));
@@ -97,6 +98,7 @@ static cJSON *chunk_logprobs(req_ctx *c, size_t chars)
 static void record(req_ctx *c, const job_result *r)
 {
     c->prime_chars = r->prime_chars;
+    c->cached_chars = r->cached_chars;
     c->generated_chars = r->generated_chars;
     switch (r->end) {
     case JOB_FINISHED:

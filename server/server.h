@@ -22,6 +22,7 @@ typedef struct server {
     serve_config cfg;
     charrnn_store *store;
     engine *eng;
+    state_cache *cache; /* prefix states (NULL: --state-cache-mb 0) */
     metrics *met;
     struct MHD_Daemon *mhd;
     int listen_fd;
@@ -61,6 +62,7 @@ typedef struct req_ctx {
     int sampled;
     int stream;
     size_t prime_chars, generated_chars;
+    size_t cached_chars; /* of prime_chars, resumed from the prefix-state cache */
     const char *finish; /* finish_reason or what ended the request */
     char user[65];      /* /v1 "user", for the access log ("" = none) */
     gen_job *job;

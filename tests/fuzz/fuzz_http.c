@@ -93,9 +93,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("store", err);
     if (charrnn_store_scan(srv.store, 0, err, sizeof err) < 0)
         die("scan", err);
+    srv.cache = state_cache_create(1 << 20); /* small: inputs also exercise eviction */
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
                         srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split,
-                        srv.cfg.worker_nice};
+                        srv.cfg.worker_nice,    srv.cache};
     srv.met = metrics_create();
     if (!srv.met || engine_create(&ec, &srv.eng))
         die("engine", "failed");

@@ -109,7 +109,7 @@ static void wait_end(engine *e, gen_job *j)
 
 START_TEST(batched_equals_sample_run)
 {
-    engine_config cfg = {64, 64, 2, 5, 0, 1, 0};
+    engine_config cfg = {64, 64, 2, 5, 0, 1, 0, NULL};
     engine *e = NULL;
     ck_assert_int_eq(engine_create(&cfg, &e), 0);
     enum { N = 16 };
@@ -142,7 +142,7 @@ END_TEST
 
 START_TEST(streamed_reads_equal_the_text)
 {
-    engine_config cfg = {4, 4, 1, 4, 0, 1, 0};
+    engine_config cfg = {4, 4, 1, 4, 0, 1, 0, NULL};
     engine *e = NULL;
     ck_assert_int_eq(engine_create(&cfg, &e), 0);
     gen_job *j = new_job(5, 3000);
@@ -166,7 +166,7 @@ END_TEST
 
 START_TEST(admission_queue_and_cancel)
 {
-    engine_config cfg = {1, 1, 1, 8, 0, 1, 0};
+    engine_config cfg = {1, 1, 1, 8, 0, 1, 0, NULL};
     engine *e = NULL;
     ck_assert_int_eq(engine_create(&cfg, &e), 0);
     gen_job *a = new_job(1, 100000000), *b = new_job(2, 10), *c = new_job(3, 10);
@@ -208,7 +208,7 @@ END_TEST
 
 START_TEST(timeouts)
 {
-    engine_config cfg = {1, 4, 1, 8, 0.3, 1, 0};
+    engine_config cfg = {1, 4, 1, 8, 0.3, 1, 0, NULL};
     engine *e = NULL;
     ck_assert_int_eq(engine_create(&cfg, &e), 0);
     gen_job *a = new_job(1, 100000000), *b = new_job(2, 10);
@@ -236,7 +236,7 @@ START_TEST(free_with_busy_workers)
     /* three workers, two single-stream batches: one worker is idle while
      * the others step when the engine stops; none may be left waiting */
     for (int round = 0; round < 20; round++) {
-        engine_config cfg = {8, 8, 3, 1, 0, 1, 0};
+        engine_config cfg = {8, 8, 3, 1, 0, 1, 0, NULL};
         engine *e = NULL;
         ck_assert_int_eq(engine_create(&cfg, &e), 0);
         gen_job *a = new_job(1, 100000000), *b = new_job(2, 100000000);

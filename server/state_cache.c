@@ -1,0 +1,299 @@
+/* The prefix-state cache (state_cache.h): a hash table of entries chained
+ * per bucket, and one LRU list through all of them.
+ *
+ * The hash of a key is a chain over its tokens, h_k = mix(h_{k-1}, t_k),
+ * so a lookup hashes every prefix of the prime in one pass and then probes
+ * from the longest down: the first entry whose tokens compare equal is the
+ * longest cached prefix. */
+#include "state_cache.h"
+
+#include "random_bytes.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct entry {
+    uint64_t hash, version, name_hash;
+    size_t n, nfloats, bytes; /* tokens, snapshot floats, what it is charged */
+    struct entry *chain;      /* next in the bucket */
+    struct entry *newer, *older;
+    uint16_t *tok; /* (n), after the snapshot in the same block */
+    float snap[];  /* (nfloats) */
+} entry;
+
+struct state_cache {
+    pthread_mutex_t mu;
+    size_t budget, bytes;
+    entry **bucket;
+    size_t nbucket; /* a power of two */
+    entry *newest, *oldest;
+    uint64_t seed;
+    state_cache_stats st;
+    struct floor {
+        uint64_t name_hash, version;
+    } *floors; /* per model name: versions below are retired */
+    size_t nfloors;
+};
+
+/* The retired floor of a name (0: none). Under mu. */
+static uint64_t floor_of(const state_cache *c, uint64_t name_hash)
+{
+    for (size_t i = 0; i < c->nfloors; i++)
+        if (c->floors[i].name_hash == name_hash)
+            return c->floors[i].version;
+    return 0;
+}
+
+/* splitmix64's finalizer: every input bit reaches every output bit. */
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t hash_step(uint64_t h, uint16_t t)
+{
+    return mix(h + 0x9E3779B97F4A7C15ull + t);
+}
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xCBF29CE484222325ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001B3ull;
+    return h;
+}
+
+state_cache *state_cache_create(size_t budget)
+{
+    if (budget == 0)
+        return NULL;
+    state_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    /* About one bucket per 8 KB of budget (a 2x512 LSTM snapshot), 1K..1M. */
+    c->nbucket = 1024;
+    while (c->nbucket < (1u << 20) && c->nbucket * 8192 < budget)
+        c->nbucket *= 2;
+    c->bucket = calloc(c->nbucket, sizeof *c->bucket);
+    if (!c->bucket) {
+        free(c);
+        return NULL;
+    }
+    if (random_bytes(&c->seed, sizeof c->seed) != 0) {
+        /* No random source: the clock still keeps the hashes unknown to
+         * clients that cannot see the start time to the nanosecond. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        c->seed = mix((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+    }
+    c->budget = budget;
+    c->st.budget = budget;
+    pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+void state_cache_free(state_cache *c)
+{
+    if (!c)
+        return;
+    for (entry *e = c->newest, *next; e; e = next) {
+        next = e->older;
+        free(e);
+    }
+    free(c->bucket);
+    free(c->floors);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static uint64_t key_hash(const state_cache *c, uint64_t version, const uint16_t *tok, size_t n)
+{
+    uint64_t h = mix(c->seed ^ version);
+    for (size_t i = 0; i < n; i++)
+        h = hash_step(h, tok[i]);
+    return h;
+}
+
+/* The entry of exactly this key, or NULL. Under mu. */
+static entry *find(state_cache *c, uint64_t hash, uint64_t version, const uint16_t *tok, size_t n)
+{
+    for (entry *e = c->bucket[hash & (c->nbucket - 1)]; e; e = e->chain)
+        if (e->hash == hash && e->version == version && e->n == n &&
+            memcmp(e->tok, tok, n * sizeof *tok) == 0)
+            return e;
+    return NULL;
+}
+
+static void lru_unlink(state_cache *c, entry *e)
+{
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        c->newest = e->older;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        c->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+static void lru_push(state_cache *c, entry *e)
+{
+    e->older = c->newest;
+    e->newer = NULL;
+    if (c->newest)
+        c->newest->newer = e;
+    c->newest = e;
+    if (!c->oldest)
+        c->oldest = e;
+}
+
+/* Unlinks e from everything and frees it. Under mu. */
+static void drop(state_cache *c, entry *e)
+{
+    entry **p = &c->bucket[e->hash & (c->nbucket - 1)];
+    while (*p != e)
+        p = &(*p)->chain;
+    *p = e->chain;
+    lru_unlink(c, e);
+    c->bytes -= e->bytes;
+    c->st.entries--;
+    free(e);
+}
+
+size_t state_cache_lookup(state_cache *c, uint64_t version, const uint16_t *tok, size_t n,
+                          size_t max_k, float *out, size_t nfloats)
+{
+    if (!c)
+        return 0;
+    size_t m = n < max_k ? n : max_k;
+    uint64_t *h = m ? malloc(m * sizeof *h) : NULL;
+    size_t found = 0;
+    if (h) {
+        uint64_t x = mix(c->seed ^ version);
+        for (size_t i = 0; i < m; i++)
+            h[i] = x = hash_step(x, tok[i]);
+    }
+    pthread_mutex_lock(&c->mu);
+    for (size_t k = h ? m : 0; k > 0; k--) {
+        entry *e = find(c, h[k - 1], version, tok, k);
+        if (e && e->nfloats == nfloats) {
+            memcpy(out, e->snap, nfloats * sizeof *out);
+            lru_unlink(c, e);
+            lru_push(c, e);
+            found = k;
+            break;
+        }
+    }
+    if (found) {
+        c->st.hits++;
+        c->st.hit_chars += found;
+    } else {
+        c->st.misses++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(h);
+    return found;
+}
+
+int state_cache_insert(state_cache *c, uint64_t version, const char *name, const uint16_t *tok,
+                       size_t n, const float *snap, size_t nfloats)
+{
+    if (!c || n == 0)
+        return -1;
+    size_t bytes = sizeof(entry) + nfloats * sizeof(float) + n * sizeof(uint16_t);
+    if (bytes > c->budget)
+        return -1;
+    uint64_t hash = key_hash(c, version, tok, n);
+    pthread_mutex_lock(&c->mu);
+    entry *e = find(c, hash, version, tok, n);
+    if (e) { /* the same text's state is the same bits: keep it, fresher */
+        lru_unlink(c, e);
+        lru_push(c, e);
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    while (c->bytes + bytes > c->budget && c->oldest) {
+        drop(c, c->oldest);
+        c->st.evictions++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    /* Built outside the lock: a copy of a long key is the slow part. */
+    e = malloc(bytes);
+    if (!e)
+        return -1;
+    e->hash = hash, e->version = version, e->name_hash = name_hash(name);
+    e->n = n, e->nfloats = nfloats, e->bytes = bytes;
+    memcpy(e->snap, snap, nfloats * sizeof *snap);
+    e->tok = (uint16_t *)(e->snap + nfloats);
+    memcpy(e->tok, tok, n * sizeof *tok);
+    pthread_mutex_lock(&c->mu);
+    if (version < floor_of(c, e->name_hash) || find(c, hash, version, tok, n)) {
+        /* retired meanwhile, or another thread kept it */
+        pthread_mutex_unlock(&c->mu);
+        free(e);
+        return 0;
+    }
+    while (c->bytes + bytes > c->budget && c->oldest) {
+        drop(c, c->oldest);
+        c->st.evictions++;
+    }
+    entry **b = &c->bucket[hash & (c->nbucket - 1)];
+    e->chain = *b;
+    *b = e;
+    lru_push(c, e);
+    c->bytes += bytes;
+    c->st.entries++;
+    c->st.inserts++;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+int state_cache_retire(state_cache *c, const char *name, uint64_t floor)
+{
+    if (!c)
+        return 0;
+    uint64_t nh = name_hash(name);
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    size_t i = 0;
+    while (i < c->nfloors && c->floors[i].name_hash != nh)
+        i++;
+    if (i == c->nfloors) {
+        struct floor *f = realloc(c->floors, (c->nfloors + 1) * sizeof *f);
+        if (f) {
+            c->floors = f;
+            f[c->nfloors++] = (struct floor){nh, 0};
+        } else {
+            rc = -1;
+        }
+    }
+    if (i < c->nfloors && c->floors[i].version < floor)
+        c->floors[i].version = floor;
+    for (entry *e = c->newest, *next; e; e = next) {
+        next = e->older;
+        if (e->name_hash == nh && e->version < floor) {
+            drop(c, e);
+            c->st.retired++;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+void state_cache_stats_get(state_cache *c, state_cache_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    *out = c->st;
+    out->bytes = c->bytes;
+    pthread_mutex_unlock(&c->mu);
+}
