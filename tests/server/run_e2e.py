@@ -369,7 +369,10 @@ def sample_basic_fields():
     assert set(body) == {"model", "model_version", "text", "seed", "finish_reason", "usage",
                          "timing"}, body
     assert body["model"] == "tiny" and body["seed"] == 7 and body["finish_reason"] == "length"
-    assert len(body["text"]) == 50 and body["usage"] == {"prime_chars": 4, "generated_chars": 50}
+    u = body["usage"]
+    assert len(body["text"]) == 50 and set(u) == {"prime_chars", "cached_chars", "generated_chars"}
+    # cached_chars: how many of the prime's came from the prefix-state cache
+    assert u["prime_chars"] == 4 and u["generated_chars"] == 50 and 0 <= u["cached_chars"] <= 4
     for k in ("queue_ms", "generation_ms", "total_ms"):
         assert body["timing"][k] >= 0
     # the other model by name
