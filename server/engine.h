@@ -67,8 +67,8 @@ typedef struct job_result {
     size_t text_len;
     size_t prime_chars, generated_chars;
     size_t cached_chars; /* of prime_chars, read from the prefix-state cache, not computed */
-    size_t n_records; /* log-probability records (0 unless the stream records them) */
-    int top_k;        /* alternatives per record */
+    size_t n_records;    /* log-probability records (0 unless the stream records them) */
+    int top_k;           /* alternatives per record */
     double queue_seconds, generate_seconds, total_seconds;
 } job_result;
 

@@ -63,8 +63,8 @@ typedef struct req_ctx {
     int stream;
     size_t prime_chars, generated_chars;
     size_t cached_chars; /* of prime_chars, resumed from the prefix-state cache */
-    const char *finish; /* finish_reason or what ended the request */
-    char user[65];      /* /v1 "user", for the access log ("" = none) */
+    const char *finish;  /* finish_reason or what ended the request */
+    char user[65];       /* /v1 "user", for the access log ("" = none) */
     gen_job *job;
     void *v1; /* /v1/completions state, freed by v1_free */
     void (*v1_free)(struct req_ctx *c);

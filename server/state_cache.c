@@ -33,7 +33,7 @@ struct state_cache {
     state_cache_stats st;
     struct floor {
         uint64_t name_hash, version;
-    } *floors; /* per model name: versions below are retired */
+    } * floors; /* per model name: versions below are retired */
     size_t nfloors;
 };
 

@@ -24,7 +24,7 @@
  * include/charrnn/model.h (the enum, the gate order) and model.c (gate count,
  * name, parse, check, initialisation); layers.c (the GEMMs around the cell)
  * and layers.h if backward needs more saved activations (as GRU's hn);
- * trainer.c (carried state, activation buffers); sampler.c (layer_update,
+ * trainer.c (carried state, activation buffers); stream_impl.h (stream_cell,
  * the stream's state); the --cell help of cli/train_main.c and the README;
  * the tests: tests/reference/gen_fixtures.py and its fixture, unit/reference,
  * unit/grad, unit/checkpoint, unit/infer_step, interop/torch-interop. The

@@ -65,8 +65,8 @@ int charrnn_stream_snapshot(const charrnn_stream *s, float *out)
 
 int charrnn_stream_resume(charrnn_stream *s, size_t k, const float *snap)
 {
-    if (s->finish != CHARRNN_FINISH_NONE || s->fed_prime != 0 || s->generated != 0 ||
-        k < 1 || k > s->n_prime || (s->p.logprobs && s->p.score_prime))
+    if (s->finish != CHARRNN_FINISH_NONE || s->fed_prime != 0 || s->generated != 0 || k < 1 ||
+        k > s->n_prime || (s->p.logprobs && s->p.score_prime))
         return CHARRNN_EINVAL;
     const charrnn_model *m = s->m;
     const size_t lh = (size_t)m->cfg.num_layers * (size_t)m->cfg.hidden_size;
@@ -144,8 +144,8 @@ static void block_inputs(const charrnn_model *m, const uint16_t *tok, int nb, in
         x[t] = w->below + (size_t)t * H, y[t] = w->gi + (size_t)t * GH;
     for (int t0 = 0; t0 < nb; t0 += TILE) {
         size_t n = (size_t)(nb - t0 < TILE ? nb - t0 : TILE);
-        jobs[nj++] = (charrnn_rd_job){(int)m->dtype, m->w_ih[l].w, m->w_ih[l].scale, p->b_ih, GH,
-                                      H,           n,              x + t0,           y + t0};
+        jobs[nj++] = (charrnn_rd_job){
+            (int)m->dtype, m->w_ih[l].w, m->w_ih[l].scale, p->b_ih, GH, H, n, x + t0, y + t0};
     }
     charrnn_rd_run(rs, jobs, nj);
 }

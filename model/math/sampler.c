@@ -26,8 +26,6 @@
  * top_p, the whole vocabulary is radix sorted (O(V)). */
 #define HEAP_K_MAX 256
 
-
-
 charrnn_sample_params charrnn_sample_defaults(void)
 {
     charrnn_sample_params p = {0};

@@ -35,8 +35,9 @@ typedef struct run_out {
  * a deterministic mix, with two-byte and three-byte characters. */
 static char *make_prime(size_t n, size_t *bytes)
 {
-    static const char *chars[] = {"t", "h", "e", " ", "q", "u", "\xC3\xA9", "W", "Z", ";",
-                                  "0", "\n", "\xE2\x82\xAC", "o", "x", "S", "B", "3"};
+    static const char *chars[] = {
+        "t", "h", "e", " ", "q", "u", "\xC3\xA9", "W", "Z", ";", "0", "\n", "\xE2\x82\xAC",
+        "o", "x", "S", "B", "3"};
     const size_t nc = sizeof chars / sizeof *chars;
     char *p = malloc(4 * n + 1);
     ck_assert_ptr_nonnull(p);
