@@ -8,14 +8,12 @@
  * temperature, top_p, stop and seed, and any choice can be reproduced alone.
  * As OpenAI specifies, the returned text excludes a matched stop string. */
 #include "charrnn/clock.h"
-#include "log.h"
 #include "logprobs_json.h"
 #include "openai_request.h"
-#include "random_bytes.h"
+#include "generate.h"
 #include "server.h"
 #include "sse.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -572,40 +570,21 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
     }
     completion_request *q = &k->q;
     snprintf(rc->user, sizeof rc->user, "%s", q->user);
-    if (atomic_load(&srv->draining)) {
-        completion_free(k);
-        return respond_fail(rc, 503, "unavailable_error", NULL, "the server is shutting down");
-    }
-    if (!q->model) {
-        char def[CHARRNN_STORE_NAME_MAX + 1];
-        if (!default_model(srv, def, sizeof def) || !(q->model = strdup(def))) {
-            completion_free(k);
-            return respond_fail(rc, 400, "invalid_request_error", "model",
-                                "no 'model' given and no default model is configured");
-        }
-    }
-    snprintf(rc->model, sizeof rc->model, "%s", q->model);
-    const charrnn_store_model *ver = NULL;
-    char msg[CHARRNN_ERR_MAX];
-    if (charrnn_store_acquire(srv->store, q->model, &ver, msg, sizeof msg) != CHARRNN_OK) {
-        completion_free(k);
-        return respond_fail(rc, 404, "not_found_error", "model", "%s", msg);
-    }
-    if (!q->has_seed && random_bytes(&q->seed, sizeof q->seed) != 0) {
-        int e = errno;
+    enum MHD_Result ret;
+    const charrnn_store_model *ver;
+    if (gen_acquire(rc, q->model, &ver, &ret) != 0 || gen_seed(rc, q->has_seed, &q->seed, &ret)) {
         charrnn_store_release(ver);
         completion_free(k);
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "error", strerror(e));
-        log_json("error", "getrandom failed: no random seed", f);
-        return respond_fail(rc, 500, "server_error", "seed",
-                            "cannot draw a random seed (%s); give a 'seed'", strerror(e));
+        return ret;
     }
-    rc->seed = q->seed;
     rc->stream = q->stream;
-    rc->model_version = ver->version;
     rc->sampled = 1;
-    metrics_model_request(srv->met, rc->model, rc->route);
+    char msg[CHARRNN_ERR_MAX];
+    if (!q->model && !(q->model = strdup(rc->model))) { /* the default: responses name it */
+        charrnn_store_release(ver);
+        completion_free(k);
+        return respond_fail(rc, 500, "server_error", NULL, "out of memory");
+    }
     if (charrnn_vocab_copy(ver->model->vocab, &k->vocab, msg, sizeof msg) != CHARRNN_OK) {
         charrnn_store_release(ver);
         completion_free(k);
@@ -627,7 +606,6 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
     rc->v1_free = v1_ctx_free;
     int score = q->echo && q->logprobs >= 0;
     int run = q->max_tokens > 0 || score;
-    enum MHD_Result ret = MHD_YES;
     int failed_setup = 0;
     for (size_t i = 0; i < k->nch && !failed_setup; i++) {
         choice *c = &k->ch[i];
@@ -641,52 +619,8 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
         rc->prime_chars += c->prompt_chars;
         if (!run)
             continue;
-        charrnn_sample_params p = charrnn_sample_defaults();
-        p.prime = c->prompt;
-        p.prime_len = c->prompt_len;
-        p.length = q->max_tokens;
-        p.temperature = q->temperature;
-        p.top_p = q->top_p;
-        p.seed = c->seed;
-        p.stop = (const char *const *)q->stop;
-        p.n_stop = q->n_stop;
-        p.logprobs = q->logprobs >= 0;
-        p.top_logprobs = q->logprobs >= 0 ? q->logprobs : 0;
-        p.score_prime = score;
-        p.bias_id = q->bias_id, p.bias_val = q->bias_val, p.n_bias = q->n_bias;
-        charrnn_stream *st = NULL;
-        charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
-        int r = charrnn_sample_params_check_model(&p, ver->model, &bad, msg, sizeof msg);
-        if (r == CHARRNN_OK)
-            r = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
-        if (r != CHARRNN_OK) {
-            const char *param = bad                           ? v1_field_name(bad)
-                : r == CHARRNN_EVOCAB || r == CHARRNN_EFORMAT ? "prompt"
-                                                              : NULL;
-            ret = r == CHARRNN_ENOMEM
-                ? respond_fail(rc, 500, "server_error", NULL, "%s", msg)
-                : respond_fail(rc, 400, "invalid_request_error", param, "%s", msg);
-            failed_setup = 1;
-            break;
-        }
-        c->job = engine_job_create(st, charrnn_store_retain(ver), p.top_logprobs);
-        if (!c->job) {
-            charrnn_stream_free(st);
-            charrnn_store_release(ver);
-            ret = respond_fail(rc, 500, "server_error", NULL, "out of memory");
-            failed_setup = 1;
-            break;
-        }
-        if (engine_submit(srv->eng, c->job) != 0) {
-            rc->finish = "rejected";
-            engine_stats s;
-            engine_stats_get(srv->eng, &s);
-            ret = respond_fail(rc, 503, "unavailable_error", NULL,
-                               "the server is busy (%d generations running, %d queued); retry "
-                               "later",
-                               s.active, s.queued);
-            failed_setup = 1;
-        }
+        charrnn_sample_params p = completion_request_params(q, c->prompt_idx, c->seed);
+        failed_setup = !(c->job = gen_submit(rc, ver, &p, v1_field_name, &ret));
     }
     charrnn_store_release(ver);
     if (failed_setup) {

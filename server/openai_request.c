@@ -321,3 +321,23 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
         completion_request_clear(r);
     return rc;
 }
+
+charrnn_sample_params completion_request_params(const completion_request *r, size_t i,
+                                                uint64_t seed)
+{
+    charrnn_sample_params p = charrnn_sample_defaults();
+    p.prime = r->prompt[i];
+    p.prime_len = r->prompt_len[i];
+    p.length = r->max_tokens;
+    p.temperature = r->temperature;
+    p.top_p = r->top_p;
+    p.seed = seed;
+    p.stop = (const char *const *)r->stop;
+    p.n_stop = r->n_stop;
+    p.logprobs = r->logprobs >= 0;
+    p.top_logprobs = r->logprobs >= 0 ? r->logprobs : 0;
+    /* echo with logprobs scores the prompt */
+    p.score_prime = r->echo && r->logprobs >= 0;
+    p.bias_id = r->bias_id, p.bias_val = r->bias_val, p.n_bias = r->n_bias;
+    return p;
+}

@@ -43,4 +43,9 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
                              completion_request *out, api_error *err);
 void completion_request_clear(completion_request *r);
 
+/* The library's view of prompt i's choice with the given seed (pointers into
+ * r): the one mapping of the request's fields onto sampling parameters. */
+charrnn_sample_params completion_request_params(const completion_request *r, size_t i,
+                                                uint64_t seed);
+
 #endif

@@ -1,13 +1,11 @@
 /* POST /sample: validation, admission, and the response — one JSON object, or
  * server-sent events (one "data: {json}" event per chunk of new text, then a
  * last event with finish_reason, usage and timing). */
-#include "log.h"
-#include "random_bytes.h"
 #include "logprobs_json.h"
+#include "generate.h"
 #include "server.h"
 #include "sse.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,75 +212,22 @@ enum MHD_Result handle_sample(req_ctx *c)
     sample_request req;
     if (sample_request_parse(c->body ? c->body : "", c->body_len, &srv->cfg, &req, &err))
         return respond_error(c, &err);
-    if (atomic_load(&srv->draining)) {
-        sample_request_clear(&req);
-        return respond_fail(c, 503, "unavailable_error", NULL, "the server is shutting down");
-    }
-    if (req.model)
-        snprintf(c->model, sizeof c->model, "%s", req.model);
-    else if (!default_model(srv, c->model, sizeof c->model)) {
-        sample_request_clear(&req);
-        return respond_fail(c, 400, "invalid_request_error", "model",
-                            "no 'model' given and no default model is configured");
-    }
-    const charrnn_store_model *ver = NULL;
-    char msg[CHARRNN_ERR_MAX];
-    int rc = charrnn_store_acquire(srv->store, c->model, &ver, msg, sizeof msg);
-    if (rc != CHARRNN_OK) {
-        sample_request_clear(&req);
-        return respond_fail(c, 404, "not_found_error", "model", "%s", msg);
-    }
-    if (!req.has_seed && random_bytes(&req.seed, sizeof req.seed) != 0) {
-        int e = errno;
+    enum MHD_Result ret;
+    const charrnn_store_model *ver;
+    if (gen_acquire(c, req.model, &ver, &ret) != 0 || gen_seed(c, req.has_seed, &req.seed, &ret)) {
         charrnn_store_release(ver);
         sample_request_clear(&req);
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "error", strerror(e));
-        log_json("error", "getrandom failed: no random seed", f);
-        return respond_fail(c, 500, "server_error", "seed",
-                            "cannot draw a random seed (%s); give a 'seed'", strerror(e));
+        return ret;
     }
-    c->seed = req.seed;
     c->stream = req.stream;
-    c->model_version = ver->version;
     c->sampled = 1;
     c->logprobs = req.logprobs;
-    metrics_model_request(srv->met, c->model, c->route);
     charrnn_sample_params p = sample_request_params(&req);
-    charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
-    charrnn_stream *st = NULL;
-    /* The parser checked every field against the same table; this names the
-     * field should they ever disagree. The stream then checks the prime. */
-    rc = charrnn_sample_params_check_model(&p, ver->model, &bad, msg, sizeof msg);
-    if (rc == CHARRNN_OK)
-        rc = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
+    c->job = gen_submit(c, ver, &p, charrnn_sample_field_name, &ret);
+    c->prime_chars = c->job ? utf8_chars(req.prime, req.prime_len) : 0;
+    charrnn_store_release(ver);
     sample_request_clear(&req);
-    if (rc != CHARRNN_OK) {
-        charrnn_store_release(ver);
-        if (rc == CHARRNN_ENOMEM)
-            return respond_fail(c, 500, "server_error", NULL, "%s", msg);
-        const char *param = bad ? charrnn_sample_field_name(bad)
-            : rc == CHARRNN_EVOCAB || rc == CHARRNN_EFORMAT
-            ? charrnn_sample_field_name(CHARRNN_SAMPLE_PRIME)
-            : NULL;
-        return respond_fail(c, 400, "invalid_request_error", param, "%s", msg);
-    }
-    c->prime_chars = charrnn_stream_prime_chars(st);
-    gen_job *job = engine_job_create(st, ver, p.logprobs ? p.top_logprobs : 0);
-    if (!job) {
-        charrnn_stream_free(st);
-        charrnn_store_release(ver);
-        return respond_fail(c, 500, "server_error", NULL, "out of memory");
-    }
-    if (engine_submit(srv->eng, job) != 0) {
-        engine_job_release(srv->eng, job);
-        c->finish = "rejected";
-        engine_stats s;
-        engine_stats_get(srv->eng, &s);
-        return respond_fail(c, 503, "unavailable_error", NULL,
-                            "the server is busy (%d generations running, %d queued); retry later",
-                            s.active, s.queued);
-    }
-    c->job = job;
+    if (!c->job)
+        return ret;
     return c->stream ? sse_start(c, next_event) : wait_and_respond(c);
 }

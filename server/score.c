@@ -4,6 +4,7 @@
  * the engine as a stream with score_prime and length 0 (sampler.h), so it is
  * stepped in the same batches as generations and shares the machine fairly. */
 #include "logprobs_json.h"
+#include "generate.h"
 #include "server.h"
 
 #include <math.h>
@@ -103,6 +104,12 @@ static cJSON *score_json(req_ctx *c, const score_request *q, const job_result *r
     return o;
 }
 
+/* /score's names of the sampling fields it sets: the text is the prime. */
+static const char *score_field_name(charrnn_sample_field f)
+{
+    return f == CHARRNN_SAMPLE_LOGPROBS ? "top_logprobs" : "text";
+}
+
 enum MHD_Result handle_score(req_ctx *c)
 {
     server *srv = c->srv;
@@ -122,58 +129,24 @@ enum MHD_Result handle_score(req_ctx *c)
         score_request_clear(&q);
         return respond_error(c, &err);
     }
-    if (atomic_load(&srv->draining)) {
+    enum MHD_Result ret;
+    const charrnn_store_model *ver;
+    if (gen_acquire(c, q.model, &ver, &ret) != 0) {
         score_request_clear(&q);
-        return respond_fail(c, 503, "unavailable_error", NULL, "the server is shutting down");
+        return ret;
     }
-    if (q.model)
-        snprintf(c->model, sizeof c->model, "%s", q.model);
-    else if (!default_model(srv, c->model, sizeof c->model)) {
-        score_request_clear(&q);
-        return respond_fail(c, 400, INVALID, "model",
-                            "no 'model' given and no default model is configured");
-    }
-    const charrnn_store_model *ver = NULL;
-    char msg[CHARRNN_ERR_MAX];
-    if (charrnn_store_acquire(srv->store, c->model, &ver, msg, sizeof msg) != CHARRNN_OK) {
-        score_request_clear(&q);
-        return respond_fail(c, 404, "not_found_error", "model", "%s", msg);
-    }
-    c->model_version = ver->version;
-    metrics_model_request(srv->met, c->model, c->route);
     charrnn_sample_params p = charrnn_sample_defaults();
     p.prime = q.text;
     p.prime_len = q.text_len;
     p.length = 0;
     p.logprobs = 1, p.top_logprobs = q.top_logprobs, p.score_prime = 1;
-    charrnn_stream *st = NULL;
-    charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
-    int rc = charrnn_sample_params_check_model(&p, ver->model, &bad, msg, sizeof msg);
-    if (rc == CHARRNN_OK)
-        rc = charrnn_stream_create(ver->model, &p, &st, msg, sizeof msg);
-    if (rc != CHARRNN_OK) {
-        charrnn_store_release(ver);
-        score_request_clear(&q);
-        if (rc == CHARRNN_ENOMEM)
-            return respond_fail(c, 500, "server_error", NULL, "%s", msg);
-        /* only these two can be wrong here: the text (its characters) and top_logprobs */
-        return respond_fail(c, 400, INVALID,
-                            bad == CHARRNN_SAMPLE_LOGPROBS ? "top_logprobs" : "text", "%s", msg);
-    }
-    c->prime_chars = charrnn_stream_prime_chars(st);
-    gen_job *job = engine_job_create(st, ver, q.top_logprobs);
+    gen_job *job = gen_submit(c, ver, &p, score_field_name, &ret);
+    charrnn_store_release(ver);
     if (!job) {
-        charrnn_stream_free(st);
-        charrnn_store_release(ver);
         score_request_clear(&q);
-        return respond_fail(c, 500, "server_error", NULL, "out of memory");
+        return ret;
     }
-    if (engine_submit(srv->eng, job) != 0) {
-        engine_job_release(srv->eng, job);
-        score_request_clear(&q);
-        c->finish = "rejected";
-        return respond_fail(c, 503, "unavailable_error", NULL, "the server is busy; retry later");
-    }
+    c->prime_chars = utf8_chars(q.text, q.text_len);
     c->job = job;
     while (!engine_job_wait(srv->eng, job, WAIT_MS)) {
         if (client_gone(c)) {
@@ -185,7 +158,6 @@ enum MHD_Result handle_score(req_ctx *c)
     }
     job_result res;
     engine_job_result(srv->eng, job, &res);
-    enum MHD_Result ret;
     job_records x;
     if (res.end == JOB_QUEUE_TIMEOUT || res.end == JOB_SHUTDOWN || res.end == JOB_TIMEOUT) {
         c->finish = res.end == JOB_TIMEOUT ? "timeout" : "unavailable";

@@ -1,0 +1,94 @@
+/* The one generation path (generate.h). */
+#include "generate.h"
+
+#include "log.h"
+#include "random_bytes.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+int gen_acquire(req_ctx *c, const char *model, const charrnn_store_model **ver,
+                enum MHD_Result *ret)
+{
+    server *srv = c->srv;
+    *ver = NULL;
+    if (atomic_load(&srv->draining)) {
+        *ret = respond_fail(c, 503, "unavailable_error", NULL, "the server is shutting down");
+        return -1;
+    }
+    if (model) {
+        snprintf(c->model, sizeof c->model, "%s", model);
+    } else if (!default_model(srv, c->model, sizeof c->model)) {
+        *ret = respond_fail(c, 400, "invalid_request_error", "model",
+                            "no 'model' given and no default model is configured");
+        return -1;
+    }
+    char msg[CHARRNN_ERR_MAX];
+    if (charrnn_store_acquire(srv->store, c->model, ver, msg, sizeof msg) != CHARRNN_OK) {
+        *ret = respond_fail(c, 404, "not_found_error", "model", "%s", msg);
+        return -1;
+    }
+    c->model_version = (*ver)->version;
+    metrics_model_request(srv->met, c->model, c->route);
+    return 0;
+}
+
+int gen_seed(req_ctx *c, int has_seed, uint64_t *seed, enum MHD_Result *ret)
+{
+    if (!has_seed && random_bytes(seed, sizeof *seed) != 0) {
+        int e = errno;
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "error", strerror(e));
+        log_json("error", "getrandom failed: no random seed", f);
+        *ret = respond_fail(c, 500, "server_error", "seed",
+                            "cannot draw a random seed (%s); give a 'seed'", strerror(e));
+        return -1;
+    }
+    c->seed = *seed;
+    return 0;
+}
+
+gen_job *gen_submit(req_ctx *c, const charrnn_store_model *ver, const charrnn_sample_params *p,
+                    gen_field_name_fn name, enum MHD_Result *ret)
+{
+    char msg[CHARRNN_ERR_MAX];
+    charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
+    charrnn_stream *st = NULL;
+    /* The parsers checked every field against the same table; this names the
+     * field should they ever disagree. The stream then checks the prime. */
+    int rc = charrnn_sample_params_check_model(p, ver->model, &bad, msg, sizeof msg);
+    if (rc == CHARRNN_OK)
+        rc = charrnn_stream_create(ver->model, p, &st, msg, sizeof msg);
+    if (rc != CHARRNN_OK) {
+        if (rc == CHARRNN_ENOMEM) {
+            *ret = respond_fail(c, 500, "server_error", NULL, "%s", msg);
+            return NULL;
+        }
+        const char *param = bad                             ? name(bad)
+            : rc == CHARRNN_EVOCAB || rc == CHARRNN_EFORMAT ? name(CHARRNN_SAMPLE_PRIME)
+                                                            : NULL;
+        *ret = respond_fail(c, 400, "invalid_request_error", param, "%s", msg);
+        return NULL;
+    }
+    gen_job *job =
+        engine_job_create(st, charrnn_store_retain(ver), p->logprobs ? p->top_logprobs : 0);
+    if (!job) {
+        charrnn_stream_free(st);
+        charrnn_store_release(ver);
+        *ret = respond_fail(c, 500, "server_error", NULL, "out of memory");
+        return NULL;
+    }
+    if (engine_submit(c->srv->eng, job) != 0) {
+        engine_job_release(c->srv->eng, job);
+        c->finish = "rejected";
+        engine_stats s;
+        engine_stats_get(c->srv->eng, &s);
+        *ret = respond_fail(c, 503, "unavailable_error", NULL,
+                            "the server is busy (%d generations running, %d queued); retry later",
+                            s.active, s.queued);
+        return NULL;
+    }
+    return job;
+}

@@ -1,0 +1,42 @@
+/* The one generation path: what every handler that runs the model (POST
+ * /sample, POST /score, POST /v1/completions) does between its parsed
+ * request and its response, written once so that a control added to the
+ * sampling parameters is added in one place.
+ *
+ *   gen_acquire   the model version (draining, default model, the store)
+ *   gen_seed      a random seed when the request gave none
+ *   gen_submit    per stream: the parameters checked against the model, the
+ *                 stream, its job, admission
+ *
+ * Each step either succeeds or has already responded (the API's error shape
+ * through respond_fail) and returns -1 / NULL with *ret the handler's return
+ * value. */
+#ifndef CHARRNN_SERVE_GENERATE_H
+#define CHARRNN_SERVE_GENERATE_H
+
+#include "server.h"
+
+/* The API's name of a sampling field, for the "param" of a 400 ("prompt" on
+ * /v1 where /sample says "prime"). CHARRNN_SAMPLE_PRIME names the text whose
+ * characters a stream reads. */
+typedef const char *(*gen_field_name_fn)(charrnn_sample_field f);
+
+/* The version of model (NULL: the default model) that the request runs on,
+ * held in *ver (the caller releases it). Refuses while the server drains
+ * (503), without a model and a default (400, param model), or when the model
+ * is not loaded (404, param model). On success c->model and c->model_version
+ * are set and the request is counted for the model. */
+int gen_acquire(req_ctx *c, const char *model, const charrnn_store_model **ver,
+                enum MHD_Result *ret);
+
+/* A fresh random seed into *seed unless has_seed; c->seed is set either way.
+ * Without a random source: 500, param seed (the client can give one). */
+int gen_seed(req_ctx *c, int has_seed, uint64_t *seed, enum MHD_Result *ret);
+
+/* Checks p against the model of ver, creates the stream and its job (which
+ * takes its own reference to ver) and submits it. On error: 400 naming the
+ * field by name(), 500 out of memory, 503 when the queue is full; NULL. */
+gen_job *gen_submit(req_ctx *c, const charrnn_store_model *ver, const charrnn_sample_params *p,
+                    gen_field_name_fn name, enum MHD_Result *ret);
+
+#endif
