@@ -50,6 +50,18 @@ int charrnn_infer_step_split(const charrnn_model *m, size_t n, charrnn_stream *c
 size_t charrnn_stream_prefill_split(const charrnn_model *m, charrnn_stream *s, size_t max,
                                     charrnn_rowsplit *rs);
 
+/* charrnn_stream_prefill_split that also takes a stream scoring its prime
+ * (score_prime): the record of every prime character it scores is passed to
+ * cb in order, as charrnn_stream_logprob would have returned it after each
+ * step (its arrays valid during the call only); the decoder runs over the
+ * positions in tiles, like the input products. cb returning non-zero stops
+ * the prefill after that record's block (the stream stays consistent: it has
+ * read what it reports). Other streams ignore cb (NULL allowed). A stream
+ * that scores its whole text ends here (done) when its last record is read. */
+size_t charrnn_stream_prefill_scored(const charrnn_model *m, charrnn_stream *s, size_t max,
+                                     charrnn_rowsplit *rs,
+                                     int (*cb)(void *ctx, const charrnn_logprob *rec), void *ctx);
+
 /* charrnn_sample_run (same contract) stepping through rs. */
 int charrnn_sample_run_split(charrnn_stream *s, const charrnn_model *m, charrnn_rowsplit *rs,
                              int (*cb)(void *ctx, const char *bytes, size_t len), void *ctx);

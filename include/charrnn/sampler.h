@@ -225,8 +225,9 @@ int charrnn_stream_resume(charrnn_stream *s, size_t k, const float *snap);
  * many steps would give: every product row is the same fixed-order dot
  * product (the kernel is batch invariant) and the cell is the step's.
  * Returns the characters read: 0 when there is nothing to prefill (stepped
- * past the prime, one character left, a stream that scores its prime) or no
- * memory for the scratch (then stepping works as before). */
+ * past the prime, one character left, a stream that scores its prime: see
+ * charrnn_stream_prefill_scored) or no memory for the scratch (then stepping
+ * works as before). */
 size_t charrnn_stream_prefill(const charrnn_model *m, charrnn_stream *s, size_t max);
 
 /* The inference kernel: builds of the step's matrix-vector products for

@@ -95,14 +95,16 @@ typedef struct scratch {
     float *gi;           /* (PB, G*H): the block's input pre-activations */
     float *gh;           /* (G*H) */
     float *c[2];         /* (H) each: LSTM's c, alternating (the cell's arrays never overlap) */
+    float *logits;       /* (PB, V) when scoring, else NULL */
 } scratch;
 
 static void scratch_free(scratch *w)
 {
     free(w->below), free(w->here), free(w->gi), free(w->gh), free(w->c[0]), free(w->c[1]);
+    free(w->logits);
 }
 
-static int scratch_alloc(scratch *w, int H, int GH)
+static int scratch_alloc(scratch *w, int H, int GH, int V, int scoring)
 {
     memset(w, 0, sizeof *w);
     w->below = charrnn_alloc_floats((size_t)PB * H);
@@ -111,10 +113,31 @@ static int scratch_alloc(scratch *w, int H, int GH)
     w->gh = charrnn_alloc_floats((size_t)GH);
     w->c[0] = charrnn_alloc_floats((size_t)H);
     w->c[1] = charrnn_alloc_floats((size_t)H);
-    if (w->below && w->here && w->gi && w->gh && w->c[0] && w->c[1])
+    w->logits = scoring ? charrnn_alloc_floats((size_t)PB * V) : NULL;
+    if (w->below && w->here && w->gi && w->gh && w->c[0] && w->c[1] && (w->logits || !scoring))
         return 0;
     scratch_free(w);
     return -1;
+}
+
+/* One matrix times the block's positions, in tiles of the kernel's 16:
+ * y[t] = b + W x[t] with x[t] = xb + t*D and y[t] = yb + t*R. */
+static void block_product(const charrnn_model *m, const charrnn_matrix *mat, const float *b, int R,
+                          int D, int nb, const float *xb, float *yb, charrnn_rowsplit *rs)
+{
+    enum { TILE = CHARRNN_RD_MAX_STREAMS, NJ = (PB + TILE - 1) / TILE };
+    const float *x[PB];
+    float *y[PB];
+    charrnn_rd_job jobs[NJ];
+    int nj = 0;
+    for (int t = 0; t < nb; t++)
+        x[t] = xb + (size_t)t * D, y[t] = yb + (size_t)t * R;
+    for (int t0 = 0; t0 < nb; t0 += TILE) {
+        size_t n = (size_t)(nb - t0 < TILE ? nb - t0 : TILE);
+        jobs[nj++] =
+            (charrnn_rd_job){(int)m->dtype, mat->w, mat->scale, b, R, D, n, x + t0, y + t0};
+    }
+    charrnn_rd_run(rs, jobs, nj);
 }
 
 /* Input pre-activations of layer l for positions [0, nb) of the block:
@@ -135,19 +158,7 @@ static void block_inputs(const charrnn_model *m, const uint16_t *tok, int nb, in
         }
         return;
     }
-    enum { TILE = CHARRNN_RD_MAX_STREAMS, NJ = (PB + TILE - 1) / TILE };
-    const float *x[PB];
-    float *y[PB];
-    charrnn_rd_job jobs[NJ];
-    int nj = 0;
-    for (int t = 0; t < nb; t++)
-        x[t] = w->below + (size_t)t * H, y[t] = w->gi + (size_t)t * GH;
-    for (int t0 = 0; t0 < nb; t0 += TILE) {
-        size_t n = (size_t)(nb - t0 < TILE ? nb - t0 : TILE);
-        jobs[nj++] = (charrnn_rd_job){
-            (int)m->dtype, m->w_ih[l].w, m->w_ih[l].scale, p->b_ih, GH, H, n, x + t0, y + t0};
-    }
-    charrnn_rd_run(rs, jobs, nj);
+    block_product(m, &m->w_ih[l], p->b_ih, GH, H, nb, w->below, w->gi, rs);
 }
 
 /* Layer l over the block, in order: the recurrent product of each position
@@ -180,34 +191,69 @@ size_t charrnn_stream_prefill(const charrnn_model *m, charrnn_stream *s, size_t 
 size_t charrnn_stream_prefill_split(const charrnn_model *m, charrnn_stream *s, size_t max,
                                     charrnn_rowsplit *rs)
 {
-    if (s->m != m || s->finish != CHARRNN_FINISH_NONE || s->generated != 0 ||
-        (s->p.logprobs && s->p.score_prime) || s->fed_prime + 1 >= s->n_prime)
+    return charrnn_stream_prefill_scored(m, s, max, rs, NULL, NULL);
+}
+
+/* The records of a block's positions for a stream that scores its prime:
+ * the decoder over the block's top-layer h (w->below), then each position
+ * ended as the step ends it (charrnn_stream_step_end: the record of the next
+ * prime character, and the finish after the last). -1 when cb said stop. */
+static int block_records(const charrnn_model *m, charrnn_stream *s, size_t first, int nb,
+                         scratch *w, charrnn_rowsplit *rs,
+                         int (*cb)(void *ctx, const charrnn_logprob *rec), void *ctx)
+{
+    const int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    block_product(m, &m->dec_w, m->p.dec_b, V, H, nb, w->below, w->logits, rs);
+    for (int t = 0; t < nb; t++) {
+        memcpy(s->logits, w->logits + (size_t)t * V, (size_t)V * sizeof *s->logits);
+        s->fed_prime = first + (size_t)t + 1;
+        charrnn_stream_step_end(s);
+        charrnn_logprob rec;
+        if (charrnn_stream_logprob(s, &rec) && cb(ctx, &rec) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+size_t charrnn_stream_prefill_scored(const charrnn_model *m, charrnn_stream *s, size_t max,
+                                     charrnn_rowsplit *rs,
+                                     int (*cb)(void *ctx, const charrnn_logprob *rec), void *ctx)
+{
+    const int scoring = s->p.logprobs && s->p.score_prime;
+    if (s->m != m || s->finish != CHARRNN_FINISH_NONE || s->generated != 0 || (scoring && !cb) ||
+        s->fed_prime + 1 >= s->n_prime)
         return 0;
     size_t T = s->n_prime - 1 - s->fed_prime;
     T = T < max ? T : max;
     const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
     const int GH = charrnn_cell_gates(m->cfg.cell) * H;
     scratch w;
-    if (T == 0 || scratch_alloc(&w, H, GH) != 0)
+    if (T == 0 || scratch_alloc(&w, H, GH, V, scoring) != 0)
         return 0;
+    const size_t f0 = s->fed_prime;
+    int quiet = 0; /* cb asked for no more records */
     for (size_t b0 = 0; b0 < T; b0 += PB) {
         int nb = (int)(T - b0 < PB ? T - b0 : PB);
-        const uint16_t *tok = s->prime + s->fed_prime + b0;
+        const uint16_t *tok = s->prime + f0 + b0;
         for (int l = 0; l < L; l++) {
             block_inputs(m, tok, nb, l, &w, rs);
             size_t o = state_old(s, l, L, H);
             block_recurrent(m, nb, l, s->h + o, s->c + o, &w, rs);
             float *t = w.below;
-            w.below = w.here, w.here = t;
+            w.below = w.here, w.here = t; /* below: this layer's h, the next one's input */
         }
+        if (scoring && !quiet)
+            quiet = block_records(m, s, f0 + b0, nb, &w, rs, cb, ctx) != 0;
     }
     scratch_free(&w);
-    /* The logits after the last position: a snapshot taken now is whole. */
-    const float *top = s->h + state_old(s, L - 1, L, H);
-    float *lg = s->logits;
-    charrnn_rd_job dec = job1(m, &m->dec_w, m->p.dec_b, V, H, &top, &lg);
-    charrnn_rd_run(rs, &dec, 1);
-    s->fed_prime += T;
+    if (!scoring) {
+        /* The logits after the last position: a snapshot taken now is whole. */
+        const float *top = s->h + state_old(s, L - 1, L, H);
+        float *lg = s->logits;
+        charrnn_rd_job dec = job1(m, &m->dec_w, m->p.dec_b, V, H, &top, &lg);
+        charrnn_rd_run(rs, &dec, 1);
+    }
+    s->fed_prime = f0 + T;
     s->pending = s->prime[s->fed_prime];
     return T;
 }

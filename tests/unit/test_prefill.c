@@ -200,6 +200,95 @@ static void check_model(charrnn_model *m, const char *what)
     charrnn_model_free(m);
 }
 
+/* Records passed by charrnn_stream_prefill_scored, appended to a run_out. */
+static int collect(void *ctx, const charrnn_logprob *r)
+{
+    run_out *o = ctx;
+    ck_assert_uint_lt(o->nrec, MAXREC);
+    ck_assert_int_eq(r->is_prime, 1);
+    o->rec[o->nrec] = *r;
+    memcpy(o->top_id[o->nrec], r->top_id, (size_t)r->n_top * sizeof(int));
+    memcpy(o->top_lp[o->nrec], r->top_lp, (size_t)r->n_top * sizeof(float));
+    o->nrec++;
+    return 0;
+}
+
+/* Steps s to its end keeping every record, the prime's included. */
+static void finish_all(const charrnn_model *m, charrnn_stream *s, run_out *o)
+{
+    while (!charrnn_stream_done(s)) {
+        ck_assert_int_eq(charrnn_infer_step_split(m, 1, &s, split), CHARRNN_OK);
+        o->len += (size_t)charrnn_stream_emit(s, o->text + o->len);
+        charrnn_logprob r;
+        if (charrnn_stream_logprob(s, &r)) {
+            ck_assert_uint_lt(o->nrec, MAXREC);
+            o->rec[o->nrec] = r;
+            memcpy(o->top_id[o->nrec], r.top_id, (size_t)r.n_top * sizeof(int));
+            memcpy(o->top_lp[o->nrec], r.top_lp, (size_t)r.n_top * sizeof(float));
+            o->nrec++;
+        }
+    }
+    o->snap = malloc(charrnn_snapshot_floats(m) * sizeof(float));
+    ck_assert_ptr_nonnull(o->snap);
+    ck_assert_int_eq(charrnn_stream_snapshot(s, o->snap), CHARRNN_OK);
+    const uint16_t *c = charrnn_stream_context(s, &o->nctx);
+    ck_assert_ptr_nonnull(c);
+    memcpy(o->ctx, c, o->nctx * sizeof *c);
+}
+
+/* A stream that scores its prime (/score: length 0; /v1 echo: then
+ * generates), prefilled in chunks: every prime record, and everything after,
+ * the bits of the stepped stream. */
+static void check_scored(const charrnn_model *m, const char *what)
+{
+    size_t bytes;
+    char *prime = make_prime(200, &bytes);
+    static const size_t lengths[] = {0, 25};
+    static const size_t chunks[] = {1, 63, 64, 130, 1000};
+    static run_out cold, got;
+    for (size_t li = 0; li < 2; li++) {
+        charrnn_sample_params p = params(prime, bytes);
+        p.score_prime = 1, p.length = lengths[li];
+        charrnn_stream *s = stream(m, &p);
+        cold.len = cold.nrec = 0;
+        finish_all(m, s, &cold);
+        charrnn_stream_free(s);
+        ck_assert_uint_eq(cold.nrec, 199 + lengths[li]);
+        for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+            s = stream(m, &p);
+            got.len = got.nrec = 0;
+            size_t fed = 0, k;
+            while ((k = charrnn_stream_prefill_scored(m, s, chunks[c], split, collect, &got)) > 0)
+                fed += k;
+            ck_assert_uint_eq(fed, 199);
+            ck_assert_int_eq(charrnn_stream_done(s), lengths[li] == 0);
+            if (!charrnn_stream_done(s))
+                finish_all(m, s, &got);
+            else
+                got.snap = NULL;
+            char msg[96];
+            snprintf(msg, sizeof msg, "%s, scored length %zu, chunks of %zu", what, lengths[li],
+                     chunks[c]);
+            if (got.snap) {
+                assert_same(m, &cold, &got, msg);
+            } else { /* done in the prefill: the records and the state */
+                float *snap = malloc(charrnn_snapshot_floats(m) * sizeof(float));
+                ck_assert_int_eq(charrnn_stream_snapshot(s, snap), CHARRNN_OK);
+                got.snap = snap;
+                size_t n;
+                const uint16_t *ctx = charrnn_stream_context(s, &n);
+                got.nctx = n;
+                memcpy(got.ctx, ctx, n * sizeof *ctx);
+                assert_same(m, &cold, &got, msg);
+            }
+            free(got.snap);
+            charrnn_stream_free(s);
+        }
+        free(cold.snap);
+    }
+    free(prime);
+}
+
 static charrnn_model *lowp(charrnn_model *m, charrnn_dtype dt)
 {
     char err[CHARRNN_ERR_MAX];
@@ -223,7 +312,9 @@ static void check_kernels(charrnn_cell cell, int hidden, int layers, charrnn_dty
         charrnn_model *m = chaotic_model(cell, hidden, layers, 11);
         char msg[64];
         snprintf(msg, sizeof msg, "%s (%s)", what, kernels[k]);
-        check_model(dt == CHARRNN_DTYPE_F32 ? m : lowp(m, dt), msg);
+        m = dt == CHARRNN_DTYPE_F32 ? m : lowp(m, dt);
+        check_scored(m, msg);
+        check_model(m, msg);
     }
     ck_assert_int_eq(charrnn_kernel_select(def, NULL, 0), CHARRNN_OK);
     ck_assert_int_ge(tested, 1);
