@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import run_e2e as e2e  # noqa: E402
-from run_e2e import Daemon, cli_sample, expect_error, metric, parse_sse  # noqa: E402
+from run_e2e import Daemon, check, cli_sample, expect_error, metric, parse_sse  # noqa: E402
 
 ONLY = sys.argv[4:]
 J = {"Content-Type": "application/json"}
@@ -62,14 +62,14 @@ def post(path, body, headers=None):
 def v1_error(resp, status, param="absent", msg_re=None):
     """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
     st, hdrs, body = resp
-    assert st == status, "status %d, expected %d: %r" % (st, status, body)
+    check(st == status, "status %d, expected %d: %r" % (st, status, body))
     err = body["error"]
-    assert set(err) == {"message", "type", "param", "code"}, err
-    assert err["code"] is None or isinstance(err["code"], str), err
+    check(set(err) == {"message", "type", "param", "code"}, err)
+    check(err["code"] is None or isinstance(err["code"], str), err)
     if param != "absent":
-        assert err["param"] == param, "param %r, expected %r (%s)" % (err["param"], param, err)
+        check(err["param"] == param, "param %r, expected %r (%s)" % (err["param"], param, err))
     if msg_re:
-        assert re.search(msg_re, err["message"]), err["message"]
+        check(re.search(msg_re, err["message"]), err["message"])
     return err
 
 
