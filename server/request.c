@@ -129,6 +129,33 @@ int json_has_nul(span v)
     return 0;
 }
 
+/* The offset of the first raw control character (< 0x20) inside a string of
+ * the JSON text s[0..n), or n if there is none. For text cJSON has parsed,
+ * its strings are exactly the quoted runs, escapes skipped as cJSON skips
+ * them. RFC 8259 forbids such bytes; cJSON keeps them, and cuts the string
+ * at a NUL, so "tiny<NUL>-other" would read as the model "tiny". */
+static size_t raw_control_at(const char *s, size_t n)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!in_string)
+            in_string = c == '"';
+        else if (c == '"')
+            in_string = 0;
+        else if (c == '\\' && i + 1 < n && (unsigned char)s[i + 1] >= 0x20)
+            i++; /* the escaped character */
+        else if (c < 0x20)
+            return i;
+    }
+    return n;
+}
+
+static int span_has(span v, const char *at)
+{
+    return at >= v.p && at < v.p + v.n;
+}
+
 static const char *const sample_fields[] = {"model", "prime", "length", "temperature", "seed",
                                             "top_k", "top_p", "stop",   "stream",      "logprobs"};
 #define NFIELDS (sizeof sample_fields / sizeof sample_fields[0])
@@ -337,9 +364,18 @@ int json_object_parse(const char *body, size_t len, const char *const *fields, s
         goto out;
     }
     size_t nsrc = request_members(body, len, src, nfields + 1);
+    size_t parsed = (size_t)(end - body), ctl = raw_control_at(body, parsed);
     size_t i = 0;
     uint64_t seen = 0;
     for (const cJSON *v = root->child; v; v = v->next, i++) {
+        if (ctl < parsed && i < nsrc &&
+            (span_has(src[i].key, body + ctl) || span_has(src[i].value, body + ctl))) {
+            rc = api_fail(err, 400, INVALID, v->string,
+                          "'%.64s' has a raw control character (byte 0x%02x) inside a string: "
+                          "JSON requires it escaped",
+                          v->string, (unsigned char)body[ctl]);
+            goto out;
+        }
         size_t f = 0;
         while (f < nfields && strcmp(v->string, fields[f]))
             f++;
@@ -364,6 +400,11 @@ int json_object_parse(const char *body, size_t len, const char *const *fields, s
         if ((rc = fn(ctx, v, sv, err)) != 0)
             goto out;
     }
+    if (ctl < parsed) /* in no member the scanner found: never, the fuzz harness checks */
+        rc = api_fail(err, 400, INVALID, NULL,
+                      "a raw control character (byte 0x%02x) inside a string: JSON requires it "
+                      "escaped",
+                      (unsigned char)body[ctl]);
 out:
     free(src);
     cJSON_Delete(root);

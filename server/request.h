@@ -55,8 +55,10 @@ typedef struct span { /* a byte range of the body */
 typedef int (*json_member_fn)(void *ctx, const cJSON *v, span src, api_error *err);
 /* Parses body (len bytes) as one JSON object whose members must be among
  * fields (at most 64): invalid JSON, trailing data, unknown and duplicate
- * members are 400 errors naming the field. Null members mean "the default"
- * and are skipped. Returns 0 or -1 with err filled. */
+ * members, and a raw control character (< 0x20) inside any string (which
+ * cJSON would keep, cutting the string at a NUL) are 400 errors naming the
+ * top-level field. Null members mean "the default" and are skipped. Returns
+ * 0 or -1 with err filled. */
 int json_object_parse(const char *body, size_t len, const char *const *fields, size_t nfields,
                       json_member_fn fn, void *ctx, api_error *err);
 /* An integral number in [lo, hi]. */

@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import run_e2e as e2e  # noqa: E402
-from run_e2e import Daemon, cli_sample, expect_error, metric, parse_sse  # noqa: E402
+from run_e2e import Daemon, check, cli_sample, expect_error, metric, parse_sse  # noqa: E402
 
 ONLY = sys.argv[4:]
 J = {"Content-Type": "application/json"}
@@ -62,14 +62,14 @@ def post(path, body, headers=None):
 def v1_error(resp, status, param="absent", msg_re=None):
     """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
     st, hdrs, body = resp
-    assert st == status, "status %d, expected %d: %r" % (st, status, body)
+    check(st == status, "status %d, expected %d: %r" % (st, status, body))
     err = body["error"]
-    assert set(err) == {"message", "type", "param", "code"}, err
-    assert err["code"] is None or isinstance(err["code"], str), err
+    check(set(err) == {"message", "type", "param", "code"}, err)
+    check(err["code"] is None or isinstance(err["code"], str), err)
     if param != "absent":
-        assert err["param"] == param, "param %r, expected %r (%s)" % (err["param"], param, err)
+        check(err["param"] == param, "param %r, expected %r (%s)" % (err["param"], param, err))
     if msg_re:
-        assert re.search(msg_re, err["message"]), err["message"]
+        check(re.search(msg_re, err["message"]), err["message"])
     return err
 
 
@@ -476,6 +476,47 @@ def api_metrics():
             route
     assert metric(fams, "charrnn_request_scored_chars_total", model="other") == 6
     assert metric(fams, "charrnn_request_generated_chars_total", model="other") == 27
+
+
+# ---------------------------------------------------------------- raw control bytes
+
+@test
+def raw_control_bytes_refused():
+    """A raw byte < 0x20 inside a JSON string is refused with a 400 naming the
+    field, in each API's error shape, on every route with a body: cJSON would
+    keep it and cut the string at a NUL, so "tiny<NUL>-other" was served by
+    "tiny" (a gateway allowing or denying by model name is bypassed) and a stop
+    "e<NUL>zz" acted as "e". As whitespace between tokens it is still fine."""
+    for path, body, param in [
+        ("/sample", '{"model": "tiny\x00-other", "length": 3}', "model"),
+        ("/sample", '{"prime": "th\x00zz", "length": 3}', "prime"),
+        ("/sample", '{"prime": "a\nb", "length": 3}', "prime"),
+        ("/sample", '{"length": 3, "stop": ["e\x00zz"]}', "stop"),
+        ("/score", '{"model": "tiny\x00-other", "text": "the cat"}', "model"),
+        ("/score", '{"text": "the\x01 cat"}', "text"),
+        ("/score", '{"text": "the cat", "model\x00x": "tiny"}', "model"),
+    ]:
+        resp = post(path, body)
+        check(not (resp[0] == 200 and resp[2].get("model") == "tiny"),
+              "%s %r was served by 'tiny'" % (path, body))
+        err = expect_error(resp, 400, param, "control character")
+        check(err["type"] == "invalid_request_error", err)
+    for body, param in [
+        ('{"model": "tiny\x00-other", "prompt": "the ", "max_tokens": 2}', "model"),
+        ('{"prompt": "the\x00zz", "max_tokens": 2}', "prompt"),
+        ('{"prompt": ["the ", "a\x1fb"], "max_tokens": 2}', "prompt"),
+        ('{"prompt": "the ", "max_tokens": 2, "stop": "e\x00zz"}', "stop"),
+        ('{"prompt": "the ", "max_tokens": 2, "user": "u\tv"}', "user"),
+    ]:
+        resp = post("/v1/completions", body)
+        check(not (resp[0] == 200 and resp[2].get("model") == "tiny"),
+              "/v1/completions %r was served by 'tiny'" % body)
+        v1_error(resp, 400, param, "control character")
+    # as whitespace between tokens, and escaped inside strings, they are fine
+    st, _, ok = post("/sample", '{\x01"prime":\x1f"the ",\n"length":\t3\x00}')
+    check(st == 200 and len(ok["text"]) == 3, ok)
+    st, _, ok = post("/v1/completions", '{"prompt": "the ", "max_tokens": 2, "user": "u\\tv"}')
+    check(st == 200 and ok["model"] == "tiny", ok)
 
 
 def main():

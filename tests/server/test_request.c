@@ -132,8 +132,102 @@ START_TEST(v1_nul_is_refused_not_cut)
 }
 END_TEST
 
+/* A raw control byte (< 0x20) inside a JSON string: RFC 8259 forbids it and
+ * cJSON keeps it, cutting the string at a NUL (a model "tiny<NUL>-other"
+ * would be served by "tiny", a stop "e<NUL>zz" would act as "e"). Every body
+ * passes through json_object_parse, which refuses it naming the top-level
+ * field, whatever the endpoint's own checks; as whitespace between tokens the
+ * same bytes are fine, and so are escapes. */
+enum body_kind { SAMPLE, V1, OBJECT };
+
+static int accept_member(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    (void)v;
+    (void)src;
+    (void)err;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int parse_as(enum body_kind kind, const char *body, size_t len, api_error *e)
+{
+    static const char *const fields[] = {"model", "text", "top_logprobs"}; /* /score's */
+    serve_config cfg = config();
+    int rc;
+    if (kind == SAMPLE) {
+        sample_request r;
+        if ((rc = sample_request_parse(body, len, &cfg, &r, e)) == 0)
+            sample_request_clear(&r);
+    } else if (kind == V1) {
+        completion_request r;
+        if ((rc = completion_request_parse(body, len, &cfg, &r, e)) == 0)
+            completion_request_clear(&r);
+    } else {
+        int members = 0;
+        rc = json_object_parse(body, len, fields, 3, accept_member, &members, e);
+    }
+    return rc;
+}
+
+#define BODY(s) s, sizeof(s) - 1 /* with the NUL bytes inside it */
+
+START_TEST(raw_control_bytes_are_refused)
+{
+    static const struct {
+        enum body_kind kind;
+        const char *body;
+        size_t len;
+        const char *param;
+    } refused[] = {
+        {SAMPLE, BODY("{\"model\": \"tiny\0-other\", \"length\": 3}"), "model"},
+        {SAMPLE, BODY("{\"prime\": \"th\0zz\"}"), "prime"},
+        {SAMPLE, BODY("{\"prime\": \"a\nb\"}"), "prime"},
+        {SAMPLE, BODY("{\"prime\": \"\x01\"}"), "prime"},
+        {SAMPLE, BODY("{\"length\": 3, \"stop\": [\"q\", \"e\0zz\"]}"), "stop"},
+        {SAMPLE, BODY("{\"stop\": [\"a\x1f\"]}"), "stop"},
+        {SAMPLE, BODY("{\"model\0x\": \"tiny\"}"), "model"}, /* a key cut to "model" */
+        {V1, BODY("{\"model\": \"tiny\0-other\", \"prompt\": \"x\"}"), "model"},
+        {V1, BODY("{\"prompt\": \"x\0y\"}"), "prompt"},
+        {V1, BODY("{\"prompt\": [\"ok\", \"a\tb\"]}"), "prompt"},
+        {V1, BODY("{\"prompt\": \"x\", \"stop\": \"e\0zz\"}"), "stop"},
+        {V1, BODY("{\"prompt\": \"x\", \"user\": \"u\0v\"}"), "user"},
+        {V1, BODY("{\"prompt\": \"x\", \"logit_bias\": {\"1\r\": 5}}"), "logit_bias"},
+        {OBJECT, BODY("{\"model\": \"tiny\0-other\", \"text\": \"ab\"}"), "model"},
+        {OBJECT, BODY("{\"text\": \"the\0 cat\"}"), "text"},
+        {OBJECT, BODY("{\"text\": \"ab\", \"top_logprobs\": 1, \"model\": \"\x7f\x1b\"}"), "model"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        api_error e;
+        memset(&e, 0, sizeof e);
+        int rc = parse_as(refused[i].kind, refused[i].body, refused[i].len, &e);
+        ck_assert_msg(rc == -1, "case %zu (%.*s) was accepted", i, (int)refused[i].len,
+                      refused[i].body);
+        ck_assert_uint_eq(e.status, 400);
+        ck_assert_msg(!strcmp(e.param, refused[i].param),
+                      "case %zu: param '%s', expected '%s' (%s)", i, e.param, refused[i].param,
+                      e.message);
+        ck_assert_msg(strstr(e.message, "control character"), "case %zu: %s", i, e.message);
+    }
+    static const struct {
+        enum body_kind kind;
+        const char *body;
+        size_t len;
+    } accepted[] = {
+        {SAMPLE, BODY("{\x01\"prime\"\x1f:\n\"a\\nb\\t\\u0001\",\r\"length\":\t3\0}")},
+        {V1, BODY("{\"prompt\": [\"a\\r\", \"\\u001f\"],\x0b\"stop\":\"\\n\"}")},
+        {OBJECT, BODY("{\"text\":\f\"caf\xc3\xa9 \x7f\"}")},
+    };
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        api_error e;
+        memset(&e, 0, sizeof e);
+        ck_assert_msg(parse_as(accepted[i].kind, accepted[i].body, accepted[i].len, &e) == 0,
+                      "accepted case %zu: %s", i, e.message);
+    }
+}
+END_TEST
+
 int main(void)
 {
-    RUN_TESTS("request", bad_values_name_their_field, edges_are_accepted,
-              v1_nul_is_refused_not_cut);
+    RUN_TESTS("request", bad_values_name_their_field, edges_are_accepted, v1_nul_is_refused_not_cut,
+              raw_control_bytes_are_refused);
 }

@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""Sampling follows the distribution: the first character charrnn draws after
+a fixed prime, over many consecutive seeds, against the exact next-character
+distribution computed independently by PyTorch (torch.nn.LSTM and the decoder
+loaded from the same checkpoint), at temperatures 0.5, 1 and 2, with top_k,
+top_p and both. A chi-square goodness-of-fit test rejects at p < 1e-6.
+
+The exact distribution is the one model/math/sampler.c documents: the logits
+divided by the temperature, softmax; with top_k the k most likely characters
+(ties by lower index), renormalised; with top_p the smallest prefix of those
+candidates, most likely first, whose tempered probabilities sum to at least
+top_p, renormalised. Each top_p is the midpoint between two consecutive
+cumulative sums, so float rounding cannot move the cut.
+
+The number of draws must be enough to tell each temperature from its inverse
+(the logits multiplied by T instead of divided): the expected counts of the
+right distribution reject that alternative at p < 1e-12, or the test itself
+fails for lack of power.
+
+usage: test_sampling_distribution.py CHARRNN_TRAIN SAMPLE_FIRST"""
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_ref import torch_model  # noqa: E402
+
+TRAIN, SAMPLE_FIRST = sys.argv[1:3]
+TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom,\n"
+        "it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
+        "incredulity, it was the season of Light, it was the season of Darkness. ") * 40
+PRIME = "it was the "  # then: best, worst, age, epoch, season
+DRAWS = 30000
+P_REJECT = 1e-6
+failures = 0
+
+
+def check(cond, msg):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", msg, flush=True)
+    else:
+        print("ok:", msg, flush=True)
+
+
+def chi2_sf(x, df):
+    """P(X >= x) for X chi-square with df degrees of freedom: the regularized
+    upper incomplete gamma function Q(df/2, x/2)."""
+    if math.isinf(x):
+        return 0.0
+    a = torch.tensor(df / 2.0, dtype=torch.float64)
+    return float(torch.special.gammaincc(a, torch.tensor(x / 2.0, dtype=torch.float64)))
+
+
+def next_logits(path, prime):
+    """The decoder's logits after the prime (float32, as charrnn computes them)."""
+    rnn, dec, vocab = torch_model(path)
+    idx = torch.tensor([vocab.index(c) for c in prime])
+    x = torch.nn.functional.one_hot(idx, len(vocab)).float().unsqueeze(1)
+    with torch.no_grad():
+        out, _ = rnn(x)
+        return dec(out[-1, 0]), vocab
+
+
+def f32(v):
+    return float(torch.tensor(v, dtype=torch.float32))
+
+
+def exact(logits, temperature, top_k, top_p):
+    """The distribution of the next character (float64, vocabulary order)."""
+    V = logits.numel()
+    lg = logits.double()
+    order = sorted(range(V), key=lambda v: (-float(logits[v]), v))
+    cand = order[:top_k] if 0 < top_k < V else order
+    w = torch.exp((lg[cand] - lg[cand].max()) / f32(temperature))
+    p = w / w.sum()
+    if top_p < 1.0:
+        cum = torch.cumsum(p, 0)
+        keep = next(i + 1 for i in range(len(cand)) if cum[i] >= f32(top_p))
+        cand, p = cand[:keep], p[:keep] / p[:keep].sum()
+    q = torch.zeros(V, dtype=torch.float64)
+    q[cand] = p
+    return q
+
+
+def top_p_keeping(logits, temperature, top_k, keep):
+    """A top_p that keeps exactly `keep` candidates: the midpoint between the
+    cumulative probabilities of the first keep - 1 and the first keep."""
+    q = exact(logits, temperature, top_k, 1.0)
+    p = sorted(q.tolist(), reverse=True)
+    lo, hi = sum(p[:keep - 1]), sum(p[:keep])
+    return (lo + hi) / 2, hi - lo
+
+
+def chi_square(counts, q):
+    """(statistic, degrees of freedom, p-value) of counts against q; cells of
+    expected count < 5 are pooled (with the smallest other cell if the pool
+    is still < 5). A draw where q is 0 makes the statistic infinite."""
+    n = sum(counts)
+    if any(c > 0 and q[v] == 0 for v, c in enumerate(counts)):
+        return math.inf, 0, 0.0
+    cells = sorted(([n * float(q[v]), counts[v]] for v in range(len(counts)) if q[v] > 0),
+                   key=lambda c: c[0])
+    pool = [0.0, 0]
+    while cells and cells[0][0] < 5:
+        e, o = cells.pop(0)
+        pool[0] += e
+        pool[1] += o
+    if pool[0] > 0:
+        if pool[0] < 5 and cells:
+            cells[0][0] += pool[0]
+            cells[0][1] += pool[1]
+        else:
+            cells.append(pool)
+    if len(cells) < 2:
+        return 0.0, 0, 1.0
+    x = sum((o - e) ** 2 / e for e, o in cells)
+    df = len(cells) - 1
+    return x, df, chi2_sf(x, df)
+
+
+def draw(path, seed0, temperature, top_k, top_p):
+    out = subprocess.run([SAMPLE_FIRST, path, PRIME, str(DRAWS), str(seed0), repr(temperature),
+                          str(top_k), repr(top_p)], check=True, capture_output=True).stdout
+    return [int(c) for c in out.split()]
+
+
+def show(q, vocab, counts):
+    """The most likely characters' probability / observed frequency, and every
+    character drawn that the distribution excludes."""
+    top = sorted(range(len(q)), key=lambda v: -float(q[v]))[:6]
+    out = ", ".join("%r %.4f/%.4f" % (vocab[v], float(q[v]), counts[v] / DRAWS) for v in top)
+    bad = [v for v in range(len(q)) if q[v] == 0 and counts[v] > 0]
+    if bad:
+        out += "; drawn but excluded: " + ", ".join("%r %d times" % (vocab[v], counts[v])
+                                                     for v in bad)
+    return out
+
+
+# the self-check of the p-value: for 2 degrees of freedom it is exp(-x/2)
+for x in (0.5, 7.0, 40.0):
+    check(abs(chi2_sf(x, 2) - math.exp(-x / 2)) <= 1e-12 * math.exp(-x / 2) + 1e-300,
+          "chi-square survival function, 2 degrees of freedom, x = %g" % x)
+
+with tempfile.TemporaryDirectory() as tmp:
+    data = os.path.join(tmp, "data.txt")
+    with open(data, "w") as f:
+        f.write(TEXT)
+    ck = os.path.join(tmp, "lstm")
+    subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", ck, "--cell", "lstm",
+                    "--rnn-size", "24", "--num-layers", "2", "--seq-length", "16",
+                    "--batch-size", "8", "--max-iters", "400", "--eval-every", "400",
+                    "--learning-rate", "1e-2", "--seed", "1", "--threads", "1", "--quiet"],
+                   check=True)
+    path = os.path.join(ck, "best.safetensors")
+    logits, vocab = next_logits(path, PRIME)
+    settings = [(1.0, 0, 1.0), (0.5, 0, 1.0), (2.0, 0, 1.0), (1.0, 3, 1.0), (2.0, 5, 1.0)]
+    for t, k, keep in [(1.0, 0, 3), (2.0, 0, 3), (0.5, 0, 2), (2.0, 4, 2)]:
+        p, margin = top_p_keeping(logits, t, k, keep)
+        check(margin >= 0.02, "T %g top_k %d: the cut keeping %d candidates is clear (top_p %.4f "
+                              "is %.4f from either side)" % (t, k, keep, p, margin / 2))
+        settings.append((t, k, p))
+    for i, (t, k, p) in enumerate(settings):
+        what = "T %g top_k %d top_p %.4f" % (t, k, p)
+        q = exact(logits, t, k, p)
+        counts = draw(path, 1 + i * DRAWS, t, k, p)
+        x, df, pv = chi_square(counts, q)
+        check(sum(counts) == DRAWS and pv >= P_REJECT,
+              "%s: %d draws fit PyTorch's distribution (chi-square %.1f, %d df, p %.3g; "
+              "p/observed: %s)" % (what, sum(counts), x, df, pv, show(q, vocab, counts)))
+        if t != 1.0:  # the power to tell T from 1/T, from the expected counts
+            ax, adf, apv = chi_square([DRAWS * float(v) for v in q], exact(logits, 1.0 / t, k, p))
+            check(apv < P_REJECT ** 2, "%s: %d draws are enough to reject the logits multiplied "
+                  "by T instead (chi-square %.1f, %d df, p %.3g)" % (what, DRAWS, ax, adf, apv))
+sys.exit(1 if failures else 0)
