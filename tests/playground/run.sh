@@ -2,7 +2,8 @@
 # Browser test of the playground page (GET /): trains a tiny model, starts the
 # real daemon on a free loopback port, and drives the page in Debian's
 # headless chromium with playwright-core (installed from npm into the build
-# tree on first use). The screenshot is kept as a test artifact.
+# tree on first use): playground.test.js (Generate, Score) and
+# autocomplete.test.js (Autocomplete). The screenshots are kept as test artifacts.
 # usage: run.sh CHARRNN_SERVE CHARRNN_TRAIN OUTDIR
 set -euo pipefail
 serve=$1 train=$2 outdir=$3
@@ -33,5 +34,10 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
   --worker-nice 0 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+# Both files run against the same daemon; either failing fails the test.
+status=0
 NODE_PATH="$outdir/node_modules" node "$here/playground.test.js" "http://127.0.0.1:$port" \
-  "$outdir/playground.png"
+  "$outdir/playground.png" || status=1
+NODE_PATH="$outdir/node_modules" node "$here/autocomplete.test.js" "http://127.0.0.1:$port" \
+  "$outdir/playground-autocomplete.png" || status=1
+exit $status
