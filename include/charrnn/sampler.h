@@ -152,7 +152,8 @@ size_t charrnn_stream_generated_chars(const charrnn_stream *s);
  * each of m's weight rows once for up to 16 streams. Every stream must have
  * been created from m (a batch is one model's: with a hot-reloaded model the
  * caller groups streams by version); otherwise returns CHARRNN_EINVAL and
- * steps none. All streams must be not done. Scratch is internal to each
+ * steps none. A stream already done is left as it is (a prefill may have
+ * ended it: charrnn_stream_prefill_scored). Scratch is internal to each
  * stream; the weights are only read, so different threads may step disjoint
  * sets of streams. Returns CHARRNN_OK. */
 int charrnn_infer_step(const charrnn_model *m, size_t n, charrnn_stream *const *streams);
