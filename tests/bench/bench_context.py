@@ -4,10 +4,12 @@ against the same daemon with --state-cache-mb 0, measured in the same run.
 
 1. Time to the first character against prime length (100 .. 10,000
    characters of TEXT): POST /sample with length 1, one request at a time,
-   wall clock at the client. Per length: the daemon without cache (every
-   request reads its prime; the median of --repeat requests), the cached
-   daemon cold (a prime it has not seen: the layered prefill; each repeat a
-   different prime) and warm (the same prime again).
+   wall clock at the client, the median of --repeat requests. Per length:
+   --baseline-serve if given (a daemon from before the prefill and the cache,
+   stepping every prime character), the daemon without cache (every request
+   reads its prime, layer by layer), the cached daemon cold (a prime it has not
+   seen; each repeat a different prime) and warm (the same prime again).
+   1b. POST /score of 10,000 characters on the daemons without cache.
 2. A writing session: a writer types --keystrokes characters of TEXT one at a
    time and after each one asks for a 20-character suggestion of the text so
    far (temperature 0), as an autocomplete client does; 1 and 16 writers at
@@ -28,7 +30,7 @@ The one command (from the source root, after `meson compile -C build`):
 
 usage: bench_context.py [--build build] [--model deploy/models/shakespeare.safetensors]
                         [--keystrokes 2000] [--ref-every 20] [--repeat 3]
-                        [--writers 1,16] TEXT"""
+                        [--writers 1,16] [--baseline-serve BIN] TEXT"""
 import argparse
 import http.client
 import json
@@ -46,8 +48,8 @@ LENGTHS = (100, 1000, 5000, 10000)
 
 
 class Daemon:
-    def __init__(self, build, models, *flags):
-        args = [os.path.join(build, "server", "charrnn-serve"), "--models", models,
+    def __init__(self, build, models, *flags, serve=None):
+        args = [serve or os.path.join(build, "server", "charrnn-serve"), "--models", models,
                 "--listen", "127.0.0.1:0", "--access-log", "off", "--max-prime", "20000",
                 "--max-body", "1048576", "--default-model", "m"] + list(flags)
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
@@ -92,27 +94,54 @@ def p99(xs):
     return xs[min(len(xs) - 1, int(0.99 * len(xs)))]
 
 
-def prime_table(text, plain, cached, repeat):
+def prime_table(text, daemons, repeat):
+    """daemons: [(name, daemon)]; the last one has the cache (cold, then warm)."""
     print("\n1. time to the first character (length 1, one request at a time), ms")
-    print("%8s %10s %10s %10s %12s %12s" % ("prime", "no cache", "cold", "warm",
-                                           "no/cold", "no/warm"))
+    names = [n for n, _ in daemons[:-1]] + ["cold", "warm"]
+    print("%8s" % "prime" + "".join("%12s" % n for n in names) +
+          "".join("%14s" % ("%s/%s" % (names[0], n)) for n in names[1:]))
     rows = []
     for n in LENGTHS:
-        ref, cold, warm = [], [], []
+        t = {k: [] for k in names}
         for r in range(repeat):
             p = text[7919 * (r + 1) + n:][:n]  # another prime per repeat: cold stays cold
-            ref.append(Client(plain.port).sample(p, 1)[0])
-            c = Client(cached.port)
+            for name, d in daemons[:-1]:
+                t[name].append(Client(d.port).sample(p, 1)[0])
+            c = Client(daemons[-1][1].port)
+            t["cold"].append(c.sample(p, 1)[0])
             dt, body = c.sample(p, 1)
-            cold.append(dt)
-            dt, body = c.sample(p, 1)
-            warm.append(dt)
+            t["warm"].append(dt)
             if body["usage"]["cached_chars"] != n:
                 raise SystemExit("warm request did not resume: %s" % body["usage"])
-        a, b, w = (statistics.median(x) for x in (ref, cold, warm))
-        rows.append({"prime": n, "no_cache_ms": a * 1e3, "cold_ms": b * 1e3, "warm_ms": w * 1e3})
-        print("%8d %s   %s   %s %11.2fx %11.1fx" % (n, ms(a), ms(b), ms(w), a / b, a / w))
+        med = {k: statistics.median(v) for k, v in t.items()}
+        rows.append(dict({"prime": n}, **{k + "_ms": v * 1e3 for k, v in med.items()}))
+        print("%8d" % n + "".join("%12.1f" % (med[k] * 1e3) for k in names) +
+              "".join("%13.1fx" % (med[names[0]] / med[k]) for k in names[1:]))
     return rows
+
+
+def score_table(text, daemons, repeat):
+    print("\n1b. POST /score of 10,000 characters (cold: a new text each time), ms")
+    row = {}
+    for name, d in daemons:
+        ts = []
+        for r in range(repeat):
+            t = text[104729 * (r + 1):][:10000]
+            t0 = time.perf_counter()
+            c = Client(d.port)
+            c.c.request("POST", "/score", body=json.dumps({"text": t}),
+                        headers={"Content-Type": "application/json"})
+            resp = c.c.getresponse()
+            resp.read()
+            ts.append(time.perf_counter() - t0)
+            if resp.status != 200:
+                raise SystemExit("/score: HTTP %d" % resp.status)
+        row[name + "_ms"] = statistics.median(ts) * 1e3
+    first = daemons[0][0] + "_ms"
+    print("".join("%14s %8.1f" % (k, v) for k, v in row.items()) +
+          "".join("   %s/%s %.2fx" % (daemons[0][0], k[:-3], row[first] / v)
+                  for k, v in row.items() if k != first))
+    return row
 
 
 def writer(port, text, start, keystrokes, every, lat, errs):
@@ -172,6 +201,8 @@ def main():
     ap.add_argument("--ref-every", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--writers", default="1,16")
+    ap.add_argument("--baseline-serve", help="a charrnn-serve from before the prefill and the "
+                    "cache (e.g. built from f3725bd): measured in the same run as a reference")
     a = ap.parse_args()
     with open(a.text, encoding="utf-8") as f:
         text = f.read()
@@ -184,19 +215,22 @@ def main():
         shutil.copyfile(a.model, os.path.join(models, "m.safetensors"))
         pb = subprocess.run([os.path.join(a.build, "tests", "bench", "prefill_bench"), a.model,
                              a.text, "10000", "0", "3"], stdout=subprocess.PIPE, text=True)
+        base = Daemon(a.build, models, serve=a.baseline_serve) if a.baseline_serve else None
         plain = Daemon(a.build, models, "--state-cache-mb", "0")
         cached = Daemon(a.build, models)
+        daemons = ([("baseline", base)] if base else []) + [("no cache", plain), ("cache", cached)]
         try:
-            for d in (plain, cached):  # page the weights in, start the workers
+            for _, d in daemons:  # page the weights in, start the workers
                 Client(d.port).sample(text[-3000:], 50)
             result = {"model": os.path.basename(a.model),
-                      "prime": prime_table(text, plain, cached, a.repeat),
+                      "prime": prime_table(text, daemons, a.repeat),
+                      "score": score_table(text, daemons[:-1], a.repeat),
                       "session": session_table(text, plain, cached,
                                                [int(x) for x in a.writers.split(",")],
                                                a.keystrokes, a.ref_every)}
         finally:
-            plain.stop()
-            cached.stop()
+            for _, d in daemons:
+                d.stop()
         print("\n3. library, one thread: " + pb.stdout.strip())
         result["prefill"] = json.loads(pb.stdout) if pb.returncode == 0 else pb.stdout
         print("\n" + json.dumps(result))
