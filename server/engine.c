@@ -402,7 +402,7 @@ static void cache_resume(engine *e, gen_job *j, const charrnn_model *m)
 {
     size_t n, nf = charrnn_snapshot_floats(m);
     const uint16_t *prime = charrnn_stream_prime_tokens(j->stream, &n);
-    float *snap = n > 0 ? malloc(nf * sizeof *snap) : NULL;
+    float *snap = charrnn_stream_resumable(j->stream) ? malloc(nf * sizeof *snap) : NULL;
     if (!snap)
         return;
     size_t k = state_cache_lookup(e->cfg.cache, j->ver->version, prime, n, n, snap, nf);

@@ -218,6 +218,8 @@ int charrnn_stream_snapshot(const charrnn_stream *s, float *out);
  * a k out of range, or one that scores its prime (score_prime: the prime's
  * records would be missing). */
 int charrnn_stream_resume(charrnn_stream *s, size_t k, const float *snap);
+/* 1 when charrnn_stream_resume would take some k now, else 0. */
+int charrnn_stream_resumable(const charrnn_stream *s);
 
 /* Prefill: reads up to max prime characters of a stream at once, layer by
  * layer (each layer's input products over blocks of positions together, its

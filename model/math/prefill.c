@@ -63,10 +63,15 @@ int charrnn_stream_snapshot(const charrnn_stream *s, float *out)
     return CHARRNN_OK;
 }
 
+int charrnn_stream_resumable(const charrnn_stream *s)
+{
+    return s->finish == CHARRNN_FINISH_NONE && s->fed_prime == 0 && s->generated == 0 &&
+        s->n_prime > 0 && !(s->p.logprobs && s->p.score_prime);
+}
+
 int charrnn_stream_resume(charrnn_stream *s, size_t k, const float *snap)
 {
-    if (s->finish != CHARRNN_FINISH_NONE || s->fed_prime != 0 || s->generated != 0 || k < 1 ||
-        k > s->n_prime || (s->p.logprobs && s->p.score_prime))
+    if (!charrnn_stream_resumable(s) || k < 1 || k > s->n_prime)
         return CHARRNN_EINVAL;
     const charrnn_model *m = s->m;
     const size_t lh = (size_t)m->cfg.num_layers * (size_t)m->cfg.hidden_size;

@@ -253,6 +253,13 @@ def metrics_count_hits_misses_and_characters():
     # checkpoints at 256 and 512, the whole prime, the end of the generation
     check(s1["inserts_total"] - s0["inserts_total"] == 4, "inserts: %s -> %s" % (s0, s1))
     check(0 < s1["bytes"] <= s1["budget_bytes"] == 64 << 20, "bytes: %s" % s1)
+    # scoring cannot resume (it reports every character): no lookup, no miss
+    st, _, _ = ENV.cached.json("POST", "/score", {"text": prime_at(34000, 300)})
+    s2 = stats(ENV.cached)
+    check(st == 200 and s2["misses_total"] == s1["misses_total"] and
+          s2["hits_total"] == s1["hits_total"], "/score counted a lookup: %s -> %s" % (s1, s2))
+    check(s2["inserts_total"] - s1["inserts_total"] == 2, "/score kept %s states, want 2" % (
+        s2["inserts_total"] - s1["inserts_total"]))
     p0 = stats(ENV.plain)
     check(p0["budget_bytes"] == 0 and p0["entries"] == 0 and p0["hits_total"] == 0,
           "the uncached daemon: %s" % p0)

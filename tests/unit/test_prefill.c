@@ -397,10 +397,12 @@ START_TEST(refusals)
     s = stream(m, &p);
     float none[1];
     ck_assert_int_eq(charrnn_stream_snapshot(s, none), CHARRNN_EINVAL); /* nothing read yet */
+    ck_assert_int_eq(charrnn_stream_resumable(s), 1);
     ck_assert_int_eq(charrnn_stream_resume(s, 0, snap), CHARRNN_EINVAL);
     ck_assert_int_eq(charrnn_stream_resume(s, 21, snap), CHARRNN_EINVAL);
     finish(m, s, &got); /* unchanged by the refusals */
     assert_same(m, &cold, &got, "after refused resumes");
+    ck_assert_int_eq(charrnn_stream_resumable(s), 0);
     ck_assert_int_eq(charrnn_stream_resume(s, 5, snap), CHARRNN_EINVAL); /* stepped already */
     ck_assert_uint_eq(charrnn_stream_prefill(m, s, 10), 0);              /* done */
     charrnn_stream_free(s);
@@ -410,6 +412,7 @@ START_TEST(refusals)
     charrnn_sample_params q = p;
     q.score_prime = 1, q.length = 0;
     s = stream(m, &q);
+    ck_assert_int_eq(charrnn_stream_resumable(s), 0);
     ck_assert_int_eq(charrnn_stream_resume(s, 5, snap), CHARRNN_EINVAL);
     ck_assert_uint_eq(charrnn_stream_prefill(m, s, 10), 0);
     charrnn_stream_free(s);
