@@ -97,6 +97,12 @@ static const opt opts[] = {
      "every 256 characters along them, prime + generated text), so a request that extends a "
      "text seen before reads only the new characters; least recently used states go first; "
      "0 = off (default 64)"},
+    {"api-key-file", "CHARRNN_API_KEY_FILE", OPT_STR, S(api_key_file), 0, 0, "FILE",
+     "API keys, one \"label:key[:max_active]\" per line ('#' comments): with it, /sample, "
+     "/score, /v1/* and /models need Authorization: Bearer KEY (or X-API-Key); reloaded on "
+     "SIGHUP (default: none, the routes are open)"},
+    {"metrics-key", "CHARRNN_METRICS_KEY", OPT_BOOL, S(metrics_key), 0, 1, "on|off",
+     "with --api-key-file, /metrics needs a key too (default off: a scraper needs none)"},
     {"cors-origin", "CHARRNN_CORS_ORIGIN", OPT_ORIGINS, S(cors_origins), 0, 0, "ORIGIN",
      "a web origin (http[s]://host[:port]) whose pages may call the API from a browser, with "
      "CORS answers and preflight; repeat the flag for more (the variable takes a list). "

@@ -30,6 +30,8 @@ typedef struct serve_config {
     int access_log;             /* 1 = one JSON line per request */
     int row_split;              /* 1 = idle workers help step a lone batch */
     long state_cache_mb;        /* prefix-state cache budget in MiB; 0 = no cache */
+    char api_key_file[4096];    /* "" = the inference routes are open */
+    int metrics_key;            /* 1 = /metrics needs an API key too */
     char cors_origins[2048];    /* origins allowed cross-origin, space-separated; "" = none */
 } serve_config;
 

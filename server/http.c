@@ -97,6 +97,7 @@ static const char *reason_phrase(unsigned status)
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Error";
@@ -108,7 +109,11 @@ static enum MHD_Result error_response(req_ctx *c, const api_error *e, const char
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *o = cJSON_AddObjectToObject(root, "error");
-    if (!strncmp(c->path, "/v1/", 4)) {
+    if (e->status == 401 && c->endpoint && c->endpoint->keyed) {
+        cJSON_AddStringToObject(o, "code", "invalid_api_key"); /* OpenAI's, on every route */
+    } else if (e->status == 429) {
+        cJSON_AddStringToObject(o, "code", "rate_limit_exceeded");
+    } else if (!strncmp(c->path, "/v1/", 4)) {
         /* OpenAI's shape: code is a string or null, the status is the HTTP one */
         if (e->status == 404 && !strcmp(e->param, "model"))
             cJSON_AddStringToObject(o, "code", "model_not_found");
@@ -194,6 +199,8 @@ static void access_log(req_ctx *c, double seconds, int aborted)
     cJSON_AddStringToObject(f, "request_id", c->request_id);
     if (c->user[0])
         cJSON_AddStringToObject(f, "user", c->user);
+    if (c->key_label[0])
+        cJSON_AddStringToObject(f, "key", c->key_label);
     if (c->sampled) {
         cJSON_AddStringToObject(f, "model", c->model);
         cJSON_AddNumberToObject(f, "model_version", (double)c->model_version);
@@ -220,6 +227,8 @@ void ctx_release(req_ctx *c)
         engine_cancel(c->srv->eng, c->job);
         engine_job_release(c->srv->eng, c->job);
     }
+    if (c->key_slot)
+        api_keys_give(c->srv->keys, c->key_label);
     if (c->v1_free)
         c->v1_free(c);
     free(c->body);
@@ -246,6 +255,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     unsigned status = c->responded ? c->status : 499; /* nginx's "client closed request" */
     c->status = status;
     metrics_observe(srv->met, c->route, status, dt);
+    if (c->key_label[0])
+        metrics_key_observe(srv->met, c->key_label, c->route, status, c->generated_chars);
     if (srv->cfg.access_log)
         access_log(c, dt, aborted);
     conn_guard_response_out(conn);
@@ -278,6 +289,51 @@ static size_t max_body(const req_ctx *c)
 }
 
 /* Checks that can answer before the body is read. Returns 1 if a response was queued. */
+/* The presented API key: "Authorization: Bearer KEY" (OpenAI clients) or
+ * "X-API-Key: KEY"; NULL when neither is there. */
+static const char *presented_key(req_ctx *c)
+{
+    const char *auth = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
+    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
+        auth += 7;
+        while (*auth == ' ')
+            auth++;
+        return auth;
+    }
+    return MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-API-Key");
+}
+
+/* With --api-key-file, a keyed route needs one of the keys (401), and a route
+ * that runs generations one of its key's slots (429 at max_active). The key
+ * is checked before the body is read; it is never logged, only its label. */
+static int key_checks(req_ctx *c, enum MHD_Result *ret)
+{
+    server *srv = c->srv;
+    int keyed =
+        c->endpoint->keyed || (c->endpoint->handler == handle_metrics && srv->cfg.metrics_key);
+    if (!keyed || !api_keys_enabled(srv->keys))
+        return 0;
+    const char *key = presented_key(c);
+    if (!key || api_keys_check(srv->keys, key, strlen(key), c->key_label) != 0) {
+        c->key_label[0] = '\0';
+        *ret = respond_fail(c, 401, "invalid_request_error", NULL,
+                            key ? "incorrect API key provided"
+                                : "an API key is required: Authorization: Bearer KEY or X-API-Key");
+        return 1;
+    }
+    if (c->endpoint->keyed == ROUTE_KEY_GEN) {
+        if (api_keys_take(srv->keys, c->key_label) != 0) {
+            *ret = respond_fail(c, 429, "rate_limit_error", NULL,
+                                "the key '%s' runs as many generations as it may at once; retry "
+                                "when one ends",
+                                c->key_label);
+            return 1;
+        }
+        c->key_slot = 1;
+    }
+    return 0;
+}
+
 static int early_checks(req_ctx *c, const route_match *m, enum MHD_Result *ret)
 {
     if (!m->route) {
@@ -295,6 +351,8 @@ static int early_checks(req_ctx *c, const route_match *m, enum MHD_Result *ret)
             return 1;
         }
     }
+    if (key_checks(c, ret))
+        return 1;
     const char *cl = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > max_body(c)) {
         *ret = respond_fail(c, 413, "invalid_request_error", NULL,
@@ -404,7 +462,8 @@ static enum MHD_Result preflight(req_ctx *c, const char *url)
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Access-Control-Allow-Methods", m.allow);
-    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type, Authorization");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                            "Content-Type, Authorization, X-API-Key");
     MHD_add_response_header(r, "Access-Control-Max-Age", "600");
     return queue(c, 204, r);
 }

@@ -47,6 +47,23 @@ static void on_store_event(void *ctx, const charrnn_store_event *ev)
     }
 }
 
+/* Loads --api-key-file: at start a bad file stops the daemon (2); on SIGHUP
+ * the keys in use stay and the log says why. Returns 0 or -1. */
+static int load_keys(server *srv)
+{
+    char err[512];
+    size_t n = 0;
+    cJSON *f = cJSON_CreateObject();
+    if (api_keys_load(srv->keys, srv->cfg.api_key_file, &n, err, sizeof err) != CHARRNN_OK) {
+        cJSON_AddStringToObject(f, "error", err);
+        log_json("error", "api keys not loaded (the keys in use, if any, stay)", f);
+        return -1;
+    }
+    cJSON_AddNumberToObject(f, "keys", (double)n);
+    log_json("info", "api keys loaded", f);
+    return 0;
+}
+
 static void drain(server *srv)
 {
     atomic_store(&srv->draining, 1);
@@ -113,6 +130,12 @@ int main(int argc, char **argv)
         log_json("fatal", "cannot allocate the prefix-state cache", NULL);
         return 1;
     }
+    if (!(srv.keys = api_keys_create())) {
+        log_json("fatal", "out of memory", NULL);
+        return 1;
+    }
+    if (srv.cfg.api_key_file[0] && load_keys(&srv) != 0)
+        return 2;
     charrnn_store_set_listener(srv.store, on_store_event, &srv);
     rescan_once(srv.store, 0);
 
@@ -144,6 +167,11 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "max_queue", srv.cfg.max_queue);
     cJSON_AddNumberToObject(f, "state_cache_mb", (double)srv.cfg.state_cache_mb);
     log_json("info", "listening", f);
+    if (!api_keys_enabled(srv.keys) && !srv.loopback)
+        log_json("warn",
+                 "no --api-key-file on a non-loopback listener: /sample, /score, /v1 and "
+                 "/models are open to anyone who reaches the port",
+                 NULL);
 
     /* Polling and SIGHUP reloads run on their own thread: however long a
      * scan takes, this thread answers signals at once. */
@@ -160,8 +188,11 @@ int main(int argc, char **argv)
             log_json("info", "shutting down", f);
             break;
         }
-        if (sig == SIGHUP)
+        if (sig == SIGHUP) {
+            if (srv.cfg.api_key_file[0])
+                load_keys(&srv);
             rescan_force(rs);
+        }
     }
     drain(&srv);
     int scan_over = rescan_stop(rs, 5);
@@ -170,6 +201,7 @@ int main(int argc, char **argv)
         charrnn_store_free(srv.store);
     metrics_free(srv.met);
     state_cache_free(srv.cache);
+    api_keys_free(srv.keys);
     log_json("info", "stopped", NULL);
     return 0;
 }

@@ -40,8 +40,18 @@ typedef struct model_requests {
     unsigned long long count;
 } model_requests;
 
+/* Per API key label (labels come only from the key file: bounded). */
+typedef struct key_stat {
+    char key[API_KEY_LABEL_MAX + 1];
+    char route[48];
+    unsigned status;
+    unsigned long long count, chars;
+} key_stat;
+
 struct metrics {
     pthread_mutex_t mu;
+    key_stat *keys;
+    size_t nkeys, capkeys;
     route_stat *stats;
     size_t nstats, capstats;
     route_hist *hists;
@@ -69,6 +79,7 @@ void metrics_free(metrics *m)
     free(m->hists);
     free(m->chars);
     free(m->mreq);
+    free(m->keys);
     free(m);
 }
 
@@ -164,6 +175,27 @@ void metrics_model_request(metrics *m, const char *model, const char *route)
     }
     if (r)
         r->count++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_key_observe(metrics *m, const char *key, const char *route, unsigned status,
+                         size_t chars)
+{
+    pthread_mutex_lock(&m->mu);
+    key_stat *k = NULL;
+    for (size_t i = 0; i < m->nkeys && !k; i++)
+        if (!strcmp(m->keys[i].key, key) && !strcmp(m->keys[i].route, route) &&
+            m->keys[i].status == status)
+            k = &m->keys[i];
+    if (!k && (k = grow((void **)&m->keys, &m->nkeys, &m->capkeys, sizeof *k))) {
+        snprintf(k->key, sizeof k->key, "%s", key);
+        snprintf(k->route, sizeof k->route, "%s", route);
+        k->status = status;
+    }
+    if (k) {
+        k->count++;
+        k->chars += chars;
+    }
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -320,6 +352,21 @@ char *metrics_render(metrics *m, engine *e, state_cache *cache, charrnn_store *s
     for (size_t i = 0; i < m->nchars; i++)
         put(&b, "charrnn_request_scored_chars_total{model=\"%s\"} %llu\n",
             esc(m->chars[i].model, e1, sizeof e1), m->chars[i].scored);
+    header(&b, "charrnn_key_requests_total", "counter",
+           "Requests that presented a valid API key, by key label, route and status.");
+    for (size_t i = 0; i < m->nkeys; i++)
+        put(&b, "charrnn_key_requests_total{key=\"%s\",route=\"%s\",status=\"%u\"} %llu\n",
+            esc(m->keys[i].key, e1, sizeof e1), esc(m->keys[i].route, e2, sizeof e2),
+            m->keys[i].status, m->keys[i].count);
+    header(&b, "charrnn_key_generated_chars_total", "counter",
+           "Characters generated for requests of a key, by key label and route.");
+    for (size_t i = 0; i < m->nkeys; i++)
+        if (m->keys[i].chars)
+            put(&b,
+                "charrnn_key_generated_chars_total{key=\"%s\",route=\"%s\",status=\"%u\"} "
+                "%llu\n",
+                esc(m->keys[i].key, e1, sizeof e1), esc(m->keys[i].route, e2, sizeof e2),
+                m->keys[i].status, m->keys[i].chars);
     header(&b, "charrnn_model_requests_total", "counter",
            "Requests that ran on a model (sampling, completions, scoring), by model and route.");
     for (size_t i = 0; i < m->nmreq; i++)

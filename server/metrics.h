@@ -4,6 +4,7 @@
 #define CHARRNN_SERVE_METRICS_H
 
 #include "store.h"
+#include "api_keys.h"
 #include "engine.h"
 
 #include <stddef.h>
@@ -21,6 +22,11 @@ void metrics_generated(metrics *m, const char *model, size_t chars);
 void metrics_scored(metrics *m, const char *model, size_t chars);
 /* A request that acquired a model (counted once per request, by route template). */
 void metrics_model_request(metrics *m, const char *model, const char *route);
+
+/* A request that presented the API key labelled key, with the characters it
+ * generated (0 for other routes). */
+void metrics_key_observe(metrics *m, const char *key, const char *route, unsigned status,
+                         size_t chars);
 
 /* The full exposition. Caller frees with free(). NULL on allocation failure. */
 char *metrics_render(metrics *m, engine *e, state_cache *cache, charrnn_store *store, size_t *len);

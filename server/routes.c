@@ -6,19 +6,20 @@
 
 /* clang-format off */
 static const route routes[] = {
-    /* method  pattern                  handler            token  json  body limit */
-    {"GET",  "/",                      handle_playground, 0,     0,    ROUTE_MAX_BODY},
-    {"POST", "/sample",                handle_sample,     0,     1,    ROUTE_MAX_BODY},
-    {"POST", "/score",                 handle_score,      0,     1,    ROUTE_MAX_BODY},
-    {"POST", "/v1/completions",        handle_v1_completions, 0, 1,    ROUTE_MAX_BODY},
-    {"GET",  "/v1/models",             handle_v1_models,  0,     0,    ROUTE_MAX_BODY},
-    {"GET",  "/v1/models/{name}",      handle_v1_model,   0,     0,    ROUTE_MAX_BODY},
-    {"GET",  "/models",                handle_models,     0,     0,    ROUTE_MAX_BODY},
-    {"GET",  "/models/{name}",         handle_model,      0,     0,    ROUTE_MAX_BODY},
-    {"POST", "/models/{name}/reload",  handle_reload,     1,     0,    ROUTE_MAX_BODY},
-    {"GET",  "/healthz",               handle_healthz,    0,     0,    ROUTE_MAX_BODY},
-    {"GET",  "/readyz",                handle_readyz,     0,     0,    ROUTE_MAX_BODY},
-    {"GET",  "/metrics",               handle_metrics,    0,     0,    ROUTE_MAX_BODY},
+    /* method  pattern                  handler            token key            json body limit */
+    {"GET",  "/",                      handle_playground, 0, 0,             0, ROUTE_MAX_BODY},
+    {"POST", "/sample",                handle_sample,     0, ROUTE_KEY_GEN, 1, ROUTE_MAX_BODY},
+    {"POST", "/score",                 handle_score,      0, ROUTE_KEY_GEN, 1, ROUTE_MAX_BODY},
+    {"POST", "/v1/completions",        handle_v1_completions, 0, ROUTE_KEY_GEN, 1, ROUTE_MAX_BODY},
+    {"GET",  "/v1/models",             handle_v1_models,  0, ROUTE_KEY,     0, ROUTE_MAX_BODY},
+    {"GET",  "/v1/models/{name}",      handle_v1_model,   0, ROUTE_KEY,     0, ROUTE_MAX_BODY},
+    {"GET",  "/models",                handle_models,     0, ROUTE_KEY,     0, ROUTE_MAX_BODY},
+    {"GET",  "/models/{name}",         handle_model,      0, ROUTE_KEY,     0, ROUTE_MAX_BODY},
+    {"POST", "/models/{name}/reload",  handle_reload,     1, 0,             0, ROUTE_MAX_BODY},
+    {"GET",  "/healthz",               handle_healthz,    0, 0,             0, ROUTE_MAX_BODY},
+    {"GET",  "/readyz",                handle_readyz,     0, 0,             0, ROUTE_MAX_BODY},
+    /* keyed only with --metrics-key on (http.c) */
+    {"GET",  "/metrics",               handle_metrics,    0, 0,             0, ROUTE_MAX_BODY},
 };
 /* clang-format on */
 #define NROUTES (sizeof routes / sizeof routes[0])

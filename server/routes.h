@@ -12,12 +12,16 @@
 
 /* Body limit of a route: --max-body. */
 #define ROUTE_MAX_BODY 0
+#define ROUTE_KEY 1
+#define ROUTE_KEY_GEN 2
 
 typedef struct route {
     const char *method;                     /* "GET" (answers HEAD too) or "POST" */
     const char *pattern;                    /* "/models/{name}": {name} is one segment */
     enum MHD_Result (*handler)(req_ctx *c); /* {name} is in c->name */
     int needs_token;                        /* 1: --admin-token, when set, is required */
+    int keyed;       /* with --api-key-file: ROUTE_KEY needs a key, ROUTE_KEY_GEN also runs
+                  generations (counted against the key's max_active); 0: open */
     int json;        /* 1: the body is JSON (Content-Type checked, else 415) */
     size_t max_body; /* bytes; ROUTE_MAX_BODY: the --max-body setting */
 } route;

@@ -6,6 +6,7 @@
 #include "charrnn/status.h"
 #include "store.h"
 #include "config.h"
+#include "api_keys.h"
 #include "engine.h"
 #include "metrics.h"
 #include "request.h"
@@ -23,6 +24,7 @@ typedef struct server {
     charrnn_store *store;
     engine *eng;
     state_cache *cache; /* prefix states (NULL: --state-cache-mb 0) */
+    api_keys *keys;     /* --api-key-file (empty: the routes are open) */
     metrics *met;
     struct MHD_Daemon *mhd;
     int listen_fd;
@@ -62,9 +64,11 @@ typedef struct req_ctx {
     int sampled;
     int stream;
     size_t prime_chars, generated_chars;
-    size_t cached_chars; /* of prime_chars, resumed from the prefix-state cache */
-    const char *finish;  /* finish_reason or what ended the request */
-    char user[65];       /* /v1 "user", for the access log ("" = none) */
+    size_t cached_chars;                   /* of prime_chars, resumed from the prefix-state cache */
+    const char *finish;                    /* finish_reason or what ended the request */
+    char user[65];                         /* /v1 "user", for the access log ("" = none) */
+    char key_label[API_KEY_LABEL_MAX + 1]; /* the API key\'s label ("" = none given) */
+    int key_slot; /* holds one of the key\'s running generations (api_keys_take) */
     gen_job *job;
     void *v1; /* /v1/completions state, freed by v1_free */
     void (*v1_free)(struct req_ctx *c);

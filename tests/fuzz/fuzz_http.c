@@ -94,6 +94,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (charrnn_store_scan(srv.store, 0, err, sizeof err) < 0)
         die("scan", err);
     srv.cache = state_cache_create(1 << 20); /* small: inputs also exercise eviction */
+    srv.keys = api_keys_create();
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
                         srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split,
                         srv.cfg.worker_nice,    srv.cache};
