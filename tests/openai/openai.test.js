@@ -8,12 +8,15 @@ const assert = require("node:assert/strict");
 const { OpenAI } = require("openai");
 
 const base = process.argv[2];
-const client = new OpenAI({ apiKey: "unused", baseURL: base + "/v1", maxRetries: 0 });
+const key = process.env.CHARRNN_TEST_KEY; // the daemon runs with --api-key-file
+const client = new OpenAI({ apiKey: key, baseURL: base + "/v1", maxRetries: 0 });
 let failures = 0;
 
 async function native(path, body) {
   const r = await fetch(base + path, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Authorization": "Bearer " + key },
+    body: JSON.stringify(body),
   });
   assert.equal(r.status, 200, path);
   return r.json();
@@ -30,6 +33,15 @@ async function check(name, fn) {
 }
 
 (async () => {
+  await check("apiKey: a wrong key is the client's AuthenticationError", async () => {
+    const wrong = new OpenAI({ apiKey: key + "x", baseURL: base + "/v1", maxRetries: 0 });
+    await assert.rejects(wrong.completions.create({ model: "tiny", prompt: "the", max_tokens: 3 }),
+      (e) => e instanceof OpenAI.AuthenticationError && e.status === 401 &&
+        e.code === "invalid_api_key");
+    const r = await client.completions.create({ model: "tiny", prompt: "the", max_tokens: 3 });
+    assert.equal(r.choices[0].text.length, 3);
+  });
+
   await check("models.list", async () => {
     const ids = [];
     for await (const m of client.models.list()) ids.push(m.id);
@@ -47,7 +59,10 @@ async function check(name, fn) {
     assert.equal(plain.choices.length, 1);
     assert.equal([...plain.choices[0].text].length, 40);
     assert.equal(plain.choices[0].finish_reason, "length");
-    assert.deepEqual(plain.usage, { prompt_tokens: 4, completion_tokens: 40, total_tokens: 44 });
+    const { prompt_tokens_details: cached, ...counts } = plain.usage;
+    assert.deepEqual(counts, { prompt_tokens: 4, completion_tokens: 40, total_tokens: 44 });
+    // prompt characters resumed from the daemon's prefix-state cache
+    assert.ok(Number.isInteger(cached.cached_tokens) && cached.cached_tokens <= 4);
     const s = await native("/sample", { prime: "the ", length: 40, seed: 5, temperature: 0.8 });
     assert.equal(plain.choices[0].text, s.text);
   });
@@ -67,7 +82,8 @@ async function check(name, fn) {
     assert.ok(chunks >= 2, "chunks: " + chunks);
     assert.equal(text, plain.choices[0].text);
     assert.equal(finish, "length");
-    assert.deepEqual(usage, plain.usage);
+    // the same prompt again: every prompt character comes from the cache
+    assert.deepEqual(usage, { ...plain.usage, prompt_tokens_details: { cached_tokens: 4 } });
   });
 
   await check("completions.create with logprobs", async () => {

@@ -23,7 +23,12 @@ mkdir "$work/models"
   --seq-length 20 --batch-size 8 --max-iters 60 --eval-every 60 --threads 1 --quiet \
   --publish "$work/models/tiny.safetensors"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$serve" --listen "127.0.0.1:$port" --models "$work/models" 2>"$work/serve.log" &
+# with an API key: the client authenticates with apiKey (Authorization: Bearer)
+key=sk-test-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+echo "openai-test:$key" > "$work/keys"
+"$serve" --listen "127.0.0.1:$port" --models "$work/models" --api-key-file "$work/keys" \
+  2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-NODE_PATH="$outdir/node_modules" node "$here/openai.test.js" "http://127.0.0.1:$port"
+CHARRNN_TEST_KEY="$key" NODE_PATH="$outdir/node_modules" node "$here/openai.test.js" \
+  "http://127.0.0.1:$port"
