@@ -67,6 +67,23 @@ for fn in files:
 for fn in listed:
     check(fn in files, f"kustomization resource {fn} exists")
 
+# API keys from a Secret: the serving Deployment points CHARRNN_API_KEY_FILE
+# at a file inside a read-only mount of the Secret charrnn-api-keys.
+for dep in one("Deployment"):
+    pod = dep["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in main.get("env", [])}
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {m["mountPath"]: m for m in main.get("volumeMounts", [])}
+    keyfile = env.get("CHARRNN_API_KEY_FILE") or ""
+    mount = [p for p in mounts if keyfile.startswith(p.rstrip("/") + "/")]
+    check(len(mount) == 1, "CHARRNN_API_KEY_FILE is inside a mounted volume")
+    if mount:
+        m = mounts[mount[0]]
+        check(m.get("readOnly") is True, "the API key mount is read-only")
+        check(vols.get(m["name"], {}).get("secret", {}).get("secretName") == "charrnn-api-keys",
+              "the API keys come from the Secret charrnn-api-keys")
+
 pvcs = {d["metadata"]["name"]: d for d in one("PersistentVolumeClaim")}
 check("charrnn-models" in pvcs, "the models PersistentVolumeClaim charrnn-models exists")
 models_pvc = pvcs.get("charrnn-models", {"spec": {}})
