@@ -40,4 +40,15 @@ NODE_PATH="$outdir/node_modules" node "$here/playground.test.js" "http://127.0.0
   "$outdir/playground.png" || status=1
 NODE_PATH="$outdir/node_modules" node "$here/autocomplete.test.js" "http://127.0.0.1:$port" \
   "$outdir/playground-autocomplete.png" || status=1
+# A second daemon that requires an API key: the page asks for it.
+key=sk-playground-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+echo "browser:$key" > "$work/keys"
+kport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$serve" --listen "127.0.0.1:$kport" --models "$work/models" --default-model tiny \
+  --worker-nice 0 --api-key-file "$work/keys" 2>"$work/serve-keys.log" &
+kpid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$kport/readyz" >/dev/null && break; sleep 0.1; done
+NODE_PATH="$outdir/node_modules" node "$here/keys.test.js" "http://127.0.0.1:$kport" "$key" ||
+  status=1
+kill "$kpid" 2>/dev/null || true
 exit $status
