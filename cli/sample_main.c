@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "  --seed N            random seed, unsigned 64-bit (random; printed with --verbose)\n"
             "  --top-k K           keep the K most likely characters (0 = off)\n"
             "  --top-p P           nucleus sampling, 0 < P <= 1 (1 = off)\n"
+            "  --min-p P           drop characters less likely than P times the most likely\n"
+            "                      one, 0 <= P <= 1 (0 = off; after top-k and top-p)\n"
             "  --stop TEXT         stop after generating TEXT (repeatable, up to %d)\n"
             "  --threads N         threads for the one stream, 1..%d (1): each step's rows are\n"
             "                      split across them (same text; faster where the cores are free)\n"
@@ -86,6 +88,11 @@ static int flag(void *ctx, int argc, char **argv, int *i)
         if (r < 0 || !parse_sample_number("--top-p", CHARRNN_SAMPLE_TOP_P, v, &d))
             return 0;
         o->p.top_p = charrnn_sample_top_p(d);
+        return 1;
+    } else if ((r = arg_value(argc, argv, i, "--min-p", &v))) {
+        if (r < 0 || !parse_sample_number("--min-p", CHARRNN_SAMPLE_MIN_P, v, &d))
+            return 0;
+        o->p.min_p = (float)d;
         return 1;
     } else if ((r = arg_value(argc, argv, i, "--threads", &v))) {
         return r > 0 && parse_int("--threads", v, 1, MAX_THREADS, &o->threads);

@@ -19,6 +19,7 @@ static const char *const v1_fields[] = {"model",
                                         "max_tokens",
                                         "temperature",
                                         "top_p",
+                                        "min_p",
                                         "n",
                                         "stream",
                                         "stream_options",
@@ -206,6 +207,12 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
         *(t ? &r->temperature : &r->top_p) = (float)d;
         return 0;
     }
+    if (!strcmp(k, "min_p")) { /* vLLM's extension, the sampler's limits */
+        if (json_get_sample_number(v, CHARRNN_SAMPLE_MIN_P, &d, err))
+            return -1;
+        r->min_p = (float)d;
+        return 0;
+    }
     if (!strcmp(k, "n")) {
         if (json_get_int(v, k, 1, V1_MAX_N, &d, err))
             return -1;
@@ -331,6 +338,7 @@ charrnn_sample_params completion_request_params(const completion_request *r, siz
     p.length = r->max_tokens;
     p.temperature = r->temperature;
     p.top_p = r->top_p;
+    p.min_p = r->min_p;
     p.seed = seed;
     p.stop = (const char *const *)r->stop;
     p.n_stop = r->n_stop;

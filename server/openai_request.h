@@ -24,6 +24,7 @@ typedef struct completion_request {
     size_t max_tokens; /* characters per choice; 0 only with echo */
     float temperature;
     float top_p;
+    float min_p; /* vLLM's extension */
     int n;
     int stream;
     int include_usage;

@@ -157,7 +157,7 @@ static int span_has(span v, const char *at)
 }
 
 static const char *const sample_fields[] = {"model", "prime", "length", "temperature", "seed",
-                                            "top_k", "top_p", "stop",   "stream",      "logprobs"};
+                                            "top_k", "top_p", "stop",   "stream",      "logprobs", "min_p"};
 #define NFIELDS (sizeof sample_fields / sizeof sample_fields[0])
 
 size_t utf8_chars(const char *s, size_t n)
@@ -301,6 +301,10 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
         if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
             return -1;
         r->top_p = charrnn_sample_top_p(d);
+    } else if (!strcmp(k, "min_p")) {
+        if (json_get_sample_number(v, CHARRNN_SAMPLE_MIN_P, &d, err))
+            return -1;
+        r->min_p = (float)d;
     } else if (!strcmp(k, "stop")) {
         char why[CHARRNN_ERR_MAX];
         if (!cJSON_IsArray(v))
@@ -444,6 +448,7 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
     r->temperature = def.temperature;
     r->top_k = def.top_k;
     r->top_p = def.top_p;
+    r->min_p = def.min_p;
     r->logprobs = -1;
     if ((long)r->length > cfg->max_length)
         r->length = (size_t)cfg->max_length;
@@ -468,6 +473,7 @@ charrnn_sample_params sample_request_params(const sample_request *r)
     p.seed = r->seed;
     p.top_k = r->top_k;
     p.top_p = r->top_p;
+    p.min_p = r->min_p;
     p.stop = (const char *const *)r->stop;
     p.n_stop = r->n_stop;
     p.logprobs = r->logprobs >= 0;

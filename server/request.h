@@ -43,6 +43,7 @@ typedef struct sample_request {
     size_t n_stop;
     int stream;
     int logprobs; /* -1 = off; else alternatives per character */
+    float min_p;
 } sample_request;
 
 /* Helpers for strict JSON bodies (every endpoint that takes one). */

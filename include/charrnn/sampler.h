@@ -1,7 +1,7 @@
 /* Sampling text from a model, one character at a time.
  *
  * Determinism contract: the output is a pure function of (model bytes, prime,
- * length, temperature, top_k, top_p, stop, seed). Each stream owns its state
+ * length, temperature, top_k, top_p, min_p, logit_bias, stop, seed). Each stream owns its state
  * and RNG; the step kernel computes every stream's row with a fixed reduction
  * order, so a stream's bytes never depend on which other streams are stepped
  * with it (batch invariance) or on the thread that runs it.
@@ -55,9 +55,13 @@ typedef struct charrnn_sample_params {
     const int *bias_id;
     const float *bias_val;
     size_t n_bias;
+    /* min_p (llama.cpp's, vLLM's): after temperature, top_k and top_p, the
+     * candidates whose probability is below min_p times the most likely
+     * one's are dropped (the rest renormalised). [0, 1]; 0 = off. */
+    float min_p;
 } charrnn_sample_params;
 
-/* Defaults: length 200, temperature 1, top_k 0, top_p 1, seed 0, no
+/* Defaults: length 200, temperature 1, top_k 0, top_p 1, min_p 0, seed 0, no
  * log-probabilities, no logit bias. */
 charrnn_sample_params charrnn_sample_defaults(void);
 
@@ -74,11 +78,12 @@ typedef enum charrnn_sample_field {
     CHARRNN_SAMPLE_TOP_P,
     CHARRNN_SAMPLE_STOP,
     CHARRNN_SAMPLE_LOGPROBS,  /* top_logprobs: 0..the vocabulary size */
-    CHARRNN_SAMPLE_LOGIT_BIAS /* each bias_val; ids 0..V-1, distinct */
+    CHARRNN_SAMPLE_LOGIT_BIAS, /* each bias_val; ids 0..V-1, distinct */
+    CHARRNN_SAMPLE_MIN_P
 } charrnn_sample_field;
 
 /* The field's API name: "prime", "length", "temperature", "seed", "top_k",
- * "top_p", "stop", "logprobs", "logit_bias"; "" for CHARRNN_SAMPLE_NONE.
+ * "top_p", "stop", "logprobs", "logit_bias", "min_p"; "" for CHARRNN_SAMPLE_NONE.
  * Never NULL. */
 const char *charrnn_sample_field_name(charrnn_sample_field f);
 

@@ -33,6 +33,7 @@ static const struct {
      * the real bound (charrnn_sample_params_check_model). */
     [CHARRNN_SAMPLE_LOGPROBS] = {"logprobs", 1, {0, CHARRNN_MAX_VOCAB, 0, 1}, ""},
     [CHARRNN_SAMPLE_LOGIT_BIAS] = {"logit_bias", 1, {-100, 100, 0, 0}, ""}, /* OpenAI's range */
+    [CHARRNN_SAMPLE_MIN_P] = {"min_p", 1, {0, 1, 0, 0}, ""}, /* 0 = off */
 };
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
@@ -99,7 +100,7 @@ int charrnn_sample_params_check(const charrnn_sample_params *p, charrnn_sample_f
     } numbers[] = {
         {CHARRNN_SAMPLE_LENGTH, (double)p->length}, {CHARRNN_SAMPLE_TEMPERATURE, p->temperature},
         {CHARRNN_SAMPLE_TOP_K, p->top_k},           {CHARRNN_SAMPLE_TOP_P, p->top_p},
-        {CHARRNN_SAMPLE_STOP, (double)p->n_stop},
+        {CHARRNN_SAMPLE_STOP, (double)p->n_stop},   {CHARRNN_SAMPLE_MIN_P, p->min_p},
     };
     char why[CHARRNN_ERR_MAX];
     charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;

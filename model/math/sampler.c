@@ -227,6 +227,10 @@ static void radix_order(const float *lg, int V, int *ord, uint32_t *keys)
 
 /* Picks the next token from the logits with the stream's RNG.
  *
+ * The fixed order: logit_bias, temperature, top_k, top_p, min_p; the
+ * weights are exp((logit - max) / T) in double precision, so the most likely
+ * candidate's is exactly 1 and min_p compares against the weights directly.
+ *
  * The candidates are every token (in token order), or with top_k and/or
  * top_p the best ones in charrnn_top_k's order: the k best by charrnn_top_k
  * for a small top_k, else the whole vocabulary radix sorted. Neither is
@@ -281,6 +285,19 @@ static int sample_logits(charrnn_stream *s)
         total = 0.0;
         for (int i = 0; i < n; i++)
             total += w[i];
+    }
+    if (s->p.min_p > 0.0f) {
+        /* w is each candidate's probability over the most likely one's (whose
+         * w is exp(0) = 1): keep w >= min_p, in the candidates' order. */
+        const double floor_w = (double)s->p.min_p;
+        int keep = 0;
+        total = 0.0;
+        for (int i = 0; i < n; i++)
+            if (w[i] >= floor_w) {
+                ord[keep] = ord[i], w[keep] = w[i];
+                total += w[keep++];
+            }
+        n = keep;
     }
     double u = charrnn_rng_uniform(&s->rng) * total, cum = 0.0;
     for (int i = 0; i < n; i++) {

@@ -391,6 +391,31 @@ def v1_logit_bias():
     assert "e" not in b["choices"][0]["text"]
 
 
+V1_CONTROL_CASES = [
+    dict(prime="the quick ", length=150, seed=21, min_p=0.2),
+    dict(prime="the ", length=100, seed=22, min_p=0.05, temperature=1.4, top_p=0.95),
+]
+
+
+@test
+def v1_controls_equal_sample_and_cli():
+    """The /v1 controls (min_p; OpenAI's penalties) give /sample's and
+    charrnn-sample's text with the same values."""
+    for c in V1_CONTROL_CASES:
+        req = {"model": "tiny", "prompt": c["prime"], "max_tokens": c["length"],
+               "seed": c["seed"]}
+        req.update({k: v for k, v in c.items() if k not in ("prime", "length", "seed")})
+        st, _, body = post("/v1/completions", req)
+        check(st == 200, body)
+        st, _, s0 = ENV.d.sample(**c)
+        check(st == 200, s0)
+        check(s0["text"] == cli_sample(ENV.v1, **c), "/sample != charrnn-sample: %r" % c)
+        check(body["choices"][0]["text"] == s0["text"],
+              "/v1 %r != /sample %r for %r" % (body["choices"][0]["text"], s0["text"], c))
+    for field, value in [("min_p", -0.5), ("min_p", 2), ("min_p", "x")]:
+        v1_error(post("/v1/completions", {"prompt": "a", field: value}), 400, field)
+
+
 @test
 def v1_bad_requests():
     ok = {"prompt": "the ", "max_tokens": 2}
