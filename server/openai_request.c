@@ -1,7 +1,7 @@
-/* Parsing of /v1/completions bodies (openai_request.h). Fields that have no
- * meaning for a character model (suffix, best_of, presence_penalty,
- * frequency_penalty) are accepted at their neutral values only, so a client
- * never gets silently different behaviour from what it asked for. */
+/* Parsing of /v1/completions bodies (openai_request.h). Fields that are not
+ * implemented (suffix, best_of other than n) are accepted at their neutral
+ * values only, so a client never gets silently different behaviour from what
+ * it asked for. */
 #include "openai_request.h"
 
 #include "store.h"
@@ -32,7 +32,9 @@ static const char *const v1_fields[] = {"model",
                                         "suffix",
                                         "best_of",
                                         "presence_penalty",
-                                        "frequency_penalty"};
+                                        "frequency_penalty",
+                                        "repetition_penalty",
+                                        "penalty_window"};
 #define NV1 (sizeof v1_fields / sizeof *v1_fields)
 
 typedef struct v1_ctx {
@@ -164,16 +166,6 @@ static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *er
     return 0;
 }
 
-static int neutral_number(const cJSON *v, const char *k, api_error *err)
-{
-    if (!cJSON_IsNumber(v) || v->valuedouble != 0)
-        return api_fail(err, 400, INVALID, k,
-                        "'%s' is only supported at its neutral value 0 (a character model has "
-                        "no token penalties here)",
-                        k);
-    return 0;
-}
-
 static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
 {
     v1_ctx *c = ctx;
@@ -270,7 +262,10 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
         c->best_of = (int)d;
         return 0;
     }
-    return neutral_number(v, k, err); /* presence_penalty, frequency_penalty */
+    /* presence_penalty, frequency_penalty (OpenAI's), repetition_penalty,
+     * penalty_window: /sample's definitions */
+    return sample_penalty_member(v, &r->repetition_penalty, &r->presence_penalty,
+                                 &r->frequency_penalty, &r->penalty_window, err);
 }
 
 void completion_request_clear(completion_request *r)
@@ -297,6 +292,11 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
         r->max_tokens = (size_t)cfg->max_length;
     r->temperature = 1.0f;
     r->top_p = 1.0f;
+    charrnn_sample_params def = charrnn_sample_defaults();
+    r->repetition_penalty = def.repetition_penalty;
+    r->presence_penalty = def.presence_penalty;
+    r->frequency_penalty = def.frequency_penalty;
+    r->penalty_window = def.penalty_window;
     r->n = 1;
     r->logprobs = -1;
     v1_ctx c = {cfg, r, 0, 0};
@@ -339,6 +339,10 @@ charrnn_sample_params completion_request_params(const completion_request *r, siz
     p.temperature = r->temperature;
     p.top_p = r->top_p;
     p.min_p = r->min_p;
+    p.repetition_penalty = r->repetition_penalty;
+    p.presence_penalty = r->presence_penalty;
+    p.frequency_penalty = r->frequency_penalty;
+    p.penalty_window = r->penalty_window;
     p.seed = seed;
     p.stop = (const char *const *)r->stop;
     p.n_stop = r->n_stop;

@@ -25,6 +25,9 @@ typedef struct completion_request {
     float temperature;
     float top_p;
     float min_p; /* vLLM's extension */
+    float presence_penalty, frequency_penalty; /* OpenAI's */
+    float repetition_penalty;                  /* vLLM's extension */
+    int penalty_window;                        /* charrnn's extension */
     int n;
     int stream;
     int include_usage;

@@ -1,6 +1,7 @@
 // The official openai npm client against charrnn-serve's /v1 API:
 // models.list(), completions.create plain, streamed, with logprobs, with echo
-// scoring and with n: 2, compared with the daemon's own /sample and /score;
+// scoring, with n: 2 and with presence/frequency penalties, compared with the
+// daemon's own /sample and /score;
 // a bad temperature and an unknown model arrive as the client's typed errors.
 // usage: node openai.test.js BASE_URL
 "use strict";
@@ -125,6 +126,33 @@ async function check(name, fn) {
     const s1 = await native("/sample", { prime: "the ", length: 40, seed: 6, temperature: 0.8 });
     assert.equal(r.choices[1].text, s1.text);
     assert.notEqual(r.choices[1].text, r.choices[0].text);
+  });
+
+  await check("presence_penalty and frequency_penalty = /sample's, and they change the text",
+    async () => {
+      const req = { ...plainReq, max_tokens: 80, presence_penalty: 1.5, frequency_penalty: 0.5 };
+      const r = await client.completions.create(req);
+      const s = await native("/sample", { prime: "the ", length: 80, seed: 5, temperature: 0.8,
+        presence_penalty: 1.5, frequency_penalty: 0.5 });
+      assert.equal(r.choices[0].text, s.text);
+      const base = await client.completions.create({ ...plainReq, max_tokens: 80 });
+      assert.notEqual(r.choices[0].text, base.choices[0].text);
+      // a negative frequency penalty makes repeats likelier: fewer distinct characters
+      const rep = await client.completions.create({ ...plainReq, max_tokens: 80,
+        frequency_penalty: -2, presence_penalty: -2 });
+      const distinct = (t) => new Set([...t]).size;
+      assert.ok(distinct(rep.choices[0].text) < distinct(r.choices[0].text),
+        JSON.stringify([rep.choices[0].text, r.choices[0].text]));
+    });
+
+  await check("a penalty out of range is a BadRequestError naming it", async () => {
+    for (const field of ["presence_penalty", "frequency_penalty"]) {
+      await assert.rejects(client.completions.create({ ...plainReq, [field]: 2.5 }), (e) => {
+        assert.ok(e instanceof OpenAI.BadRequestError, e.constructor.name);
+        assert.equal(e.param, field);
+        return true;
+      });
+    }
   });
 
   await check("bad temperature is a BadRequestError with its param", async () => {

@@ -394,6 +394,10 @@ def v1_logit_bias():
 V1_CONTROL_CASES = [
     dict(prime="the quick ", length=150, seed=21, min_p=0.2),
     dict(prime="the ", length=100, seed=22, min_p=0.05, temperature=1.4, top_p=0.95),
+    dict(prime="the quick ", length=150, seed=23, presence_penalty=1.2),
+    dict(prime="the ", length=150, seed=24, frequency_penalty=0.8, temperature=0.7),
+    dict(prime="a", length=150, seed=25, presence_penalty=-1, frequency_penalty=0.5,
+         repetition_penalty=1.4, penalty_window=20),
 ]
 
 
@@ -412,7 +416,10 @@ def v1_controls_equal_sample_and_cli():
         check(s0["text"] == cli_sample(ENV.v1, **c), "/sample != charrnn-sample: %r" % c)
         check(body["choices"][0]["text"] == s0["text"],
               "/v1 %r != /sample %r for %r" % (body["choices"][0]["text"], s0["text"], c))
-    for field, value in [("min_p", -0.5), ("min_p", 2), ("min_p", "x")]:
+    for field, value in [("min_p", -0.5), ("min_p", 2), ("min_p", "x"),
+                         ("presence_penalty", 2.5), ("presence_penalty", "1"),
+                         ("frequency_penalty", -3), ("repetition_penalty", 0),
+                         ("penalty_window", 0)]:
         v1_error(post("/v1/completions", {"prompt": "a", field: value}), 400, field)
 
 
@@ -433,7 +440,7 @@ def v1_bad_requests():
         ("logit_bias", [], 400), ("logit_bias", {"a": 1}, 400), ("logit_bias", {"-1": 1}, 400),
         ("logit_bias", {"0": 101}, 400), ("logit_bias", {"0": "x"}, 400),
         ("logit_bias", {"99999": 1}, 400), ("suffix", "x", 400), ("best_of", 2, 400),
-        ("best_of", 0, 400), ("presence_penalty", 0.5, 400), ("frequency_penalty", -1, 400),
+        ("best_of", 0, 400), ("presence_penalty", 2.5, 400), ("frequency_penalty", -3, 400),
         ("top_k", 3, 400),
     ]
     for field, value, status in bad:
