@@ -156,10 +156,21 @@ static int span_has(span v, const char *at)
     return at >= v.p && at < v.p + v.n;
 }
 
-static const char *const sample_fields[] = {"model", "prime", "length", "temperature", "seed",
-                                            "top_k", "top_p", "stop",   "stream",      "logprobs", "min_p",
-                                            "repetition_penalty", "presence_penalty",
-                                            "frequency_penalty", "penalty_window"};
+static const char *const sample_fields[] = {"model",
+                                            "prime",
+                                            "length",
+                                            "temperature",
+                                            "seed",
+                                            "top_k",
+                                            "top_p",
+                                            "stop",
+                                            "stream",
+                                            "logprobs",
+                                            "min_p",
+                                            "repetition_penalty",
+                                            "presence_penalty",
+                                            "frequency_penalty",
+                                            "penalty_window"};
 #define NFIELDS (sizeof sample_fields / sizeof sample_fields[0])
 
 size_t utf8_chars(const char *s, size_t n)

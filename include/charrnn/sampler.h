@@ -97,7 +97,7 @@ typedef enum charrnn_sample_field {
     CHARRNN_SAMPLE_TOP_K,
     CHARRNN_SAMPLE_TOP_P,
     CHARRNN_SAMPLE_STOP,
-    CHARRNN_SAMPLE_LOGPROBS,  /* top_logprobs: 0..the vocabulary size */
+    CHARRNN_SAMPLE_LOGPROBS,   /* top_logprobs: 0..the vocabulary size */
     CHARRNN_SAMPLE_LOGIT_BIAS, /* each bias_val; ids 0..V-1, distinct */
     CHARRNN_SAMPLE_MIN_P,
     CHARRNN_SAMPLE_REPETITION_PENALTY,

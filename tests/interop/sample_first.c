@@ -22,9 +22,10 @@ static int fail(const char *msg)
 int main(int argc, char **argv)
 {
     if (argc != 8 && argc != 13) {
-        fprintf(stderr, "usage: sample_first CHECKPOINT PRIME N SEED0 TEMPERATURE TOP_K TOP_P "
-                        "[MIN_P REPETITION_PENALTY PRESENCE_PENALTY FREQUENCY_PENALTY "
-                        "PENALTY_WINDOW]\n");
+        fprintf(stderr,
+                "usage: sample_first CHECKPOINT PRIME N SEED0 TEMPERATURE TOP_K TOP_P "
+                "[MIN_P REPETITION_PENALTY PRESENCE_PENALTY FREQUENCY_PENALTY "
+                "PENALTY_WINDOW]\n");
         return 2;
     }
     char err[CHARRNN_ERR_MAX];

@@ -91,12 +91,16 @@ START_TEST(min_p_keeps_exactly_its_candidates)
         float t, min_p, top_p;
         int keep[V];
     } cases[] = {
-        {1.0f, 0.0f, 1.0f, {1, 1, 1, 1, 1, 1}},  {1.0f, 0.2f, 1.0f, {1, 1, 1, 1, 1, 0}},
-        {1.0f, 0.3f, 1.0f, {1, 1, 1, 0, 0, 0}},  {1.0f, 0.45f, 1.0f, {1, 1, 0, 0, 0, 0}},
-        {1.0f, 1.0f, 1.0f, {1, 0, 0, 0, 0, 0}},  /* T 2: ratios sqrt'd: 1 .71 .61 .5 .5 .35 */
-        {2.0f, 0.55f, 1.0f, {1, 1, 1, 0, 0, 0}}, {0.5f, 0.2f, 1.0f, {1, 1, 0, 0, 0, 0}},
+        {1.0f, 0.0f, 1.0f, {1, 1, 1, 1, 1, 1}},
+        {1.0f, 0.2f, 1.0f, {1, 1, 1, 1, 1, 0}},
+        {1.0f, 0.3f, 1.0f, {1, 1, 1, 0, 0, 0}},
+        {1.0f, 0.45f, 1.0f, {1, 1, 0, 0, 0, 0}},
+        {1.0f, 1.0f, 1.0f, {1, 0, 0, 0, 0, 0}}, /* T 2: ratios sqrt'd: 1 .71 .61 .5 .5 .35 */
+        {2.0f, 0.55f, 1.0f, {1, 1, 1, 0, 0, 0}},
+        {0.5f, 0.2f, 1.0f, {1, 1, 0, 0, 0, 0}},
         /* after top_p (which keeps A..C, 0.75 of the mass): the intersection */
-        {1.0f, 0.2f, 0.7f, {1, 1, 1, 0, 0, 0}},  {1.0f, 0.45f, 0.7f, {1, 1, 0, 0, 0, 0}},
+        {1.0f, 0.2f, 0.7f, {1, 1, 1, 0, 0, 0}},
+        {1.0f, 0.45f, 0.7f, {1, 1, 0, 0, 0, 0}},
     };
     const int n = 6000;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -366,8 +370,8 @@ START_TEST(bad_values_name_the_field)
         ck_assert_int_eq(charrnn_sample_params_check(&p, &got, err, sizeof err), CHARRNN_ERANGE);
         ck_assert_msg(got == bad[i].f, "case %zu: %s", i, err);
         const char *name = charrnn_sample_field_name(bad[i].f);
-        ck_assert_msg(!strncmp(err, name, strlen(name)) && err[strlen(name)] == ':',
-                      "case %zu: %s", i, err);
+        ck_assert_msg(!strncmp(err, name, strlen(name)) && err[strlen(name)] == ':', "case %zu: %s",
+                      i, err);
         charrnn_stream *s = NULL;
         ck_assert_int_eq(charrnn_stream_create(m, &p, &s, err, sizeof err), CHARRNN_ERANGE);
         ck_assert_ptr_null(s);
