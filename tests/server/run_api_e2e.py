@@ -424,6 +424,39 @@ def v1_controls_equal_sample_and_cli():
 
 
 @test
+def model_vocab():
+    """GET /models/{name}/vocab: every character with the id logit_bias takes."""
+    st, _, m = ENV.d.json("GET", "/models/tiny")
+    st, hdrs, voc = ENV.d.json("GET", "/models/tiny/vocab")
+    check(st == 200 and hdrs["content-type"].startswith("application/json"), voc)
+    check(voc["model"] == "tiny" and voc["version"] == m["version"], voc)
+    check(voc["vocab_size"] == m["vocab_size"] == len(voc["chars"]), voc["vocab_size"])
+    check([c["id"] for c in voc["chars"]] == list(range(voc["vocab_size"])), "ids 0..V-1")
+    check(all(c["char"] == chr(c["codepoint"]) for c in voc["chars"]), "char = codepoint")
+    chars = [c["char"] for c in voc["chars"]]
+    check(len(set(chars)) == len(chars) and chars == sorted(chars), "distinct, code point order")
+    # every id forces its own character through logit_bias
+    for c in voc["chars"]:
+        if c["char"] == "\n":
+            continue  # (any character; a newline would end nothing, but keep the text flat)
+        st, _, b = post("/v1/completions", {"prompt": "the ", "max_tokens": 4, "seed": 3,
+                                            "logit_bias": {str(c["id"]): 100}})
+        check(st == 200 and b["choices"][0]["text"] == c["char"] * 4,
+              "id %d: %r, expected %r" % (c["id"], b["choices"][0]["text"], c["char"]))
+    # and banning an id bans its character
+    e = chars.index("e")
+    st, _, b = post("/v1/completions", {"prompt": "the ", "max_tokens": 300, "seed": 3,
+                                        "temperature": 1.5, "logit_bias": {str(e): -100}})
+    check(st == 200 and "e" not in b["choices"][0]["text"], b)
+    st, hdrs, _ = ENV.d.request("HEAD", "/models/tiny/vocab")
+    check(st == 200, st)
+    expect_error(ENV.d.json("GET", "/models/nope/vocab"), 404, "model")
+    expect_error(ENV.d.json("GET", "/models/..%2Fetc/vocab"), 404)
+    st, hdrs, _ = ENV.d.json("POST", "/models/tiny/vocab", "{}")
+    check(st == 405 and "GET" in hdrs.get("allow", ""), (st, hdrs))
+
+
+@test
 def v1_bad_requests():
     ok = {"prompt": "the ", "max_tokens": 2}
     bad = [
