@@ -1,7 +1,6 @@
-/* Parsing of /v1/completions bodies (openai_request.h). Fields that are not
- * implemented (suffix, best_of other than n) are accepted at their neutral
- * values only, so a client never gets silently different behaviour from what
- * it asked for. */
+/* Parsing of /v1/completions bodies (openai_request.h). A field that is not
+ * implemented (suffix) is accepted at its neutral value only, so a client
+ * never gets silently different behaviour from what it asked for. */
 #include "openai_request.h"
 
 #include "store.h"
@@ -307,9 +306,18 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
         rc = api_fail(err, 400, INVALID, "n",
                       "%zu prompts x n = %d is more than %d choices in one request", r->n_prompt,
                       r->n, V1_MAX_CHOICES);
-    if (!rc && c.best_of && c.best_of != r->n)
+    r->best_of = c.best_of;
+    if (!rc && c.best_of && c.best_of < r->n)
+        rc = api_fail(err, 400, INVALID, "best_of", "'best_of' (%d) must be at least n (%d)",
+                      c.best_of, r->n);
+    if (!rc && c.best_of > r->n && r->stream)
         rc = api_fail(err, 400, INVALID, "best_of",
-                      "'best_of' is only supported equal to n (no candidates are ranked here)");
+                      "'best_of' cannot be used with stream: the candidates are ranked once "
+                      "they are all generated");
+    if (!rc && c.best_of > r->n && r->n_prompt * (size_t)c.best_of > V1_MAX_CHOICES)
+        rc = api_fail(err, 400, INVALID, "best_of",
+                      "%zu prompts x best_of = %d is more than %d candidates in one request",
+                      r->n_prompt, c.best_of, V1_MAX_CHOICES);
     if (!rc && r->logprobs >= 0) { /* every choice: its generated characters, and the echo */
         size_t chars = 0;
         for (size_t i = 0; i < r->n_prompt; i++)

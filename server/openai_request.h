@@ -29,6 +29,7 @@ typedef struct completion_request {
     float repetition_penalty;                  /* vLLM's extension */
     int penalty_window;                        /* charrnn's extension */
     int n;
+    int best_of; /* candidates per prompt when more than n (then ranked); 0 = not given */
     int stream;
     int include_usage;
     int logprobs; /* -1 = null; else 0..V1_MAX_LOGPROBS alternatives */

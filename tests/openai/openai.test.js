@@ -1,6 +1,6 @@
 // The official openai npm client against charrnn-serve's /v1 API:
 // models.list(), completions.create plain, streamed, with logprobs, with echo
-// scoring, with n: 2 and with presence/frequency penalties, compared with the
+// scoring, with n: 2, with presence/frequency penalties and with best_of, compared with the
 // daemon's own /sample and /score;
 // a bad temperature and an unknown model arrive as the client's typed errors.
 // usage: node openai.test.js BASE_URL
@@ -153,6 +153,24 @@ async function check(name, fn) {
         return true;
       });
     }
+  });
+
+  await check("best_of: the n of best_of candidates with the highest mean logprob", async () => {
+    const mean = (c) => {
+      const lp = c.logprobs.token_logprobs.filter((x) => x !== null);
+      return lp.reduce((a, b) => a + b, 0) / lp.length;
+    };
+    const all = await client.completions.create({ ...plainReq, n: 4, logprobs: 0 });
+    const ranked = all.choices.map((c, j) => [mean(c), j]).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    const r = await client.completions.create({ ...plainReq, n: 2, best_of: 4, logprobs: 0 });
+    assert.deepEqual(r.choices.map((c) => c.index), [0, 1]);
+    assert.deepEqual(r.choices.map((c) => c.text), ranked.slice(0, 2).map(([, j]) => all.choices[j].text));
+    assert.equal(r.usage.completion_tokens, all.usage.completion_tokens);
+    await assert.rejects(client.completions.create({ ...plainReq, best_of: 3, stream: true }), (e) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, e.constructor.name);
+      assert.equal(e.param, "best_of");
+      return true;
+    });
   });
 
   await check("bad temperature is a BadRequestError with its param", async () => {

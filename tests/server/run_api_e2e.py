@@ -423,6 +423,55 @@ def v1_controls_equal_sample_and_cli():
         v1_error(post("/v1/completions", {"prompt": "a", field: value}), 400, field)
 
 
+def mean_lp(choice):
+    lps = [x for x in choice["logprobs"]["token_logprobs"] if x is not None]
+    return sum(lps) / len(lps) if lps else -math.inf
+
+
+@test
+def v1_best_of():
+    """best_of candidates are the choices n = best_of would give (same seeds);
+    the n with the highest mean log-probability per character come back,
+    best first."""
+    for prompts, n, best_of, extra in [("the ", 2, 5, {}), (["the ", "a", ""], 1, 4, {}),
+                                       ("fox", 3, 6, {"temperature": 1.6, "presence_penalty": 1}),
+                                       ("the ", 1, 8, {"top_p": 0.9})]:
+        base = dict({"prompt": prompts, "max_tokens": 30, "seed": 77}, **extra)
+        st, _, all_ = post("/v1/completions", dict(base, n=best_of, logprobs=0))
+        check(st == 200, all_)
+        st, _, got = post("/v1/completions", dict(base, n=n, best_of=best_of, logprobs=0))
+        check(st == 200, got)
+        st, _, plain = post("/v1/completions", dict(base, n=n, best_of=best_of))
+        check(st == 200 and all(c["logprobs"] is None for c in plain["choices"]), plain)
+        np = len(prompts) if isinstance(prompts, list) else 1
+        check(len(got["choices"]) == np * n, got)
+        for p in range(np):
+            cands = all_["choices"][p * best_of:(p + 1) * best_of]
+            ranked = sorted(range(best_of), key=lambda j: (-mean_lp(cands[j]), j))[:n]
+            for r in range(n):
+                g, want = got["choices"][p * n + r], cands[ranked[r]]
+                check(g["index"] == p * n + r, g["index"])
+                check(g["text"] == want["text"] and g["logprobs"] == want["logprobs"],
+                      "prompt %d rank %d: %r, expected candidate %d %r" % (
+                          p, r, g["text"], ranked[r], want["text"]))
+                check(plain["choices"][p * n + r]["text"] == want["text"], "without logprobs")
+        # usage counts every candidate
+        check(got["usage"]["completion_tokens"] == all_["usage"]["completion_tokens"], got)
+        check(any(mean_lp(all_["choices"][j]) > mean_lp(all_["choices"][0])
+                  for j in range(1, best_of)) or n > 1, "the ranking was never tested")
+    for body, why in [({"n": 3, "best_of": 2}, "at least n"),
+                      ({"best_of": 2, "stream": True}, "stream"),
+                      ({"prompt": ["a"] * 5, "best_of": 13}, "candidates"),
+                      ({"best_of": 17}, None), ({"best_of": 0}, None), ({"best_of": "2"}, None)]:
+        v1_error(post("/v1/completions", dict({"prompt": "a", "max_tokens": 3}, **body)), 400,
+                 "best_of", why)
+    # best_of = n, streamed too: as without it
+    st, _, a = post("/v1/completions", {"prompt": "a", "max_tokens": 9, "n": 2, "seed": 4})
+    st, _, b = post("/v1/completions", {"prompt": "a", "max_tokens": 9, "n": 2, "seed": 4,
+                                        "best_of": 2})
+    check([c["text"] for c in a["choices"]] == [c["text"] for c in b["choices"]], (a, b))
+
+
 @test
 def model_vocab():
     """GET /models/{name}/vocab: every character with the id logit_bias takes."""
@@ -472,7 +521,7 @@ def v1_bad_requests():
         ("seed", -1, 400), ("seed", 2 ** 64, 400), ("user", 3, 400), ("user", "u" * 65, 400),
         ("logit_bias", [], 400), ("logit_bias", {"a": 1}, 400), ("logit_bias", {"-1": 1}, 400),
         ("logit_bias", {"0": 101}, 400), ("logit_bias", {"0": "x"}, 400),
-        ("logit_bias", {"99999": 1}, 400), ("suffix", "x", 400), ("best_of", 2, 400),
+        ("logit_bias", {"99999": 1}, 400), ("suffix", "x", 400), ("best_of", 17, 400),
         ("best_of", 0, 400), ("presence_penalty", 2.5, 400), ("frequency_penalty", -3, 400),
         ("top_k", 3, 400),
     ]
