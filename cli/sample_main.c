@@ -29,12 +29,22 @@ static void usage(FILE *f)
             "  --seed N            random seed, unsigned 64-bit (random; printed with --verbose)\n"
             "  --top-k K           keep the K most likely characters (0 = off)\n"
             "  --top-p P           nucleus sampling, 0 < P <= 1 (1 = off)\n"
+            "  --min-p P           drop characters less likely than P times the most likely\n"
+            "                      one, 0 <= P <= 1 (0 = off; after top-k and top-p)\n"
+            "  --repetition-penalty R  divide a positive logit (multiply a negative one) of\n"
+            "                      every character in the window by R, 0 < R <= 10 (1 = off)\n"
+            "  --presence-penalty A    subtract A from the logit of every character in the\n"
+            "                      window, -2 <= A <= 2 (0 = off)\n"
+            "  --frequency-penalty F   subtract F times its count in the window, -2..2 (0)\n"
+            "  --penalty-window N  the penalties' window: the last N characters of the prime\n"
+            "                      and the generated text, 1..%d (%d)\n"
             "  --stop TEXT         stop after generating TEXT (repeatable, up to %d)\n"
             "  --threads N         threads for the one stream, 1..%d (1): each step's rows are\n"
             "                      split across them (same text; faster where the cores are free)\n"
             "  --verbose           diagnostics on stderr\n"
             "  --help\n",
-            CHARRNN_MAX_STOP, MAX_THREADS);
+            CHARRNN_MAX_PENALTY_WINDOW, CHARRNN_DEFAULT_PENALTY_WINDOW, CHARRNN_MAX_STOP,
+            MAX_THREADS);
 }
 
 static int write_out(void *ctx, const char *bytes, size_t len)
@@ -86,6 +96,34 @@ static int flag(void *ctx, int argc, char **argv, int *i)
         if (r < 0 || !parse_sample_number("--top-p", CHARRNN_SAMPLE_TOP_P, v, &d))
             return 0;
         o->p.top_p = charrnn_sample_top_p(d);
+        return 1;
+    } else if ((r = arg_value(argc, argv, i, "--min-p", &v))) {
+        if (r < 0 || !parse_sample_number("--min-p", CHARRNN_SAMPLE_MIN_P, v, &d))
+            return 0;
+        o->p.min_p = (float)d;
+        return 1;
+    } else if ((r = arg_value(argc, argv, i, "--repetition-penalty", &v))) {
+        if (r < 0 ||
+            !parse_sample_number("--repetition-penalty", CHARRNN_SAMPLE_REPETITION_PENALTY, v, &d))
+            return 0;
+        o->p.repetition_penalty = (float)d;
+        return 1;
+    } else if ((r = arg_value(argc, argv, i, "--presence-penalty", &v))) {
+        if (r < 0 ||
+            !parse_sample_number("--presence-penalty", CHARRNN_SAMPLE_PRESENCE_PENALTY, v, &d))
+            return 0;
+        o->p.presence_penalty = (float)d;
+        return 1;
+    } else if ((r = arg_value(argc, argv, i, "--frequency-penalty", &v))) {
+        if (r < 0 ||
+            !parse_sample_number("--frequency-penalty", CHARRNN_SAMPLE_FREQUENCY_PENALTY, v, &d))
+            return 0;
+        o->p.frequency_penalty = (float)d;
+        return 1;
+    } else if ((r = arg_value(argc, argv, i, "--penalty-window", &v))) {
+        if (r < 0 || !parse_sample_number("--penalty-window", CHARRNN_SAMPLE_PENALTY_WINDOW, v, &d))
+            return 0;
+        o->p.penalty_window = (int)d;
         return 1;
     } else if ((r = arg_value(argc, argv, i, "--threads", &v))) {
         return r > 0 && parse_int("--threads", v, 1, MAX_THREADS, &o->threads);

@@ -133,6 +133,44 @@ enum MHD_Result handle_model(req_ctx *c)
     return respond_json(c, 200, o);
 }
 
+/* The vocabulary of the serving version of a model: each character with its
+ * id, the id logit_bias takes (ids are the vocabulary's order, sorted code
+ * points). "codepoint" spells out characters a JSON string shows poorly. */
+enum MHD_Result handle_model_vocab(req_ctx *c)
+{
+    const char *name = c->name;
+    const charrnn_store_model *v = NULL;
+    char err[CHARRNN_ERR_MAX];
+    if (!charrnn_store_name_valid(name) ||
+        charrnn_store_acquire(c->srv->store, name, &v, err, sizeof err) != CHARRNN_OK)
+        return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
+    const charrnn_vocab *vocab = v->model->vocab;
+    const size_t n = charrnn_vocab_size(vocab);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", name);
+    cJSON_AddNumberToObject(o, "version", (double)v->version);
+    cJSON_AddNumberToObject(o, "vocab_size", (double)n);
+    cJSON *arr = cJSON_AddArrayToObject(o, "chars");
+    int ok = o && arr;
+    for (size_t i = 0; i < n && ok; i++) {
+        char ch[5] = {0};
+        uint32_t cp = charrnn_vocab_codepoint(vocab, i);
+        charrnn_utf8_encode(cp, ch);
+        cJSON *e = cJSON_CreateObject();
+        ok = e && cJSON_AddNumberToObject(e, "id", (double)i) &&
+            cJSON_AddStringToObject(e, "char", ch) &&
+            cJSON_AddNumberToObject(e, "codepoint", (double)cp);
+        if (e)
+            cJSON_AddItemToArray(arr, e);
+    }
+    charrnn_store_release(v);
+    if (!ok) {
+        cJSON_Delete(o);
+        return respond_fail(c, 500, "server_error", NULL, "out of memory");
+    }
+    return respond_json(c, 200, o);
+}
+
 enum MHD_Result handle_reload(req_ctx *c)
 {
     server *srv = c->srv;

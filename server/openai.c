@@ -6,7 +6,14 @@
  * n choices each: index = prompt * n + j) samples with seed + index (mod
  * 2^64), so choice 0 is exactly /sample's text for the same prime, length,
  * temperature, top_p, stop and seed, and any choice can be reproduced alone.
- * As OpenAI specifies, the returned text excludes a matched stop string. */
+ * As OpenAI specifies, the returned text excludes a matched stop string.
+ *
+ * best_of > n: each prompt gets best_of candidates, candidate j of prompt p
+ * sampling with seed + p * best_of + j (the seeds its choices would have with
+ * n = best_of); they run as jobs like choices (batched together), recording
+ * log-probabilities, and the n with the highest mean log-probability per
+ * generated character (ties: the lower candidate) are returned, best first,
+ * as choices p * n + rank. usage counts every candidate's characters. */
 #include "charrnn/clock.h"
 #include "logprobs_json.h"
 #include "openai_request.h"
@@ -55,6 +62,7 @@ typedef struct completion {
     char fingerprint[24];
     choice *ch;
     size_t nch;
+    size_t cand; /* candidates per prompt: best_of when it ranks, else n */
     size_t hold; /* bytes held back while streaming (a stop may still match) */
     int usage_sent, done_sent, over;
     size_t cursor; /* round robin over choices while streaming */
@@ -301,7 +309,7 @@ static void add_usage(cJSON *o, const completion *k)
     for (size_t i = 0; i < k->nch; i++) {
         completion_chars += k->ch[i].res.generated_chars;
         /* each prompt is counted once, as prompt_tokens counts it: by its first choice */
-        if (i % (size_t)k->q.n == 0)
+        if (i % k->cand == 0)
             cached += k->ch[i].res.cached_chars;
     }
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
@@ -371,6 +379,34 @@ static int failed(const choice *c)
          c->res.end == JOB_CANCELLED);
 }
 
+/* The mean log-probability per generated character of a candidate (those
+ * with one: an unprimed text's first character has none); -inf for none. */
+static double mean_logprob(const choice *c)
+{
+    double sum = 0.0;
+    size_t n = 0;
+    for (size_t i = c->scored; i < c->nrec; i++)
+        if (c->rec[i].has_lp)
+            sum += c->rec[i].lp, n++;
+    return n ? sum / (double)n : -INFINITY;
+}
+
+/* order[0..m) = the candidates of one prompt, best first when ranking (by
+ * mean_logprob; ties by lower candidate), else in order. */
+static void rank_candidates(const choice *c, size_t m, int ranking, size_t *order)
+{
+    double score[V1_MAX_CHOICES];
+    for (size_t i = 0; i < m; i++) {
+        order[i] = i;
+        score[i] = ranking ? mean_logprob(&c[i]) : 0.0;
+    }
+    for (size_t i = 1; i < m; i++) /* insertion sort: stable, m <= 64 */
+        for (size_t j = i; j > 0 && score[order[j]] > score[order[j - 1]]; j--) {
+            size_t t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+}
+
 static enum MHD_Result respond_whole(req_ctx *rc, completion *k)
 {
     engine *e = rc->srv->eng;
@@ -396,10 +432,18 @@ static enum MHD_Result respond_whole(req_ctx *rc, completion *k)
     record(rc, k);
     cJSON *o = envelope(k);
     cJSON *arr = cJSON_AddArrayToObject(o, "choices");
-    for (size_t i = 0; i < k->nch; i++) {
-        choice *c = &k->ch[i];
-        c->keep = text_to_keep(k, c);
-        cJSON_AddItemToArray(arr, choice_json(k, c, k->q.echo, 0, c->keep, 0, finish_reason(c)));
+    const size_t n = (size_t)k->q.n;
+    for (size_t p = 0; p < k->q.n_prompt; p++) {
+        choice *first = &k->ch[p * k->cand];
+        size_t order[V1_MAX_CHOICES];
+        rank_candidates(first, k->cand, n < k->cand, order);
+        for (size_t r = 0; r < n; r++) {
+            choice *c = &first[order[r]];
+            c->index = p * n + r;
+            c->keep = text_to_keep(k, c);
+            cJSON_AddItemToArray(arr,
+                                 choice_json(k, c, k->q.echo, 0, c->keep, 0, finish_reason(c)));
+        }
     }
     add_usage(o, k);
     cJSON_AddItemToObject(o, "seed", raw_u64(k->q.seed));
@@ -595,7 +639,8 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
     snprintf(k->fingerprint, sizeof k->fingerprint, "fp_%.16s", ver->sha256);
     size_t ms = max_stop_len(q);
     k->hold = ms > 1 ? ms - 1 : 0;
-    k->nch = q->n_prompt * (size_t)q->n;
+    k->cand = q->best_of > q->n ? (size_t)q->best_of : (size_t)q->n;
+    k->nch = q->n_prompt * k->cand;
     k->ch = calloc(k->nch, sizeof *k->ch);
     if (!k->ch) {
         charrnn_store_release(ver);
@@ -610,7 +655,7 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
     for (size_t i = 0; i < k->nch && !failed_setup; i++) {
         choice *c = &k->ch[i];
         c->index = i;
-        c->prompt_idx = i / (size_t)q->n;
+        c->prompt_idx = i / k->cand;
         c->prompt = q->prompt[c->prompt_idx];
         c->prompt_len = q->prompt_len[c->prompt_idx];
         c->prompt_chars = utf8_chars(c->prompt, c->prompt_len);
@@ -620,6 +665,8 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
         if (!run)
             continue;
         charrnn_sample_params p = completion_request_params(q, c->prompt_idx, c->seed);
+        if (k->cand > (size_t)q->n)
+            p.logprobs = 1; /* the ranking's numbers (returned only when asked for) */
         failed_setup = !(c->job = gen_submit(rc, ver, &p, v1_field_name, &ret));
     }
     charrnn_store_release(ver);

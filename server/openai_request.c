@@ -1,6 +1,5 @@
-/* Parsing of /v1/completions bodies (openai_request.h). Fields that have no
- * meaning for a character model (suffix, best_of, presence_penalty,
- * frequency_penalty) are accepted at their neutral values only, so a client
+/* Parsing of /v1/completions bodies (openai_request.h). A field that is not
+ * implemented (suffix) is accepted at its neutral value only, so a client
  * never gets silently different behaviour from what it asked for. */
 #include "openai_request.h"
 
@@ -19,6 +18,7 @@ static const char *const v1_fields[] = {"model",
                                         "max_tokens",
                                         "temperature",
                                         "top_p",
+                                        "min_p",
                                         "n",
                                         "stream",
                                         "stream_options",
@@ -31,7 +31,9 @@ static const char *const v1_fields[] = {"model",
                                         "suffix",
                                         "best_of",
                                         "presence_penalty",
-                                        "frequency_penalty"};
+                                        "frequency_penalty",
+                                        "repetition_penalty",
+                                        "penalty_window"};
 #define NV1 (sizeof v1_fields / sizeof *v1_fields)
 
 typedef struct v1_ctx {
@@ -163,16 +165,6 @@ static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *er
     return 0;
 }
 
-static int neutral_number(const cJSON *v, const char *k, api_error *err)
-{
-    if (!cJSON_IsNumber(v) || v->valuedouble != 0)
-        return api_fail(err, 400, INVALID, k,
-                        "'%s' is only supported at its neutral value 0 (a character model has "
-                        "no token penalties here)",
-                        k);
-    return 0;
-}
-
 static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
 {
     v1_ctx *c = ctx;
@@ -204,6 +196,12 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
                                    err))
             return -1;
         *(t ? &r->temperature : &r->top_p) = (float)d;
+        return 0;
+    }
+    if (!strcmp(k, "min_p")) { /* vLLM's extension, the sampler's limits */
+        if (json_get_sample_number(v, CHARRNN_SAMPLE_MIN_P, &d, err))
+            return -1;
+        r->min_p = (float)d;
         return 0;
     }
     if (!strcmp(k, "n")) {
@@ -263,7 +261,10 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
         c->best_of = (int)d;
         return 0;
     }
-    return neutral_number(v, k, err); /* presence_penalty, frequency_penalty */
+    /* presence_penalty, frequency_penalty (OpenAI's), repetition_penalty,
+     * penalty_window: /sample's definitions */
+    return sample_penalty_member(v, &r->repetition_penalty, &r->presence_penalty,
+                                 &r->frequency_penalty, &r->penalty_window, err);
 }
 
 void completion_request_clear(completion_request *r)
@@ -290,6 +291,11 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
         r->max_tokens = (size_t)cfg->max_length;
     r->temperature = 1.0f;
     r->top_p = 1.0f;
+    charrnn_sample_params def = charrnn_sample_defaults();
+    r->repetition_penalty = def.repetition_penalty;
+    r->presence_penalty = def.presence_penalty;
+    r->frequency_penalty = def.frequency_penalty;
+    r->penalty_window = def.penalty_window;
     r->n = 1;
     r->logprobs = -1;
     v1_ctx c = {cfg, r, 0, 0};
@@ -300,9 +306,18 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
         rc = api_fail(err, 400, INVALID, "n",
                       "%zu prompts x n = %d is more than %d choices in one request", r->n_prompt,
                       r->n, V1_MAX_CHOICES);
-    if (!rc && c.best_of && c.best_of != r->n)
+    r->best_of = c.best_of;
+    if (!rc && c.best_of && c.best_of < r->n)
+        rc = api_fail(err, 400, INVALID, "best_of", "'best_of' (%d) must be at least n (%d)",
+                      c.best_of, r->n);
+    if (!rc && c.best_of > r->n && r->stream)
         rc = api_fail(err, 400, INVALID, "best_of",
-                      "'best_of' is only supported equal to n (no candidates are ranked here)");
+                      "'best_of' cannot be used with stream: the candidates are ranked once "
+                      "they are all generated");
+    if (!rc && c.best_of > r->n && r->n_prompt * (size_t)c.best_of > V1_MAX_CHOICES)
+        rc = api_fail(err, 400, INVALID, "best_of",
+                      "%zu prompts x best_of = %d is more than %d candidates in one request",
+                      r->n_prompt, c.best_of, V1_MAX_CHOICES);
     if (!rc && r->logprobs >= 0) { /* every choice: its generated characters, and the echo */
         size_t chars = 0;
         for (size_t i = 0; i < r->n_prompt; i++)
@@ -331,6 +346,11 @@ charrnn_sample_params completion_request_params(const completion_request *r, siz
     p.length = r->max_tokens;
     p.temperature = r->temperature;
     p.top_p = r->top_p;
+    p.min_p = r->min_p;
+    p.repetition_penalty = r->repetition_penalty;
+    p.presence_penalty = r->presence_penalty;
+    p.frequency_penalty = r->frequency_penalty;
+    p.penalty_window = r->penalty_window;
     p.seed = seed;
     p.stop = (const char *const *)r->stop;
     p.n_stop = r->n_stop;

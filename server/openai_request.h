@@ -24,7 +24,12 @@ typedef struct completion_request {
     size_t max_tokens; /* characters per choice; 0 only with echo */
     float temperature;
     float top_p;
+    float min_p;                               /* vLLM's extension */
+    float presence_penalty, frequency_penalty; /* OpenAI's */
+    float repetition_penalty;                  /* vLLM's extension */
+    int penalty_window;                        /* charrnn's extension */
     int n;
+    int best_of; /* candidates per prompt when more than n (then ranked); 0 = not given */
     int stream;
     int include_usage;
     int logprobs; /* -1 = null; else 0..V1_MAX_LOGPROBS alternatives */

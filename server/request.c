@@ -156,8 +156,21 @@ static int span_has(span v, const char *at)
     return at >= v.p && at < v.p + v.n;
 }
 
-static const char *const sample_fields[] = {"model", "prime", "length", "temperature", "seed",
-                                            "top_k", "top_p", "stop",   "stream",      "logprobs"};
+static const char *const sample_fields[] = {"model",
+                                            "prime",
+                                            "length",
+                                            "temperature",
+                                            "seed",
+                                            "top_k",
+                                            "top_p",
+                                            "stop",
+                                            "stream",
+                                            "logprobs",
+                                            "min_p",
+                                            "repetition_penalty",
+                                            "presence_penalty",
+                                            "frequency_penalty",
+                                            "penalty_window"};
 #define NFIELDS (sizeof sample_fields / sizeof sample_fields[0])
 
 size_t utf8_chars(const char *s, size_t n)
@@ -248,6 +261,32 @@ void sample_request_clear(sample_request *r)
     memset(r, 0, sizeof *r);
 }
 
+int sample_penalty_member(const cJSON *v, float *repetition, float *presence, float *frequency,
+                          int *window, api_error *err)
+{
+    static const struct {
+        const char *name;
+        charrnn_sample_field f;
+    } pen[] = {{"repetition_penalty", CHARRNN_SAMPLE_REPETITION_PENALTY},
+               {"presence_penalty", CHARRNN_SAMPLE_PRESENCE_PENALTY},
+               {"frequency_penalty", CHARRNN_SAMPLE_FREQUENCY_PENALTY},
+               {"penalty_window", CHARRNN_SAMPLE_PENALTY_WINDOW}};
+    float *dst[] = {repetition, presence, frequency};
+    for (size_t i = 0; i < sizeof pen / sizeof pen[0]; i++) {
+        if (strcmp(v->string, pen[i].name))
+            continue;
+        double d;
+        if (json_get_sample_number(v, pen[i].f, &d, err))
+            return -1;
+        if (pen[i].f == CHARRNN_SAMPLE_PENALTY_WINDOW)
+            *window = (int)d;
+        else
+            *dst[i] = (float)d;
+        return 0;
+    }
+    return api_fail(err, 400, INVALID, v->string, "unknown field '%s'", v->string);
+}
+
 static int parse_member(const cJSON *v, span src, const serve_config *cfg, sample_request *r,
                         api_error *err)
 {
@@ -301,6 +340,15 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
         if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
             return -1;
         r->top_p = charrnn_sample_top_p(d);
+    } else if (!strcmp(k, "min_p")) {
+        if (json_get_sample_number(v, CHARRNN_SAMPLE_MIN_P, &d, err))
+            return -1;
+        r->min_p = (float)d;
+    } else if (!strcmp(k, "repetition_penalty") || !strcmp(k, "presence_penalty") ||
+               !strcmp(k, "frequency_penalty") || !strcmp(k, "penalty_window")) {
+        if (sample_penalty_member(v, &r->repetition_penalty, &r->presence_penalty,
+                                  &r->frequency_penalty, &r->penalty_window, err))
+            return -1;
     } else if (!strcmp(k, "stop")) {
         char why[CHARRNN_ERR_MAX];
         if (!cJSON_IsArray(v))
@@ -444,6 +492,11 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
     r->temperature = def.temperature;
     r->top_k = def.top_k;
     r->top_p = def.top_p;
+    r->min_p = def.min_p;
+    r->repetition_penalty = def.repetition_penalty;
+    r->presence_penalty = def.presence_penalty;
+    r->frequency_penalty = def.frequency_penalty;
+    r->penalty_window = def.penalty_window;
     r->logprobs = -1;
     if ((long)r->length > cfg->max_length)
         r->length = (size_t)cfg->max_length;
@@ -468,6 +521,11 @@ charrnn_sample_params sample_request_params(const sample_request *r)
     p.seed = r->seed;
     p.top_k = r->top_k;
     p.top_p = r->top_p;
+    p.min_p = r->min_p;
+    p.repetition_penalty = r->repetition_penalty;
+    p.presence_penalty = r->presence_penalty;
+    p.frequency_penalty = r->frequency_penalty;
+    p.penalty_window = r->penalty_window;
     p.stop = (const char *const *)r->stop;
     p.n_stop = r->n_stop;
     p.logprobs = r->logprobs >= 0;

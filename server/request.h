@@ -43,6 +43,9 @@ typedef struct sample_request {
     size_t n_stop;
     int stream;
     int logprobs; /* -1 = off; else alternatives per character */
+    float min_p;
+    float repetition_penalty, presence_penalty, frequency_penalty;
+    int penalty_window;
 } sample_request;
 
 /* Helpers for strict JSON bodies (every endpoint that takes one). */
@@ -89,6 +92,12 @@ typedef struct request_member {
  * text cJSON accepts as an object, the same members as cJSON's children (the
  * fuzz harness checks this). Returns how many were found. */
 size_t request_members(const char *s, size_t len, request_member *out, size_t max);
+
+/* A penalty member (repetition_penalty, presence_penalty, frequency_penalty,
+ * penalty_window) checked against the library's table into its destination;
+ * /sample and /v1 both take them. 0 or -1 with err naming the field. */
+int sample_penalty_member(const cJSON *v, float *repetition, float *presence, float *frequency,
+                          int *window, api_error *err);
 
 /* The library's view of the request (pointers into r). */
 charrnn_sample_params sample_request_params(const sample_request *r);

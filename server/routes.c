@@ -15,6 +15,7 @@ static const route routes[] = {
     {"GET",  "/v1/models/{name}",      handle_v1_model,   0, ROUTE_KEY,     0, ROUTE_MAX_BODY},
     {"GET",  "/models",                handle_models,     0, ROUTE_KEY,     0, ROUTE_MAX_BODY},
     {"GET",  "/models/{name}",         handle_model,      0, ROUTE_KEY,     0, ROUTE_MAX_BODY},
+    {"GET",  "/models/{name}/vocab",   handle_model_vocab, 0, ROUTE_KEY,    0, ROUTE_MAX_BODY},
     {"POST", "/models/{name}/reload",  handle_reload,     1, 0,             0, ROUTE_MAX_BODY},
     {"GET",  "/healthz",               handle_healthz,    0, 0,             0, ROUTE_MAX_BODY},
     {"GET",  "/readyz",                handle_readyz,     0, 0,             0, ROUTE_MAX_BODY},

@@ -113,6 +113,7 @@ enum MHD_Result handle_v1_model(req_ctx *c);   /* {name} is the model id */
 enum MHD_Result handle_playground(req_ctx *c); /* GET /: the embedded playground page */
 enum MHD_Result handle_models(req_ctx *c);
 enum MHD_Result handle_model(req_ctx *c);
+enum MHD_Result handle_model_vocab(req_ctx *c);
 enum MHD_Result handle_reload(req_ctx *c); /* after routes.c's admin token check */
 enum MHD_Result handle_healthz(req_ctx *c);
 enum MHD_Result handle_readyz(req_ctx *c);

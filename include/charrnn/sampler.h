@@ -1,7 +1,8 @@
 /* Sampling text from a model, one character at a time.
  *
  * Determinism contract: the output is a pure function of (model bytes, prime,
- * length, temperature, top_k, top_p, stop, seed). Each stream owns its state
+ * length, temperature, top_k, top_p, min_p, logit_bias, the penalties, stop,
+ * seed). Each stream owns its state
  * and RNG; the step kernel computes every stream's row with a fixed reduction
  * order, so a stream's bytes never depend on which other streams are stepped
  * with it (batch invariance) or on the thread that runs it.
@@ -55,10 +56,33 @@ typedef struct charrnn_sample_params {
     const int *bias_id;
     const float *bias_val;
     size_t n_bias;
+    /* min_p (llama.cpp's, vLLM's): after temperature, top_k and top_p, the
+     * candidates whose probability is below min_p times the most likely
+     * one's are dropped (the rest renormalised). [0, 1]; 0 = off. */
+    float min_p;
+    /* Penalties on what the text already holds: the last penalty_window
+     * characters of the prime and the generated text (1..
+     * CHARRNN_MAX_PENALTY_WINDOW, default 64). For every character c that
+     * occurs count(c) > 0 times there, its logit l (after logit_bias) becomes
+     *   l' = (l > 0 ? l / repetition_penalty : l * repetition_penalty)
+     *        - presence_penalty - frequency_penalty * count(c)
+     * (CTRL's / Hugging Face's repetition penalty, (0, 10], 1 = off; OpenAI's
+     * presence and frequency penalties, [-2, 2], 0 = off), before temperature.
+     * Like logit_bias they change what is drawn, never the log-probabilities
+     * reported. The window is the stream's own (a pure function of the prime
+     * and what the stream drew): batch invariant. */
+    float repetition_penalty;
+    float presence_penalty;
+    float frequency_penalty;
+    int penalty_window;
 } charrnn_sample_params;
 
-/* Defaults: length 200, temperature 1, top_k 0, top_p 1, seed 0, no
- * log-probabilities, no logit bias. */
+#define CHARRNN_MAX_PENALTY_WINDOW 4096
+#define CHARRNN_DEFAULT_PENALTY_WINDOW 64
+
+/* Defaults: length 200, temperature 1, top_k 0, top_p 1, min_p 0, seed 0, no
+ * log-probabilities, no logit bias, no penalties (repetition 1, presence and
+ * frequency 0, window 64). */
 charrnn_sample_params charrnn_sample_defaults(void);
 
 /* The sampling parameters by name, so that a front end reports which one is
@@ -73,12 +97,19 @@ typedef enum charrnn_sample_field {
     CHARRNN_SAMPLE_TOP_K,
     CHARRNN_SAMPLE_TOP_P,
     CHARRNN_SAMPLE_STOP,
-    CHARRNN_SAMPLE_LOGPROBS,  /* top_logprobs: 0..the vocabulary size */
-    CHARRNN_SAMPLE_LOGIT_BIAS /* each bias_val; ids 0..V-1, distinct */
+    CHARRNN_SAMPLE_LOGPROBS,   /* top_logprobs: 0..the vocabulary size */
+    CHARRNN_SAMPLE_LOGIT_BIAS, /* each bias_val; ids 0..V-1, distinct */
+    CHARRNN_SAMPLE_MIN_P,
+    CHARRNN_SAMPLE_REPETITION_PENALTY,
+    CHARRNN_SAMPLE_PRESENCE_PENALTY,
+    CHARRNN_SAMPLE_FREQUENCY_PENALTY,
+    CHARRNN_SAMPLE_PENALTY_WINDOW
 } charrnn_sample_field;
 
 /* The field's API name: "prime", "length", "temperature", "seed", "top_k",
- * "top_p", "stop", "logprobs", "logit_bias"; "" for CHARRNN_SAMPLE_NONE.
+ * "top_p", "stop", "logprobs", "logit_bias", "min_p", "repetition_penalty",
+ * "presence_penalty", "frequency_penalty", "penalty_window"; "" for
+ * CHARRNN_SAMPLE_NONE.
  * Never NULL. */
 const char *charrnn_sample_field_name(charrnn_sample_field f);
 

@@ -33,6 +33,16 @@ static const struct {
      * the real bound (charrnn_sample_params_check_model). */
     [CHARRNN_SAMPLE_LOGPROBS] = {"logprobs", 1, {0, CHARRNN_MAX_VOCAB, 0, 1}, ""},
     [CHARRNN_SAMPLE_LOGIT_BIAS] = {"logit_bias", 1, {-100, 100, 0, 0}, ""}, /* OpenAI's range */
+    [CHARRNN_SAMPLE_MIN_P] = {"min_p", 1, {0, 1, 0, 0}, ""},                /* 0 = off */
+    /* Hugging Face's: strictly positive; 1 = off. Above 10 a seen
+     * character's logit is all but gone. */
+    [CHARRNN_SAMPLE_REPETITION_PENALTY] = {"repetition_penalty", 1, {0, 10, 1, 0}, ""},
+    [CHARRNN_SAMPLE_PRESENCE_PENALTY] = {"presence_penalty", 1, {-2, 2, 0, 0}, ""}, /* OpenAI's */
+    [CHARRNN_SAMPLE_FREQUENCY_PENALTY] = {"frequency_penalty", 1, {-2, 2, 0, 0}, ""},
+    [CHARRNN_SAMPLE_PENALTY_WINDOW] = {"penalty_window",
+                                       1,
+                                       {1, CHARRNN_MAX_PENALTY_WINDOW, 0, 1},
+                                       " characters"},
 };
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
@@ -97,9 +107,16 @@ int charrnn_sample_params_check(const charrnn_sample_params *p, charrnn_sample_f
         charrnn_sample_field f;
         double v;
     } numbers[] = {
-        {CHARRNN_SAMPLE_LENGTH, (double)p->length}, {CHARRNN_SAMPLE_TEMPERATURE, p->temperature},
-        {CHARRNN_SAMPLE_TOP_K, p->top_k},           {CHARRNN_SAMPLE_TOP_P, p->top_p},
+        {CHARRNN_SAMPLE_LENGTH, (double)p->length},
+        {CHARRNN_SAMPLE_TEMPERATURE, p->temperature},
+        {CHARRNN_SAMPLE_TOP_K, p->top_k},
+        {CHARRNN_SAMPLE_TOP_P, p->top_p},
         {CHARRNN_SAMPLE_STOP, (double)p->n_stop},
+        {CHARRNN_SAMPLE_MIN_P, p->min_p},
+        {CHARRNN_SAMPLE_REPETITION_PENALTY, p->repetition_penalty},
+        {CHARRNN_SAMPLE_PRESENCE_PENALTY, p->presence_penalty},
+        {CHARRNN_SAMPLE_FREQUENCY_PENALTY, p->frequency_penalty},
+        {CHARRNN_SAMPLE_PENALTY_WINDOW, p->penalty_window},
     };
     char why[CHARRNN_ERR_MAX];
     charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;

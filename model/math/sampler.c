@@ -32,6 +32,8 @@ charrnn_sample_params charrnn_sample_defaults(void)
     p.length = 200;
     p.temperature = 1.0f;
     p.top_p = 1.0f;
+    p.repetition_penalty = 1.0f;
+    p.penalty_window = CHARRNN_DEFAULT_PENALTY_WINDOW;
     return p;
 }
 
@@ -47,8 +49,31 @@ void charrnn_stream_free(charrnn_stream *s)
     free(s->stop_buf), free(s->prime), free(s->h), free(s->c), free(s->gi), free(s->gh);
     free(s->logits), free(s->order), free(s->weight), free(s->keys);
     free(s->bias), free(s->biased);
+    free(s->win), free(s->count), free(s->seen), free(s->seen_at);
     free(s->next_top_id), free(s->out_top_id), free(s->next_top_lp), free(s->out_top_lp);
     free(s);
+}
+
+/* Adds tok to the penalty window, dropping the oldest token when it is full. */
+static void window_push(charrnn_stream *s, int tok)
+{
+    const size_t N = (size_t)s->p.penalty_window;
+    if (s->win_len == N) {
+        int old = s->win[s->win_pos];
+        if (--s->count[old] == 0) { /* out of the seen list: the last one takes its place */
+            uint16_t last = s->seen[--s->n_seen];
+            s->seen[s->seen_at[old]] = last;
+            s->seen_at[last] = s->seen_at[old];
+        }
+    } else {
+        s->win_len++;
+    }
+    s->win[s->win_pos] = (uint16_t)tok;
+    s->win_pos = s->win_pos + 1 == N ? 0 : s->win_pos + 1;
+    if (s->count[tok]++ == 0) {
+        s->seen_at[tok] = (uint16_t)s->n_seen;
+        s->seen[s->n_seen++] = (uint16_t)tok;
+    }
 }
 
 int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p,
@@ -81,10 +106,22 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
     s->prime = malloc(s->cap * sizeof *s->prime);
     s->stop_buf = malloc(stop_total ? stop_total : 1);
     int nomem = 0;
+    s->penalised = p->repetition_penalty != 1.0f || p->presence_penalty != 0.0f ||
+        p->frequency_penalty != 0.0f;
+    if (s->penalised) {
+        const size_t N = (size_t)p->penalty_window;
+        s->win = malloc(N * sizeof *s->win), s->seen = malloc(N * sizeof *s->seen);
+        s->count = calloc((size_t)V, sizeof *s->count);
+        s->seen_at = calloc((size_t)V, sizeof *s->seen_at);
+        nomem |= !s->win || !s->seen || !s->count || !s->seen_at;
+    }
+    if (p->n_bias > 0 || s->penalised) {
+        s->biased = malloc((size_t)V * sizeof *s->biased);
+        nomem |= !s->biased;
+    }
     if (p->n_bias > 0) {
         s->bias = calloc((size_t)V, sizeof *s->bias);
-        s->biased = malloc((size_t)V * sizeof *s->biased);
-        nomem |= !s->bias || !s->biased;
+        nomem |= !s->bias;
         for (size_t i = 0; s->bias && i < p->n_bias; i++)
             s->bias[p->bias_id[i]] = p->bias_val[i];
     }
@@ -125,6 +162,13 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
         s->pending = (int)(charrnn_rng_uniform(&s->rng) * V);
         if (s->pending >= V)
             s->pending = V - 1;
+    }
+    if (s->penalised) { /* the window starts with the prime's last characters */
+        size_t N = (size_t)p->penalty_window;
+        for (size_t i = s->n_prime > N ? s->n_prime - N : 0; i < s->n_prime; i++)
+            window_push(s, s->prime[i]);
+        if (s->n_prime == 0)
+            window_push(s, s->pending); /* the first generated character */
     }
     *out = s;
     return CHARRNN_OK;
@@ -227,6 +271,11 @@ static void radix_order(const float *lg, int V, int *ord, uint32_t *keys)
 
 /* Picks the next token from the logits with the stream's RNG.
  *
+ * The fixed order: logit_bias, the penalties (repetition, then presence and
+ * frequency), temperature, top_k, top_p, min_p; the
+ * weights are exp((logit - max) / T) in double precision, so the most likely
+ * candidate's is exactly 1 and min_p compares against the weights directly.
+ *
  * The candidates are every token (in token order), or with top_k and/or
  * top_p the best ones in charrnn_top_k's order: the k best by charrnn_top_k
  * for a small top_k, else the whole vocabulary radix sorted. Neither is
@@ -235,9 +284,21 @@ static int sample_logits(charrnn_stream *s)
 {
     const int V = s->m->cfg.vocab_size;
     const float *lg = s->logits;
-    if (s->bias) {
-        for (int v = 0; v < V; v++)
-            s->biased[v] = s->logits[v] + s->bias[v];
+    if (s->biased) {
+        if (s->bias)
+            for (int v = 0; v < V; v++)
+                s->biased[v] = s->logits[v] + s->bias[v];
+        else
+            memcpy(s->biased, s->logits, (size_t)V * sizeof *s->biased);
+        const float rp = s->p.repetition_penalty, pres = s->p.presence_penalty,
+                    freq = s->p.frequency_penalty;
+        for (size_t i = 0; s->penalised && i < s->n_seen; i++) {
+            const int t = s->seen[i];
+            float l = s->biased[t];
+            if (rp != 1.0f)
+                l = l > 0.0f ? l / rp : l * rp;
+            s->biased[t] = l - pres - freq * (float)s->count[t];
+        }
         lg = s->biased;
     }
     if (s->p.temperature == 0.0f) {
@@ -281,6 +342,19 @@ static int sample_logits(charrnn_stream *s)
         total = 0.0;
         for (int i = 0; i < n; i++)
             total += w[i];
+    }
+    if (s->p.min_p > 0.0f) {
+        /* w is each candidate's probability over the most likely one's (whose
+         * w is exp(0) = 1): keep w >= min_p, in the candidates' order. */
+        const double floor_w = (double)s->p.min_p;
+        int keep = 0;
+        total = 0.0;
+        for (int i = 0; i < n; i++)
+            if (w[i] >= floor_w) {
+                ord[keep] = ord[i], w[keep] = w[i];
+                total += w[keep++];
+            }
+        n = keep;
     }
     double u = charrnn_rng_uniform(&s->rng) * total, cum = 0.0;
     for (int i = 0; i < n; i++) {
@@ -357,6 +431,8 @@ void charrnn_stream_step_end(charrnn_stream *s)
         }
     } else {
         s->pending = sample_logits(s);
+        if (s->penalised)
+            window_push(s, s->pending);
         if (s->p.logprobs) {
             s->next_has_lp = 1;
             record(s, s->pending, &s->next_lp, s->next_top_id, s->next_top_lp);

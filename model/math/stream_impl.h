@@ -39,7 +39,15 @@ struct charrnn_stream {
     char tail[CHARRNN_MAX_STOP_LEN + 4]; /* last bytes of the generated text */
     size_t tail_len;
     float *bias;   /* (V) logit bias, or NULL */
-    float *biased; /* (V) logits + bias: what is sampled from */
+    float *biased; /* (V) logits + bias, penalised: what is sampled from */
+    /* Penalties (when any is on): the window, a ring of the last
+     * penalty_window tokens (win_len of them, the oldest at win_pos once
+     * full), each token's count in it, and the tokens with a count > 0
+     * (n_seen of them; seen_at[t] is t's index there): a step updates them in
+     * O(1) and penalises n_seen <= penalty_window logits. */
+    int penalised;
+    uint16_t *win, *count, *seen, *seen_at;
+    size_t win_len, win_pos, n_seen;
     /* Log-probability records: `next` is the sampled, not yet emitted token's;
      * `out` the one charrnn_stream_logprob returns. */
     int k_top;

@@ -39,19 +39,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* Runs one prompt as a /v1 choice does and checks its records. */
 static void run_choice(const completion_request *r, size_t i)
 {
-    charrnn_sample_params p = charrnn_sample_defaults();
-    p.prime = r->prompt[i];
-    p.prime_len = r->prompt_len[i];
-    p.length = r->max_tokens;
-    p.temperature = r->temperature;
-    p.top_p = r->top_p;
-    p.seed = r->seed + i;
-    p.stop = (const char *const *)r->stop;
-    p.n_stop = r->n_stop;
-    p.logprobs = r->logprobs >= 0;
-    p.top_logprobs = r->logprobs >= 0 ? r->logprobs : 0;
-    p.score_prime = r->echo && r->logprobs >= 0;
-    p.bias_id = r->bias_id, p.bias_val = r->bias_val, p.n_bias = r->n_bias;
+    /* the daemon's one mapping, so every control the request carries is fuzzed */
+    charrnn_sample_params p = completion_request_params(r, i, r->seed + i);
     if (p.length == 0 && !p.score_prime)
         return; /* echo of the prompt only: nothing runs */
     char err[512];

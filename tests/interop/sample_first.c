@@ -3,7 +3,8 @@
  * vocabulary index; writes V lines, the count of index 0 first. The streams
  * are stepped together through charrnn_infer_step, in batches, as the daemon
  * steps them.
- * usage: sample_first CHECKPOINT PRIME N SEED0 TEMPERATURE TOP_K TOP_P */
+ * usage: sample_first CHECKPOINT PRIME N SEED0 TEMPERATURE TOP_K TOP_P
+ *            [MIN_P REPETITION_PENALTY PRESENCE_PENALTY FREQUENCY_PENALTY PENALTY_WINDOW] */
 #include "charrnn/charrnn.h"
 
 #include <stdio.h>
@@ -20,8 +21,11 @@ static int fail(const char *msg)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
-        fprintf(stderr, "usage: sample_first CHECKPOINT PRIME N SEED0 TEMPERATURE TOP_K TOP_P\n");
+    if (argc != 8 && argc != 13) {
+        fprintf(stderr,
+                "usage: sample_first CHECKPOINT PRIME N SEED0 TEMPERATURE TOP_K TOP_P "
+                "[MIN_P REPETITION_PENALTY PRESENCE_PENALTY FREQUENCY_PENALTY "
+                "PENALTY_WINDOW]\n");
         return 2;
     }
     char err[CHARRNN_ERR_MAX];
@@ -37,6 +41,13 @@ int main(int argc, char **argv)
     p.temperature = strtof(argv[5], NULL);
     p.top_k = atoi(argv[6]);
     p.top_p = charrnn_sample_top_p(strtod(argv[7], NULL));
+    if (argc == 13) {
+        p.min_p = strtof(argv[8], NULL);
+        p.repetition_penalty = strtof(argv[9], NULL);
+        p.presence_penalty = strtof(argv[10], NULL);
+        p.frequency_penalty = strtof(argv[11], NULL);
+        p.penalty_window = atoi(argv[12]);
+    }
     unsigned long long *count = calloc(V, sizeof *count);
     charrnn_stream *batch[BATCH], *live[BATCH];
     if (!count)

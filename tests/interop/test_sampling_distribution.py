@@ -12,6 +12,17 @@ candidates, most likely first, whose tempered probabilities sum to at least
 top_p, renormalised. Each top_p is the midpoint between two consecutive
 cumulative sums, so float rounding cannot move the cut.
 
+The generation controls too: min_p (after top_p: the candidates whose tempered
+probability is at least min_p times the most likely one's; each min_p halfway
+between two consecutive ratios), and the penalties (sampler.h), computed here
+in float32 from PyTorch's logits over the prime's last penalty_window
+characters: l / r if l > 0 else l * r, minus presence, minus frequency x count,
+before temperature. For every such setting the draws must be enough to reject
+the distribution a plausible mistake gives (the control ignored, the
+repetition penalty applied the wrong way round, the count ignored, the window
+ignored, min_p cutting one candidate off too many), so a mutation of a control
+is caught.
+
 The number of draws must be enough to tell each temperature from its inverse
 (the logits multiplied by T instead of divided): the expected counts of the
 right distribution reject that alternative at p < 1e-12, or the test itself
@@ -71,7 +82,22 @@ def f32(v):
     return float(torch.tensor(v, dtype=torch.float32))
 
 
-def exact(logits, temperature, top_k, top_p):
+def penalise(logits, vocab, prime, rp, pres, freq, window, use_count=True):
+    """The penalised logits (float32, as the sampler computes them)."""
+    lg = logits.clone().float()
+    seen = prime[-window:]
+    for c in sorted(set(seen)):
+        v = vocab.index(c)
+        l = lg[v]
+        if rp != 1.0:
+            l = l / f32(rp) if float(l) > 0 else l * f32(rp)
+        n = seen.count(c) if use_count else 1
+        lg[v] = l - torch.tensor(pres, dtype=torch.float32) - \
+            torch.tensor(freq, dtype=torch.float32) * torch.tensor(float(n))
+    return lg
+
+
+def exact(logits, temperature, top_k, top_p, min_p=0.0):
     """The distribution of the next character (float64, vocabulary order)."""
     V = logits.numel()
     lg = logits.double()
@@ -82,6 +108,9 @@ def exact(logits, temperature, top_k, top_p):
     if top_p < 1.0:
         cum = torch.cumsum(p, 0)
         keep = next(i + 1 for i in range(len(cand)) if cum[i] >= f32(top_p))
+        cand, p = cand[:keep], p[:keep] / p[:keep].sum()
+    if min_p > 0.0:
+        keep = int((p / p.max() >= f32(min_p)).sum())  # a prefix: p is in decreasing order
         cand, p = cand[:keep], p[:keep] / p[:keep].sum()
     q = torch.zeros(V, dtype=torch.float64)
     q[cand] = p
@@ -94,6 +123,14 @@ def top_p_keeping(logits, temperature, top_k, keep):
     q = exact(logits, temperature, top_k, 1.0)
     p = sorted(q.tolist(), reverse=True)
     lo, hi = sum(p[:keep - 1]), sum(p[:keep])
+    return (lo + hi) / 2, hi - lo
+
+
+def min_p_keeping(logits, temperature, keep):
+    """A min_p that keeps exactly `keep` candidates: halfway between the
+    ratios (to the most likely) of the keep-th and the next."""
+    p = sorted(exact(logits, temperature, 0, 1.0).tolist(), reverse=True)
+    lo, hi = p[keep] / p[0], p[keep - 1] / p[0]
     return (lo + hi) / 2, hi - lo
 
 
@@ -124,9 +161,12 @@ def chi_square(counts, q):
     return x, df, chi2_sf(x, df)
 
 
-def draw(path, seed0, temperature, top_k, top_p):
-    out = subprocess.run([SAMPLE_FIRST, path, PRIME, str(DRAWS), str(seed0), repr(temperature),
-                          str(top_k), repr(top_p)], check=True, capture_output=True).stdout
+def draw(path, seed0, temperature, top_k, top_p, controls=None, prime=PRIME):
+    """controls: (min_p, repetition, presence, frequency, window)."""
+    extra = [repr(x) for x in controls] if controls else []
+    out = subprocess.run([SAMPLE_FIRST, path, prime, str(DRAWS), str(seed0), repr(temperature),
+                          str(top_k), repr(top_p)] + extra, check=True,
+                         capture_output=True).stdout
     return [int(c) for c in out.split()]
 
 
@@ -177,4 +217,59 @@ with tempfile.TemporaryDirectory() as tmp:
             ax, adf, apv = chi_square([DRAWS * float(v) for v in q], exact(logits, 1.0 / t, k, p))
             check(apv < P_REJECT ** 2, "%s: %d draws are enough to reject the logits multiplied "
                   "by T instead (chi-square %.1f, %d df, p %.3g)" % (what, DRAWS, ax, adf, apv))
+
+    # min_p, alone and after top_k / top_p: each cut halfway between two ratios
+    seed = 1 + len(settings) * DRAWS
+    for t, k, top_p, keep in [(1.0, 0, 1.0, 3), (2.0, 0, 1.0, 4), (0.5, 0, 1.0, 2),
+                              (1.0, 4, 1.0, 2), (2.0, 0, 0.99, 3)]:
+        mp, margin = min_p_keeping(logits, t, keep)
+        what = "T %g top_k %d top_p %g min_p %.4f" % (t, k, top_p, mp)
+        check(margin >= 0.02, "%s: the cut keeping %d candidates is clear (%.4f from either "
+                              "side)" % (what, keep, margin / 2))
+        q = exact(logits, t, k, top_p, mp)
+        counts = draw(path, seed, t, k, top_p, (mp, 1.0, 0.0, 0.0, 64))
+        seed += DRAWS
+        x, df, pv = chi_square(counts, q)
+        check(sum(counts) == DRAWS and pv >= P_REJECT,
+              "%s: %d draws fit PyTorch's distribution (chi-square %.1f, %d df, p %.3g; "
+              "p/observed: %s)" % (what, sum(counts), x, df, pv, show(q, vocab, counts)))
+        for name, alt in [("min_p ignored", exact(logits, t, k, top_p)),
+                          ("one candidate fewer", exact(logits, t, k, top_p,
+                                                        min_p_keeping(logits, t, keep - 1)[0])
+                           if keep > 1 else None)]:
+            if alt is None:
+                continue
+            ax, adf, apv = chi_square([DRAWS * float(v) for v in q], alt)
+            check(apv < P_REJECT ** 2, "%s: the draws reject %s (p %.3g)" % (what, name, apv))
+
+    # penalties over a prime whose likely continuations are in the window
+    prime2 = "it was the best of times, it was the worst of times, it was the "
+    logits2, _ = next_logits(path, prime2)
+    for t, rp, pres, freq, window in [(1.0, 1.8, 0.0, 0.0, 64), (1.0, 0.6, 0.0, 0.0, 64),
+                                      (1.0, 1.0, 1.2, 0.0, 64), (1.0, 1.0, -0.8, 0.0, 64),
+                                      (1.0, 1.0, 0.0, 0.6, 64), (0.7, 1.5, 0.5, 0.4, 64),
+                                      (1.0, 1.0, 0.0, 1.0, 12), (2.0, 1.3, 0.3, -0.3, 30)]:
+        what = "T %g repetition %g presence %g frequency %g window %d" % (t, rp, pres, freq,
+                                                                          window)
+        q = exact(penalise(logits2, vocab, prime2, rp, pres, freq, window), t, 0, 1.0)
+        counts = draw(path, seed, t, 0, 1.0, (0.0, rp, pres, freq, window), prime=prime2)
+        seed += DRAWS
+        x, df, pv = chi_square(counts, q)
+        check(sum(counts) == DRAWS and pv >= P_REJECT,
+              "%s: %d draws fit PyTorch's penalised distribution (chi-square %.1f, %d df, "
+              "p %.3g; p/observed: %s)" % (what, sum(counts), x, df, pv, show(q, vocab, counts)))
+        alts = [("no penalty", exact(logits2, t, 0, 1.0))]
+        if rp != 1.0:
+            alts.append(("the repetition penalty inverted", exact(
+                penalise(logits2, vocab, prime2, 1.0 / rp, pres, freq, window), t, 0, 1.0)))
+        if freq != 0.0:
+            alts.append(("the count ignored", exact(
+                penalise(logits2, vocab, prime2, rp, pres, freq, window, use_count=False),
+                t, 0, 1.0)))
+        if window < len(prime2):
+            alts.append(("the window ignored", exact(
+                penalise(logits2, vocab, prime2, rp, pres, freq, len(prime2)), t, 0, 1.0)))
+        for name, alt in alts:
+            ax, adf, apv = chi_square([DRAWS * float(v) for v in q], alt)
+            check(apv < P_REJECT ** 2, "%s: the draws reject %s (p %.3g)" % (what, name, apv))
 sys.exit(1 if failures else 0)

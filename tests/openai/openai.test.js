@@ -1,6 +1,7 @@
 // The official openai npm client against charrnn-serve's /v1 API:
 // models.list(), completions.create plain, streamed, with logprobs, with echo
-// scoring and with n: 2, compared with the daemon's own /sample and /score;
+// scoring, with n: 2, with presence/frequency penalties and with best_of, compared with the
+// daemon's own /sample and /score;
 // a bad temperature and an unknown model arrive as the client's typed errors.
 // usage: node openai.test.js BASE_URL
 "use strict";
@@ -125,6 +126,51 @@ async function check(name, fn) {
     const s1 = await native("/sample", { prime: "the ", length: 40, seed: 6, temperature: 0.8 });
     assert.equal(r.choices[1].text, s1.text);
     assert.notEqual(r.choices[1].text, r.choices[0].text);
+  });
+
+  await check("presence_penalty and frequency_penalty = /sample's, and they change the text",
+    async () => {
+      const req = { ...plainReq, max_tokens: 80, presence_penalty: 1.5, frequency_penalty: 0.5 };
+      const r = await client.completions.create(req);
+      const s = await native("/sample", { prime: "the ", length: 80, seed: 5, temperature: 0.8,
+        presence_penalty: 1.5, frequency_penalty: 0.5 });
+      assert.equal(r.choices[0].text, s.text);
+      const base = await client.completions.create({ ...plainReq, max_tokens: 80 });
+      assert.notEqual(r.choices[0].text, base.choices[0].text);
+      // a negative frequency penalty makes repeats likelier: fewer distinct characters
+      const rep = await client.completions.create({ ...plainReq, max_tokens: 80,
+        frequency_penalty: -2, presence_penalty: -2 });
+      const distinct = (t) => new Set([...t]).size;
+      assert.ok(distinct(rep.choices[0].text) < distinct(r.choices[0].text),
+        JSON.stringify([rep.choices[0].text, r.choices[0].text]));
+    });
+
+  await check("a penalty out of range is a BadRequestError naming it", async () => {
+    for (const field of ["presence_penalty", "frequency_penalty"]) {
+      await assert.rejects(client.completions.create({ ...plainReq, [field]: 2.5 }), (e) => {
+        assert.ok(e instanceof OpenAI.BadRequestError, e.constructor.name);
+        assert.equal(e.param, field);
+        return true;
+      });
+    }
+  });
+
+  await check("best_of: the n of best_of candidates with the highest mean logprob", async () => {
+    const mean = (c) => {
+      const lp = c.logprobs.token_logprobs.filter((x) => x !== null);
+      return lp.reduce((a, b) => a + b, 0) / lp.length;
+    };
+    const all = await client.completions.create({ ...plainReq, n: 4, logprobs: 0 });
+    const ranked = all.choices.map((c, j) => [mean(c), j]).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    const r = await client.completions.create({ ...plainReq, n: 2, best_of: 4, logprobs: 0 });
+    assert.deepEqual(r.choices.map((c) => c.index), [0, 1]);
+    assert.deepEqual(r.choices.map((c) => c.text), ranked.slice(0, 2).map(([, j]) => all.choices[j].text));
+    assert.equal(r.usage.completion_tokens, all.usage.completion_tokens);
+    await assert.rejects(client.completions.create({ ...plainReq, best_of: 3, stream: true }), (e) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, e.constructor.name);
+      assert.equal(e.param, "best_of");
+      return true;
+    });
   });
 
   await check("bad temperature is a BadRequestError with its param", async () => {

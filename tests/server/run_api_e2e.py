@@ -391,6 +391,120 @@ def v1_logit_bias():
     assert "e" not in b["choices"][0]["text"]
 
 
+V1_CONTROL_CASES = [
+    dict(prime="the quick ", length=150, seed=21, min_p=0.2),
+    dict(prime="the ", length=100, seed=22, min_p=0.05, temperature=1.4, top_p=0.95),
+    dict(prime="the quick ", length=150, seed=23, presence_penalty=1.2),
+    dict(prime="the ", length=150, seed=24, frequency_penalty=0.8, temperature=0.7),
+    dict(prime="a", length=150, seed=25, presence_penalty=-1, frequency_penalty=0.5,
+         repetition_penalty=1.4, penalty_window=20),
+]
+
+
+@test
+def v1_controls_equal_sample_and_cli():
+    """The /v1 controls (min_p; OpenAI's penalties) give /sample's and
+    charrnn-sample's text with the same values."""
+    for c in V1_CONTROL_CASES:
+        req = {"model": "tiny", "prompt": c["prime"], "max_tokens": c["length"],
+               "seed": c["seed"]}
+        req.update({k: v for k, v in c.items() if k not in ("prime", "length", "seed")})
+        st, _, body = post("/v1/completions", req)
+        check(st == 200, body)
+        st, _, s0 = ENV.d.sample(**c)
+        check(st == 200, s0)
+        check(s0["text"] == cli_sample(ENV.v1, **c), "/sample != charrnn-sample: %r" % c)
+        check(body["choices"][0]["text"] == s0["text"],
+              "/v1 %r != /sample %r for %r" % (body["choices"][0]["text"], s0["text"], c))
+    for field, value in [("min_p", -0.5), ("min_p", 2), ("min_p", "x"),
+                         ("presence_penalty", 2.5), ("presence_penalty", "1"),
+                         ("frequency_penalty", -3), ("repetition_penalty", 0),
+                         ("penalty_window", 0)]:
+        v1_error(post("/v1/completions", {"prompt": "a", field: value}), 400, field)
+
+
+def mean_lp(choice):
+    lps = [x for x in choice["logprobs"]["token_logprobs"] if x is not None]
+    return sum(lps) / len(lps) if lps else -math.inf
+
+
+@test
+def v1_best_of():
+    """best_of candidates are the choices n = best_of would give (same seeds);
+    the n with the highest mean log-probability per character come back,
+    best first."""
+    for prompts, n, best_of, extra in [("the ", 2, 5, {}), (["the ", "a", ""], 1, 4, {}),
+                                       ("fox", 3, 6, {"temperature": 1.6, "presence_penalty": 1}),
+                                       ("the ", 1, 8, {"top_p": 0.9})]:
+        base = dict({"prompt": prompts, "max_tokens": 30, "seed": 77}, **extra)
+        st, _, all_ = post("/v1/completions", dict(base, n=best_of, logprobs=0))
+        check(st == 200, all_)
+        st, _, got = post("/v1/completions", dict(base, n=n, best_of=best_of, logprobs=0))
+        check(st == 200, got)
+        st, _, plain = post("/v1/completions", dict(base, n=n, best_of=best_of))
+        check(st == 200 and all(c["logprobs"] is None for c in plain["choices"]), plain)
+        np = len(prompts) if isinstance(prompts, list) else 1
+        check(len(got["choices"]) == np * n, got)
+        for p in range(np):
+            cands = all_["choices"][p * best_of:(p + 1) * best_of]
+            ranked = sorted(range(best_of), key=lambda j: (-mean_lp(cands[j]), j))[:n]
+            for r in range(n):
+                g, want = got["choices"][p * n + r], cands[ranked[r]]
+                check(g["index"] == p * n + r, g["index"])
+                check(g["text"] == want["text"] and g["logprobs"] == want["logprobs"],
+                      "prompt %d rank %d: %r, expected candidate %d %r" % (
+                          p, r, g["text"], ranked[r], want["text"]))
+                check(plain["choices"][p * n + r]["text"] == want["text"], "without logprobs")
+        # usage counts every candidate
+        check(got["usage"]["completion_tokens"] == all_["usage"]["completion_tokens"], got)
+        check(any(mean_lp(all_["choices"][j]) > mean_lp(all_["choices"][0])
+                  for j in range(1, best_of)) or n > 1, "the ranking was never tested")
+    for body, why in [({"n": 3, "best_of": 2}, "at least n"),
+                      ({"best_of": 2, "stream": True}, "stream"),
+                      ({"prompt": ["a"] * 5, "best_of": 13}, "candidates"),
+                      ({"best_of": 17}, None), ({"best_of": 0}, None), ({"best_of": "2"}, None)]:
+        v1_error(post("/v1/completions", dict({"prompt": "a", "max_tokens": 3}, **body)), 400,
+                 "best_of", why)
+    # best_of = n, streamed too: as without it
+    st, _, a = post("/v1/completions", {"prompt": "a", "max_tokens": 9, "n": 2, "seed": 4})
+    st, _, b = post("/v1/completions", {"prompt": "a", "max_tokens": 9, "n": 2, "seed": 4,
+                                        "best_of": 2})
+    check([c["text"] for c in a["choices"]] == [c["text"] for c in b["choices"]], (a, b))
+
+
+@test
+def model_vocab():
+    """GET /models/{name}/vocab: every character with the id logit_bias takes."""
+    st, _, m = ENV.d.json("GET", "/models/tiny")
+    st, hdrs, voc = ENV.d.json("GET", "/models/tiny/vocab")
+    check(st == 200 and hdrs["content-type"].startswith("application/json"), voc)
+    check(voc["model"] == "tiny" and voc["version"] == m["version"], voc)
+    check(voc["vocab_size"] == m["vocab_size"] == len(voc["chars"]), voc["vocab_size"])
+    check([c["id"] for c in voc["chars"]] == list(range(voc["vocab_size"])), "ids 0..V-1")
+    check(all(c["char"] == chr(c["codepoint"]) for c in voc["chars"]), "char = codepoint")
+    chars = [c["char"] for c in voc["chars"]]
+    check(len(set(chars)) == len(chars) and chars == sorted(chars), "distinct, code point order")
+    # every id forces its own character through logit_bias
+    for c in voc["chars"]:
+        if c["char"] == "\n":
+            continue  # (any character; a newline would end nothing, but keep the text flat)
+        st, _, b = post("/v1/completions", {"prompt": "the ", "max_tokens": 4, "seed": 3,
+                                            "logit_bias": {str(c["id"]): 100}})
+        check(st == 200 and b["choices"][0]["text"] == c["char"] * 4,
+              "id %d: %r, expected %r" % (c["id"], b["choices"][0]["text"], c["char"]))
+    # and banning an id bans its character
+    e = chars.index("e")
+    st, _, b = post("/v1/completions", {"prompt": "the ", "max_tokens": 300, "seed": 3,
+                                        "temperature": 1.5, "logit_bias": {str(e): -100}})
+    check(st == 200 and "e" not in b["choices"][0]["text"], b)
+    st, hdrs, _ = ENV.d.request("HEAD", "/models/tiny/vocab")
+    check(st == 200, st)
+    expect_error(ENV.d.json("GET", "/models/nope/vocab"), 404, "model")
+    expect_error(ENV.d.json("GET", "/models/..%2Fetc/vocab"), 404)
+    st, hdrs, _ = ENV.d.json("POST", "/models/tiny/vocab", "{}")
+    check(st == 405 and "GET" in hdrs.get("allow", ""), (st, hdrs))
+
+
 @test
 def v1_bad_requests():
     ok = {"prompt": "the ", "max_tokens": 2}
@@ -407,8 +521,8 @@ def v1_bad_requests():
         ("seed", -1, 400), ("seed", 2 ** 64, 400), ("user", 3, 400), ("user", "u" * 65, 400),
         ("logit_bias", [], 400), ("logit_bias", {"a": 1}, 400), ("logit_bias", {"-1": 1}, 400),
         ("logit_bias", {"0": 101}, 400), ("logit_bias", {"0": "x"}, 400),
-        ("logit_bias", {"99999": 1}, 400), ("suffix", "x", 400), ("best_of", 2, 400),
-        ("best_of", 0, 400), ("presence_penalty", 0.5, 400), ("frequency_penalty", -1, 400),
+        ("logit_bias", {"99999": 1}, 400), ("suffix", "x", 400), ("best_of", 17, 400),
+        ("best_of", 0, 400), ("presence_penalty", 2.5, 400), ("frequency_penalty", -3, 400),
         ("top_k", 3, 400),
     ]
     for field, value, status in bad:

@@ -63,8 +63,11 @@ def train(workdir, data, name, seed, cell="lstm", size=32):
 
 
 def cli_sample(ckpt, prime="", length=200, temperature=None, seed=0, top_k=None,
-               top_p=None, stop=()):
+               top_p=None, stop=(), **controls):
+    """controls: min_p=0.1 etc., passed as --min-p 0.1."""
     args = [SAMPLE, "--checkpoint", ckpt, "--length", str(length), "--seed", str(seed)]
+    for k, v in controls.items():
+        args += ["--" + k.replace("_", "-"), repr(v)]
     if prime:
         args += ["--prime", prime]
     if temperature is not None:
@@ -439,6 +442,56 @@ def same_text_as_cli():
         if case.get("stop"):
             assert body["finish_reason"] == "stop" and any(
                 body["text"].endswith(s) for s in case["stop"]), body
+
+
+CONTROL_CASES = [
+    dict(prime="the quick ", length=200, seed=11, min_p=0.1),
+    dict(prime="the ", length=150, seed=12, min_p=0.3, temperature=1.5, top_k=8),
+    dict(prime="a", length=120, seed=13, min_p=1.0),
+    dict(prime="the quick ", length=200, seed=14, repetition_penalty=1.8),
+    dict(prime="the ", length=200, seed=15, repetition_penalty=0.6, temperature=0.8),
+    dict(prime="the ", length=200, seed=16, presence_penalty=1.5),
+    dict(prime="the dog ", length=200, seed=17, frequency_penalty=0.7, penalty_window=16),
+    dict(prime="", length=200, seed=18, frequency_penalty=-1.0, penalty_window=4096),
+    dict(prime="fox", length=150, seed=19, temperature=0, presence_penalty=2, penalty_window=3),
+    dict(prime="the ", length=200, seed=20, repetition_penalty=1.3, presence_penalty=-0.5,
+         frequency_penalty=0.4, penalty_window=40, min_p=0.05, top_k=10),
+]
+
+
+@test
+def controls_same_text_as_cli():
+    """Each generation control gives charrnn-sample's text with the same flags,
+    and changes the text (against the same request without it)."""
+    d = ENV.d
+    for case in CONTROL_CASES:
+        base = {k: v for k, v in case.items() if k in ("prime", "length", "seed", "temperature",
+                                                       "top_k", "top_p", "stop")}
+        want = cli_sample(ENV.v1, **case)
+        st, _, body = d.sample(**case)
+        check(st == 200, body)
+        check(body["text"] == want, "server %r != cli %r for %r" % (body["text"], want, case))
+        plain = d.sample(**base)[2]["text"]
+        check(plain != want, "the control changed nothing: %r" % case)
+
+
+@test
+def controls_validation():
+    d = ENV.d
+    J = {"Content-Type": "application/json"}
+    bad = [("min_p", -0.01), ("min_p", 1.5), ("min_p", "0.1"), ("min_p", True),
+           ("repetition_penalty", 0), ("repetition_penalty", -1), ("repetition_penalty", 10.01),
+           ("repetition_penalty", "2"), ("presence_penalty", 2.01), ("presence_penalty", -2.5),
+           ("presence_penalty", [1]), ("frequency_penalty", -2.01), ("frequency_penalty", 3),
+           ("frequency_penalty", False), ("penalty_window", 0), ("penalty_window", 4097),
+           ("penalty_window", 1.5), ("penalty_window", "64"), ("penalty_window", -1)]
+    for k, v in bad:
+        expect_error(d.json("POST", "/sample", '{"%s": %s}' % (k, json.dumps(v)), J), 400, k)
+    for k, v in [("min_p", 0), ("min_p", 1), ("repetition_penalty", 10),
+                 ("repetition_penalty", 1e-9), ("presence_penalty", -2), ("frequency_penalty", 2),
+                 ("penalty_window", 1), ("penalty_window", 4096)]:
+        st, _, body = d.json("POST", "/sample", '{"%s": %s, "length": 3}' % (k, json.dumps(v)), J)
+        check(st == 200, (k, v, body))
 
 
 @test

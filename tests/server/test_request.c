@@ -52,6 +52,16 @@ START_TEST(bad_values_name_their_field)
         {"{\"logprobs\": 1.5}", "logprobs"},
         {"{\"logprobs\": 65537}", "logprobs"},
         {"{\"logprobs\": true}", "logprobs"},
+        {"{\"min_p\": -0.1}", "min_p"},
+        {"{\"min_p\": 1.5}", "min_p"},
+        {"{\"repetition_penalty\": 0}", "repetition_penalty"},
+        {"{\"repetition_penalty\": 10.5}", "repetition_penalty"},
+        {"{\"presence_penalty\": -2.1}", "presence_penalty"},
+        {"{\"frequency_penalty\": 2.1}", "frequency_penalty"},
+        {"{\"frequency_penalty\": \"1\"}", "frequency_penalty"},
+        {"{\"penalty_window\": 0}", "penalty_window"},
+        {"{\"penalty_window\": 4097}", "penalty_window"},
+        {"{\"penalty_window\": 2.5}", "penalty_window"},
         {"{\"length\": 5, \"top_p\": 7}", "top_p"},
         {"{\"top_k\": 1, \"top_k\": 2}", "top_k"},
         {"{\"nope\": 1}", "nope"},
@@ -77,6 +87,9 @@ START_TEST(edges_are_accepted)
     static const char *bodies[] = {
         "{\"length\": 5000, \"temperature\": 10, \"top_k\": 65536, \"top_p\": 1}",
         "{\"length\": 1, \"temperature\": 0, \"top_k\": 0, \"top_p\": 1e-30}",
+        "{\"min_p\": 1, \"repetition_penalty\": 10, \"presence_penalty\": -2, "
+        "\"frequency_penalty\": 2, \"penalty_window\": 4096}",
+        "{\"min_p\": 0, \"repetition_penalty\": 1e-30, \"penalty_window\": 1}",
         "{\"stop\": [\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\","
         "\"m\",\"n\",\"o\",\"p\"]}",
     };
