@@ -1,4 +1,5 @@
-/* Strict command-line value parsing for charrnn-train and charrnn-sample. */
+/* Strict command-line value parsing for charrnn-train, charrnn-sample and
+ * charrnn-convert. */
 #include "args.h"
 
 #include "charrnn/status.h"

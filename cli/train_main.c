@@ -348,7 +348,8 @@ static int train(int argc, char **argv, const dist *d)
     /* Threads run data-parallel shards of the batch, each with single-threaded
      * BLAS by default: the per-step GEMMs are too small for OpenBLAS's own
      * threads (tests/bench/bench_train.py measures the alternative, one shard
-     * with --blas-threads 2, next to the default). */
+     * with --blas-threads 2, next to the default: docs/benchmarks.md,
+     * "Training speed"). */
     if (threads == 0) { /* all cores, shared with the BLAS threads and this host's other ranks */
         long n = sysconf(_SC_NPROCESSORS_ONLN) / blas_threads / d->local_size;
         threads = n > 0 ? (int)(n < 8 ? n : 8) : 1;

@@ -1,5 +1,5 @@
 /* bf16 and int8 serving checkpoints: metadata, save order, strict loading
- * (the layout is described in checkpoint_lowp.h and the README). */
+ * (the layout is described in checkpoint_lowp.h and docs/checkpoint-format.md). */
 #include "checkpoint_lowp.h"
 
 #include "charrnn/checkpoint.h"

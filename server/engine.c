@@ -195,9 +195,9 @@ static void queue_remove(engine *e, gen_job *j)
 /* Streams per batch below which a batch is worth filling before another one
  * is opened: charrnn_infer_step reads each weight row once per tile of 16
  * streams (model/math/sampler.c), so a batch of 16 gets the full reuse, and past
- * 16 a second batch on another worker loses nothing. Measured on a shared
- * 2-core machine (3x512, 16 clients): one batch of 16 gave 7147 and 5135
- * chars/s where two batches of 8 gave 5382 and 3434. */
+ * 16 a second batch on another worker loses nothing. On a shared 2-core
+ * machine (3x512, 16 clients) one batch of 16 beat two of 8
+ * (docs/benchmarks.md, "Serving speed"). */
 #define FILL 16
 
 /* Puts a job into a batch of its version: the fullest one still below FILL;
@@ -337,8 +337,9 @@ static int others_waiting(const engine *e, const batch *b)
 
 /* Whether the split pays is measured, not assumed: helpers spin, so on a
  * machine whose cores are busy with other work they slow the stepping worker
- * down instead (measured on a shared 2-core machine at load 24: one 3x512
- * stream at 241 chars/s split, 331 alone). Of every CYCLE steps of a lone
+ * down instead (on a shared 2-core machine at load 24 one 3x512 stream ran
+ * slower split than alone: docs/benchmarks.md, "Measurements behind
+ * constants in the code"). Of every CYCLE steps of a lone
  * batch, PROBE run split and PROBE alone, timed, and the rest in the faster
  * way; a split step counts only when a helper had joined it (the first steps
  * after opening wait for helpers to wake). Either way every text is the same

@@ -1,15 +1,19 @@
-/* Umbrella header for libcharrnn: every public header. The math (charrnn_math)
- * is status, rng, vocab, model, layers, optim, trainer, sampler, lowp and
- * rowsplit; the rest is
- * libcharrnn's formats and orchestration on top of it. */
+/* Umbrella header for libcharrnn: every public header of include/charrnn/
+ * (the headers test fails when one is missing here). The math (charrnn_math)
+ * is status, rng, vocab, model, layers, optim, trainer, sampler (with the
+ * sampling parameters and the prefill of a prime), logprob, lowp, rowsplit,
+ * stream_loss and comm; the rest is libcharrnn's formats and orchestration on
+ * top of it. */
 #ifndef CHARRNN_CHARRNN_H
 #define CHARRNN_CHARRNN_H
 #include "charrnn/checkpoint.h"
 #include "charrnn/clock.h"
+#include "charrnn/comm.h"
 #include "charrnn/data.h"
 #include "charrnn/evaluate.h"
 #include "charrnn/fileio.h"
 #include "charrnn/layers.h"
+#include "charrnn/logprob.h"
 #include "charrnn/lossplot.h"
 #include "charrnn/lowp.h"
 #include "charrnn/model.h"

@@ -1,5 +1,5 @@
 /* charrnn checkpoints: a safetensors file holding the model's parameters
- * (PyTorch names) and the metadata the README documents, optionally with the training
+ * (PyTorch names) and the metadata of docs/checkpoint-format.md, optionally with the training
  * state for exact resume (tensors "optim.m", "optim.v" (num_params) and
  * "state.carry" (the carried hidden state), and metadata "resume": a JSON
  * object the training session writes and reads (iteration, optimizer steps,

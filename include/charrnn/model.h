@@ -125,7 +125,8 @@ typedef struct charrnn_init {
 /* The default initialisation: range 0.08 and forget_bias 0 (see
  * charrnn_init_defaults in model.c for the measurement that chose it). */
 charrnn_init charrnn_init_defaults(void);
-/* Checks an initialisation: range 0 or in (0, 10], forget_bias NaN or finite. */
+/* Checks an initialisation: range 0 or in (0, 10], forget_bias NaN (left as
+ * drawn) or in [-100, 100]. CHARRNN_ERANGE with a message in err otherwise. */
 int charrnn_init_check(const charrnn_init *init, char *err, size_t errlen);
 /* The half-width actually used for hidden size H (resolves range 0). */
 float charrnn_init_range(const charrnn_init *init, int hidden_size);

@@ -25,7 +25,8 @@
  * name, parse, check, initialisation); layers.c (the GEMMs around the cell)
  * and layers.h if backward needs more saved activations (as GRU's hn);
  * trainer.c (carried state, activation buffers); stream_impl.h (stream_cell,
- * the stream's state); the --cell help of cli/train_main.c and the README;
+ * the stream's state); the --cell help of cli/train_main.c, docs/training.md
+ * and the gate order in docs/checkpoint-format.md;
  * the tests: tests/reference/gen_fixtures.py and its fixture, unit/reference,
  * unit/grad, unit/checkpoint, unit/infer_step, interop/torch-interop. The
  * checkpoint format, the server and the CLIs otherwise take the cell by name. */

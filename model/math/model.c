@@ -157,8 +157,8 @@ int charrnn_model_create(const charrnn_config *cfg, charrnn_vocab *vocab, charrn
 charrnn_init charrnn_init_defaults(void)
 {
     /* Every parameter U(-0.08, 0.08), the LSTM forget-gate bias_ih 0. Chosen
-     * by tests/bench/bench_quality.py (README, "Initialisation and training
-     * quality"): of the Lua char-rnn's (the same range, forget bias 1), this,
+     * by tests/bench/bench_quality.py (docs/benchmarks.md, "Initialisation and
+     * training quality"): of the Lua char-rnn's (the same range, forget bias 1), this,
      * and PyTorch's U(+-1/sqrt(H)), it gave the lowest validation loss at
      * equal iterations averaged over 2x128 and 2x256 on two texts of
      * different kinds (and on 3x512, where all three were still close). The

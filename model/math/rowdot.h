@@ -357,7 +357,8 @@ static inline const char *rd_slice(const char *pf, int lines, int slice, int *po
  * reused from L1 by every group of up to 4 streams). While a block is
  * computed, the next one is prefetched, spread evenly over the block's kernel
  * calls: the first pass over a block then finds it in cache instead of
- * waiting for memory (3x512, 16 streams: +22%).
+ * waiting for memory (a 3x512 batch gains; docs/benchmarks.md, "Measurements
+ * behind constants in the code").
  * A bf16 block for more than 4 streams is first widened into an f32 tile:
  * widening in registers would repeat for every group of 4 streams and costs
  * as much as the multiply-adds; the tile holds the same values, summed in the
@@ -368,8 +369,10 @@ static inline void rd_rows_float(int dt, const void *w, const float *b, int R, i
     const int steps = D / 16 > 0 ? D / 16 : 1;
     const size_t esz = rd_esz(dt);
     /* Only for a matrix that does not stay in L2 (a loss for a 2x128 model).
-     * One 3x512 stream, one thread: bf16 +17% (its widening leaves the loads
-     * fewer chances to overlap), f32 the same either way (bandwidth-bound). */
+     * For one stream it helps bf16 (its widening leaves the loads fewer
+     * chances to overlap) and leaves f32 the same (bandwidth-bound); the
+     * figures: docs/benchmarks.md, "Measurements behind constants in the
+     * code". */
     const int big = (size_t)R * (size_t)D * esz >= ((size_t)1 << 20);
     const int tiled = dt == RD_BF16 && n > 4 && D <= RD_TILE_MAX_D;
     /* A VLA of 1 unless tiled: a fixed 32 KB frame costs every call its

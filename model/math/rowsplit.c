@@ -19,10 +19,12 @@
 #include <stdlib.h>
 
 /* Bytes of weights per block: each claim then pays its fetch-add and its
- * first cache misses over enough work. Measured on one 3x512 stream with 2
- * threads: 64 rows for every dtype (128 KB in f32, 32 KB in int8) left int8
- * 19% and bf16 5% below 128 KB blocks. Blocks are also kept to at most a
- * quarter of a post's rows per thread, so that the threads even out. */
+ * first cache misses over enough work. A fixed count of rows for every dtype
+ * gave the narrow dtypes too little work per claim: one stream on 2 threads
+ * ran slower in int8 and bf16 with 64-row blocks than with 128 KB ones
+ * (docs/benchmarks.md, "Measurements behind constants in the code"). Blocks
+ * are also kept to at most a quarter of a post's rows per thread, so that the
+ * threads even out. */
 #define BLOCK_BYTES (128 << 10)
 /* Products smaller than this (bytes of weights) are not worth a split. */
 #define MIN_SPLIT_BYTES (64 << 10)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""The scaling model of data-parallel training over MPI (README, "Training on
-several machines"): predicted efficiency for R machines on a network link.
+"""The scaling model of data-parallel training over MPI (docs/benchmarks.md,
+"Training on several machines (MPI)"): predicted efficiency for R machines on a network link.
 
     time per step = compute / (R x T) + reduction(bytes, bandwidth, latency)
 
@@ -30,7 +30,7 @@ def lstm_params(L, H, V):
 
 
 # One machine's step (B = T = 50, 2 threads) and gradient bytes: the 2-core
-# machine of the README's training-speed table (115,159 and 4,920 chars/s
+# machine of the training-speed table in docs/benchmarks.md (115,159 and 4,920 chars/s
 # under the Haswell pin), tinyshakespeare's vocabulary (V = 65).
 MODELS = {"2x128": (2500 / 115159, 4 * lstm_params(2, 128, 65)),
           "3x512": (2500 / 4920, 4 * lstm_params(3, 512, 65))}

@@ -131,7 +131,7 @@ if [ -n "$off" ]; then
   done
 fi
 
-# A stand-in default model, owned as README.md installs it.
+# A stand-in default model, owned as deploy/README.md installs it.
 # (/tmp of the booted system is its own tmpfs: files go through /root.)
 "$build/cli/charrnn-train" --data "$src/deploy/README.md" --checkpoint-dir "$root/root/ckpt" --rnn-size 32 \
   --num-layers 1 --seq-length 20 --batch-size 4 --max-iters 30 --quiet \

@@ -9,11 +9,16 @@ The headers are found by listing include/, model/, server/ and cli/ (with their
 subfolders) when the test runs, so a new header is checked without being
 named anywhere.
 
+The umbrella header include/charrnn/charrnn.h includes every public header of
+include/charrnn/: one that is missing there (or an include of a header that
+does not exist) fails the test.
+
 usage: check_headers.py SOURCE_ROOT BUILD_ROOT
 """
 import collections
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -89,17 +94,39 @@ def check(header, src, cmds, tmp):
     return rel, (p.stdout or "exit status %d" % p.returncode) if p.returncode else None
 
 
+UMBRELLA = os.path.join("include", "charrnn", "charrnn.h")
+INCLUDE = re.compile(r'^\s*#\s*include\s+"charrnn/([^"]+)"', re.M)
+
+
+def umbrella_problems(src):
+    """What charrnn.h misses of include/charrnn/, and what it names that is not there."""
+    folder = os.path.join(src, "include", "charrnn")
+    public = {f for f in os.listdir(folder) if f.endswith(".h")} - {"charrnn.h"}
+    try:
+        with open(os.path.join(src, UMBRELLA)) as f:
+            named = set(INCLUDE.findall(f.read()))
+    except OSError as e:
+        return ["%s: %s" % (UMBRELLA, e)]
+    return (["%s does not include \"charrnn/%s\": the umbrella header includes every public "
+             "header" % (UMBRELLA, h) for h in sorted(public - named)] +
+            ["%s includes \"charrnn/%s\", which is not a header of include/charrnn/"
+             % (UMBRELLA, h) for h in sorted(named - public)])
+
+
 def main():
     src, build = (os.path.realpath(a) for a in sys.argv[1:3])
     cmds = commands(src, build)
     found = list(headers(src))
+    umbrella = umbrella_problems(src)
+    for problem in umbrella:
+        print("FAIL " + problem)
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda h: check(h, src, cmds, tmp), found))
     failed = [(rel, out) for rel, out in results if out]
     for rel, out in failed:
         print("FAIL %s:\n%s" % (rel, out))
     print("%d headers, %d compile on their own" % (len(found), len(found) - len(failed)))
-    return 1 if failed or not found else 0
+    return 1 if failed or umbrella or not found else 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ torch.nn.LSTM / GRU / RNN (strict load_state_dict of the rnn.* and decoder.*
 tensors) and gives the same probabilities as charrnn's forward pass, and
 charrnn-sample's greedy text equals PyTorch's greedy decoding. The same for
 its charrnn-convert copies: bf16 (BF16 tensors loaded strictly as they are)
-and int8 (dequantized as the README says: q * scale per row), whose greedy
+and int8 (dequantized as docs/checkpoint-format.md says: q * scale per row), whose greedy
 text is checked against the int8 serving definition written out in PyTorch
 (torch_ref.Int8Served: each product's input quantized to int8 too).
 

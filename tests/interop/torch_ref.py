@@ -1,7 +1,7 @@
 """A charrnn checkpoint as PyTorch modules: torch.nn.LSTM / GRU / RNN and the
 decoder torch.nn.Linear, loaded with strict load_state_dict (the reference
 the interop tests compare against). bf16 files load as they are; int8 files
-are dequantized as the README says (q * scale per row)."""
+are dequantized as docs/checkpoint-format.md says (q * scale per row)."""
 import json
 import os
 import sys
