@@ -22,7 +22,7 @@ static void usage(FILE *f)
             "Writes OUTPUT (atomically) with the weights of the f32 checkpoint INPUT in the\n"
             "given dtype: bf16 (safetensors BF16, loads into PyTorch), int8 (I8 with a float\n"
             "scale per row), or f32 (a slim copy without training state). Biases and\n"
-            "rnn.weight_ih_l0 stay f32; the README's checkpoint section has the layout.\n"
+            "rnn.weight_ih_l0 stay f32; docs/checkpoint-format.md has the layout.\n"
             "\n"
             "  --dtype T           bf16, int8 or f32 (required)\n"
             "  --eval TEXT         print the validation loss of INPUT and OUTPUT on TEXT's\n"
