@@ -19,8 +19,6 @@
 #include "charrnn/vocab.h"
 
 #include <check.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,16 +28,6 @@ typedef struct {
     char text[MAXTEXT];
     size_t len;
 } out;
-
-/* The same network with its matrices reduced to dt (the f32 model is freed). */
-static charrnn_model *lowp(charrnn_model *m, charrnn_dtype dt)
-{
-    char err[CHARRNN_ERR_MAX];
-    charrnn_model *q = NULL;
-    ck_assert_msg(charrnn_model_reduce(m, dt, &q, err, sizeof err) == CHARRNN_OK, "%s", err);
-    charrnn_model_free(m);
-    return q;
-}
 
 /* When not NULL, steps go through charrnn_infer_step_split with it. */
 static charrnn_rowsplit *split;
@@ -182,45 +170,40 @@ END_TEST
  * bits per file, batched or alone. */
 START_TEST(bf16_lstm_h100_l3)
 {
-    check_model(lowp(chaotic_model(CHARRNN_CELL_LSTM, 100, 3, 2), CHARRNN_DTYPE_BF16),
+    check_model(reduced_model(chaotic_model(CHARRNN_CELL_LSTM, 100, 3, 2), CHARRNN_DTYPE_BF16),
                 "bf16 3x100");
 }
 END_TEST
 START_TEST(bf16_gru_h45_l2)
 {
-    check_model(lowp(chaotic_model(CHARRNN_CELL_GRU, 45, 2, 7), CHARRNN_DTYPE_BF16),
+    check_model(reduced_model(chaotic_model(CHARRNN_CELL_GRU, 45, 2, 7), CHARRNN_DTYPE_BF16),
                 "bf16 gru 2x45");
 }
 END_TEST
 START_TEST(bf16_rnn_h19_l1)
 {
-    check_model(lowp(chaotic_model(CHARRNN_CELL_RNN, 19, 1, 4), CHARRNN_DTYPE_BF16),
+    check_model(reduced_model(chaotic_model(CHARRNN_CELL_RNN, 19, 1, 4), CHARRNN_DTYPE_BF16),
                 "bf16 rnn 1x19");
 }
 END_TEST
 START_TEST(int8_lstm_h100_l3)
 {
-    check_model(lowp(chaotic_model(CHARRNN_CELL_LSTM, 100, 3, 2), CHARRNN_DTYPE_INT8),
+    check_model(reduced_model(chaotic_model(CHARRNN_CELL_LSTM, 100, 3, 2), CHARRNN_DTYPE_INT8),
                 "int8 3x100");
 }
 END_TEST
 START_TEST(int8_gru_h45_l2)
 {
-    check_model(lowp(chaotic_model(CHARRNN_CELL_GRU, 45, 2, 7), CHARRNN_DTYPE_INT8),
+    check_model(reduced_model(chaotic_model(CHARRNN_CELL_GRU, 45, 2, 7), CHARRNN_DTYPE_INT8),
                 "int8 gru 2x45");
 }
 END_TEST
 START_TEST(int8_lstm_h8_l1)
 {
-    check_model(lowp(chaotic_model(CHARRNN_CELL_LSTM, 8, 1, 5), CHARRNN_DTYPE_INT8), "int8 1x8");
+    check_model(reduced_model(chaotic_model(CHARRNN_CELL_LSTM, 8, 1, 5), CHARRNN_DTYPE_INT8),
+                "int8 1x8");
 }
 END_TEST
-
-static void *helper(void *arg)
-{
-    charrnn_rowsplit_help(arg);
-    return NULL;
-}
 
 /* Texts with a step's rows split across two helpers and the stepping thread
  * are the bytes of the texts without (each row's dot product is computed as
@@ -231,21 +214,15 @@ static void check_split(charrnn_dtype dt, int hidden, int layers)
     static out plain[NS], shared[NS];
     charrnn_model *m = chaotic_model(CHARRNN_CELL_LSTM, hidden, layers, 9);
     if (dt != CHARRNN_DTYPE_F32)
-        m = lowp(m, dt);
+        m = reduced_model(m, dt);
     int idx[NS];
     for (int i = 0; i < NS; i++)
         idx[i] = i;
     for (int i = 0; i < NS; i++)
         run_batch(m, &i, 1, plain);
-    charrnn_rowsplit *rs = charrnn_rowsplit_create();
-    ck_assert_ptr_nonnull(rs);
-    charrnn_rowsplit_open(rs);
-    pthread_t th[2];
-    for (int k = 0; k < 2; k++)
-        ck_assert_int_eq(pthread_create(&th[k], NULL, helper, rs), 0);
-    while (charrnn_rowsplit_helpers(rs) < 2)
-        sched_yield();
-    split = rs;
+    split_helpers h;
+    split_helpers_start(&h);
+    split = h.rs;
     for (int i = 0; i < NS; i++)
         run_batch(m, &i, 1, shared);
     for (int i = 0; i < NS; i++)
@@ -255,11 +232,7 @@ static void check_split(charrnn_dtype dt, int hidden, int layers)
     for (int k = 0; k < NS; k += 17)
         run_batch(m, idx + k, NS - k < 17 ? NS - k : 17, shared);
     split = NULL;
-    charrnn_rowsplit_close(rs);
-    for (int k = 0; k < 2; k++)
-        pthread_join(th[k], NULL);
-    ck_assert_int_eq(charrnn_rowsplit_helpers(rs), 0);
-    charrnn_rowsplit_free(rs);
+    split_helpers_stop(&h);
     for (int i = 0; i < NS; i++)
         ck_assert_msg(shared[i].len == plain[i].len &&
                           memcmp(shared[i].text, plain[i].text, plain[i].len) == 0,

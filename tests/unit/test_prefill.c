@@ -11,8 +11,6 @@
 #include "charrnn/lowp.h"
 #include "charrnn/rowsplit.h"
 
-#include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,21 +75,27 @@ static charrnn_stream *stream(const charrnn_model *m, const charrnn_sample_param
 
 static charrnn_rowsplit *split; /* when not NULL, prefills and steps go through it */
 
-/* Steps s to its end, collecting its bytes, records, context and snapshot. */
-static void finish(const charrnn_model *m, charrnn_stream *s, run_out *o)
+/* Appends a record, its alternatives copied. */
+static void keep_record(run_out *o, const charrnn_logprob *r)
 {
-    o->len = o->nrec = 0;
+    ck_assert_uint_lt(o->nrec, MAXREC);
+    o->rec[o->nrec] = *r;
+    memcpy(o->top_id[o->nrec], r->top_id, (size_t)r->n_top * sizeof(int));
+    memcpy(o->top_lp[o->nrec], r->top_lp, (size_t)r->n_top * sizeof(float));
+    o->nrec++;
+}
+
+/* Steps s to its end (a stream already done is taken as it is), appending
+ * its bytes and records (the prime's too when prime_records), then takes its
+ * snapshot and context. */
+static void run_to_end(const charrnn_model *m, charrnn_stream *s, run_out *o, int prime_records)
+{
     while (!charrnn_stream_done(s)) {
         ck_assert_int_eq(charrnn_infer_step_split(m, 1, &s, split), CHARRNN_OK);
         o->len += (size_t)charrnn_stream_emit(s, o->text + o->len);
         charrnn_logprob r;
-        if (charrnn_stream_logprob(s, &r) && !r.is_prime) {
-            ck_assert_uint_lt(o->nrec, MAXREC);
-            o->rec[o->nrec] = r;
-            memcpy(o->top_id[o->nrec], r.top_id, (size_t)r.n_top * sizeof(int));
-            memcpy(o->top_lp[o->nrec], r.top_lp, (size_t)r.n_top * sizeof(float));
-            o->nrec++;
-        }
+        if (charrnn_stream_logprob(s, &r) && (prime_records || !r.is_prime))
+            keep_record(o, &r);
     }
     o->snap = malloc(charrnn_snapshot_floats(m) * sizeof(float));
     ck_assert_ptr_nonnull(o->snap);
@@ -99,6 +103,13 @@ static void finish(const charrnn_model *m, charrnn_stream *s, run_out *o)
     const uint16_t *c = charrnn_stream_context(s, &o->nctx);
     ck_assert_ptr_nonnull(c);
     memcpy(o->ctx, c, o->nctx * sizeof *c);
+}
+
+/* What s generates from here: its bytes, generated records, state, context. */
+static void finish(const charrnn_model *m, charrnn_stream *s, run_out *o)
+{
+    o->len = o->nrec = 0;
+    run_to_end(m, s, o, 0);
 }
 
 static void assert_same(const charrnn_model *m, const run_out *a, const run_out *b,
@@ -203,37 +214,9 @@ static void check_model(charrnn_model *m, const char *what)
 /* Records passed by charrnn_stream_prefill_scored, appended to a run_out. */
 static int collect(void *ctx, const charrnn_logprob *r)
 {
-    run_out *o = ctx;
-    ck_assert_uint_lt(o->nrec, MAXREC);
     ck_assert_int_eq(r->is_prime, 1);
-    o->rec[o->nrec] = *r;
-    memcpy(o->top_id[o->nrec], r->top_id, (size_t)r->n_top * sizeof(int));
-    memcpy(o->top_lp[o->nrec], r->top_lp, (size_t)r->n_top * sizeof(float));
-    o->nrec++;
+    keep_record(ctx, r);
     return 0;
-}
-
-/* Steps s to its end keeping every record, the prime's included. */
-static void finish_all(const charrnn_model *m, charrnn_stream *s, run_out *o)
-{
-    while (!charrnn_stream_done(s)) {
-        ck_assert_int_eq(charrnn_infer_step_split(m, 1, &s, split), CHARRNN_OK);
-        o->len += (size_t)charrnn_stream_emit(s, o->text + o->len);
-        charrnn_logprob r;
-        if (charrnn_stream_logprob(s, &r)) {
-            ck_assert_uint_lt(o->nrec, MAXREC);
-            o->rec[o->nrec] = r;
-            memcpy(o->top_id[o->nrec], r.top_id, (size_t)r.n_top * sizeof(int));
-            memcpy(o->top_lp[o->nrec], r.top_lp, (size_t)r.n_top * sizeof(float));
-            o->nrec++;
-        }
-    }
-    o->snap = malloc(charrnn_snapshot_floats(m) * sizeof(float));
-    ck_assert_ptr_nonnull(o->snap);
-    ck_assert_int_eq(charrnn_stream_snapshot(s, o->snap), CHARRNN_OK);
-    const uint16_t *c = charrnn_stream_context(s, &o->nctx);
-    ck_assert_ptr_nonnull(c);
-    memcpy(o->ctx, c, o->nctx * sizeof *c);
 }
 
 /* A stream that scores its prime (/score: length 0; /v1 echo: then
@@ -251,7 +234,7 @@ static void check_scored(const charrnn_model *m, const char *what)
         p.score_prime = 1, p.length = lengths[li];
         charrnn_stream *s = stream(m, &p);
         cold.len = cold.nrec = 0;
-        finish_all(m, s, &cold);
+        run_to_end(m, s, &cold, 1);
         charrnn_stream_free(s);
         ck_assert_uint_eq(cold.nrec, 199 + lengths[li]);
         for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
@@ -262,40 +245,17 @@ static void check_scored(const charrnn_model *m, const char *what)
                 fed += k;
             ck_assert_uint_eq(fed, 199);
             ck_assert_int_eq(charrnn_stream_done(s), lengths[li] == 0);
-            if (!charrnn_stream_done(s))
-                finish_all(m, s, &got);
-            else
-                got.snap = NULL;
+            run_to_end(m, s, &got, 1); /* the rest, if the prefill did not end it */
             char msg[96];
             snprintf(msg, sizeof msg, "%s, scored length %zu, chunks of %zu", what, lengths[li],
                      chunks[c]);
-            if (got.snap) {
-                assert_same(m, &cold, &got, msg);
-            } else { /* done in the prefill: the records and the state */
-                float *snap = malloc(charrnn_snapshot_floats(m) * sizeof(float));
-                ck_assert_int_eq(charrnn_stream_snapshot(s, snap), CHARRNN_OK);
-                got.snap = snap;
-                size_t n;
-                const uint16_t *ctx = charrnn_stream_context(s, &n);
-                got.nctx = n;
-                memcpy(got.ctx, ctx, n * sizeof *ctx);
-                assert_same(m, &cold, &got, msg);
-            }
+            assert_same(m, &cold, &got, msg);
             free(got.snap);
             charrnn_stream_free(s);
         }
         free(cold.snap);
     }
     free(prime);
-}
-
-static charrnn_model *lowp(charrnn_model *m, charrnn_dtype dt)
-{
-    char err[CHARRNN_ERR_MAX];
-    charrnn_model *q = NULL;
-    ck_assert_msg(charrnn_model_reduce(m, dt, &q, err, sizeof err) == CHARRNN_OK, "%s", err);
-    charrnn_model_free(m);
-    return q;
 }
 
 /* Every kernel build the CPU runs, each against its own stepped stream. */
@@ -312,7 +272,7 @@ static void check_kernels(charrnn_cell cell, int hidden, int layers, charrnn_dty
         charrnn_model *m = chaotic_model(cell, hidden, layers, 11);
         char msg[64];
         snprintf(msg, sizeof msg, "%s (%s)", what, kernels[k]);
-        m = dt == CHARRNN_DTYPE_F32 ? m : lowp(m, dt);
+        m = dt == CHARRNN_DTYPE_F32 ? m : reduced_model(m, dt);
         check_scored(m, msg);
         check_model(m, msg);
     }
@@ -351,33 +311,18 @@ START_TEST(gru_int8)
 }
 END_TEST
 
-static void *helper(void *arg)
-{
-    charrnn_rowsplit_help(arg);
-    return NULL;
-}
-
 /* Prefill and resume with the rows of every product split across two
  * helpers: the same bits (each row is computed as it always is). */
 START_TEST(split_rows)
 {
-    charrnn_rowsplit *rs = charrnn_rowsplit_create();
-    ck_assert_ptr_nonnull(rs);
-    charrnn_rowsplit_open(rs);
-    pthread_t th[2];
-    for (int k = 0; k < 2; k++)
-        ck_assert_int_eq(pthread_create(&th[k], NULL, helper, rs), 0);
-    while (charrnn_rowsplit_helpers(rs) < 2)
-        sched_yield();
-    split = rs;
+    split_helpers h;
+    split_helpers_start(&h);
+    split = h.rs;
     check_model(chaotic_model(CHARRNN_CELL_LSTM, 136, 2, 12), "split lstm 2x136");
-    check_model(lowp(chaotic_model(CHARRNN_CELL_LSTM, 136, 2, 13), CHARRNN_DTYPE_INT8),
+    check_model(reduced_model(chaotic_model(CHARRNN_CELL_LSTM, 136, 2, 13), CHARRNN_DTYPE_INT8),
                 "split int8 2x136");
     split = NULL;
-    charrnn_rowsplit_close(rs);
-    for (int k = 0; k < 2; k++)
-        pthread_join(th[k], NULL);
-    charrnn_rowsplit_free(rs);
+    split_helpers_stop(&h);
 }
 END_TEST
 

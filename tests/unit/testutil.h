@@ -7,6 +7,8 @@
 
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +124,52 @@ static inline void assert_close(const char *what, const float *got, const float 
     size_t w = close_worst(got, want, n, rel, abs_floor);
     ck_assert_msg(w == n, "%s: element %zu is %.9g, expected %.9g (tol %.1e rel + %.1e)", what, w,
                   w < n ? (double)got[w] : 0.0, w < n ? (double)want[w] : 0.0, rel, abs_floor);
+}
+
+/* The same network with its matrices reduced to dt (the f32 model is freed). */
+static inline charrnn_model *reduced_model(charrnn_model *m, charrnn_dtype dt)
+{
+    char err[CHARRNN_ERR_MAX];
+    charrnn_model *q = NULL;
+    ck_assert_msg(charrnn_model_reduce(m, dt, &q, err, sizeof err) == CHARRNN_OK, "%s", err);
+    charrnn_model_free(m);
+    return q;
+}
+
+/* An open row split (charrnn/rowsplit.h) with two helper threads inside it,
+ * for the suites that check a split step gives the unsplit bits. */
+typedef struct split_helpers {
+    charrnn_rowsplit *rs;
+    pthread_t th[2];
+} split_helpers;
+
+static inline void *split_helper_thread(void *rs)
+{
+    charrnn_rowsplit_help(rs);
+    return NULL;
+}
+
+/* Returns once both helpers are in the split. */
+static inline void split_helpers_start(split_helpers *h)
+{
+    h->rs = charrnn_rowsplit_create();
+    ck_assert_ptr_nonnull(h->rs);
+    charrnn_rowsplit_open(h->rs);
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(pthread_create(&h->th[k], NULL, split_helper_thread, h->rs), 0);
+    while (charrnn_rowsplit_helpers(h->rs) < 2)
+        sched_yield();
+}
+
+/* Closes the split, joins the helpers (none may stay in it) and frees it. */
+static inline void split_helpers_stop(split_helpers *h)
+{
+    charrnn_rowsplit_close(h->rs);
+    for (int k = 0; k < 2; k++)
+        pthread_join(h->th[k], NULL);
+    ck_assert_int_eq(charrnn_rowsplit_helpers(h->rs), 0);
+    charrnn_rowsplit_free(h->rs);
+    h->rs = NULL;
 }
 
 #endif
