@@ -88,13 +88,6 @@ int charrnn_stream_resume(charrnn_stream *s, size_t k, const float *snap)
     return CHARRNN_OK;
 }
 
-/* One product for one vector (the kernel's job for a single stream). */
-static charrnn_rd_job job1(const charrnn_model *m, const charrnn_matrix *w, const float *b, int R,
-                           int D, const float *const *x, float *const *y)
-{
-    return (charrnn_rd_job){(int)m->dtype, w->w, w->scale, b, R, D, 1, x, y};
-}
-
 typedef struct scratch {
     float *below, *here; /* (PB, H): the block's h of the layer below, of this layer */
     float *gi;           /* (PB, G*H): the block's input pre-activations */
@@ -139,8 +132,7 @@ static void block_product(const charrnn_model *m, const charrnn_matrix *mat, con
         x[t] = xb + (size_t)t * D, y[t] = yb + (size_t)t * R;
     for (int t0 = 0; t0 < nb; t0 += TILE) {
         size_t n = (size_t)(nb - t0 < TILE ? nb - t0 : TILE);
-        jobs[nj++] =
-            (charrnn_rd_job){(int)m->dtype, mat->w, mat->scale, b, R, D, n, x + t0, y + t0};
+        jobs[nj++] = stream_job(m, mat, b, R, D, n, x + t0, y + t0);
     }
     charrnn_rd_run(rs, jobs, nj);
 }
@@ -151,16 +143,12 @@ static void block_product(const charrnn_model *m, const charrnn_matrix *mat, con
 static void block_inputs(const charrnn_model *m, const uint16_t *tok, int nb, int l, scratch *w,
                          charrnn_rowsplit *rs)
 {
-    const int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    const int H = m->cfg.hidden_size;
     const int GH = charrnn_cell_gates(m->cfg.cell) * H;
     const charrnn_layer_params *p = &m->p.layer[l];
     if (l == 0) {
-        for (int t = 0; t < nb; t++) {
-            const float *col = p->w_ih + tok[t];
-            float *gi = w->gi + (size_t)t * GH;
-            for (int j = 0; j < GH; j++)
-                gi[j] = p->b_ih[j] + col[(size_t)j * V];
-        }
+        for (int t = 0; t < nb; t++)
+            stream_input_column(m, tok[t], w->gi + (size_t)t * GH);
         return;
     }
     block_product(m, &m->w_ih[l], p->b_ih, GH, H, nb, w->below, w->gi, rs);
@@ -178,7 +166,7 @@ static void block_recurrent(const charrnn_model *m, int nb, int l, float *h, flo
     for (int t = 0; t < nb; t++) {
         const float *h_old = t == 0 ? h : w->here + (size_t)(t - 1) * H;
         float *h_new = w->here + (size_t)t * H, *c_new = w->c[t & 1];
-        charrnn_rd_job j = job1(m, &m->w_hh[l], m->p.layer[l].b_hh, GH, H, &h_old, &w->gh);
+        charrnn_rd_job j = stream_job(m, &m->w_hh[l], m->p.layer[l].b_hh, GH, H, 1, &h_old, &w->gh);
         charrnn_rd_run(rs, &j, 1);
         stream_cell(m->cfg.cell, H, w->gi + (size_t)t * GH, w->gh, h_old, c_old, h_new, c_new);
         c_old = c_new;
@@ -255,7 +243,7 @@ size_t charrnn_stream_prefill_scored(const charrnn_model *m, charrnn_stream *s, 
         /* The logits after the last position: a snapshot taken now is whole. */
         const float *top = s->h + state_old(s, L - 1, L, H);
         float *lg = s->logits;
-        charrnn_rd_job dec = job1(m, &m->dec_w, m->p.dec_b, V, H, &top, &lg);
+        charrnn_rd_job dec = stream_job(m, &m->dec_w, m->p.dec_b, V, H, 1, &top, &lg);
         charrnn_rd_run(rs, &dec, 1);
     }
     s->fed_prime = f0 + T;

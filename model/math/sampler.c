@@ -196,13 +196,6 @@ size_t charrnn_stream_generated_chars(const charrnn_stream *s)
  * matrix-matrix product. 16 streams of hidden state stay in L1/L2. */
 #define TILE CHARRNN_RD_MAX_STREAMS
 
-/* The product of matrix w (in the model's dtype) for n streams. */
-static charrnn_rd_job job(const charrnn_model *m, const charrnn_matrix *w, const float *b, int R,
-                          int D, size_t n, const float *const *x, float *const *y)
-{
-    return (charrnn_rd_job){(int)m->dtype, w->w, w->scale, b, R, D, n, x, y};
-}
-
 /* Pre-activations of layer l for a tile of streams: gi = W_ih x + b_ih,
  * gh = W_hh h + b_hh. Layer 0's input is the token (a column of W_ih); a
  * higher layer's is the new h of the layer below. Every (stream, row) dot
@@ -211,7 +204,7 @@ static charrnn_rd_job job(const charrnn_model *m, const charrnn_matrix *w, const
 static void layer_gates(const charrnn_model *m, charrnn_stream *const *ss, size_t n, int l,
                         charrnn_rowsplit *rs)
 {
-    const int H = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
+    const int H = m->cfg.hidden_size, L = m->cfg.num_layers;
     const int GH = charrnn_cell_gates(m->cfg.cell) * H;
     const charrnn_layer_params *p = &m->p.layer[l];
     const float *x[TILE], *xh[TILE];
@@ -219,20 +212,16 @@ static void layer_gates(const charrnn_model *m, charrnn_stream *const *ss, size_
     charrnn_rd_job jobs[2];
     int nj = 0;
     if (l == 0) {
-        for (size_t i = 0; i < n; i++) {
-            const float *col = p->w_ih + ss[i]->pending;
-            float *gi = ss[i]->gi;
-            for (int j = 0; j < GH; j++)
-                gi[j] = p->b_ih[j] + col[(size_t)j * V];
-        }
+        for (size_t i = 0; i < n; i++)
+            stream_input_column(m, ss[i]->pending, ss[i]->gi);
     } else {
         for (size_t i = 0; i < n; i++)
             x[i] = ss[i]->h + state_new(ss[i], l - 1, L, H), y[i] = ss[i]->gi;
-        jobs[nj++] = job(m, &m->w_ih[l], p->b_ih, GH, H, n, x, y);
+        jobs[nj++] = stream_job(m, &m->w_ih[l], p->b_ih, GH, H, n, x, y);
     }
     for (size_t i = 0; i < n; i++)
         xh[i] = ss[i]->h + state_old(ss[i], l, L, H), yh[i] = ss[i]->gh;
-    jobs[nj++] = job(m, &m->w_hh[l], p->b_hh, GH, H, n, xh, yh);
+    jobs[nj++] = stream_job(m, &m->w_hh[l], p->b_hh, GH, H, n, xh, yh);
     charrnn_rd_run(rs, jobs, nj);
 }
 
@@ -456,7 +445,7 @@ static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t 
     float *y[TILE];
     for (size_t i = 0; i < n; i++)
         x[i] = ss[i]->h + state_new(ss[i], L - 1, L, H), y[i] = ss[i]->logits;
-    charrnn_rd_job dec = job(m, &m->dec_w, m->p.dec_b, V, H, n, x, y);
+    charrnn_rd_job dec = stream_job(m, &m->dec_w, m->p.dec_b, V, H, n, x, y);
     charrnn_rd_run(rs, &dec, 1);
     for (size_t i = 0; i < n; i++) {
         ss[i]->cur = 1 - ss[i]->cur;

@@ -7,6 +7,7 @@
 #include "charrnn/sampler.h"
 
 #include "cell_math.h"
+#include "rowdot_variants.h"
 
 #include <stdint.h>
 
@@ -94,6 +95,24 @@ CR_CLONES static inline void stream_cell(charrnn_cell cell, int H, float *restri
         cell_rnn_forward(gi, h_new, (size_t)H);
         break;
     }
+}
+
+/* One product of matrix w (in the model's dtype) for n vectors: y[i] = b + W x[i]. */
+static inline charrnn_rd_job stream_job(const charrnn_model *m, const charrnn_matrix *w,
+                                        const float *b, int R, int D, size_t n,
+                                        const float *const *x, float *const *y)
+{
+    return (charrnn_rd_job){(int)m->dtype, w->w, w->scale, b, R, D, n, x, y};
+}
+
+/* Layer 0's input pre-activations for token tok: b_ih plus column tok of
+ * W_ih (a token is a one-hot input). The step and the prefill both call it. */
+static inline void stream_input_column(const charrnn_model *m, int tok, float *gi)
+{
+    const int V = m->cfg.vocab_size, GH = charrnn_cell_gates(m->cfg.cell) * m->cfg.hidden_size;
+    const float *b = m->p.layer[0].b_ih, *col = m->p.layer[0].w_ih + tok;
+    for (int j = 0; j < GH; j++)
+        gi[j] = b[j] + col[(size_t)j * V];
 }
 
 /* After a network pass (the state and logits are those after the token just
