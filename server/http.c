@@ -289,18 +289,23 @@ static size_t max_body(const req_ctx *c)
 }
 
 /* Checks that can answer before the body is read. Returns 1 if a response was queued. */
+/* The token of "Authorization: Bearer TOKEN", or NULL. */
+static const char *bearer_token(const req_ctx *c)
+{
+    const char *auth = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7))
+        return NULL;
+    for (auth += 7; *auth == ' ';)
+        auth++;
+    return auth;
+}
+
 /* The presented API key: "Authorization: Bearer KEY" (OpenAI clients) or
  * "X-API-Key: KEY"; NULL when neither is there. */
 static const char *presented_key(req_ctx *c)
 {
-    const char *auth = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
-    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
-        auth += 7;
-        while (*auth == ' ')
-            auth++;
-        return auth;
-    }
-    return MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-API-Key");
+    const char *key = bearer_token(c);
+    return key ? key : MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-API-Key");
 }
 
 /* With --api-key-file, a keyed route needs one of the keys (401), and a route
@@ -381,11 +386,8 @@ static int authorized(const req_ctx *c)
     const char *want = c->srv->cfg.admin_token;
     if (!c->endpoint->needs_token || !want[0])
         return 1;
-    const char *auth = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
-    const char *tok = auth && !strncasecmp(auth, "Bearer ", 7) ? auth + 7 : "";
-    while (*tok == ' ')
-        tok++;
-    return token_equal(tok, want);
+    const char *tok = bearer_token(c);
+    return token_equal(tok ? tok : "", want);
 }
 
 static void remote_of(struct MHD_Connection *conn, char *out, size_t n)

@@ -112,9 +112,15 @@ void state_cache_free(state_cache *c)
     free(c);
 }
 
+/* The hash of the empty key of a version: every key's chain starts there. */
+static uint64_t hash_start(const state_cache *c, uint64_t version)
+{
+    return mix(c->seed ^ version);
+}
+
 static uint64_t key_hash(const state_cache *c, uint64_t version, const uint16_t *tok, size_t n)
 {
-    uint64_t h = mix(c->seed ^ version);
+    uint64_t h = hash_start(c, version);
     for (size_t i = 0; i < n; i++)
         h = hash_step(h, tok[i]);
     return h;
@@ -176,7 +182,7 @@ size_t state_cache_lookup(state_cache *c, uint64_t version, const uint16_t *tok,
     uint64_t *h = m ? malloc(m * sizeof *h) : NULL;
     size_t found = 0;
     if (h) {
-        uint64_t x = mix(c->seed ^ version);
+        uint64_t x = hash_start(c, version);
         for (size_t i = 0; i < m; i++)
             h[i] = x = hash_step(x, tok[i]);
     }
@@ -219,12 +225,9 @@ int state_cache_insert(state_cache *c, uint64_t version, const char *name, const
         pthread_mutex_unlock(&c->mu);
         return 0;
     }
-    while (c->bytes + bytes > c->budget && c->oldest) {
-        drop(c, c->oldest);
-        c->st.evictions++;
-    }
     pthread_mutex_unlock(&c->mu);
-    /* Built outside the lock: a copy of a long key is the slow part. */
+    /* Built outside the lock: a copy of a long key is the slow part. Room is
+     * made when it goes in, below. */
     e = malloc(bytes);
     if (!e)
         return -1;
