@@ -11,7 +11,7 @@
 // line and the page goes on working. The screenshot is kept.
 // usage: node autocomplete.test.js BASE_URL SCREENSHOT_PATH
 "use strict";
-const { chromium } = require("playwright-core");
+const { launch } = require("./browser");
 
 const [base, shot] = process.argv.slice(2);
 const PARAMS = { length: 40, temperature: 0, seed: 1 }; // the view's defaults
@@ -80,11 +80,7 @@ const TYPED = [
 ];
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
     let requests = 0;

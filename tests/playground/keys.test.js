@@ -5,7 +5,7 @@
 // (nothing in localStorage, sessionStorage or cookies), so a reload asks again.
 // usage: node keys.test.js BASE_URL KEY
 "use strict";
-const { chromium } = require("playwright-core");
+const { launch } = require("./browser");
 
 const [base, key] = process.argv.slice(2);
 function fail(msg) { console.error("FAIL: " + msg); process.exitCode = 1; }
@@ -21,11 +21,7 @@ async function until(page, fn, what) {
 }
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     const answers = ["wrong-key-0123456789", key]; // first a wrong one, then the right one

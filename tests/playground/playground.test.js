@@ -8,7 +8,7 @@
 // Screenshots (SCREENSHOT_PATH and its -probs / -score siblings) are kept.
 // usage: node playground.test.js BASE_URL SCREENSHOT_PATH
 "use strict";
-const { chromium } = require("playwright-core");
+const { launch } = require("./browser");
 
 const [base, shot] = process.argv.slice(2);
 const LENGTH = 10000; // the daemon's default max_length: long enough to watch it stream
@@ -95,11 +95,7 @@ async function scoring(page, shotPath) {
 }
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
     await page.goto(base + "/", { waitUntil: "load" });

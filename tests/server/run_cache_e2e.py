@@ -23,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run_e2e as e2e  # noqa: E402
-from run_e2e import Daemon, cli_sample, metric  # noqa: E402
+from run_e2e import Env, check, Daemon, cli_sample, metric  # noqa: E402
 
 ONLY = sys.argv[4:]
 EVERY = 256  # ENGINE_PREFIX_EVERY (server/engine.h)
@@ -33,16 +33,6 @@ TESTS = []
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-def check(cond, msg):
-    """An assertion that python -O cannot remove."""
-    if not cond:
-        raise AssertionError(msg)
-
-
-class Env:
-    pass
 
 
 ENV = Env()

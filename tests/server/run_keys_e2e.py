@@ -24,7 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run_e2e as e2e  # noqa: E402
-from run_e2e import Daemon, metric  # noqa: E402
+from run_e2e import Env, check, Daemon, metric  # noqa: E402
 
 ONLY = sys.argv[4:]
 TESTS = []
@@ -35,16 +35,6 @@ KEYS = {"alice": "sk-alice-0123456789abcdef", "bob": "sk-bob-fedcba9876543210",
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-def check(cond, msg):
-    """An assertion that python -O cannot remove."""
-    if not cond:
-        raise AssertionError(msg)
-
-
-class Env:
-    pass
 
 
 ENV = Env()
