@@ -314,8 +314,7 @@ static const char *presented_key(req_ctx *c)
 static int key_checks(req_ctx *c, enum MHD_Result *ret)
 {
     server *srv = c->srv;
-    int keyed =
-        c->endpoint->keyed || (c->endpoint->handler == handle_metrics && srv->cfg.metrics_key);
+    int keyed = c->endpoint->keyed == ROUTE_KEY_METRICS ? srv->cfg.metrics_key : c->endpoint->keyed;
     if (!keyed || !api_keys_enabled(srv->keys))
         return 0;
     const char *key = presented_key(c);

@@ -19,8 +19,7 @@ static const route routes[] = {
     {"POST", "/models/{name}/reload",  handle_reload,     1, 0,             0, ROUTE_MAX_BODY},
     {"GET",  "/healthz",               handle_healthz,    0, 0,             0, ROUTE_MAX_BODY},
     {"GET",  "/readyz",                handle_readyz,     0, 0,             0, ROUTE_MAX_BODY},
-    /* keyed only with --metrics-key on (http.c) */
-    {"GET",  "/metrics",               handle_metrics,    0, 0,             0, ROUTE_MAX_BODY},
+    {"GET",  "/metrics",               handle_metrics,    0, ROUTE_KEY_METRICS, 0, ROUTE_MAX_BODY},
 };
 /* clang-format on */
 #define NROUTES (sizeof routes / sizeof routes[0])

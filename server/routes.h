@@ -14,6 +14,7 @@
 #define ROUTE_MAX_BODY 0
 #define ROUTE_KEY 1
 #define ROUTE_KEY_GEN 2
+#define ROUTE_KEY_METRICS 3 /* needs a key only with --metrics-key on */
 
 typedef struct route {
     const char *method;                     /* "GET" (answers HEAD too) or "POST" */
@@ -21,7 +22,8 @@ typedef struct route {
     enum MHD_Result (*handler)(req_ctx *c); /* {name} is in c->name */
     int needs_token;                        /* 1: --admin-token, when set, is required */
     int keyed;       /* with --api-key-file: ROUTE_KEY needs a key, ROUTE_KEY_GEN also runs
-                  generations (counted against the key's max_active); 0: open */
+                  generations (counted against the key's max_active), ROUTE_KEY_METRICS
+                  needs one with --metrics-key on; 0: open */
     int json;        /* 1: the body is JSON (Content-Type checked, else 415) */
     size_t max_body; /* bytes; ROUTE_MAX_BODY: the --max-body setting */
 } route;
