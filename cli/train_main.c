@@ -4,11 +4,13 @@
 #include "charrnn/session.h"
 #include "charrnn/status.h"
 #include "dist.h"
+#include "flag_table.h"
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,68 +23,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-/* A default of the initialisation as its flag takes it. */
-static void init_default_text(char range[32], char forget[32])
-{
-    const charrnn_init d = charrnn_init_defaults();
-    snprintf(range, 32, "%g", (double)d.range);
-    snprintf(forget, 32, isnan(d.forget_bias) ? "none" : "%g", (double)d.forget_bias);
-}
-
-static void usage(FILE *f)
-{
-    char range[32], forget[32];
-    init_default_text(range, forget);
-    fprintf(f,
-            "usage: charrnn-train --data FILE --checkpoint-dir DIR [options]\n"
-            "\n"
-            "Trains a multi-layer LSTM/GRU/RNN on a UTF-8 text file, one character at a time,\n"
-            "and writes safetensors checkpoints (lm_<cell>_epoch<E>_<val>.safetensors,\n"
-            "best.safetensors, latest.safetensors). SIGINT/SIGTERM/SIGUSR1: finish the step,\n"
-            "save, exit 0 (under mpirun, send SIGUSR1: mpirun forwards it and ends cleanly).\n"
-            "\n"
-            "  --data FILE            training text (UTF-8)\n"
-            "  --checkpoint-dir DIR   where checkpoints go (created if missing)\n"
-            "  --cell lstm|gru|rnn    cell type (lstm)\n"
-            "  --rnn-size N           hidden units per layer (128)\n"
-            "  --num-layers N         layers (2)\n"
-            "  --dropout P            dropout between layers, 0 <= P < 1 (0)\n"
-            "  --seq-length N         characters per window, truncated BPTT length (50)\n"
-            "  --batch-size N         parallel streams (50)\n"
-            "  --max-epochs E         passes over the training data (50)\n"
-            "  --max-iters N          stop after N iterations (0 = by epochs)\n"
-            "  --learning-rate LR     (2e-3)\n"
-            "  --optimizer adam|rmsprop (adam)\n"
-            "  --lr-decay F           multiply the rate by F every epoch ... (0.97)\n"
-            "  --lr-decay-after E     ... from epoch E on (10)\n"
-            "  --grad-clip C          clamp gradients to [-C, C], 0 = off (5)\n"
-            "  --train-frac F         first F of the text trains (0.95)\n"
-            "  --val-frac F           next F validates; the rest is test (0.05)\n"
-            "  --eval-every N         validate and checkpoint every N iterations (1000)\n"
-            "  --stream-eval-chars N  each validation also reads the first N characters of the\n"
-            "                         validation text as one stream, as a server does; 0 = off\n"
-            "                         (10000)\n"
-            "  --seed N               random seed (123)\n"
-            "  --init-range R         initial weights uniform in [-R, R]; 0 = 1/sqrt(rnn-size),\n"
-            "                         PyTorch's default (%s)\n"
-            "  --forget-bias F|none   LSTM: forget-gate part of bias_ih set to F; none = left\n"
-            "                         as drawn (%s)\n"
-            "  --init-from FILE       start from a checkpoint (resumes exactly if it has state)\n"
-            "  --publish PATH         atomically publish the best model (slim) to PATH\n"
-            "  --publish-dtype T      f32 (default), bf16 or int8: the published file's weights\n"
-            "  --threads N            threads, each training a share of the batch (0 = cores /\n"
-            "                         blas-threads, at most 8); deterministic for a given N\n"
-            "                         (under mpirun: per rank; R ranks x N threads give the\n"
-            "                         same bits as one process with R*N threads)\n"
-            "  --blas-threads N       OpenBLAS threads inside each GEMM (1); threads x\n"
-            "                         blas-threads above the core count oversubscribes\n"
-            "  --log FILE             also write one JSON object per line to FILE\n"
-            "  --print-every N        JSON progress every N iterations (10)\n"
-            "  --quiet                no progress on stderr\n"
-            "  --help\n",
-            range, forget);
 }
 
 static void no_usage(FILE *f)
@@ -237,93 +177,146 @@ typedef struct opts {
     const char *log_path;
 } opts;
 
+static int parse_cell(const char *flag, const char *v, void *dst)
+{
+    return parse_choice(flag, v, !charrnn_cell_parse(v, dst), "lstm, gru or rnn");
+}
+
+static int parse_optimizer(const char *flag, const char *v, void *dst)
+{
+    return parse_choice(flag, v, !charrnn_optim_parse(v, dst), "adam or rmsprop");
+}
+
+static int parse_dtype(const char *flag, const char *v, void *dst)
+{
+    return parse_choice(flag, v, !charrnn_dtype_parse(v, dst, NULL, 0), "f32, bf16 or int8");
+}
+
+static int parse_forget_bias(const char *flag, const char *v, void *dst)
+{
+    if (!strcmp(v, "none")) {
+        *(float *)dst = NAN;
+        return 1;
+    }
+    return parse_float(flag, v, -100.0, 100.0, dst);
+}
+
+static void show_cell(const void *dst, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", charrnn_cell_name(*(const charrnn_cell *)dst));
+}
+
+static void show_optimizer(const void *dst, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", charrnn_optim_name(*(const charrnn_optimizer *)dst));
+}
+
+static void show_forget_bias(const void *dst, char *buf, size_t n)
+{
+    const float f = *(const float *)dst;
+    snprintf(buf, n, isnan(f) ? "none" : "%g", (double)f);
+}
+
+#define O(field) offsetof(opts, field)
+#define BIG 1e12
+
+static const flag_row rows[] = {
+    {"--data", FLAG_STR, O(o.data_path), 0, 0, NULL, NULL, "FILE", "training text (UTF-8)", 1},
+    {"--checkpoint-dir", FLAG_STR, O(o.checkpoint_dir), 0, 0, NULL, NULL, "DIR",
+     "where checkpoints go (created if missing)", 1},
+    {"--cell", FLAG_CUSTOM, O(o.cell), 0, 0, parse_cell, show_cell, "lstm|gru|rnn", "cell type", 0},
+    {"--rnn-size", FLAG_INT, O(o.rnn_size), 1, CHARRNN_MAX_HIDDEN, NULL, NULL, "N",
+     "hidden units per layer", 0},
+    {"--num-layers", FLAG_INT, O(o.num_layers), 1, CHARRNN_MAX_LAYERS, NULL, NULL, "N", "layers",
+     0},
+    {"--dropout", FLAG_FLOAT, O(o.dropout), 0, 0.99, NULL, NULL, "P",
+     "dropout between layers, 0 <= P < 1", 0},
+    {"--seq-length", FLAG_INT, O(o.seq_length), 1, 100000, NULL, NULL, "N",
+     "characters per window, truncated BPTT length", 0},
+    {"--batch-size", FLAG_INT, O(o.batch_size), 1, 100000, NULL, NULL, "N", "parallel streams", 0},
+    {"--max-epochs", FLAG_DOUBLE, O(o.max_epochs), 1e-9, 1e9, NULL, NULL, "E",
+     "passes over the training data", 0},
+    {"--max-iters", FLAG_LONG, O(o.max_iters), 0, BIG, NULL, NULL, "N",
+     "stop after N iterations (0 = by epochs)", 1},
+    {"--learning-rate", FLAG_FLOAT, O(o.learning_rate), 1e-12, 10.0, NULL, NULL, "LR", "", 0},
+    {"--optimizer", FLAG_CUSTOM, O(o.optimizer), 0, 0, parse_optimizer, show_optimizer,
+     "adam|rmsprop", "", 0},
+    {"--lr-decay", FLAG_FLOAT, O(o.lr_decay), 1e-6, 1.0, NULL, NULL, "F",
+     "multiply the rate by F every epoch ...", 0},
+    {"--lr-decay-after", FLAG_DOUBLE, O(o.lr_decay_after), 0, 1e9, NULL, NULL, "E",
+     "... from epoch E on", 0},
+    {"--grad-clip", FLAG_FLOAT, O(o.grad_clip), 0, 1e9, NULL, NULL, "C",
+     "clamp gradients to [-C, C], 0 = off", 0},
+    {"--train-frac", FLAG_DOUBLE, O(o.train_frac), 1e-9, 1.0, NULL, NULL, "F",
+     "first F of the text trains", 0},
+    {"--val-frac", FLAG_DOUBLE, O(o.val_frac), 0, 1.0, NULL, NULL, "F",
+     "next F validates; the rest is test", 0},
+    {"--eval-every", FLAG_LONG, O(o.eval_every), 1, BIG, NULL, NULL, "N",
+     "validate and checkpoint every N iterations", 0},
+    {"--stream-eval-chars", FLAG_LONG, O(o.stream_eval_chars), 0, BIG, NULL, NULL, "N",
+     "each validation also reads the first N characters of the\n"
+     "validation text as one stream, as a server does;\n0 = off",
+     0},
+    {"--seed", FLAG_U64, O(o.seed), 0, 0, NULL, NULL, "N", "random seed", 0},
+    {"--init-range", FLAG_FLOAT, O(o.init.range), 0, 10.0, NULL, NULL, "R",
+     "initial weights uniform in [-R, R]; 0 = 1/sqrt(rnn-size),\nPyTorch's default", 0},
+    {"--forget-bias", FLAG_CUSTOM, O(o.init.forget_bias), 0, 0, parse_forget_bias, show_forget_bias,
+     "F|none", "LSTM: forget-gate part of bias_ih set to F; none = left\nas drawn", 0},
+    {"--init-from", FLAG_STR, O(o.init_from), 0, 0, NULL, NULL, "FILE",
+     "start from a checkpoint (resumes exactly if it has state)", 1},
+    {"--publish", FLAG_STR, O(o.publish), 0, 0, NULL, NULL, "PATH",
+     "atomically publish the best model (slim) to PATH", 1},
+    {"--publish-dtype", FLAG_CUSTOM, O(o.publish_dtype), 0, 0, parse_dtype, NULL, "T",
+     "f32 (default), bf16 or int8: the published file's weights", 1},
+    {"--threads", FLAG_INT, O(threads), 0, 8, NULL, NULL, "N",
+     "threads, each training a share of the batch (0 = cores /\n"
+     "blas-threads, at most 8); deterministic for a given N\n"
+     "(under mpirun: per rank; R ranks x N threads give the\n"
+     "same bits as one process with R*N threads)",
+     1},
+    {"--blas-threads", FLAG_INT, O(blas_threads), 1, 8, NULL, NULL, "N",
+     "OpenBLAS threads inside each GEMM; threads x\nblas-threads above the core count "
+     "oversubscribes",
+     0},
+    {"--log", FLAG_STR, O(log_path), 0, 0, NULL, NULL, "FILE",
+     "also write one JSON object per line to FILE", 1},
+    {"--print-every", FLAG_LONG, O(u.print_every), 1, 1e9, NULL, NULL, "N",
+     "JSON progress every N iterations", 0},
+    {"--quiet", FLAG_SWITCH, O(u.quiet), 0, 0, NULL, NULL, NULL, "no progress on stderr", 1},
+};
+#define NROWS (sizeof rows / sizeof rows[0])
+
+static opts defaults(const dist *d)
+{
+    return (opts){charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0}, 0, 1, NULL};
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: charrnn-train --data FILE --checkpoint-dir DIR [options]\n"
+            "\n"
+            "Trains a multi-layer LSTM/GRU/RNN on a UTF-8 text file, one character at a time,\n"
+            "and writes safetensors checkpoints (lm_<cell>_epoch<E>_<val>.safetensors,\n"
+            "best.safetensors, latest.safetensors). SIGINT/SIGTERM/SIGUSR1: finish the step,\n"
+            "save, exit 0 (under mpirun, send SIGUSR1: mpirun forwards it and ends cleanly).\n"
+            "\n");
+    const opts d = defaults(NULL);
+    flag_table_usage(f, rows, NROWS, &d);
+    fprintf(f, "  --help\n");
+}
+
 /* One command-line argument (args_parse's contract). */
 static int flag(void *ctx, int argc, char **argv, int *i)
 {
-    opts *f = ctx;
-    charrnn_train_opts *o = &f->o;
-    const char *v;
-    int r;
-    if (!strcmp(argv[*i], "--quiet")) {
-        f->u.quiet = 1;
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--data", &v))) {
-        return r > 0 && (o->data_path = v);
-    } else if ((r = arg_value(argc, argv, i, "--checkpoint-dir", &v))) {
-        return r > 0 && (o->checkpoint_dir = v);
-    } else if ((r = arg_value(argc, argv, i, "--cell", &v))) {
-        return r > 0 &&
-            parse_choice("--cell", v, !charrnn_cell_parse(v, &o->cell), "lstm, gru or rnn");
-    } else if ((r = arg_value(argc, argv, i, "--rnn-size", &v))) {
-        return r > 0 && parse_int("--rnn-size", v, 1, CHARRNN_MAX_HIDDEN, &o->rnn_size);
-    } else if ((r = arg_value(argc, argv, i, "--num-layers", &v))) {
-        return r > 0 && parse_int("--num-layers", v, 1, CHARRNN_MAX_LAYERS, &o->num_layers);
-    } else if ((r = arg_value(argc, argv, i, "--dropout", &v))) {
-        return r > 0 && parse_float("--dropout", v, 0.0, 0.99, &o->dropout);
-    } else if ((r = arg_value(argc, argv, i, "--seq-length", &v))) {
-        return r > 0 && parse_int("--seq-length", v, 1, 100000, &o->seq_length);
-    } else if ((r = arg_value(argc, argv, i, "--batch-size", &v))) {
-        return r > 0 && parse_int("--batch-size", v, 1, 100000, &o->batch_size);
-    } else if ((r = arg_value(argc, argv, i, "--max-epochs", &v))) {
-        return r > 0 && parse_double("--max-epochs", v, 1e-9, 1e9, &o->max_epochs);
-    } else if ((r = arg_value(argc, argv, i, "--max-iters", &v))) {
-        return r > 0 && parse_long("--max-iters", v, 0, 1000000000000L, &o->max_iters);
-    } else if ((r = arg_value(argc, argv, i, "--learning-rate", &v))) {
-        return r > 0 && parse_float("--learning-rate", v, 1e-12, 10.0, &o->learning_rate);
-    } else if ((r = arg_value(argc, argv, i, "--optimizer", &v))) {
-        return r > 0 &&
-            parse_choice("--optimizer", v, !charrnn_optim_parse(v, &o->optimizer),
-                         "adam or rmsprop");
-    } else if ((r = arg_value(argc, argv, i, "--lr-decay", &v))) {
-        return r > 0 && parse_float("--lr-decay", v, 1e-6, 1.0, &o->lr_decay);
-    } else if ((r = arg_value(argc, argv, i, "--lr-decay-after", &v))) {
-        return r > 0 && parse_double("--lr-decay-after", v, 0.0, 1e9, &o->lr_decay_after);
-    } else if ((r = arg_value(argc, argv, i, "--grad-clip", &v))) {
-        return r > 0 && parse_float("--grad-clip", v, 0.0, 1e9, &o->grad_clip);
-    } else if ((r = arg_value(argc, argv, i, "--train-frac", &v))) {
-        return r > 0 && parse_double("--train-frac", v, 1e-9, 1.0, &o->train_frac);
-    } else if ((r = arg_value(argc, argv, i, "--val-frac", &v))) {
-        return r > 0 && parse_double("--val-frac", v, 0.0, 1.0, &o->val_frac);
-    } else if ((r = arg_value(argc, argv, i, "--eval-every", &v))) {
-        return r > 0 && parse_long("--eval-every", v, 1, 1000000000000L, &o->eval_every);
-    } else if ((r = arg_value(argc, argv, i, "--stream-eval-chars", &v))) {
-        return r > 0 &&
-            parse_long("--stream-eval-chars", v, 0, 1000000000000L, &o->stream_eval_chars);
-    } else if ((r = arg_value(argc, argv, i, "--seed", &v))) {
-        return r > 0 && parse_u64("--seed", v, &o->seed);
-    } else if ((r = arg_value(argc, argv, i, "--init-range", &v))) {
-        return r > 0 && parse_float("--init-range", v, 0.0, 10.0, &o->init.range);
-    } else if ((r = arg_value(argc, argv, i, "--forget-bias", &v))) {
-        if (r > 0 && !strcmp(v, "none")) {
-            o->init.forget_bias = NAN;
-            return 1;
-        }
-        return r > 0 && parse_float("--forget-bias", v, -100.0, 100.0, &o->init.forget_bias);
-    } else if ((r = arg_value(argc, argv, i, "--init-from", &v))) {
-        return r > 0 && (o->init_from = v);
-    } else if ((r = arg_value(argc, argv, i, "--publish", &v))) {
-        return r > 0 && (o->publish = v);
-    } else if ((r = arg_value(argc, argv, i, "--publish-dtype", &v))) {
-        return r > 0 &&
-            parse_choice("--publish-dtype", v, !charrnn_dtype_parse(v, &o->publish_dtype, NULL, 0),
-                         "f32, bf16 or int8");
-    } else if ((r = arg_value(argc, argv, i, "--threads", &v))) {
-        return r > 0 && parse_int("--threads", v, 0, 8, &f->threads);
-    } else if ((r = arg_value(argc, argv, i, "--blas-threads", &v))) {
-        return r > 0 && parse_int("--blas-threads", v, 1, 8, &f->blas_threads);
-    } else if ((r = arg_value(argc, argv, i, "--log", &v))) {
-        return r > 0 && (f->log_path = v);
-    } else if ((r = arg_value(argc, argv, i, "--print-every", &v))) {
-        return r > 0 && parse_long("--print-every", v, 1, 1000000000L, &f->u.print_every);
-    }
-    return -1;
+    return flag_table_take(rows, NROWS, ctx, argc, argv, i);
 }
 
 static int train(int argc, char **argv, const dist *d)
 {
     /* Only rank 0 reports progress; the others print only their errors. */
     const int rank0 = d->comm.rank == 0;
-    opts f = {charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0}, 0, 1, NULL};
+    opts f = defaults(d);
     int pr = args_parse(argc, argv, flag, &f, rank0 ? usage : no_usage);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;

@@ -97,6 +97,21 @@ case_errors() {
     run_err "--stream-eval-chars: -1 is out of range" \
         tiny_train --data "$T" --checkpoint-dir "$CK" --stream-eval-chars -1
 
+    echo "== charrnn-train: every flag its --help lists is one it takes"
+    "$TRAIN" --help >"$WORK/help"
+    n=0
+    for f in $(grep -oE '^  --[a-z-]+' "$WORK/help"); do
+        [ "$f" = --help ] && continue
+        rc=0
+        "$TRAIN" "$f" >/dev/null 2>"$WORK/err" </dev/null || rc=$?
+        if grep -qF "unknown argument" "$WORK/err"; then
+            fail "--help lists $f but the parser does not take it"
+        fi
+        n=$((n + 1))
+    done
+    [ "$n" -ge 25 ] || fail "--help lists only $n flags"
+    echo "ok: $n flags"
+
     echo "== a good checkpoint to break"
     tiny_train --data "$T" --checkpoint-dir "$CK" --max-iters 3 --seed 1
     local GOOD="$CK/latest.safetensors"

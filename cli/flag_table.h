@@ -1,0 +1,47 @@
+/* A front end's flags as one table: each row holds the flag, where its value
+ * goes, its limits and its help line, so the parser, the range in an error
+ * and the usage text (defaults included) cannot drift apart. charrnn-serve
+ * does the same for its flags and variables (server/config.c). */
+#ifndef CHARRNN_CLI_FLAG_TABLE_H
+#define CHARRNN_CLI_FLAG_TABLE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum flag_kind {
+    FLAG_STR,    /* const char *: the argument itself */
+    FLAG_SWITCH, /* int set to 1; takes no value */
+    FLAG_INT,    /* int in [lo, hi] */
+    FLAG_LONG,   /* long in [lo, hi] */
+    FLAG_FLOAT,  /* float, read as a double in [lo, hi] */
+    FLAG_DOUBLE, /* double in [lo, hi] */
+    FLAG_U64,    /* uint64_t, any */
+    FLAG_CUSTOM  /* parse() below */
+} flag_kind;
+
+typedef struct flag_row {
+    const char *name; /* "--rnn-size" */
+    flag_kind kind;
+    size_t offset; /* of the value in the front end's options struct */
+    double lo, hi;
+    /* FLAG_CUSTOM: parses v into dst, reporting a bad value as args.h's
+     * parsers do (0), 1 when taken. */
+    int (*parse)(const char *flag, const char *v, void *dst);
+    /* Optional: the default at dst as the flag takes it (FLAG_CUSTOM, or a
+     * number whose default reads better as a word); NULL: printed by kind. */
+    void (*show)(const void *dst, char *buf, size_t n);
+    const char *arg;  /* the value's name in the usage ("N"); NULL for a switch */
+    const char *help; /* lines separated by '\n'; the default is appended */
+    int no_default;   /* 1: print no default (a path, a switch) */
+} flag_row;
+
+/* args_parse's one() for a table: matches argv[*i] against the rows, stores
+ * the checked value at base + offset; 1 taken, 0 bad value (reported), -1
+ * unknown flag. */
+int flag_table_take(const flag_row *rows, size_t n, void *base, int argc, char **argv, int *i);
+
+/* The rows' usage lines, each default read from defaults (an options struct
+ * holding the defaults, laid out like base). */
+void flag_table_usage(FILE *f, const flag_row *rows, size_t n, const void *defaults);
+
+#endif
