@@ -94,6 +94,44 @@ async function scoring(page, shotPath) {
   await page.screenshot({ path: shotPath });
 }
 
+// The sampling controls: what the page sends is what the fields say, and the
+// text it shows is what the API gives for that body.
+async function controls(page) {
+  const set = { top_k: "7", min_p: "0.05", repetition_penalty: "1.3", presence_penalty: "0.5",
+                penalty_window: "32" };
+  await page.click("#controls summary");
+  await page.fill("#prime", "the ");
+  await page.fill("#length", "200");
+  await page.fill("#temperature", "1");
+  await page.fill("#seed", "7");
+  for (const [id, v] of Object.entries(set)) await page.fill("#" + id, v);
+  await page.fill("#stop-strings", "\\n\\n\nzzz");
+  let sent = null;
+  const grab = (req) => { if (req.url().endsWith("/sample") && req.method() === "POST") sent = req.postData(); };
+  page.on("request", grab);
+  await page.click("#run");
+  await page.waitForFunction(() => /finish:/.test(document.getElementById("status").textContent) ||
+                                   document.getElementById("status").classList.contains("error"),
+                             null, { timeout: WAIT_MS });
+  page.off("request", grab);
+  const status = await page.textContent("#status");
+  if (!/finish:/.test(status)) return fail("controls: the generation failed: " + status);
+  const body = JSON.parse(sent || "null");
+  if (!body) return fail("no /sample request seen");
+  for (const [id, v] of Object.entries(set))
+    if (body[id] !== Number(v)) fail(`sent ${id} = ${JSON.stringify(body[id])}, the field says ${v}`);
+  if (JSON.stringify(body.stop) !== JSON.stringify(["\n\n", "zzz"]))
+    fail("stop lines sent as " + JSON.stringify(body.stop));
+  if ("top_p" in body || "frequency_penalty" in body || "regex" in body)
+    fail("empty fields were sent: " + sent);
+  const shownText = await page.textContent("#generated");
+  const want = await api(page, "/sample", { ...body, stream: false, seed: 7 });
+  if (want.text !== shownText) fail(`page shows ${JSON.stringify(shownText.slice(0, 40))}, API gives ${JSON.stringify(String(want.text).slice(0, 40))}`);
+  else console.log(`ok: the controls are sent as set and the page shows the API's text (${[...shownText].length} chars)`);
+  for (const id of Object.keys(set)) await page.fill("#" + id, "");
+  await page.fill("#stop-strings", "");
+}
+
 (async () => {
   const browser = await launch();
   try {
@@ -135,6 +173,8 @@ async function scoring(page, shotPath) {
     else console.log("ok: same seed, same text");
     await probabilities(page, shot.replace(/\.png$/, "-probs.png"));
     await scoring(page, shot.replace(/\.png$/, "-score.png"));
+    await page.click("#tab-generate");
+    await controls(page);
   } finally {
     await browser.close();
   }
