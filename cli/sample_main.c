@@ -26,7 +26,8 @@ static void usage(FILE *f)
             "  --length N          characters to generate (200)\n"
             "  --prime TEXT        text fed to the model first (\"\")\n"
             "  --temperature T     0 = argmax, else 0 < T <= 10 (1.0)\n"
-            "  --seed N            random seed, unsigned 64-bit (random; printed with --verbose)\n"
+            "  --seed N            random seed, unsigned 64-bit (random, below 2^53; printed with\n"
+            "                      --verbose)\n"
             "  --top-k K           keep the K most likely characters (0 = off)\n"
             "  --top-p P           nucleus sampling, 0 < P <= 1 (1 = off)\n"
             "  --min-p P           drop characters less likely than P times the most likely\n"
@@ -182,7 +183,7 @@ int main(int argc, char **argv)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         uint64_t x = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
-        p.seed = charrnn_splitmix64(&x);
+        p.seed = charrnn_user_seed(charrnn_splitmix64(&x));
     }
     p.prime = prime;
     p.prime_len = strlen(prime);

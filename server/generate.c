@@ -1,6 +1,8 @@
 /* The one generation path (generate.h). */
 #include "generate.h"
 
+#include "charrnn/rng.h"
+
 #include "log.h"
 #include "random_bytes.h"
 
@@ -46,6 +48,8 @@ int gen_seed(req_ctx *c, int has_seed, uint64_t *seed, enum MHD_Result *ret)
                             "cannot draw a random seed (%s); give a 'seed'", strerror(e));
         return -1;
     }
+    if (!has_seed)
+        *seed = charrnn_user_seed(*seed);
     c->seed = *seed;
     return 0;
 }

@@ -23,4 +23,14 @@ float charrnn_rng_uniform_f(charrnn_rng *r);
 /* splitmix64 step, exposed for deriving seeds (e.g. per-stream seeds). */
 uint64_t charrnn_splitmix64(uint64_t *x);
 
+/* A seed a program draws for its user (charrnn-serve for a request without
+ * one, charrnn-sample without --seed) from 64 random bits: their top 53, so
+ * below 2^53. Every JSON parser reads such a number exactly (JavaScript's
+ * numbers are doubles), so a client can always send back the seed it was
+ * given. Users may still give any uint64. */
+static inline uint64_t charrnn_user_seed(uint64_t random_bits)
+{
+    return random_bits >> 11;
+}
+
 #endif
