@@ -7,7 +7,16 @@
 #include <stdint.h>
 #include <string.h>
 
-int flag_table_take(const flag_row *rows, size_t n, void *base, int argc, char **argv, int *i)
+int flag_table_seen(const flag_row *rows, size_t n, const unsigned char *seen, const char *name)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!strcmp(rows[k].name, name))
+            return seen[k];
+    return 0;
+}
+
+int flag_table_take(const flag_row *rows, size_t n, void *base, unsigned char *seen, int argc,
+                    char **argv, int *i)
 {
     for (size_t k = 0; k < n; k++) {
         const flag_row *r = &rows[k];
@@ -16,6 +25,8 @@ int flag_table_take(const flag_row *rows, size_t n, void *base, int argc, char *
             if (strcmp(argv[*i], r->name) != 0)
                 continue;
             *(int *)dst = 1;
+            if (seen)
+                seen[k] = 1;
             return 1;
         }
         const char *v;
@@ -24,6 +35,8 @@ int flag_table_take(const flag_row *rows, size_t n, void *base, int argc, char *
             return 0;
         if (m == 0)
             continue;
+        if (seen)
+            seen[k] = 1;
         switch (r->kind) {
         case FLAG_STR: *(const char **)dst = v; return 1;
         case FLAG_INT: return parse_int(r->name, v, (int)r->lo, (int)r->hi, dst);

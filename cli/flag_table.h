@@ -36,9 +36,13 @@ typedef struct flag_row {
 } flag_row;
 
 /* args_parse's one() for a table: matches argv[*i] against the rows, stores
- * the checked value at base + offset; 1 taken, 0 bad value (reported), -1
- * unknown flag. */
-int flag_table_take(const flag_row *rows, size_t n, void *base, int argc, char **argv, int *i);
+ * the checked value at base + offset and sets seen[row] (seen may be NULL);
+ * 1 taken, 0 bad value (reported), -1 unknown flag. */
+int flag_table_take(const flag_row *rows, size_t n, void *base, unsigned char *seen, int argc,
+                    char **argv, int *i);
+
+/* Whether the flag called name was given (seen as flag_table_take left it). */
+int flag_table_seen(const flag_row *rows, size_t n, const unsigned char *seen, const char *name);
 
 /* The rows' usage lines, each default read from defaults (an options struct
  * holding the defaults, laid out like base). */

@@ -37,6 +37,7 @@ typedef struct ui {
     double last_draw;
     const dist *d;
     int threads;
+    double test_frac; /* of the text left for the test split: 1 - train - val */
 } ui;
 
 static void json_line(ui *u, const char *line)
@@ -163,11 +164,23 @@ static void on_done(void *ctx, const charrnn_progress *p, float val, float test,
     char v[32], t[32];
     snprintf(v, sizeof v, isfinite(val) ? "%.6f" : "null", (double)val);
     snprintf(t, sizeof t, isfinite(test) ? "%.6f" : "null", (double)test);
+    /* The default split (char-rnn's 95 % + 5 %) leaves no test text: say so
+     * rather than print a bare null. */
+    const char *why = isfinite(test) ? NULL
+        : u->test_frac < 1e-9        ? "no test split: --train-frac + --val-frac leave no text for "
+                                       "it (e.g. --train-frac 0.9 keeps 5 %)"
+                                     : "the test split is shorter than one batch";
     if (u->tty && !u->quiet)
-        fprintf(stderr, "%s after %ld iterations: val loss %s, test loss %s\n",
-                interrupted ? "stopped" : "done", p->iter, v, t);
-    emit(u, "{\"event\":\"done\",\"iter\":%ld,\"val_loss\":%s,\"test_loss\":%s,\"interrupted\":%s}",
-         p->iter, v, t, interrupted ? "true" : "false");
+        fprintf(stderr, "%s after %ld iterations: val loss %s, test loss %s%s%s%s\n",
+                interrupted ? "stopped" : "done", p->iter, v, t, why ? " (" : "", why ? why : "",
+                why ? ")" : "");
+    char *w = why ? json_string(why) : NULL;
+    emit(u,
+         "{\"event\":\"done\",\"iter\":%ld,\"val_loss\":%s,\"test_loss\":%s%s%s,"
+         "\"interrupted\":%s}",
+         p->iter, v, t, w ? ",\"test_loss_note\":" : "", w ? w : "",
+         interrupted ? "true" : "false");
+    free(w);
 }
 
 typedef struct opts {
@@ -175,6 +188,7 @@ typedef struct opts {
     ui u;
     int threads, blas_threads;
     const char *log_path;
+    unsigned char seen[32]; /* the rows given (flag_table_take) */
 } opts;
 
 static int parse_cell(const char *flag, const char *v, void *dst)
@@ -285,10 +299,12 @@ static const flag_row rows[] = {
     {"--quiet", FLAG_SWITCH, O(u.quiet), 0, 0, NULL, NULL, NULL, "no progress on stderr", 1},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
+_Static_assert(NROWS <= sizeof(((opts *)0)->seen), "opts.seen holds a byte per row");
 
 static opts defaults(const dist *d)
 {
-    return (opts){charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0}, 0, 1, NULL};
+    return (opts){
+        charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0, 0}, 0, 1, NULL, {0}};
 }
 
 static void usage(FILE *f)
@@ -309,7 +325,8 @@ static void usage(FILE *f)
 /* One command-line argument (args_parse's contract). */
 static int flag(void *ctx, int argc, char **argv, int *i)
 {
-    return flag_table_take(rows, NROWS, ctx, argc, argv, i);
+    opts *f = ctx;
+    return flag_table_take(rows, NROWS, f, f->seen, argc, argv, i);
 }
 
 static int train(int argc, char **argv, const dist *d)
@@ -321,7 +338,17 @@ static int train(int argc, char **argv, const dist *d)
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
     charrnn_train_opts o = f.o;
+    const struct {
+        const char *flag;
+        unsigned bit;
+    } arch[] = {{"--cell", CHARRNN_GIVEN_CELL},
+                {"--rnn-size", CHARRNN_GIVEN_RNN_SIZE},
+                {"--num-layers", CHARRNN_GIVEN_NUM_LAYERS}};
+    for (size_t k = 0; k < sizeof arch / sizeof arch[0]; k++)
+        if (flag_table_seen(rows, NROWS, f.seen, arch[k].flag))
+            o.given |= arch[k].bit;
     ui u = f.u;
+    u.test_frac = 1.0 - o.train_frac - o.val_frac;
     u.quiet |= !rank0;
     int threads = f.threads;
     const int blas_threads = f.blas_threads;

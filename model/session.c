@@ -69,6 +69,7 @@ typedef struct run {
     charrnn_lossplot *plot; /* NULL if it could not be allocated: plotting is optional */
     int plot_lost;          /* the resumed checkpoint's loss history was unreadable */
     char *init_json;        /* {"range": R, "forget_bias": F or null}: how the weights began */
+    char changes[400];      /* a resumed run's settings that differ from the checkpoint's */
 } run;
 
 /* Mean loss over a whole split from a zero state; NaN when the split is empty. */
@@ -83,6 +84,13 @@ static float evaluate(run *r, const charrnn_split *s)
         sum += charrnn_trainer_forward(r->tr, r->x, r->y, CHARRNN_MODE_EVAL);
     }
     return (float)(sum / (double)s->nbatches);
+}
+
+/* The shards the batch is split into: threads x ranks. The gradient's sum
+ * order, so the trained bits, depend on it. */
+static int shards_of(const charrnn_train_opts *o)
+{
+    return o->threads * (o->comm ? o->comm->size : 1);
 }
 
 static char *train_json(const run *r, float val)
@@ -121,6 +129,7 @@ static char *train_json(const run *r, float val)
     cJSON_AddNumberToObject(j, "val_frac", o->val_frac);
     cJSON_AddNumberToObject(j, "max_epochs", o->max_epochs);
     cJSON_AddNumberToObject(j, "max_iters", (double)o->max_iters);
+    cJSON_AddNumberToObject(j, "shards", shards_of(o));
     char seed[24];
     snprintf(seed, sizeof seed, "%" PRIu64, r->seed);
     cJSON_AddStringToObject(j, "seed", seed);
@@ -373,6 +382,95 @@ static char *init_of(const charrnn_st_file *f)
     return s;
 }
 
+/* The architecture flags given with --init-from must be the checkpoint's. */
+static int check_given_arch(const charrnn_train_opts *o, const charrnn_config *c, char *err,
+                            size_t errlen)
+{
+    const char *why = "a model continued from a checkpoint keeps its architecture; leave the "
+                      "flag out";
+    if ((o->given & CHARRNN_GIVEN_CELL) && o->cell != c->cell)
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "--cell %s differs from the checkpoint's %s: %s",
+                            charrnn_cell_name(o->cell), charrnn_cell_name(c->cell), why);
+    if ((o->given & CHARRNN_GIVEN_RNN_SIZE) && o->rnn_size != c->hidden_size)
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "--rnn-size %d differs from the checkpoint's %d: %s", o->rnn_size,
+                            c->hidden_size, why);
+    if ((o->given & CHARRNN_GIVEN_NUM_LAYERS) && o->num_layers != c->num_layers)
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "--num-layers %d differs from the checkpoint's %d: %s", o->num_layers,
+                            c->num_layers, why);
+    return CHARRNN_OK;
+}
+
+/* The shortest %g form of f that reads back as f. */
+static const char *short_float(float f, char *buf, size_t n)
+{
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f)
+            break;
+    }
+    return buf;
+}
+
+/* Appends "name old -> new" to buf (", "-separated). */
+static void add_change(char *buf, size_t n, const char *name, const char *was, const char *now)
+{
+    size_t len = strlen(buf);
+    if (len < n)
+        snprintf(buf + len, n - len, "%s%s %s -> %s", len ? ", " : "", name, was, now);
+}
+
+/* The settings of this run that change the trained bits and differ from the
+ * ones the checkpoint f recorded, into r->changes ("" when none). Floats
+ * compare as the options hold them; a setting the checkpoint did not record
+ * (an older file) is not reported. */
+static void resume_changes(run *r, const charrnn_st_file *f)
+{
+    const charrnn_train_opts *o = r->o;
+    const char *tj = charrnn_st_meta_get(f, "train");
+    cJSON *j = tj ? cJSON_Parse(tj) : NULL;
+    char *out = r->changes, a[48], b[48];
+    const size_t n = sizeof r->changes;
+    *out = '\0';
+    const struct {
+        const char *name;
+        double now;
+        int is_float;
+    } nums[] = {
+        {"dropout", o->dropout, 1},     {"learning_rate", o->learning_rate, 1},
+        {"lr_decay", o->lr_decay, 1},   {"lr_decay_after", o->lr_decay_after, 0},
+        {"grad_clip", o->grad_clip, 1}, {"train_frac", o->train_frac, 0},
+        {"val_frac", o->val_frac, 0},   {"shards", shards_of(o), 0},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, nums[i].name);
+        if (!cJSON_IsNumber(v))
+            continue;
+        const double was = nums[i].is_float ? (double)(float)v->valuedouble : v->valuedouble;
+        if (was == nums[i].now)
+            continue;
+        if (nums[i].is_float) {
+            short_float((float)was, a, sizeof a);
+            short_float((float)nums[i].now, b, sizeof b);
+        } else {
+            snprintf(a, sizeof a, "%.15g", was);
+            snprintf(b, sizeof b, "%.15g", nums[i].now);
+        }
+        add_change(out, n,
+                   !strcmp(nums[i].name, "shards") ? "shards (threads x ranks)" : nums[i].name, a,
+                   b);
+    }
+    const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optimizer");
+    if (cJSON_IsString(opt) && strcmp(opt->valuestring, charrnn_optim_name(o->optimizer)))
+        add_change(out, n, "optimizer", opt->valuestring, charrnn_optim_name(o->optimizer));
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(j, "data_sha256");
+    if (cJSON_IsString(sha) && strcmp(sha->valuestring, r->corpus->sha256))
+        add_change(out, n, "data", "the checkpoint's text", "another text");
+    cJSON_Delete(j);
+}
+
 static int setup(run *r, charrnn_st_file **ckpt, char *err, size_t errlen)
 {
     const charrnn_train_opts *o = r->o;
@@ -381,6 +479,8 @@ static int setup(run *r, charrnn_st_file **ckpt, char *err, size_t errlen)
         if ((rc = charrnn_st_read(o->init_from, ckpt, err, errlen)))
             return rc;
         if ((rc = charrnn_checkpoint_model(*ckpt, &r->model, err, errlen)))
+            return rc;
+        if ((rc = check_given_arch(o, &r->model->cfg, err, errlen)))
             return rc;
         if (r->model->dtype != CHARRNN_DTYPE_F32) /* training keeps f32 masters */
             return charrnn_fail(err, errlen, CHARRNN_EINVAL,
@@ -457,17 +557,6 @@ static int check_opts(const charrnn_train_opts *o, char *err, size_t errlen)
     return CHARRNN_OK;
 }
 
-/* The shortest %g form of f that reads back as f. */
-static const char *short_float(float f, char *buf, size_t n)
-{
-    for (int prec = 6; prec <= 9; prec++) {
-        snprintf(buf, n, "%.*g", prec, (double)f);
-        if (strtof(buf, NULL) == f)
-            break;
-    }
-    return buf;
-}
-
 /* What every rank must run with: the options that change the numbers or
  * the schedule of collectives (paths may differ between hosts). */
 static void options_text(const run *r, char *buf, size_t n)
@@ -538,6 +627,8 @@ static int start(run *r, int *from_ckpt, int *have_state, char *err, size_t errl
         rc = charrnn_trainer_set_shards(r->tr, o->threads, err, errlen);
     if (rc == CHARRNN_OK && ckpt)
         rc = resume_from(r, ckpt, have_state, err, errlen);
+    if (rc == CHARRNN_OK && *have_state)
+        resume_changes(r, ckpt);
     charrnn_st_free(ckpt);
     if (rc == CHARRNN_OK && !(r->x = malloc((size_t)B * T * 2)))
         rc = charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
@@ -557,6 +648,14 @@ static int start(run *r, int *from_ckpt, int *have_state, char *err, size_t errl
     r->total = by_epochs > 9e15 ? (long)9e15 : (long)ceil(by_epochs);
     if (o->max_iters > 0 && o->max_iters < r->total)
         r->total = o->max_iters;
+    if (r->iter >= r->total) /* a resumed run already there: nothing would be trained */
+        return charrnn_fail(
+            err, errlen, CHARRNN_EINVAL,
+            "the checkpoint is at iteration %ld, and this run stops at iteration %ld (%s): "
+            "nothing to train. --max-iters and --max-epochs count from the start of "
+            "training, not from the checkpoint: give a larger one",
+            r->iter, r->total,
+            o->max_iters > 0 && o->max_iters == r->total ? "--max-iters" : "--max-epochs");
     return CHARRNN_OK;
 }
 
@@ -565,14 +664,16 @@ static void report_start(const run *r, const charrnn_train_callbacks *cb, int st
 {
     if (!cb || !cb->on_start)
         return;
-    char info[400], removed[96] = "";
+    char info[900], removed[96] = "", resumed[460];
+    snprintf(resumed, sizeof resumed,
+             *r->changes ? ", continued with changes: %s" : ", resumed exactly", r->changes);
     if (stale > 0)
         snprintf(removed, sizeof removed, "; removed %d stale temporary file%s of a killed run",
                  stale, stale == 1 ? "" : "s");
     snprintf(info, sizeof info,
              "%zu characters, vocabulary %d, %zu parameters, %ld iterations per epoch%s%s%s",
              r->corpus->n, r->model->cfg.vocab_size, r->model->num_params, r->ipe,
-             have_state      ? ", resumed exactly"
+             have_state      ? resumed
                  : from_ckpt ? ", initialised from a checkpoint"
                              : "",
              r->plot_lost ? "; the checkpoint's loss history is unreadable: loss.svg restarts" : "",

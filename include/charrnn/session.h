@@ -4,6 +4,15 @@
  * plus best.safetensors and latest.safetensors), publishing, test loss, exact
  * resume from a checkpoint, and a clean stop on request.
  *
+ * Resume (init_from a checkpoint with training state) continues the run at
+ * the checkpoint's iteration; max_iters and max_epochs still count from
+ * iteration 0, so a limit the checkpoint has already reached is refused
+ * (nothing would be trained). The start callback's info says "resumed
+ * exactly" only when every setting that changes the bits (data, dropout,
+ * learning rate and its schedule, optimizer, gradient clip, the split, the
+ * shards: threads x ranks) equals the checkpoint's; otherwise "continued
+ * with changes: " and each change, old -> new.
+ *
  * The library never prints: progress reaches the caller through callbacks. */
 #ifndef CHARRNN_SESSION_H
 #define CHARRNN_SESSION_H
@@ -45,7 +54,16 @@ typedef struct charrnn_train_opts {
      * (the same bits as one process with that many threads); only rank 0
      * writes files and only its callbacks matter (the others' run too). */
     const struct charrnn_comm *comm;
+    /* With init_from: the architecture the caller asked for explicitly
+     * (CHARRNN_GIVEN_* bits; cell, rnn_size, num_layers above). A given value
+     * that differs from the checkpoint's is refused, naming both: a resumed
+     * model keeps its architecture. 0: nothing given, nothing checked. */
+    unsigned given;
 } charrnn_train_opts;
+
+#define CHARRNN_GIVEN_CELL 1u
+#define CHARRNN_GIVEN_RNN_SIZE 2u
+#define CHARRNN_GIVEN_NUM_LAYERS 4u
 
 /* char-rnn's defaults (and Adam). */
 charrnn_train_opts charrnn_train_defaults(void);

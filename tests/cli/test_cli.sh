@@ -200,6 +200,32 @@ case_resume() {
         fail "seed 7 and seed 8 trained identical models"
     fi
     echo "ok: resume is bit-exact"
+
+    # What a resume does is said, never silent. The checkpoint is at iteration 40.
+    local R="$WORK/split/latest.safetensors"
+    run_err "the checkpoint is at iteration 40, and this run stops at iteration 5 (--max-iters): nothing to train" \
+        "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/r" --max-iters 5 --init-from "$R"
+    run_err "stops at iteration 40 (--max-iters): nothing to train" \
+        "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/r" --max-iters 40 --init-from "$R"
+    run_err "--rnn-size 32 differs from the checkpoint's 24" \
+        "$TRAIN" "${common[@]}" --rnn-size 32 --checkpoint-dir "$WORK/r" --max-iters 50 --init-from "$R"
+    run_err "--num-layers 1 differs from the checkpoint's 2" \
+        "$TRAIN" "${common[@]}" --num-layers 1 --checkpoint-dir "$WORK/r" --max-iters 50 --init-from "$R"
+    run_err "--cell gru differs from the checkpoint's lstm" \
+        "$TRAIN" "${common[@]}" --cell gru --checkpoint-dir "$WORK/r" --max-iters 50 --init-from "$R"
+    [ ! -e "$WORK/r/latest.safetensors" ] || fail "a refused resume wrote a checkpoint"
+    "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/r1" --max-iters 42 --init-from "$R" --log "$WORK/r1.log"
+    grep -q '"info":"[^"]*, resumed exactly' "$WORK/r1.log" ||
+        fail "the same settings do not say 'resumed exactly': $(head -1 "$WORK/r1.log")"
+    "$TRAIN" "${common[@]}" --checkpoint-dir "$WORK/r2" --max-iters 42 --init-from "$R" \
+        --learning-rate 0.01 --threads 2 --log "$WORK/r2.log"
+    grep -qF 'continued with changes: learning_rate 0.002 -> 0.01, shards (threads x ranks) 1 -> 2' "$WORK/r2.log" ||
+        fail "changed settings are not named: $(head -1 "$WORK/r2.log")"
+    if grep -q 'resumed exactly' "$WORK/r2.log"; then fail "a changed run says 'resumed exactly'"; fi
+    # char-rnn's default split (0.95 + 0.05) leaves no test text: the end says so.
+    grep -qF '"test_loss":null,"test_loss_note":"no test split: --train-frac + --val-frac' "$WORK/r1.log" ||
+        fail "a run without a test split does not say why its test loss is null: $(tail -1 "$WORK/r1.log")"
+    echo "ok: a resume refuses what it cannot honour and names what changed"
 }
 
 case_sample() {
