@@ -32,4 +32,9 @@ typedef struct job_records {
 int job_records_get(engine *e, gen_job *j, const job_result *r, job_records *out);
 void job_records_free(job_records *x);
 
+/* How best_of ranks candidates (/sample and /v1): the mean log-probability
+ * per generated character of n records, skipping prime records and those
+ * without a distribution; -INFINITY when none has one. */
+double records_mean_logprob(const job_rec *rec, size_t n);
+
 #endif

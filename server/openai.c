@@ -383,12 +383,7 @@ static int failed(const choice *c)
  * with one: an unprimed text's first character has none); -inf for none. */
 static double mean_logprob(const choice *c)
 {
-    double sum = 0.0;
-    size_t n = 0;
-    for (size_t i = c->scored; i < c->nrec; i++)
-        if (c->rec[i].has_lp)
-            sum += c->rec[i].lp, n++;
-    return n ? sum / (double)n : -INFINITY;
+    return records_mean_logprob(c->rec + c->scored, c->nrec - c->scored);
 }
 
 /* order[0..m) = the candidates of one prompt, best first when ranking (by

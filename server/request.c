@@ -170,7 +170,8 @@ static const char *const sample_fields[] = {"model",
                                             "repetition_penalty",
                                             "presence_penalty",
                                             "frequency_penalty",
-                                            "penalty_window"};
+                                            "penalty_window",
+                                            "best_of"};
 #define NFIELDS (sizeof sample_fields / sizeof sample_fields[0])
 
 size_t utf8_chars(const char *s, size_t n)
@@ -373,6 +374,10 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
         if (!cJSON_IsBool(v))
             return api_fail(err, 400, INVALID, k, "'stream' must be a boolean");
         r->stream = cJSON_IsTrue(v);
+    } else if (!strcmp(k, "best_of")) {
+        if (json_get_int(v, k, 1, SAMPLE_MAX_BEST_OF, &d, err))
+            return -1;
+        r->best_of = (int)d;
     } else if (!strcmp(k, "logprobs")) {
         /* the upper bound is the model's vocabulary size, checked by the sampler */
         if (json_get_sample_number(v, CHARRNN_SAMPLE_LOGPROBS, &d, err))
@@ -498,6 +503,7 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
     r->frequency_penalty = def.frequency_penalty;
     r->penalty_window = def.penalty_window;
     r->logprobs = -1;
+    r->best_of = 1;
     if ((long)r->length > cfg->max_length)
         r->length = (size_t)cfg->max_length;
     if (!(r->prime = strdup("")))
@@ -506,6 +512,10 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
     int rc = json_object_parse(body, len, sample_fields, NFIELDS, sample_member, &c, err);
     if (!rc && r->logprobs >= 0)
         rc = logprob_budget_check(cfg, r->length, r->logprobs, "logprobs", err);
+    if (!rc && r->best_of > 1 && r->stream)
+        rc = api_fail(err, 400, INVALID, "best_of",
+                      "'best_of' cannot be used with stream: the candidates are ranked once "
+                      "they are complete");
     if (rc)
         sample_request_clear(r);
     return rc;

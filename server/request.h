@@ -29,6 +29,9 @@ int api_fail(api_error *e, unsigned status, const char *type, const char *param,
 int logprob_budget_check(const serve_config *cfg, size_t chars, int k, const char *param,
                          api_error *err);
 
+/* best_of on /sample: candidates of one request at most. */
+#define SAMPLE_MAX_BEST_OF 16
+
 typedef struct sample_request {
     char *model; /* NULL = the default model */
     char *prime; /* never NULL */
@@ -43,6 +46,7 @@ typedef struct sample_request {
     size_t n_stop;
     int stream;
     int logprobs; /* -1 = off; else alternatives per character */
+    int best_of;  /* candidates drawn (seeds seed .. seed + best_of - 1), the best returned */
     float min_p;
     float repetition_penalty, presence_penalty, frequency_penalty;
     int penalty_window;

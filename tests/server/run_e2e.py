@@ -495,6 +495,41 @@ def controls_validation():
 
 
 @test
+def sample_best_of():
+    """best_of on /sample: candidate j is the text of seed + j; the response is
+    the candidate with the highest mean log-probability per character (ties:
+    the lower j), computed here from each candidate asked for alone."""
+    d = ENV.d
+    req = {"prime": "the ", "length": 60, "temperature": 1.5, "seed": 40}
+    alone = []
+    for j in range(5):
+        st, _, b = d.sample(**dict(req, seed=40 + j, logprobs=0))
+        check(st == 200, b)
+        lps = [r["logprob"] for r in b["logprobs"] if r["logprob"] is not None]
+        alone.append((sum(lps) / len(lps), b["text"]))
+    best = max(range(5), key=lambda j: (alone[j][0], -j))
+    check(best != 0, "candidate 0 wins for this seed: the test would not see ranking")
+    st, hdr, b = d.sample(**dict(req, best_of=5))
+    check(st == 200, b)
+    check(b["text"] == alone[best][1], "best_of chose %r, want candidate %d %r"
+          % (b["text"], best, alone[best][1]))
+    check(b["best_of"]["chosen"] == best and b["best_of"]["candidates"] == 5, b["best_of"])
+    check(b["best_of"]["seed"] == 40 + best and b["seed"] == 40, b)
+    check(abs(b["best_of"]["mean_logprob"] - alone[best][0]) < 1e-6, (b["best_of"], alone[best]))
+    check("logprobs" not in b, "records not asked for were returned")
+    check(b["usage"]["candidate_chars"] == 5 * 60 and b["usage"]["generated_chars"] == 60,
+          b["usage"])
+    st, _, b1 = d.sample(**dict(req, best_of=1))
+    check(st == 200 and b1["text"] == alone[0][1] and "best_of" not in b1, b1)
+    st, _, b2 = d.sample(**dict(req, best_of=3, logprobs=2))
+    check(st == 200 and len(b2["logprobs"]) == 60 and len(b2["logprobs"][0]["top"]) == 2, b2)
+    J = {"Content-Type": "application/json"}
+    for body in ['{"best_of": 0}', '{"best_of": 17}', '{"best_of": 2.5}', '{"best_of": "2"}',
+                 '{"best_of": 2, "stream": true}']:
+        expect_error(d.json("POST", "/sample", body, J), 400, "best_of")
+
+
+@test
 def same_text_as_cli_16_concurrent():
     cases = [dict(c, seed=c["seed"] + 1000 * i) for i in range(2) for c in CASES]
     want = [cli_for(c) for c in cases]
