@@ -309,9 +309,9 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
         : V1_MAX_CHOICES;
     if (!rc && r->n_prompt * (size_t)r->n > max_choices)
         rc = api_fail(err, 400, INVALID, "n",
-                      "%zu prompts x n = %d is more than %zu choices in one request (the "
-                      "server's --max-choices-per-request)",
-                      r->n_prompt, r->n, max_choices);
+                      "%zu prompts x n %d = %zu choices; the limit is %zu per request "
+                      "(--max-choices-per-request)",
+                      r->n_prompt, r->n, r->n_prompt * (size_t)r->n, max_choices);
     r->best_of = c.best_of;
     if (!rc && c.best_of && c.best_of < r->n)
         rc = api_fail(err, 400, INVALID, "best_of", "'best_of' (%d) must be at least n (%d)",
@@ -322,9 +322,9 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
                       "they are all generated");
     if (!rc && c.best_of > r->n && r->n_prompt * (size_t)c.best_of > max_choices)
         rc = api_fail(err, 400, INVALID, "best_of",
-                      "%zu prompts x best_of = %d is more than %zu candidates in one request (the "
-                      "server's --max-choices-per-request)",
-                      r->n_prompt, c.best_of, max_choices);
+                      "%zu prompts x best_of %d = %zu candidates; the limit is %zu per request "
+                      "(--max-choices-per-request)",
+                      r->n_prompt, c.best_of, r->n_prompt * (size_t)c.best_of, max_choices);
     if (!rc && r->logprobs >= 0) { /* every choice: its generated characters, and the echo */
         size_t chars = 0;
         for (size_t i = 0; i < r->n_prompt; i++)

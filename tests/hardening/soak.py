@@ -293,8 +293,10 @@ def main():
                 want = out[len("the "):]
             cases.append({"req": req, "want": want})
         max_body = 65536
+        # --max-client-share 0: the 16 clients all come from 127.0.0.1, one
+        # client to the share, and the global limit is what this soak loads
         d = Daemon(SERVE, models, "--max-concurrent", "4", "--max-queue", "4",
-                   "--access-log", "off")
+                   "--max-client-share", "0", "--access-log", "off")
         port = d.port
         # warm-up: every code path once, then the baseline
         for c in cases:
