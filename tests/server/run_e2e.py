@@ -567,7 +567,9 @@ def batch_invariance_32_concurrent():
     cases = batch_invariance_cases()
     want = [cli_for(c, ckpt[c.get("model", "wide")]) for c in cases]
     for workers in ("0", "1"):
-        flags = ["--default-model", "wide", "--max-length", "5000", "--max-batch", "32"]
+        # 40 clients on one address: no client share, so that all run at once
+        flags = ["--default-model", "wide", "--max-length", "5000", "--max-batch", "32",
+                 "--max-client-share", "0"]
         if workers != "0":
             flags += ["--workers", workers]
         d = Daemon(mdir, *flags)
