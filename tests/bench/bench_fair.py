@@ -13,7 +13,10 @@ quiet client (127.0.0.2) sends --requests small requests one after another
 ({"prompt": "ROMEO:", "max_tokens": --small-tokens}), idle first, then with
 the flood running. Prints the flood's statuses, the daemon's running and
 queued counts, and the small requests' p50/p99 latency in both phases and
-their ratio. Timing only: nothing is asserted (the machine may be shared).
+their ratio. Then, for comparison, the issue's flood as it was sent on a
+daemon with both limits off (--max-client-share 0 --max-choices-per-request
+64, what admission was before): the other client's statuses. Timing only:
+nothing is asserted (the machine may be shared).
 
 usage: bench_fair.py [--build build] [--model deploy/models/shakespeare.safetensors]
                      [--requests 40] [--small-tokens 20] [--serve-args "..."]"""
@@ -92,15 +95,16 @@ def metric(port, name):
 
 
 def small_requests(port, n, tokens):
-    lat = []
+    """The latencies of the small requests answered 200 (sorted), and every status."""
+    lat, statuses = [], []
     for _ in range(n):
         t0 = time.perf_counter()
         st, _, body = request(port, "POST", "/v1/completions",
                               {"prompt": "ROMEO:", "max_tokens": tokens}, source="127.0.0.2")
-        lat.append(time.perf_counter() - t0)
-        if st != 200:
-            sys.exit("small request: %d %s" % (st, body[:200]))
-    return sorted(lat)
+        statuses.append(st)
+        if st == 200:
+            lat.append(time.perf_counter() - t0)
+    return sorted(lat), statuses
 
 
 def pct(xs, p):
@@ -124,7 +128,7 @@ def main():
         print("load average %s; cpus %d" % (" ".join("%.2f" % x for x in os.getloadavg()),
                                              os.cpu_count()))
         small_requests(port, 3, a.small_tokens)  # warm-up
-        idle = small_requests(port, a.requests, a.small_tokens)
+        idle, _ = small_requests(port, a.requests, a.small_tokens)
         st, _, body = request(port, "POST", "/v1/completions", dict(FLOOD, stream=False))
         print("the issue's flood request (4 prompts x n 16): %d %s" % (
             st, json.loads(body)["error"]["message"] if st != 200 else ""))
@@ -136,7 +140,9 @@ def main():
         time.sleep(1)
         active, queued = metric(port, "charrnn_active_requests"), metric(
             port, "charrnn_queued_requests")
-        busy = small_requests(port, a.requests, a.small_tokens)
+        busy, statuses = small_requests(port, a.requests, a.small_tokens)
+        if len(busy) < len(statuses):
+            sys.exit("small requests during the flood: statuses %s" % statuses)
         active2 = metric(port, "charrnn_active_requests")
         print("during the flood: %d running, %d queued (%d running after the small requests)" %
               (active, queued, active2))
@@ -148,6 +154,24 @@ def main():
         print("\nflood / idle: p50 %.1fx, p99 %.1fx" % (pct(busy, 50) / pct(idle, 50),
                                                        pct(busy, 99) / pct(idle, 99)))
         print("load average after: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
+    finally:
+        for s in streams:
+            s.close()
+        proc.terminate()
+        proc.wait(60)
+    # Before issue 26: the same flood, as the issue sent it, with the limits off
+    proc, port = start(a.build, work, shlex.split(a.serve_args) + [
+        "--max-client-share", "0", "--max-choices-per-request", "64"])
+    streams = []
+    try:
+        for _ in range(5):
+            streams.append(Stream(port, FLOOD))
+        time.sleep(1)
+        _, statuses = small_requests(port, 10, a.small_tokens)
+        print("\nlimits off (--max-client-share 0 --max-choices-per-request 64), the issue's "
+              "flood: statuses %s, %d running, %d queued; the other client's small requests: %s" %
+              ([s.status for s in streams], metric(port, "charrnn_active_requests"),
+               metric(port, "charrnn_queued_requests"), statuses))
     finally:
         for s in streams:
             s.close()
