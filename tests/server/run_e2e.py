@@ -1462,6 +1462,10 @@ def flood_leaves_room_for_another_client():
     (before, all 10 choices got in: 8 running and 2 queued, and everyone else
     waited behind them). Another client's small requests still succeed while
     the flood runs."""
+    bad = subprocess.run([SERVE, "--max-client-share", "2", "--max-choices-per-request", "3"],
+                         stderr=subprocess.PIPE, timeout=30)
+    check(bad.returncode == 2 and b"--max-choices-per-request (3) is more than "
+          b"--max-client-share (2)" in bad.stderr, bad.stderr)
     d = small_daemon("--max-concurrent", "8", "--max-queue", "32")
     flood = []
     try:
