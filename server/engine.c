@@ -834,8 +834,10 @@ void engine_job_set_client(gen_job *j, const char *id)
 
 int engine_submit_all(engine *e, gen_job *const *jobs, size_t n)
 {
+    if (n == 0)
+        return 0;
     pthread_mutex_lock(&e->mu);
-    client *c = e->shutting || n == 0 ? NULL : client_get(e, jobs[0]->client);
+    client *c = e->shutting ? NULL : client_get(e, jobs[0]->client);
     int share = e->cfg.max_client_share;
     size_t room = (size_t)(e->cfg.max_active > e->active ? e->cfg.max_active - e->active : 0) +
         (size_t)(e->cfg.max_queue > e->queued ? e->cfg.max_queue - e->queued : 0);
