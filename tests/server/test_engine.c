@@ -252,10 +252,19 @@ static void wait_output(engine *e, gen_job *j)
     }
 }
 
-static void cancel_release(engine *e, gen_job *j)
+/* Submits jobs[0..n) in order; each must be admitted or queued. */
+static void submit_each(engine *e, gen_job *const *jobs, size_t n)
 {
-    engine_cancel(e, j);
-    engine_job_release(e, j);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(engine_submit(e, jobs[i]), 0);
+}
+
+static void cancel_release(engine *e, gen_job *const *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        engine_cancel(e, jobs[i]);
+        engine_job_release(e, jobs[i]);
+    }
 }
 
 enum { LONG = 100000000 }; /* characters: runs until cancelled */
@@ -269,49 +278,44 @@ START_TEST(fair_queue_between_clients)
     engine_config cfg = {1, 8, 1, 8, 0, 1, 0, NULL, 0};
     engine *e = NULL;
     ck_assert_int_eq(engine_create(&cfg, &e), 0);
-    gen_job *a1 = client_job("a", 1, LONG), *a2 = client_job("a", 2, LONG),
-            *a3 = client_job("a", 3, LONG), *b1 = client_job("b", 4, 10);
-    ck_assert_int_eq(engine_submit(e, a1), 0);
-    ck_assert_int_eq(engine_submit(e, a2), 0);
-    ck_assert_int_eq(engine_submit(e, a3), 0);
-    ck_assert_int_eq(engine_submit(e, b1), 0);
+    gen_job *a[3] = {client_job("a", 1, LONG), client_job("a", 2, LONG), client_job("a", 3, LONG)},
+            *b1 = client_job("b", 4, 10);
+    submit_each(e, a, 3);
+    submit_each(e, &b1, 1);
     engine_stats st;
     engine_stats_get(e, &st);
     ck_assert_int_eq(st.active, 1);
     ck_assert_int_eq(st.queued, 3);
     ck_assert_int_eq(st.clients, 2);
-    engine_cancel(e, a1);
+    engine_cancel(e, a[0]);
     wait_end(e, b1);
     job_result r;
     engine_job_result(e, b1, &r);
     ck_assert_int_eq(r.end, JOB_FINISHED);
-    wait_output(e, a2); /* a's own jobs in their order: a2, not a3 */
-    ck_assert_int_eq(engine_job_wait(e, a3, 0), 0);
+    wait_output(e, a[1]); /* a's own jobs in their order: a2, not a3 */
+    ck_assert_int_eq(engine_job_wait(e, a[2], 0), 0);
     engine_stats_get(e, &st);
     ck_assert_int_eq(st.active, 1);
     ck_assert_int_eq(st.queued, 1);
     ck_assert_int_eq(st.clients, 1);
     engine_job_release(e, b1);
-    cancel_release(e, a1), cancel_release(e, a2), cancel_release(e, a3);
+    cancel_release(e, a, 3);
 
     /* Two slots, each client runs one and queues one (a's first): when b's
      * running job leaves, b has fewer running jobs than a, so b's queued job
      * starts although a's came earlier. */
-    gen_job *x1 = client_job("a", 5, LONG), *y1 = client_job("b", 6, LONG),
-            *x2 = client_job("a", 7, LONG), *y2 = client_job("b", 8, LONG);
+    gen_job *j[4] = {client_job("a", 5, LONG), client_job("b", 6, LONG), client_job("a", 7, LONG),
+                     client_job("b", 8, LONG)};
     engine_free(e);
     cfg.max_active = 2;
     ck_assert_int_eq(engine_create(&cfg, &e), 0);
-    ck_assert_int_eq(engine_submit(e, x1), 0);
-    ck_assert_int_eq(engine_submit(e, y1), 0);
-    ck_assert_int_eq(engine_submit(e, x2), 0);
-    ck_assert_int_eq(engine_submit(e, y2), 0);
-    engine_cancel(e, y1);
-    wait_output(e, y2);
-    ck_assert_int_eq(engine_job_wait(e, x2, 0), 0);
+    submit_each(e, j, 4);
+    engine_cancel(e, j[1]);
+    wait_output(e, j[3]);
+    ck_assert_int_eq(engine_job_wait(e, j[2], 0), 0);
     engine_stats_get(e, &st);
-    ck_assert_int_eq(st.queued, 1); /* x2 */
-    cancel_release(e, x1), cancel_release(e, y1), cancel_release(e, x2), cancel_release(e, y2);
+    ck_assert_int_eq(st.queued, 1); /* a's second */
+    cancel_release(e, j, 4);
     engine_free(e);
 }
 END_TEST
@@ -321,12 +325,10 @@ START_TEST(client_share_and_all_or_none)
     engine_config cfg = {1, 2, 1, 8, 0, 1, 0, NULL, 2};
     engine *e = NULL;
     ck_assert_int_eq(engine_create(&cfg, &e), 0);
-    gen_job *a1 = client_job("a", 1, LONG), *a2 = client_job("a", 2, LONG),
-            *a3 = client_job("a", 3, LONG);
-    ck_assert_int_eq(engine_submit(e, a1), 0);
-    ck_assert_int_eq(engine_submit(e, a2), 0);
-    ck_assert_int_eq(engine_submit(e, a3), ENGINE_SHARE); /* a holds its 2 */
-    engine_job_release(e, a3);
+    gen_job *a[3] = {client_job("a", 1, LONG), client_job("a", 2, LONG), client_job("a", 3, LONG)};
+    submit_each(e, a, 2);
+    ck_assert_int_eq(engine_submit(e, a[2]), ENGINE_SHARE); /* a holds its 2 */
+    engine_job_release(e, a[2]);
     /* b's two jobs fit its share but not the one queue place left: neither
      * is taken; one alone fits */
     gen_job *b[2] = {client_job("b", 4, LONG), client_job("b", 5, LONG)};
@@ -339,11 +341,12 @@ START_TEST(client_share_and_all_or_none)
     ck_assert_int_eq(st.queued, 2);
     ck_assert_uint_eq(st.share_rejected, 1);
     /* a job that ends gives its share back */
-    engine_cancel(e, a2);
-    gen_job *a4 = client_job("a", 6, LONG);
-    ck_assert_int_eq(engine_submit(e, a4), 0);
+    engine_cancel(e, a[1]);
+    a[2] = client_job("a", 6, LONG);
+    ck_assert_int_eq(engine_submit(e, a[2]), 0);
     engine_job_release(e, b[1]);
-    cancel_release(e, a1), cancel_release(e, a2), cancel_release(e, a4), cancel_release(e, b[0]);
+    cancel_release(e, a, 3);
+    cancel_release(e, b, 1);
     engine_free(e);
 }
 END_TEST
