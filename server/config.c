@@ -61,6 +61,14 @@ static const opt opts[] = {
      "generations running at once (default 64)"},
     {"max-queue", "CHARRNN_MAX_QUEUE", OPT_INT, S(max_queue), 0, 1000000, "N",
      "generations waiting for a slot before 503 (default 256)"},
+    {"max-client-share", "CHARRNN_MAX_CLIENT_SHARE", OPT_INT, S(max_client_share), 0, 1000000, "N",
+     "generations one client may hold, running and queued together, so one client cannot take "
+     "every slot; beyond it 429. A client is its API key, or without --api-key-file its IPv4 "
+     "address or IPv6 /64; 0 = no limit (default: half of --max-concurrent)"},
+    {"max-choices-per-request", "CHARRNN_MAX_CHOICES_PER_REQUEST", OPT_INT, S(max_choices), 1,
+     1000000, "N",
+     "choices one /v1/completions request may ask for, prompts x n (or x best_of), up to 64; at "
+     "most --max-client-share (default: a quarter of --max-concurrent)"},
     {"workers", "CHARRNN_WORKERS", OPT_INT, S(workers), 1, 1024, "N",
      "threads stepping generations (default: number of CPUs)"},
     {"worker-nice", "CHARRNN_WORKER_NICE", OPT_INT, S(worker_nice), 0, 19, "N",
@@ -122,6 +130,8 @@ static void defaults(serve_config *c)
     c->max_logprob_entries = 200000;
     c->max_concurrent = 64;
     c->max_queue = 256;
+    c->max_client_share = -1; /* derived from max_concurrent, once that is known */
+    c->max_choices = -1;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;
     c->max_batch = 32;
@@ -287,5 +297,21 @@ int serve_config_parse(serve_config *c, int argc, char **argv, char *err, size_t
     }
     if (c->max_connections_per_ip < 0)
         c->max_connections_per_ip = c->max_connections > 1 ? c->max_connections / 2 : 1;
+    /* A client's share and a request's choices: below the capacity, so one
+     * client (or one request) leaves slots for others. */
+    int explicit_choices = c->max_choices > 0;
+    if (c->max_client_share < 0)
+        c->max_client_share = c->max_concurrent > 1 ? c->max_concurrent / 2 : 1;
+    if (!explicit_choices)
+        c->max_choices = c->max_concurrent > 3 ? c->max_concurrent / 4 : 1;
+    if (c->max_client_share > 0 && c->max_choices > c->max_client_share) {
+        if (explicit_choices) { /* such a request could never be admitted */
+            snprintf(err, errlen,
+                     "--max-choices-per-request (%d) is more than --max-client-share (%d)",
+                     c->max_choices, c->max_client_share);
+            return -1;
+        }
+        c->max_choices = c->max_client_share;
+    }
     return 0;
 }

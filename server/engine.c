@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,10 +54,23 @@ struct gen_job {
     int top_k;
     double t_last_char; /* 0 until the first character */
     double t_submit, t_start, t_end, deadline;
-    pthread_cond_t cond;    /* output or end */
-    gen_job *qprev, *qnext; /* wait queue links */
+    pthread_cond_t cond; /* output or end */
+    char client[ENGINE_CLIENT_MAX];
+    struct client *cl;      /* its client's record while running or queued, else NULL */
+    uint64_t seq;           /* submission order (the oldest job first among equals) */
+    gen_job *qprev, *qnext; /* links in its client's wait queue */
     int queued;
 };
+
+/* A client with jobs running or queued (engine.h): its counts and its own
+ * FIFO of waiting jobs. Freed when it has neither. */
+typedef struct client {
+    char id[ENGINE_CLIENT_MAX];
+    int active, queued;
+    uint64_t last_start; /* e->starts when one of its jobs last started; 0: never */
+    gen_job *qhead, *qtail;
+    struct client *prev, *next;
+} client;
 
 typedef struct batch {
     const charrnn_store_model *ver; /* key: one model version per batch */
@@ -72,7 +86,9 @@ struct engine {
     pthread_cond_t work; /* a batch became runnable, or stop */
     batch *batches;      /* singly linked; workers rotate through it */
     batch *cursor;
-    gen_job *qhead, *qtail;
+    client *clients; /* those with work; few, so a list */
+    int nclients;
+    uint64_t seq, starts, share_rejected;
     int active, queued;
     int stop, shutting;
     uint64_t generated, steps, stepped, split_steps;
@@ -177,19 +193,98 @@ static void job_end_now(engine *e, gen_job *j, job_end end)
     pthread_cond_broadcast(&j->cond);
 }
 
+/* The record of client id, created if it has none (NULL out of memory). Under mu. */
+static client *client_get(engine *e, const char *id)
+{
+    for (client *c = e->clients; c; c = c->next)
+        if (!strcmp(c->id, id))
+            return c;
+    client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    memcpy(c->id, id, sizeof c->id);
+    c->next = e->clients;
+    if (e->clients)
+        e->clients->prev = c;
+    e->clients = c;
+    e->nclients++;
+    return c;
+}
+
+/* Frees c once it holds nothing. Under mu. */
+static void client_put(engine *e, client *c)
+{
+    if (c->active || c->queued)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        e->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    e->nclients--;
+    free(c);
+}
+
+/* The job no longer counts for its client (it ended, or never got in). Under mu. */
+static void client_leave(engine *e, gen_job *j)
+{
+    client *c = j->cl;
+    j->cl = NULL;
+    if (c)
+        client_put(e, c);
+}
+
+static void queue_add(engine *e, gen_job *j)
+{
+    client *c = j->cl;
+    j->queued = 1;
+    j->qprev = c->qtail;
+    if (c->qtail)
+        c->qtail->qnext = j;
+    else
+        c->qhead = j;
+    c->qtail = j;
+    c->queued++;
+    e->queued++;
+}
+
+/* Takes j out of its client's queue; it still counts for the client
+ * (client_leave or place() decide). Under mu. */
 static void queue_remove(engine *e, gen_job *j)
 {
+    client *c = j->cl;
     if (j->qprev)
         j->qprev->qnext = j->qnext;
     else
-        e->qhead = j->qnext;
+        c->qhead = j->qnext;
     if (j->qnext)
         j->qnext->qprev = j->qprev;
     else
-        e->qtail = j->qprev;
+        c->qtail = j->qprev;
     j->qprev = j->qnext = NULL;
     j->queued = 0;
+    c->queued--;
     e->queued--;
+}
+
+/* The job that starts next (engine.h): of the clients that wait, the one
+ * with the fewest running jobs, then the one that started a job longest
+ * ago, then the one with the oldest job; its oldest job. NULL when none
+ * waits. Under mu. */
+static gen_job *queue_next(const engine *e)
+{
+    const client *best = NULL;
+    for (const client *c = e->clients; c; c = c->next) {
+        if (!c->qhead)
+            continue;
+        if (!best || c->active < best->active ||
+            (c->active == best->active &&
+             (c->last_start < best->last_start ||
+              (c->last_start == best->last_start && c->qhead->seq < best->qhead->seq))))
+            best = c;
+    }
+    return best ? best->qhead : NULL;
 }
 
 /* Streams per batch below which a batch is worth filling before another one
@@ -233,6 +328,8 @@ static int place(engine *e, gen_job *j)
     b->jobs[b->n++] = j;
     j->t_start = charrnn_clock_mono();
     e->active++;
+    j->cl->active++;
+    j->cl->last_start = ++e->starts;
     pthread_cond_signal(&e->work);
     return 0;
 }
@@ -240,12 +337,13 @@ static int place(engine *e, gen_job *j)
 /* A running job left its batch: admit queued jobs while there is room. Under mu. */
 static void admit(engine *e)
 {
-    while (e->active < e->cfg.max_active && e->qhead) {
-        gen_job *j = e->qhead;
+    gen_job *j;
+    while (e->active < e->cfg.max_active && (j = queue_next(e))) {
         queue_remove(e, j);
         if (j->deadline > 0 &&
             charrnn_clock_mono() > j->deadline) { /* its time ran out while waiting */
             job_end_now(e, j, JOB_QUEUE_TIMEOUT);
+            client_leave(e, j);
             job_let_go(j);
             if (job_unref(j))
                 job_free(j);
@@ -253,6 +351,7 @@ static void admit(engine *e)
         }
         if (place(e, j) != 0) {
             job_end_now(e, j, JOB_SHUTDOWN);
+            client_leave(e, j);
             job_let_go(j);
             if (job_unref(j))
                 job_free(j);
@@ -281,6 +380,8 @@ static void sweep(engine *e, batch *b, double now)
             continue;
         }
         e->active--;
+        j->cl->active--;
+        client_leave(e, j);
         removed++;
         job_let_go(j);
         if (job_unref(j))
@@ -662,10 +763,11 @@ void engine_shutdown(engine *e)
         return;
     pthread_mutex_lock(&e->mu);
     e->shutting = 1;
-    while (e->qhead) {
-        gen_job *j = e->qhead;
+    gen_job *j;
+    while ((j = queue_next(e))) {
         queue_remove(e, j);
         job_end_now(e, j, JOB_SHUTDOWN);
+        client_leave(e, j);
         job_let_go(j);
         if (job_unref(j))
             job_free(j);
@@ -725,35 +827,58 @@ const charrnn_vocab *engine_job_vocab(const gen_job *j)
     return j->vocab;
 }
 
-int engine_submit(engine *e, gen_job *j)
+void engine_job_set_client(gen_job *j, const char *id)
 {
+    snprintf(j->client, sizeof j->client, "%s", id);
+}
+
+int engine_submit_all(engine *e, gen_job *const *jobs, size_t n)
+{
+    if (n == 0)
+        return 0;
     pthread_mutex_lock(&e->mu);
-    j->t_submit = charrnn_clock_mono();
-    j->deadline = e->cfg.timeout > 0 ? j->t_submit + e->cfg.timeout : 0;
+    client *c = e->shutting ? NULL : client_get(e, jobs[0]->client);
+    int share = e->cfg.max_client_share;
+    size_t room = (size_t)(e->cfg.max_active > e->active ? e->cfg.max_active - e->active : 0) +
+        (size_t)(e->cfg.max_queue > e->queued ? e->cfg.max_queue - e->queued : 0);
     int rc = 0;
-    if (e->shutting) {
-        rc = -1;
-    } else if (e->active < e->cfg.max_active) {
-        j->refs++;
-        if (place(e, j) != 0) {
-            j->refs--;
-            rc = -1;
-        }
-    } else if (e->queued < e->cfg.max_queue) {
-        j->refs++;
-        j->queued = 1;
-        j->qprev = e->qtail;
-        if (e->qtail)
-            e->qtail->qnext = j;
-        else
-            e->qhead = j;
-        e->qtail = j;
-        e->queued++;
-    } else {
-        rc = -1;
+    if (!c) {
+        rc = ENGINE_FULL;
+    } else if (share > 0 && (size_t)(c->active + c->queued) + n > (size_t)share) {
+        rc = ENGINE_SHARE;
+        e->share_rejected++;
+    } else if (n > room) {
+        rc = ENGINE_FULL;
     }
+    double now = charrnn_clock_mono();
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        gen_job *j = jobs[i];
+        j->t_submit = now;
+        j->deadline = e->cfg.timeout > 0 ? now + e->cfg.timeout : 0;
+        j->seq = ++e->seq;
+        j->cl = c;
+        j->refs++;
+        /* A free slot means nobody waits (admit() fills slots from the queue). */
+        if (e->active < e->cfg.max_active) {
+            if (place(e, j) == 0)
+                continue;
+            /* out of memory: this job ends now; those placed run on */
+            job_end_now(e, j, JOB_SHUTDOWN);
+            j->cl = NULL;
+            j->refs--;
+            continue;
+        }
+        queue_add(e, j);
+    }
+    if (c)
+        client_put(e, c);
     pthread_mutex_unlock(&e->mu);
     return rc;
+}
+
+int engine_submit(engine *e, gen_job *j)
+{
+    return engine_submit_all(e, &j, 1);
 }
 
 /* Ends a queued job whose client left or whose time ran out. Under mu. */
@@ -763,6 +888,7 @@ static int unqueue(engine *e, gen_job *j, job_end end)
         return 0;
     queue_remove(e, j);
     job_end_now(e, j, end);
+    client_leave(e, j);
     job_let_go(j);
     j->refs--; /* the engine's; the caller still holds one */
     return 1;
@@ -892,5 +1018,7 @@ void engine_stats_get(engine *e, engine_stats *out)
     out->steps = e->steps;
     out->batched_streams = e->stepped;
     out->split_steps = e->split_steps;
+    out->clients = e->nclients;
+    out->share_rejected = e->share_rejected;
     pthread_mutex_unlock(&e->mu);
 }

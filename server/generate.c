@@ -3,6 +3,7 @@
 
 #include "charrnn/rng.h"
 
+#include "conn_guard.h"
 #include "log.h"
 #include "random_bytes.h"
 
@@ -54,8 +55,28 @@ int gen_seed(req_ctx *c, int has_seed, uint64_t *seed, enum MHD_Result *ret)
     return 0;
 }
 
-gen_job *gen_submit(req_ctx *c, const charrnn_store_model *ver, const charrnn_sample_params *p,
-                    gen_field_name_fn name, enum MHD_Result *ret)
+/* The client the request's generations count for (generate.h): "key:LABEL"
+ * or "ip:" and the connection limits' address key in hex. */
+static void client_of(const req_ctx *c, char out[ENGINE_CLIENT_MAX])
+{
+    if (c->key_label[0]) {
+        snprintf(out, ENGINE_CLIENT_MAX, "key:%s", c->key_label);
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    uint8_t key[16];
+    if (!ci || !ci->client_addr || !conn_guard_key(ci->client_addr, key)) {
+        snprintf(out, ENGINE_CLIENT_MAX, "other");
+        return;
+    }
+    int o = snprintf(out, ENGINE_CLIENT_MAX, "ip:");
+    for (int i = 0; i < 16; i++)
+        o += snprintf(out + o, ENGINE_CLIENT_MAX - (size_t)o, "%02x", key[i]);
+}
+
+gen_job *gen_prepare(req_ctx *c, const charrnn_store_model *ver, const charrnn_sample_params *p,
+                     gen_field_name_fn name, enum MHD_Result *ret)
 {
     char msg[CHARRNN_ERR_MAX];
     charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
@@ -84,14 +105,40 @@ gen_job *gen_submit(req_ctx *c, const charrnn_store_model *ver, const charrnn_sa
         *ret = respond_fail(c, 500, "server_error", NULL, "out of memory");
         return NULL;
     }
-    if (engine_submit(c->srv->eng, job) != 0) {
+    char client[ENGINE_CLIENT_MAX];
+    client_of(c, client);
+    engine_job_set_client(job, client);
+    return job;
+}
+
+int gen_admit(req_ctx *c, gen_job *const *jobs, size_t n, enum MHD_Result *ret)
+{
+    int rc = engine_submit_all(c->srv->eng, jobs, n);
+    if (rc == 0)
+        return 0;
+    c->finish = "rejected";
+    if (rc == ENGINE_SHARE) {
+        *ret = respond_fail(c, 429, "rate_limit_error", NULL,
+                            "this client may hold %d generations at once, running and queued "
+                            "(--max-client-share), and this request asks for %zu more; retry "
+                            "when one ends",
+                            c->srv->cfg.max_client_share, n);
+        return -1;
+    }
+    engine_stats s;
+    engine_stats_get(c->srv->eng, &s);
+    *ret = respond_fail(c, 503, "unavailable_error", NULL,
+                        "the server is busy (%d generations running, %d queued); retry later",
+                        s.active, s.queued);
+    return -1;
+}
+
+gen_job *gen_submit(req_ctx *c, const charrnn_store_model *ver, const charrnn_sample_params *p,
+                    gen_field_name_fn name, enum MHD_Result *ret)
+{
+    gen_job *job = gen_prepare(c, ver, p, name, ret);
+    if (job && gen_admit(c, &job, 1, ret) != 0) {
         engine_job_release(c->srv->eng, job);
-        c->finish = "rejected";
-        engine_stats s;
-        engine_stats_get(c->srv->eng, &s);
-        *ret = respond_fail(c, 503, "unavailable_error", NULL,
-                            "the server is busy (%d generations running, %d queued); retry later",
-                            s.active, s.queued);
         return NULL;
     }
     return job;

@@ -141,7 +141,7 @@ int main(int argc, char **argv)
 
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
                         srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split,
-                        srv.cfg.worker_nice,    srv.cache};
+                        srv.cfg.worker_nice,    srv.cache,         srv.cfg.max_client_share};
     srv.met = metrics_create();
     if (!srv.met || engine_create(&ec, &srv.eng) != 0) {
         log_json("fatal", "cannot start the generation engine", NULL);

@@ -384,6 +384,13 @@ char *metrics_render(metrics *m, engine *e, state_cache *cache, charrnn_store *s
     put(&b, "charrnn_active_requests %d\n", es.active);
     header(&b, "charrnn_queued_requests", "gauge", "Generations waiting for a slot.");
     put(&b, "charrnn_queued_requests %d\n", es.queued);
+    header(&b, "charrnn_clients_with_work", "gauge",
+           "Clients (API keys, or addresses) with generations running or queued.");
+    put(&b, "charrnn_clients_with_work %d\n", es.clients);
+    header(&b, "charrnn_client_share_rejected_total", "counter",
+           "Requests refused with 429 because their client would hold more than "
+           "--max-client-share generations.");
+    put(&b, "charrnn_client_share_rejected_total %llu\n", (unsigned long long)es.share_rejected);
     hist(&b, "charrnn_time_to_first_char_seconds",
          "Time from a generation's admission request to its first generated character "
          "(queueing and priming included).",

@@ -662,9 +662,21 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
         charrnn_sample_params p = completion_request_params(q, c->prompt_idx, c->seed);
         if (k->cand > (size_t)q->n)
             p.logprobs = 1; /* the ranking's numbers (returned only when asked for) */
-        failed_setup = !(c->job = gen_submit(rc, ver, &p, v1_field_name, &ret));
+        failed_setup = !(c->job = gen_prepare(rc, ver, &p, v1_field_name, &ret));
     }
     charrnn_store_release(ver);
+    /* Admitted together: a request runs whole or not at all, and its client's
+     * share is checked for all its choices at once. */
+    gen_job **jobs = run && !failed_setup ? malloc(k->nch * sizeof *jobs) : NULL;
+    if (run && !failed_setup && !jobs) {
+        ret = respond_fail(rc, 500, "server_error", NULL, "out of memory");
+        failed_setup = 1;
+    }
+    for (size_t i = 0; jobs && i < k->nch; i++)
+        jobs[i] = k->ch[i].job;
+    if (jobs && gen_admit(rc, jobs, k->nch, &ret) != 0)
+        failed_setup = 1;
+    free(jobs);
     if (failed_setup) {
         release_jobs(srv->eng, k);
         return ret;

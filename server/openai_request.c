@@ -302,10 +302,16 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
     int rc = json_object_parse(body, len, v1_fields, NV1, v1_member, &c, err);
     if (!rc && !r->n_prompt)
         rc = api_fail(err, 400, INVALID, "prompt", "'prompt' is required");
-    if (!rc && r->n_prompt * (size_t)r->n > V1_MAX_CHOICES)
+    /* the server's per-request limit (--max-choices-per-request), within the
+     * fixed one the response buffers are sized for */
+    size_t max_choices = cfg->max_choices > 0 && cfg->max_choices < V1_MAX_CHOICES
+        ? (size_t)cfg->max_choices
+        : V1_MAX_CHOICES;
+    if (!rc && r->n_prompt * (size_t)r->n > max_choices)
         rc = api_fail(err, 400, INVALID, "n",
-                      "%zu prompts x n = %d is more than %d choices in one request", r->n_prompt,
-                      r->n, V1_MAX_CHOICES);
+                      "%zu prompts x n %d = %zu choices; the limit is %zu per request "
+                      "(--max-choices-per-request)",
+                      r->n_prompt, r->n, r->n_prompt * (size_t)r->n, max_choices);
     r->best_of = c.best_of;
     if (!rc && c.best_of && c.best_of < r->n)
         rc = api_fail(err, 400, INVALID, "best_of", "'best_of' (%d) must be at least n (%d)",
@@ -314,10 +320,11 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
         rc = api_fail(err, 400, INVALID, "best_of",
                       "'best_of' cannot be used with stream: the candidates are ranked once "
                       "they are all generated");
-    if (!rc && c.best_of > r->n && r->n_prompt * (size_t)c.best_of > V1_MAX_CHOICES)
+    if (!rc && c.best_of > r->n && r->n_prompt * (size_t)c.best_of > max_choices)
         rc = api_fail(err, 400, INVALID, "best_of",
-                      "%zu prompts x best_of = %d is more than %d candidates in one request",
-                      r->n_prompt, c.best_of, V1_MAX_CHOICES);
+                      "%zu prompts x best_of %d = %zu candidates; the limit is %zu per request "
+                      "(--max-choices-per-request)",
+                      r->n_prompt, c.best_of, r->n_prompt * (size_t)c.best_of, max_choices);
     if (!rc && r->logprobs >= 0) { /* every choice: its generated characters, and the echo */
         size_t chars = 0;
         for (size_t i = 0; i < r->n_prompt; i++)

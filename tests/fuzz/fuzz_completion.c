@@ -4,7 +4,8 @@
  * so that whatever the parser accepts is also handled safely by the sampler.
  *
  * Invariants beyond "no sanitizer report": an accepted request is in range
- * (1..V1_MAX_PROMPTS prompts, n 1..V1_MAX_N, at most V1_MAX_CHOICES choices,
+ * (1..V1_MAX_PROMPTS prompts, n 1..V1_MAX_N, at most --max-choices-per-request
+ * choices and at most that many best_of candidates,
  * max_tokens <= max_length and 0 only with echo, logprobs -1..5, at most
  * V1_MAX_STOP stop strings, biases in [-100, 100]); a rejection is a 4xx with a
  * message and a param; a stream the library accepts yields exactly one record
@@ -97,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(body);
     if (r.n_prompt < 1 || r.n_prompt > V1_MAX_PROMPTS || r.n < 1 || r.n > V1_MAX_N ||
-        r.n_prompt * (size_t)r.n > V1_MAX_CHOICES)
+        r.n_prompt * (size_t)r.n > (size_t)cfg.max_choices ||
+        (r.best_of > r.n && r.n_prompt * (size_t)r.best_of > (size_t)cfg.max_choices))
         abort();
     if ((long)r.max_tokens > cfg.max_length || (r.max_tokens == 0 && !r.echo))
         abort();

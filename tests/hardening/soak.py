@@ -4,7 +4,8 @@
 usage: soak.py BUILD_DIR [--seconds S]    (default 120)
 
 One daemon (default flags except a small concurrency limit: --max-concurrent
-4 --max-queue 4, so the limit is reached and overload answers are exercised)
+4 --max-queue 4, so the limit is reached and overload answers are exercised,
+and --max-client-share 0: every load client comes from 127.0.0.1)
 serves one small model while, for S seconds:
   * 16 clients POST valid /sample requests (a third streaming) - more than
     the daemon runs at once, so it sits at its limit; every 200 must carry
@@ -293,8 +294,10 @@ def main():
                 want = out[len("the "):]
             cases.append({"req": req, "want": want})
         max_body = 65536
+        # --max-client-share 0: the 16 clients all come from 127.0.0.1, one
+        # client to the share, and the global limit is what this soak loads
         d = Daemon(SERVE, models, "--max-concurrent", "4", "--max-queue", "4",
-                   "--access-log", "off")
+                   "--max-client-share", "0", "--access-log", "off")
         port = d.port
         # warm-up: every code path once, then the baseline
         for c in cases:

@@ -115,11 +115,11 @@ class Daemon(StderrLog):
         self.reader.join(5)
         return rc
 
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        return http_request(self.port, method, path, body, headers, timeout)
+    def request(self, method, path, body=None, headers=None, timeout=60, source=None):
+        return http_request(self.port, method, path, body, headers, timeout, source)
 
-    def json(self, method, path, body=None, headers=None, timeout=60):
-        status, hdrs, data = self.request(method, path, body, headers, timeout)
+    def json(self, method, path, body=None, headers=None, timeout=60, source=None):
+        status, hdrs, data = self.request(method, path, body, headers, timeout, source)
         return status, hdrs, json.loads(data)
 
     def sample(self, **fields):
@@ -602,7 +602,9 @@ def batch_invariance_32_concurrent():
     cases = batch_invariance_cases()
     want = [cli_for(c, ckpt[c.get("model", "wide")]) for c in cases]
     for workers in ("0", "1"):
-        flags = ["--default-model", "wide", "--max-length", "5000", "--max-batch", "32"]
+        # 40 clients on one address: no client share, so that all run at once
+        flags = ["--default-model", "wide", "--max-length", "5000", "--max-batch", "32",
+                 "--max-client-share", "0"]
         if workers != "0":
             flags += ["--workers", workers]
         d = Daemon(mdir, *flags)
@@ -1409,11 +1411,11 @@ def wait_metric(d, name, pred, timeout=10):
         time.sleep(0.05)
 
 
-def start_raw_sample(port, fields):
+def start_raw_sample(port, fields, path="/sample"):
     body = json.dumps(fields).encode()
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    s.sendall(b"POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
     return s
 
 
@@ -1442,7 +1444,9 @@ def disconnect_stops_generation():
 
 @test
 def queue_full_is_503_with_retry_after():
-    d = small_daemon("--max-concurrent", "1", "--max-queue", "1", "--retry-after", "3")
+    # every request comes from 127.0.0.1: no client share, so the queue fills
+    d = small_daemon("--max-concurrent", "1", "--max-queue", "1", "--retry-after", "3",
+                     "--max-client-share", "0")
     try:
         a = start_raw_sample(d.port, {"length": 10000000})
         wait_metric(d, "charrnn_active_requests", lambda v: v == 1)
@@ -1459,6 +1463,104 @@ def queue_full_is_503_with_retry_after():
         assert st == 200
     finally:
         assert d.stop() == 0
+
+
+def v1_error_of(resp, status):
+    """The error object of a /v1 answer of the given status."""
+    st, _, body = resp
+    check(st == status, "status %d, expected %d: %r" % (st, status, body))
+    return body["error"]
+
+
+def share_refused(resp):
+    """The 429 of a client over its share: OpenAI's rate-limit shape, Retry-After."""
+    st, hdrs, body = resp
+    check(st == 429, "status %d, expected 429: %r" % (st, body))
+    err = body["error"]
+    check(err["type"] == "rate_limit_error" and err["code"] == "rate_limit_exceeded", err)
+    check("--max-client-share" in err["message"], err)
+    check(hdrs.get("retry-after") == "1", hdrs)
+
+
+def status_of(sock):
+    """The status of the response arriving on a raw request's socket."""
+    head = sock.recv(4096)
+    check(head.startswith(b"HTTP/1.1 "), head[:80])
+    return int(head.split(b" ", 2)[1])
+
+
+@test
+def flood_leaves_room_for_another_client():
+    """Issue 26's flood, scaled down: --max-concurrent 8 --max-queue 32 gives a
+    client a share of 4 generations and a request at most 2 choices. One client
+    streams 2-choice /v1/completions on 5 connections: 2 are served, 3 get 429
+    (before, all 10 choices got in: 8 running and 2 queued, and everyone else
+    waited behind them). Another client's small requests still succeed while
+    the flood runs."""
+    bad = subprocess.run([SERVE, "--max-client-share", "2", "--max-choices-per-request", "3"],
+                         stderr=subprocess.PIPE, timeout=30)
+    check(bad.returncode == 2 and b"--max-choices-per-request (3) is more than "
+          b"--max-client-share (2)" in bad.stderr, bad.stderr)
+    d = small_daemon("--max-concurrent", "8", "--max-queue", "32")
+    flood = []
+    try:
+        v1 = {"prompt": ["the "] * 2, "max_tokens": 10000000, "stream": True}
+        err = v1_error_of(d.json("POST", "/v1/completions",
+                                  dict(v1, prompt=["the "] * 3, stream=False, max_tokens=2)), 400)
+        check(err["param"] == "n" and "the limit is 2 per request" in err["message"], err)
+        err = v1_error_of(d.json("POST", "/v1/completions", {"prompt": "the ", "max_tokens": 2,
+                                                             "n": 1, "best_of": 3}), 400)
+        check(err["param"] == "best_of" and "the limit is 2 per request" in err["message"], err)
+        statuses = []
+        for _ in range(5):
+            flood.append(start_raw_sample(d.port, v1, "/v1/completions"))
+            statuses.append(status_of(flood[-1]))
+        check(statuses == [200, 200, 429, 429, 429], statuses)
+        share_refused(d.json("POST", "/v1/completions", {"prompt": "the ", "max_tokens": 2}))
+        wait_metric(d, "charrnn_active_requests", lambda v: v == 4)
+        for _ in range(3):  # the other client (another address)
+            st, _, body = d.json("POST", "/v1/completions", {"prompt": "the ", "max_tokens": 5},
+                                 source="127.0.0.2")
+            check(st == 200 and len(body["choices"][0]["text"]) == 5, body)
+        fams, _ = d.metrics()
+        check(metric(fams, "charrnn_active_requests") == 4, "the flood was not held")
+        check(metric(fams, "charrnn_client_share_rejected_total") == 4, fams)
+        check(metric(fams, "charrnn_clients_with_work") == 1, fams)
+    finally:
+        for s in flood:
+            s.close()
+        check(d.stop() == 0, "daemon exit")
+
+
+@test
+def fair_queue_admits_a_quiet_client_first():
+    """Two slots, client A (127.0.0.1) runs 2 endless requests and queues 2;
+    client B (127.0.0.2) then queues a short one. When one of A's running
+    requests ends, B's starts, ahead of A's older queued ones (under a FIFO
+    queue A's next one would start and B would wait for the timeout)."""
+    d = small_daemon("--max-concurrent", "2", "--max-queue", "8", "--max-client-share", "4")
+    a = []
+    try:
+        for i in range(4):
+            a.append(start_raw_sample(d.port, {"length": 10000000, "seed": i}))
+            wait_metric(d, "charrnn_active_requests", lambda v: v == min(i + 1, 2))
+            wait_metric(d, "charrnn_queued_requests", lambda v: v == max(i - 1, 0))
+        share_refused(d.json("POST", "/sample", {"length": 5}))
+        got = {}
+        t = threading.Thread(target=lambda: got.update(
+            r=d.json("POST", "/sample", {"length": 5}, source="127.0.0.2")))
+        t.start()
+        wait_metric(d, "charrnn_queued_requests", lambda v: v == 3)
+        a[0].close()  # running: its slot frees
+        t.join(30)
+        check(not t.is_alive(), "B's request still waits behind A's queue")
+        st, _, body = got["r"]
+        check(st == 200 and len(body["text"]) == 5, body)
+        wait_metric(d, "charrnn_queued_requests", lambda v: v == 1)  # A's fourth
+    finally:
+        for s in a:
+            s.close()
+        check(d.stop() == 0, "daemon exit")
 
 
 @test
