@@ -67,7 +67,8 @@ static const opt opts[] = {
      "address or IPv6 /64; 0 = no limit (default: half of --max-concurrent)"},
     {"max-choices-per-request", "CHARRNN_MAX_CHOICES_PER_REQUEST", OPT_INT, S(max_choices), 1,
      1000000, "N",
-     "choices one /v1/completions request may ask for, prompts x n (or x best_of), up to 64; at "
+     "choices one /v1/completions request may ask for, prompts x n (or x best_of), up to 64, "
+     "and candidates of a /sample best_of; at "
      "most --max-client-share (default: a quarter of --max-concurrent)"},
     {"workers", "CHARRNN_WORKERS", OPT_INT, S(workers), 1, 1024, "N",
      "threads stepping generations (default: number of CPUs)"},

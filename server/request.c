@@ -512,6 +512,11 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
     int rc = json_object_parse(body, len, sample_fields, NFIELDS, sample_member, &c, err);
     if (!rc && r->logprobs >= 0)
         rc = logprob_budget_check(cfg, r->length, r->logprobs, "logprobs", err);
+    if (!rc && cfg->max_choices > 0 && r->best_of > cfg->max_choices)
+        rc = api_fail(err, 400, INVALID, "best_of",
+                      "best_of %d is more than the %d candidates one request may run "
+                      "(--max-choices-per-request)",
+                      r->best_of, cfg->max_choices);
     if (!rc && r->best_of > 1 && r->stream)
         rc = api_fail(err, 400, INVALID, "best_of",
                       "'best_of' cannot be used with stream: the candidates are ranked once "

@@ -205,12 +205,14 @@ static enum MHD_Result wait_and_respond(req_ctx *c)
     return respond_json(c, 200, result_json(c, &r, r.text, r.text_len, 1));
 }
 
-/* Cancels and lets go of jobs[0..n) but keep (which c->job holds). */
-static void drop_jobs(engine *e, gen_job **jobs, int n, const gen_job *keep)
+/* Lets go of jobs[0..n) but keep (which c->job holds), cancelling them
+ * first once they were admitted. */
+static void drop_jobs(engine *e, gen_job **jobs, int n, const gen_job *keep, int admitted)
 {
     for (int j = 0; j < n; j++)
         if (jobs[j] && jobs[j] != keep) {
-            engine_cancel(e, jobs[j]);
+            if (admitted)
+                engine_cancel(e, jobs[j]);
             engine_job_release(e, jobs[j]);
         }
 }
@@ -232,10 +234,14 @@ static enum MHD_Result respond_best_of(req_ctx *c, const charrnn_store_model *ve
     p.logprobs = 1; /* the ranking's numbers; returned only when asked for */
     for (int j = 0; j < n; j++) {
         p.seed = req->seed + (uint64_t)j;
-        if (!(jobs[j] = gen_submit(c, ver, &p, charrnn_sample_field_name, &ret))) {
-            drop_jobs(e, jobs, j, NULL);
+        if (!(jobs[j] = gen_prepare(c, ver, &p, charrnn_sample_field_name, &ret))) {
+            drop_jobs(e, jobs, j, NULL, 0);
             return ret;
         }
+    }
+    if (gen_admit(c, jobs, (size_t)n, &ret) != 0) { /* all the candidates, or none */
+        drop_jobs(e, jobs, n, NULL, 0);
+        return ret;
     }
     c->job = jobs[0]; /* ctx_release lets go of c->job, whatever happens below */
     int best = -1;
@@ -244,7 +250,7 @@ static enum MHD_Result respond_best_of(req_ctx *c, const charrnn_store_model *ve
     for (int j = 0; j < n; j++) {
         while (!engine_job_wait(e, jobs[j], WAIT_MS))
             if (client_gone(c)) {
-                drop_jobs(e, jobs, n, c->job);
+                drop_jobs(e, jobs, n, c->job, 1);
                 c->finish = "cancelled";
                 return MHD_NO;
             }
@@ -252,7 +258,7 @@ static enum MHD_Result respond_best_of(req_ctx *c, const charrnn_store_model *ve
         engine_job_result(e, jobs[j], &r);
         if (r.end != JOB_FINISHED && r.end != JOB_TIMEOUT) { /* the request ends with it */
             c->job = jobs[j];
-            drop_jobs(e, jobs, n, c->job);
+            drop_jobs(e, jobs, n, c->job, 1);
             record(c, &r);
             if (r.end == JOB_CANCELLED)
                 return MHD_NO;
@@ -263,7 +269,7 @@ static enum MHD_Result respond_best_of(req_ctx *c, const charrnn_store_model *ve
         all_chars += r.generated_chars;
         job_records x;
         if (job_records_get(e, jobs[j], &r, &x) != 0) {
-            drop_jobs(e, jobs, n, c->job);
+            drop_jobs(e, jobs, n, c->job, 1);
             return respond_fail(c, 500, "server_error", NULL, "out of memory");
         }
         const double mean = records_mean_logprob(x.rec, x.n);
@@ -272,7 +278,7 @@ static enum MHD_Result respond_best_of(req_ctx *c, const charrnn_store_model *ve
             best = j, best_mean = mean;
     }
     c->job = jobs[best];
-    drop_jobs(e, jobs, n, c->job);
+    drop_jobs(e, jobs, n, c->job, 1);
     c->seed = req->seed + (uint64_t)best;
     job_result r;
     engine_job_result(e, c->job, &r);
