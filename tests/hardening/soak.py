@@ -42,7 +42,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemon, cli_sample, make_text  # noqa: E402
+from common import Daemon, check, cli_sample, make_text  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1])
 TRAIN = os.path.join(BUILD, "cli", "charrnn-train")
@@ -299,7 +299,7 @@ def main():
         # warm-up: every code path once, then the baseline
         for c in cases:
             st, b = d.sample(**c["req"])
-            assert st == 200 and b["text"] == c["want"], (st, b)
+            check(st == 200 and b["text"] == c["want"], (st, b))
         time.sleep(0.5)
         rss0, fd0, th0 = d.pid_stats()
         threads = [threading.Thread(target=valid_client, args=(port, cases, random.Random(i)))
@@ -320,7 +320,7 @@ def main():
             time.sleep(1)
             s = d.pid_stats()
             peak = tuple(max(a, b) for a, b in zip(peak, s))
-            assert d.proc.poll() is None, "the daemon died"
+            check(d.proc.poll() is None, "the daemon died")
         stop.set()
         probes.extend(probe_rx.recv())
         probe_proc.join(30)
@@ -330,9 +330,9 @@ def main():
         # unseeded requests: the echoed seed reproduces the text (spot check)
         for _ in range(3):
             st, b = d.sample(prime="the ", length=40)
-            assert st == 200
+            check(st == 200, 'st == 200')
             want = cli_sample(SAMPLE, ck, prime="the ", length=40, seed=int(b["seed"]))
-            assert b["text"] == want, "unseeded request: seed %s does not reproduce" % b["seed"]
+            check(b["text"] == want, "unseeded request: seed %s does not reproduce" % b["seed"])
         time.sleep(3)  # let the daemon close what the abusers left
         rss1, fd1, th1 = d.pid_stats()
         lat = [p[0] for p in probes]
