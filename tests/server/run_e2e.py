@@ -1475,21 +1475,107 @@ def generation_timeout():
         check(d.stop() == 0, 'd.stop() == 0')
 
 
+# A generation that takes about a second (30,000 characters of the 2x192 LSTM): the
+# reload and SIGTERM tests check, through the active gauge, that it was still
+# running when they acted, so they cannot pass because it finished first.
+LONG = dict(length=30000, seed=5, temperature=0.9)
+
+
+def long_stream_daemon(*flags):
+    """A daemon of its own serving the 2x192 LSTM as "wide" (its file may be
+    replaced by the test); returns (models directory, daemon)."""
+    mdir = tempfile.mkdtemp(prefix="models-long-", dir=ENV.dir)
+    shutil.copyfile(wide_model(), os.path.join(mdir, "wide.safetensors"))
+    return mdir, Daemon(mdir, "--default-model", "wide", "--max-length", str(LONG["length"]),
+                        "--poll-interval", "0", "--admin-token", TOKEN, *flags)
+
+
+def start_stream(d, case):
+    """A streaming request on a thread: returns (thread, dict whose "r" is
+    d.stream's answer once the thread ends)."""
+    got = {}
+    t = threading.Thread(target=lambda: got.update(r=d.stream(case, timeout=300)))
+    t.start()
+    return t, got
+
+
+def keepalive(d):
+    """A connection with one request answered and kept open: once the daemon
+    drains it accepts no new connection, but answers on this one."""
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    conn.request("GET", "/healthz")
+    r = conn.getresponse()
+    r.read()
+    check(r.status == 200 and r.getheader("Connection") != "close", r.getheaders())
+    return conn
+
+
+def on(conn, method, path, body=None):
+    """(status, headers, JSON body) of a request on an open connection."""
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    data = r.read()
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    return r.status, hdrs, (json.loads(data) if path != "/metrics" else data.decode())
+
+
+@test
+def reload_leaves_a_running_stream_on_its_version():
+    """In-flight requests finish on the old version: a stream still generating
+    when its model's file is replaced and reloaded (the active gauge says so
+    after the reload answered) reports the old version and gives exactly the
+    old file's text; the next request gets the new version."""
+    mdir, d = long_stream_daemon()
+    try:
+        want = cli_for(LONG, wide_model())
+        _, _, m0 = d.json("GET", "/models/wide")
+        t, got = start_stream(d, LONG)
+        wait_metric(d, "charrnn_active_requests", lambda v: v == 1)
+        replace_atomically(ENV.v2, os.path.join(mdir, "wide.safetensors"))
+        st, _, r = d.json("POST", "/models/wide/reload",
+                          headers={"Authorization": "Bearer " + TOKEN})
+        check(st == 200, r)
+        _, _, m1 = d.json("GET", "/models/wide")
+        check(m1["version"] > m0["version"] and m1["cell"] == "gru", (m0, m1))
+        fams, _ = d.metrics()
+        check(metric(fams, "charrnn_active_requests") == 1,
+              "the stream ended before the reload: the test would prove nothing")
+        t.join(300)
+        st, _, ev = got["r"]
+        check(st == 200 and ev[-1].get("finish_reason") == "length", ev[-1])
+        check(ev[-1]["model_version"] == m0["version"],
+              "stream reports version %s, the old one is %s" % (ev[-1]["model_version"],
+                                                                m0["version"]))
+        check("".join(e.get("text", "") for e in ev) == want,
+              "the stream's text is not the old version's text")
+        st, _, body = d.sample(length=5, seed=1)
+        check(st == 200 and body["model_version"] == m1["version"], body)
+    finally:
+        check(d.stop() == 0, "daemon exit status")
+
+
 @test
 def sigterm_drains_a_stream():
-    d = small_daemon("--drain-timeout", "300")
-    case = dict(length=60000, seed=3)
-    want = cli_for(case)
-    got = {}
-
-    def client():
-        got["r"] = d.stream(case)
-
-    t = threading.Thread(target=client)
-    t.start()
+    """SIGTERM drains: a stream still generating when the signal arrives (the
+    active gauge, read on a connection opened before, says 1 after the
+    "draining" line) finishes whole with the text charrnn-sample gives; no new
+    connection is accepted, and /sample on an open connection is a 503."""
+    _, d = long_stream_daemon("--drain-timeout", "300")
+    want = cli_for(LONG, wide_model())
+    t, got = start_stream(d, LONG)
     wait_metric(d, "charrnn_active_requests", lambda v: v == 1)
+    probe, late = keepalive(d), keepalive(d)
+    mark = len(d.logs())
     d.proc.send_signal(signal.SIGTERM)
-    d.wait_log(lambda o: o.get("msg") == "draining", 5)
+    o = d.wait_log(lambda o: o.get("msg") == "draining", 5, mark)
+    check(o.get("inflight") == 1, o)
+    st, hdrs, text = on(probe, "GET", "/metrics")
+    check(st == 200 and hdrs.get("connection") == "close", (st, hdrs))
+    check(metric(parse_prometheus(text), "charrnn_active_requests") == 1,
+          "the stream was not generating any more when the drain began")
+    expect_error(on(late, "POST", "/sample", {"length": 5}), 503,
+                 msg_re="shutting down")
     # no new connections once draining
     refused = False
     try:
@@ -1497,10 +1583,10 @@ def sigterm_drains_a_stream():
     except OSError:
         refused = True
     check(refused or st == 503, 'refused or st == 503')
-    t.join(60)
+    t.join(300)
     st, _, ev = got["r"]
     check(st == 200 and ev[-1]["finish_reason"] == "length", ev[-1])
-    check("".join(e["text"] for e in ev) == want, '"".join(e["text"] for e in ev) == want')
+    check("".join(e["text"] for e in ev) == want, "the drained stream's text is not whole")
     check(d.stop(timeout=30) == 0, 'd.stop(timeout=30) == 0')
 
 
