@@ -307,9 +307,8 @@ def v1_choice0_equals_sample_and_cli():
               'body["seed"] == c["seed"] and hdrs["x-seed"] == str(c["se...')
         check(body["usage"]["prompt_tokens"] == len(c["prime"]),
               'body["usage"]["prompt_tokens"] == len(c["prime"])')
-        check(body["usage"]["completion_tokens"] == s0["usage"]["generated_chars"] + \
-            s1["usage"]["generated_chars"],
-              'body["usage"]["completion_tokens"] == s0["usage"]["genera...')
+        check(body["usage"]["completion_tokens"] == s0["usage"]["generated_chars"] +
+              s1["usage"]["generated_chars"], "completion_tokens is not the choices' sum")
         check(body["object"] == "text_completion" and body["model"] == "tiny",
               'body["object"] == "text_completion" and body["model"] == ...')
         check(body["id"] == "cmpl-" + hdrs["x-request-id"],
