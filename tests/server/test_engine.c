@@ -5,6 +5,7 @@
 #include "engine.h"
 
 #include "charrnn/checkpoint.h"
+#include "charrnn/clock.h"
 #include "charrnn/status.h"
 #include "check_run.h"
 
@@ -207,25 +208,58 @@ START_TEST(admission_queue_and_cancel)
 }
 END_TEST
 
+/* b, submitted right after a into the one slot, starts no earlier than a
+ * leaves it: its queue time covers a's whole run but the time between the two
+ * submits, which the test measures (no sleep, no figure of the machine's). */
+static void check_waited_for(const job_result *a, const job_result *b, double gap)
+{
+    ck_assert_msg(b->queue_seconds >= a->total_seconds - gap,
+                  "b waited %.6f s, a ran %.6f s, submitted %.6f s apart", b->queue_seconds,
+                  a->total_seconds, gap);
+}
+
 START_TEST(timeouts)
 {
+    /* a runs past the timeout and keeps its text; b waits for its slot */
     engine_config cfg = {1, 4, 1, 8, 0.3, 1, 0, NULL, 0};
     engine *e = NULL;
     ck_assert_int_eq(engine_create(&cfg, &e), 0);
     gen_job *a = new_job(1, 100000000), *b = new_job(2, 10);
+    double t0 = charrnn_clock_mono();
     ck_assert_int_eq(engine_submit(e, a), 0);
-    usleep(100000);
     ck_assert_int_eq(engine_submit(e, b), 0); /* waits for a's slot */
+    double gap = charrnn_clock_mono() - t0;
     wait_end(e, a);
-    job_result r;
-    engine_job_result(e, a, &r);
-    ck_assert_int_eq(r.end, JOB_TIMEOUT);
-    ck_assert_uint_gt(r.generated_chars, 0);
-    ck_assert_uint_eq(r.text_len, r.generated_chars); /* ASCII vocabulary */
+    job_result ra, rb;
+    engine_job_result(e, a, &ra);
+    ck_assert_int_eq(ra.end, JOB_TIMEOUT);
+    ck_assert_uint_gt(ra.generated_chars, 0);
+    ck_assert_uint_eq(ra.text_len, ra.generated_chars); /* ASCII vocabulary */
     wait_end(e, b);
-    engine_job_result(e, b, &r);
-    ck_assert_int_eq(r.end, JOB_FINISHED); /* admitted with time left */
-    ck_assert(r.queue_seconds > 0.1);
+    engine_job_result(e, b, &rb);
+    /* b's deadline is a's plus the gap: it may start with time left or not */
+    ck_assert(rb.end == JOB_FINISHED || rb.end == JOB_TIMEOUT || rb.end == JOB_QUEUE_TIMEOUT);
+    check_waited_for(&ra, &rb, gap);
+    engine_job_release(e, a);
+    engine_job_release(e, b);
+    engine_free(e);
+
+    /* without a timeout, b starts when a ends and runs whole */
+    cfg.timeout = 0;
+    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    a = new_job(3, 20000);
+    b = new_job(4, 10);
+    t0 = charrnn_clock_mono();
+    ck_assert_int_eq(engine_submit(e, a), 0);
+    ck_assert_int_eq(engine_submit(e, b), 0);
+    gap = charrnn_clock_mono() - t0;
+    wait_end(e, b);
+    engine_job_result(e, a, &ra);
+    engine_job_result(e, b, &rb);
+    ck_assert_int_eq(ra.end, JOB_FINISHED);
+    ck_assert_int_eq(rb.end, JOB_FINISHED);
+    ck_assert_uint_eq(rb.generated_chars, 10);
+    check_waited_for(&ra, &rb, gap);
     engine_job_release(e, a);
     engine_job_release(e, b);
     engine_free(e);
