@@ -12,6 +12,8 @@ SIGTERM draining, and byte-identical text against charrnn-sample.
 Exit status: 0 when every test passed.
 """
 
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -1230,6 +1232,40 @@ def client_bytes_echo_as_utf8():
     check(len(lines) >= len(cases) + 1, lines)
     for line in lines:
         strict_json(line, "log line")
+
+
+def inline_hashes(page, tag):
+    """'sha256-<base64>' of each inline <tag> element's text, as a browser hashes it."""
+    return ["'sha256-%s'" % base64.b64encode(hashlib.sha256(m).digest()).decode()
+            for m in re.findall(b"<%s>(.*?)</%s>" % (tag, tag), page, re.S)]
+
+
+@test
+def security_headers():
+    """nosniff and no-referrer on every response (200, 400, 404, 405, /metrics,
+    a stream, the page); the page's CSP allows exactly its inline script and
+    style by hash, and no framing."""
+    d = ENV.d
+    J = {"Content-Type": "application/json"}
+    for method, path, body, status in [("GET", "/healthz", None, 200),
+                                       ("POST", "/sample", b"{", 400),
+                                       ("GET", "/nope", None, 404),
+                                       ("DELETE", "/sample", None, 405),
+                                       ("GET", "/metrics", None, 200),
+                                       ("POST", "/sample", b'{"length":2,"stream":true}', 200),
+                                       ("GET", "/", None, 200)]:
+        st, hdrs, page = d.request(method, path, body, J if body else None)
+        check(st == status, (method, path, st))
+        check(hdrs.get("x-content-type-options") == "nosniff", (path, hdrs))
+        check(hdrs.get("referrer-policy") == "no-referrer", (path, hdrs))
+        check(("content-security-policy" in hdrs) == (path == "/"), (path, hdrs))
+    csp = dict((p.strip().split(" ", 1) + [""])[:2] for p in
+               hdrs["content-security-policy"].split(";"))
+    check(csp["default-src"] == "'self'" and csp["frame-ancestors"] == "'none'", csp)
+    for tag, key in ((b"script", "script-src"), (b"style", "style-src")):
+        want = inline_hashes(page, tag)
+        check(want and csp[key].split() == want, (key, csp[key], want))
+    check("unsafe" not in hdrs["content-security-policy"], csp)
 
 
 def thread_nice(pid):
