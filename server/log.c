@@ -9,6 +9,13 @@
 #include <string.h>
 #include <time.h>
 
+static log_sink_fn sink;
+
+void log_set_sink(log_sink_fn fn)
+{
+    sink = fn;
+}
+
 /* Every string of o (recursively) that is not valid UTF-8 replaced by its
  * echo_text: a line is JSON, which must be UTF-8, whatever bytes a field
  * holds. Callers echo client strings already; this keeps the guarantee for
@@ -69,6 +76,11 @@ void log_json(const char *level, const char *msg, cJSON *fields)
         return;
     size_t len = strlen(line);
     line[len] = '\n'; /* replaces the terminator; write exactly len + 1 bytes */
+    if (sink) {
+        sink(line, len + 1);
+        free(line);
+        return;
+    }
     flockfile(stderr);
     fwrite(line, 1, len + 1, stderr);
     fflush(stderr);
