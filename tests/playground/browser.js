@@ -30,3 +30,16 @@ exports.launch = async () => {
   };
   return browser;
 };
+
+// Polls fn in the page until it returns true, for at most timeoutMs (a bound
+// against hanging, not a measurement). page.waitForFunction cannot serve: it
+// compiles its predicate with eval inside the page, which the playground's CSP
+// (no 'unsafe-eval') refuses, and it stalls while the page shows a prompt;
+// page.evaluate goes through the DevTools protocol, which the CSP does not govern.
+exports.until = async (page, fn, timeoutMs = 30000, what = String(fn)) => {
+  for (const t0 = Date.now(); ;) {
+    if (await page.evaluate(fn)) return;
+    if (Date.now() - t0 > timeoutMs) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
