@@ -1,9 +1,12 @@
 /* The small endpoints: models, reload, health, readiness, metrics. */
+#define _GNU_SOURCE /* memmem */
 #include "charrnn/lowp.h"
+#include "charrnn/sha256.h"
 #include "log.h"
 #include "server.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,13 +202,66 @@ enum MHD_Result handle_reload(req_ctx *c)
 extern const unsigned char charrnn_playground_html[];
 extern const unsigned long charrnn_playground_html_len;
 
+/* Appends " 'sha256-<base64>'" for the text of each inline element of the
+ * page (between open and close, exactly as the browser hashes it). */
+static void add_inline_hashes(const char *page, size_t n, const char *open, const char *close,
+                              char *out, size_t outlen)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *end = page + n, *p = page;
+    while ((p = memmem(p, (size_t)(end - p), open, strlen(open))) != NULL) {
+        p += strlen(open);
+        const char *q = memmem(p, (size_t)(end - p), close, strlen(close));
+        if (!q)
+            break;
+        char hex[65];
+        unsigned char d[33] = {0}; /* the digest and a zero byte: 11 whole groups of 3 */
+        charrnn_sha256_hex(p, (size_t)(q - p), hex);
+        for (int i = 0; i < 32; i++)
+            sscanf(hex + 2 * i, "%2hhx", &d[i]);
+        char enc[45];
+        for (int i = 0, o = 0; i < 33; i += 3) {
+            unsigned v = (unsigned)d[i] << 16 | (unsigned)d[i + 1] << 8 | d[i + 2];
+            for (int k = 3; k >= 0; k--)
+                enc[o++] = b64[(v >> (6 * k)) & 63];
+        }
+        enc[43] = '='; /* 32 bytes: 43 characters and one pad */
+        enc[44] = '\0';
+        size_t used = strlen(out);
+        snprintf(out + used, outlen - used, " 'sha256-%s'", enc);
+        p = q + strlen(close);
+    }
+}
+
+static char playground_csp[1024];
+static pthread_once_t playground_csp_once = PTHREAD_ONCE_INIT;
+
+/* The page's policy: its own inline <script> and <style> by hash (computed
+ * from the embedded page, so it stays true when the page changes), requests
+ * to this origin only, and never in a frame. */
+static void playground_csp_build(void)
+{
+    const char *page = (const char *)charrnn_playground_html;
+    size_t n = charrnn_playground_html_len, k;
+    char *o = playground_csp;
+    snprintf(o, sizeof playground_csp, "default-src 'self'; script-src");
+    add_inline_hashes(page, n, "<script>", "</script>", o, sizeof playground_csp);
+    k = strlen(o);
+    snprintf(o + k, sizeof playground_csp - k, "; style-src");
+    add_inline_hashes(page, n, "<style>", "</style>", o, sizeof playground_csp);
+    k = strlen(o);
+    snprintf(o + k, sizeof playground_csp - k,
+             "; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+}
+
 enum MHD_Result handle_playground(req_ctx *c)
 {
+    pthread_once(&playground_csp_once, playground_csp_build);
     char *page = malloc(charrnn_playground_html_len);
     if (!page)
         return MHD_NO;
     memcpy(page, charrnn_playground_html, charrnn_playground_html_len);
-    return respond_text(c, 200, "text/html; charset=utf-8", page, charrnn_playground_html_len);
+    return respond_html(c, page, charrnn_playground_html_len, playground_csp);
 }
 
 enum MHD_Result handle_healthz(req_ctx *c)

@@ -4,6 +4,7 @@
 #include "charrnn/rng.h"
 
 #include "conn_guard.h"
+#include "echo.h"
 #include "log.h"
 #include "random_bytes.h"
 
@@ -22,14 +23,16 @@ int gen_acquire(req_ctx *c, const char *model, const charrnn_store_model **ver,
         return -1;
     }
     if (model) {
-        snprintf(c->model, sizeof c->model, "%s", model);
+        /* for the access log; the store looks up the name itself, uncut */
+        echo_str(c->model, sizeof c->model, model);
     } else if (!default_model(srv, c->model, sizeof c->model)) {
         *ret = respond_fail(c, 400, "invalid_request_error", "model",
                             "no 'model' given and no default model is configured");
         return -1;
     }
     char msg[CHARRNN_ERR_MAX];
-    if (charrnn_store_acquire(srv->store, c->model, ver, msg, sizeof msg) != CHARRNN_OK) {
+    if (charrnn_store_acquire(srv->store, model ? model : c->model, ver, msg, sizeof msg) !=
+        CHARRNN_OK) {
         *ret = respond_fail(c, 404, "not_found_error", "model", "%s", msg);
         return -1;
     }

@@ -14,6 +14,7 @@
  * log-probabilities, and the n with the highest mean log-probability per
  * generated character (ties: the lower candidate) are returned, best first,
  * as choices p * n + rank. usage counts every candidate's characters. */
+#include "echo.h"
 #include "charrnn/clock.h"
 #include "logprobs_json.h"
 #include "openai_request.h"
@@ -608,7 +609,7 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
         return respond_error(rc, &err);
     }
     completion_request *q = &k->q;
-    snprintf(rc->user, sizeof rc->user, "%s", q->user);
+    echo_str(rc->user, sizeof rc->user, q->user); /* for the access log */
     enum MHD_Result ret;
     const charrnn_store_model *ver;
     if (gen_acquire(rc, q->model, &ver, &ret) != 0 || gen_seed(rc, q->has_seed, &q->seed, &ret)) {

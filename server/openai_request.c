@@ -3,7 +3,10 @@
  * never gets silently different behaviour from what it asked for. */
 #include "openai_request.h"
 
+#include "echo.h"
+
 #include "store.h"
+#include "charrnn/status.h"
 #include "charrnn/vocab.h"
 
 #include <math.h>
@@ -116,10 +119,9 @@ static int parse_stop(completion_request *r, const cJSON *v, span src, api_error
             return api_fail(err, 400, INVALID, "stop",
                             "'stop' must be a string or an array of "
                             "strings");
-        size_t len = strlen(it->valuestring);
-        if (len < 1 || len > CHARRNN_MAX_STOP_LEN)
-            return api_fail(err, 400, INVALID, "stop",
-                            "every 'stop' string must be 1..%d bytes long", CHARRNN_MAX_STOP_LEN);
+        char why[CHARRNN_ERR_MAX];
+        if (charrnn_sample_check_stop(it->valuestring, why, sizeof why))
+            return api_fail(err, 400, INVALID, "stop", "'stop': %s", why);
         if (!(r->stop[r->n_stop] = strdup(it->valuestring)))
             return oom(err);
         r->n_stop++;
@@ -133,6 +135,7 @@ static int parse_stop(completion_request *r, const cJSON *v, span src, api_error
  * /models/{name} gives the size; the range is checked against the model). */
 static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *err)
 {
+    char shown[48];
     if (!cJSON_IsObject(v))
         return api_fail(err, 400, INVALID, "logit_bias",
                         "'logit_bias' must be an object of character id to bias");
@@ -154,8 +157,8 @@ static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *er
         if (!ok)
             return api_fail(err, 400, INVALID, "logit_bias",
                             "'logit_bias' keys must be character ids (decimal integers), got "
-                            "'%.40s'",
-                            k);
+                            "'%s'",
+                            echo_str(shown, sizeof shown, k));
         double d;
         if (json_get_sample_number(it, CHARRNN_SAMPLE_LOGIT_BIAS, &d, err))
             return -1;
@@ -167,6 +170,7 @@ static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *er
 
 static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
 {
+    char shown[208];
     v1_ctx *c = ctx;
     completion_request *r = c->r;
     const char *k = v->string;
@@ -178,8 +182,8 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
             return api_fail(err, 400, INVALID, k,
                             "'model' contains U+0000, which is not supported");
         if (!charrnn_store_name_valid(v->valuestring))
-            return api_fail(err, 404, "not_found_error", k, "model '%.200s' not found",
-                            v->valuestring);
+            return api_fail(err, 404, "not_found_error", k, "model '%s' not found",
+                            echo_str(shown, sizeof shown, v->valuestring));
         return (r->model = strdup(v->valuestring)) ? 0 : oom(err);
     }
     if (!strcmp(k, "prompt"))

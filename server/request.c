@@ -6,6 +6,7 @@
 #include "request.h"
 
 #include "charrnn/status.h"
+#include "echo.h"
 #include "store.h"
 
 #include <cjson/cJSON.h>
@@ -18,15 +19,34 @@
 
 #define INVALID "invalid_request_error"
 
-int api_fail(api_error *e, unsigned status, const char *type, const char *param, const char *fmt,
-             ...)
+void api_failv(api_error *e, unsigned status, const char *type, const char *param, const char *fmt,
+               va_list ap)
 {
     e->status = status;
     e->type = type;
-    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    echo_str(e->param, sizeof e->param, param);
+    /* Formatted whole, then echoed: client bytes in the message become valid
+     * UTF-8 and the cut to the buffer falls between characters. */
+    char buf[2 * sizeof e->message], *msg = buf;
+    va_list aq;
+    va_copy(aq, ap);
+    int len = vsnprintf(buf, sizeof buf, fmt, ap);
+    if (len >= (int)sizeof buf && (msg = malloc((size_t)len + 1)) != NULL)
+        vsnprintf(msg, (size_t)len + 1, fmt, aq);
+    va_end(aq);
+    if (!msg)
+        msg = buf, len = (int)strlen(buf);
+    echo_text(e->message, sizeof e->message, msg, len > 0 ? (size_t)len : 0);
+    if (msg != buf)
+        free(msg);
+}
+
+int api_fail(api_error *e, unsigned status, const char *type, const char *param, const char *fmt,
+             ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    api_failv(e, status, type, param, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -420,13 +440,14 @@ int json_object_parse(const char *body, size_t len, const char *const *fields, s
     size_t parsed = (size_t)(end - body), ctl = raw_control_at(body, parsed);
     size_t i = 0;
     uint64_t seen = 0;
+    char shown[72];
     for (const cJSON *v = root->child; v; v = v->next, i++) {
         if (ctl < parsed && i < nsrc &&
             (span_has(src[i].key, body + ctl) || span_has(src[i].value, body + ctl))) {
             rc = api_fail(err, 400, INVALID, v->string,
-                          "'%.64s' has a raw control character (byte 0x%02x) inside a string: "
+                          "'%s' has a raw control character (byte 0x%02x) inside a string: "
                           "JSON requires it escaped",
-                          v->string, (unsigned char)body[ctl]);
+                          echo_str(shown, sizeof shown, v->string), (unsigned char)body[ctl]);
             goto out;
         }
         size_t f = 0;
@@ -439,11 +460,12 @@ int json_object_parse(const char *body, size_t len, const char *const *fields, s
                 used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "",
                                          fields[k]);
             rc = api_fail(err, 400, INVALID, v->string, "unknown field '%s' (fields: %s)",
-                          v->string, list);
+                          echo_str(shown, sizeof shown, v->string), list);
             goto out;
         }
         if (seen & (1ull << f)) {
-            rc = api_fail(err, 400, INVALID, v->string, "field '%s' appears twice", v->string);
+            rc = api_fail(err, 400, INVALID, v->string, "field '%s' appears twice",
+                          echo_str(shown, sizeof shown, v->string));
             goto out;
         }
         seen |= 1ull << f;

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,9 +19,13 @@ typedef struct api_error {
     char param[32];
 } api_error;
 
-/* Fills e and returns -1 (for "return api_fail(...)" chains). */
+/* Fills e and returns -1 (for "return api_fail(...)" chains). The message and
+ * param go through echo_text (echo.h): client bytes in them come out as valid
+ * UTF-8, and a message too long for its buffer is cut between characters. */
 int api_fail(api_error *e, unsigned status, const char *type, const char *param, const char *fmt,
              ...) __attribute__((format(printf, 5, 6)));
+void api_failv(api_error *e, unsigned status, const char *type, const char *param, const char *fmt,
+               va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* A response's log-probabilities are bounded: chars characters with k
  * alternatives each (plus their own) must stay within --max-logprob-entries,

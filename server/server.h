@@ -95,6 +95,8 @@ enum MHD_Result respond_json(req_ctx *c, unsigned status, cJSON *body); /* takes
 enum MHD_Result respond_error(req_ctx *c, const api_error *e);
 enum MHD_Result respond_text(req_ctx *c, unsigned status, const char *type, char *text,
                              size_t len); /* takes text (malloc'd) */
+/* A 200 HTML page (taken, malloc'd) under the Content-Security-Policy csp. */
+enum MHD_Result respond_html(req_ctx *c, char *page, size_t len, const char *csp);
 /* Error shortcut: respond_error with a formatted message. */
 enum MHD_Result respond_fail(req_ctx *c, unsigned status, const char *type, const char *param,
                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));

@@ -138,7 +138,9 @@ int charrnn_sample_check_number(charrnn_sample_field f, double v, char *err, siz
 float charrnn_sample_top_p(double v);
 
 /* Checks one stop string (NULL is refused): CHARRNN_OK, or CHARRNN_ERANGE with
- * err "a string of <n> bytes is out of range 1..CHARRNN_MAX_STOP_LEN". */
+ * err "a string of <n> bytes is out of range 1..CHARRNN_MAX_STOP_LEN", or
+ * CHARRNN_EINVAL when it is not valid UTF-8 (err names the first bad byte):
+ * only a valid stop is sure to match on character boundaries. */
 int charrnn_sample_check_stop(const char *s, char *err, size_t errlen);
 
 /* The one validation of a params struct (charrnn_stream_create runs it):

@@ -94,10 +94,24 @@ int charrnn_sample_check_number(charrnn_sample_field f, double v, char *err, siz
 int charrnn_sample_check_stop(const char *s, char *err, size_t errlen)
 {
     size_t len = s ? strlen(s) : 0;
-    if (len >= 1 && len <= CHARRNN_MAX_STOP_LEN)
-        return CHARRNN_OK;
-    return charrnn_fail(err, errlen, CHARRNN_ERANGE, "a string of %zu bytes is out of range 1..%d",
-                        len, CHARRNN_MAX_STOP_LEN);
+    if (len < 1 || len > CHARRNN_MAX_STOP_LEN)
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE,
+                            "a string of %zu bytes is out of range 1..%d", len,
+                            CHARRNN_MAX_STOP_LEN);
+    /* Generated text is whole characters of valid UTF-8, so a valid stop can
+     * only match from a character's first byte to a character's last: the
+     * text cut at it stays whole characters. A stray byte could match inside
+     * a character and cut it. */
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = charrnn_utf8_decode((const uint8_t *)s + i, len - i, &cp);
+        if (k == 0)
+            return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                                "a string that is not valid UTF-8 (byte %zu of %zu, 0x%02x)", i + 1,
+                                len, (unsigned char)s[i]);
+        i += (size_t)k;
+    }
+    return CHARRNN_OK;
 }
 
 int charrnn_sample_params_check(const charrnn_sample_params *p, charrnn_sample_field *field,

@@ -149,6 +149,8 @@ case_errors() {
     run_err "--checkpoint is required" "$SAMPLE" --length 5
     run_err "unknown argument '--temp'" "$SAMPLE" --checkpoint "$GOOD" --temp 1
     run_err "--stop: a string of 0 bytes is out of range 1..256" "$SAMPLE" --checkpoint "$GOOD" --stop ''
+    run_err "--stop: a string that is not valid UTF-8 (byte 2 of 2, 0x94)" "$SAMPLE" --checkpoint "$GOOD" \
+        --stop "$(printf 'e\x94')"
     run_err "CHARRNN_KERNEL: unknown inference kernel 'avx9' (auto, " \
         env CHARRNN_KERNEL=avx9 "$SAMPLE" --checkpoint "$GOOD"
 

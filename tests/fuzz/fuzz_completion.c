@@ -7,13 +7,15 @@
  * (1..V1_MAX_PROMPTS prompts, n 1..V1_MAX_N, at most --max-choices-per-request
  * choices and at most that many best_of candidates,
  * max_tokens <= max_length and 0 only with echo, logprobs -1..5, at most
- * V1_MAX_STOP stop strings, biases in [-100, 100]); a rejection is a 4xx with a
- * message and a param; a stream the library accepts yields exactly one record
+ * V1_MAX_STOP stop strings, each valid UTF-8, biases in [-100, 100]); a
+ * rejection is a 4xx with a message and a param that make a valid UTF-8 JSON
+ * body; a stream the library accepts yields exactly one record
  * per scored prompt character and per generated character, each log-probability
  * <= 0 and its alternatives most likely first. */
 #include "charrnn/sampler.h"
 #include "charrnn/vocab.h"
 #include "config.h"
+#include "fuzz_json.h"
 #include "fuzz_model.h"
 #include "openai_request.h"
 
@@ -91,8 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     api_error e;
     memset(&e, 0, sizeof e);
     if (completion_request_parse(body, size, &cfg, &r, &e) != 0) {
-        if (e.status < 400 || e.status > 500 || !e.message[0] || !e.type)
-            abort();
+        fuzz_check_error(&e);
         free(body);
         return 0;
     }
@@ -105,6 +106,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (r.logprobs < -1 || r.logprobs > V1_MAX_LOGPROBS || r.n_stop > V1_MAX_STOP)
         abort();
+    for (size_t i = 0; i < r.n_stop; i++)
+        if (!utf8_valid(r.stop[i], strlen(r.stop[i])))
+            abort(); /* only a valid stop is sure to cut between characters */
+    char user[65];   /* as the access log shows it */
+    fuzz_check_text(echo_str(user, sizeof user, r.user), strlen(user), 0, "user not UTF-8");
     for (size_t i = 0; i < r.n_bias; i++)
         if (!(r.bias_val[i] >= -100 && r.bias_val[i] <= 100))
             abort();

@@ -6,14 +6,16 @@
  * Invariants checked beyond "no sanitizer report": an accepted request is in
  * range (length 1..max_length, temperature 0..10, top_p (0,1], top_k >= 0, at
  * most CHARRNN_MAX_STOP stop strings of 1..CHARRNN_MAX_STOP_LEN bytes); a
- * rejected one is a 4xx with a message; the generated text is valid UTF-8 and
- * no longer than asked. And the request scanner (request_members, which the
+ * rejected one is a 4xx with a message, and its message and param make a
+ * valid UTF-8 JSON body; stop strings are valid UTF-8; the generated text
+ * (cut at a stop or not) is valid UTF-8 and no longer than asked. And the request scanner (request_members, which the
  * \u0000 and seed checks read) sees the members cJSON sees: same count, same
  * keys, values of the same kind and, where they can be compared as text, the
  * same value. */
 #include "charrnn/sampler.h"
 #include "charrnn/vocab.h"
 #include "config.h"
+#include "fuzz_json.h"
 #include "fuzz_model.h"
 #include "request.h"
 
@@ -36,18 +38,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_config(&cfg, "64");
     model = fuzz_model(CHARRNN_CELL_LSTM, 2);
     return 0;
-}
-
-static int valid_utf8(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        int k = charrnn_utf8_decode((const uint8_t *)s + i, n - i, &cp);
-        if (k <= 0)
-            return 0;
-        i += (size_t)k;
-    }
-    return 1;
 }
 
 /* 1 if the quoted source text q (with its quotes) is the string s: only
@@ -121,7 +111,7 @@ static int collect(void *ctx, const char *bytes, size_t len)
     sink *s = ctx;
     s->bytes += len;
     s->calls++;
-    if (!valid_utf8(bytes, len))
+    if (!utf8_valid(bytes, len))
         s->bad = 1;
     return 0;
 }
@@ -138,8 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     api_error e;
     memset(&e, 0, sizeof e);
     if (sample_request_parse(body, size, &cfg, &r, &e) != 0) {
-        if (e.status < 400 || e.status > 500 || !e.message[0] || !e.type)
-            abort();
+        fuzz_check_error(&e);
         free(body);
         return 0;
     }
@@ -154,8 +143,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     for (size_t i = 0; i < r.n_stop; i++) {
         size_t n = strlen(r.stop[i]);
-        if (n < 1 || n > CHARRNN_MAX_STOP_LEN)
-            abort();
+        if (n < 1 || n > CHARRNN_MAX_STOP_LEN || !utf8_valid(r.stop[i], n))
+            abort(); /* only a valid stop is sure to cut between characters */
     }
     charrnn_sample_params p = sample_request_params(&r);
     charrnn_stream *s = NULL;

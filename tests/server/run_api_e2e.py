@@ -682,6 +682,25 @@ def raw_control_bytes_refused():
     check(st == 200 and ok["model"] == "tiny", ok)
 
 
+@test
+def stop_matches_whole_characters():
+    """Stops are valid UTF-8, so they match whole characters only: a stop "é"
+    (C3 A9) never cuts "ï" (C3 AF), which shares its first byte, and text cut
+    at a stop is whole characters, streamed or not."""
+    st, _, voc = ENV.d.json("GET", "/models/tiny/vocab")
+    ids = dict((c["char"], c["id"]) for c in voc["chars"])
+    check(st == 200 and "\u00ef" in ids and "\u00e9" in ids, ids)
+    base = {"prompt": "na", "max_tokens": 6, "seed": 3, "logit_bias": {str(ids["\u00ef"]): 100}}
+    for stop, text, finish in (("\u00e9", "\u00ef" * 6, "length"), ("\u00ef", "", "stop"),
+                               ("\u00ef\u00ef", "", "stop")):
+        body = dict(base, stop=[stop])
+        st, _, data = ENV.d.request("POST", "/v1/completions", json.dumps(body), J)
+        got = json.loads(data.decode("utf-8"))["choices"][0]  # strict UTF-8
+        check(st == 200 and (got["text"], got["finish_reason"]) == (text, finish), (stop, got))
+        _, chunks = v1_stream(body)  # decoded strictly by v1_stream
+        check("".join(c["choices"][0]["text"] for c in chunks) == text, (stop, chunks))
+
+
 def main():
     return e2e.run_tests(TESTS, ONLY, setup, teardown)
 

@@ -12,6 +12,8 @@ SIGTERM draining, and byte-identical text against charrnn-sample.
 Exit status: 0 when every test passed.
 """
 
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -1275,6 +1277,95 @@ def invalid_utf8_in_path_is_escaped():
         check(want in msg, (msg, want))
     d.wait_log(lambda o: o.get("msg") == "request" and o.get("path") == "/models/a\\x80b", 5, mark)
     check(not any("\ufffd" in line for line in d.logs()[mark:]), d.logs()[mark:])
+
+
+EURO = "\u20ac".encode()  # 3 bytes
+
+
+def strict_json(data, what):
+    """data (bytes) as strict UTF-8 JSON: no invalid byte, no cut character."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise AssertionError("%s is not UTF-8 JSON (%s): %r" % (what, e, data[:300]))
+
+
+@test
+def client_bytes_echo_as_utf8():
+    """Invalid UTF-8 sent in field names, model, user and stop: each response
+    body and each log line is strict UTF-8 JSON; client bytes are escaped as
+    \\xNN and cut between characters; a stop that is not UTF-8 is a 400."""
+    d = ENV.d
+    mark = len(d.raw_logs())
+    long_key = EURO * 20 + b"\xff"
+    cases = [  # (path, body, status, param)
+        ("/sample", b'{"length":3,"stop":["\xff"]}', 400, "stop"),
+        ("/sample", b'{"length":3,"stop":["e\x94"]}', 400, "stop"),
+        ("/v1/completions", b'{"prompt":"a","max_tokens":3,"stop":"\x94"}', 400, "stop"),
+        ("/v1/completions", b'{"prompt":"a","max_tokens":3,"stop":["e","\xe2\x80"]}', 400,
+         "stop"),
+        ("/sample", b'{"\xff\xfeab":1}', 400, "\\xFF\\xFEab"),
+        ("/v1/completions", b'{"' + long_key + b'":1}', 400, None),
+        ("/sample", b'{"' + long_key + b'":1}', 400, None),
+        ("/sample", b'{"model":"' + EURO * 100 + b'"}', 400, "model"),
+        ("/v1/completions", b'{"prompt":"a","model":"' + EURO * 100 + b'"}', 404, "model"),
+        ("/v1/completions", b'{"prompt":"a","model":"tiny\xff"}', 404, "model"),
+        ("/v1/completions", b'{"prompt":"a","max_tokens":2,"user":"u\xffv' + EURO * 20 + b'"}',
+         200, None),
+    ]
+    for path, body, status, param in cases:
+        st, hdrs, data = d.request("POST", path, body, {"Content-Type": "application/json"})
+        o = strict_json(data, "%s %r" % (path, body))
+        check(st == status, "%s %r: status %d, expected %d: %r" % (path, body, st, status, o))
+        if st == 200:
+            continue
+        err = o["error"]
+        if param is not None:
+            check(err["param"] == param, (body, err))
+        # never a cut character (it would show as an escaped lead byte)
+        check("\\xE2" not in err["message"] and "\\xE2" not in (err["param"] or ""), err)
+    st, _, data = d.request("GET", "/models/" + "%E2%82%AC" * 100)
+    strict_json(data, "GET /models/<100 x euro>")
+    d.wait_log(lambda o: o.get("msg") == "request" and o.get("user", "").startswith("u\\xFFv"),
+               5, mark)
+    lines = d.raw_logs()[mark:]
+    check(len(lines) >= len(cases) + 1, lines)
+    for line in lines:
+        strict_json(line, "log line")
+
+
+def inline_hashes(page, tag):
+    """'sha256-<base64>' of each inline <tag> element's text, as a browser hashes it."""
+    return ["'sha256-%s'" % base64.b64encode(hashlib.sha256(m).digest()).decode()
+            for m in re.findall(b"<%s>(.*?)</%s>" % (tag, tag), page, re.S)]
+
+
+@test
+def security_headers():
+    """nosniff and no-referrer on every response (200, 400, 404, 405, /metrics,
+    a stream, the page); the page's CSP allows exactly its inline script and
+    style by hash, and no framing."""
+    d = ENV.d
+    J = {"Content-Type": "application/json"}
+    for method, path, body, status in [("GET", "/healthz", None, 200),
+                                       ("POST", "/sample", b"{", 400),
+                                       ("GET", "/nope", None, 404),
+                                       ("DELETE", "/sample", None, 405),
+                                       ("GET", "/metrics", None, 200),
+                                       ("POST", "/sample", b'{"length":2,"stream":true}', 200),
+                                       ("GET", "/", None, 200)]:
+        st, hdrs, page = d.request(method, path, body, J if body else None)
+        check(st == status, (method, path, st))
+        check(hdrs.get("x-content-type-options") == "nosniff", (path, hdrs))
+        check(hdrs.get("referrer-policy") == "no-referrer", (path, hdrs))
+        check(("content-security-policy" in hdrs) == (path == "/"), (path, hdrs))
+    csp = dict((p.strip().split(" ", 1) + [""])[:2] for p in
+               hdrs["content-security-policy"].split(";"))
+    check(csp["default-src"] == "'self'" and csp["frame-ancestors"] == "'none'", csp)
+    for tag, key in ((b"script", "script-src"), (b"style", "style-src")):
+        want = inline_hashes(page, tag)
+        check(want and csp[key].split() == want, (key, csp[key], want))
+    check("unsafe" not in hdrs["content-security-policy"], csp)
 
 
 def thread_nice(pid):
