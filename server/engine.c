@@ -11,6 +11,7 @@
  * helpers go back to stepping batches of their own. */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "engine.h"
+#include "buf.h"
 
 #include "charrnn/clock.h"
 #include "charrnn/rowsplit.h"
@@ -685,15 +686,9 @@ static void *worker(void *arg)
                 else
                     hist_observe(&e->first_char, now - j->t_submit);
                 j->t_last_char = now;
-                if (j->len + (size_t)nout[i] > j->cap) {
-                    size_t nc = j->cap ? 2 * j->cap : 256;
-                    char *p = realloc(j->buf, nc);
-                    if (!p) {
-                        job_end_now(e, j, JOB_SHUTDOWN);
-                        continue;
-                    }
-                    j->buf = p;
-                    j->cap = nc;
+                if (buf_reserve(&j->buf, &j->cap, j->len + (size_t)nout[i], 1)) {
+                    job_end_now(e, j, JOB_SHUTDOWN);
+                    continue;
                 }
                 memcpy(j->buf + j->len, out[i], (size_t)nout[i]);
                 j->len += (size_t)nout[i];

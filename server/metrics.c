@@ -2,6 +2,7 @@
  * Prometheus conventions: charrnn_ prefix, base units in the name (_seconds,
  * _total for counters). */
 #include "metrics.h"
+#include "buf.h"
 
 #include "charrnn/lowp.h"
 
@@ -86,14 +87,8 @@ void metrics_free(metrics *m)
 /* Grows a table by one zeroed element; NULL on allocation failure. */
 static void *grow(void **arr, size_t *n, size_t *cap, size_t elem)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 16;
-        void *p = realloc(*arr, c * elem);
-        if (!p)
-            return NULL;
-        *arr = p;
-        *cap = c;
-    }
+    if (buf_reserve(arr, cap, *n + 1, elem))
+        return NULL;
     void *e = (char *)*arr + (*n)++ * elem;
     memset(e, 0, elem);
     return e;

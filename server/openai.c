@@ -15,6 +15,7 @@
  * generated character (ties: the lower candidate) are returned, best first,
  * as choices p * n + rank. usage counts every candidate's characters. */
 #include "echo.h"
+#include "buf.h"
 #include "charrnn/clock.h"
 #include "logprobs_json.h"
 #include "openai_request.h"
@@ -114,21 +115,6 @@ static void v1_ctx_free(req_ctx *c)
 
 /* ---- receiving a choice's output ---- */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap : 256;
-    while (nc < need)
-        nc *= 2;
-    void *q = realloc(*p, nc * elem);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = nc;
-    return 0;
-}
-
 /* Takes whatever the job has produced since the last call (waiting up to
  * timeout_ms for something). Returns -1 when out of memory. */
 static int pull(engine *e, choice *c, int k_top, int timeout_ms)
@@ -144,7 +130,7 @@ static int pull(engine *e, choice *c, int k_top, int timeout_ms)
     char buf[READ_CHUNK];
     int ended_bytes = 0, ended_recs = 0;
     size_t n = engine_job_read(e, c->job, c->len, buf, sizeof buf, timeout_ms, &ended_bytes);
-    if (grow((void **)&c->text, &c->cap, c->len + n + 1, 1))
+    if (buf_reserve(&c->text, &c->cap, c->len + n + 1, 1))
         return -1;
     memcpy(c->text + c->len, buf, n);
     c->len += n;
@@ -152,7 +138,7 @@ static int pull(engine *e, choice *c, int k_top, int timeout_ms)
         size_t room = c->caprec - c->nrec;
         if (room < 64) {
             size_t cap = c->caprec, k = k_top > 0 ? (size_t)k_top : 1;
-            if (grow((void **)&c->rec, &c->caprec, c->nrec + 64, sizeof *c->rec))
+            if (buf_reserve(&c->rec, &c->caprec, c->nrec + 64, sizeof *c->rec))
                 return -1;
             size_t nc = c->caprec;
             int *ti = realloc(c->top_id, nc * k * sizeof *ti);

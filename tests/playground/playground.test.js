@@ -108,9 +108,8 @@ async function controls(page) {
   const grab = (req) => { if (req.url().endsWith("/sample") && req.method() === "POST") sent = req.postData(); };
   page.on("request", grab);
   await page.click("#run");
-  await page.waitForFunction(() => /finish:/.test(document.getElementById("status").textContent) ||
-                                   document.getElementById("status").classList.contains("error"),
-                             null, { timeout: WAIT_MS });
+  await until(page, () => /finish:/.test(document.getElementById("status").textContent) ||
+                          document.getElementById("status").classList.contains("error"), WAIT_MS);
   page.off("request", grab);
   const status = await page.textContent("#status");
   if (!/finish:/.test(status)) return fail("controls: the generation failed: " + status);
