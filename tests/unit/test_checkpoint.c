@@ -466,6 +466,7 @@ START_TEST(rejects_bad_vocab_json)
         {"[\"a\",\"\\ud800\"]", "vocab is not a JSON array"}, /* lone surrogate */
         {"[\"a\",\"\xC0\x80\"]", "vocab entry 1 is not a single-character string"}, /* overlong */
         {"[\"a\",\"\xED\xA0\x80\"]", "vocab entry 1 is not a single-character string"},
+        {"[\"\\u0000\",\"a\"]", "vocab entry 0 is U+0000 (NUL) or empty"},
         /* Valid but of another size than decoder.weight's V = 10. */
         {"[\"a\",\"b\",\"c\"]", "has the wrong shape"},
     };
