@@ -117,67 +117,42 @@ int charrnn_checkpoint_model(const charrnn_st_file *f, charrnn_model **out, char
     if (rc)
         return rc;
     cfg.vocab_size = (int)charrnn_vocab_size(vocab);
-    charrnn_model *m;
-    if (dt != CHARRNN_DTYPE_F32) {
-        if ((rc = charrnn_ckpt_lowp_model(f, &cfg, vocab, dt, out, err, errlen)))
-            charrnn_vocab_free(vocab);
-        return rc;
-    }
-    if ((rc = charrnn_model_create(&cfg, vocab, &m, err, errlen))) {
+    /* Every tensor checked against the metadata before the model is allocated. */
+    if ((rc = charrnn_ckpt_check_tensors(f, &cfg, dt, err, errlen))) {
         charrnn_vocab_free(vocab);
         return rc;
     }
-    for (size_t i = 0; i < charrnn_st_count(f); i++) {
-        const charrnn_st_tensor *t = charrnn_st_at(f, i);
-        if (t->dtype != CHARRNN_ST_F32) { /* only reduced files hold other dtypes */
-            charrnn_model_free(m);
-            return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                                "tensor '%.64s' is %s in an f32 checkpoint", t->name,
-                                charrnn_st_dtype_name(t->dtype));
+    charrnn_model *m;
+    if (dt != CHARRNN_DTYPE_F32) {
+        if ((rc = charrnn_ckpt_lowp_model(f, &cfg, vocab, dt, &m, err, errlen))) {
+            charrnn_vocab_free(vocab);
+            return rc;
         }
-        if (strncmp(t->name, "optim.", 6) == 0 || strncmp(t->name, "state.", 6) == 0)
-            continue;
-        const charrnn_tensor_info *ti = charrnn_model_tensor(m, t->name);
-        if (!ti) {
+    } else if ((rc = charrnn_model_create(&cfg, vocab, &m, err, errlen))) {
+        charrnn_vocab_free(vocab);
+        return rc;
+    }
+    for (int i = 0; i < m->num_tensors && dt == CHARRNN_DTYPE_F32; i++) {
+        const charrnn_tensor_info *ti = &m->tensors[i];
+        /* ti points into m: the message is formatted before m is freed. */
+        if ((rc = charrnn_ckpt_copy_finite(charrnn_st_get(f, ti->name), ti->name,
+                                           m->params + ti->offset, err, errlen))) {
             charrnn_model_free(m);
-            return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                                "unexpected tensor '%.64s' for a %d-layer %s", t->name,
-                                cfg.num_layers, charrnn_cell_name(cfg.cell));
+            return rc;
         }
     }
-    for (int i = 0; i < m->num_tensors; i++) {
-        const charrnn_tensor_info *ti = &m->tensors[i];
-        const charrnn_st_tensor *t = charrnn_st_get(f, ti->name);
-        /* ti points into m: format the message before freeing m. */
-        if (!t) {
-            rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT, "tensor '%s' is missing", ti->name);
-            charrnn_model_free(m);
-            return rc;
-        }
-        int same = t->ndim == ti->ndim;
-        for (int d = 0; same && d < ti->ndim; d++)
-            same = t->shape[d] == ti->shape[d];
-        if (!same) {
-            rc = ti->ndim == 2
-                ? charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                               "tensor '%s' has the wrong shape (expected [%zu, %zu])", ti->name,
-                               ti->shape[0], ti->shape[1])
-                : charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                               "tensor '%s' has the wrong shape (expected [%zu])", ti->name,
-                               ti->shape[0]);
-            charrnn_model_free(m);
-            return rc;
-        }
-        for (size_t k = 0; k < ti->numel; k++) {
-            if (!isfinite(t->data[k])) {
-                rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                                  "tensor '%s' holds a non-finite value at element %zu", ti->name,
-                                  k);
-                charrnn_model_free(m);
-                return rc;
-            }
-        }
-        memcpy(m->params + ti->offset, t->data, ti->numel * sizeof(float));
+    int worst;
+    size_t row;
+    const double bound = charrnn_model_activation_bound(m, &worst, &row);
+    if (!(bound <= CHARRNN_MAX_ACTIVATION)) {
+        const int logit = worst == 4 * cfg.num_layers;
+        rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                          "row %zu of tensor '%s' and its bias can reach a %s of %.3g (at most "
+                          "%g is accepted): the model's arithmetic could overflow",
+                          row, m->tensors[worst].name, logit ? "logit" : "gate pre-activation",
+                          bound, CHARRNN_MAX_ACTIVATION);
+        charrnn_model_free(m);
+        return rc;
     }
     *out = m;
     return CHARRNN_OK;

@@ -106,9 +106,12 @@ static int check_tensor(const charrnn_st_tensor *t, const char *name, charrnn_st
     return CHARRNN_OK;
 }
 
-/* Is name a tensor a reduced file of m may hold? */
+/* Is name a tensor a file of m may hold? (f32 files may add resume state.) */
 static int known(const charrnn_model *m, const char *name)
 {
+    if (m->dtype == CHARRNN_DTYPE_F32 &&
+        (strncmp(name, "optim.", 6) == 0 || strncmp(name, "state.", 6) == 0))
+        return 1;
     for (int i = 0; i < m->num_tensors; i++) {
         size_t n = strlen(m->tensors[i].name);
         if (strncmp(name, m->tensors[i].name, n) != 0)
@@ -122,32 +125,67 @@ static int known(const charrnn_model *m, const char *name)
     return 0;
 }
 
-static int load_into(const charrnn_st_file *f, charrnn_model *m, char *err, size_t errlen)
+/* The file dtype tensor i of m is stored in. */
+static charrnn_st_dtype file_dtype(const charrnn_model *m, int i)
 {
+    if (m->dtype == CHARRNN_DTYPE_F32 || !charrnn_model_matrix(m, i))
+        return CHARRNN_ST_F32;
+    return m->dtype == CHARRNN_DTYPE_INT8 ? CHARRNN_ST_I8 : CHARRNN_ST_BF16;
+}
+
+int charrnn_ckpt_check_tensors(const charrnn_st_file *f, const charrnn_config *cfg,
+                               charrnn_dtype dt, char *err, size_t errlen)
+{
+    /* A model without storage: its layout and its dtype's matrix table, enough
+     * for known() and file_dtype(). On the stack, so nothing the file says is
+     * allocated before the file is known to hold it. */
+    charrnn_model shell;
+    memset(&shell, 0, sizeof shell);
+    shell.cfg = *cfg;
+    shell.dtype = dt;
+    shell.num_params = charrnn_param_layout(cfg, shell.tensors, &shell.num_tensors);
     for (size_t i = 0; i < charrnn_st_count(f); i++) {
-        const char *name = charrnn_st_at(f, i)->name;
-        if (!known(m, name))
+        const charrnn_st_tensor *t = charrnn_st_at(f, i);
+        if (dt == CHARRNN_DTYPE_F32 && t->dtype != CHARRNN_ST_F32) /* resume state too */
+            return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                                "tensor '%.64s' is %s in an f32 checkpoint", t->name,
+                                charrnn_st_dtype_name(t->dtype));
+        if (!known(&shell, t->name))
             return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                                 "unexpected tensor '%.64s' in a %s checkpoint of a %d-layer %s",
-                                name, charrnn_dtype_name(m->dtype), m->cfg.num_layers,
-                                charrnn_cell_name(m->cfg.cell));
+                                t->name, charrnn_dtype_name(dt), cfg->num_layers,
+                                charrnn_cell_name(cfg->cell));
     }
+    for (int i = 0; i < shell.num_tensors; i++) {
+        const charrnn_tensor_info *ti = &shell.tensors[i];
+        int rc = check_tensor(charrnn_st_get(f, ti->name), ti->name, file_dtype(&shell, i),
+                              ti->ndim, ti->shape, err, errlen);
+        if (rc)
+            return rc;
+        if (dt != CHARRNN_DTYPE_INT8 || !charrnn_model_matrix(&shell, i))
+            continue;
+        char sname[CHARRNN_TENSOR_NAME_MAX + 8];
+        snprintf(sname, sizeof sname, "%s" CHARRNN_SCALE_SUFFIX, ti->name);
+        if ((rc = check_tensor(charrnn_st_get(f, sname), sname, CHARRNN_ST_F32, 1, ti->shape, err,
+                               errlen)))
+            return rc;
+    }
+    return CHARRNN_OK;
+}
+
+/* Copies the values of a file that passed charrnn_ckpt_check_tensors into m,
+ * checking each one. */
+static int load_into(const charrnn_st_file *f, charrnn_model *m, char *err, size_t errlen)
+{
     const int int8 = m->dtype == CHARRNN_DTYPE_INT8;
     for (int i = 0; i < m->num_tensors; i++) {
         const charrnn_tensor_info *ti = &m->tensors[i];
         const charrnn_st_tensor *t = charrnn_st_get(f, ti->name);
         const charrnn_matrix *mat = charrnn_model_matrix(m, i);
-        charrnn_st_dtype want = !mat ? CHARRNN_ST_F32 : int8 ? CHARRNN_ST_I8 : CHARRNN_ST_BF16;
-        int rc = check_tensor(t, ti->name, want, ti->ndim, ti->shape, err, errlen);
-        if (rc)
-            return rc;
         if (!mat) {
-            for (size_t k = 0; k < ti->numel; k++)
-                if (!isfinite(t->data[k]))
-                    return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
-                                        "tensor '%s' holds a non-finite value at element %zu",
-                                        ti->name, k);
-            memcpy(f32_of(m, i), t->data, ti->numel * sizeof(float));
+            int rc = charrnn_ckpt_copy_finite(t, ti->name, f32_of(m, i), err, errlen);
+            if (rc)
+                return rc;
             continue;
         }
         if (!int8) {
@@ -170,8 +208,6 @@ static int load_into(const charrnn_st_file *f, charrnn_model *m, char *err, size
         char sname[CHARRNN_TENSOR_NAME_MAX + 8];
         snprintf(sname, sizeof sname, "%s" CHARRNN_SCALE_SUFFIX, ti->name);
         const charrnn_st_tensor *st = charrnn_st_get(f, sname);
-        if ((rc = check_tensor(st, sname, CHARRNN_ST_F32, 1, ti->shape, err, errlen)))
-            return rc;
         for (size_t r = 0; r < ti->shape[0]; r++)
             if (!(isfinite(st->data[r]) && st->data[r] >= 0.0f))
                 return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
@@ -181,6 +217,20 @@ static int load_into(const charrnn_st_file *f, charrnn_model *m, char *err, size
         memcpy((void *)mat->w, q, ti->numel);
         memcpy((void *)mat->scale, st->data, ti->shape[0] * sizeof(float));
     }
+    return CHARRNN_OK;
+}
+
+int charrnn_ckpt_copy_finite(const charrnn_st_tensor *t, const char *name, float *dst, char *err,
+                             size_t errlen)
+{
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++)
+        n *= t->shape[d];
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(t->data[k]))
+            return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                                "tensor '%s' holds a non-finite value at element %zu", name, k);
+    memcpy(dst, t->data, n * sizeof(float));
     return CHARRNN_OK;
 }
 

@@ -27,10 +27,25 @@ int charrnn_ckpt_dtype(const charrnn_st_file *f, charrnn_dtype *out, char *err, 
 size_t charrnn_ckpt_lowp_tensors(const charrnn_model *m, charrnn_st_tensor *t,
                                  char (*names)[CHARRNN_TENSOR_NAME_MAX + 8]);
 
-/* Builds a reduced model from a file whose dtype is dt (not f32): every
- * tensor present with its dtype and shape, nothing unknown, no NaN or Inf
- * (bf16), no -128 (int8), scales finite and >= 0. Takes ownership of vocab
- * on success. */
+/* Checks a file's tensors against the layout of cfg stored in dt, before
+ * anything is allocated for the model: every tensor the model needs present
+ * with its dtype and shape (int8: with its .scale), and nothing else (an f32
+ * file may also hold optim.* and state.* resume state, all F32). The reader
+ * (charrnn_st_parse) has already checked that each tensor's bytes lie in the
+ * file and match its shape, so a file that passes holds every byte the model
+ * will take: what a file makes the loader allocate is bounded by its size.
+ * The sizes cannot overflow: cfg is within charrnn_config_check's ranges,
+ * where the largest tensor has 4 * 8192 * 65536 = 2^31 elements. */
+int charrnn_ckpt_check_tensors(const charrnn_st_file *f, const charrnn_config *cfg,
+                               charrnn_dtype dt, char *err, size_t errlen);
+
+/* Copies F32 tensor t (name in messages) to dst, refusing NaN and Inf. */
+int charrnn_ckpt_copy_finite(const charrnn_st_tensor *t, const char *name, float *dst, char *err,
+                             size_t errlen);
+
+/* Builds a reduced model from a file whose dtype is dt (not f32) that passed
+ * charrnn_ckpt_check_tensors: no NaN or Inf (bf16), no -128 (int8), scales
+ * finite and >= 0. Takes ownership of vocab on success. */
 int charrnn_ckpt_lowp_model(const charrnn_st_file *f, const charrnn_config *cfg,
                             charrnn_vocab *vocab, charrnn_dtype dt, charrnn_model **out, char *err,
                             size_t errlen);

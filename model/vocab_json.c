@@ -54,9 +54,11 @@ int charrnn_vocab_from_json(const char *json, charrnn_vocab **out, char *err, si
         const char *s = cJSON_GetStringValue(it);
         uint32_t cp;
         size_t len = s ? strlen(s) : 0;
-        /* cJSON stops strings at NUL, so U+0000 is stored as "\u0000" and reads back empty. */
+        /* cJSON stops strings at NUL: "\u0000" reads back empty. */
         if (s && len == 0) {
-            cp = 0;
+            rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                              "vocab entry %d is U+0000 (NUL) or empty: no text may hold NUL", i);
+            break;
         } else if (!s || charrnn_utf8_decode((const uint8_t *)s, len, &cp) != (int)len) {
             rc = charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                               "vocab entry %d is not a single-character string", i);

@@ -1,6 +1,7 @@
 /* Writing log-probability records as JSON (logprobs_json.h). */
 #include "logprobs_json.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
@@ -8,6 +9,8 @@
 
 cJSON *json_float(float v)
 {
+    if (!isfinite(v)) /* a loaded model cannot produce one (CHARRNN_MAX_ACTIVATION): a net */
+        return cJSON_CreateNull();
     char b[32];
     snprintf(b, sizeof b, "%.9g", (double)v);
     return cJSON_CreateRaw(b);

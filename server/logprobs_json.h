@@ -1,6 +1,7 @@
 /* JSON of log-probability records (engine.h job_rec), shared by /sample,
  * /score and /v1/completions so the numbers are written one way everywhere:
- * floats with 9 significant digits (they round-trip exactly). */
+ * floats with 9 significant digits (they round-trip exactly), null for a
+ * non-finite one. */
 #ifndef CHARRNN_SERVE_LOGPROBS_JSON_H
 #define CHARRNN_SERVE_LOGPROBS_JSON_H
 
@@ -9,7 +10,8 @@
 
 #include <cjson/cJSON.h>
 
-/* A float as a JSON number. */
+/* A float as a JSON number; null for NaN and +-Inf, which JSON cannot hold
+ * (as cJSON writes a non-finite double). */
 cJSON *json_float(float v);
 /* The UTF-8 of vocabulary entry id into out (at least 5 bytes); "" for -1. */
 const char *vocab_char(const charrnn_vocab *v, int id, char *out);

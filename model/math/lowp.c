@@ -246,3 +246,47 @@ int charrnn_model_widen(const charrnn_model *src, charrnn_model **out, char *err
     *out = m;
     return CHARRNN_OK;
 }
+
+/* Sum (or max, for max_only) over row r of |tensor i of m| as the step reads
+ * it, in double. */
+static double row_abs(const charrnn_model *m, int i, size_t r, int max_only)
+{
+    const size_t D = m->tensors[i].ndim == 2 ? m->tensors[i].shape[1] : 1;
+    const charrnn_matrix *mat = charrnn_model_matrix(m, i);
+    double acc = 0.0;
+    for (size_t c = 0; c < D; c++) {
+        double a;
+        if (!mat || m->dtype == CHARRNN_DTYPE_F32) {
+            const float *w = mat ? (const float *)mat->w : f32_tensor((charrnn_model *)m, i);
+            a = fabs((double)w[r * D + c]);
+        } else if (m->dtype == CHARRNN_DTYPE_BF16) {
+            a = fabs((double)charrnn_bf16_to_f32(((const uint16_t *)mat->w)[r * D + c]));
+        } else {
+            a = fabs((double)((const int8_t *)mat->w)[r * D + c] * (double)mat->scale[r]);
+        }
+        acc = max_only ? (a > acc ? a : acc) : acc + a;
+    }
+    return acc;
+}
+
+double charrnn_model_activation_bound(const charrnn_model *m, int *tensor, size_t *row)
+{
+    const int L = m->cfg.num_layers;
+    double worst = -1.0;
+    /* Tensor indices of the layout: 4l + 0..3 the layer's w_ih, w_hh, b_ih,
+     * b_hh; 4L and 4L + 1 the decoder's weight and bias. */
+    for (int l = 0; l <= L; l++) {
+        const int w = 4 * l;
+        for (size_t r = 0; r < m->tensors[w].shape[0]; r++) {
+            double b = l == L ? row_abs(m, w + 1, r, 0) + row_abs(m, w, r, 0)
+                              : row_abs(m, w + 2, r, 0) + row_abs(m, w + 3, r, 0) +
+                    row_abs(m, w, r, l == 0) + row_abs(m, w + 1, r, 0);
+            if (!(b <= worst)) { /* NaN is the worst of all */
+                worst = b, *tensor = w, *row = r;
+                if (isnan(b))
+                    return b;
+            }
+        }
+    }
+    return worst;
+}

@@ -95,6 +95,16 @@ static int vocab_make(const uint32_t *sorted, size_t n, charrnn_vocab **out)
     return CHARRNN_OK;
 }
 
+/* U+0000 is refused in texts and vocabularies: generated text leaves as C
+ * strings (responses, the CLIs), where a NUL would end it while its
+ * characters were still counted. */
+static int nul_at(size_t offset, char *err, size_t errlen)
+{
+    return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                        "U+0000 (NUL) at byte offset %zu: text may not hold NUL characters",
+                        offset);
+}
+
 int charrnn_vocab_build(const uint8_t *text, size_t n, charrnn_vocab **out, char *err,
                         size_t errlen)
 {
@@ -107,6 +117,10 @@ int charrnn_vocab_build(const uint8_t *text, size_t n, charrnn_vocab **out, char
     size_t count = 0;
     while (i < n) {
         uint32_t cp;
+        if (text[i] == 0) {
+            free(seen);
+            return nul_at(i, err, errlen);
+        }
         if (text[i] < 0x80) {
             cp = text[i++];
         } else {
@@ -156,6 +170,9 @@ int charrnn_vocab_from_codepoints(const uint32_t *cps, size_t n, charrnn_vocab *
         return charrnn_fail(err, errlen, CHARRNN_ERANGE, "vocabulary size %zu out of range 1..%d",
                             n, CHARRNN_MAX_VOCAB);
     for (size_t i = 0; i < n; i++) {
+        if (cps[i] == 0)
+            return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
+                                "vocabulary entry %zu is U+0000 (NUL), which no text may hold", i);
         if (cps[i] > 0x10FFFF || (cps[i] >= 0xD800 && cps[i] <= 0xDFFF))
             return charrnn_fail(err, errlen, CHARRNN_EFORMAT,
                                 "vocabulary entry %zu is not a Unicode scalar value", i);
@@ -233,6 +250,8 @@ int charrnn_vocab_encode(const charrnn_vocab *v, const uint8_t *text, size_t n, 
     while (i < n) {
         uint32_t cp;
         int idx;
+        if (text[i] == 0)
+            return nul_at(i, err, errlen);
         if (text[i] < 0x80) {
             cp = text[i++];
             idx = v->ascii[cp];

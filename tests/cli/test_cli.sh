@@ -70,6 +70,9 @@ case_errors() {
     run_err "one batch of 50 x 50 needs at least 2501" \
         "$TRAIN" --data "$WORK/small.txt" --checkpoint-dir "$CK" --quiet
     run_err "is not a regular file" tiny_train --data "$WORK" --checkpoint-dir "$CK"
+    # NUL would end the text of every response (C strings) while still counted.
+    printf 'hello\000world\n' >"$WORK/nul.txt"
+    run_err "U+0000 (NUL) at byte offset 5" tiny_train --data "$WORK/nul.txt" --checkpoint-dir "$CK"
 
     echo "== charrnn-train: bad flags and values"
     run_err "unknown argument '--frobnicate'" tiny_train --data "$T" --checkpoint-dir "$CK" --frobnicate
@@ -139,6 +142,12 @@ case_errors() {
     run_err "random.safetensors" "$SAMPLE" --checkpoint "$WORK/random.safetensors"
     run_err "not a charrnn checkpoint" "$SAMPLE" --checkpoint "$SRC/tests/reference/fixture_gru.safetensors"
     run_err "is not a regular file" "$SAMPLE" --checkpoint "$WORK"
+    python3 "$ST_TOOL" tiny "$WORK/nulvocab.safetensors" '["\u0000", "a"]'
+    run_err "vocab entry 0 is U+0000 (NUL)" "$SAMPLE" --checkpoint "$WORK/nulvocab.safetensors"
+    # Finite weights whose logits overflow (NaN log-probabilities) are refused.
+    python3 "$ST_TOOL" tiny "$WORK/overflow.safetensors" '["a", "b"]' 3e38
+    run_err "row 0 of tensor 'decoder.weight' and its bias can reach a logit of 3e+38" \
+        "$SAMPLE" --checkpoint "$WORK/overflow.safetensors"
 
     echo "== charrnn-sample: bad requests"
     run_err "'#' (U+0023)" "$SAMPLE" --checkpoint "$GOOD" --prime 'The #1 cat'
@@ -165,6 +174,11 @@ case_errors() {
     run_err "holds int8 weights; convert from the f32 checkpoint" \
         "$CONVERT" --dtype bf16 "$WORK/q.safetensors" "$X"
     [ ! -e "$X" ] || fail "a failed charrnn-convert wrote its output"
+    # 268 bytes whose metadata asks for 3.2 GB: refused for what it lacks, within
+    # 400 MB of address space (an allocation of the model would fail instead).
+    python3 "$ST_TOOL" hostile "$WORK/hostile.safetensors"
+    run_err "tensor 'rnn.weight_ih_l0' is missing" \
+        bash -c 'ulimit -v 400000 && exec "$@"' - "$CONVERT" --dtype int8 "$WORK/hostile.safetensors" "$X"
     run_err "reduced-precision serving checkpoint; training starts from an f32 one" \
         tiny_train --data "$T" --checkpoint-dir "$CK" --init-from "$WORK/q.safetensors"
     run_err "--publish-dtype: 'f16' is not f32, bf16 or int8" \

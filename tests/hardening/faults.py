@@ -284,6 +284,16 @@ def serve_replacements(work, data):
          good_bytes[41:]),
         ("NaN in a weight", good_bytes[:-4] + struct.pack("<f", float("nan"))),
     ]
+    # Crafted by tests/cli/st_tool.py: 268 bytes whose metadata asks for 3.2 GB, decoder
+    # weights whose logits overflow, a NUL in the vocabulary.
+    st_tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli", "st_tool.py")
+    for name, args in (("metadata of 3.2 GB in 268 bytes", ["hostile"]),
+                       ("decoder weights of 3e38", ["tiny", '["a", "b"]', "3e38"]),
+                       ("NUL in the vocabulary", ["tiny", '["\\u0000", "a"]'])):
+        made = os.path.join(work, "crafted.safetensors")
+        subprocess.run([sys.executable, st_tool, args[0], made] + args[1:], check=True)
+        with open(made, "rb") as f:
+            bad.append((name, f.read()))
 
     d = Daemon(SERVE, models, "--default-model", "m", "--poll-interval", "0.1",
                "--max-concurrent", "8")

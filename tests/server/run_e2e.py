@@ -1180,6 +1180,46 @@ def corrupt_files_leave_serving_undisturbed():
 
 
 @test
+def hostile_checkpoints_refused():
+    """Files whoever writes the models directory could craft (tests/cli/st_tool.py):
+    metadata asking for 3.2 GB of parameters in a 268-byte file, finite decoder
+    weights whose logits overflow (NaN log-probabilities), a NUL in the vocabulary.
+    Each is a load failure naming what is wrong, and the first one does not grow
+    the daemon's peak RSS (it allocated and zero-filled 3.2 GB before failing)."""
+    d = ENV.d
+    st_tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli", "st_tool.py")
+
+    def peak_kb():
+        with open("/proc/%d/status" % d.proc.pid) as f:
+            return int(next(ln for ln in f if ln.startswith("VmHWM:")).split()[1])
+
+    cases = [("hostile", ["hostile"], "tensor 'rnn.weight_ih_l0' is missing"),
+             ("overflow", ["tiny", '["a", "b"]', "3e38"],
+              "row 0 of tensor 'decoder.weight' and its bias can reach a logit of 3e+38"),
+             ("nulvocab", ["tiny", '["\\u0000", "a"]'], "vocab entry 0 is U+0000 (NUL)")]
+    before = peak_kb()
+    for name, args, want in cases:
+        tmp = os.path.join(ENV.dir, name + ".safetensors")
+        subprocess.run([sys.executable, st_tool, args[0], tmp] + args[1:], check=True)
+        mark = len(d.logs())
+        os.replace(tmp, os.path.join(ENV.models, name + ".safetensors"))
+        d.wait_log(lambda o: o.get("msg") == "model load failed" and o.get("model") == name, 10,
+                   mark)
+        st, _, b = d.json("GET", "/models/" + name)
+        check(st == 200 and b["status"] == "unavailable", b)
+        check(want in b["last_error"]["message"], (want, b["last_error"]))
+        expect_error(d.sample(model=name), 404, "model")
+        if name == "hostile":
+            grew = peak_kb() - before
+            check(grew < 64 * 1024, "loading the 268-byte file grew the peak RSS by %d kB" % grew)
+    for name, _, _ in cases:
+        mark = len(d.logs())
+        os.unlink(os.path.join(ENV.models, name + ".safetensors"))
+        d.wait_log(lambda o: o.get("msg") == "model removed" and o.get("model") == name, 10,
+                   mark)
+
+
+@test
 def symlink_outside_refused():
     outside = os.path.join(ENV.dir, "outside.safetensors")
     shutil.copyfile(ENV.v1, outside)
