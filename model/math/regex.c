@@ -772,9 +772,11 @@ static int build_dfa(parser *p, const nfa *a, int start, const uint32_t *alpha, 
     size_t *rep = malloc(C * sizeof *rep);
     size_t cap = 64;
     uint16_t *trans = malloc(cap * C * sizeof *trans);
+    b.pool_cap = 64; /* never NULL: an empty state list still points into it */
+    b.pool = malloc(b.pool_cap * sizeof *b.pool);
     int rc = -1;
     if (!b.mark || !b.stack || !b.buf || !seeds || !b.off || !b.cnt || !b.acc || !has || !rep ||
-        !trans) {
+        !trans || !b.pool) {
         pfail(p, CHARRNN_ENOMEM, "out of memory");
         goto out;
     }

@@ -103,6 +103,10 @@ START_TEST(viable_and_live)
     ck_assert_int_eq(walk(re, "a"), -1);
     ck_assert(full(re, "b"));
     charrnn_regex_free(re);
+    /* the empty pattern: the empty text only, complete at once */
+    re = compile("");
+    ck_assert(charrnn_regex_accepting(re, 0) && !charrnn_regex_live(re, 0));
+    charrnn_regex_free(re);
     /* nothing over the alphabet matches: the start is not viable */
     int rc;
     char err[CHARRNN_ERR_MAX];
