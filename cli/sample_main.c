@@ -40,6 +40,9 @@ static void usage(FILE *f)
             "  --penalty-window N  the penalties' window: the last N characters of the prime\n"
             "                      and the generated text, 1..%d (%d)\n"
             "  --stop TEXT         stop after generating TEXT (repeatable, up to %d)\n"
+            "  --regex PATTERN     the generated text must match PATTERN whole: characters\n"
+            "                      that leave no match possible are never drawn; it stops\n"
+            "                      once it matches and cannot go on (docs/sampling.md)\n"
             "  --threads N         threads for the one stream, 1..%d (1): each step's rows are\n"
             "                      split across them (same text; faster where the cores are free)\n"
             "  --verbose           diagnostics on stderr\n"
@@ -128,6 +131,11 @@ static int flag(void *ctx, int argc, char **argv, int *i)
         return 1;
     } else if ((r = arg_value(argc, argv, i, "--threads", &v))) {
         return r > 0 && parse_int("--threads", v, 1, MAX_THREADS, &o->threads);
+    } else if ((r = arg_value(argc, argv, i, "--regex", &v))) {
+        if (r < 0 || !parse_sample_length("--regex", CHARRNN_SAMPLE_REGEX, v))
+            return 0;
+        o->p.regex = v;
+        return 1;
     } else if ((r = arg_value(argc, argv, i, "--stop", &v))) {
         if (r < 0 || !parse_sample_stop("--stop", o->p.n_stop, v))
             return 0;

@@ -84,20 +84,16 @@ gen_job *gen_prepare(req_ctx *c, const charrnn_store_model *ver, const charrnn_s
     char msg[CHARRNN_ERR_MAX];
     charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
     charrnn_stream *st = NULL;
-    /* The parsers checked every field against the same table; this names the
-     * field should they ever disagree. The stream then checks the prime. */
-    int rc = charrnn_sample_params_check_model(p, ver->model, &bad, msg, sizeof msg);
-    if (rc == CHARRNN_OK)
-        rc = charrnn_stream_create(ver->model, p, &st, msg, sizeof msg);
+    /* The parsers checked every field against the same table; the stream
+     * checks them again against the model (naming the field should they ever
+     * disagree), then the prime's characters and the regex. */
+    int rc = charrnn_stream_create_field(ver->model, p, &st, &bad, msg, sizeof msg);
     if (rc != CHARRNN_OK) {
         if (rc == CHARRNN_ENOMEM) {
             *ret = respond_fail(c, 500, "server_error", NULL, "%s", msg);
             return NULL;
         }
-        const char *param = bad                             ? name(bad)
-            : rc == CHARRNN_EVOCAB || rc == CHARRNN_EFORMAT ? name(CHARRNN_SAMPLE_PRIME)
-                                                            : NULL;
-        *ret = respond_fail(c, 400, "invalid_request_error", param, "%s", msg);
+        *ret = respond_fail(c, 400, "invalid_request_error", bad ? name(bad) : NULL, "%s", msg);
         return NULL;
     }
     gen_job *job =

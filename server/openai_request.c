@@ -36,7 +36,9 @@ static const char *const v1_fields[] = {"model",
                                         "presence_penalty",
                                         "frequency_penalty",
                                         "repetition_penalty",
-                                        "penalty_window"};
+                                        "penalty_window",
+                                        "regex",
+                                        "guided_regex"};
 #define NV1 (sizeof v1_fields / sizeof *v1_fields)
 
 typedef struct v1_ctx {
@@ -208,6 +210,11 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
         r->min_p = (float)d;
         return 0;
     }
+    if (!strcmp(k, "regex") || !strcmp(k, "guided_regex")) { /* vLLM spells it guided_regex */
+        if (r->regex)
+            return api_fail(err, 400, INVALID, "regex", "give 'regex' or 'guided_regex', not both");
+        return sample_regex_member(v, src, &r->regex, err);
+    }
     if (!strcmp(k, "n")) {
         if (json_get_int(v, k, 1, V1_MAX_N, &d, err))
             return -1;
@@ -281,6 +288,7 @@ void completion_request_clear(completion_request *r)
     for (size_t i = 0; i < r->n_stop; i++)
         free(r->stop[i]);
     free(r->stop);
+    free(r->regex);
     free(r->bias_id);
     free(r->bias_val);
     memset(r, 0, sizeof *r);
@@ -362,6 +370,7 @@ charrnn_sample_params completion_request_params(const completion_request *r, siz
     p.presence_penalty = r->presence_penalty;
     p.frequency_penalty = r->frequency_penalty;
     p.penalty_window = r->penalty_window;
+    p.regex = r->regex;
     p.seed = seed;
     p.stop = (const char *const *)r->stop;
     p.n_stop = r->n_stop;

@@ -24,7 +24,8 @@ typedef struct completion_request {
     size_t max_tokens; /* characters per choice; 0 only with echo */
     float temperature;
     float top_p;
-    float min_p;                               /* vLLM's extension */
+    float min_p; /* vLLM's extension */
+    char *regex; /* our extension (vLLM's guided_regex, an alias): NULL = none */
     float presence_penalty, frequency_penalty; /* OpenAI's */
     float repetition_penalty;                  /* vLLM's extension */
     int penalty_window;                        /* charrnn's extension */

@@ -191,7 +191,8 @@ static const char *const sample_fields[] = {"model",
                                             "presence_penalty",
                                             "frequency_penalty",
                                             "penalty_window",
-                                            "best_of"};
+                                            "best_of",
+                                            "regex"};
 #define NFIELDS (sizeof sample_fields / sizeof sample_fields[0])
 
 size_t utf8_chars(const char *s, size_t n)
@@ -279,6 +280,7 @@ void sample_request_clear(sample_request *r)
     for (size_t i = 0; i < r->n_stop; i++)
         free(r->stop[i]);
     free(r->stop);
+    free(r->regex);
     memset(r, 0, sizeof *r);
 }
 
@@ -306,6 +308,25 @@ int sample_penalty_member(const cJSON *v, float *repetition, float *presence, fl
         return 0;
     }
     return api_fail(err, 400, INVALID, v->string, "unknown field '%s'", v->string);
+}
+
+int sample_regex_member(const cJSON *v, span src, char **out, api_error *err)
+{
+    char why[CHARRNN_ERR_MAX];
+    if (!cJSON_IsString(v))
+        return api_fail(err, 400, INVALID, "regex", "'%s' must be a string (a pattern)", v->string);
+    if (json_has_nul(src))
+        return api_fail(err, 400, INVALID, "regex", "'%s' contains U+0000, which is not supported",
+                        v->string);
+    if (charrnn_sample_check_number(CHARRNN_SAMPLE_REGEX, (double)strlen(v->valuestring), why,
+                                    sizeof why))
+        return api_fail(err, 400, INVALID, "regex", "'%s': %s", v->string, why);
+    char *copy = strdup(v->valuestring);
+    if (!copy)
+        return api_fail(err, 500, "server_error", NULL, "out of memory");
+    free(*out);
+    *out = copy;
+    return 0;
 }
 
 static int parse_member(const cJSON *v, span src, const serve_config *cfg, sample_request *r,
@@ -370,6 +391,8 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
         if (sample_penalty_member(v, &r->repetition_penalty, &r->presence_penalty,
                                   &r->frequency_penalty, &r->penalty_window, err))
             return -1;
+    } else if (!strcmp(k, "regex")) {
+        return sample_regex_member(v, src, &r->regex, err);
     } else if (!strcmp(k, "stop")) {
         char why[CHARRNN_ERR_MAX];
         if (!cJSON_IsArray(v))
@@ -563,6 +586,7 @@ charrnn_sample_params sample_request_params(const sample_request *r)
     p.presence_penalty = r->presence_penalty;
     p.frequency_penalty = r->frequency_penalty;
     p.penalty_window = r->penalty_window;
+    p.regex = r->regex;
     p.stop = (const char *const *)r->stop;
     p.n_stop = r->n_stop;
     p.logprobs = r->logprobs >= 0;

@@ -55,6 +55,7 @@ typedef struct sample_request {
     float min_p;
     float repetition_penalty, presence_penalty, frequency_penalty;
     int penalty_window;
+    char *regex; /* NULL = no constraint */
 } sample_request;
 
 /* Helpers for strict JSON bodies (every endpoint that takes one). */
@@ -107,6 +108,13 @@ size_t request_members(const char *s, size_t len, request_member *out, size_t ma
  * /sample and /v1 both take them. 0 or -1 with err naming the field. */
 int sample_penalty_member(const cJSON *v, float *repetition, float *presence, float *frequency,
                           int *window, api_error *err);
+
+/* A regex member (named name: "regex", or /v1's alias "guided_regex"): a
+ * string without U+0000 (src is its source text) of 1..CHARRNN_REGEX_MAX_LEN
+ * bytes, copied into *out (replacing one there). Whether it compiles needs
+ * the model: the stream decides (gen_submit's 400 names "regex"). 0 or -1
+ * with err naming "regex". */
+int sample_regex_member(const cJSON *v, span src, char **out, api_error *err);
 
 /* The library's view of the request (pointers into r). */
 charrnn_sample_params sample_request_params(const sample_request *r);

@@ -2,7 +2,8 @@
  * (the headers test fails when one is missing here). The math (charrnn_math)
  * is status, rng, vocab, model, layers, optim, trainer, sampler (with the
  * sampling parameters and the prefill of a prime), logprob, lowp, rowsplit,
- * stream_loss and comm; the rest is libcharrnn's formats and orchestration on
+ * stream_loss, comm and regex (the sampler's regex constraint); the rest is
+ * libcharrnn's formats and orchestration on
  * top of it. */
 #ifndef CHARRNN_CHARRNN_H
 #define CHARRNN_CHARRNN_H
@@ -18,6 +19,7 @@
 #include "charrnn/lowp.h"
 #include "charrnn/model.h"
 #include "charrnn/optim.h"
+#include "charrnn/regex.h"
 #include "charrnn/rng.h"
 #include "charrnn/rowsplit.h"
 #include "charrnn/safetensors.h"

@@ -3,6 +3,7 @@
  * flags all use. A failure names its field by enum, so the API's "param" never
  * depends on how a message is worded. */
 #include "charrnn/sampler.h"
+#include "charrnn/regex.h"
 #include "charrnn/status.h"
 #include "charrnn/vocab.h"
 
@@ -43,6 +44,8 @@ static const struct {
                                        1,
                                        {1, CHARRNN_MAX_PENALTY_WINDOW, 0, 1},
                                        " characters"},
+    /* The pattern's bytes (the limits of its automaton need the model). */
+    [CHARRNN_SAMPLE_REGEX] = {"regex", 1, {1, CHARRNN_REGEX_MAX_LEN, 0, 1}, " bytes"},
 };
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
@@ -142,6 +145,10 @@ int charrnn_sample_params_check(const charrnn_sample_params *p, charrnn_sample_f
     for (size_t i = 0; i < p->n_stop && !bad; i++)
         if (charrnn_sample_check_stop(p->stop[i], why, sizeof why))
             bad = CHARRNN_SAMPLE_STOP;
+    if (!bad && p->regex &&
+        charrnn_sample_check_number(CHARRNN_SAMPLE_REGEX, (double)strlen(p->regex), why,
+                                    sizeof why))
+        bad = CHARRNN_SAMPLE_REGEX;
     if (!bad && p->logprobs &&
         charrnn_sample_check_number(CHARRNN_SAMPLE_LOGPROBS, p->top_logprobs, why, sizeof why))
         bad = CHARRNN_SAMPLE_LOGPROBS;

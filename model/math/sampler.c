@@ -51,6 +51,7 @@ void charrnn_stream_free(charrnn_stream *s)
     free(s->bias), free(s->biased);
     free(s->win), free(s->count), free(s->seen), free(s->seen_at);
     free(s->next_top_id), free(s->out_top_id), free(s->next_top_lp), free(s->out_top_lp);
+    charrnn_regex_free(s->re);
     free(s);
 }
 
@@ -76,11 +77,68 @@ static void window_push(charrnn_stream *s, int tok)
     }
 }
 
+/* Compiles the stream's regex over the model's vocabulary; the start must
+ * lead to some non-empty match (a stream generates at least one character). */
+static int regex_compile(charrnn_stream *s, const char *pattern, char *err, size_t errlen)
+{
+    const int V = s->m->cfg.vocab_size;
+    uint32_t *cps = malloc((size_t)V * sizeof *cps);
+    if (!cps)
+        return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+    for (int v = 0; v < V; v++)
+        cps[v] = charrnn_vocab_codepoint(s->m->vocab, (size_t)v);
+    char why[CHARRNN_ERR_MAX];
+    int rc =
+        charrnn_regex_compile(pattern, strlen(pattern), cps, (size_t)V, &s->re, why, sizeof why);
+    free(cps);
+    if (rc == CHARRNN_ENOMEM)
+        return charrnn_fail(err, errlen, rc, "out of memory");
+    if (rc)
+        return charrnn_fail(err, errlen, rc, "regex: %s", why);
+    if (!charrnn_regex_live(s->re, 0))
+        return charrnn_fail(err, errlen, CHARRNN_ERANGE,
+                            "regex: cannot be satisfied: no non-empty text of this model's %d "
+                            "characters matches it",
+                            V);
+    return CHARRNN_OK;
+}
+
+/* The unprimed first character: uniform over the vocabulary, or over the
+ * characters the regex allows (the k-th allowed one for the same draw). */
+static int first_uniform(charrnn_stream *s)
+{
+    const int V = s->m->cfg.vocab_size;
+    int n = V;
+    if (s->re) {
+        n = 0;
+        for (int v = 0; v < V; v++)
+            n += charrnn_regex_next(s->re, 0, (size_t)v) >= 0;
+    }
+    int k = (int)(charrnn_rng_uniform(&s->rng) * n);
+    k = k < n ? k : n - 1;
+    if (!s->re)
+        return k;
+    for (int v = 0; v < V; v++)
+        if (charrnn_regex_next(s->re, 0, (size_t)v) >= 0 && k-- == 0)
+            return v;
+    return V - 1; /* not reached: n allowed characters */
+}
+
 int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p,
                           charrnn_stream **out, char *err, size_t errlen)
 {
+    return charrnn_stream_create_field(m, p, out, NULL, err, errlen);
+}
+
+int charrnn_stream_create_field(const charrnn_model *m, const charrnn_sample_params *p,
+                                charrnn_stream **out, charrnn_sample_field *field, char *err,
+                                size_t errlen)
+{
     *out = NULL;
-    int rc = charrnn_sample_params_check_model(p, m, NULL, err, errlen);
+    charrnn_sample_field bad_field = CHARRNN_SAMPLE_NONE;
+    if (!field)
+        field = &bad_field;
+    int rc = charrnn_sample_params_check_model(p, m, field, err, errlen);
     if (rc)
         return rc;
     size_t stop_total = 0;
@@ -115,7 +173,7 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
         s->seen_at = calloc((size_t)V, sizeof *s->seen_at);
         nomem |= !s->win || !s->seen || !s->count || !s->seen_at;
     }
-    if (p->n_bias > 0 || s->penalised) {
+    if (p->n_bias > 0 || s->penalised || p->regex) {
         s->biased = malloc((size_t)V * sizeof *s->biased);
         nomem |= !s->biased;
     }
@@ -146,9 +204,15 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
         s->max_stop = len > s->max_stop ? len : s->max_stop;
         w += len + 1;
     }
-    s->p.stop = NULL, s->p.prime = NULL;
+    s->p.stop = NULL, s->p.prime = NULL, s->p.regex = NULL;
     rc = charrnn_vocab_encode(m->vocab, (const uint8_t *)p->prime, p->prime_len, 0, s->prime,
                               &s->n_prime, err, errlen);
+    if (rc == CHARRNN_OK && p->regex) {
+        rc = regex_compile(s, p->regex, err, errlen);
+        *field = rc && rc != CHARRNN_ENOMEM ? CHARRNN_SAMPLE_REGEX : CHARRNN_SAMPLE_NONE;
+    } else if (rc) {
+        *field = rc == CHARRNN_ENOMEM ? CHARRNN_SAMPLE_NONE : CHARRNN_SAMPLE_PRIME;
+    }
     if (rc) {
         charrnn_stream_free(s);
         return rc;
@@ -159,9 +223,9 @@ int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p
     if (s->n_prime > 0) {
         s->pending = s->prime[0];
     } else {
-        s->pending = (int)(charrnn_rng_uniform(&s->rng) * V);
-        if (s->pending >= V)
-            s->pending = V - 1;
+        s->pending = first_uniform(s);
+        if (s->re)
+            s->re_state = charrnn_regex_next(s->re, 0, (size_t)s->pending);
     }
     if (s->penalised) { /* the window starts with the prime's last characters */
         size_t N = (size_t)p->penalty_window;
@@ -261,7 +325,8 @@ static void radix_order(const float *lg, int V, int *ord, uint32_t *keys)
 /* Picks the next token from the logits with the stream's RNG.
  *
  * The fixed order: logit_bias, the penalties (repetition, then presence and
- * frequency), temperature, top_k, top_p, min_p; the
+ * frequency), the regex's mask (-inf: a weight of exactly 0, never drawn, and
+ * last in any order), temperature, top_k, top_p, min_p; the
  * weights are exp((logit - max) / T) in double precision, so the most likely
  * candidate's is exactly 1 and min_p compares against the weights directly.
  *
@@ -287,6 +352,13 @@ static int sample_logits(charrnn_stream *s)
             if (rp != 1.0f)
                 l = l > 0.0f ? l / rp : l * rp;
             s->biased[t] = l - pres - freq * (float)s->count[t];
+        }
+        if (s->re) { /* the characters that leave no match possible: banned */
+            const uint16_t *cls = charrnn_regex_classes(s->re);
+            const uint16_t *row = charrnn_regex_row(s->re, s->re_state);
+            for (int v = 0; v < V; v++)
+                if (row[cls[v]] == CHARRNN_REGEX_DEAD)
+                    s->biased[v] = -INFINITY;
         }
         lg = s->biased;
     }
@@ -389,7 +461,10 @@ static int step_begin(charrnn_stream *s)
             s->out_top_id = s->next_top_id, s->out_top_lp = s->next_top_lp;
             s->next_top_id = ti, s->next_top_lp = tl;
         }
-        int feeds = s->generated + 1 < s->p.length;
+        /* the regex's match complete and unextendable: this token is the last */
+        s->re_final = s->re && charrnn_regex_accepting(s->re, s->re_state) &&
+            !charrnn_regex_live(s->re, s->re_state);
+        int feeds = s->generated + 1 < s->p.length && !s->re_final;
         if (feeds)
             context_append(s, s->pending);
         return feeds;
@@ -420,6 +495,8 @@ void charrnn_stream_step_end(charrnn_stream *s)
         }
     } else {
         s->pending = sample_logits(s);
+        if (s->re)
+            s->re_state = charrnn_regex_next(s->re, s->re_state, (size_t)s->pending);
         if (s->penalised)
             window_push(s, s->pending);
         if (s->p.logprobs) {
@@ -501,7 +578,9 @@ int charrnn_stream_emit(charrnn_stream *s, char *out)
             }
         }
     }
-    if (s->generated >= s->p.length)
+    if (s->re_final)
+        s->finish = CHARRNN_FINISH_STOP;
+    else if (s->generated >= s->p.length)
         s->finish = CHARRNN_FINISH_LENGTH;
     return len;
 }

@@ -4,6 +4,7 @@
 #ifndef CHARRNN_STREAM_IMPL_H
 #define CHARRNN_STREAM_IMPL_H
 
+#include "charrnn/regex.h"
 #include "charrnn/sampler.h"
 
 #include "cell_math.h"
@@ -49,6 +50,12 @@ struct charrnn_stream {
     int penalised;
     uint16_t *win, *count, *seen, *seen_at;
     size_t win_len, win_pos, n_seen;
+    /* The regex constraint (NULL: none): re_state is the automaton's state
+     * after every generated token so far, the pending one included;
+     * re_final: the token being emitted completes a match that nothing can
+     * extend, so it is the last. */
+    charrnn_regex *re;
+    int re_state, re_final;
     /* Log-probability records: `next` is the sampled, not yet emitted token's;
      * `out` the one charrnn_stream_logprob returns. */
     int k_top;

@@ -538,6 +538,46 @@ def sample_best_of():
 
 
 @test
+def regex_constraint():
+    """regex: the text full-matches (a tight pattern gives exactly its shape and
+    stops), charrnn-sample --regex gives the same text; a pattern that does not
+    compile, is too large or cannot be satisfied is a 400 naming regex."""
+    d = ENV.d
+    J = {"Content-Type": "application/json"}
+    shape = re.compile(r"(the|fox) [a-z]{3,5}\.\n")
+    for seed in range(1, 9):
+        case = dict(prime="the ", length=100, seed=seed, regex=r"(the|fox) [a-z]{3,5}\.\n")
+        st, _, body = d.sample(**case)
+        check(st == 200, body)
+        check(shape.fullmatch(body["text"]) and body["finish_reason"] == "stop", body)
+        out = subprocess.run([SAMPLE, "--checkpoint", ENV.v1, "--length", "100", "--seed",
+                              str(seed), "--prime", "the ", "--regex", case["regex"]],
+                             check=True, stdout=subprocess.PIPE).stdout.decode()
+        check(out == "the " + body["text"], (out, body["text"]))
+    # a long pattern that may go on: stopped by length, still a prefix of a match
+    st, _, body = d.sample(prime="", length=40, seed=3, regex="[a-z ]*\\.")
+    check(st == 200 and body["finish_reason"] == "length", body)
+    check(re.fullmatch("[a-z ]{40}", body["text"]), body)
+    for pattern, msg in [("(the", r"does not compile: at byte 0"), ("a{1001}", r"too large"),
+                         ("([a-z]{100}){50}", r"more than 4096 automaton states"),
+                         ("%+", r"cannot be satisfied"), ("", r"out of range 1\.\.1024"),
+                         ("x" * 1025, r"out of range")]:
+        expect_error(d.json("POST", "/sample", json.dumps({"regex": pattern}), J), 400, "regex",
+                     msg)
+    expect_error(d.json("POST", "/sample", '{"regex": 5}', J), 400, "regex")
+    st, _, body = d.json("POST", "/v1/completions",
+                         json.dumps({"prompt": "the", "regex": "(", "max_tokens": 5}), J)
+    check(st == 400 and body["error"]["param"] == "regex" and
+          "does not compile" in body["error"]["message"], body)
+    st, _, body = d.json("POST", "/v1/completions",
+                         json.dumps({"prompt": "the ", "guided_regex": "[a-z]{4}\\.",
+                                     "max_tokens": 50, "seed": 2, "n": 2, "best_of": 3}), J)
+    check(st == 200, body)
+    for c in body["choices"]:
+        check(re.fullmatch(r"[a-z]{4}\.", c["text"]) and c["finish_reason"] == "stop", c)
+
+
+@test
 def same_text_as_cli_16_concurrent():
     cases = [dict(c, seed=c["seed"] + 1000 * i) for i in range(2) for c in CASES]
     want = [cli_for(c) for c in cases]
