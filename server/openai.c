@@ -174,7 +174,7 @@ static size_t text_to_keep(const completion *k, const choice *c)
 {
     if (!c->ended || c->res.end != JOB_FINISHED || c->res.finish != CHARRNN_FINISH_STOP)
         return c->len;
-    for (size_t i = 0; i < k->q.n_stop; i++) { /* the sampler checks them in this order */
+    for (size_t i = 0; i < k->q.p.n_stop; i++) { /* the sampler checks them in this order */
         size_t sl = strlen(k->q.stop[i]);
         if (sl <= c->len && !memcmp(c->text + c->len - sl, k->q.stop[i], sl))
             return c->len - sl;
@@ -578,7 +578,7 @@ static const char *v1_field_name(charrnn_sample_field f)
 static size_t max_stop_len(const completion_request *q)
 {
     size_t m = 0;
-    for (size_t i = 0; i < q->n_stop; i++)
+    for (size_t i = 0; i < q->p.n_stop; i++)
         m = strlen(q->stop[i]) > m ? strlen(q->stop[i]) : m;
     return m;
 }
@@ -632,7 +632,7 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
     rc->v1 = k;
     rc->v1_free = v1_ctx_free;
     int score = q->echo && q->logprobs >= 0;
-    int run = q->max_tokens > 0 || score;
+    int run = q->p.length > 0 || score;
     int failed_setup = 0;
     for (size_t i = 0; i < k->nch && !failed_setup; i++) {
         choice *c = &k->ch[i];
@@ -646,7 +646,7 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
         rc->prime_chars += c->prompt_chars;
         if (!run)
             continue;
-        charrnn_sample_params p = completion_request_params(q, c->prompt_idx, c->seed);
+        charrnn_sample_params p = completion_choice_params(q, c->prompt_idx, c->seed);
         if (k->cand > (size_t)q->n)
             p.logprobs = 1; /* the ranking's numbers (returned only when asked for) */
         failed_setup = !(c->job = gen_prepare(rc, ver, &p, v1_field_name, &ret));

@@ -277,15 +277,14 @@ void sample_request_clear(sample_request *r)
 {
     free(r->model);
     free(r->prime);
-    for (size_t i = 0; i < r->n_stop; i++)
+    for (size_t i = 0; i < r->p.n_stop; i++)
         free(r->stop[i]);
     free(r->stop);
     free(r->regex);
     memset(r, 0, sizeof *r);
 }
 
-int sample_penalty_member(const cJSON *v, float *repetition, float *presence, float *frequency,
-                          int *window, api_error *err)
+int sample_penalty_member(const cJSON *v, charrnn_sample_params *p, api_error *err)
 {
     static const struct {
         const char *name;
@@ -294,7 +293,7 @@ int sample_penalty_member(const cJSON *v, float *repetition, float *presence, fl
                {"presence_penalty", CHARRNN_SAMPLE_PRESENCE_PENALTY},
                {"frequency_penalty", CHARRNN_SAMPLE_FREQUENCY_PENALTY},
                {"penalty_window", CHARRNN_SAMPLE_PENALTY_WINDOW}};
-    float *dst[] = {repetition, presence, frequency};
+    float *dst[] = {&p->repetition_penalty, &p->presence_penalty, &p->frequency_penalty};
     for (size_t i = 0; i < sizeof pen / sizeof pen[0]; i++) {
         if (strcmp(v->string, pen[i].name))
             continue;
@@ -302,7 +301,7 @@ int sample_penalty_member(const cJSON *v, float *repetition, float *presence, fl
         if (json_get_sample_number(v, pen[i].f, &d, err))
             return -1;
         if (pen[i].f == CHARRNN_SAMPLE_PENALTY_WINDOW)
-            *window = (int)d;
+            p->penalty_window = (int)d;
         else
             *dst[i] = (float)d;
         return 0;
@@ -358,38 +357,37 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
         free(r->prime);
         if (!(r->prime = dup_n(v->valuestring, n)))
             goto oom;
-        r->prime_len = n;
+        r->p.prime_len = n;
     } else if (!strcmp(k, "length")) {
         if (json_get_sample_number(v, CHARRNN_SAMPLE_LENGTH, &d, err))
             return -1;
         if (d > (double)cfg->max_length)
             return api_fail(err, 400, INVALID, k, "'length': %.0f is more than the limit of %ld", d,
                             cfg->max_length);
-        r->length = (size_t)d;
+        r->p.length = (size_t)d;
     } else if (!strcmp(k, "temperature")) {
         if (json_get_sample_number(v, CHARRNN_SAMPLE_TEMPERATURE, &d, err))
             return -1;
-        r->temperature = (float)d;
+        r->p.temperature = (float)d;
     } else if (!strcmp(k, "seed")) {
-        if (json_get_seed(v, src, &r->seed, err))
+        if (json_get_seed(v, src, &r->p.seed, err))
             return -1;
         r->has_seed = 1;
     } else if (!strcmp(k, "top_k")) {
         if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_K, &d, err))
             return -1;
-        r->top_k = (int)d;
+        r->p.top_k = (int)d;
     } else if (!strcmp(k, "top_p")) {
         if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
             return -1;
-        r->top_p = charrnn_sample_top_p(d);
+        r->p.top_p = charrnn_sample_top_p(d);
     } else if (!strcmp(k, "min_p")) {
         if (json_get_sample_number(v, CHARRNN_SAMPLE_MIN_P, &d, err))
             return -1;
-        r->min_p = (float)d;
+        r->p.min_p = (float)d;
     } else if (!strcmp(k, "repetition_penalty") || !strcmp(k, "presence_penalty") ||
                !strcmp(k, "frequency_penalty") || !strcmp(k, "penalty_window")) {
-        if (sample_penalty_member(v, &r->repetition_penalty, &r->presence_penalty,
-                                  &r->frequency_penalty, &r->penalty_window, err))
+        if (sample_penalty_member(v, &r->p, err))
             return -1;
     } else if (!strcmp(k, "regex")) {
         return sample_regex_member(v, src, &r->regex, err);
@@ -409,9 +407,9 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
                 return api_fail(err, 400, INVALID, k, "'stop' must be an array of strings");
             if (charrnn_sample_check_stop(it->valuestring, why, sizeof why))
                 return api_fail(err, 400, INVALID, k, "'stop': %s", why);
-            if (!(r->stop[r->n_stop] = strdup(it->valuestring)))
+            if (!(r->stop[r->p.n_stop] = strdup(it->valuestring)))
                 goto oom;
-            r->n_stop++;
+            r->p.n_stop++;
         }
     } else if (!strcmp(k, "stream")) {
         if (!cJSON_IsBool(v))
@@ -537,26 +535,17 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
                          api_error *err)
 {
     memset(r, 0, sizeof *r);
-    charrnn_sample_params def = charrnn_sample_defaults();
-    r->length = def.length;
-    r->temperature = def.temperature;
-    r->top_k = def.top_k;
-    r->top_p = def.top_p;
-    r->min_p = def.min_p;
-    r->repetition_penalty = def.repetition_penalty;
-    r->presence_penalty = def.presence_penalty;
-    r->frequency_penalty = def.frequency_penalty;
-    r->penalty_window = def.penalty_window;
+    r->p = charrnn_sample_defaults();
     r->logprobs = -1;
     r->best_of = 1;
-    if ((long)r->length > cfg->max_length)
-        r->length = (size_t)cfg->max_length;
+    if ((long)r->p.length > cfg->max_length)
+        r->p.length = (size_t)cfg->max_length;
     if (!(r->prime = strdup("")))
         return api_fail(err, 500, "server_error", NULL, "out of memory");
     sample_ctx c = {cfg, r};
     int rc = json_object_parse(body, len, sample_fields, NFIELDS, sample_member, &c, err);
     if (!rc && r->logprobs >= 0)
-        rc = logprob_budget_check(cfg, r->length, r->logprobs, "logprobs", err);
+        rc = logprob_budget_check(cfg, r->p.length, r->logprobs, "logprobs", err);
     if (!rc && cfg->max_choices > 0 && r->best_of > cfg->max_choices)
         rc = api_fail(err, 400, INVALID, "best_of",
                       "best_of %d is more than the %d candidates one request may run "
@@ -566,30 +555,14 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
         rc = api_fail(err, 400, INVALID, "best_of",
                       "'best_of' cannot be used with stream: the candidates are ranked once "
                       "they are complete");
-    if (rc)
+    if (rc) {
         sample_request_clear(r);
-    return rc;
-}
-
-charrnn_sample_params sample_request_params(const sample_request *r)
-{
-    charrnn_sample_params p = charrnn_sample_defaults();
-    p.prime = r->prime;
-    p.prime_len = r->prime_len;
-    p.length = r->length;
-    p.temperature = r->temperature;
-    p.seed = r->seed;
-    p.top_k = r->top_k;
-    p.top_p = r->top_p;
-    p.min_p = r->min_p;
-    p.repetition_penalty = r->repetition_penalty;
-    p.presence_penalty = r->presence_penalty;
-    p.frequency_penalty = r->frequency_penalty;
-    p.penalty_window = r->penalty_window;
-    p.regex = r->regex;
-    p.stop = (const char *const *)r->stop;
-    p.n_stop = r->n_stop;
-    p.logprobs = r->logprobs >= 0;
-    p.top_logprobs = r->logprobs >= 0 ? r->logprobs : 0;
-    return p;
+        return rc;
+    }
+    r->p.prime = r->prime;
+    r->p.stop = (const char *const *)r->stop;
+    r->p.regex = r->regex;
+    r->p.logprobs = r->logprobs >= 0;
+    r->p.top_logprobs = r->logprobs >= 0 ? r->logprobs : 0;
+    return 0;
 }

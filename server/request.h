@@ -39,23 +39,17 @@ int logprob_budget_check(const serve_config *cfg, size_t chars, int k, const cha
 
 typedef struct sample_request {
     char *model; /* NULL = the default model */
-    char *prime; /* never NULL */
-    size_t prime_len;
-    size_t length;
-    float temperature;
-    uint64_t seed;
-    int has_seed;
-    int top_k;
-    float top_p;
-    char **stop;
-    size_t n_stop;
+    /* The sampling parameters, as the library takes them: the parser writes
+     * each field here, and the handler hands them on (one mapping). Their
+     * strings (prime, stop, regex) point into the buffers below. */
+    charrnn_sample_params p;
+    char *prime;  /* never NULL; p.prime */
+    char **stop;  /* p.n_stop strings; p.stop */
+    char *regex;  /* NULL = no constraint; p.regex */
+    int has_seed; /* p.seed was given */
     int stream;
-    int logprobs; /* -1 = off; else alternatives per character */
+    int logprobs; /* -1 = off; else alternatives per character (sets p.logprobs) */
     int best_of;  /* candidates drawn (seeds seed .. seed + best_of - 1), the best returned */
-    float min_p;
-    float repetition_penalty, presence_penalty, frequency_penalty;
-    int penalty_window;
-    char *regex; /* NULL = no constraint */
 } sample_request;
 
 /* Helpers for strict JSON bodies (every endpoint that takes one). */
@@ -104,10 +98,9 @@ typedef struct request_member {
 size_t request_members(const char *s, size_t len, request_member *out, size_t max);
 
 /* A penalty member (repetition_penalty, presence_penalty, frequency_penalty,
- * penalty_window) checked against the library's table into its destination;
+ * penalty_window) checked against the library's table into its field of p;
  * /sample and /v1 both take them. 0 or -1 with err naming the field. */
-int sample_penalty_member(const cJSON *v, float *repetition, float *presence, float *frequency,
-                          int *window, api_error *err);
+int sample_penalty_member(const cJSON *v, charrnn_sample_params *p, api_error *err);
 
 /* A regex member (named name: "regex", or /v1's alias "guided_regex"): a
  * string without U+0000 (src is its source text) of 1..CHARRNN_REGEX_MAX_LEN
@@ -115,8 +108,5 @@ int sample_penalty_member(const cJSON *v, float *repetition, float *presence, fl
  * the model: the stream decides (gen_submit's 400 names "regex"). 0 or -1
  * with err naming "regex". */
 int sample_regex_member(const cJSON *v, span src, char **out, api_error *err);
-
-/* The library's view of the request (pointers into r). */
-charrnn_sample_params sample_request_params(const sample_request *r);
 
 #endif

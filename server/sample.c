@@ -233,7 +233,7 @@ static enum MHD_Result respond_best_of(req_ctx *c, const charrnn_store_model *ve
     enum MHD_Result ret = MHD_NO;
     p.logprobs = 1; /* the ranking's numbers; returned only when asked for */
     for (int j = 0; j < n; j++) {
-        p.seed = req->seed + (uint64_t)j;
+        p.seed = req->p.seed + (uint64_t)j;
         if (!(jobs[j] = gen_prepare(c, ver, &p, charrnn_sample_field_name, &ret))) {
             drop_jobs(e, jobs, j, NULL, 0);
             return ret;
@@ -279,18 +279,18 @@ static enum MHD_Result respond_best_of(req_ctx *c, const charrnn_store_model *ve
     }
     c->job = jobs[best];
     drop_jobs(e, jobs, n, c->job, 1);
-    c->seed = req->seed + (uint64_t)best;
+    c->seed = req->p.seed + (uint64_t)best;
     job_result r;
     engine_job_result(e, c->job, &r);
     record(c, &r);
-    c->seed = req->seed; /* the request's seed, in the response and X-Seed */
+    c->seed = req->p.seed; /* the request's seed, in the response and X-Seed */
     cJSON *o = result_json(c, &r, r.text, r.text_len, req->logprobs >= 0);
     cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
     cJSON_AddNumberToObject(u, "candidate_chars", (double)all_chars);
     cJSON *b = cJSON_AddObjectToObject(o, "best_of");
     cJSON_AddNumberToObject(b, "candidates", n);
     cJSON_AddNumberToObject(b, "chosen", best);
-    cJSON_AddItemToObject(b, "seed", raw_u64(req->seed + (uint64_t)best));
+    cJSON_AddItemToObject(b, "seed", raw_u64(req->p.seed + (uint64_t)best));
     cJSON_AddItemToObject(b, "mean_logprob",
                           isfinite(best_mean) ? json_float((float)best_mean) : cJSON_CreateNull());
     if (req->logprobs < 0) /* the records were the ranking's, not asked for */
@@ -307,7 +307,8 @@ enum MHD_Result handle_sample(req_ctx *c)
         return respond_error(c, &err);
     enum MHD_Result ret;
     const charrnn_store_model *ver;
-    if (gen_acquire(c, req.model, &ver, &ret) != 0 || gen_seed(c, req.has_seed, &req.seed, &ret)) {
+    if (gen_acquire(c, req.model, &ver, &ret) != 0 ||
+        gen_seed(c, req.has_seed, &req.p.seed, &ret)) {
         charrnn_store_release(ver);
         sample_request_clear(&req);
         return ret;
@@ -315,16 +316,15 @@ enum MHD_Result handle_sample(req_ctx *c)
     c->stream = req.stream;
     c->sampled = 1;
     c->logprobs = req.logprobs;
-    charrnn_sample_params p = sample_request_params(&req);
     if (req.best_of > 1) {
-        ret = respond_best_of(c, ver, &req, p);
-        c->prime_chars = utf8_chars(req.prime, req.prime_len);
+        ret = respond_best_of(c, ver, &req, req.p);
+        c->prime_chars = utf8_chars(req.prime, req.p.prime_len);
         charrnn_store_release(ver);
         sample_request_clear(&req);
         return ret;
     }
-    c->job = gen_submit(c, ver, &p, charrnn_sample_field_name, &ret);
-    c->prime_chars = c->job ? utf8_chars(req.prime, req.prime_len) : 0;
+    c->job = gen_submit(c, ver, &req.p, charrnn_sample_field_name, &ret);
+    c->prime_chars = c->job ? utf8_chars(req.prime, req.p.prime_len) : 0;
     charrnn_store_release(ver);
     sample_request_clear(&req);
     if (!c->job)

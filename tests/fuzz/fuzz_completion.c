@@ -43,7 +43,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void run_choice(const completion_request *r, size_t i)
 {
     /* the daemon's one mapping, so every control the request carries is fuzzed */
-    charrnn_sample_params p = completion_request_params(r, i, r->seed + i);
+    charrnn_sample_params p = completion_choice_params(r, i, r->seed + i);
     if (p.length == 0 && !p.score_prime)
         return; /* echo of the prompt only: nothing runs */
     char err[512];
@@ -102,16 +102,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r.n_prompt * (size_t)r.n > (size_t)cfg.max_choices ||
         (r.best_of > r.n && r.n_prompt * (size_t)r.best_of > (size_t)cfg.max_choices))
         abort();
-    if ((long)r.max_tokens > cfg.max_length || (r.max_tokens == 0 && !r.echo))
+    if ((long)r.p.length > cfg.max_length || (r.p.length == 0 && !r.echo))
         abort();
-    if (r.logprobs < -1 || r.logprobs > V1_MAX_LOGPROBS || r.n_stop > V1_MAX_STOP)
+    if (r.logprobs < -1 || r.logprobs > V1_MAX_LOGPROBS || r.p.n_stop > V1_MAX_STOP)
         abort();
-    for (size_t i = 0; i < r.n_stop; i++)
+    for (size_t i = 0; i < r.p.n_stop; i++)
         if (!utf8_valid(r.stop[i], strlen(r.stop[i])))
             abort(); /* only a valid stop is sure to cut between characters */
     char user[65];   /* as the access log shows it */
     fuzz_check_text(echo_str(user, sizeof user, r.user), strlen(user), 0, "user not UTF-8");
-    for (size_t i = 0; i < r.n_bias; i++)
+    for (size_t i = 0; i < r.p.n_bias; i++)
         if (!(r.bias_val[i] >= -100 && r.bias_val[i] <= 100))
             abort();
     for (size_t i = 0; i < r.n_prompt; i++) {

@@ -133,26 +133,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     free(body);
-    if (r.length < 1 || (long)r.length > cfg.max_length)
+    if (r.p.length < 1 || (long)r.p.length > cfg.max_length)
         abort();
-    if (!(r.temperature >= 0 && r.temperature <= 10))
+    if (!(r.p.temperature >= 0 && r.p.temperature <= 10))
         abort();
-    if (!(r.top_p > 0 && r.top_p <= 1) || r.top_k < 0)
+    if (!(r.p.top_p > 0 && r.p.top_p <= 1) || r.p.top_k < 0)
         abort();
-    if (r.n_stop > CHARRNN_MAX_STOP || !r.prime || strlen(r.prime) != r.prime_len)
+    if (r.p.n_stop > CHARRNN_MAX_STOP || !r.prime || r.p.prime != r.prime ||
+        strlen(r.prime) != r.p.prime_len)
         abort();
-    for (size_t i = 0; i < r.n_stop; i++) {
+    for (size_t i = 0; i < r.p.n_stop; i++) {
         size_t n = strlen(r.stop[i]);
         if (n < 1 || n > CHARRNN_MAX_STOP_LEN || !utf8_valid(r.stop[i], n))
             abort(); /* only a valid stop is sure to cut between characters */
     }
-    charrnn_sample_params p = sample_request_params(&r);
+    const charrnn_sample_params p = r.p;
     charrnn_stream *s = NULL;
     char err[512];
     if (charrnn_stream_create(model, &p, &s, err, sizeof err) == 0) {
         sink k = {0, 0, 0};
         if (charrnn_sample_run(s, model, collect, &k) || k.bad ||
-            charrnn_stream_generated_chars(s) > r.length)
+            charrnn_stream_generated_chars(s) > r.p.length)
             abort();
         charrnn_stream_free(s);
     } else if (!err[0]) {
