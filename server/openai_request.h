@@ -5,7 +5,7 @@
 #define CHARRNN_SERVE_OPENAI_REQUEST_H
 
 #include "config.h"
-#include "request.h"
+#include "sample_request.h"
 
 #include <stddef.h>
 #include <stdint.h>

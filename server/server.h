@@ -9,7 +9,7 @@
 #include "api_keys.h"
 #include "engine.h"
 #include "metrics.h"
-#include "request.h"
+#include "sample_request.h"
 #include "request_id.h"
 
 #include <cjson/cJSON.h>

@@ -6,7 +6,7 @@
 #define CHARRNN_FUZZ_JSON_H
 
 #include "echo.h"
-#include "request.h"
+#include "json_body.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

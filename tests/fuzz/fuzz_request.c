@@ -1,5 +1,5 @@
 /* libFuzzer harness: POST /sample bodies -> sampling parameters
- * (server/request.c), then a short generation with those parameters on a small
+ * (server/sample_request.c), then a short generation with those parameters on a small
  * fixed model, so that whatever the parser accepts is also accepted safely by
  * the sampler.
  *
@@ -17,7 +17,7 @@
 #include "config.h"
 #include "fuzz_json.h"
 #include "fuzz_model.h"
-#include "request.h"
+#include "sample_request.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>

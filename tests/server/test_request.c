@@ -8,7 +8,7 @@
 #include "config.h"
 #include "echo.h"
 #include "openai_request.h"
-#include "request.h"
+#include "sample_request.h"
 
 #include <check.h>
 #include <stdio.h>

@@ -1,6 +1,10 @@
-/* POST /sample bodies: strict parsing and validation into sampling parameters. */
-#ifndef CHARRNN_SERVE_REQUEST_H
-#define CHARRNN_SERVE_REQUEST_H
+/* Strict JSON request bodies, the toolkit of every endpoint's parser
+ * (sample_request.c, score_request.c, openai_request.c): the error a client
+ * gets, one object parsed with its members checked against the endpoint's
+ * fields (unknown, duplicate, raw control bytes), typed getters that name the
+ * field, and the source-text scanner the seed and the U+0000 checks read. */
+#ifndef CHARRNN_SERVE_JSON_BODY_H
+#define CHARRNN_SERVE_JSON_BODY_H
 
 #include "charrnn/sampler.h"
 #include "config.h"
@@ -34,24 +38,6 @@ void api_failv(api_error *e, unsigned status, const char *type, const char *para
 int logprob_budget_check(const serve_config *cfg, size_t chars, int k, const char *param,
                          api_error *err);
 
-/* best_of on /sample: candidates of one request at most. */
-#define SAMPLE_MAX_BEST_OF 16
-
-typedef struct sample_request {
-    char *model; /* NULL = the default model */
-    /* The sampling parameters, as the library takes them: the parser writes
-     * each field here, and the handler hands them on (one mapping). Their
-     * strings (prime, stop, regex) point into the buffers below. */
-    charrnn_sample_params p;
-    char *prime;  /* never NULL; p.prime */
-    char **stop;  /* p.n_stop strings; p.stop */
-    char *regex;  /* NULL = no constraint; p.regex */
-    int has_seed; /* p.seed was given */
-    int stream;
-    int logprobs; /* -1 = off; else alternatives per character (sets p.logprobs) */
-    int best_of;  /* candidates drawn (seeds seed .. seed + best_of - 1), the best returned */
-} sample_request;
-
 /* Helpers for strict JSON bodies (every endpoint that takes one). */
 typedef struct span { /* a byte range of the body */
     const char *p;
@@ -81,13 +67,6 @@ int json_has_nul(span v);
 /* Code points in n bytes of valid UTF-8. */
 size_t utf8_chars(const char *s, size_t n);
 
-/* Parses body (len bytes, need not be NUL-terminated). Unknown and duplicate
- * fields, wrong types and out-of-range values are 400 errors naming the field;
- * null means "the default". Returns 0 or -1 with err filled. */
-int sample_request_parse(const char *body, size_t len, const serve_config *cfg, sample_request *out,
-                         api_error *err);
-void sample_request_clear(sample_request *r);
-
 /* A top-level member's source text: the key with its quotes, and the value. */
 typedef struct request_member {
     span key, value;
@@ -96,17 +75,5 @@ typedef struct request_member {
  * text cJSON accepts as an object, the same members as cJSON's children (the
  * fuzz harness checks this). Returns how many were found. */
 size_t request_members(const char *s, size_t len, request_member *out, size_t max);
-
-/* A penalty member (repetition_penalty, presence_penalty, frequency_penalty,
- * penalty_window) checked against the library's table into its field of p;
- * /sample and /v1 both take them. 0 or -1 with err naming the field. */
-int sample_penalty_member(const cJSON *v, charrnn_sample_params *p, api_error *err);
-
-/* A regex member (named name: "regex", or /v1's alias "guided_regex"): a
- * string without U+0000 (src is its source text) of 1..CHARRNN_REGEX_MAX_LEN
- * bytes, copied into *out (replacing one there). Whether it compiles needs
- * the model: the stream decides (gen_submit's 400 names "regex"). 0 or -1
- * with err naming "regex". */
-int sample_regex_member(const cJSON *v, span src, char **out, api_error *err);
 
 #endif
