@@ -580,6 +580,40 @@ static void after_step(engine *e, gen_job **jobs, size_t m, const charrnn_model 
     }
 }
 
+/* A worker's buffers for one batch of up to max_batch streams. */
+typedef struct scratch {
+    charrnn_stream **streams;
+    char (*out)[8];
+    int *nout;
+    charrnn_logprob *rec;
+    int *has_rec;
+    gen_job **jobs;
+} scratch;
+
+static void scratch_free(scratch *s)
+{
+    free(s->streams);
+    free(s->out);
+    free(s->nout);
+    free(s->rec);
+    free(s->has_rec);
+    free(s->jobs);
+}
+
+static int scratch_alloc(scratch *s, size_t cap)
+{
+    s->streams = calloc(cap, sizeof *s->streams);
+    s->out = calloc(cap, sizeof *s->out);
+    s->nout = calloc(cap, sizeof *s->nout);
+    s->rec = calloc(cap, sizeof *s->rec);
+    s->has_rec = calloc(cap, sizeof *s->has_rec);
+    s->jobs = calloc(cap, sizeof *s->jobs);
+    if (s->streams && s->out && s->nout && s->rec && s->has_rec && s->jobs)
+        return 0;
+    scratch_free(s);
+    return -1;
+}
+
 /* Generation runs below the HTTP threads' scheduling priority
  * (engine_config.worker_nice): when the workers saturate every core, a
  * /healthz, /readyz or /metrics request (and the reading of requests and
@@ -588,27 +622,67 @@ static void after_step(engine *e, gen_job **jobs, size_t m, const charrnn_model 
  * privilege. Where the daemon has its own cgroup (a container, a systemd
  * service) this costs generation nothing against other programs; on a host
  * shared without cgroups the workers also yield to everything else there. */
-static void *worker(void *arg)
+static void run_below_http(const engine *e)
 {
-    engine *e = arg;
-    pthread_setname_np(pthread_self(), "charrnn-worker");
     pid_t tid = (pid_t)syscall(SYS_gettid);
     errno = 0;
     int prio = getpriority(PRIO_PROCESS, (id_t)tid);
     int nice = e->cfg.worker_nice;
     if (nice > 0 && !(prio == -1 && errno))
         setpriority(PRIO_PROCESS, (id_t)tid, prio + nice > 19 ? 19 : prio + nice);
-    size_t cap = (size_t)e->cfg.max_batch;
-    charrnn_stream **streams = calloc(cap, sizeof *streams);
-    char(*out)[8] = calloc(cap, sizeof *out);
-    int *nout = calloc(cap, sizeof *nout);
-    charrnn_logprob *rec = calloc(cap, sizeof *rec);
-    int *has_rec = calloc(cap, sizeof *has_rec);
-    gen_job **jobs = calloc(cap, sizeof *jobs);
+}
+
+/* Hands a step's results to the m jobs of b: their records and text, the
+ * character-timing histograms, the end of the finished ones and a wake-up
+ * for their readers. Under mu. */
+static void deliver(engine *e, batch *b, const scratch *s, size_t m, int failed)
+{
+    double now = charrnn_clock_mono();
+    for (size_t i = 0; i < m; i++) {
+        gen_job *j = b->jobs[i];
+        const int nout = s->nout[i], has_rec = s->has_rec[i];
+        if (failed || j->prefill_failed || (has_rec && job_add_record(j, &s->rec[i]) != 0)) {
+            job_end_now(e, j, JOB_SHUTDOWN);
+            continue;
+        }
+        if (nout > 0) {
+            if (j->t_last_char > 0)
+                hist_observe(&e->inter_char, now - j->t_last_char);
+            else
+                hist_observe(&e->first_char, now - j->t_submit);
+            j->t_last_char = now;
+            if (buf_reserve(&j->buf, &j->cap, j->len + (size_t)nout, 1)) {
+                job_end_now(e, j, JOB_SHUTDOWN);
+                continue;
+            }
+            memcpy(j->buf + j->len, s->out[i], (size_t)nout);
+            j->len += (size_t)nout;
+            e->generated++;
+        }
+        if (charrnn_stream_done(j->stream))
+            job_end_now(e, j, JOB_FINISHED);
+        else if ((nout > 0 || has_rec || j->prefill_recs) && j->reader)
+            pthread_cond_broadcast(&j->cond);
+        j->prefill_recs = 0;
+    }
+}
+
+/* Picks batches and steps them until the engine stops. A worker whose batch
+ * is the only one waiting opens the row split (e->rs) while it pays
+ * (split_wanted), and idle workers help it; it keeps the split open for
+ * SPLIT_LINGER after its batch ends, so one client's next request does not
+ * start alone. */
+static void *worker(void *arg)
+{
+    engine *e = arg;
+    pthread_setname_np(pthread_self(), "charrnn-worker");
+    run_below_http(e);
+    scratch s;
+    const int ready = scratch_alloc(&s, (size_t)e->cfg.max_batch) == 0;
     int splitting = 0;      /* this worker steps through e->rs */
     double idle_since = -1; /* when a splitting worker last found nothing to step */
     pthread_mutex_lock(&e->mu);
-    while (streams && out && nout && rec && has_rec && jobs) {
+    while (ready) {
         batch *b = pick(e);
         if (splitting && !b && !e->stop) {
             double now = charrnn_clock_mono();
@@ -647,25 +721,25 @@ static void *worker(void *arg)
         b->busy = 1;
         size_t m = b->n;
         for (size_t i = 0; i < m; i++)
-            jobs[i] = b->jobs[i], streams[i] = jobs[i]->stream;
+            s.jobs[i] = b->jobs[i], s.streams[i] = s.jobs[i]->stream;
         const charrnn_model *model = b->ver->model;
         pthread_mutex_unlock(&e->mu);
 
-        before_step(e, jobs, m, model, splitting ? e->rs : NULL);
+        before_step(e, s.jobs, m, model, splitting ? e->rs : NULL);
 
         /* A batch holds the streams of one version (place()), so the step
          * cannot refuse them; if it ever did, the jobs end instead of spinning. */
         int helped = splitting && charrnn_rowsplit_helpers(e->rs) > 0;
         double t0 = charrnn_clock_mono();
         int failed =
-            charrnn_infer_step_split(model, m, streams, splitting ? e->rs : NULL) != CHARRNN_OK;
+            charrnn_infer_step_split(model, m, s.streams, splitting ? e->rs : NULL) != CHARRNN_OK;
         double step_sec = charrnn_clock_mono() - t0;
         for (size_t i = 0; i < m; i++) {
-            nout[i] = failed ? 0 : charrnn_stream_emit(streams[i], out[i]);
-            has_rec[i] = !failed && charrnn_stream_logprob(streams[i], &rec[i]);
+            s.nout[i] = failed ? 0 : charrnn_stream_emit(s.streams[i], s.out[i]);
+            s.has_rec[i] = !failed && charrnn_stream_logprob(s.streams[i], &s.rec[i]);
         }
         if (!failed && e->cfg.cache)
-            after_step(e, jobs, m, model);
+            after_step(e, s.jobs, m, model);
 
         pthread_mutex_lock(&e->mu);
         e->steps++;
@@ -673,33 +747,7 @@ static void *worker(void *arg)
         e->split_steps += (uint64_t)helped;
         if (lone && m > 0 && (splitting || !e->split_on))
             split_measured(e, splitting, helped, step_sec, m);
-        double now = charrnn_clock_mono();
-        for (size_t i = 0; i < m; i++) {
-            gen_job *j = b->jobs[i];
-            if (failed || j->prefill_failed || (has_rec[i] && job_add_record(j, &rec[i]) != 0)) {
-                job_end_now(e, j, JOB_SHUTDOWN);
-                continue;
-            }
-            if (nout[i] > 0) {
-                if (j->t_last_char > 0)
-                    hist_observe(&e->inter_char, now - j->t_last_char);
-                else
-                    hist_observe(&e->first_char, now - j->t_submit);
-                j->t_last_char = now;
-                if (buf_reserve(&j->buf, &j->cap, j->len + (size_t)nout[i], 1)) {
-                    job_end_now(e, j, JOB_SHUTDOWN);
-                    continue;
-                }
-                memcpy(j->buf + j->len, out[i], (size_t)nout[i]);
-                j->len += (size_t)nout[i];
-                e->generated++;
-            }
-            if (charrnn_stream_done(j->stream))
-                job_end_now(e, j, JOB_FINISHED);
-            else if ((nout[i] > 0 || has_rec[i] || j->prefill_recs) && j->reader)
-                pthread_cond_broadcast(&j->cond);
-            j->prefill_recs = 0;
-        }
+        deliver(e, b, &s, m, failed);
         b->busy = 0;
         sweep(e, b, charrnn_clock_mono());
         if (b->n > 0)
@@ -710,12 +758,8 @@ static void *worker(void *arg)
         e->split_on = 0;
     }
     pthread_mutex_unlock(&e->mu);
-    free(streams);
-    free(out);
-    free(nout);
-    free(rec);
-    free(has_rec);
-    free(jobs);
+    if (ready)
+        scratch_free(&s);
     return NULL;
 }
 
