@@ -8,7 +8,6 @@
 #include "checkpoint_lowp.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -847,9 +847,14 @@ static load_cost load_measured(const char *path)
         if (setrlimit(RLIMIT_AS, &lim) != 0)
             _exit(3);
 #endif
+        /* Where clear_refs is not writable (Linux < 4.0, some sandboxes) the
+         * peak starts at the one inherited, which can only hide growth. */
         FILE *cr = fopen("/proc/self/clear_refs", "w");
-        if (!cr || fputs("5", cr) == EOF || fclose(cr) != 0)
-            _exit(4);
+        int reset = cr && fputs("5", cr) != EOF;
+        if (cr && fclose(cr) != 0)
+            reset = 0;
+        if (!reset)
+            fprintf(stderr, "cannot reset the peak RSS: the peak check is weaker\n");
         long rss0 = status_kb("VmRSS:"), hwm0 = status_kb("VmHWM:");
         charrnn_model *m = NULL;
         c.rc = charrnn_checkpoint_load(path, &m, c.err, sizeof c.err);
@@ -984,10 +989,12 @@ START_TEST(model_memory_is_its_file_size)
         const long file_kb = (long)(st.st_size / 1024);
         load_cost c = load_measured(path);
         ck_assert_msg(c.rc == CHARRNN_OK, "%s", c.err);
+#ifndef UNDER_SANITIZER /* its allocator keeps freed memory (quarantine) and adds shadow */
         ck_assert_msg(c.model_kb <= file_kb + 512, "%s: a %ld kB file keeps %ld kB",
                       charrnn_dtype_name((charrnn_dtype)d), file_kb, c.model_kb);
         ck_assert_msg(c.peak_kb <= 3 * file_kb + 512, "%s: a %ld kB file peaked at %ld kB",
                       charrnn_dtype_name((charrnn_dtype)d), file_kb, c.peak_kb);
+#endif
         printf("%s: file %ld kB, model keeps %ld kB, load peak +%ld kB\n",
                charrnn_dtype_name((charrnn_dtype)d), file_kb, c.model_kb, c.peak_kb);
         rmtree(dir);
