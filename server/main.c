@@ -21,15 +21,17 @@ static void on_store_event(void *ctx, const charrnn_store_event *ev)
     server *srv = ctx;
     /* A new or removed version: the old one's cached states are never read again. */
     if (ev->kind == CHARRNN_STORE_LOADED)
-        state_cache_retire(srv->cache, ev->name, ev->version);
+        state_cache_retire(srv->cache, ev->name, ev->load_id);
     else if (ev->kind == CHARRNN_STORE_REMOVED)
-        state_cache_retire(srv->cache, ev->name, ev->version + 1);
+        state_cache_retire(srv->cache, ev->name, ev->load_id + 1);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "model", ev->name);
     switch (ev->kind) {
     case CHARRNN_STORE_LOADED:
         cJSON_AddNumberToObject(f, "version", (double)ev->version);
         cJSON_AddNumberToObject(f, "load_ms", round(ev->seconds * 1e6) / 1e3);
+        if (ev->unchanged) /* the same bytes: the version serving stays */
+            cJSON_AddTrueToObject(f, "unchanged");
         log_json("info", "model loaded", f);
         break;
     case CHARRNN_STORE_LOAD_FAILED:

@@ -12,6 +12,7 @@ SIGTERM draining, and byte-identical text against charrnn-sample.
 Exit status: 0 when every test passed.
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -264,6 +265,11 @@ def raw_http(port, data, read_timeout=10):
         pass
     s.close()
     return b"".join(chunks)
+
+
+def file_sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def replace_atomically(src, dst):
@@ -899,8 +905,10 @@ def reload_endpoint_and_token():
     auth = {"Authorization": "Bearer " + TOKEN}
     _, _, before = d.json("GET", "/models/tiny")
     st, _, after = d.json("POST", "/models/tiny/reload", headers=auth)
-    assert st == 200 and after["version"] > before["version"], (before, after)
-    assert after["sha256"] == before["sha256"]
+    # the same bytes: loaded again, and still the same version (docs/serving.md)
+    check(st == 200 and after["version"] == before["version"] and
+          after["loads"] == before["loads"] + 1, "unchanged reload: %s -> %s" % (before, after))
+    check(after["sha256"] == before["sha256"], "sha256 changed")
     expect_error(d.json("POST", "/models/ghost/reload", headers=auth), 404)
     st, _, body = d.sample(length=5, seed=1)
     assert body["model_version"] == after["version"]
@@ -968,9 +976,11 @@ def sighup_reloads():
     _, _, before = d.json("GET", "/models/tiny")
     mark = len(d.logs())
     d.proc.send_signal(signal.SIGHUP)
-    d.wait_log(lambda o: o.get("msg") == "model loaded" and o.get("model") == "tiny", 10, mark)
+    d.wait_log(lambda o: o.get("msg") == "model loaded" and o.get("model") == "tiny" and
+               o.get("unchanged") is True, 10, mark)
     _, _, after = d.json("GET", "/models/tiny")
-    assert after["version"] > before["version"]
+    check(after["version"] == before["version"] and after["loads"] > before["loads"],
+          "SIGHUP over unchanged files: %s -> %s" % (before, after))
 
 
 @test
@@ -1074,7 +1084,10 @@ def corrupt_files_leave_serving_undisturbed():
         if t["last_error"] is None:
             break
         time.sleep(0.1)
-    assert t["last_error"] is None and t["version"] > before["version"], t
+    check(t["last_error"] is None and t["sha256"] == file_sha256(ENV.v1), "not repaired: %s" % t)
+    # repaired with the bytes serving before: the same version; with others: a new one
+    check((t["version"] == before["version"]) == (t["sha256"] == before["sha256"]) and
+          t["version"] >= before["version"], "version after the repair: %s -> %s" % (before, t))
 
 
 @test
