@@ -1,4 +1,4 @@
-# charrnn: the sampling daemon, with charrnn-train and charrnn-sample beside it.
+# charrnn: the sampling daemon, with charrnn-train, charrnn-sample and charrnn-convert beside it.
 #
 #   docker build -t charrnn .
 #   docker run -p 8080:8080 charrnn                      # serves /models (the default model)
@@ -37,7 +37,7 @@ RUN meson setup /build --buildtype=release -Dtests=false -Dnative=false -Dmpi=di
       --prefix=/usr/local \
  && meson compile -C /build \
  && meson install -C /build --strip --destdir /out \
- && for b in charrnn-serve charrnn-train charrnn-sample; do \
+ && for b in charrnn-serve charrnn-train charrnn-sample charrnn-convert; do \
       test -x /out/usr/local/bin/$b || { echo "meson install did not install $b" >&2; exit 1; }; \
     done
 # charrnn-train once more, with Open MPI, for the training image only.
@@ -90,7 +90,10 @@ COPY deploy/docker/healthcheck.sh /usr/local/bin/charrnn-healthcheck
 COPY --chown=10001:10001 deploy/models/ /models/
 VOLUME ["/models"]
 
+# CHARRNN_ADDRESS_FILE: the daemon writes the address it bound there, and the
+# health check reads it, so `docker run IMAGE --listen 0.0.0.0:9090` stays healthy.
 ENV CHARRNN_LISTEN=0.0.0.0:8080 \
+    CHARRNN_ADDRESS_FILE=/tmp/charrnn-serve.address \
     CHARRNN_MODELS=/models \
     CHARRNN_DEFAULT_MODEL=shakespeare
 EXPOSE 8080

@@ -7,7 +7,8 @@
 # container needs a cgroup setup this kernel lacks, so the image is mounted
 # (podman image mount) and the daemon is started inside it with chroot as the
 # image's own non-root user, with the image's own environment and entrypoint;
-# then /healthz, /readyz, POST /sample and the image's HEALTHCHECK are checked,
+# then /healthz, /readyz, POST /sample and the image's HEALTHCHECK are checked
+# (also with --listen on the command line),
 # and a charrnn-train run inside the image publishes a model into the models
 # volume that the running daemon must pick up.
 #
@@ -186,7 +187,7 @@ mapfile -t cmd < <(inspect '{{range .Config.Cmd}}{{println .}}{{end}}' | sed '/^
 
 mnt=$(podman image mount "$image")
 step "image mounted at $mnt"
-for b in charrnn-serve charrnn-train charrnn-sample charrnn-healthcheck; do
+for b in charrnn-serve charrnn-train charrnn-sample charrnn-convert charrnn-healthcheck; do
   [ -x "$mnt/usr/local/bin/$b" ] || fail "/usr/local/bin/$b missing from the image"
 done
 ls "$mnt"/models/*.safetensors >/dev/null 2>&1 || fail "no model baked into /models"
@@ -312,6 +313,27 @@ rc=0
 wait "$daemon_pid" || rc=$?
 daemon_pid=
 [ $rc = 0 ] || { tail -n 20 "$work/serve.log" >&2; fail "daemon exited $rc on SIGTERM"; }
+
+# --- 8. --listen on the command line: the HEALTHCHECK follows it ---------------------
+# (the daemon writes the address it bound to CHARRNN_ADDRESS_FILE, which the check reads;
+# in_image's CHARRNN_LISTEN still names the first port, where nothing listens now)
+port2=$((port + 1))
+step "the daemon with --listen 127.0.0.1:$port2: the HEALTHCHECK is healthy"
+in_image_argv "${entry[@]}" --listen "127.0.0.1:$port2"
+"${argv[@]}" >"$work/serve2.log" 2>&1 &
+daemon_pid=$!
+healthy=0
+for _ in $(seq 1 100); do
+  kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/serve2.log" >&2; fail "daemon (--listen) exited"; }
+  if in_image charrnn-healthcheck; then healthy=1; break; fi
+  sleep 0.2
+done
+[ $healthy = 1 ] || { cat "$work/serve2.log" >&2; fail "HEALTHCHECK unhealthy with --listen 127.0.0.1:$port2"; }
+kill -TERM "$daemon_pid"
+rc=0
+wait "$daemon_pid" || rc=$?
+daemon_pid=
+[ $rc = 0 ] || fail "daemon (--listen) exited $rc on SIGTERM"
 
 step "container smoke test passed"
 echo "1 passed, 0 failed"
