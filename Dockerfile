@@ -83,11 +83,12 @@ RUN apt-get update \
 COPY --from=build /out/usr/local/ /usr/local/
 COPY deploy/docker/entrypoint.sh /usr/local/bin/charrnn-entrypoint
 COPY deploy/docker/healthcheck.sh /usr/local/bin/charrnn-healthcheck
-# The default model, owned by the runtime user so a trainer in the same image
+# The default model (only it: other models in deploy/models stay out, see
+# .dockerignore), owned by the runtime user so a trainer in the same image
 # can publish next to it. VOLUME comes after the COPY: a new named volume
 # starts as a copy of this directory. /checkpoints is there so that a volume
 # mounted on it is writable by the trainer too.
-COPY --chown=10001:10001 deploy/models/ /models/
+COPY --chown=10001:10001 deploy/models/shakespeare.safetensors /models/
 VOLUME ["/models"]
 
 # CHARRNN_ADDRESS_FILE: the daemon writes the address it bound there, and the

@@ -190,7 +190,8 @@ step "image mounted at $mnt"
 for b in charrnn-serve charrnn-train charrnn-sample charrnn-convert charrnn-healthcheck; do
   [ -x "$mnt/usr/local/bin/$b" ] || fail "/usr/local/bin/$b missing from the image"
 done
-ls "$mnt"/models/*.safetensors >/dev/null 2>&1 || fail "no model baked into /models"
+[ "$(ls "$mnt"/models)" = shakespeare.safetensors ] ||
+  fail "/models must hold the default model only: $(ls "$mnt"/models | tr '\n' ' ')"
 # Runtime stage carries no compiler and no -dev packages.
 [ ! -e "$mnt/usr/bin/gcc" ] && [ ! -e "$mnt/usr/include/cjson" ] || fail "build tools leaked into the runtime image"
 
