@@ -52,7 +52,7 @@ cleanup() {
     kill -TERM "$daemon_pid" 2>/dev/null
     wait "$daemon_pid" 2>/dev/null
   fi
-  [ -n "$mnt" ] && podman image unmount "$image" >/dev/null 2>&1
+  [ -n "$mnt" ] && podman image unmount --force "$image" >/dev/null 2>&1
   if [ $keep_image = 0 ] && [ -n "${built:-}" ]; then
     podman rmi -f "$image" >/dev/null 2>&1
   fi
@@ -195,25 +195,21 @@ done
 # Runtime stage carries no compiler and no -dev packages.
 [ ! -e "$mnt/usr/bin/gcc" ] && [ ! -e "$mnt/usr/include/cjson" ] || fail "build tools leaked into the runtime image"
 
-# in_image CMD...: run CMD inside the mounted image as the image's user, with the
-# image's environment, in a private mount namespace that adds /dev, /proc and
-# /sys, a writable /tmp and a writable /models volume seeded from the image
-# (as Docker does for a new named volume). The image's root stays read-only.
+# in_image [NAME=VALUE...] ARG...: `podman run IMAGE ARG...` without a container
+# runtime, by deploy/docker/run-without-cgroups.sh (the documented fallback): the
+# image's entrypoint as the image's user, with the image's environment, a
+# writable /tmp and a writable /models volume seeded from the image (as Docker
+# does for a new named volume). The image's root stays read-only.
 volume=$work/models
 mkdir -p "$volume" "$work/tmp"
 cp -a "$mnt"/models/. "$volume"/
 chown -R "$uid:$gid" "$volume"
 chmod 1777 "$work/tmp"
 in_image_argv() { # sets argv to the command line running "$@" in the image
-  argv=(unshare --mount --propagation private -- /bin/sh -ec '
-    mnt=$1 vol=$2 tmp=$3 spec=$4; shift 4
-    mount --rbind /dev "$mnt/dev"
-    mount --rbind /proc "$mnt/proc"
-    mount --rbind /sys "$mnt/sys"
-    mount --bind "$tmp" "$mnt/tmp"
-    mount --bind "$vol" "$mnt/models"
-    exec chroot --userspec="$spec" "$mnt" "$@"' sh "$mnt" "$volume" "$work/tmp" "$uid:$gid"
-    /usr/bin/env -i "${image_env[@]}" CHARRNN_LISTEN="127.0.0.1:$port" "$@")
+  local envs=()
+  while [ $# -gt 0 ] && [[ $1 == [A-Z]*=* ]]; do envs+=(--env "$1"); shift; done
+  argv=("$src/deploy/docker/run-without-cgroups.sh" --models "$volume" --tmp "$work/tmp"
+    --env "CHARRNN_LISTEN=127.0.0.1:$port" ${envs[@]+"${envs[@]}"} "$image" "$@")
 }
 in_image() { in_image_argv "$@"; "${argv[@]}"; }
 
@@ -223,8 +219,8 @@ in_image charrnn-sample --help >"$work/sample-help.txt" 2>&1 || { cat "$work/sam
 
 # --- 5. the daemon, started by the image's own entrypoint --------------------------
 step "starting the daemon: ${entry[*]} ${cmd[*]}"
-in_image_argv "${entry[@]}" "${cmd[@]}"
-# Every link (unshare, sh, chroot, env, entrypoint) execs the next: $! is the daemon.
+in_image_argv # no arguments: the entrypoint with the image's CMD
+# Every link (the script, unshare, sh, chroot, env, entrypoint) execs the next: $! is the daemon.
 "${argv[@]}" >"$work/serve.log" 2>&1 &
 daemon_pid=$!
 url=http://127.0.0.1:$port
@@ -320,7 +316,7 @@ daemon_pid=
 # in_image's CHARRNN_LISTEN still names the first port, where nothing listens now)
 port2=$((port + 1))
 step "the daemon with --listen 127.0.0.1:$port2: the HEALTHCHECK is healthy"
-in_image_argv "${entry[@]}" --listen "127.0.0.1:$port2"
+in_image_argv --listen "127.0.0.1:$port2"
 "${argv[@]}" >"$work/serve2.log" 2>&1 &
 daemon_pid=$!
 healthy=0
