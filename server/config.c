@@ -39,12 +39,17 @@ typedef struct opt {
 static const opt opts[] = {
     {"listen", "CHARRNN_LISTEN", OPT_STR, S(listen), 0, 0, "HOST:PORT",
      "address to listen on; port 0 picks a free port (default 127.0.0.1:8080)"},
+    {"address-file", "CHARRNN_ADDRESS_FILE", OPT_STR, S(address_file), 0, 0, "FILE",
+     "once listening, write the address actually bound (HOST:PORT, a line) to FILE, replacing "
+     "it atomically, so a health check or a script finds the port whatever --listen said "
+     "(the image's health check reads it); removed at exit (default: none)"},
     {"models", "CHARRNN_MODELS", OPT_STR, S(models), 0, 0, "DIR",
      "model directory: every NAME.safetensors in it is model NAME (default ./models)"},
     {"default-model", "CHARRNN_DEFAULT_MODEL", OPT_STR, S(default_model), 0, 0, "NAME",
      "model used when a request names none (default: the only model, if there is one)"},
     {"admin-token", "CHARRNN_ADMIN_TOKEN", OPT_STR, S(admin_token), 0, 0, "TOKEN",
-     "bearer token required by POST /models/{name}/reload (default: none required)"},
+     "bearer token required by POST /models/{name}/reload (default: none; then only a loopback "
+     "listener answers it, any other gets 403)"},
     {"max-body", "CHARRNN_MAX_BODY", OPT_SIZE, S(max_body), 64, 1 << 30, "BYTES",
      "largest request body accepted (default 65536)"},
     {"max-length", "CHARRNN_MAX_LENGTH", OPT_LONG, S(max_length), 1, 100000000, "N",
@@ -114,7 +119,8 @@ static const opt opts[] = {
      "with --api-key-file, /metrics needs a key too (default off: a scraper needs none)"},
     {"cors-origin", "CHARRNN_CORS_ORIGIN", OPT_ORIGINS, S(cors_origins), 0, 0, "ORIGIN",
      "a web origin (http[s]://host[:port]) whose pages may call the API from a browser, with "
-     "CORS answers and preflight; repeat the flag for more (the variable takes a list). "
+     "CORS answers and preflight; repeat the flag for more (the variable takes a list "
+     "separated by spaces or commas). "
      "Requests from any other origin but the daemon's own get 403 (default: none)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -7,6 +7,7 @@
 
 typedef struct serve_config {
     char listen[256];         /* HOST:PORT */
+    char address_file[4096];  /* "" = none; else the bound address is written there */
     char models[4096];        /* model directory */
     char default_model[129];  /* "" = the only model, if there is exactly one */
     char admin_token[512];    /* "" = reload endpoint open */

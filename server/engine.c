@@ -494,7 +494,7 @@ static void cache_keep(engine *e, const gen_job *j, const charrnn_model *m)
     const uint16_t *ctx = charrnn_stream_context(j->stream, &n);
     float *snap = ctx ? malloc(nf * sizeof *snap) : NULL;
     if (snap && charrnn_stream_snapshot(j->stream, snap) == CHARRNN_OK)
-        state_cache_insert(e->cfg.cache, j->ver->version, j->ver->name, ctx, n, snap, nf);
+        state_cache_insert(e->cfg.cache, j->ver->load_id, j->ver->name, ctx, n, snap, nf);
     free(snap);
 }
 
@@ -508,7 +508,7 @@ static void cache_resume(engine *e, gen_job *j, const charrnn_model *m)
     float *snap = charrnn_stream_resumable(j->stream) ? malloc(nf * sizeof *snap) : NULL;
     if (!snap)
         return;
-    size_t k = state_cache_lookup(e->cfg.cache, j->ver->version, prime, n, n, snap, nf);
+    size_t k = state_cache_lookup(e->cfg.cache, j->ver->load_id, prime, n, n, snap, nf);
     if (k > 0 && charrnn_stream_resume(j->stream, k, snap) == CHARRNN_OK) {
         j->cached_chars = k;
         j->prime_kept = k == n;

@@ -15,21 +15,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void on_store_event(void *ctx, const charrnn_store_event *ev)
 {
     server *srv = ctx;
     /* A new or removed version: the old one's cached states are never read again. */
     if (ev->kind == CHARRNN_STORE_LOADED)
-        state_cache_retire(srv->cache, ev->name, ev->version);
+        state_cache_retire(srv->cache, ev->name, ev->load_id);
     else if (ev->kind == CHARRNN_STORE_REMOVED)
-        state_cache_retire(srv->cache, ev->name, ev->version + 1);
+        state_cache_retire(srv->cache, ev->name, ev->load_id + 1);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "model", ev->name);
     switch (ev->kind) {
     case CHARRNN_STORE_LOADED:
         cJSON_AddNumberToObject(f, "version", (double)ev->version);
         cJSON_AddNumberToObject(f, "load_ms", round(ev->seconds * 1e6) / 1e3);
+        if (ev->unchanged) /* the same bytes: the version serving stays */
+            cJSON_AddTrueToObject(f, "unchanged");
         log_json("info", "model loaded", f);
         break;
     case CHARRNN_STORE_LOAD_FAILED:
@@ -45,6 +48,30 @@ static void on_store_event(void *ctx, const charrnn_store_event *ev)
         log_json("info", "model removed", f);
         break;
     }
+}
+
+/* Writes the bound address to --address-file (write a temporary file, then
+ * rename: a reader sees the old line or the new one, never half). A failure
+ * is a warning, not fatal: the daemon serves, and the log says why a health
+ * check that relies on the file may knock on the wrong port. */
+static void write_address_file(const server *srv)
+{
+    const char *path = srv->cfg.address_file;
+    char tmp[4096 + 16];
+    if (!path[0])
+        return;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "%s\n", srv->bound) > 0;
+    ok = f && fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path) == 0)
+        return;
+    int e = errno;
+    unlink(tmp);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "file", path);
+    cJSON_AddStringToObject(j, "error", strerror(e));
+    log_json("warn", "cannot write --address-file", j);
 }
 
 /* Loads --api-key-file: at start a bad file stops the daemon (2); on SIGHUP
@@ -167,6 +194,7 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "max_queue", srv.cfg.max_queue);
     cJSON_AddNumberToObject(f, "state_cache_mb", (double)srv.cfg.state_cache_mb);
     log_json("info", "listening", f);
+    write_address_file(&srv);
     if (!api_keys_enabled(srv.keys) && !srv.loopback)
         log_json("warn",
                  "no --api-key-file on a non-loopback listener: /sample, /score, /v1 and "
@@ -202,6 +230,8 @@ int main(int argc, char **argv)
     metrics_free(srv.met);
     state_cache_free(srv.cache);
     api_keys_free(srv.keys);
+    if (srv.cfg.address_file[0])
+        unlink(srv.cfg.address_file);
     log_json("info", "stopped", NULL);
     return 0;
 }

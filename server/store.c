@@ -59,13 +59,22 @@ struct charrnn_store {
     pthread_mutex_t load_mu; /* serialises scans and reloads */
     entry **entries;         /* sorted by name */
     size_t n, cap;
-    uint64_t next_version;
+    uint64_t next_load_id;
+    struct name_seq *seqs; /* the last version of every name ever loaded; under mu */
     charrnn_store_stats stats;
     charrnn_store_event_fn listener;
     void *listener_ctx;
     struct reload_slot *reloads; /* reloads in flight or awaited, by name; under mu */
     pthread_cond_t reloaded;     /* a reload finished */
 };
+
+/* A name's last version number, kept past the name's removal so that a
+ * version number never names two contents of one name. */
+typedef struct name_seq {
+    char name[CHARRNN_STORE_NAME_MAX + 1];
+    uint64_t last;
+    struct name_seq *next;
+} name_seq;
 
 /* Concurrent reloads of one name coalesce: a request that arrives while a
  * load of the name runs waits for it to end, then either finds that a load
@@ -211,13 +220,38 @@ static version *entry_remove(charrnn_store *s, const char *name, int *existed)
     return v;
 }
 
-static void emit(charrnn_store *s, charrnn_store_event_kind kind, const char *name, uint64_t ver,
-                 double seconds, const char *error)
+static void emit(charrnn_store *s, const charrnn_store_event *ev)
 {
-    if (!s->listener)
-        return;
-    charrnn_store_event ev = {kind, name, ver, seconds, error};
-    s->listener(s->listener_ctx, &ev);
+    if (s->listener)
+        s->listener(s->listener_ctx, ev);
+}
+
+/* The removal of name, whose version old was serving (NULL: none). */
+static void emit_removed(charrnn_store *s, const char *name, const version *old)
+{
+    charrnn_store_event ev = {CHARRNN_STORE_REMOVED,
+                              name,
+                              old ? old->pub.version : 0,
+                              old ? old->pub.load_id : 0,
+                              0,
+                              0,
+                              NULL};
+    emit(s, &ev);
+}
+
+/* name's version counter, created at 0 on first use. Under mu. */
+static name_seq *name_seq_get(charrnn_store *s, const char *name)
+{
+    for (name_seq *q = s->seqs; q; q = q->next)
+        if (!strcmp(q->name, name))
+            return q;
+    name_seq *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    snprintf(q->name, sizeof q->name, "%s", name);
+    q->next = s->seqs;
+    s->seqs = q;
+    return q;
 }
 
 /* Replaces every occurrence of the absolute path abs in msg by rel. Load
@@ -379,7 +413,7 @@ static int load_one(charrnn_store *s, const char *name, char *err, size_t errlen
         version *old = entry_remove(s, name, &existed);
         pthread_mutex_unlock(&s->mu);
         if (existed)
-            emit(s, CHARRNN_STORE_REMOVED, name, old ? old->pub.version : 0, 0, NULL);
+            emit_removed(s, name, old);
         charrnn_store_release(old ? &old->pub : NULL);
         return charrnn_fail(err, errlen, rc, "%s", msg);
     }
@@ -395,30 +429,50 @@ static int load_one(charrnn_store *s, const char *name, char *err, size_t errlen
     if (have_sig)
         e->sig = sig;
     version *old = NULL;
-    uint64_t serving;
-    if (rc == CHARRNN_OK) {
-        v->pub.version = ++s->next_version;
+    uint64_t serving = 0, serving_id = 0;
+    int unchanged = 0;
+    if (rc == CHARRNN_OK && e->current && !strcmp(e->current->pub.sha256, v->pub.sha256)) {
+        /* The same bytes: the version serving stays, with the states cached for it. */
+        unchanged = 1;
+        old = v;
+        e->loads++;
+        e->last_error[0] = '\0';
+        s->stats.loads++;
+    } else if (rc == CHARRNN_OK) {
+        name_seq *q = name_seq_get(s, name);
+        if (!q) {
+            pthread_mutex_unlock(&s->mu);
+            version_free(v);
+            return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+        }
+        v->pub.version = ++q->last;
+        v->pub.load_id = ++s->next_load_id;
         old = e->current;
         e->current = v;
         e->loads++;
         e->last_error[0] = '\0';
         s->stats.loads++;
-        serving = v->pub.version;
     } else {
         e->failures++;
         snprintf(e->last_error, sizeof e->last_error, "%s", msg);
         e->last_error_at = now_unix();
         s->stats.load_failures++;
-        serving = e->current ? e->current->pub.version : 0;
+    }
+    if (e->current) {
+        serving = e->current->pub.version;
+        serving_id = e->current->pub.load_id;
     }
     pthread_mutex_unlock(&s->mu);
     charrnn_store_release(old ? &old->pub : NULL);
 
+    charrnn_store_event ev = {CHARRNN_STORE_LOADED, name, serving, serving_id, unchanged, dt, NULL};
     if (rc == CHARRNN_OK) {
-        emit(s, CHARRNN_STORE_LOADED, name, serving, dt, NULL);
+        emit(s, &ev);
         return CHARRNN_OK;
     }
-    emit(s, CHARRNN_STORE_LOAD_FAILED, name, serving, dt, msg);
+    ev.kind = CHARRNN_STORE_LOAD_FAILED;
+    ev.error = msg;
+    emit(s, &ev);
     return charrnn_fail(err, errlen, rc, "%s", msg);
 }
 
@@ -457,6 +511,11 @@ void charrnn_store_free(charrnn_store *s)
         free(s->entries[i]);
     }
     free(s->entries);
+    while (s->seqs) {
+        name_seq *q = s->seqs;
+        s->seqs = q->next;
+        free(q);
+    }
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->load_mu);
     pthread_cond_destroy(&s->reloaded);
@@ -585,7 +644,7 @@ int charrnn_store_scan(charrnn_store *s, int force, char *err, size_t errlen)
         pthread_mutex_unlock(&s->mu);
         if (!gone[0])
             break;
-        emit(s, CHARRNN_STORE_REMOVED, gone, old ? old->pub.version : 0, 0, NULL);
+        emit_removed(s, gone, old);
         charrnn_store_release(old ? &old->pub : NULL);
     }
 

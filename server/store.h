@@ -8,8 +8,8 @@
  * charrnn_store_acquire() returns the current version of a name and keeps it
  * alive until charrnn_store_release(), whatever reloads happen meanwhile.
  * A reload reads and fully validates the file (charrnn_checkpoint_model), then
- * swaps the new version in atomically; a reload that fails keeps the previous
- * version serving and records the error (charrnn_store_entry.last_error).
+ * swaps the new version in atomically (or keeps the one serving when the file's
+ * bytes have not changed); a reload that fails keeps the previous version serving and records the error (charrnn_store_entry.last_error).
  *
  * The store does not watch by itself: charrnn_store_scan() stats every file
  * (device, inode, size, mtime) and reloads what changed, loads what is new and
@@ -31,7 +31,15 @@
 /* One loaded version. All fields are immutable while the version is held. */
 typedef struct charrnn_store_model {
     const char *name;
-    uint64_t version; /* > 0; increases with every successful load in this store */
+    /* What a client sees: 1 for the first content a name was loaded with in
+     * this store, + 1 each time a load finds different content (the file's
+     * bytes: tensors and metadata). A reload of unchanged bytes keeps the
+     * version serving, so it is not a new version. Counted per name, on
+     * across a removal and a return of the name. */
+    uint64_t version;
+    /* Unique over every model and load of the store, and growing with each:
+     * what caches of per-version data key on (state_cache.h). */
+    uint64_t load_id;
     const charrnn_model *model;
     const char *train_json; /* the checkpoint's "train" metadata, or NULL */
     double val_loss;        /* from train_json ("val_loss"), NaN when absent */
@@ -67,8 +75,9 @@ const charrnn_store_model *charrnn_store_retain(const charrnn_store_model *v);
  * of loads attempted (>= 0) or a negative status if the directory cannot be
  * read (the store is then left as it was). */
 int charrnn_store_scan(charrnn_store *s, int force, char *err, size_t errlen);
-/* Loads DIR/name.safetensors now, changed or not. On success the new version
- * is current. On failure the old version (if any) keeps serving, the error is
+/* Loads DIR/name.safetensors now, changed or not. On success the file's
+ * content is current: a new version, or the one serving when the bytes are
+ * the same (then nothing is swapped). On failure the old version (if any) keeps serving, the error is
  * recorded and returned; CHARRNN_ENOTFOUND when the file does not exist (a
  * loaded version of it is then dropped). */
 int charrnn_store_reload(charrnn_store *s, const char *name, char *err, size_t errlen);
@@ -112,6 +121,8 @@ typedef struct charrnn_store_event {
     charrnn_store_event_kind kind;
     const char *name;
     uint64_t version;  /* LOADED: the new version; otherwise the one still serving (0: none) */
+    uint64_t load_id;  /* that version's charrnn_store_model.load_id (0: none) */
+    int unchanged;     /* LOADED: the file's bytes were those of the version serving, kept */
     double seconds;    /* LOADED / LOAD_FAILED: load duration */
     const char *error; /* LOAD_FAILED: the message */
 } charrnn_store_event;

@@ -182,6 +182,10 @@ case_errors() {
     if grep -qa -e __asan_init -e __tsan_init "$CONVERT"; then cap=''; fi
     run_err "tensor 'rnn.weight_ih_l0' is missing" \
         bash -c "$cap"'exec "$@"' - "$CONVERT" --dtype int8 "$WORK/hostile.safetensors" "$X"
+    printf 'characters the model never saw: \x01\x02\x03\n' >"$WORK/alien.txt"
+    run_err "not in the model's vocabulary" "$CONVERT" --dtype int8 "$GOOD" "$X" --eval "$WORK/alien.txt"
+    [ ! -e "$X" ] || fail "a failed charrnn-convert --eval wrote its output"
+    echo "ok: a failed --eval leaves no output"
     run_err "reduced-precision serving checkpoint; training starts from an f32 one" \
         tiny_train --data "$T" --checkpoint-dir "$CK" --init-from "$WORK/q.safetensors"
     run_err "--publish-dtype: 'f16' is not f32, bf16 or int8" \

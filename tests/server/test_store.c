@@ -409,13 +409,74 @@ START_TEST(concurrent_reloads_coalesce)
 }
 END_TEST
 
+static uint64_t version_of(charrnn_store *s, const char *name, uint64_t *load_id)
+{
+    const charrnn_store_model *v = NULL;
+    char err[CHARRNN_ERR_MAX];
+    ck_assert_int_eq(charrnn_store_acquire(s, name, &v, err, sizeof err), CHARRNN_OK);
+    uint64_t ver = v->version;
+    if (load_id)
+        *load_id = v->load_id;
+    charrnn_store_release(v);
+    return ver;
+}
+
+static int unchanged_events;
+
+static void count_unchanged(void *ctx, const charrnn_store_event *ev)
+{
+    (void)ctx;
+    unchanged_events += ev->kind == CHARRNN_STORE_LOADED && ev->unchanged;
+}
+
+/* A version is a content of one name: numbered from 1 per name, kept by a
+ * reload of the same bytes (even a rewritten file), + 1 when the bytes change,
+ * and not reused after the name leaves and comes back. load_ids stay unique. */
+START_TEST(versions_count_content_per_model)
+{
+    make_ckpt("a.safetensors", 4, 1);
+    make_ckpt("b.safetensors", 4, 2);
+    charrnn_store *s = open_scanned();
+    char err[CHARRNN_ERR_MAX];
+    uint64_t ida, idb, id;
+    ck_assert_uint_eq(version_of(s, "a", &ida), 1);
+    ck_assert_uint_eq(version_of(s, "b", &idb), 1);
+    ck_assert_uint_ne(ida, idb);
+
+    unchanged_events = 0;
+    charrnn_store_set_listener(s, count_unchanged, NULL);
+    ck_assert_int_eq(charrnn_store_reload(s, "a", err, sizeof err), CHARRNN_OK);
+    make_ckpt("a.safetensors", 4, 1); /* rewritten, same bytes: the scan reads it */
+    ck_assert_int_eq(charrnn_store_scan(s, 0, err, sizeof err), 1);
+    ck_assert_uint_eq(version_of(s, "a", &id), 1);
+    ck_assert_uint_eq(id, ida);
+    ck_assert_int_eq(unchanged_events, 2);
+
+    make_ckpt("a.safetensors", 4, 3); /* new weights, same shape */
+    ck_assert_int_eq(charrnn_store_scan(s, 0, err, sizeof err), 1);
+    ck_assert_uint_eq(version_of(s, "a", &id), 2);
+    ck_assert_uint_gt(id, idb);
+    ck_assert_uint_eq(version_of(s, "b", NULL), 1);
+
+    char path[512];
+    path_of(path, sizeof path, "a.safetensors");
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(charrnn_store_scan(s, 0, err, sizeof err), 0);
+    make_ckpt("a.safetensors", 4, 1);
+    ck_assert_int_eq(charrnn_store_scan(s, 0, err, sizeof err), 1);
+    ck_assert_uint_eq(version_of(s, "a", NULL), 3);
+    charrnn_store_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store");
     TCase *core = ADD_CASE(s, "core", names, open_errors, scan_and_acquire, symlinks);
-    TCase *reload = ADD_CASE(s, "reload", held_version_survives_reload_and_free,
-                             failed_reload_keeps_old_version,
-                             never_loaded_file_is_listed_unavailable, removal_and_reload_by_name);
+    TCase *reload =
+        ADD_CASE(s, "reload", held_version_survives_reload_and_free,
+                 failed_reload_keeps_old_version, never_loaded_file_is_listed_unavailable,
+                 removal_and_reload_by_name, versions_count_content_per_model);
     TCase *conc = ADD_CASE(s, "concurrency", acquire_races_reload, concurrent_reloads_coalesce);
     tcase_set_timeout(conc, 60);
     TCase *all[] = {core, reload, conc};
