@@ -161,11 +161,14 @@ def chi_square(counts, q):
     return x, df, chi2_sf(x, df)
 
 
-def draw(path, seed0, temperature, top_k, top_p, controls=None, prime=PRIME):
+def draw(path, seed0, temperature, top_k, top_p, controls=None, prime=PRIME, regex=None):
     """controls: (min_p, repetition, presence, frequency, window)."""
+    if regex is not None:
+        controls = controls or (0.0, 1.0, 0.0, 0.0, 64)
     extra = [repr(x) for x in controls] if controls else []
     out = subprocess.run([SAMPLE_FIRST, path, prime, str(DRAWS), str(seed0), repr(temperature),
-                          str(top_k), repr(top_p)] + extra, check=True,
+                          str(top_k), repr(top_p)] + extra + ([regex] if regex else []),
+                         check=True,
                          capture_output=True).stdout
     return [int(c) for c in out.split()]
 
@@ -270,6 +273,40 @@ with tempfile.TemporaryDirectory() as tmp:
             alts.append(("the window ignored", exact(
                 penalise(logits2, vocab, prime2, rp, pres, freq, len(prime2)), t, 0, 1.0)))
         for name, alt in alts:
+            ax, adf, apv = chi_square([DRAWS * float(v) for v in q], alt)
+            check(apv < P_REJECT ** 2, "%s: the draws reject %s (p %.3g)" % (what, name, apv))
+
+    # regex: the first character must be one of a class; the others are
+    # banned and the allowed ones renormalised, before temperature and top_k
+    def masked(lg, allowed):
+        out = torch.full_like(lg, -math.inf)
+        out[allowed] = lg[allowed]
+        return out
+
+    def in_class(c):
+        return ("\\n" if c == "\n" else "\\t" if c == "\t" else
+                "\\" + c if c.isascii() and not c.isalnum() and c != " " else c)
+
+    order = sorted(range(len(vocab)), key=lambda v: -float(logits[v]))
+    allowed = order[1:7]  # not the most likely character: the mask must matter
+    pattern = "[" + "".join(in_class(vocab[v]) for v in allowed) + "](?:.|\\n)*"
+    for t, k, top_p in [(1.0, 0, 1.0), (2.0, 0, 1.0), (0.5, 3, 1.0), (1.0, 0, 0.9)]:
+        what = "T %g top_k %d top_p %g regex %r" % (t, k, top_p, pattern)
+        q = exact(masked(logits, allowed), t, k, top_p)
+        counts = draw(path, seed, t, k, top_p, regex=pattern)
+        seed += DRAWS
+        x, df, pv = chi_square(counts, q)
+        check(sum(counts) == DRAWS and pv >= P_REJECT,
+              "%s: %d draws fit PyTorch's masked distribution (chi-square %.1f, %d df, p %.3g; "
+              "p/observed: %s)" % (what, sum(counts), x, df, pv, show(q, vocab, counts)))
+        for name, alt in [("no mask", exact(logits, t, k, top_p)),
+                          ("the mask after top_k", exact(logits, t, k, top_p) *
+                           torch.isin(torch.arange(len(vocab)), torch.tensor(allowed)))]:
+            if alt.sum() == 0:
+                continue
+            alt = alt / alt.sum()
+            if torch.allclose(alt, q):
+                continue  # the same distribution: nothing to tell apart
             ax, adf, apv = chi_square([DRAWS * float(v) for v in q], alt)
             check(apv < P_REJECT ** 2, "%s: the draws reject %s (p %.3g)" % (what, name, apv))
 sys.exit(1 if failures else 0)
