@@ -160,6 +160,11 @@ case_errors() {
     run_err "--stop: a string of 0 bytes is out of range 1..256" "$SAMPLE" --checkpoint "$GOOD" --stop ''
     run_err "--stop: a string that is not valid UTF-8 (byte 2 of 2, 0x94)" "$SAMPLE" --checkpoint "$GOOD" \
         --stop "$(printf 'e\x94')"
+    run_err "--regex: 0 bytes is out of range 1..1024" "$SAMPLE" --checkpoint "$GOOD" --regex ''
+    run_err "regex: does not compile: at byte 1: '[' is never closed" \
+        "$SAMPLE" --checkpoint "$GOOD" --regex 'a[b'
+    run_err "regex: too large: a repetition count above 1000" "$SAMPLE" --checkpoint "$GOOD" --regex 'a{1001}'
+    run_err "regex: cannot be satisfied" "$SAMPLE" --checkpoint "$GOOD" --regex '#+'
     run_err "CHARRNN_KERNEL: unknown inference kernel 'avx9' (auto, " \
         env CHARRNN_KERNEL=avx9 "$SAMPLE" --checkpoint "$GOOD"
 
