@@ -279,12 +279,12 @@ static enum MHD_Result respond_best_of(req_ctx *c, const charrnn_store_model *ve
     }
     c->job = jobs[best];
     drop_jobs(e, jobs, n, c->job, 1);
-    c->seed = req->p.seed + (uint64_t)best;
     job_result r;
     engine_job_result(e, c->job, &r);
     record(c, &r);
-    c->seed = req->p.seed; /* the request's seed, in the response and X-Seed */
-    cJSON *o = result_json(c, &r, r.text, r.text_len, req->logprobs >= 0);
+    /* c->seed stays the request's (the response's and X-Seed); the records
+     * go out only when asked for (c->logprobs), not the ranking's */
+    cJSON *o = result_json(c, &r, r.text, r.text_len, 1);
     cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
     cJSON_AddNumberToObject(u, "candidate_chars", (double)all_chars);
     cJSON *b = cJSON_AddObjectToObject(o, "best_of");
@@ -293,8 +293,6 @@ static enum MHD_Result respond_best_of(req_ctx *c, const charrnn_store_model *ve
     cJSON_AddItemToObject(b, "seed", raw_u64(req->p.seed + (uint64_t)best));
     cJSON_AddItemToObject(b, "mean_logprob",
                           isfinite(best_mean) ? json_float((float)best_mean) : cJSON_CreateNull());
-    if (req->logprobs < 0) /* the records were the ranking's, not asked for */
-        cJSON_DeleteItemFromObjectCaseSensitive(o, "logprobs");
     return respond_json(c, 200, o);
 }
 
