@@ -435,14 +435,18 @@ static void resume_changes(run *r, const charrnn_st_file *f)
     const size_t n = sizeof r->changes;
     *out = '\0';
     const struct {
-        const char *name;
+        const char *name, *shown; /* the checkpoint's key, and the word the change uses */
         double now;
         int is_float;
     } nums[] = {
-        {"dropout", o->dropout, 1},     {"learning_rate", o->learning_rate, 1},
-        {"lr_decay", o->lr_decay, 1},   {"lr_decay_after", o->lr_decay_after, 0},
-        {"grad_clip", o->grad_clip, 1}, {"train_frac", o->train_frac, 0},
-        {"val_frac", o->val_frac, 0},   {"shards", shards_of(o), 0},
+        {"dropout", "dropout", o->dropout, 1},
+        {"learning_rate", "learning_rate", o->learning_rate, 1},
+        {"lr_decay", "lr_decay", o->lr_decay, 1},
+        {"lr_decay_after", "lr_decay_after", o->lr_decay_after, 0},
+        {"grad_clip", "grad_clip", o->grad_clip, 1},
+        {"train_frac", "train_frac", o->train_frac, 0},
+        {"val_frac", "val_frac", o->val_frac, 0},
+        {"shards", "shards (threads x ranks)", shards_of(o), 0},
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, nums[i].name);
@@ -458,9 +462,7 @@ static void resume_changes(run *r, const charrnn_st_file *f)
             snprintf(a, sizeof a, "%.15g", was);
             snprintf(b, sizeof b, "%.15g", nums[i].now);
         }
-        add_change(out, n,
-                   !strcmp(nums[i].name, "shards") ? "shards (threads x ranks)" : nums[i].name, a,
-                   b);
+        add_change(out, n, nums[i].shown, a, b);
     }
     const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optimizer");
     if (cJSON_IsString(opt) && strcmp(opt->valuestring, charrnn_optim_name(o->optimizer)))
