@@ -29,7 +29,7 @@
 
 struct gen_job {
     charrnn_stream *stream;
-    const charrnn_store_model *ver;
+    const store_model *ver;
     int refs;    /* caller + engine while queued or in a batch */
     int cancel;  /* request to stop, seen by the worker at the next step */
     int reader;  /* someone reads the output as it comes (streaming): wake per char */
@@ -74,8 +74,8 @@ typedef struct client {
 } client;
 
 typedef struct batch {
-    const charrnn_store_model *ver; /* key: one model version per batch */
-    gen_job **jobs;                 /* (max_batch) */
+    const store_model *ver; /* key: one model version per batch */
+    gen_job **jobs;         /* (max_batch) */
     size_t n;
     int busy; /* a worker is stepping it */
     struct batch *next;
@@ -155,7 +155,7 @@ static int job_add_record(gen_job *j, const charrnn_logprob *r)
 static void job_free(gen_job *j)
 {
     charrnn_stream_free(j->stream);
-    charrnn_store_release(j->ver);
+    store_release(j->ver);
     charrnn_vocab_free(j->vocab);
     pthread_cond_destroy(&j->cond);
     free(j->buf);
@@ -174,7 +174,7 @@ static void job_let_go(gen_job *j)
     j->prime_chars = charrnn_stream_prime_chars(j->stream);
     j->generated_chars = charrnn_stream_generated_chars(j->stream);
     charrnn_stream_free(j->stream);
-    charrnn_store_release(j->ver);
+    store_release(j->ver);
     j->stream = NULL;
     j->ver = NULL;
 }
@@ -290,7 +290,7 @@ static gen_job *queue_next(const engine *e)
 
 /* Streams per batch below which a batch is worth filling before another one
  * is opened: charrnn_infer_step reads each weight row once per tile of 16
- * streams (model/math/sampler.c), so a batch of 16 gets the full reuse, and past
+ * streams (model/core/sampler.c), so a batch of 16 gets the full reuse, and past
  * 16 a second batch on another worker loses nothing. On a shared 2-core
  * machine (3x512, 16 clients) one batch of 16 beat two of 8
  * (docs/benchmarks.md, "Serving speed"). */
@@ -842,7 +842,7 @@ void engine_free(engine *e)
     free(e);
 }
 
-gen_job *engine_job_create(charrnn_stream *s, const charrnn_store_model *v, int top_k)
+gen_job *engine_job_create(charrnn_stream *s, const store_model *v, int top_k)
 {
     gen_job *j = calloc(1, sizeof *j);
     char err[CHARRNN_ERR_MAX];

@@ -97,7 +97,7 @@ void engine_free(engine *e);
 /* A job owns the stream and one reference to its version (both freed with the
  * job). top_k: the stream's top_logprobs when it records log-probabilities
  * (kept per record), else 0. NULL on allocation failure (nothing is taken then). */
-gen_job *engine_job_create(charrnn_stream *s, const charrnn_store_model *v, int top_k);
+gen_job *engine_job_create(charrnn_stream *s, const store_model *v, int top_k);
 /* The vocabulary of the job's model (the job's own copy: valid while the job
  * is held, also after the job let go of the model when it ended). */
 const charrnn_vocab *engine_job_vocab(const gen_job *j);

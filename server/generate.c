@@ -13,8 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int gen_acquire(req_ctx *c, const char *model, const charrnn_store_model **ver,
-                enum MHD_Result *ret)
+int gen_acquire(req_ctx *c, const char *model, const store_model **ver, enum MHD_Result *ret)
 {
     server *srv = c->srv;
     *ver = NULL;
@@ -31,8 +30,7 @@ int gen_acquire(req_ctx *c, const char *model, const charrnn_store_model **ver,
         return -1;
     }
     char msg[CHARRNN_ERR_MAX];
-    if (charrnn_store_acquire(srv->store, model ? model : c->model, ver, msg, sizeof msg) !=
-        CHARRNN_OK) {
+    if (store_acquire(srv->store, model ? model : c->model, ver, msg, sizeof msg) != CHARRNN_OK) {
         *ret = respond_fail(c, 404, "not_found_error", "model", "%s", msg);
         return -1;
     }
@@ -78,7 +76,7 @@ static void client_of(const req_ctx *c, char out[ENGINE_CLIENT_MAX])
         o += snprintf(out + o, ENGINE_CLIENT_MAX - (size_t)o, "%02x", key[i]);
 }
 
-gen_job *gen_prepare(req_ctx *c, const charrnn_store_model *ver, const charrnn_sample_params *p,
+gen_job *gen_prepare(req_ctx *c, const store_model *ver, const charrnn_sample_params *p,
                      gen_field_name_fn name, enum MHD_Result *ret)
 {
     char msg[CHARRNN_ERR_MAX];
@@ -96,11 +94,10 @@ gen_job *gen_prepare(req_ctx *c, const charrnn_store_model *ver, const charrnn_s
         *ret = respond_fail(c, 400, "invalid_request_error", bad ? name(bad) : NULL, "%s", msg);
         return NULL;
     }
-    gen_job *job =
-        engine_job_create(st, charrnn_store_retain(ver), p->logprobs ? p->top_logprobs : 0);
+    gen_job *job = engine_job_create(st, store_retain(ver), p->logprobs ? p->top_logprobs : 0);
     if (!job) {
         charrnn_stream_free(st);
-        charrnn_store_release(ver);
+        store_release(ver);
         *ret = respond_fail(c, 500, "server_error", NULL, "out of memory");
         return NULL;
     }
@@ -132,7 +129,7 @@ int gen_admit(req_ctx *c, gen_job *const *jobs, size_t n, enum MHD_Result *ret)
     return -1;
 }
 
-gen_job *gen_submit(req_ctx *c, const charrnn_store_model *ver, const charrnn_sample_params *p,
+gen_job *gen_submit(req_ctx *c, const store_model *ver, const charrnn_sample_params *p,
                     gen_field_name_fn name, enum MHD_Result *ret)
 {
     gen_job *job = gen_prepare(c, ver, p, name, ret);

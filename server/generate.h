@@ -28,8 +28,7 @@ typedef const char *(*gen_field_name_fn)(charrnn_sample_field f);
  * (503), without a model and a default (400, param model), or when the model
  * is not loaded (404, param model). On success c->model and c->model_version
  * are set and the request is counted for the model. */
-int gen_acquire(req_ctx *c, const char *model, const charrnn_store_model **ver,
-                enum MHD_Result *ret);
+int gen_acquire(req_ctx *c, const char *model, const store_model **ver, enum MHD_Result *ret);
 
 /* A fresh random seed into *seed unless has_seed; c->seed is set either way.
  * Without a random source: 500, param seed (the client can give one). */
@@ -40,7 +39,7 @@ int gen_seed(req_ctx *c, int has_seed, uint64_t *seed, enum MHD_Result *ret);
  * key when keys are on, else its address as the connection limits count it
  * (an IPv4 address, an IPv6 /64). On error: 400 naming the field by name(),
  * 500 out of memory; NULL. */
-gen_job *gen_prepare(req_ctx *c, const charrnn_store_model *ver, const charrnn_sample_params *p,
+gen_job *gen_prepare(req_ctx *c, const store_model *ver, const charrnn_sample_params *p,
                      gen_field_name_fn name, enum MHD_Result *ret);
 
 /* Submits the n jobs of the request (engine_submit_all). On refusal: 429
@@ -51,7 +50,7 @@ int gen_admit(req_ctx *c, gen_job *const *jobs, size_t n, enum MHD_Result *ret);
 
 /* gen_prepare and gen_admit of one stream; NULL (nothing left to release)
  * on error. */
-gen_job *gen_submit(req_ctx *c, const charrnn_store_model *ver, const charrnn_sample_params *p,
+gen_job *gen_submit(req_ctx *c, const store_model *ver, const charrnn_sample_params *p,
                     gen_field_name_fn name, enum MHD_Result *ret);
 
 #endif

@@ -438,7 +438,7 @@ static enum MHD_Result preflight(req_ctx *c, const char *url)
     server *srv = c->srv;
     const char *want =
         MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
-    char msg[256], name[CHARRNN_STORE_NAME_MAX + 2];
+    char msg[256], name[STORE_NAME_MAX + 2];
     int cors = 0;
     int st = origin_check(c->conn, srv->loopback, srv->cfg.cors_origins, &cors, msg, sizeof msg);
     if (st)

@@ -17,25 +17,25 @@
 #include <time.h>
 #include <unistd.h>
 
-static void on_store_event(void *ctx, const charrnn_store_event *ev)
+static void on_store_event(void *ctx, const store_event *ev)
 {
     server *srv = ctx;
     /* A new or removed version: the old one's cached states are never read again. */
-    if (ev->kind == CHARRNN_STORE_LOADED)
+    if (ev->kind == STORE_LOADED)
         state_cache_retire(srv->cache, ev->name, ev->load_id);
-    else if (ev->kind == CHARRNN_STORE_REMOVED)
+    else if (ev->kind == STORE_REMOVED)
         state_cache_retire(srv->cache, ev->name, ev->load_id + 1);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "model", ev->name);
     switch (ev->kind) {
-    case CHARRNN_STORE_LOADED:
+    case STORE_LOADED:
         cJSON_AddNumberToObject(f, "version", (double)ev->version);
         cJSON_AddNumberToObject(f, "load_ms", round(ev->seconds * 1e6) / 1e3);
         if (ev->unchanged) /* the same bytes: the version serving stays */
             cJSON_AddTrueToObject(f, "unchanged");
         log_json("info", "model loaded", f);
         break;
-    case CHARRNN_STORE_LOAD_FAILED:
+    case STORE_LOAD_FAILED:
         cJSON_AddStringToObject(f, "error", ev->error ? ev->error : "");
         if (ev->version)
             cJSON_AddNumberToObject(f, "serving_version", (double)ev->version);
@@ -43,7 +43,7 @@ static void on_store_event(void *ctx, const charrnn_store_event *ev)
             cJSON_AddNullToObject(f, "serving_version");
         log_json("error", "model load failed", f);
         break;
-    case CHARRNN_STORE_REMOVED:
+    case STORE_REMOVED:
         cJSON_AddNumberToObject(f, "version", (double)ev->version);
         log_json("info", "model removed", f);
         break;
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (charrnn_store_open(srv.cfg.models, &srv.store, err, sizeof err) != CHARRNN_OK) {
+    if (store_open(srv.cfg.models, &srv.store, err, sizeof err) != CHARRNN_OK) {
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "error", err);
         log_json("fatal", "cannot open the model directory", f);
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
     }
     if (srv.cfg.api_key_file[0] && load_keys(&srv) != 0)
         return 2;
-    charrnn_store_set_listener(srv.store, on_store_event, &srv);
+    store_set_listener(srv.store, on_store_event, &srv);
     rescan_once(srv.store, 0);
 
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
@@ -179,7 +179,7 @@ int main(int argc, char **argv)
         cJSON_AddStringToObject(f, "error", err);
         log_json("fatal", "cannot listen", f);
         engine_free(srv.eng);
-        charrnn_store_free(srv.store);
+        store_free(srv.store);
         metrics_free(srv.met);
         return 1;
     }
@@ -226,7 +226,7 @@ int main(int argc, char **argv)
     int scan_over = rescan_stop(rs, 5);
     engine_free(srv.eng);
     if (scan_over) /* else a scan still uses it: the exit frees it */
-        charrnn_store_free(srv.store);
+        store_free(srv.store);
     metrics_free(srv.met);
     state_cache_free(srv.cache);
     api_keys_free(srv.keys);

@@ -31,12 +31,12 @@ typedef struct route_hist {
 } route_hist;
 
 typedef struct model_chars {
-    char model[CHARRNN_STORE_NAME_MAX + 1]; /* first: found by by_name */
+    char model[STORE_NAME_MAX + 1]; /* first: found by by_name */
     unsigned long long chars, scored;
 } model_chars;
 
 typedef struct model_requests {
-    char model[CHARRNN_STORE_NAME_MAX + 1];
+    char model[STORE_NAME_MAX + 1];
     char route[48];
     unsigned long long count;
 } model_requests;
@@ -412,14 +412,14 @@ static void render_engine(sbuf *b, engine *e)
 }
 
 /* The store's models: one sample per model for each family. */
-static void render_store(sbuf *b, charrnn_store *store)
+static void render_store(sbuf *b, model_store *store)
 {
     char e1[512], e2[512], num[64];
-    charrnn_store_entry *list = NULL;
+    store_entry *list = NULL;
     size_t n = 0;
-    charrnn_store_list(store, &list, &n);
-    charrnn_store_stats st;
-    charrnn_store_stats_get(store, &st);
+    store_list(store, &list, &n);
+    store_stats st;
+    store_stats_get(store, &st);
     size_t loaded = 0;
     for (size_t i = 0; i < n; i++)
         loaded += list[i].current != NULL;
@@ -453,7 +453,7 @@ static void render_store(sbuf *b, charrnn_store *store)
             esc(list[i].name, e1, sizeof e1), list[i].last_error[0] != '\0');
     header(b, "charrnn_model_info", "gauge", "The version serving, as labels; value 1.");
     for (size_t i = 0; i < n; i++) {
-        const charrnn_store_model *v = list[i].current;
+        const store_model *v = list[i].current;
         if (!v)
             continue;
         put(b,
@@ -477,10 +477,10 @@ static void render_store(sbuf *b, charrnn_store *store)
             put(b, "charrnn_model_loaded_timestamp_seconds{model=\"%s\"} %s\n",
                 esc(list[i].name, e1, sizeof e1), num);
         }
-    charrnn_store_list_free(list, n);
+    store_list_free(list, n);
 }
 
-char *metrics_render(metrics *m, engine *e, state_cache *cache, charrnn_store *store, size_t *len)
+char *metrics_render(metrics *m, engine *e, state_cache *cache, model_store *store, size_t *len)
 {
     sbuf b = {malloc(8192), 0, 8192, 0};
     if (!b.p)

@@ -597,9 +597,9 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
     completion_request *q = &k->q;
     echo_str(rc->user, sizeof rc->user, q->user); /* for the access log */
     enum MHD_Result ret;
-    const charrnn_store_model *ver;
+    const store_model *ver;
     if (gen_acquire(rc, q->model, &ver, &ret) != 0 || gen_seed(rc, q->has_seed, &q->seed, &ret)) {
-        charrnn_store_release(ver);
+        store_release(ver);
         completion_free(k);
         return ret;
     }
@@ -607,12 +607,12 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
     rc->sampled = 1;
     char msg[CHARRNN_ERR_MAX];
     if (!q->model && !(q->model = strdup(rc->model))) { /* the default: responses name it */
-        charrnn_store_release(ver);
+        store_release(ver);
         completion_free(k);
         return respond_fail(rc, 500, "server_error", NULL, "out of memory");
     }
     if (charrnn_vocab_copy(ver->model->vocab, &k->vocab, msg, sizeof msg) != CHARRNN_OK) {
-        charrnn_store_release(ver);
+        store_release(ver);
         completion_free(k);
         return respond_fail(rc, 500, "server_error", NULL, "out of memory");
     }
@@ -625,7 +625,7 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
     k->nch = q->n_prompt * k->cand;
     k->ch = calloc(k->nch, sizeof *k->ch);
     if (!k->ch) {
-        charrnn_store_release(ver);
+        store_release(ver);
         completion_free(k);
         return respond_fail(rc, 500, "server_error", NULL, "out of memory");
     }
@@ -651,7 +651,7 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
             p.logprobs = 1; /* the ranking's numbers (returned only when asked for) */
         failed_setup = !(c->job = gen_prepare(rc, ver, &p, v1_field_name, &ret));
     }
-    charrnn_store_release(ver);
+    store_release(ver);
     /* Admitted together: a request runs whole or not at all, and its client's
      * share is checked for all its choices at once. */
     gen_job **jobs = run && !failed_setup ? malloc(k->nch * sizeof *jobs) : NULL;
@@ -673,7 +673,7 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
 
 /* ---- /v1/models ---- */
 
-static cJSON *v1_model_json(const charrnn_store_entry *e)
+static cJSON *v1_model_json(const store_entry *e)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", e->name);
@@ -685,9 +685,9 @@ static cJSON *v1_model_json(const charrnn_store_entry *e)
 
 enum MHD_Result handle_v1_models(req_ctx *rc)
 {
-    charrnn_store_entry *list = NULL;
+    store_entry *list = NULL;
     size_t n = 0;
-    if (charrnn_store_list(rc->srv->store, &list, &n) != CHARRNN_OK)
+    if (store_list(rc->srv->store, &list, &n) != CHARRNN_OK)
         return respond_fail(rc, 500, "server_error", NULL, "out of memory");
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
@@ -695,21 +695,21 @@ enum MHD_Result handle_v1_models(req_ctx *rc)
     for (size_t i = 0; i < n; i++)
         if (list[i].current)
             cJSON_AddItemToArray(arr, v1_model_json(&list[i]));
-    charrnn_store_list_free(list, n);
+    store_list_free(list, n);
     return respond_json(rc, 200, root);
 }
 
 enum MHD_Result handle_v1_model(req_ctx *rc)
 {
     const char *id = rc->name;
-    charrnn_store_entry *list = NULL;
+    store_entry *list = NULL;
     size_t n = 0;
     cJSON *o = NULL;
-    charrnn_store_list(rc->srv->store, &list, &n);
+    store_list(rc->srv->store, &list, &n);
     for (size_t i = 0; i < n && !o; i++)
         if (list[i].current && !strcmp(list[i].name, id))
             o = v1_model_json(&list[i]);
-    charrnn_store_list_free(list, n);
+    store_list_free(list, n);
     if (!o)
         return respond_fail(rc, 404, "not_found_error", "model", "model '%s' not found", id);
     return respond_json(rc, 200, o);

@@ -183,7 +183,7 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
         if (json_has_nul(src)) /* cJSON would cut the name there: another model */
             return api_fail(err, 400, INVALID, k,
                             "'model' contains U+0000, which is not supported");
-        if (!charrnn_store_name_valid(v->valuestring))
+        if (!store_name_valid(v->valuestring))
             return api_fail(err, 404, "not_found_error", k, "model '%s' not found",
                             echo_str(shown, sizeof shown, v->valuestring));
         return (r->model = strdup(v->valuestring)) ? 0 : oom(err);

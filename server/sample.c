@@ -224,7 +224,7 @@ static void drop_jobs(engine *e, gen_job **jobs, int n, const gen_job *keep, int
  * is the response, exactly as if it had been asked for alone with its seed,
  * plus "best_of": the candidates, the one chosen, its seed and its mean.
  * usage.candidate_chars counts the characters of every candidate. */
-static enum MHD_Result respond_best_of(req_ctx *c, const charrnn_store_model *ver,
+static enum MHD_Result respond_best_of(req_ctx *c, const store_model *ver,
                                        const sample_request *req, charrnn_sample_params p)
 {
     engine *e = c->srv->eng;
@@ -304,10 +304,10 @@ enum MHD_Result handle_sample(req_ctx *c)
     if (sample_request_parse(c->body ? c->body : "", c->body_len, &srv->cfg, &req, &err))
         return respond_error(c, &err);
     enum MHD_Result ret;
-    const charrnn_store_model *ver;
+    const store_model *ver;
     if (gen_acquire(c, req.model, &ver, &ret) != 0 ||
         gen_seed(c, req.has_seed, &req.p.seed, &ret)) {
-        charrnn_store_release(ver);
+        store_release(ver);
         sample_request_clear(&req);
         return ret;
     }
@@ -317,13 +317,13 @@ enum MHD_Result handle_sample(req_ctx *c)
     if (req.best_of > 1) {
         ret = respond_best_of(c, ver, &req, req.p);
         c->prime_chars = utf8_chars(req.prime, req.p.prime_len);
-        charrnn_store_release(ver);
+        store_release(ver);
         sample_request_clear(&req);
         return ret;
     }
     c->job = gen_submit(c, ver, &req.p, charrnn_sample_field_name, &ret);
     c->prime_chars = c->job ? utf8_chars(req.prime, req.p.prime_len) : 0;
-    charrnn_store_release(ver);
+    store_release(ver);
     sample_request_clear(&req);
     if (!c->job)
         return ret;

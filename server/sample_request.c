@@ -105,11 +105,11 @@ static int parse_member(const cJSON *v, span src, const serve_config *cfg, sampl
     if (!strcmp(k, "model")) {
         if (!cJSON_IsString(v))
             return api_fail(err, 400, INVALID, k, "'model' must be a string");
-        if (!charrnn_store_name_valid(v->valuestring))
+        if (!store_name_valid(v->valuestring))
             return api_fail(err, 400, INVALID, k,
                             "'model' must be a model name ([A-Za-z0-9._-]+, not starting "
                             "with '.', at most %d characters)",
-                            CHARRNN_STORE_NAME_MAX);
+                            STORE_NAME_MAX);
         if (!(r->model = strdup(v->valuestring)))
             goto oom;
     } else if (!strcmp(k, "prime")) {

@@ -69,7 +69,7 @@ enum MHD_Result handle_score(req_ctx *c)
     if (score_request_parse(c->body ? c->body : "", c->body_len, &srv->cfg, &q, &err))
         return respond_error(c, &err);
     enum MHD_Result ret;
-    const charrnn_store_model *ver;
+    const store_model *ver;
     if (gen_acquire(c, q.model, &ver, &ret) != 0) {
         score_request_clear(&q);
         return ret;
@@ -80,7 +80,7 @@ enum MHD_Result handle_score(req_ctx *c)
     p.length = 0;
     p.logprobs = 1, p.top_logprobs = q.top_logprobs, p.score_prime = 1;
     gen_job *job = gen_submit(c, ver, &p, score_field_name, &ret);
-    charrnn_store_release(ver);
+    store_release(ver);
     if (!job) {
         score_request_clear(&q);
         return ret;

@@ -17,7 +17,7 @@ static int score_member(void *ctx, const cJSON *v, span src, api_error *err)
     const char *k = v->string;
     double d;
     if (!strcmp(k, "model")) {
-        if (!cJSON_IsString(v) || !charrnn_store_name_valid(v->valuestring))
+        if (!cJSON_IsString(v) || !store_name_valid(v->valuestring))
             return api_fail(err, 400, INVALID, k, "'model' must be a model name");
         return (r->model = strdup(v->valuestring))
             ? 0

@@ -1,5 +1,5 @@
 /* Umbrella header for libcharrnn: every public header of include/charrnn/
- * (the headers test fails when one is missing here). The math (charrnn_math)
+ * (the headers test fails when one is missing here). The math (charrnn_core)
  * is status, rng, vocab, model, layers, optim, trainer, sampler (with the
  * sampling parameters and the prefill of a prime), logprob, lowp, rowsplit,
  * stream_loss, comm and regex (the sampler's regex constraint); the rest is

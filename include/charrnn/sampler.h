@@ -125,7 +125,7 @@ typedef enum charrnn_sample_field {
  * Never NULL. */
 const char *charrnn_sample_field_name(charrnn_sample_field f);
 
-/* The limits of a numeric field (model/math/sample_params.c holds the one table):
+/* The limits of a numeric field (model/core/sample_params.c holds the one table):
  * lo <= v <= hi, or lo < v when lo_open; hi may be INFINITY; a whole number
  * when integer. For stop, v is the number of strings. */
 typedef struct charrnn_sample_limit {

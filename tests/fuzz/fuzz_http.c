@@ -100,9 +100,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (serve_config_parse(&srv.cfg, (int)(sizeof args / sizeof *args) - 1, args, err, sizeof err))
         die("config", err);
     srv.listen_fd = -1;
-    if (charrnn_store_open(srv.cfg.models, &srv.store, err, sizeof err))
+    if (store_open(srv.cfg.models, &srv.store, err, sizeof err))
         die("store", err);
-    if (charrnn_store_scan(srv.store, 0, err, sizeof err) < 0)
+    if (store_scan(srv.store, 0, err, sizeof err) < 0)
         die("scan", err);
     srv.cache = state_cache_create(1 << 20); /* small: inputs also exercise eviction */
     srv.keys = api_keys_create();

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the regex engine (model/math/regex.c) against PCRE2
+/* libFuzzer harness: the regex engine (model/core/regex.c) against PCRE2
  * (tests/lib/regex_oracle.h).
  *
  * The input is a pattern, a NUL byte, then a text as pairs of bytes (each

@@ -5,7 +5,7 @@ distribution computed independently by PyTorch (torch.nn.LSTM and the decoder
 loaded from the same checkpoint), at temperatures 0.5, 1 and 2, with top_k,
 top_p and both. A chi-square goodness-of-fit test rejects at p < 1e-6.
 
-The exact distribution is the one model/math/sampler.c documents: the logits
+The exact distribution is the one model/core/sampler.c documents: the logits
 divided by the temperature, softmax; with top_k the k most likely characters
 (ties by lower index), renormalised; with top_p the smallest prefix of those
 candidates, most likely first, whose tempered probabilities sum to at least

@@ -1,4 +1,4 @@
-/* PCRE2 as the oracle of charrnn's regex engine (model/math/regex.c): for a
+/* PCRE2 as the oracle of charrnn's regex engine (model/core/regex.c): for a
  * pattern and a text over an alphabet, "the text matches" and "the text can
  * still become a match" must agree with PCRE2's anchored full match and its
  * hard partial match. Shared by the unit test (test_regex_oracle.c, random

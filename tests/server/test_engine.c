@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static charrnn_store *store;
-static const charrnn_store_model *ver;
+static model_store *store;
+static const store_model *ver;
 static char dir[64];
 
 static void setup(void)
@@ -38,15 +38,15 @@ static void setup(void)
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
     ck_assert_int_eq(charrnn_checkpoint_save(path, m, NULL, NULL, err, sizeof err), CHARRNN_OK);
     charrnn_model_free(m);
-    ck_assert_int_eq(charrnn_store_open(dir, &store, err, sizeof err), CHARRNN_OK);
-    ck_assert_int_eq(charrnn_store_scan(store, 0, err, sizeof err), 1);
-    ck_assert_int_eq(charrnn_store_acquire(store, "m", &ver, err, sizeof err), CHARRNN_OK);
+    ck_assert_int_eq(store_open(dir, &store, err, sizeof err), CHARRNN_OK);
+    ck_assert_int_eq(store_scan(store, 0, err, sizeof err), 1);
+    ck_assert_int_eq(store_acquire(store, "m", &ver, err, sizeof err), CHARRNN_OK);
 }
 
 static void teardown(void)
 {
-    charrnn_store_release(ver);
-    charrnn_store_free(store);
+    store_release(ver);
+    store_free(store);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);
@@ -69,7 +69,7 @@ static gen_job *new_job(uint64_t seed, size_t length)
     charrnn_stream *s = NULL;
     char err[CHARRNN_ERR_MAX];
     ck_assert_int_eq(charrnn_stream_create(ver->model, &p, &s, err, sizeof err), CHARRNN_OK);
-    gen_job *j = engine_job_create(s, charrnn_store_retain(ver), 0);
+    gen_job *j = engine_job_create(s, store_retain(ver), 0);
     ck_assert_ptr_nonnull(j);
     return j;
 }

@@ -1,6 +1,6 @@
-/* Check suite of the regex constraint: the compiler (model/math/regex.c) on
+/* Check suite of the regex constraint: the compiler (model/core/regex.c) on
  * hand-picked patterns, its errors and limits; and sampling under it
- * (model/math/sampler.c): every text is a prefix of a match, a complete and
+ * (model/core/sampler.c): every text is a prefix of a match, a complete and
  * final match stops the stream, the mask is before every other control and
  * the reported log-probabilities stay the model's. PCRE2 checks the
  * compiler on random patterns in test_regex_oracle.c. */

@@ -1,5 +1,5 @@
 /* Check suite of the sampling parameters' table and validation
- * (model/math/sample_params.c): each bad value is reported as its field, by enum,
+ * (model/core/sample_params.c): each bad value is reported as its field, by enum,
  * whatever the message says; the limits are inclusive or open as the API
  * documents; charrnn_stream_create refuses exactly what the check refuses. */
 #include "testutil.h"

@@ -1,6 +1,6 @@
 /* The inside of a sampling stream, shared by the files that step it:
  * sampler.c (the step, sampling, records) and prefill.c (the layered prefill,
- * snapshots and resume). Private to libcharrnn_math. */
+ * snapshots and resume). Private to libcharrnn_core. */
 #ifndef CHARRNN_STREAM_IMPL_H
 #define CHARRNN_STREAM_IMPL_H
 

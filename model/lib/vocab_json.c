@@ -1,5 +1,5 @@
 /* The vocabulary's JSON form (the checkpoint's "vocab" metadata). Kept out of
- * math/vocab.c so that the math library builds without cJSON. */
+ * core/vocab.c so that the core library builds without cJSON. */
 #include "charrnn/vocab_json.h"
 
 #include "charrnn/status.h"

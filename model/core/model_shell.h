@@ -2,7 +2,7 @@
  * bf16/int8 ones): the configuration and vocabulary checked, the struct
  * allocated with its config, dtype and parameter layout; no parameters yet.
  * The vocabulary is not attached: the constructor does that on success (the
- * model owns it then). Private to libcharrnn_math. */
+ * model owns it then). Private to libcharrnn_core. */
 #ifndef CHARRNN_MODEL_SHELL_H
 #define CHARRNN_MODEL_SHELL_H
 
