@@ -40,6 +40,7 @@ struct gen_job {
      * (outside mu): started once it looked up its prime, cached_chars what
      * that found, prime_kept once the state after the whole prime is kept. */
     int started, prime_kept;
+    int scores_prime; /* its records include the prime's (kept with its states) */
     size_t cached_chars;
     /* Prime records a prefill added (a stream scoring its prime), and whether
      * one could not be kept: the worker ends the job then. */
@@ -487,22 +488,87 @@ static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, double seconds)
  * steps of every request running alone while they wake up. */
 #define SPLIT_LINGER 0.002 /* seconds */
 
-/* Keeps the stream's state after its context in the cache. */
+/* The records of a job that scores its prime, to keep with the state after
+ * n prime characters: those since the previous checkpoint (positions from..n-1
+ * are the job's records from-1..n-2). 0 and *r filled, or -1 when there are
+ * none to keep (not a checkpoint, past the prime, records missing). The
+ * worker reads the records without mu: it is their only writer. */
+static int scored_recs(const gen_job *j, size_t n, state_cache_recs *r, float **lp)
+{
+    size_t np = charrnn_stream_prime_chars(j->stream);
+    if (!j->scores_prime || n % ENGINE_PREFIX_EVERY != 0 || n >= np || j->nrec + 1 < n)
+        return -1;
+    size_t from = n > ENGINE_PREFIX_EVERY ? n - ENGINE_PREFIX_EVERY : 1, k = (size_t)j->top_k;
+    *lp = malloc((n - from) * sizeof **lp);
+    if (!*lp)
+        return -1;
+    for (size_t p = from; p < n; p++)
+        (*lp)[p - from] = j->recs[p - 1].lp;
+    *r = (state_cache_recs){from, j->top_k, *lp, j->top_id ? j->top_id + (from - 1) * k : NULL,
+                            j->top_lp ? j->top_lp + (from - 1) * k : NULL};
+    return 0;
+}
+
+/* Keeps the stream's state after its context in the cache, with the records
+ * since the last checkpoint when it scores its prime. */
 static void cache_keep(engine *e, const gen_job *j, const charrnn_model *m)
 {
     size_t n, nf = charrnn_snapshot_floats(m);
     const uint16_t *ctx = charrnn_stream_context(j->stream, &n);
-    float *snap = ctx ? malloc(nf * sizeof *snap) : NULL;
-    if (snap && charrnn_stream_snapshot(j->stream, snap) == CHARRNN_OK)
-        state_cache_insert(e->cfg.cache, j->ver->load_id, j->ver->name, ctx, n, snap, nf);
-    free(snap);
+    float *snap = ctx ? malloc(nf * sizeof *snap) : NULL, *lp = NULL;
+    state_cache_recs r;
+    if (snap && charrnn_stream_snapshot(j->stream, snap) == CHARRNN_OK) {
+        if (scored_recs(j, n, &r, &lp) == 0)
+            state_cache_insert_scored(e->cfg.cache, j->ver->load_id, j->ver->name, ctx, n, snap, nf,
+                                      &r);
+        else
+            state_cache_insert(e->cfg.cache, j->ver->load_id, j->ver->name, ctx, n, snap, nf);
+    }
+    free(snap), free(lp);
+}
+
+/* A job that scores its prime resumes from the longest scored prefix
+ * cached (state_cache_lookup_scored) short of its last character, taking
+ * that prefix's records as if it had read it. */
+static void cache_resume_scored(engine *e, gen_job *j, const charrnn_model *m)
+{
+    size_t n, nf = charrnn_snapshot_floats(m), k = (size_t)j->top_k;
+    const uint16_t *prime = charrnn_stream_prime_tokens(j->stream, &n);
+    float *snap = malloc(nf * sizeof *snap), *lp = malloc(n * sizeof *lp);
+    float *top_lp = malloc(n * k * sizeof *top_lp + 1);
+    int *top_id = malloc(n * k * sizeof *top_id + 1);
+    size_t got = snap && lp && top_lp && top_id
+        ? state_cache_lookup_scored(e->cfg.cache, j->ver->load_id, prime, n, n - 1,
+                                    ENGINE_PREFIX_EVERY, j->top_k, snap, nf, lp, top_id, top_lp)
+        : 0;
+    if (got > 0 && charrnn_stream_resume_scored(j->stream, got, snap) == CHARRNN_OK) {
+        j->cached_chars = got;
+        charrnn_logprob next;
+        int ok = charrnn_stream_logprob(j->stream, &next); /* character got's */
+        pthread_mutex_lock(&e->mu);
+        for (size_t p = 1; ok && p < got; p++) {
+            charrnn_logprob r = {
+                prime[p], 1, 1, lp[p - 1], j->top_k, top_id + (p - 1) * k, top_lp + (p - 1) * k};
+            ok = job_add_record(j, &r) == 0;
+        }
+        ok = ok && job_add_record(j, &next) == 0;
+        pthread_mutex_unlock(&e->mu);
+        j->prefill_recs += got;
+        j->prefill_failed |= !ok;
+    }
+    free(snap), free(lp), free(top_lp), free(top_id);
 }
 
 /* A job's first turn: it resumes from the longest cached prefix of its
- * prime, the whole prime included (a stream that scores its prime needs
- * every prime character's record, so it reads its prime itself). */
+ * prime, the whole prime included; one that scores its prime needs every
+ * prime character's record too (cache_resume_scored). */
 static void cache_resume(engine *e, gen_job *j, const charrnn_model *m)
 {
+    if (charrnn_stream_resumable_scored(j->stream)) {
+        j->scores_prime = 1;
+        cache_resume_scored(e, j, m);
+        return;
+    }
     size_t n, nf = charrnn_snapshot_floats(m);
     const uint16_t *prime = charrnn_stream_prime_tokens(j->stream, &n);
     float *snap = charrnn_stream_resumable(j->stream) ? malloc(nf * sizeof *snap) : NULL;

@@ -48,6 +48,10 @@ static cJSON *score_json(req_ctx *c, const score_request *q, const job_result *r
         cJSON_AddArrayToObject(f, "top");
     cJSON_InsertItemInArray(arr, 0, f);
     cJSON_AddItemToObject(o, "logprobs", arr);
+    /* the text is the prime: how much of it the prefix-state cache gave */
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prime_chars", (double)(n + 1));
+    cJSON_AddNumberToObject(u, "cached_chars", (double)res->cached_chars);
     cJSON *tm = cJSON_AddObjectToObject(o, "timing");
     cJSON_AddNumberToObject(tm, "queue_ms", round(res->queue_seconds * 1e6) / 1e3);
     cJSON_AddNumberToObject(tm, "scoring_ms", round(res->generate_seconds * 1e6) / 1e3);
@@ -109,6 +113,7 @@ enum MHD_Result handle_score(req_ctx *c)
         ret = respond_fail(c, 500, "server_error", NULL, "out of memory");
     } else {
         c->finish = "length";
+        c->cached_chars = res.cached_chars;
         metrics_scored(srv->met, c->model, x.n);
         ret = respond_json(c, 200, score_json(c, &q, &res, &x));
         job_records_free(&x);

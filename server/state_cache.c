@@ -19,9 +19,19 @@ typedef struct entry {
     size_t n, nfloats, bytes; /* tokens, snapshot floats, what it is charged */
     struct entry *chain;      /* next in the bucket */
     struct entry *newer, *older;
-    uint16_t *tok; /* (n), after the snapshot in the same block */
-    float snap[];  /* (nfloats) */
+    struct recs *recs; /* the records of its last characters, or NULL */
+    uint16_t *tok;     /* (n), after the snapshot in the same block */
+    float snap[];      /* (nfloats) */
 } entry;
+
+/* An entry's records (state_cache_recs), one block: lp (count), then
+ * top_lp and top_id (count x k each). */
+typedef struct recs {
+    size_t from, count, bytes;
+    int k;
+    float *lp, *top_lp;
+    int *top_id;
+} recs;
 
 struct state_cache {
     pthread_mutex_t mu;
@@ -104,6 +114,7 @@ void state_cache_free(state_cache *c)
         return;
     for (entry *e = c->newest, *next; e; e = next) {
         next = e->older;
+        free(e->recs);
         free(e);
     }
     free(c->bucket);
@@ -170,6 +181,7 @@ static void drop(state_cache *c, entry *e)
     lru_unlink(c, e);
     c->bytes -= e->bytes;
     c->st.entries--;
+    free(e->recs);
     free(e);
 }
 
@@ -208,54 +220,164 @@ size_t state_cache_lookup(state_cache *c, uint64_t version, const uint16_t *tok,
     return found;
 }
 
-int state_cache_insert(state_cache *c, uint64_t version, const char *name, const uint16_t *tok,
-                       size_t n, const float *snap, size_t nfloats)
+/* Records a and b of one key: 1 when a is worth keeping over b (reaches as
+ * far back, with as many alternatives, and further in one of them). */
+static int recs_better(const recs *a, const recs *b)
 {
-    if (!c || n == 0)
-        return -1;
+    return !b || (a->k >= b->k && a->from <= b->from && (a->k > b->k || a->from < b->from));
+}
+
+/* Evicts the least recently used entries, never keep, until the cache is
+ * within budget. Under mu. */
+static void make_room(state_cache *c, const entry *keep)
+{
+    while (c->bytes > c->budget && c->oldest && c->oldest != keep) {
+        drop(c, c->oldest);
+        c->st.evictions++;
+    }
+}
+
+/* Inserts the key with its snapshot and rb (may be NULL; taken over, freed
+ * when not kept). */
+static int insert(state_cache *c, uint64_t version, const char *name, const uint16_t *tok, size_t n,
+                  const float *snap, size_t nfloats, recs *rb)
+{
     size_t bytes = sizeof(entry) + nfloats * sizeof(float) + n * sizeof(uint16_t);
-    if (bytes > c->budget)
+    if (!c || n == 0 || bytes + (rb ? rb->bytes : 0) > c->budget) {
+        free(rb);
         return -1;
+    }
     uint64_t hash = key_hash(c, version, tok, n);
     pthread_mutex_lock(&c->mu);
     entry *e = find(c, hash, version, tok, n);
     if (e) { /* the same text's state is the same bits: keep it, fresher */
         lru_unlink(c, e);
         lru_push(c, e);
+        if (rb && recs_better(rb, e->recs)) {
+            size_t old = e->recs ? e->recs->bytes : 0;
+            free(e->recs);
+            e->recs = rb, rb = NULL;
+            e->bytes += e->recs->bytes - old;
+            c->bytes += e->recs->bytes - old;
+            make_room(c, e);
+        }
         pthread_mutex_unlock(&c->mu);
+        free(rb);
         return 0;
     }
     pthread_mutex_unlock(&c->mu);
     /* Built outside the lock: a copy of a long key is the slow part. Room is
      * made when it goes in, below. */
     e = malloc(bytes);
-    if (!e)
+    if (!e) {
+        free(rb);
         return -1;
+    }
     e->hash = hash, e->version = version, e->name_hash = name_hash(name);
-    e->n = n, e->nfloats = nfloats, e->bytes = bytes;
+    e->n = n, e->nfloats = nfloats, e->bytes = bytes + (rb ? rb->bytes : 0);
+    e->recs = rb;
     memcpy(e->snap, snap, nfloats * sizeof *snap);
     e->tok = (uint16_t *)(e->snap + nfloats);
     memcpy(e->tok, tok, n * sizeof *tok);
     pthread_mutex_lock(&c->mu);
     if (version < floor_of(c, e->name_hash) || find(c, hash, version, tok, n)) {
-        /* retired meanwhile, or another thread kept it */
+        /* retired meanwhile, or another thread kept it (a scored insert
+         * racing a plain one loses its records: the next one brings them) */
         pthread_mutex_unlock(&c->mu);
+        free(e->recs);
         free(e);
         return 0;
     }
-    while (c->bytes + bytes > c->budget && c->oldest) {
-        drop(c, c->oldest);
-        c->st.evictions++;
-    }
+    c->bytes += e->bytes;
+    make_room(c, NULL); /* e is not in the LRU list yet */
     entry **b = &c->bucket[hash & (c->nbucket - 1)];
     e->chain = *b;
     *b = e;
     lru_push(c, e);
-    c->bytes += bytes;
     c->st.entries++;
     c->st.inserts++;
     pthread_mutex_unlock(&c->mu);
     return 0;
+}
+
+int state_cache_insert(state_cache *c, uint64_t version, const char *name, const uint16_t *tok,
+                       size_t n, const float *snap, size_t nfloats)
+{
+    return insert(c, version, name, tok, n, snap, nfloats, NULL);
+}
+
+int state_cache_insert_scored(state_cache *c, uint64_t version, const char *name,
+                              const uint16_t *tok, size_t n, const float *snap, size_t nfloats,
+                              const state_cache_recs *r)
+{
+    if (!c || r->from < 1 || r->from >= n || r->k < 0)
+        return -1;
+    size_t count = n - r->from, k = (size_t)r->k;
+    size_t bytes = sizeof(recs) + count * sizeof(float) * (1 + 2 * k);
+    recs *rb = malloc(bytes);
+    if (!rb)
+        return -1;
+    rb->from = r->from, rb->count = count, rb->bytes = bytes, rb->k = r->k;
+    rb->lp = (float *)(rb + 1);
+    rb->top_lp = rb->lp + count;
+    rb->top_id = (int *)(rb->top_lp + count * k);
+    memcpy(rb->lp, r->lp, count * sizeof *rb->lp);
+    if (k) {
+        memcpy(rb->top_lp, r->top_lp, count * k * sizeof *rb->top_lp);
+        memcpy(rb->top_id, r->top_id, count * k * sizeof *rb->top_id);
+    }
+    return insert(c, version, name, tok, n, snap, nfloats, rb);
+}
+
+size_t state_cache_lookup_scored(state_cache *c, uint64_t version, const uint16_t *tok, size_t n,
+                                 size_t max_k, size_t every, int k, float *snap, size_t nfloats,
+                                 float *lp, int *top_id, float *top_lp)
+{
+    if (!c || every == 0 || k < 0)
+        return 0;
+    size_t m = n < max_k ? n : max_k, nk = m / every;
+    uint64_t *h = nk ? malloc(nk * sizeof *h) : NULL;
+    if (h) { /* the hash of every checkpoint's prefix, in one pass */
+        uint64_t x = hash_start(c, version);
+        for (size_t i = 0; i < nk * every; i++) {
+            x = hash_step(x, tok[i]);
+            if ((i + 1) % every == 0)
+                h[i / every] = x;
+        }
+    }
+    const size_t kk = (size_t)k;
+    size_t upto = 1; /* records of positions 1..upto-1 copied */
+    entry *last = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; h && i < nk; i++) {
+        size_t len = (i + 1) * every;
+        entry *e = find(c, h[i], version, tok, len);
+        const recs *r = e ? e->recs : NULL;
+        if (!r || e->nfloats != nfloats || r->k < k || r->from > upto)
+            break;
+        for (size_t p = upto; p < len; p++) { /* p - r->from: its index in r */
+            size_t q = p - r->from;
+            lp[p - 1] = r->lp[q];
+            memcpy(top_lp + (p - 1) * kk, r->top_lp + q * (size_t)r->k, kk * sizeof *top_lp);
+            memcpy(top_id + (p - 1) * kk, r->top_id + q * (size_t)r->k, kk * sizeof *top_id);
+        }
+        upto = len;
+        lru_unlink(c, e);
+        lru_push(c, e);
+        last = e;
+    }
+    size_t found = last ? last->n : 0;
+    if (last)
+        memcpy(snap, last->snap, nfloats * sizeof *snap);
+    if (found) {
+        c->st.hits++;
+        c->st.hit_chars += found;
+    } else {
+        c->st.misses++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(h);
+    return found;
 }
 
 int state_cache_retire(state_cache *c, const char *name, uint64_t floor)

@@ -40,6 +40,38 @@ size_t state_cache_lookup(state_cache *c, uint64_t version, const uint16_t *tok,
 int state_cache_insert(state_cache *c, uint64_t version, const char *name, const uint16_t *tok,
                        size_t n, const float *snap, size_t nfloats);
 
+/* A stream that scores its text (/score, /v1 echo with logprobs) needs the
+ * records of the characters it resumes past, not only the state. An entry
+ * may carry the records of its last characters, positions from..n-1 of its
+ * key (character 0 has none): a scored prefix of n characters is then the
+ * chain of entries at every multiple of a checkpoint interval up to n, each
+ * carrying the records since the one before. */
+typedef struct state_cache_recs {
+    size_t from;         /* the key position of the first record, >= 1 */
+    int k;               /* alternatives per record */
+    const float *lp;     /* (n - from) log-probabilities */
+    const int *top_id;   /* (n - from) x k, most likely first */
+    const float *top_lp; /* (n - from) x k */
+} state_cache_recs;
+
+/* state_cache_insert, the records r attached: to a new entry, or to the
+ * existing entry of the key when they reach further back or have more
+ * alternatives than its own. */
+int state_cache_insert_scored(state_cache *c, uint64_t version, const char *name,
+                              const uint16_t *tok, size_t n, const float *snap, size_t nfloats,
+                              const state_cache_recs *r);
+
+/* The longest scored prefix of tok[0..n), of at most max_k tokens and a
+ * multiple of every: the entries at every, 2*every, ... up to it all carry
+ * records with at least k alternatives that join without a gap. Returns its
+ * length K (0 when none; a hit or a miss is counted), copies its snapshot into
+ * snap and the records of positions 1..K-1 into lp[p-1], top_id and top_lp
+ * [(p-1)*k ..] (room for max_k records each). Every entry of the chain is
+ * refreshed, so the chain ages as one. */
+size_t state_cache_lookup_scored(state_cache *c, uint64_t version, const uint16_t *tok, size_t n,
+                                 size_t max_k, size_t every, int k, float *snap, size_t nfloats,
+                                 float *lp, int *top_id, float *top_lp);
+
 /* Drops every entry of model name of a version below floor, and refuses
  * such entries from now on: a reloaded or removed model's states are never
  * read by a new request (in-flight requests of the old version may still

@@ -271,10 +271,24 @@ int charrnn_stream_snapshot(const charrnn_stream *s, float *out);
  * the step that reads the prime's last character would) and the next step
  * emits it. CHARRNN_EINVAL, changing nothing, for a stream already stepped,
  * a k out of range, or one that scores its prime (score_prime: the prime's
- * records would be missing). */
+ * records would be missing; see charrnn_stream_resume_scored). */
 int charrnn_stream_resume(charrnn_stream *s, size_t k, const float *snap);
 /* 1 when charrnn_stream_resume would take some k now, else 0. */
 int charrnn_stream_resumable(const charrnn_stream *s);
+
+/* The same for a stream that scores its prime (score_prime), whose records
+ * of the first k characters the caller already has (it kept them with the
+ * snapshot): takes the snapshot after k prime characters, 1 <= k < the
+ * prime's characters, as if the stream had read them. The record of prime
+ * character k (0-based: the first one the snapshot's logits predict) is then
+ * ready (charrnn_stream_logprob), and the stream goes on scoring from there;
+ * the records of characters 1..k-1 are the caller's to supply. A stream of
+ * length 0 whose last character is k's is done at once. CHARRNN_EINVAL,
+ * changing nothing, for a stream already stepped, one that does not score
+ * its prime, or a k out of range. */
+int charrnn_stream_resume_scored(charrnn_stream *s, size_t k, const float *snap);
+/* 1 when charrnn_stream_resume_scored would take some k now, else 0. */
+int charrnn_stream_resumable_scored(const charrnn_stream *s);
 
 /* Prefill: reads up to max prime characters of a stream at once, layer by
  * layer (each layer's input products over blocks of positions together, its

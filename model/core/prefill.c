@@ -63,16 +63,30 @@ int charrnn_stream_snapshot(const charrnn_stream *s, float *out)
     return CHARRNN_OK;
 }
 
-int charrnn_stream_resumable(const charrnn_stream *s)
+/* Not stepped yet: no character read, none generated, not ended. */
+static int fresh(const charrnn_stream *s)
 {
-    return s->finish == CHARRNN_FINISH_NONE && s->fed_prime == 0 && s->generated == 0 &&
-        s->n_prime > 0 && !(s->p.logprobs && s->p.score_prime);
+    return s->finish == CHARRNN_FINISH_NONE && s->fed_prime == 0 && s->generated == 0;
 }
 
-int charrnn_stream_resume(charrnn_stream *s, size_t k, const float *snap)
+static int scores_prime(const charrnn_stream *s)
 {
-    if (!charrnn_stream_resumable(s) || k < 1 || k > s->n_prime)
-        return CHARRNN_EINVAL;
+    return s->p.logprobs && s->p.score_prime;
+}
+
+int charrnn_stream_resumable(const charrnn_stream *s)
+{
+    return fresh(s) && s->n_prime > 0 && !scores_prime(s);
+}
+
+int charrnn_stream_resumable_scored(const charrnn_stream *s)
+{
+    return fresh(s) && s->n_prime > 1 && scores_prime(s);
+}
+
+/* Takes snap as the state after k prime characters and ends that step. */
+static void take_snapshot(charrnn_stream *s, size_t k, const float *snap)
+{
     const charrnn_model *m = s->m;
     const size_t lh = (size_t)m->cfg.num_layers * (size_t)m->cfg.hidden_size;
     memcpy(s->h + (size_t)s->cur * lh, snap, lh * sizeof *snap);
@@ -85,6 +99,21 @@ int charrnn_stream_resume(charrnn_stream *s, size_t k, const float *snap)
     /* As the k-th step leaves it: fed_prime = k and the step's ending. */
     s->fed_prime = k;
     charrnn_stream_step_end(s);
+}
+
+int charrnn_stream_resume(charrnn_stream *s, size_t k, const float *snap)
+{
+    if (!charrnn_stream_resumable(s) || k < 1 || k > s->n_prime)
+        return CHARRNN_EINVAL;
+    take_snapshot(s, k, snap);
+    return CHARRNN_OK;
+}
+
+int charrnn_stream_resume_scored(charrnn_stream *s, size_t k, const float *snap)
+{
+    if (!charrnn_stream_resumable_scored(s) || k < 1 || k >= s->n_prime)
+        return CHARRNN_EINVAL;
+    take_snapshot(s, k, snap);
     return CHARRNN_OK;
 }
 

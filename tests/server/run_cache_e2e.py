@@ -185,23 +185,62 @@ def v1_completions_cached_tokens():
           ref["usage"])
     check(again["usage"]["prompt_tokens_details"]["cached_tokens"] == 1300,
           "warm: %s" % again["usage"])
-    # echo with logprobs scores the prompt: every prompt character computed
+    # echo with logprobs scores the prompt: the states above carry no
+    # records, so the first echo computes every prompt character and keeps
+    # its records at the checkpoints (256, 512, 768); the second resumes there
     body = {"prompt": p, "max_tokens": 5, "echo": True, "logprobs": 1, "seed": 1}
-    a = ENV.cached.json("POST", "/v1/completions", body)[2]
     b = ENV.plain.json("POST", "/v1/completions", body)[2]
-    check(a["choices"][0]["logprobs"] == b["choices"][0]["logprobs"], "echo logprobs differ")
-    check(a["choices"][0]["text"] == b["choices"][0]["text"], "echo text differs")
-    check(a["usage"]["prompt_tokens_details"]["cached_tokens"] == 0, "echo: %s" % a["usage"])
+    for want in (0, 3 * EVERY):
+        a = ENV.cached.json("POST", "/v1/completions", body)[2]
+        check(json.dumps(a["choices"][0]["logprobs"]) == json.dumps(b["choices"][0]["logprobs"]),
+              "echo logprobs differ (cached %d)" % want)
+        check(a["choices"][0]["text"] == b["choices"][0]["text"], "echo text differs")
+        check(a["usage"]["prompt_tokens_details"]["cached_tokens"] == want,
+              "echo: %s, want %d cached" % (a["usage"], want))
+
+
+def score_both(t, k, cached):
+    """/score of t with k alternatives on both daemons: the same answer
+    (all but timing and usage), and the cached one took `cached` characters
+    from the cache."""
+    sa = ENV.cached.json("POST", "/score", {"text": t, "top_logprobs": k})
+    sb = ENV.plain.json("POST", "/score", {"text": t, "top_logprobs": k})
+    check(sa[0] == 200 and sb[0] == 200, "/score: %d %d" % (sa[0], sb[0]))
+    strip = lambda b: json.dumps({k: v for k, v in b.items() if k not in ("timing", "usage")},
+                                 sort_keys=True)
+    check(strip(sa[2]) == strip(sb[2]), "/score differs with the cache (%d cached)" % cached)
+    check(sb[2]["usage"] == {"prime_chars": len(t), "cached_chars": 0}, "%s" % sb[2]["usage"])
+    check(sa[2]["usage"] == {"prime_chars": len(t), "cached_chars": cached},
+          "/score usage %s, want %d cached (top_logprobs %d)" % (sa[2]["usage"], cached, k))
+
+
+@test
+def score_resumes_from_scored_states():
+    """A scored text keeps its records with the states at the checkpoints:
+    scoring it again (or a longer text that starts with it) reads only what
+    follows the last checkpoint before its last character, with as many
+    alternatives or fewer; more alternatives than were kept read it all."""
+    t = prime_at(23000, 800)
+    score_both(t, 2, 0)
+    score_both(t, 2, 3 * EVERY)
+    score_both(t, 1, 3 * EVERY)  # alternatives kept: a prefix of the top 2
+    score_both(t + prime_at(5000, 300), 0, 3 * EVERY)
+    score_both(t + prime_at(5000, 300), 0, 4 * EVERY)  # the longer text's own checkpoint
+    score_both(t, 3, 0)  # more than kept: from the start, and keeps 3 from now
+    score_both(t, 3, 3 * EVERY)
+    # states a generation left carry no records; scoring adds them to them
+    p = prime_at(24000, 600)
+    sample(ENV.cached, prime=p)
+    score_both(p, 0, 0)
+    score_both(p, 0, 2 * EVERY)
+    # the whole text but one character cached: it is done at once
+    score_both(p[:2 * EVERY + 1], 0, 2 * EVERY)
 
 
 @test
 def score_leaves_states_for_sampling():
     t = prime_at(25000, 800)
-    sa = ENV.cached.json("POST", "/score", {"text": t, "top_logprobs": 2})
-    sb = ENV.plain.json("POST", "/score", {"text": t, "top_logprobs": 2})
-    check(sa[0] == 200 and sb[0] == 200, "/score: %d %d" % (sa[0], sb[0]))
-    strip = lambda b: json.dumps({k: v for k, v in b.items() if k != "timing"}, sort_keys=True)
-    check(strip(sa[2]) == strip(sb[2]), "/score differs with the cache")
+    score_both(t, 2, 0)
     a = sample(ENV.cached, prime=t)
     same(a, sample(ENV.plain, prime=t), "after /score")
     # scoring reads the text but its last character (which needs only the logits before it)
@@ -243,13 +282,18 @@ def metrics_count_hits_misses_and_characters():
     # checkpoints at 256 and 512, the whole prime, the end of the generation
     check(s1["inserts_total"] - s0["inserts_total"] == 4, "inserts: %s -> %s" % (s0, s1))
     check(0 < s1["bytes"] <= s1["budget_bytes"] == 64 << 20, "bytes: %s" % s1)
-    # scoring cannot resume (it reports every character): no lookup, no miss
+    # scoring looks up scored states: a miss, then a hit of one checkpoint
     st, _, _ = ENV.cached.json("POST", "/score", {"text": prime_at(34000, 300)})
     s2 = stats(ENV.cached)
-    check(st == 200 and s2["misses_total"] == s1["misses_total"] and
-          s2["hits_total"] == s1["hits_total"], "/score counted a lookup: %s -> %s" % (s1, s2))
+    check(st == 200 and s2["misses_total"] - s1["misses_total"] == 1 and
+          s2["hits_total"] == s1["hits_total"], "/score's lookup: %s -> %s" % (s1, s2))
     check(s2["inserts_total"] - s1["inserts_total"] == 2, "/score kept %s states, want 2" % (
         s2["inserts_total"] - s1["inserts_total"]))
+    st, _, _ = ENV.cached.json("POST", "/score", {"text": prime_at(34000, 300)})
+    s3 = stats(ENV.cached)
+    check(st == 200 and s3["hits_total"] - s2["hits_total"] == 1 and
+          s3["resumed_chars_total"] - s2["resumed_chars_total"] == EVERY,
+          "/score's second lookup: %s -> %s" % (s2, s3))
     p0 = stats(ENV.plain)
     check(p0["budget_bytes"] == 0 and p0["entries"] == 0 and p0["hits_total"] == 0,
           "the uncached daemon: %s" % p0)

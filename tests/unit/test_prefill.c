@@ -253,6 +253,36 @@ static void check_scored(const charrnn_model *m, const char *what)
             free(got.snap);
             charrnn_stream_free(s);
         }
+        /* Resumed from the snapshot after k characters (taken from a stream
+         * that does not score, as the cache keeps it), given the cold
+         * records of characters 1..k-1: the rest is the cold run's. */
+        static const size_t ks[] = {1, 2, 64, 150, 199};
+        for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) {
+            charrnn_sample_params plain = params(prime, bytes);
+            float *snap = stepped_snapshot(m, &plain, ks[i]);
+            s = stream(m, &p);
+            ck_assert_int_eq(charrnn_stream_resumable_scored(s), 1);
+            ck_assert_int_eq(charrnn_stream_resume(s, ks[i], snap), CHARRNN_EINVAL);
+            ck_assert_int_eq(charrnn_stream_resume_scored(s, ks[i], snap), CHARRNN_OK);
+            got.len = got.nrec = 0;
+            for (size_t r = 0; r + 1 < ks[i]; r++) {
+                charrnn_logprob kept = cold.rec[r]; /* its alternatives: cold's copies */
+                kept.top_id = cold.top_id[r], kept.top_lp = cold.top_lp[r];
+                keep_record(&got, &kept);
+            }
+            charrnn_logprob rec;
+            ck_assert_int_eq(charrnn_stream_logprob(s, &rec), 1); /* character k's */
+            keep_record(&got, &rec);
+            while (charrnn_stream_prefill_scored(m, s, 1000, split, collect, &got) > 0)
+                ;
+            run_to_end(m, s, &got, 1);
+            char msg[96];
+            snprintf(msg, sizeof msg, "%s, scored length %zu, resumed after %zu", what, lengths[li],
+                     ks[i]);
+            assert_same(m, &cold, &got, msg);
+            free(got.snap), free(snap);
+            charrnn_stream_free(s);
+        }
         free(cold.snap);
     }
     free(prime);
@@ -383,6 +413,14 @@ START_TEST(refusals)
     ck_assert_int_eq(charrnn_stream_resumable(s), 0);
     ck_assert_int_eq(charrnn_stream_resume(s, 5, snap), CHARRNN_EINVAL);
     ck_assert_uint_eq(charrnn_stream_prefill(m, s, 10), 0);
+    /* ... unless the caller has the records: then up to the last character
+     * but one (the last one's record needs the state before it). */
+    ck_assert_int_eq(charrnn_stream_resume_scored(s, 0, snap), CHARRNN_EINVAL);
+    ck_assert_int_eq(charrnn_stream_resume_scored(s, 20, snap), CHARRNN_EINVAL);
+    charrnn_stream_free(s);
+    s = stream(m, &p); /* a stream that does not score takes no records */
+    ck_assert_int_eq(charrnn_stream_resumable_scored(s), 0);
+    ck_assert_int_eq(charrnn_stream_resume_scored(s, 5, snap), CHARRNN_EINVAL);
     charrnn_stream_free(s);
 
     /* A stream of another model: nothing prefilled. */
