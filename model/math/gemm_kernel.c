@@ -141,7 +141,7 @@ static inline vec vfma(vec a, vec b, vec c)
 #endif
 
 #define NR (NV * VW)
-enum { KC = 256, NC = 512 };
+enum { KC = 256, NC = 512, SMALL_A = 64 * 1024 };
 
 /* One tile's operands: C at c (row stride ldc), A's rows from a, B's first
  * column at b, k in [0, K), nlast lanes valid in the last of the nv vectors. */
@@ -226,30 +226,46 @@ static tile_fn *const tiles[6][4][2][2] = {ENT_MR(1), ENT_MR(2), ENT_MR(3),
                                            ENT_MR(4), ENT_MR(5), ENT_MR(6)};
 _Static_assert(MR <= 6 && NV <= 4, "the tile table covers 6 x 4");
 
+/* The tile of C at (i0, j0) over the k block that t describes. */
+static void run_tile(tile_args *t, const charrnn_gemm_op *op, int rowa, int i0, int j0, int j2,
+                     int k0)
+{
+    const int mr = op->M - i0 < MR ? op->M - i0 : MR;
+    const int cols = j2 - j0 < NR ? j2 - j0 : NR;
+    const int nv = (cols + VW - 1) / VW;
+    t->nlast = cols - (nv - 1) * VW;
+    t->a = op->a + i0 * op->ars + k0 * op->acs;
+    t->b = op->b + (ptrdiff_t)(j0 / 16) * op->bp + k0 * op->bs + j0 % 16;
+    t->c = op->c + (ptrdiff_t)i0 * op->ldc + j0;
+    tiles[mr - 1][nv - 1][rowa][t->nlast < VW](t);
+}
+
 charrnn_gemm_fn GK_NAME;
 
 void GK_NAME(const charrnn_gemm_op *op)
 {
     const int rowa = op->acs == 1;
+    /* Few rows (a recurrent step's batch): column tiles outside, so each
+     * tile's B (KC x NR) is reused from L1 by every row tile while A's block
+     * stays in L2. Otherwise row tiles outside, over column blocks of NC:
+     * the tile's A stays in L1, B's block (KC x NC) in L2. */
+    const int cols_outer = (long)op->M * KC <= SMALL_A;
     for (int k0 = 0; k0 < op->K; k0 += KC) {
         tile_args t;
         t.K = op->K - k0 < KC ? op->K - k0 : KC;
         t.acc = op->acc || k0 > 0; /* a later k block continues from C */
         t.ars = op->ars, t.acs = op->acs, t.bs = op->bs, t.bp = op->bp, t.ldc = op->ldc;
+        if (cols_outer) {
+            for (int j0 = 0; j0 < op->N; j0 += NR)
+                for (int i0 = 0; i0 < op->M; i0 += MR)
+                    run_tile(&t, op, rowa, i0, j0, op->N, k0);
+            continue;
+        }
         for (int j1 = 0; j1 < op->N; j1 += NC) {
             const int j2 = op->N - j1 < NC ? op->N : j1 + NC;
-            for (int i0 = 0; i0 < op->M; i0 += MR) {
-                const int mr = op->M - i0 < MR ? op->M - i0 : MR;
-                t.a = op->a + i0 * op->ars + k0 * op->acs;
-                for (int j0 = j1; j0 < j2; j0 += NR) {
-                    const int cols = j2 - j0 < NR ? j2 - j0 : NR;
-                    const int nv = (cols + VW - 1) / VW;
-                    t.nlast = cols - (nv - 1) * VW;
-                    t.b = op->b + (ptrdiff_t)(j0 / 16) * op->bp + k0 * op->bs + j0 % 16;
-                    t.c = op->c + (ptrdiff_t)i0 * op->ldc + j0;
-                    tiles[mr - 1][nv - 1][rowa][t.nlast < VW](&t);
-                }
-            }
+            for (int i0 = 0; i0 < op->M; i0 += MR)
+                for (int j0 = j1; j0 < j2; j0 += NR)
+                    run_tile(&t, op, rowa, i0, j0, j2, k0);
         }
     }
 }

@@ -64,6 +64,17 @@ static void recurrent(const float *wpack, int B, int GH, int H, const float *hp,
         charrnn_gemm(0, 1, B, GH, H, hp, H, w_hh, H, acc, out, GH);
 }
 
+/* out (B, H) = [out +] dg W_hh, dg (B, GH): as recurrent, with W_hh packed
+ * (not transposed) in wpack. */
+static void recurrent_back(const float *wpack, int B, int GH, int H, const float *dg,
+                           const float *w_hh, int acc, float *out)
+{
+    if (wpack)
+        charrnn_gemm_packed(0, B, H, GH, dg, GH, wpack, acc, out, H);
+    else
+        charrnn_gemm(0, 0, B, H, GH, dg, GH, w_hh, H, acc, out, H);
+}
+
 void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const float *x,
                            const charrnn_layer_params *p, charrnn_cell cell, int T, int B, int D,
                            int H)
@@ -115,6 +126,8 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
     float *dnc = a->dnext + (size_t)B * H; /* (B, H) dL/dc_{t-1} (LSTM) */
     float *dg_hh = cell == CHARRNN_CELL_GRU ? a->dg_hh : a->dg;
     memset(a->dnext, 0, sizeof(float) * 2 * (size_t)B * H);
+    if (a->wpack) /* W_hh (the forward's W_hh^T is done with) once for the T steps */
+        charrnn_gemm_pack(a->wpack, 0, p->w_hh, H, H, GH);
     for (int t = T - 1; t >= 0; t--) {
         const float *g = a->gates + (size_t)t * B * GH;
         float *dg = a->dg + (size_t)t * B * GH;
@@ -130,7 +143,7 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                 cell_lstm_backward(db, db + H, db + 2 * H, db + 3 * H, dnc + o, gb, gb + H,
                                    gb + 2 * H, gb + 3 * H, cp + o, c + o, dh + o, H);
             }
-            charrnn_gemm(0, 0, B, H, GH, dg, GH, p->w_hh, H, 0, dnh, H);
+            recurrent_back(a->wpack, B, GH, H, dg, p->w_hh, 0, dnh);
         } else if (cell == CHARRNN_CELL_GRU) {
             const float *hp = a->h + (size_t)t * B * H;
             const float *hn = a->hn + (size_t)t * B * H;
@@ -141,10 +154,10 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                 size_t o = (size_t)b * H;
                 cell_gru_backward(db, dbh, dnh + o, gb, hn + o, hp + o, dh + o, H);
             }
-            charrnn_gemm(0, 0, B, H, GH, dgh, GH, p->w_hh, H, 1, dnh, H);
+            recurrent_back(a->wpack, B, GH, H, dgh, p->w_hh, 1, dnh);
         } else {
             cell_rnn_backward(dg, g, dh, (size_t)B * H);
-            charrnn_gemm(0, 0, B, H, H, dg, H, p->w_hh, H, 0, dnh, H);
+            recurrent_back(a->wpack, B, H, H, dg, p->w_hh, 0, dnh);
         }
     }
     /* Weight gradients over all steps at once: h block t is h_{t-1} of step t. */
@@ -232,5 +245,7 @@ void charrnn_decoder_backward_scaled(float *dh, float *dw, float *db, float *pro
 
 size_t charrnn_layer_wpack_floats(int G, int H)
 {
-    return charrnn_gemm_pack_floats(G * H, H);
+    const size_t fwd = charrnn_gemm_pack_floats(G * H, H),
+                 back = charrnn_gemm_pack_floats(H, G * H);
+    return fwd > back ? fwd : back;
 }

@@ -1,7 +1,8 @@
 /* Benchmark tool: the trainer's own GEMM (model/math/gemm.h) in GFLOP/s on
  * one thread, best of three one-second rounds, for a shape and layout:
- *   gemm_peak M N K [nt|nn|tn|ntp]   (C = A B^T, A B, A^T B; ntp: B^T packed
- *                                    once, as the recurrent steps use it)
+ *   gemm_peak M N K [nt|nn|tn|ntp|nnp]   (C = A B^T, A B, A^T B; ntp, nnp:
+ *                                        B^T or B packed once, as the
+ *                                        recurrent steps use them)
  * prints one JSON line with the kernel build in use (CHARRNN_KERNEL). */
 #include "../../model/math/gemm.h"
 #include "charrnn/sampler.h"
@@ -21,14 +22,14 @@ static double now(void)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: gemm_peak M N K [nt|nn|tn|ntp]\n");
+        fprintf(stderr, "usage: gemm_peak M N K [nt|nn|tn|ntp|nnp]\n");
         return 2;
     }
     const int M = atoi(argv[1]), N = atoi(argv[2]), K = atoi(argv[3]);
     const char *lay = argc > 4 ? argv[4] : "nt";
     const int ta = !strcmp(lay, "tn"), tb = !strcmp(lay, "nt") || !strcmp(lay, "ntp");
-    const int packed = !strcmp(lay, "ntp");
-    if (M < 1 || N < 1 || K < 1 || (!ta && !tb && strcmp(lay, "nn"))) {
+    const int packed = !strcmp(lay, "ntp") || !strcmp(lay, "nnp");
+    if (M < 1 || N < 1 || K < 1 || (!ta && !tb && strcmp(lay, "nn") && strcmp(lay, "nnp"))) {
         fprintf(stderr, "gemm_peak: bad shape or layout\n");
         return 2;
     }
@@ -42,7 +43,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < (size_t)N * K; i++)
         b[i] = (float)(i % 5) * 1e-3f;
     if (packed)
-        charrnn_gemm_pack(p, 1, b, K, N, K);
+        charrnn_gemm_pack(p, tb, b, tb ? K : N, N, K);
     double best = 0.0;
     for (int round = 0; round < 3; round++) {
         long reps = 0;
