@@ -19,83 +19,66 @@
 #define GK_ISA 0
 #endif
 
-#if GK_ISA == 512
+#if GK_ISA == 512 || GK_ISA == 256
 #include <immintrin.h>
-#define VW 16
 #define MR 6
+#if GK_ISA == 512
+#define VW 16
 #define NV 4
+#define VOP(op) _mm512_##op
 typedef __m512 vec;
 typedef __mmask16 vmask;
-static inline vec vzero(void)
-{
-    return _mm512_setzero_ps();
-}
 static inline vmask vmask_of(int n)
 {
     return (vmask)((1u << n) - 1u);
-}
-static inline vec vload(const float *p)
-{
-    return _mm512_loadu_ps(p);
 }
 static inline vec vloadm(const float *p, vmask m)
 {
     return _mm512_maskz_loadu_ps(m, p);
 }
-static inline void vstore(float *p, vec v)
-{
-    _mm512_storeu_ps(p, v);
-}
 static inline void vstorem(float *p, vec v, vmask m)
 {
     _mm512_mask_storeu_ps(p, m, v);
 }
-static inline vec vbcast(const float *p)
-{
-    return _mm512_set1_ps(*p);
-}
-static inline vec vfma(vec a, vec b, vec c)
-{
-    return _mm512_fmadd_ps(a, b, c);
-}
-#elif GK_ISA == 256
-#include <immintrin.h>
+#else
 #define VW 8
-#define MR 6
 #define NV 2
+#define VOP(op) _mm256_##op
 typedef __m256 vec;
 typedef __m256i vmask;
-static inline vec vzero(void)
-{
-    return _mm256_setzero_ps();
-}
 static inline vmask vmask_of(int n)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-static inline vec vload(const float *p)
-{
-    return _mm256_loadu_ps(p);
 }
 static inline vec vloadm(const float *p, vmask m)
 {
     return _mm256_maskload_ps(p, m);
 }
-static inline void vstore(float *p, vec v)
-{
-    _mm256_storeu_ps(p, v);
-}
 static inline void vstorem(float *p, vec v, vmask m)
 {
     _mm256_maskstore_ps(p, m, v);
 }
+#endif
+/* The same operations at either width (VOP: the intrinsic's prefix). */
+static inline vec vzero(void)
+{
+    return VOP(setzero_ps)();
+}
+static inline vec vload(const float *p)
+{
+    return VOP(loadu_ps)(p);
+}
+static inline void vstore(float *p, vec v)
+{
+    VOP(storeu_ps)(p, v);
+}
 static inline vec vbcast(const float *p)
 {
-    return _mm256_broadcast_ss(p);
+    return VOP(set1_ps)(*p);
 }
 static inline vec vfma(vec a, vec b, vec c)
 {
-    return _mm256_fmadd_ps(a, b, c);
+    return VOP(fmadd_ps)(a, b, c);
 }
 #else
 /* One lane: plain C. fmaf is exact (one rounding) with or without an FMA
