@@ -1,7 +1,8 @@
 /* Run-time choice of the inference kernel (see charrnn_kernel_select in
  * sampler.h): the fastest build of rowdot.c this CPU runs, unless
- * CHARRNN_KERNEL names another. All variants give bit-identical results, so
- * the choice changes speed only, never text. */
+ * CHARRNN_KERNEL names another, and with it the same instruction set's build
+ * of the trainer's GEMM (gemm_kernel.c). All variants give bit-identical
+ * results, so the choice changes speed only, never text or trained bits. */
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
 #include "gemm.h"
