@@ -1,12 +1,12 @@
 /* charrnn-train: train a character-level language model on a text file. */
 #include "args.h"
 #include "charrnn/lowp.h"
+#include "charrnn/sampler.h"
 #include "charrnn/session.h"
 #include "charrnn/status.h"
 #include "dist.h"
 #include "flag_table.h"
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
@@ -186,7 +186,7 @@ static void on_done(void *ctx, const charrnn_progress *p, float val, float test,
 typedef struct opts {
     charrnn_train_opts o;
     ui u;
-    int threads, blas_threads;
+    int threads;
     const char *log_path;
     unsigned char seen[32]; /* the rows given (flag_table_take) */
 } opts;
@@ -289,15 +289,11 @@ static const flag_row rows[] = {
     {"--publish-dtype", FLAG_CUSTOM, O(o.publish_dtype), 0, 0, parse_dtype, NULL, "T",
      "f32 (default), bf16 or int8: the published file's weights", 1, 0},
     {"--threads", FLAG_INT, O(threads), 0, 8, NULL, NULL, "N",
-     "threads, each training a share of the batch (0 = cores /\n"
-     "blas-threads, at most 8); deterministic for a given N\n"
+     "threads, each training a share of the batch (0 = cores,\n"
+     "at most 8); deterministic for a given N\n"
      "(under mpirun: per rank; R ranks x N threads give the\n"
      "same bits as one process with R*N threads)",
      1, 0},
-    {"--blas-threads", FLAG_INT, O(blas_threads), 1, 8, NULL, NULL, "N",
-     "OpenBLAS threads inside each GEMM; threads x\nblas-threads above the core count "
-     "oversubscribes",
-     0, 0},
     {"--log", FLAG_STR, O(log_path), 0, 0, NULL, NULL, "FILE",
      "also write one JSON object per line to FILE", 1, 0},
     {"--print-every", FLAG_LONG, O(u.print_every), 1, 1e9, NULL, NULL, "N",
@@ -309,8 +305,7 @@ _Static_assert(NROWS <= sizeof(((opts *)0)->seen), "opts.seen holds a byte per r
 
 static opts defaults(const dist *d)
 {
-    return (opts){
-        charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0, 0}, 0, 1, NULL, {0}};
+    return (opts){charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0, 0}, 0, NULL, {0}};
 }
 
 static void usage(FILE *f)
@@ -357,7 +352,6 @@ static int train(int argc, char **argv, const dist *d)
     u.test_frac = 1.0 - o.train_frac - o.val_frac;
     u.quiet |= !rank0;
     int threads = f.threads;
-    const int blas_threads = f.blas_threads;
     const char *log_path = f.log_path;
     if (!o.data_path || !o.checkpoint_dir) {
         fprintf(stderr, "charrnn-train: --data and --checkpoint-dir are required (see --help)\n");
@@ -367,22 +361,24 @@ static int train(int argc, char **argv, const dist *d)
         fprintf(stderr, "charrnn-train: --train-frac + --val-frac must be at most 1\n");
         return 2;
     }
+    char kerr[CHARRNN_ERR_MAX]; /* CHARRNN_KERNEL picks the GEMM's instruction set too */
+    if (charrnn_kernel_init(kerr, sizeof kerr)) {
+        fprintf(stderr, "charrnn-train: CHARRNN_KERNEL: %s\n", kerr);
+        return 2;
+    }
     if (log_path && rank0 && !(u.log = fopen(log_path, "a"))) {
         perror(log_path);
         return 1;
     }
-    /* Threads run data-parallel shards of the batch, each with single-threaded
-     * BLAS by default: the per-step GEMMs are too small for OpenBLAS's own
-     * threads (tests/bench/bench_train.py measures the alternative, one shard
-     * with --blas-threads 2, next to the default: docs/benchmarks.md,
-     * "Training speed"). */
-    if (threads == 0) { /* all cores, shared with the BLAS threads and this host's other ranks */
-        long n = sysconf(_SC_NPROCESSORS_ONLN) / blas_threads / d->local_size;
+    /* Threads run data-parallel shards of the batch, each GEMM single-threaded
+     * (gemm.h): the per-step products are too small to split across threads
+     * (a wake-up and a barrier per call); shards meet once per window. */
+    if (threads == 0) { /* all cores, shared with this host's other ranks */
+        long n = sysconf(_SC_NPROCESSORS_ONLN) / d->local_size;
         threads = n > 0 ? (int)(n < 8 ? n : 8) : 1;
     }
     o.threads = u.threads = threads;
     o.comm = d->comm.size > 1 ? &d->comm : NULL;
-    openblas_set_num_threads(blas_threads);
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);

@@ -24,7 +24,13 @@ typedef struct charrnn_layer_acts {
     float *emb;   /* optional, layer 0: (V, G*H) scratch for W_ih^T, so the one-hot
                      gather reads contiguous rows instead of a column with stride V */
     float *demb;  /* optional, layer 0: (V, G*H) scratch for the gradient of W_ih^T */
+    float *wpack; /* optional: charrnn_layer_wpack_floats scratch where each pass
+                     packs W_hh (forward: also W_ih, when D <= H) once per window
+                     instead of per product; the same bits either way */
 } charrnn_layer_acts;
+
+/* Floats of acts->wpack for hidden size H and G gates. */
+size_t charrnn_layer_wpack_floats(int G, int H);
 
 /* Forward of one layer. Input is either tokens (layer 0: x_tok (T*B) indices
  * into the one-hot vocabulary, a column gather of W_ih) or x (T*B, D).

@@ -306,7 +306,8 @@ size_t charrnn_stream_prefill(const charrnn_model *m, charrnn_stream *s, size_t 
  * several instruction sets ("avx512", "avx2", "portable"; x86-64 builds have
  * all three). Every one computes every dot product in the same order with
  * fused multiply-adds, so they give bit-identical text; only speed differs.
- * By default the fastest this CPU runs is used.
+ * By default the fastest this CPU runs is used. The choice also picks the
+ * same instruction set's build of the trainer's GEMM (the same bits too).
  *   charrnn_kernel_init: the one CHARRNN_KERNEL names (unset or "auto": the
  *     fastest); CHARRNN_EINVAL, with a message, for an unknown name or one
  *     this CPU cannot run. Programs call it at start-up to report a bad value;

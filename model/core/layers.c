@@ -1,6 +1,8 @@
 /* Recurrent layers (LSTM, GRU, tanh-RNN) and the decoder with softmax
  * cross-entropy, forward and backward over a time-major (T, B) window.
  *
+ * The products are the trainer's own GEMM (gemm.h): their bits are defined
+ * element by element, the same on every instruction set and BLAS setting.
  * The GEMM structure follows the known fast layout: one GEMM for the input
  * side of all T steps, only the recurrent GEMM inside the time loop, and the
  * weight-gradient GEMMs over all T steps after the loop. The pointwise
@@ -8,18 +10,18 @@
  * the inference step in sampler.c). */
 #include "charrnn/layers.h"
 
-#include <cblas.h>
 #include "cell_math.h"
 #include "fastmath.h"
+#include "gemm.h"
 
 #include <math.h>
 #include <string.h>
 
 /* gates (N, GH) = input side of every step, biases included. For GRU the
  * recurrent bias of the n gate stays out: it sits inside r * (W_hn h + b_hn). */
-static void input_side(float *gates, float *emb, const uint16_t *x_tok, const float *x,
-                       const charrnn_layer_params *p, charrnn_cell cell, int N, int D, int GH,
-                       int H)
+static void input_side(float *gates, float *emb, float *wpack, const uint16_t *x_tok,
+                       const float *x, const charrnn_layer_params *p, charrnn_cell cell, int N,
+                       int D, int GH, int H)
 {
     if (x_tok && emb) {
         for (int j = 0; j < GH; j++)
@@ -34,9 +36,11 @@ static void input_side(float *gates, float *emb, const uint16_t *x_tok, const fl
             for (int j = 0; j < GH; j++)
                 g[j] = col[(size_t)j * D];
         }
+    } else if (wpack && D <= H) {
+        charrnn_gemm_pack(wpack, 1, p->w_ih, D, GH, D);
+        charrnn_gemm_packed(0, N, GH, D, x, D, wpack, 0, gates, GH);
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, GH, D, 1.0f, x, D, p->w_ih, D, 0.0f,
-                    gates, GH);
+        charrnn_gemm(0, 1, N, GH, D, x, D, p->w_ih, D, 0, gates, GH);
     }
     int hh_bias_end = cell == CHARRNN_CELL_GRU ? 2 * H : GH;
     float bias[GH];
@@ -49,19 +53,42 @@ static void input_side(float *gates, float *emb, const uint16_t *x_tok, const fl
     }
 }
 
+/* out (B, GH) = [out +] h_prev W_hh^T: from W_hh packed in wpack, or packed
+ * block by block per call when there is no room for it (the same bits). */
+static void recurrent(const float *wpack, int B, int GH, int H, const float *hp, const float *w_hh,
+                      int acc, float *out)
+{
+    if (wpack)
+        charrnn_gemm_packed(0, B, GH, H, hp, H, wpack, acc, out, GH);
+    else
+        charrnn_gemm(0, 1, B, GH, H, hp, H, w_hh, H, acc, out, GH);
+}
+
+/* out (B, H) = [out +] dg W_hh, dg (B, GH): as recurrent, with W_hh packed
+ * (not transposed) in wpack. */
+static void recurrent_back(const float *wpack, int B, int GH, int H, const float *dg,
+                           const float *w_hh, int acc, float *out)
+{
+    if (wpack)
+        charrnn_gemm_packed(0, B, H, GH, dg, GH, wpack, acc, out, H);
+    else
+        charrnn_gemm(0, 0, B, H, GH, dg, GH, w_hh, H, acc, out, H);
+}
+
 void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const float *x,
                            const charrnn_layer_params *p, charrnn_cell cell, int T, int B, int D,
                            int H)
 {
     const int G = charrnn_cell_gates(cell), GH = G * H, N = T * B;
-    input_side(a->gates, a->emb, x_tok, x, p, cell, N, D, GH, H);
+    input_side(a->gates, a->emb, a->wpack, x_tok, x, p, cell, N, D, GH, H);
+    if (a->wpack) /* W_hh^T once for the T steps' products */
+        charrnn_gemm_pack(a->wpack, 1, p->w_hh, H, GH, H);
     for (int t = 0; t < T; t++) {
         float *g = a->gates + (size_t)t * B * GH;
         const float *hp = a->h + (size_t)t * B * H;
         float *h = a->h + (size_t)(t + 1) * B * H;
         if (cell == CHARRNN_CELL_LSTM) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, p->w_hh, H,
-                        1.0f, g, GH);
+            recurrent(a->wpack, B, GH, H, hp, p->w_hh, 1, g);
             const float *cp = a->c + (size_t)t * B * H;
             float *c = a->c + (size_t)(t + 1) * B * H;
             for (int b = 0; b < B; b++) {
@@ -72,8 +99,7 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
         } else if (cell == CHARRNN_CELL_GRU) {
             /* dg_hh's block t is free until backward: use it for h_prev @ W_hh^T. */
             float *hh = a->dg_hh + (size_t)t * B * GH;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, GH, H, 1.0f, hp, H, p->w_hh, H,
-                        0.0f, hh, GH);
+            recurrent(a->wpack, B, GH, H, hp, p->w_hh, 0, hh);
             float *hn = a->hn + (size_t)t * B * H;
             const float *b_hn = p->b_hh + 2 * H;
             for (int b = 0; b < B; b++) {
@@ -85,8 +111,7 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
                 cell_gru_forward(gb, hb, hnb, hp + o, h + o, H);
             }
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, H, 1.0f, hp, H, p->w_hh, H,
-                        1.0f, g, H);
+            recurrent(a->wpack, B, H, H, hp, p->w_hh, 1, g);
             cell_rnn_forward(g, h, (size_t)B * H);
         }
     }
@@ -101,6 +126,8 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
     float *dnc = a->dnext + (size_t)B * H; /* (B, H) dL/dc_{t-1} (LSTM) */
     float *dg_hh = cell == CHARRNN_CELL_GRU ? a->dg_hh : a->dg;
     memset(a->dnext, 0, sizeof(float) * 2 * (size_t)B * H);
+    if (a->wpack) /* W_hh (the forward's W_hh^T is done with) once for the T steps */
+        charrnn_gemm_pack(a->wpack, 0, p->w_hh, H, H, GH);
     for (int t = T - 1; t >= 0; t--) {
         const float *g = a->gates + (size_t)t * B * GH;
         float *dg = a->dg + (size_t)t * B * GH;
@@ -116,8 +143,7 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                 cell_lstm_backward(db, db + H, db + 2 * H, db + 3 * H, dnc + o, gb, gb + H,
                                    gb + 2 * H, gb + 3 * H, cp + o, c + o, dh + o, H);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dg, GH, p->w_hh,
-                        H, 0.0f, dnh, H);
+            recurrent_back(a->wpack, B, GH, H, dg, p->w_hh, 0, dnh);
         } else if (cell == CHARRNN_CELL_GRU) {
             const float *hp = a->h + (size_t)t * B * H;
             const float *hn = a->hn + (size_t)t * B * H;
@@ -128,17 +154,14 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                 size_t o = (size_t)b * H;
                 cell_gru_backward(db, dbh, dnh + o, gb, hn + o, hp + o, dh + o, H);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, GH, 1.0f, dgh, GH, p->w_hh,
-                        H, 1.0f, dnh, H);
+            recurrent_back(a->wpack, B, GH, H, dgh, p->w_hh, 1, dnh);
         } else {
             cell_rnn_backward(dg, g, dh, (size_t)B * H);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, H, 1.0f, dg, H, p->w_hh, H,
-                        0.0f, dnh, H);
+            recurrent_back(a->wpack, B, H, H, dg, p->w_hh, 0, dnh);
         }
     }
     /* Weight gradients over all steps at once: h block t is h_{t-1} of step t. */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, H, N, 1.0f, dg_hh, GH, a->h, H, 1.0f,
-                gr->w_hh, H);
+    charrnn_gemm(1, 0, GH, H, N, dg_hh, GH, a->h, H, 1, gr->w_hh, H);
     if (x_tok && a->demb) {
         memset(a->demb, 0, sizeof(float) * (size_t)D * GH);
         for (int r = 0; r < N; r++) {
@@ -158,8 +181,7 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                 col[(size_t)j * D] += d[j];
         }
     } else {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, D, N, 1.0f, a->dg, GH, x, D, 1.0f,
-                    gr->w_ih, D);
+        charrnn_gemm(1, 0, GH, D, N, a->dg, GH, x, D, 1, gr->w_ih, D);
     }
     for (int r = 0; r < N; r++) {
         const float *d = a->dg + (size_t)r * GH, *dh2 = dg_hh + (size_t)r * GH;
@@ -169,14 +191,13 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
         }
     }
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, D, GH, 1.0f, a->dg, GH, p->w_ih,
-                    D, 0.0f, dx, D);
+        charrnn_gemm(0, 0, N, D, GH, a->dg, GH, p->w_ih, D, 0, dx, D);
 }
 
 float charrnn_decoder_forward(float *probs, const float *h, const float *w, const float *b,
                               const uint16_t *targets, int N, int V, int H)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, H, 1.0f, h, H, w, H, 0.0f, probs, V);
+    charrnn_gemm(0, 1, N, V, H, h, H, w, H, 0, probs, V);
     double loss = 0.0;
     for (int r = 0; r < N; r++) {
         float *l = probs + (size_t)r * V;
@@ -218,8 +239,13 @@ void charrnn_decoder_backward_scaled(float *dh, float *dw, float *db, float *pro
             db[v] += d[v];
         }
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, H, N, 1.0f, probs, V, h, H, 1.0f, dw,
-                H);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, V, 1.0f, probs, V, w, H, 0.0f, dh,
-                H);
+    charrnn_gemm(1, 0, V, H, N, probs, V, h, H, 1, dw, H);
+    charrnn_gemm(0, 0, N, H, V, probs, V, w, H, 0, dh, H);
+}
+
+size_t charrnn_layer_wpack_floats(int G, int H)
+{
+    const size_t fwd = charrnn_gemm_pack_floats(G * H, H),
+                 back = charrnn_gemm_pack_floats(H, G * H);
+    return fwd > back ? fwd : back;
 }

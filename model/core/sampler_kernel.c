@@ -1,9 +1,11 @@
 /* Run-time choice of the inference kernel (see charrnn_kernel_select in
  * sampler.h): the fastest build of rowdot.c this CPU runs, unless
- * CHARRNN_KERNEL names another. All variants give bit-identical results, so
- * the choice changes speed only, never text. */
+ * CHARRNN_KERNEL names another, and with it the same instruction set's build
+ * of the trainer's GEMM (gemm_kernel.c). All variants give bit-identical
+ * results, so the choice changes speed only, never text or trained bits. */
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
+#include "gemm.h"
 #include "rowdot_variants.h"
 
 #include <stdatomic.h>
@@ -14,7 +16,8 @@
 typedef struct variant {
     const char *name;
     charrnn_rd_rows_fn *fn;
-    int (*runs)(void); /* does this CPU (and OS) run it? */
+    charrnn_gemm_fn *gemm; /* the trainer's products (gemm.h), same instruction set */
+    int (*runs)(void);     /* does this CPU (and OS) run it? */
 } variant;
 
 static int always(void)
@@ -39,12 +42,12 @@ static int has_avx512(void) /* the variant's flags (meson.build) let GCC use AVX
 /* Fastest first. */
 static const variant variants[] = {
 #ifdef CHARRNN_RD_AVX512
-    {"avx512", charrnn_rd_rows_avx512, has_avx512},
+    {"avx512", charrnn_rd_rows_avx512, charrnn_gemm_avx512, has_avx512},
 #endif
 #ifdef CHARRNN_RD_AVX2
-    {"avx2", charrnn_rd_rows_avx2, has_avx2},
+    {"avx2", charrnn_rd_rows_avx2, charrnn_gemm_avx2, has_avx2},
 #endif
-    {"portable", charrnn_rd_rows_portable, always},
+    {"portable", charrnn_rd_rows_portable, charrnn_gemm_portable, always},
 };
 enum { NVARIANTS = sizeof variants / sizeof *variants };
 
@@ -121,4 +124,9 @@ void charrnn_rd_rows(int dt, const void *w, const float *sc, const float *b, int
                      const float *const *x, const charrnn_rd_qin *qin, float *const *y)
 {
     resolve()->fn(dt, w, sc, b, R, D, n, x, qin, y);
+}
+
+charrnn_gemm_fn *charrnn_gemm_kernel(void)
+{
+    return resolve()->gemm;
 }

@@ -29,7 +29,9 @@ int charrnn_stream_loss(const charrnn_model *m, const uint16_t *tok, size_t n, f
     int ok = probs != NULL;
     for (int l = 0; l < L && ok; l++) {
         ok = (a[l].gates = charrnn_alloc_floats(W * GH)) &&
-            (a[l].h = charrnn_alloc_floats((W + 1) * (size_t)H));
+            (a[l].h = charrnn_alloc_floats((W + 1) * (size_t)H)) &&
+            (a[l].wpack =
+                 charrnn_alloc_floats(charrnn_layer_wpack_floats(charrnn_cell_gates(c->cell), H)));
         if (ok && c->cell == CHARRNN_CELL_LSTM)
             ok = (a[l].c = charrnn_alloc_floats((W + 1) * (size_t)H)) != NULL;
         if (ok && c->cell == CHARRNN_CELL_GRU) /* the forward pass's scratch */
@@ -56,7 +58,8 @@ int charrnn_stream_loss(const charrnn_model *m, const uint16_t *tok, size_t n, f
         }
     }
     for (int l = 0; l < L; l++)
-        free(a[l].gates), free(a[l].h), free(a[l].c), free(a[l].hn), free(a[l].dg_hh);
+        free(a[l].gates), free(a[l].h), free(a[l].c), free(a[l].hn), free(a[l].dg_hh),
+            free(a[l].wpack);
     free(probs);
     if (!ok)
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory for a stream loss");

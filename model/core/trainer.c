@@ -80,7 +80,7 @@ static void shard_free(shard *s)
     for (int l = 0; l < CHARRNN_MAX_LAYERS; l++) {
         charrnn_layer_acts *a = &s->acts[l];
         free(a->gates), free(a->dg), free(a->h), free(a->dh), free(a->dnext), free(a->c);
-        free(a->hn), free(a->dg_hh), free(a->emb), free(a->demb);
+        free(a->hn), free(a->dg_hh), free(a->emb), free(a->demb), free(a->wpack);
         free(s->drop_x[l]), free(s->mask[l]);
     }
     free(s->dx), free(s->probs), free(s->x), free(s->y);
@@ -108,6 +108,7 @@ static int shard_alloc(shard *s, const charrnn_trainer *tr)
         ALLOC(a->h, N * H + B * H);
         ALLOC(a->dh, N * H);
         ALLOC(a->dnext, 2 * B * H);
+        ALLOC(a->wpack, charrnn_layer_wpack_floats(charrnn_cell_gates(c->cell), (int)H));
         if (c->cell == CHARRNN_CELL_LSTM)
             ALLOC(a->c, N * H + B * H);
         if (c->cell == CHARRNN_CELL_GRU) {

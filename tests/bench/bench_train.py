@@ -4,10 +4,13 @@
 the faster of 1 and 2 threads), in one invocation, on the same text.
 
 Prints per configuration: chars/s of each and their ratio, charrnn's achieved
-GFLOP/s (forward + backward GEMM FLOPs), that as a fraction of the sgemm peak
-measured in the same run, and peak RSS against the planned memory. charrnn runs
-as shipped (one batch shard per core, each with single-threaded BLAS); the last
-column is the alternative split: one shard, one OpenBLAS thread per core.
+GFLOP/s (forward + backward GEMM FLOPs), that as a fraction of its own GEMM's
+peak on all cores measured in the same run, and peak RSS against the planned
+memory. charrnn runs as shipped (one batch shard per core, each GEMM charrnn's
+own, single-threaded: model/core/gemm.h). Then, per configuration, each GEMM
+shape of a shard's window on one core (tests/bench/gemm_peak) against that
+kernel's own peak on one core. OpenBLAS's sgemm peak is printed for reference:
+PyTorch runs on it, charrnn no longer does.
 
 usage: tests/bench/bench_train.py --data FILE [--build build] [--scale 1.0] [--only NAME]
 (timing excludes the first --warmup iterations; --scale multiplies iteration counts)"""
@@ -72,6 +75,33 @@ def gemm_flops_per_char(cell, L, H, V):
     return 3 * fwd  # backward: two GEMMs per forward GEMM
 
 
+PEAK_SHAPE = ("1200", "512", "256", "nn")  # cache-resident: the kernel at its best
+
+
+def own_peak(tool, procs):
+    """charrnn's GEMM on PEAK_SHAPE, one process per core at once: (sum GFLOP/s, kernel)."""
+    ps = [subprocess.Popen([tool] + list(PEAK_SHAPE), stdout=subprocess.PIPE, text=True)
+          for _ in range(procs)]
+    res = [json.loads(p.communicate()[0]) for p in ps]
+    return sum(r["gflops"] for r in res), res[0]["kernel"]
+
+
+def window_shapes(cell, L, H, V, shards):
+    """The distinct GEMMs of one shard's window: (what, M, N, K, gemm_peak layout)."""
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+    b = B // shards
+    N = b * T
+    out = [("recurrent, per step", b, G * H, H, "ntp"),
+           ("recurrent backward, per step", b, H, G * H, "nnp"),
+           ("W_hh gradient", G * H, H, N, "tn")]
+    if L > 1:
+        out += [("input side (layers > 0)", N, G * H, H, "ntp"),
+                ("input gradient (layers > 0)", N, H, G * H, "nn")]
+    out += [("decoder", N, V, H, "nt"), ("decoder weight gradient", V, H, N, "tn"),
+            ("decoder input gradient", N, H, V, "nn")]
+    return out
+
+
 def planned_bytes(cell, L, H, V, chars):
     G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
     D = [V] + [H] * (L - 1)
@@ -99,26 +129,29 @@ def main():
     peak_tool = os.path.join(a.build, "tests", "bench", "sgemm_peak")
     text = open(a.data, encoding="utf-8").read()
     V, chars = len(set(text)), len(text)
+    gemm_tool = os.path.join(a.build, "tests", "bench", "gemm_peak")
     big = json.loads(run([peak_tool, "2048", "2048", "2048", "2"]))
-    peak = big["gflops"]
     step = json.loads(run([peak_tool, "50", "2048", "512", "2"]))["gflops"]
     coretype = os.environ.get("OPENBLAS_CORETYPE", "unset: detected")
-    print(f"machine: {os.cpu_count()} cores; OpenBLAS {big['core']} kernels "
-          f"(OPENBLAS_CORETYPE {coretype}); sgemm peak {peak:.1f} GFLOP/s "
-          f"(2048^3, 2 threads), {step:.1f} GFLOP/s on 50x2048x512 (one LSTM 512 step)")
+    own1, kernel = own_peak(gemm_tool, 1)
+    peak, _ = own_peak(gemm_tool, os.cpu_count())
+    print(f"machine: {os.cpu_count()} cores; charrnn's GEMM: the {kernel} kernel, peak "
+          f"{own1:.1f} GFLOP/s on one core, {peak:.1f} on all {os.cpu_count()} "
+          f"({' '.join(PEAK_SHAPE)}, one process per core)")
+    print(f"OpenBLAS (PyTorch's): {big['core']} kernels (OPENBLAS_CORETYPE {coretype}); sgemm "
+          f"{big['gflops']:.1f} GFLOP/s (2048^3, 2 threads), {step:.1f} GFLOP/s on 50x2048x512")
     print(f"data: {a.data} ({chars} chars, V={V}); B={B} T={T}; timing excludes "
           f"{a.warmup} warm-up iterations\n")
     hdr = ("config", "charrnn c/s", "torch c/s", "ratio", "GFLOP/s", "of peak", "RSS MiB",
-           "RSS/plan", "torch thr", "1 shard, BLAS threads c/s")
+           "RSS/plan", "torch thr")
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
+    shapes_run = []
     for name, cell, L, H, iters in CONFIGS:
         if a.only and a.only not in name:
             continue
         n = max(a.warmup + 2, int(iters * a.scale))
         ours, rss = charrnn_cps(a, train, cell, L, H, n, [])  # as shipped: all cores
-        alt, _ = charrnn_cps(a, train, cell, L, H, n,
-                             ["--threads", "1", "--blas-threads", str(min(os.cpu_count(), 8))])
         best, best_thr = 0.0, 0
         for thr in (1, 2):
             out = run(["/usr/bin/python3", os.path.join(HERE, "torch_train.py"), "--data", a.data,
@@ -131,8 +164,17 @@ def main():
         gf = ours * gemm_flops_per_char(cell, L, H, V) / 1e9
         plan = planned_bytes(cell, L, H, V, chars) / 2 ** 20
         print(f"| {name} | {ours:,.0f} | {best:,.0f} | {ours / best:.2f}x | {gf:.1f} | "
-              f"{gf / peak:.0%} | {rss:.0f} | {rss / plan:.2f} | {best_thr} | {alt:,.0f} |",
-              flush=True)
+              f"{gf / peak:.0%} | {rss:.0f} | {rss / plan:.2f} | {best_thr} |", flush=True)
+        shapes_run.append((name, cell, L, H))
+    print(f"\nEach GEMM of a shard's window (B = {B} streams over {os.cpu_count()} shards, "
+          f"T = {T}) on one core, against the kernel's one-core peak {own1:.1f} GFLOP/s:\n")
+    print("| config | product | M x N x K | layout | GFLOP/s | of peak |")
+    print("|---|---|---|---|---|---|")
+    for name, cell, L, H in shapes_run:
+        for what, m, n_, k, lay in window_shapes(cell, L, H, V, os.cpu_count()):
+            g = json.loads(run([gemm_tool, str(m), str(n_), str(k), lay]))["gflops"]
+            print(f"| {name} | {what} | {m}x{n_}x{k} | {lay} | {g:.1f} | {g / own1:.0%} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

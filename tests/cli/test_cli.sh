@@ -85,7 +85,15 @@ case_errors() {
     run_err "--seed: '-1' is not an unsigned integer" tiny_train --data "$T" --checkpoint-dir "$CK" --seed -1
     run_err "--seed: '99999999999999999999' is not an unsigned 64-bit integer" \
         tiny_train --data "$T" --checkpoint-dir "$CK" --seed 99999999999999999999
-    run_err "--blas-threads: 0 is out of range" tiny_train --data "$T" --checkpoint-dir "$CK" --blas-threads 0
+    # The training GEMMs are charrnn's own, single-threaded: no BLAS threads.
+    run_err "unknown argument '--blas-threads'" tiny_train --data "$T" --checkpoint-dir "$CK" --blas-threads 2
+    # CHARRNN_KERNEL picks the GEMMs' instruction set too: a bad value stops
+    # charrnn-train before any work (no log, no checkpoint directory).
+    run_err "CHARRNN_KERNEL: unknown inference kernel 'avx9' (auto, " \
+        env CHARRNN_KERNEL=avx9 "$TRAIN" --data "$T" --checkpoint-dir "$WORK/ck-kernel" \
+        --log "$WORK/kernel.log" --quiet
+    [ ! -e "$WORK/ck-kernel" ] && [ ! -e "$WORK/kernel.log" ] ||
+        fail "a bad CHARRNN_KERNEL left a checkpoint directory or a log behind"
     run_err "--num-layers: 17 is out of range" tiny_train --data "$T" --checkpoint-dir "$CK" --num-layers 17
     run_err "--cell: 'lstn' is not lstm, gru or rnn" tiny_train --data "$T" --checkpoint-dir "$CK" --cell lstn
     run_err "--optimizer: 'sgd' is not adam or rmsprop" tiny_train --data "$T" --checkpoint-dir "$CK" --optimizer sgd
@@ -456,6 +464,55 @@ EOF
     grep -q '"val_stream_loss":null' "$WORK/log3" || fail "--stream-eval-chars 0 still measured"
     ! grep -q warning "$WORK/err3" || fail "warned with the one-stream loss off"
     echo "ok: one-stream validation"
+}
+
+# What decides the trained bits: the checkpoint, the seed and the flags, never
+# the CPU's instruction set or a BLAS variable. Every GEMM of training is
+# charrnn's own (model/core/gemm.h), with one summation order per element.
+case_bits() {
+    local T="$WORK/text.txt" cell k
+    text_file "$T" 300 3
+    # Two shards, dropout, 40 units (not a whole vector: the column edges),
+    # the one-stream validation (its own forward pass).
+    local common=(--data "$T" --rnn-size 40 --num-layers 2 --dropout 0.2 --seq-length 24
+        --batch-size 10 --seed 5 --threads 2 --quiet --eval-every 10 --max-iters 20
+        --stream-eval-chars 200)
+    bits_same() { # bits_same DIR_A DIR_B WHAT
+        python3 "$ST_TOOL" compare "$1/latest.safetensors" "$2/latest.safetensors" >"$WORK/cmp" ||
+            fail "$3: $(cat "$WORK/cmp")"
+        cmp -s "$1/loss.svg" "$2/loss.svg" || fail "$3: loss.svg differs"
+        echo "ok: $3"
+    }
+    for cell in lstm gru rnn; do
+        "$TRAIN" "${common[@]}" --cell "$cell" --checkpoint-dir "$WORK/$cell-auto"
+        local ran=0
+        for k in avx512 avx2 portable; do
+            if ! CHARRNN_KERNEL=$k "$TRAIN" "${common[@]}" --cell "$cell" \
+                --checkpoint-dir "$WORK/$cell-$k" 2>"$WORK/err"; then
+                grep -q "needs instructions this CPU lacks" "$WORK/err" || fail "$k: $(cat "$WORK/err")"
+                echo "note: this CPU does not run $k"
+                continue
+            fi
+            ran=$((ran + 1))
+            bits_same "$WORK/$cell-auto" "$WORK/$cell-$k" "$cell: CHARRNN_KERNEL=$k = the default kernel"
+        done
+        [ "$ran" -ge 2 ] || fail "fewer than two kernels ran: nothing was compared across them"
+    done
+    # OpenBLAS's kernel choice, set here for these child processes only.
+    env OPENBLAS_CORETYPE=Sandybridge "$TRAIN" "${common[@]}" --cell lstm --checkpoint-dir "$WORK/sandy"
+    bits_same "$WORK/lstm-auto" "$WORK/sandy" "OPENBLAS_CORETYPE=Sandybridge = as set (${OPENBLAS_CORETYPE:-unset})"
+    env -u OPENBLAS_CORETYPE "$TRAIN" "${common[@]}" --cell lstm --checkpoint-dir "$WORK/unset"
+    bits_same "$WORK/lstm-auto" "$WORK/unset" "OPENBLAS_CORETYPE unset = as set (${OPENBLAS_CORETYPE:-unset})"
+    # ... because no BLAS takes part: charrnn-train neither links nor calls one.
+    if ldd "$TRAIN" | grep -qi blas; then fail "charrnn-train links a BLAS: $(ldd "$TRAIN" | grep -i blas)"; fi
+    if nm -D "$TRAIN" | grep -q 'cblas_\|sgemm'; then fail "charrnn-train references a BLAS symbol"; fi
+    echo "ok: charrnn-train links no BLAS"
+    # The comparison can fail: another seed gives other bits.
+    "$TRAIN" "${common[@]}" --cell lstm --checkpoint-dir "$WORK/seed6" --seed 6
+    if python3 "$ST_TOOL" compare "$WORK/lstm-auto/latest.safetensors" "$WORK/seed6/latest.safetensors" >/dev/null; then
+        fail "seeds 5 and 6 trained identical models: the comparison proves nothing"
+    fi
+    echo "ok: the trained bits do not depend on the instruction set or OPENBLAS_CORETYPE"
 }
 
 "case_$case_name"

@@ -3,7 +3,7 @@
 #
 #   test_mpi.sh CASE HAVE_MPI CHARRNN_TRAIN CHARRNN_TRAIN_NOMPI CHARRNN_SAMPLE ST_TOOL SOURCE_ROOT
 #
-# CASE: identity, resume, signals, kill, refuse, nompi. Every case but nompi
+# CASE: identity, resume, signals, kill, refuse, nompi, isa. Every case but nompi
 # needs a charrnn-train built with MPI and mpirun; without them it fails (a
 # skip would let CI pass without testing MPI). Models are tiny: each case
 # takes seconds.
@@ -302,6 +302,37 @@ case_nompi() {
     env OMPI_COMM_WORLD_SIZE=1 SLURM_STEP_NUM_TASKS=1 "$TRAIN_NOMPI" "${args[@]}"
     [ -f "$WORK/ck/latest.safetensors" ] || fail "a job of one did not train"
     echo "ok: a build without MPI refuses a multi-rank launch"
+}
+
+# Ranks on CPUs of different generations: each rank forced to another build
+# of the GEMM (CHARRNN_KERNEL), still the bits of one process.
+case_isa() {
+    text_file "$WORK/text.txt" 400 2
+    local kernels=() k
+    for k in avx512 avx2 portable; do
+        # shellcheck disable=SC2046
+        if CHARRNN_KERNEL=$k "$TRAIN" $(common) --threads 1 --max-iters 1 \
+            --checkpoint-dir "$WORK/probe-$k" 2>"$WORK/err"; then
+            kernels+=("$k")
+        else
+            grep -q "needs instructions this CPU lacks" "$WORK/err" || fail "$k: $(cat "$WORK/err")"
+        fi
+    done
+    [ "${#kernels[@]}" -ge 2 ] || fail "fewer than two kernels run here: nothing to mix"
+    # One rank per kernel (MPMD: each app context its own environment).
+    local ctx=() sep=()
+    for k in "${kernels[@]}"; do
+        # shellcheck disable=SC2046
+        ctx+=("${sep[@]}" -np 1 env CHARRNN_KERNEL="$k" "$TRAIN" $(common) --threads 1 --max-iters 30
+            --checkpoint-dir "$WORK/mixed")
+        sep=(:)
+    done
+    "${MPIRUN[@]}" "${ctx[@]}"
+    # shellcheck disable=SC2046
+    "$TRAIN" $(common) --threads "${#kernels[@]}" --max-iters 30 --checkpoint-dir "$WORK/one"
+    same "$WORK/one/latest.safetensors" "$WORK/mixed/latest.safetensors" \
+        "${#kernels[@]} ranks on ${kernels[*]} = 1 process x ${#kernels[@]} threads"
+    cmp -s "$WORK/one/loss.svg" "$WORK/mixed/loss.svg" || fail "loss.svg differs with mixed kernels"
 }
 
 "case_$case_name"
