@@ -16,31 +16,6 @@
 
 #define INVALID "invalid_request_error"
 
-static const char *const v1_fields[] = {"model",
-                                        "prompt",
-                                        "max_tokens",
-                                        "temperature",
-                                        "top_p",
-                                        "min_p",
-                                        "n",
-                                        "stream",
-                                        "stream_options",
-                                        "logprobs",
-                                        "echo",
-                                        "stop",
-                                        "seed",
-                                        "user",
-                                        "logit_bias",
-                                        "suffix",
-                                        "best_of",
-                                        "presence_penalty",
-                                        "frequency_penalty",
-                                        "repetition_penalty",
-                                        "penalty_window",
-                                        "regex",
-                                        "guided_regex"};
-#define NV1 (sizeof v1_fields / sizeof *v1_fields)
-
 typedef struct v1_ctx {
     const serve_config *cfg;
     completion_request *r;
@@ -170,111 +145,202 @@ static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *er
     return 0;
 }
 
-static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
+static int v1_model(const cJSON *v, span src, v1_ctx *c, api_error *err)
 {
     char shown[208];
-    v1_ctx *c = ctx;
-    completion_request *r = c->r;
-    const char *k = v->string;
+    if (!cJSON_IsString(v))
+        return api_fail(err, 400, INVALID, "model", "'model' must be a string");
+    if (json_has_nul(src)) /* cJSON would cut the name there: another model */
+        return api_fail(err, 400, INVALID, "model",
+                        "'model' contains U+0000, which is not supported");
+    if (!store_name_valid(v->valuestring))
+        return api_fail(err, 404, "not_found_error", "model", "model '%s' not found",
+                        echo_str(shown, sizeof shown, v->valuestring));
+    return (c->r->model = strdup(v->valuestring)) ? 0 : oom(err);
+}
+
+static int v1_prompt(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    return parse_prompt(c->r, v, src, c->cfg, err);
+}
+
+static int v1_max_tokens(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src;
     double d;
-    if (!strcmp(k, "model")) {
-        if (!cJSON_IsString(v))
-            return api_fail(err, 400, INVALID, k, "'model' must be a string");
-        if (json_has_nul(src)) /* cJSON would cut the name there: another model */
-            return api_fail(err, 400, INVALID, k,
-                            "'model' contains U+0000, which is not supported");
-        if (!store_name_valid(v->valuestring))
-            return api_fail(err, 404, "not_found_error", k, "model '%s' not found",
-                            echo_str(shown, sizeof shown, v->valuestring));
-        return (r->model = strdup(v->valuestring)) ? 0 : oom(err);
-    }
-    if (!strcmp(k, "prompt"))
-        return parse_prompt(r, v, src, c->cfg, err);
-    if (!strcmp(k, "max_tokens")) {
-        if (json_get_int(v, k, 0, (double)c->cfg->max_length, &d, err))
-            return -1;
-        r->p.length = (size_t)d;
-        return 0;
-    }
-    if (!strcmp(k, "temperature") || !strcmp(k, "top_p")) { /* the sampler's limits */
-        int t = !strcmp(k, "temperature");
-        if (json_get_sample_number(v, t ? CHARRNN_SAMPLE_TEMPERATURE : CHARRNN_SAMPLE_TOP_P, &d,
-                                   err))
-            return -1;
-        *(t ? &r->p.temperature : &r->p.top_p) = (float)d;
-        return 0;
-    }
-    if (!strcmp(k, "min_p")) { /* vLLM's extension, the sampler's limits */
-        if (json_get_sample_number(v, CHARRNN_SAMPLE_MIN_P, &d, err))
-            return -1;
-        r->p.min_p = (float)d;
-        return 0;
-    }
-    if (!strcmp(k, "regex") || !strcmp(k, "guided_regex")) { /* vLLM spells it guided_regex */
-        if (r->regex)
-            return api_fail(err, 400, INVALID, "regex", "give 'regex' or 'guided_regex', not both");
-        return sample_regex_member(v, src, &r->regex, err);
-    }
-    if (!strcmp(k, "n")) {
-        if (json_get_int(v, k, 1, V1_MAX_N, &d, err))
-            return -1;
-        r->n = (int)d;
-        return 0;
-    }
-    if (!strcmp(k, "stream") || !strcmp(k, "echo")) {
-        if (!cJSON_IsBool(v))
-            return api_fail(err, 400, INVALID, k, "'%s' must be a boolean", k);
-        *(!strcmp(k, "stream") ? &r->stream : &r->echo) = cJSON_IsTrue(v);
-        return 0;
-    }
-    if (!strcmp(k, "stream_options")) {
-        const cJSON *u = cJSON_GetObjectItemCaseSensitive(v, "include_usage");
-        if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != (u ? 1 : 0) || (u && !cJSON_IsBool(u)))
-            return api_fail(err, 400, INVALID, k,
-                            "'stream_options' must be an object with at most "
-                            "'include_usage' (a boolean)");
-        r->include_usage = u && cJSON_IsTrue(u);
-        c->has_stream_options = 1;
-        return 0;
-    }
-    if (!strcmp(k, "logprobs")) {
-        if (json_get_int(v, k, 0, V1_MAX_LOGPROBS, &d, err))
-            return -1;
-        r->logprobs = (int)d;
-        return 0;
-    }
-    if (!strcmp(k, "stop"))
-        return parse_stop(r, v, src, err);
-    if (!strcmp(k, "seed")) {
-        if (json_get_seed(v, src, &r->seed, err))
-            return -1;
-        r->has_seed = 1;
-        return 0;
-    }
-    if (!strcmp(k, "user")) {
-        if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof r->user)
-            return api_fail(err, 400, INVALID, k, "'user' must be a string of at most %zu bytes",
-                            sizeof r->user - 1);
-        snprintf(r->user, sizeof r->user, "%s", v->valuestring);
-        return 0;
-    }
-    if (!strcmp(k, "logit_bias"))
-        return parse_logit_bias(r, v, err);
-    if (!strcmp(k, "suffix")) {
-        if (!cJSON_IsString(v) || v->valuestring[0])
-            return api_fail(err, 400, INVALID, k,
-                            "'suffix' is only supported empty (insertion is not supported)");
-        return 0;
-    }
-    if (!strcmp(k, "best_of")) {
-        if (json_get_int(v, k, 1, V1_MAX_N, &d, err))
-            return -1;
-        c->best_of = (int)d;
-        return 0;
-    }
-    /* presence_penalty, frequency_penalty (OpenAI's), repetition_penalty,
-     * penalty_window: /sample's definitions */
-    return sample_penalty_member(v, &r->p, err);
+    if (json_get_int(v, "max_tokens", 0, (double)c->cfg->max_length, &d, err))
+        return -1;
+    c->r->p.length = (size_t)d;
+    return 0;
+}
+
+/* the sampler's limits; unlike /sample's top_p, no rounding up of a value
+ * too small for a float */
+static int v1_top_p(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src;
+    double d;
+    if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
+        return -1;
+    c->r->p.top_p = (float)d;
+    return 0;
+}
+
+/* regex, or guided_regex as vLLM spells it */
+static int v1_regex(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    if (c->r->regex)
+        return api_fail(err, 400, INVALID, "regex", "give 'regex' or 'guided_regex', not both");
+    return sample_regex_member(v, src, &c->r->regex, err);
+}
+
+static int v1_n(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src;
+    double d;
+    if (json_get_int(v, "n", 1, V1_MAX_N, &d, err))
+        return -1;
+    c->r->n = (int)d;
+    return 0;
+}
+
+static int v1_bool(const cJSON *v, int *out, api_error *err)
+{
+    if (!cJSON_IsBool(v))
+        return api_fail(err, 400, INVALID, v->string, "'%s' must be a boolean", v->string);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int v1_stream(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src;
+    return v1_bool(v, &c->r->stream, err);
+}
+
+static int v1_echo(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src;
+    return v1_bool(v, &c->r->echo, err);
+}
+
+static int v1_stream_options(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src;
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(v, "include_usage");
+    if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != (u ? 1 : 0) || (u && !cJSON_IsBool(u)))
+        return api_fail(err, 400, INVALID, "stream_options",
+                        "'stream_options' must be an object with at most "
+                        "'include_usage' (a boolean)");
+    c->r->include_usage = u && cJSON_IsTrue(u);
+    c->has_stream_options = 1;
+    return 0;
+}
+
+static int v1_logprobs(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src;
+    double d;
+    if (json_get_int(v, "logprobs", 0, V1_MAX_LOGPROBS, &d, err))
+        return -1;
+    c->r->logprobs = (int)d;
+    return 0;
+}
+
+static int v1_stop(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    return parse_stop(c->r, v, src, err);
+}
+
+static int v1_seed(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    if (json_get_seed(v, src, &c->r->seed, err))
+        return -1;
+    c->r->has_seed = 1;
+    return 0;
+}
+
+static int v1_user(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src;
+    completion_request *r = c->r;
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof r->user)
+        return api_fail(err, 400, INVALID, "user", "'user' must be a string of at most %zu bytes",
+                        sizeof r->user - 1);
+    snprintf(r->user, sizeof r->user, "%s", v->valuestring);
+    return 0;
+}
+
+static int v1_logit_bias(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src;
+    return parse_logit_bias(c->r, v, err);
+}
+
+static int v1_suffix(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src, (void)c;
+    if (!cJSON_IsString(v) || v->valuestring[0])
+        return api_fail(err, 400, INVALID, "suffix",
+                        "'suffix' is only supported empty (insertion is not supported)");
+    return 0;
+}
+
+static int v1_best_of(const cJSON *v, span src, v1_ctx *c, api_error *err)
+{
+    (void)src;
+    double d;
+    if (json_get_int(v, "best_of", 1, V1_MAX_N, &d, err))
+        return -1;
+    c->best_of = (int)d;
+    return 0;
+}
+
+/* The fields of /v1/completions, in the order the unknown-field error lists
+ * them. A row without a parse function is a plain sampling number, /sample's
+ * definition (sample_number_member): temperature, min_p (vLLM's extension),
+ * presence_penalty, frequency_penalty (OpenAI's), repetition_penalty,
+ * penalty_window. */
+static const struct v1_row {
+    const char *name;
+    int (*parse)(const cJSON *v, span src, v1_ctx *c, api_error *err);
+    charrnn_sample_field field;
+} v1_rows[] = {
+    {"model", v1_model, CHARRNN_SAMPLE_NONE},
+    {"prompt", v1_prompt, CHARRNN_SAMPLE_NONE},
+    {"max_tokens", v1_max_tokens, CHARRNN_SAMPLE_NONE},
+    {"temperature", NULL, CHARRNN_SAMPLE_TEMPERATURE},
+    {"top_p", v1_top_p, CHARRNN_SAMPLE_NONE},
+    {"min_p", NULL, CHARRNN_SAMPLE_MIN_P},
+    {"n", v1_n, CHARRNN_SAMPLE_NONE},
+    {"stream", v1_stream, CHARRNN_SAMPLE_NONE},
+    {"stream_options", v1_stream_options, CHARRNN_SAMPLE_NONE},
+    {"logprobs", v1_logprobs, CHARRNN_SAMPLE_NONE},
+    {"echo", v1_echo, CHARRNN_SAMPLE_NONE},
+    {"stop", v1_stop, CHARRNN_SAMPLE_NONE},
+    {"seed", v1_seed, CHARRNN_SAMPLE_NONE},
+    {"user", v1_user, CHARRNN_SAMPLE_NONE},
+    {"logit_bias", v1_logit_bias, CHARRNN_SAMPLE_NONE},
+    {"suffix", v1_suffix, CHARRNN_SAMPLE_NONE},
+    {"best_of", v1_best_of, CHARRNN_SAMPLE_NONE},
+    {"presence_penalty", NULL, CHARRNN_SAMPLE_PRESENCE_PENALTY},
+    {"frequency_penalty", NULL, CHARRNN_SAMPLE_FREQUENCY_PENALTY},
+    {"repetition_penalty", NULL, CHARRNN_SAMPLE_REPETITION_PENALTY},
+    {"penalty_window", NULL, CHARRNN_SAMPLE_PENALTY_WINDOW},
+    {"regex", v1_regex, CHARRNN_SAMPLE_NONE},
+    {"guided_regex", v1_regex, CHARRNN_SAMPLE_NONE},
+};
+#define NV1 (sizeof v1_rows / sizeof v1_rows[0])
+
+/* json_object_parse has checked the name against the table's */
+static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    const struct v1_row *row = v1_rows;
+    while (strcmp(row->name, v->string))
+        row++;
+    return row->parse ? row->parse(v, src, c, err)
+                      : sample_number_member(v, row->field, &c->r->p, err);
 }
 
 void completion_request_clear(completion_request *r)
@@ -303,8 +369,11 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
         r->p.length = (size_t)cfg->max_length;
     r->n = 1;
     r->logprobs = -1;
+    const char *names[NV1];
+    for (size_t i = 0; i < NV1; i++)
+        names[i] = v1_rows[i].name;
     v1_ctx c = {cfg, r, 0, 0};
-    int rc = json_object_parse(body, len, v1_fields, NV1, v1_member, &c, err);
+    int rc = json_object_parse(body, len, names, NV1, v1_member, &c, err);
     if (!rc && !r->n_prompt)
         rc = api_fail(err, 400, INVALID, "prompt", "'prompt' is required");
     /* the server's per-request limit (--max-choices-per-request), within the

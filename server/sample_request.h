@@ -1,6 +1,6 @@
 /* POST /sample bodies: strict parsing and validation into sampling
  * parameters (json_body.h is the toolkit), and the sampling members /v1
- * shares (penalties, regex). */
+ * shares (the plain numbers, regex). */
 #ifndef CHARRNN_SERVE_SAMPLE_REQUEST_H
 #define CHARRNN_SERVE_SAMPLE_REQUEST_H
 
@@ -31,10 +31,13 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
                          api_error *err);
 void sample_request_clear(sample_request *r);
 
-/* A penalty member (repetition_penalty, presence_penalty, frequency_penalty,
- * penalty_window) checked against the library's table into its field of p;
- * /sample and /v1 both take them. 0 or -1 with err naming the field. */
-int sample_penalty_member(const cJSON *v, charrnn_sample_params *p, api_error *err);
+/* A plain sampling number (temperature, top_k, top_p, min_p and the
+ * penalties: repetition, presence, frequency, penalty_window), v being the
+ * member, checked against the library's table of limits for f (the error
+ * names the field) and stored into its field of p. /sample and /v1 both
+ * take them. 0 or -1 with err filled. */
+int sample_number_member(const cJSON *v, charrnn_sample_field f, charrnn_sample_params *p,
+                         api_error *err);
 
 /* A regex member (named name: "regex", or /v1's alias "guided_regex"): a
  * string without U+0000 (src is its source text) of 1..CHARRNN_REGEX_MAX_LEN
