@@ -10,6 +10,7 @@
 #include "charrnn/vocab.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,6 @@
 typedef struct v1_ctx {
     const serve_config *cfg;
     completion_request *r;
-    int best_of; /* 0 = not given */
     int has_stream_options;
 } v1_ctx;
 
@@ -145,8 +145,9 @@ static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *er
     return 0;
 }
 
-static int v1_model(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_model(void *ctx, const cJSON *v, span src, api_error *err)
 {
+    v1_ctx *c = ctx;
     char shown[208];
     if (!cJSON_IsString(v))
         return api_fail(err, 400, INVALID, "model", "'model' must be a string");
@@ -159,14 +160,15 @@ static int v1_model(const cJSON *v, span src, v1_ctx *c, api_error *err)
     return (c->r->model = strdup(v->valuestring)) ? 0 : oom(err);
 }
 
-static int v1_prompt(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_prompt(void *ctx, const cJSON *v, span src, api_error *err)
 {
+    v1_ctx *c = ctx;
     return parse_prompt(c->r, v, src, c->cfg, err);
 }
 
-static int v1_max_tokens(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_max_tokens(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    v1_ctx *c = ctx;
     double d;
     if (json_get_int(v, "max_tokens", 0, (double)c->cfg->max_length, &d, err))
         return -1;
@@ -176,9 +178,9 @@ static int v1_max_tokens(const cJSON *v, span src, v1_ctx *c, api_error *err)
 
 /* the sampler's limits; unlike /sample's top_p, no rounding up of a value
  * too small for a float */
-static int v1_top_p(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_top_p(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    v1_ctx *c = ctx;
     double d;
     if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
         return -1;
@@ -187,21 +189,12 @@ static int v1_top_p(const cJSON *v, span src, v1_ctx *c, api_error *err)
 }
 
 /* regex, or guided_regex as vLLM spells it */
-static int v1_regex(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_regex(void *ctx, const cJSON *v, span src, api_error *err)
 {
+    v1_ctx *c = ctx;
     if (c->r->regex)
         return api_fail(err, 400, INVALID, "regex", "give 'regex' or 'guided_regex', not both");
     return sample_regex_member(v, src, &c->r->regex, err);
-}
-
-static int v1_n(const cJSON *v, span src, v1_ctx *c, api_error *err)
-{
-    (void)src;
-    double d;
-    if (json_get_int(v, "n", 1, V1_MAX_N, &d, err))
-        return -1;
-    c->r->n = (int)d;
-    return 0;
 }
 
 static int v1_bool(const cJSON *v, int *out, api_error *err)
@@ -212,21 +205,21 @@ static int v1_bool(const cJSON *v, int *out, api_error *err)
     return 0;
 }
 
-static int v1_stream(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_stream(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    v1_ctx *c = ctx;
     return v1_bool(v, &c->r->stream, err);
 }
 
-static int v1_echo(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_echo(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    v1_ctx *c = ctx;
     return v1_bool(v, &c->r->echo, err);
 }
 
-static int v1_stream_options(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_stream_options(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    v1_ctx *c = ctx;
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(v, "include_usage");
     if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != (u ? 1 : 0) || (u && !cJSON_IsBool(u)))
         return api_fail(err, 400, INVALID, "stream_options",
@@ -237,32 +230,24 @@ static int v1_stream_options(const cJSON *v, span src, v1_ctx *c, api_error *err
     return 0;
 }
 
-static int v1_logprobs(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_stop(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
-    double d;
-    if (json_get_int(v, "logprobs", 0, V1_MAX_LOGPROBS, &d, err))
-        return -1;
-    c->r->logprobs = (int)d;
-    return 0;
-}
-
-static int v1_stop(const cJSON *v, span src, v1_ctx *c, api_error *err)
-{
+    v1_ctx *c = ctx;
     return parse_stop(c->r, v, src, err);
 }
 
-static int v1_seed(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_seed(void *ctx, const cJSON *v, span src, api_error *err)
 {
+    v1_ctx *c = ctx;
     if (json_get_seed(v, src, &c->r->seed, err))
         return -1;
     c->r->has_seed = 1;
     return 0;
 }
 
-static int v1_user(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_user(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    v1_ctx *c = ctx;
     completion_request *r = c->r;
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof r->user)
         return api_fail(err, 400, INVALID, "user", "'user' must be a string of at most %zu bytes",
@@ -271,76 +256,55 @@ static int v1_user(const cJSON *v, span src, v1_ctx *c, api_error *err)
     return 0;
 }
 
-static int v1_logit_bias(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_logit_bias(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    v1_ctx *c = ctx;
     return parse_logit_bias(c->r, v, err);
 }
 
-static int v1_suffix(const cJSON *v, span src, v1_ctx *c, api_error *err)
+static int v1_suffix(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src, (void)c;
     if (!cJSON_IsString(v) || v->valuestring[0])
         return api_fail(err, 400, INVALID, "suffix",
                         "'suffix' is only supported empty (insertion is not supported)");
     return 0;
 }
 
-static int v1_best_of(const cJSON *v, span src, v1_ctx *c, api_error *err)
-{
-    (void)src;
-    double d;
-    if (json_get_int(v, "best_of", 1, V1_MAX_N, &d, err))
-        return -1;
-    c->best_of = (int)d;
-    return 0;
-}
-
-/* The fields of /v1/completions, in the order the unknown-field error lists
- * them. A row without a parse function is a plain sampling number, /sample's
- * definition (sample_number_member): temperature, min_p (vLLM's extension),
+/* The fields of /v1/completions (sample_field). The plain sampling numbers
+ * are /sample's definitions: temperature, min_p (vLLM's extension),
  * presence_penalty, frequency_penalty (OpenAI's), repetition_penalty,
  * penalty_window. */
-static const struct v1_row {
-    const char *name;
-    int (*parse)(const cJSON *v, span src, v1_ctx *c, api_error *err);
-    charrnn_sample_field field;
-} v1_rows[] = {
-    {"model", v1_model, CHARRNN_SAMPLE_NONE},
-    {"prompt", v1_prompt, CHARRNN_SAMPLE_NONE},
-    {"max_tokens", v1_max_tokens, CHARRNN_SAMPLE_NONE},
-    {"temperature", NULL, CHARRNN_SAMPLE_TEMPERATURE},
-    {"top_p", v1_top_p, CHARRNN_SAMPLE_NONE},
-    {"min_p", NULL, CHARRNN_SAMPLE_MIN_P},
-    {"n", v1_n, CHARRNN_SAMPLE_NONE},
-    {"stream", v1_stream, CHARRNN_SAMPLE_NONE},
-    {"stream_options", v1_stream_options, CHARRNN_SAMPLE_NONE},
-    {"logprobs", v1_logprobs, CHARRNN_SAMPLE_NONE},
-    {"echo", v1_echo, CHARRNN_SAMPLE_NONE},
-    {"stop", v1_stop, CHARRNN_SAMPLE_NONE},
-    {"seed", v1_seed, CHARRNN_SAMPLE_NONE},
-    {"user", v1_user, CHARRNN_SAMPLE_NONE},
-    {"logit_bias", v1_logit_bias, CHARRNN_SAMPLE_NONE},
-    {"suffix", v1_suffix, CHARRNN_SAMPLE_NONE},
-    {"best_of", v1_best_of, CHARRNN_SAMPLE_NONE},
-    {"presence_penalty", NULL, CHARRNN_SAMPLE_PRESENCE_PENALTY},
-    {"frequency_penalty", NULL, CHARRNN_SAMPLE_FREQUENCY_PENALTY},
-    {"repetition_penalty", NULL, CHARRNN_SAMPLE_REPETITION_PENALTY},
-    {"penalty_window", NULL, CHARRNN_SAMPLE_PENALTY_WINDOW},
-    {"regex", v1_regex, CHARRNN_SAMPLE_NONE},
-    {"guided_regex", v1_regex, CHARRNN_SAMPLE_NONE},
+static const sample_field v1_rows[] = {
+    {"model", .parse = v1_model},
+    {"prompt", .parse = v1_prompt},
+    {"max_tokens", .parse = v1_max_tokens},
+    {"temperature", .number = CHARRNN_SAMPLE_TEMPERATURE},
+    {"top_p", .parse = v1_top_p},
+    {"min_p", .number = CHARRNN_SAMPLE_MIN_P},
+    {"n", .lo = 1, .hi = V1_MAX_N, .int_at = offsetof(completion_request, n)},
+    {"stream", .parse = v1_stream},
+    {"stream_options", .parse = v1_stream_options},
+    {"logprobs", .lo = 0, .hi = V1_MAX_LOGPROBS, .int_at = offsetof(completion_request, logprobs)},
+    {"echo", .parse = v1_echo},
+    {"stop", .parse = v1_stop},
+    {"seed", .parse = v1_seed},
+    {"user", .parse = v1_user},
+    {"logit_bias", .parse = v1_logit_bias},
+    {"suffix", .parse = v1_suffix},
+    {"best_of", .lo = 1, .hi = V1_MAX_N, .int_at = offsetof(completion_request, best_of)},
+    {"presence_penalty", .number = CHARRNN_SAMPLE_PRESENCE_PENALTY},
+    {"frequency_penalty", .number = CHARRNN_SAMPLE_FREQUENCY_PENALTY},
+    {"repetition_penalty", .number = CHARRNN_SAMPLE_REPETITION_PENALTY},
+    {"penalty_window", .number = CHARRNN_SAMPLE_PENALTY_WINDOW},
+    {"regex", .parse = v1_regex},
+    {"guided_regex", .parse = v1_regex},
 };
 #define NV1 (sizeof v1_rows / sizeof v1_rows[0])
 
-/* json_object_parse has checked the name against the table's */
 static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
 {
     v1_ctx *c = ctx;
-    const struct v1_row *row = v1_rows;
-    while (strcmp(row->name, v->string))
-        row++;
-    return row->parse ? row->parse(v, src, c, err)
-                      : sample_number_member(v, row->field, &c->r->p, err);
+    return sample_field_member(v1_rows, c->r, &c->r->p, c, v, src, err);
 }
 
 void completion_request_clear(completion_request *r)
@@ -370,9 +334,8 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
     r->n = 1;
     r->logprobs = -1;
     const char *names[NV1];
-    for (size_t i = 0; i < NV1; i++)
-        names[i] = v1_rows[i].name;
-    v1_ctx c = {cfg, r, 0, 0};
+    sample_field_names(v1_rows, NV1, names);
+    v1_ctx c = {cfg, r, 0};
     int rc = json_object_parse(body, len, names, NV1, v1_member, &c, err);
     if (!rc && !r->n_prompt)
         rc = api_fail(err, 400, INVALID, "prompt", "'prompt' is required");
@@ -386,19 +349,18 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
                       "%zu prompts x n %d = %zu choices; the limit is %zu per request "
                       "(--max-choices-per-request)",
                       r->n_prompt, r->n, r->n_prompt * (size_t)r->n, max_choices);
-    r->best_of = c.best_of;
-    if (!rc && c.best_of && c.best_of < r->n)
+    if (!rc && r->best_of && r->best_of < r->n)
         rc = api_fail(err, 400, INVALID, "best_of", "'best_of' (%d) must be at least n (%d)",
-                      c.best_of, r->n);
-    if (!rc && c.best_of > r->n && r->stream)
+                      r->best_of, r->n);
+    if (!rc && r->best_of > r->n && r->stream)
         rc = api_fail(err, 400, INVALID, "best_of",
                       "'best_of' cannot be used with stream: the candidates are ranked once "
                       "they are all generated");
-    if (!rc && c.best_of > r->n && r->n_prompt * (size_t)c.best_of > max_choices)
+    if (!rc && r->best_of > r->n && r->n_prompt * (size_t)r->best_of > max_choices)
         rc = api_fail(err, 400, INVALID, "best_of",
                       "%zu prompts x best_of %d = %zu candidates; the limit is %zu per request "
                       "(--max-choices-per-request)",
-                      r->n_prompt, c.best_of, r->n_prompt * (size_t)c.best_of, max_choices);
+                      r->n_prompt, r->best_of, r->n_prompt * (size_t)r->best_of, max_choices);
     if (!rc && r->logprobs >= 0) { /* every choice: its generated characters, and the echo */
         size_t chars = 0;
         for (size_t i = 0; i < r->n_prompt; i++)

@@ -5,6 +5,7 @@
 #include "store.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,9 +83,9 @@ typedef struct sample_ctx {
     sample_request *r;
 } sample_ctx;
 
-static int parse_model(const cJSON *v, span src, sample_ctx *c, api_error *err)
+static int parse_model(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    sample_ctx *c = ctx;
     if (!cJSON_IsString(v))
         return api_fail(err, 400, INVALID, "model", "'model' must be a string");
     if (!store_name_valid(v->valuestring))
@@ -95,9 +96,9 @@ static int parse_model(const cJSON *v, span src, sample_ctx *c, api_error *err)
     return (c->r->model = strdup(v->valuestring)) ? 0 : oom(err);
 }
 
-static int parse_prime(const cJSON *v, span src, sample_ctx *c, api_error *err)
+static int parse_prime(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    sample_ctx *c = ctx;
     if (!cJSON_IsString(v))
         return api_fail(err, 400, INVALID, "prime", "'prime' must be a string");
     size_t n = strlen(v->valuestring);
@@ -113,9 +114,9 @@ static int parse_prime(const cJSON *v, span src, sample_ctx *c, api_error *err)
     return 0;
 }
 
-static int parse_length(const cJSON *v, span src, sample_ctx *c, api_error *err)
+static int parse_length(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    sample_ctx *c = ctx;
     double d;
     if (json_get_sample_number(v, CHARRNN_SAMPLE_LENGTH, &d, err))
         return -1;
@@ -126,17 +127,18 @@ static int parse_length(const cJSON *v, span src, sample_ctx *c, api_error *err)
     return 0;
 }
 
-static int parse_seed(const cJSON *v, span src, sample_ctx *c, api_error *err)
+static int parse_seed(void *ctx, const cJSON *v, span src, api_error *err)
 {
+    sample_ctx *c = ctx;
     if (json_get_seed(v, src, &c->r->p.seed, err))
         return -1;
     c->r->has_seed = 1;
     return 0;
 }
 
-static int parse_stop(const cJSON *v, span src, sample_ctx *c, api_error *err)
+static int parse_stop(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    sample_ctx *c = ctx;
     sample_request *r = c->r;
     char why[CHARRNN_ERR_MAX];
     if (!cJSON_IsArray(v))
@@ -160,18 +162,18 @@ static int parse_stop(const cJSON *v, span src, sample_ctx *c, api_error *err)
     return 0;
 }
 
-static int parse_stream(const cJSON *v, span src, sample_ctx *c, api_error *err)
+static int parse_stream(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    sample_ctx *c = ctx;
     if (!cJSON_IsBool(v))
         return api_fail(err, 400, INVALID, "stream", "'stream' must be a boolean");
     c->r->stream = cJSON_IsTrue(v);
     return 0;
 }
 
-static int parse_logprobs(const cJSON *v, span src, sample_ctx *c, api_error *err)
+static int parse_logprobs(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
+    sample_ctx *c = ctx;
     double d; /* the upper bound is the model's vocabulary size, checked by the sampler */
     if (json_get_sample_number(v, CHARRNN_SAMPLE_LOGPROBS, &d, err))
         return -1;
@@ -179,63 +181,64 @@ static int parse_logprobs(const cJSON *v, span src, sample_ctx *c, api_error *er
     return 0;
 }
 
-static int parse_best_of(const cJSON *v, span src, sample_ctx *c, api_error *err)
+static int parse_regex(void *ctx, const cJSON *v, span src, api_error *err)
 {
-    (void)src;
-    double d;
-    if (json_get_int(v, "best_of", 1, SAMPLE_MAX_BEST_OF, &d, err))
-        return -1;
-    c->r->best_of = (int)d;
-    return 0;
-}
-
-static int parse_regex(const cJSON *v, span src, sample_ctx *c, api_error *err)
-{
+    sample_ctx *c = ctx;
     return sample_regex_member(v, src, &c->r->regex, err);
 }
 
-/* The fields of /sample, in the order the unknown-field error lists them.
- * A row without a parse function is a plain sampling number
- * (sample_number_member). no_nul: a \u0000 in the value is a 400 before
- * anything else (cJSON would cut the string there). */
-static const struct sample_row {
-    const char *name;
-    int (*parse)(const cJSON *v, span src, sample_ctx *c, api_error *err);
-    charrnn_sample_field field;
-    int no_nul;
-} sample_rows[] = {
-    {"model", parse_model, CHARRNN_SAMPLE_NONE, 1},
-    {"prime", parse_prime, CHARRNN_SAMPLE_NONE, 1},
-    {"length", parse_length, CHARRNN_SAMPLE_NONE, 0},
-    {"temperature", NULL, CHARRNN_SAMPLE_TEMPERATURE, 0},
-    {"seed", parse_seed, CHARRNN_SAMPLE_NONE, 0},
-    {"top_k", NULL, CHARRNN_SAMPLE_TOP_K, 0},
-    {"top_p", NULL, CHARRNN_SAMPLE_TOP_P, 0},
-    {"stop", parse_stop, CHARRNN_SAMPLE_NONE, 1},
-    {"stream", parse_stream, CHARRNN_SAMPLE_NONE, 0},
-    {"logprobs", parse_logprobs, CHARRNN_SAMPLE_NONE, 0},
-    {"min_p", NULL, CHARRNN_SAMPLE_MIN_P, 0},
-    {"repetition_penalty", NULL, CHARRNN_SAMPLE_REPETITION_PENALTY, 0},
-    {"presence_penalty", NULL, CHARRNN_SAMPLE_PRESENCE_PENALTY, 0},
-    {"frequency_penalty", NULL, CHARRNN_SAMPLE_FREQUENCY_PENALTY, 0},
-    {"penalty_window", NULL, CHARRNN_SAMPLE_PENALTY_WINDOW, 0},
-    {"best_of", parse_best_of, CHARRNN_SAMPLE_NONE, 0},
-    {"regex", parse_regex, CHARRNN_SAMPLE_NONE, 0},
+/* The fields of /sample (sample_field). */
+static const sample_field sample_rows[] = {
+    {"model", .parse = parse_model, .no_nul = 1},
+    {"prime", .parse = parse_prime, .no_nul = 1},
+    {"length", .parse = parse_length},
+    {"temperature", .number = CHARRNN_SAMPLE_TEMPERATURE},
+    {"seed", .parse = parse_seed},
+    {"top_k", .number = CHARRNN_SAMPLE_TOP_K},
+    {"top_p", .number = CHARRNN_SAMPLE_TOP_P},
+    {"stop", .parse = parse_stop, .no_nul = 1},
+    {"stream", .parse = parse_stream},
+    {"logprobs", .parse = parse_logprobs},
+    {"min_p", .number = CHARRNN_SAMPLE_MIN_P},
+    {"repetition_penalty", .number = CHARRNN_SAMPLE_REPETITION_PENALTY},
+    {"presence_penalty", .number = CHARRNN_SAMPLE_PRESENCE_PENALTY},
+    {"frequency_penalty", .number = CHARRNN_SAMPLE_FREQUENCY_PENALTY},
+    {"penalty_window", .number = CHARRNN_SAMPLE_PENALTY_WINDOW},
+    {"best_of", .lo = 1, .hi = SAMPLE_MAX_BEST_OF, .int_at = offsetof(sample_request, best_of)},
+    {"regex", .parse = parse_regex},
 };
 #define NFIELDS (sizeof sample_rows / sizeof sample_rows[0])
 
-/* json_object_parse has checked the name against the table's */
-static int sample_member(void *ctx, const cJSON *v, span src, api_error *err)
+void sample_field_names(const sample_field *rows, size_t n, const char **names)
 {
-    sample_ctx *c = ctx;
-    const struct sample_row *row = sample_rows;
+    for (size_t i = 0; i < n; i++)
+        names[i] = rows[i].name;
+}
+
+int sample_field_member(const sample_field *rows, void *req, charrnn_sample_params *p, void *ctx,
+                        const cJSON *v, span src, api_error *err)
+{
+    const sample_field *row = rows;
     while (strcmp(row->name, v->string))
         row++;
     if (row->no_nul && json_has_nul(src))
         return api_fail(err, 400, INVALID, row->name,
                         "'%s' contains U+0000, which is not supported", row->name);
-    return row->parse ? row->parse(v, src, c, err)
-                      : sample_number_member(v, row->field, &c->r->p, err);
+    if (row->parse)
+        return row->parse(ctx, v, src, err);
+    if (row->number != CHARRNN_SAMPLE_NONE)
+        return sample_number_member(v, row->number, p, err);
+    double d;
+    if (json_get_int(v, row->name, row->lo, row->hi, &d, err))
+        return -1;
+    *(int *)((char *)req + row->int_at) = (int)d;
+    return 0;
+}
+
+static int sample_member(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    sample_ctx *c = ctx;
+    return sample_field_member(sample_rows, c->r, &c->r->p, c, v, src, err);
 }
 
 int sample_request_parse(const char *body, size_t len, const serve_config *cfg, sample_request *r,
@@ -250,8 +253,7 @@ int sample_request_parse(const char *body, size_t len, const serve_config *cfg, 
     if (!(r->prime = strdup("")))
         return oom(err);
     const char *names[NFIELDS];
-    for (size_t i = 0; i < NFIELDS; i++)
-        names[i] = sample_rows[i].name;
+    sample_field_names(sample_rows, NFIELDS, names);
     sample_ctx c = {cfg, r};
     int rc = json_object_parse(body, len, names, NFIELDS, sample_member, &c, err);
     if (!rc && r->logprobs >= 0)

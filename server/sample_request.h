@@ -46,4 +46,29 @@ int sample_number_member(const cJSON *v, charrnn_sample_field f, charrnn_sample_
  * with err naming "regex". */
 int sample_regex_member(const cJSON *v, span src, char **out, api_error *err);
 
+/* One row of an endpoint's table of fields (/sample's, /v1's), in the order
+ * its unknown-field error lists them. The field is one of: parse (its own
+ * function, called with the endpoint's ctx); number (a plain sampling number,
+ * sample_number_member into p); else an integer in [lo, hi] (json_get_int)
+ * stored into the int at offset int_at of the endpoint's request. no_nul: a
+ * \u0000 in the value is a 400 naming the field before anything else (cJSON
+ * would cut the string there). */
+typedef struct sample_field {
+    const char *name;
+    json_member_fn parse;
+    charrnn_sample_field number;
+    double lo, hi;
+    size_t int_at;
+    int no_nul;
+} sample_field;
+
+/* The n rows' names, in order, into names (room for n): json_object_parse's
+ * fields. */
+void sample_field_names(const sample_field *rows, size_t n, const char **names);
+/* Applies member v with its source text src through its row of rows
+ * (json_object_parse has checked that it has one): to ctx, p or req as the
+ * row says. 0 or -1 with err filled. */
+int sample_field_member(const sample_field *rows, void *req, charrnn_sample_params *p, void *ctx,
+                        const cJSON *v, span src, api_error *err);
+
 #endif
