@@ -463,90 +463,99 @@ static enum MHD_Result preflight(req_ctx *c, const char *url)
     return queue(c, 204, r);
 }
 
-static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
-                                      const char *method, const char *version,
-                                      const char *upload_data, size_t *upload_data_size,
-                                      void **con_cls)
+/* A new request's context: who asked what (method, path, route, remote
+ * address, request id), the clock started. NULL when out of memory. */
+static req_ctx *req_new(server *srv, struct MHD_Connection *conn, const char *url,
+                        const char *method, route_match *m)
 {
-    server *srv = cls;
-    req_ctx *c = *con_cls;
-    if (!c) {
-        c = calloc(1, sizeof *c);
-        if (!c)
-            return MHD_NO;
-        atomic_init(&c->refs, 1);
-        c->srv = srv;
-        c->conn = conn;
-        c->t0 = charrnn_clock_mono();
-        c->fd = -1;
-        /* libmicrohttpd percent-decodes the path: it may hold any bytes */
-        echo_str(c->method, sizeof c->method, method);
-        echo_str(c->path, sizeof c->path, url);
-        route_match m;
-        route_find(method, url, c->name, sizeof c->name, &m);
-        char name[sizeof c->name];
-        snprintf(name, sizeof name, "%s", c->name);
-        echo_str(c->name, sizeof c->name, name);
-        c->endpoint = m.route;
-        c->route = m.label;
-        remote_of(conn, c->remote, sizeof c->remote);
-        request_id_assign(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"),
-                          c->request_id);
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci)
-            c->fd = ci->connect_fd;
-        *con_cls = c;
-        atomic_fetch_add(&srv->inflight, 1);
-        char why[256];
-        if (http_framing_error(conn, why, sizeof why)) {
-            c->must_close = 1;
-            return respond_fail(c, 400, "invalid_request_error", NULL, "%s", why);
-        }
-        if (conn_guard_reserved(conn) && strcmp(c->route, "/healthz") &&
-            strcmp(c->route, "/readyz") && strcmp(c->route, "/metrics")) {
-            c->must_close = 1;
-            return respond_fail(c, 503, "unavailable_error", NULL,
-                                "every connection slot is taken (the last ones are kept for "
-                                "/healthz, /readyz and /metrics); retry later");
-        }
-        if (!strcmp(method, "OPTIONS") &&
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin") &&
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
-            return preflight(c, url);
-        int cors = 0;
-        int st = origin_check(conn, srv->loopback, srv->cfg.cors_origins, &cors, why, sizeof why);
-        if (st)
-            return respond_fail(c, (unsigned)st, "permission_error", NULL, "%s", why);
-        if (cors)
-            snprintf(c->cors_origin, sizeof c->cors_origin, "%s",
-                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"));
-        enum MHD_Result ret = MHD_YES;
-        if (early_checks(c, &m, &ret))
-            return ret;
+    req_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    c->srv = srv;
+    c->conn = conn;
+    c->t0 = charrnn_clock_mono();
+    c->fd = -1;
+    /* libmicrohttpd percent-decodes the path: it may hold any bytes */
+    echo_str(c->method, sizeof c->method, method);
+    echo_str(c->path, sizeof c->path, url);
+    route_find(method, url, c->name, sizeof c->name, m);
+    char name[sizeof c->name];
+    snprintf(name, sizeof name, "%s", c->name);
+    echo_str(c->name, sizeof c->name, name);
+    c->endpoint = m->route;
+    c->route = m->label;
+    remote_of(conn, c->remote, sizeof c->remote);
+    request_id_assign(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"),
+                      c->request_id);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+        c->fd = ci->connect_fd;
+    return c;
+}
+
+/* The checks that need only the headers, in order: framing, the reserved
+ * connection slots, a CORS preflight, the origin, then early_checks. Answers
+ * the request when one fails (or when it is a preflight). */
+static enum MHD_Result headers_arrived(req_ctx *c, const char *url, const char *method,
+                                       const route_match *m)
+{
+    server *srv = c->srv;
+    struct MHD_Connection *conn = c->conn;
+    char why[256];
+    if (http_framing_error(conn, why, sizeof why)) {
+        c->must_close = 1;
+        return respond_fail(c, 400, "invalid_request_error", NULL, "%s", why);
+    }
+    if (conn_guard_reserved(conn) && strcmp(c->route, "/healthz") && strcmp(c->route, "/readyz") &&
+        strcmp(c->route, "/metrics")) {
+        c->must_close = 1;
+        return respond_fail(c, 503, "unavailable_error", NULL,
+                            "every connection slot is taken (the last ones are kept for "
+                            "/healthz, /readyz and /metrics); retry later");
+    }
+    if (!strcmp(method, "OPTIONS") &&
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin") &&
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
+        return preflight(c, url);
+    int cors = 0;
+    int st = origin_check(conn, srv->loopback, srv->cfg.cors_origins, &cors, why, sizeof why);
+    if (st)
+        return respond_fail(c, (unsigned)st, "permission_error", NULL, "%s", why);
+    if (cors)
+        snprintf(c->cors_origin, sizeof c->cors_origin, "%s",
+                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"));
+    enum MHD_Result ret = MHD_YES;
+    if (early_checks(c, m, &ret))
+        return ret;
+    return MHD_YES;
+}
+
+/* A piece of the body: kept, or only counted once past the limit (the
+ * request is then answered 413 when it is complete). */
+static enum MHD_Result body_arrived(req_ctx *c, const char *data, size_t n)
+{
+    if (c->body_len + n > max_body(c)) {
+        c->body_len = max_body(c) + 1; /* remembered as too large */
         return MHD_YES;
     }
-    if (c->responded) { /* rejected early: discard whatever body follows */
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (c->body_len + n > max_body(c)) {
-            c->body_len = max_body(c) + 1; /* remembered as too large */
-            return MHD_YES;
-        }
-        char *b = realloc(c->body, c->body_len + n + 1);
-        if (!b)
-            return MHD_NO;
-        memcpy(b + c->body_len, upload_data, n);
-        c->body = b;
-        c->body_len += n;
-        c->body[c->body_len] = '\0';
-        return MHD_YES;
-    }
-    conn_guard_request_in(conn); /* all of it arrived: no deadline while it is answered */
+    char *b = realloc(c->body, c->body_len + n + 1);
+    if (!b)
+        return MHD_NO;
+    memcpy(b + c->body_len, data, n);
+    c->body = b;
+    c->body_len += n;
+    c->body[c->body_len] = '\0';
+    return MHD_YES;
+}
+
+/* The whole request arrived: its size, the admin token's rules, then the
+ * endpoint's handler. */
+static enum MHD_Result request_complete(req_ctx *c)
+{
+    server *srv = c->srv;
+    conn_guard_request_in(c->conn); /* all of it arrived: no deadline while it is answered */
     if (c->body_len > max_body(c))
         return respond_fail(c, 413, "invalid_request_error", NULL,
                             "the body is larger than the limit of %zu bytes", max_body(c));
@@ -559,6 +568,35 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return respond_fail(c, 401, "authentication_error", NULL,
                             "a valid admin bearer token is required");
     return c->endpoint->handler(c);
+}
+
+/* libmicrohttpd calls this once with the headers, then once per piece of the
+ * body, then once with none left. */
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+    server *srv = cls;
+    req_ctx *c = *con_cls;
+    if (!c) {
+        route_match m;
+        if (!(c = req_new(srv, conn, url, method, &m)))
+            return MHD_NO;
+        *con_cls = c;
+        atomic_fetch_add(&srv->inflight, 1);
+        return headers_arrived(c, url, method, &m);
+    }
+    if (c->responded) { /* rejected early: discard whatever body follows */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        return body_arrived(c, upload_data, n);
+    }
+    return request_complete(c);
 }
 
 /* 1 if the socket is bound to a loopback address (127.0.0.0/8, ::1 or

@@ -120,6 +120,113 @@ static void drain(server *srv)
     http_stop(srv);
 }
 
+/* Signals go to the main thread only: block them before any thread starts. */
+static void block_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* The model store (its first scan), the prefix-state cache, the API keys,
+ * the metrics and the generation engine. 0, or the exit status after the
+ * fatal line is logged. */
+static int start_services(server *srv)
+{
+    char err[1024];
+    if (store_open(srv->cfg.models, &srv->store, err, sizeof err) != CHARRNN_OK) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "error", err);
+        log_json("fatal", "cannot open the model directory", f);
+        return 1;
+    }
+    if (srv->cfg.state_cache_mb > 0 &&
+        !(srv->cache = state_cache_create((size_t)srv->cfg.state_cache_mb << 20))) {
+        log_json("fatal", "cannot allocate the prefix-state cache", NULL);
+        return 1;
+    }
+    if (!(srv->keys = api_keys_create())) {
+        log_json("fatal", "out of memory", NULL);
+        return 1;
+    }
+    if (srv->cfg.api_key_file[0] && load_keys(srv) != 0)
+        return 2;
+    store_set_listener(srv->store, on_store_event, srv);
+    rescan_once(srv->store, 0);
+
+    engine_config ec = {srv->cfg.max_concurrent, srv->cfg.max_queue, srv->cfg.workers,
+                        srv->cfg.max_batch,      srv->cfg.timeout,   srv->cfg.row_split,
+                        srv->cfg.worker_nice,    srv->cache,         srv->cfg.max_client_share};
+    srv->met = metrics_create();
+    if (!srv->met || engine_create(&ec, &srv->eng) != 0) {
+        log_json("fatal", "cannot start the generation engine", NULL);
+        return 1;
+    }
+    return 0;
+}
+
+/* The "listening" line with the settings that shape the service, the
+ * address file, and the warning for an open non-loopback listener. */
+static void announce(server *srv)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "addr", srv->bound);
+    cJSON_AddStringToObject(f, "models", srv->cfg.models);
+    cJSON_AddStringToObject(f, "version", CHARRNN_VERSION);
+    cJSON_AddNumberToObject(f, "workers", srv->cfg.workers);
+    cJSON_AddBoolToObject(f, "row_split", srv->cfg.row_split);
+    cJSON_AddStringToObject(f, "kernel", charrnn_kernel_name());
+    cJSON_AddNumberToObject(f, "max_concurrent", srv->cfg.max_concurrent);
+    cJSON_AddNumberToObject(f, "max_queue", srv->cfg.max_queue);
+    cJSON_AddNumberToObject(f, "state_cache_mb", (double)srv->cfg.state_cache_mb);
+    log_json("info", "listening", f);
+    write_address_file(srv);
+    if (!api_keys_enabled(srv->keys) && !srv->loopback)
+        log_json("warn",
+                 "no --api-key-file on a non-loopback listener: /sample, /score, /v1 and "
+                 "/models are open to anyone who reaches the port",
+                 NULL);
+}
+
+/* Answers signals until SIGTERM or SIGINT: SIGHUP reloads the keys and
+ * rescans the models. */
+static void wait_for_stop(server *srv, const sigset_t *sigs, rescan *rs)
+{
+    for (;;) {
+        int sig = sigwaitinfo(sigs, NULL);
+        if (sig == SIGTERM || sig == SIGINT) {
+            cJSON *f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            log_json("info", "shutting down", f);
+            return;
+        }
+        if (sig == SIGHUP) {
+            if (srv->cfg.api_key_file[0])
+                load_keys(srv);
+            rescan_force(rs);
+        }
+    }
+}
+
+/* Drains the requests, stops the scanning thread and frees what is left. */
+static void stop(server *srv, rescan *rs)
+{
+    drain(srv);
+    int scan_over = rescan_stop(rs, 5);
+    engine_free(srv->eng);
+    if (scan_over) /* else a scan still uses it: the exit frees it */
+        store_free(srv->store);
+    metrics_free(srv->met);
+    state_cache_free(srv->cache);
+    api_keys_free(srv->keys);
+    if (srv->cfg.address_file[0])
+        unlink(srv->cfg.address_file);
+    log_json("info", "stopped", NULL);
+}
+
 int main(int argc, char **argv)
 {
     static server srv;
@@ -136,44 +243,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "charrnn-serve: CHARRNN_KERNEL: %s\n", err);
         return 2;
     }
-
-    /* Signals go to the main thread only: block them before any thread starts. */
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (store_open(srv.cfg.models, &srv.store, err, sizeof err) != CHARRNN_OK) {
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "error", err);
-        log_json("fatal", "cannot open the model directory", f);
-        return 1;
-    }
-    if (srv.cfg.state_cache_mb > 0 &&
-        !(srv.cache = state_cache_create((size_t)srv.cfg.state_cache_mb << 20))) {
-        log_json("fatal", "cannot allocate the prefix-state cache", NULL);
-        return 1;
-    }
-    if (!(srv.keys = api_keys_create())) {
-        log_json("fatal", "out of memory", NULL);
-        return 1;
-    }
-    if (srv.cfg.api_key_file[0] && load_keys(&srv) != 0)
-        return 2;
-    store_set_listener(srv.store, on_store_event, &srv);
-    rescan_once(srv.store, 0);
-
-    engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
-                        srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split,
-                        srv.cfg.worker_nice,    srv.cache,         srv.cfg.max_client_share};
-    srv.met = metrics_create();
-    if (!srv.met || engine_create(&ec, &srv.eng) != 0) {
-        log_json("fatal", "cannot start the generation engine", NULL);
-        return 1;
-    }
+    block_signals(&sigs);
+    if ((rc = start_services(&srv)) != 0)
+        return rc;
     if (http_start(&srv, err, sizeof err) != 0) {
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "error", err);
@@ -183,23 +256,7 @@ int main(int argc, char **argv)
         metrics_free(srv.met);
         return 1;
     }
-    cJSON *f = cJSON_CreateObject();
-    cJSON_AddStringToObject(f, "addr", srv.bound);
-    cJSON_AddStringToObject(f, "models", srv.cfg.models);
-    cJSON_AddStringToObject(f, "version", CHARRNN_VERSION);
-    cJSON_AddNumberToObject(f, "workers", srv.cfg.workers);
-    cJSON_AddBoolToObject(f, "row_split", srv.cfg.row_split);
-    cJSON_AddStringToObject(f, "kernel", charrnn_kernel_name());
-    cJSON_AddNumberToObject(f, "max_concurrent", srv.cfg.max_concurrent);
-    cJSON_AddNumberToObject(f, "max_queue", srv.cfg.max_queue);
-    cJSON_AddNumberToObject(f, "state_cache_mb", (double)srv.cfg.state_cache_mb);
-    log_json("info", "listening", f);
-    write_address_file(&srv);
-    if (!api_keys_enabled(srv.keys) && !srv.loopback)
-        log_json("warn",
-                 "no --api-key-file on a non-loopback listener: /sample, /score, /v1 and "
-                 "/models are open to anyone who reaches the port",
-                 NULL);
+    announce(&srv);
 
     /* Polling and SIGHUP reloads run on their own thread: however long a
      * scan takes, this thread answers signals at once. */
@@ -208,30 +265,7 @@ int main(int argc, char **argv)
         log_json("fatal", "cannot start the model directory thread", NULL);
         return 1;
     }
-    for (;;) {
-        int sig = sigwaitinfo(&sigs, NULL);
-        if (sig == SIGTERM || sig == SIGINT) {
-            f = cJSON_CreateObject();
-            cJSON_AddStringToObject(f, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            log_json("info", "shutting down", f);
-            break;
-        }
-        if (sig == SIGHUP) {
-            if (srv.cfg.api_key_file[0])
-                load_keys(&srv);
-            rescan_force(rs);
-        }
-    }
-    drain(&srv);
-    int scan_over = rescan_stop(rs, 5);
-    engine_free(srv.eng);
-    if (scan_over) /* else a scan still uses it: the exit frees it */
-        store_free(srv.store);
-    metrics_free(srv.met);
-    state_cache_free(srv.cache);
-    api_keys_free(srv.keys);
-    if (srv.cfg.address_file[0])
-        unlink(srv.cfg.address_file);
-    log_json("info", "stopped", NULL);
+    wait_for_stop(&srv, &sigs, rs);
+    stop(&srv, rs);
     return 0;
 }

@@ -10,41 +10,16 @@
 #include "charrnn/vocab.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define INVALID "invalid_request_error"
 
-static const char *const v1_fields[] = {"model",
-                                        "prompt",
-                                        "max_tokens",
-                                        "temperature",
-                                        "top_p",
-                                        "min_p",
-                                        "n",
-                                        "stream",
-                                        "stream_options",
-                                        "logprobs",
-                                        "echo",
-                                        "stop",
-                                        "seed",
-                                        "user",
-                                        "logit_bias",
-                                        "suffix",
-                                        "best_of",
-                                        "presence_penalty",
-                                        "frequency_penalty",
-                                        "repetition_penalty",
-                                        "penalty_window",
-                                        "regex",
-                                        "guided_regex"};
-#define NV1 (sizeof v1_fields / sizeof *v1_fields)
-
 typedef struct v1_ctx {
     const serve_config *cfg;
     completion_request *r;
-    int best_of; /* 0 = not given */
     int has_stream_options;
 } v1_ctx;
 
@@ -170,111 +145,166 @@ static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *er
     return 0;
 }
 
-static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
+static int v1_model(void *ctx, const cJSON *v, span src, api_error *err)
 {
+    v1_ctx *c = ctx;
     char shown[208];
+    if (!cJSON_IsString(v))
+        return api_fail(err, 400, INVALID, "model", "'model' must be a string");
+    if (json_has_nul(src)) /* cJSON would cut the name there: another model */
+        return api_fail(err, 400, INVALID, "model",
+                        "'model' contains U+0000, which is not supported");
+    if (!store_name_valid(v->valuestring))
+        return api_fail(err, 404, "not_found_error", "model", "model '%s' not found",
+                        echo_str(shown, sizeof shown, v->valuestring));
+    return (c->r->model = strdup(v->valuestring)) ? 0 : oom(err);
+}
+
+static int v1_prompt(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    return parse_prompt(c->r, v, src, c->cfg, err);
+}
+
+static int v1_max_tokens(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    double d;
+    if (json_get_int(v, "max_tokens", 0, (double)c->cfg->max_length, &d, err))
+        return -1;
+    c->r->p.length = (size_t)d;
+    return 0;
+}
+
+/* the sampler's limits; unlike /sample's top_p, no rounding up of a value
+ * too small for a float */
+static int v1_top_p(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    double d;
+    if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
+        return -1;
+    c->r->p.top_p = (float)d;
+    return 0;
+}
+
+/* regex, or guided_regex as vLLM spells it */
+static int v1_regex(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    if (c->r->regex)
+        return api_fail(err, 400, INVALID, "regex", "give 'regex' or 'guided_regex', not both");
+    return sample_regex_member(v, src, &c->r->regex, err);
+}
+
+static int v1_bool(const cJSON *v, int *out, api_error *err)
+{
+    if (!cJSON_IsBool(v))
+        return api_fail(err, 400, INVALID, v->string, "'%s' must be a boolean", v->string);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int v1_stream(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    return v1_bool(v, &c->r->stream, err);
+}
+
+static int v1_echo(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    return v1_bool(v, &c->r->echo, err);
+}
+
+static int v1_stream_options(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(v, "include_usage");
+    if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != (u ? 1 : 0) || (u && !cJSON_IsBool(u)))
+        return api_fail(err, 400, INVALID, "stream_options",
+                        "'stream_options' must be an object with at most "
+                        "'include_usage' (a boolean)");
+    c->r->include_usage = u && cJSON_IsTrue(u);
+    c->has_stream_options = 1;
+    return 0;
+}
+
+static int v1_stop(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    return parse_stop(c->r, v, src, err);
+}
+
+static int v1_seed(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    if (json_get_seed(v, src, &c->r->seed, err))
+        return -1;
+    c->r->has_seed = 1;
+    return 0;
+}
+
+static int v1_user(void *ctx, const cJSON *v, span src, api_error *err)
+{
     v1_ctx *c = ctx;
     completion_request *r = c->r;
-    const char *k = v->string;
-    double d;
-    if (!strcmp(k, "model")) {
-        if (!cJSON_IsString(v))
-            return api_fail(err, 400, INVALID, k, "'model' must be a string");
-        if (json_has_nul(src)) /* cJSON would cut the name there: another model */
-            return api_fail(err, 400, INVALID, k,
-                            "'model' contains U+0000, which is not supported");
-        if (!store_name_valid(v->valuestring))
-            return api_fail(err, 404, "not_found_error", k, "model '%s' not found",
-                            echo_str(shown, sizeof shown, v->valuestring));
-        return (r->model = strdup(v->valuestring)) ? 0 : oom(err);
-    }
-    if (!strcmp(k, "prompt"))
-        return parse_prompt(r, v, src, c->cfg, err);
-    if (!strcmp(k, "max_tokens")) {
-        if (json_get_int(v, k, 0, (double)c->cfg->max_length, &d, err))
-            return -1;
-        r->p.length = (size_t)d;
-        return 0;
-    }
-    if (!strcmp(k, "temperature") || !strcmp(k, "top_p")) { /* the sampler's limits */
-        int t = !strcmp(k, "temperature");
-        if (json_get_sample_number(v, t ? CHARRNN_SAMPLE_TEMPERATURE : CHARRNN_SAMPLE_TOP_P, &d,
-                                   err))
-            return -1;
-        *(t ? &r->p.temperature : &r->p.top_p) = (float)d;
-        return 0;
-    }
-    if (!strcmp(k, "min_p")) { /* vLLM's extension, the sampler's limits */
-        if (json_get_sample_number(v, CHARRNN_SAMPLE_MIN_P, &d, err))
-            return -1;
-        r->p.min_p = (float)d;
-        return 0;
-    }
-    if (!strcmp(k, "regex") || !strcmp(k, "guided_regex")) { /* vLLM spells it guided_regex */
-        if (r->regex)
-            return api_fail(err, 400, INVALID, "regex", "give 'regex' or 'guided_regex', not both");
-        return sample_regex_member(v, src, &r->regex, err);
-    }
-    if (!strcmp(k, "n")) {
-        if (json_get_int(v, k, 1, V1_MAX_N, &d, err))
-            return -1;
-        r->n = (int)d;
-        return 0;
-    }
-    if (!strcmp(k, "stream") || !strcmp(k, "echo")) {
-        if (!cJSON_IsBool(v))
-            return api_fail(err, 400, INVALID, k, "'%s' must be a boolean", k);
-        *(!strcmp(k, "stream") ? &r->stream : &r->echo) = cJSON_IsTrue(v);
-        return 0;
-    }
-    if (!strcmp(k, "stream_options")) {
-        const cJSON *u = cJSON_GetObjectItemCaseSensitive(v, "include_usage");
-        if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != (u ? 1 : 0) || (u && !cJSON_IsBool(u)))
-            return api_fail(err, 400, INVALID, k,
-                            "'stream_options' must be an object with at most "
-                            "'include_usage' (a boolean)");
-        r->include_usage = u && cJSON_IsTrue(u);
-        c->has_stream_options = 1;
-        return 0;
-    }
-    if (!strcmp(k, "logprobs")) {
-        if (json_get_int(v, k, 0, V1_MAX_LOGPROBS, &d, err))
-            return -1;
-        r->logprobs = (int)d;
-        return 0;
-    }
-    if (!strcmp(k, "stop"))
-        return parse_stop(r, v, src, err);
-    if (!strcmp(k, "seed")) {
-        if (json_get_seed(v, src, &r->seed, err))
-            return -1;
-        r->has_seed = 1;
-        return 0;
-    }
-    if (!strcmp(k, "user")) {
-        if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof r->user)
-            return api_fail(err, 400, INVALID, k, "'user' must be a string of at most %zu bytes",
-                            sizeof r->user - 1);
-        snprintf(r->user, sizeof r->user, "%s", v->valuestring);
-        return 0;
-    }
-    if (!strcmp(k, "logit_bias"))
-        return parse_logit_bias(r, v, err);
-    if (!strcmp(k, "suffix")) {
-        if (!cJSON_IsString(v) || v->valuestring[0])
-            return api_fail(err, 400, INVALID, k,
-                            "'suffix' is only supported empty (insertion is not supported)");
-        return 0;
-    }
-    if (!strcmp(k, "best_of")) {
-        if (json_get_int(v, k, 1, V1_MAX_N, &d, err))
-            return -1;
-        c->best_of = (int)d;
-        return 0;
-    }
-    /* presence_penalty, frequency_penalty (OpenAI's), repetition_penalty,
-     * penalty_window: /sample's definitions */
-    return sample_penalty_member(v, &r->p, err);
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof r->user)
+        return api_fail(err, 400, INVALID, "user", "'user' must be a string of at most %zu bytes",
+                        sizeof r->user - 1);
+    snprintf(r->user, sizeof r->user, "%s", v->valuestring);
+    return 0;
+}
+
+static int v1_logit_bias(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    return parse_logit_bias(c->r, v, err);
+}
+
+static int v1_suffix(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    if (!cJSON_IsString(v) || v->valuestring[0])
+        return api_fail(err, 400, INVALID, "suffix",
+                        "'suffix' is only supported empty (insertion is not supported)");
+    return 0;
+}
+
+/* The fields of /v1/completions (sample_field). The plain sampling numbers
+ * are /sample's definitions: temperature, min_p (vLLM's extension),
+ * presence_penalty, frequency_penalty (OpenAI's), repetition_penalty,
+ * penalty_window. */
+static const sample_field v1_rows[] = {
+    {"model", .parse = v1_model},
+    {"prompt", .parse = v1_prompt},
+    {"max_tokens", .parse = v1_max_tokens},
+    {"temperature", .number = CHARRNN_SAMPLE_TEMPERATURE},
+    {"top_p", .parse = v1_top_p},
+    {"min_p", .number = CHARRNN_SAMPLE_MIN_P},
+    {"n", .lo = 1, .hi = V1_MAX_N, .int_at = offsetof(completion_request, n)},
+    {"stream", .parse = v1_stream},
+    {"stream_options", .parse = v1_stream_options},
+    {"logprobs", .lo = 0, .hi = V1_MAX_LOGPROBS, .int_at = offsetof(completion_request, logprobs)},
+    {"echo", .parse = v1_echo},
+    {"stop", .parse = v1_stop},
+    {"seed", .parse = v1_seed},
+    {"user", .parse = v1_user},
+    {"logit_bias", .parse = v1_logit_bias},
+    {"suffix", .parse = v1_suffix},
+    {"best_of", .lo = 1, .hi = V1_MAX_N, .int_at = offsetof(completion_request, best_of)},
+    {"presence_penalty", .number = CHARRNN_SAMPLE_PRESENCE_PENALTY},
+    {"frequency_penalty", .number = CHARRNN_SAMPLE_FREQUENCY_PENALTY},
+    {"repetition_penalty", .number = CHARRNN_SAMPLE_REPETITION_PENALTY},
+    {"penalty_window", .number = CHARRNN_SAMPLE_PENALTY_WINDOW},
+    {"regex", .parse = v1_regex},
+    {"guided_regex", .parse = v1_regex},
+};
+#define NV1 (sizeof v1_rows / sizeof v1_rows[0])
+
+static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
+{
+    v1_ctx *c = ctx;
+    return sample_field_member(v1_rows, c->r, &c->r->p, c, v, src, err);
 }
 
 void completion_request_clear(completion_request *r)
@@ -303,8 +333,10 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
         r->p.length = (size_t)cfg->max_length;
     r->n = 1;
     r->logprobs = -1;
-    v1_ctx c = {cfg, r, 0, 0};
-    int rc = json_object_parse(body, len, v1_fields, NV1, v1_member, &c, err);
+    const char *names[NV1];
+    sample_field_names(v1_rows, NV1, names);
+    v1_ctx c = {cfg, r, 0};
+    int rc = json_object_parse(body, len, names, NV1, v1_member, &c, err);
     if (!rc && !r->n_prompt)
         rc = api_fail(err, 400, INVALID, "prompt", "'prompt' is required");
     /* the server's per-request limit (--max-choices-per-request), within the
@@ -317,19 +349,18 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
                       "%zu prompts x n %d = %zu choices; the limit is %zu per request "
                       "(--max-choices-per-request)",
                       r->n_prompt, r->n, r->n_prompt * (size_t)r->n, max_choices);
-    r->best_of = c.best_of;
-    if (!rc && c.best_of && c.best_of < r->n)
+    if (!rc && r->best_of && r->best_of < r->n)
         rc = api_fail(err, 400, INVALID, "best_of", "'best_of' (%d) must be at least n (%d)",
-                      c.best_of, r->n);
-    if (!rc && c.best_of > r->n && r->stream)
+                      r->best_of, r->n);
+    if (!rc && r->best_of > r->n && r->stream)
         rc = api_fail(err, 400, INVALID, "best_of",
                       "'best_of' cannot be used with stream: the candidates are ranked once "
                       "they are all generated");
-    if (!rc && c.best_of > r->n && r->n_prompt * (size_t)c.best_of > max_choices)
+    if (!rc && r->best_of > r->n && r->n_prompt * (size_t)r->best_of > max_choices)
         rc = api_fail(err, 400, INVALID, "best_of",
                       "%zu prompts x best_of %d = %zu candidates; the limit is %zu per request "
                       "(--max-choices-per-request)",
-                      r->n_prompt, c.best_of, r->n_prompt * (size_t)c.best_of, max_choices);
+                      r->n_prompt, r->best_of, r->n_prompt * (size_t)r->best_of, max_choices);
     if (!rc && r->logprobs >= 0) { /* every choice: its generated characters, and the echo */
         size_t chars = 0;
         for (size_t i = 0; i < r->n_prompt; i++)
