@@ -2,7 +2,7 @@
  * (the headers test fails when one is missing here). The math (charrnn_math)
  * is status, rng, vocab, model, layers, optim, trainer, sampler (with the
  * sampling parameters and the prefill of a prime), logprob, lowp, rowsplit,
- * stream_loss and comm; the rest is libcharrnn's formats and orchestration on
+ * stream_loss, comm and inspect; the rest is libcharrnn's formats and orchestration on
  * top of it. */
 #ifndef CHARRNN_CHARRNN_H
 #define CHARRNN_CHARRNN_H
@@ -12,6 +12,7 @@
 #include "charrnn/data.h"
 #include "charrnn/evaluate.h"
 #include "charrnn/fileio.h"
+#include "charrnn/inspect.h"
 #include "charrnn/layers.h"
 #include "charrnn/logprob.h"
 #include "charrnn/lossplot.h"
