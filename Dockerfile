@@ -1,4 +1,4 @@
-# charrnn: the sampling daemon, with charrnn-train and charrnn-sample beside it.
+# charrnn: the sampling daemon, with charrnn-train, charrnn-sample and charrnn-convert beside it.
 #
 #   docker build -t charrnn .
 #   docker run -p 8080:8080 charrnn                      # serves /models (the default model)
@@ -37,7 +37,7 @@ RUN meson setup /build --buildtype=release -Dtests=false -Dnative=false -Dmpi=di
       --prefix=/usr/local \
  && meson compile -C /build \
  && meson install -C /build --strip --destdir /out \
- && for b in charrnn-serve charrnn-train charrnn-sample; do \
+ && for b in charrnn-serve charrnn-train charrnn-sample charrnn-convert; do \
       test -x /out/usr/local/bin/$b || { echo "meson install did not install $b" >&2; exit 1; }; \
     done
 # charrnn-train once more, with Open MPI, for the training image only.
@@ -83,14 +83,18 @@ RUN apt-get update \
 COPY --from=build /out/usr/local/ /usr/local/
 COPY deploy/docker/entrypoint.sh /usr/local/bin/charrnn-entrypoint
 COPY deploy/docker/healthcheck.sh /usr/local/bin/charrnn-healthcheck
-# The default model, owned by the runtime user so a trainer in the same image
+# The default model (only it: other models in deploy/models stay out, see
+# .dockerignore), owned by the runtime user so a trainer in the same image
 # can publish next to it. VOLUME comes after the COPY: a new named volume
 # starts as a copy of this directory. /checkpoints is there so that a volume
 # mounted on it is writable by the trainer too.
-COPY --chown=10001:10001 deploy/models/ /models/
+COPY --chown=10001:10001 deploy/models/shakespeare.safetensors /models/
 VOLUME ["/models"]
 
+# CHARRNN_ADDRESS_FILE: the daemon writes the address it bound there, and the
+# health check reads it, so `docker run IMAGE --listen 0.0.0.0:9090` stays healthy.
 ENV CHARRNN_LISTEN=0.0.0.0:8080 \
+    CHARRNN_ADDRESS_FILE=/tmp/charrnn-serve.address \
     CHARRNN_MODELS=/models \
     CHARRNN_DEFAULT_MODEL=shakespeare
 EXPOSE 8080

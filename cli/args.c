@@ -67,6 +67,14 @@ int parse_sample_stop(const char *flag, size_t n_before, const char *s)
     return 1;
 }
 
+int parse_sample_length(const char *flag, charrnn_sample_field f, const char *s)
+{
+    char why[CHARRNN_ERR_MAX];
+    if (charrnn_sample_check_number(f, (double)strlen(s), why, sizeof why))
+        return bad(flag, "%s", why);
+    return 1;
+}
+
 int parse_choice(const char *flag, const char *s, int valid, const char *choices)
 {
     return valid ? 1 : bad(flag, "'%s' is not %s", s, choices);

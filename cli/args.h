@@ -38,6 +38,8 @@ int parse_sample_number(const char *flag, charrnn_sample_field field, const char
 /* One more stop string after n_before others: the count and the length, by
  * the same table. */
 int parse_sample_stop(const char *flag, size_t n_before, const char *s);
+/* A string field whose length the table bounds (regex: its bytes). */
+int parse_sample_length(const char *flag, charrnn_sample_field f, const char *s);
 /* valid is the verdict of a name parser (charrnn_cell_parse...); when false,
  * reports "'S' is not CHOICES". */
 int parse_choice(const char *flag, const char *s, int valid, const char *choices);

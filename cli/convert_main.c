@@ -119,16 +119,11 @@ int main(int argc, char **argv)
                           charrnn_dtype_name(src->dtype));
     if (rc == CHARRNN_OK)
         rc = charrnn_model_reduce(src, dt, &dst, err, sizeof err);
-    if (rc == CHARRNN_OK)
-        rc = charrnn_checkpoint_save(out, dst, charrnn_st_meta_get(f, "train"), NULL, err,
-                                     sizeof err);
-    if (rc == CHARRNN_OK)
-        printf("%s: %s %dx%d, %zu parameters, matrices in %s\n", out,
-               charrnn_cell_name(dst->cfg.cell), dst->cfg.num_layers, dst->cfg.hidden_size,
-               dst->num_params, charrnn_dtype_name(dt));
+    /* --eval runs before anything is written: a command that fails (a text with
+     * characters outside the vocabulary, say) leaves no OUTPUT behind. */
+    charrnn_split sp[3];
+    double l0 = NAN, s0 = NAN, s1 = NAN;
     if (rc == CHARRNN_OK && eval) {
-        charrnn_split sp[3];
-        double l0 = NAN, s0 = NAN, s1 = NAN;
         rc = charrnn_corpus_load(eval, src->vocab, &corpus, err, sizeof err);
         if (rc == CHARRNN_OK)
             rc = val_split(f, corpus, sp, err, sizeof err);
@@ -138,11 +133,18 @@ int main(int argc, char **argv)
             rc = charrnn_evaluate_served(src, &sp[1], &s0, err, sizeof err);
         if (rc == CHARRNN_OK)
             rc = charrnn_evaluate_served(dst, &sp[1], &s1, err, sizeof err);
-        if (rc == CHARRNN_OK)
-            printf("validation loss (%zu characters): f32 %.6f (as trained), f32 %.6f (as "
-                   "served), %s %.6f (as served), difference %+.6f nats/char\n",
-                   sp[1].n, l0, s0, charrnn_dtype_name(dt), s1, s1 - l0);
     }
+    if (rc == CHARRNN_OK)
+        rc = charrnn_checkpoint_save(out, dst, charrnn_st_meta_get(f, "train"), NULL, err,
+                                     sizeof err);
+    if (rc == CHARRNN_OK)
+        printf("%s: %s %dx%d, %zu parameters, matrices in %s\n", out,
+               charrnn_cell_name(dst->cfg.cell), dst->cfg.num_layers, dst->cfg.hidden_size,
+               dst->num_params, charrnn_dtype_name(dt));
+    if (rc == CHARRNN_OK && eval)
+        printf("validation loss (%zu characters): f32 %.6f (as trained), f32 %.6f (as "
+               "served), %s %.6f (as served), difference %+.6f nats/char\n",
+               sp[1].n, l0, s0, charrnn_dtype_name(dt), s1, s1 - l0);
     if (rc != CHARRNN_OK)
         fprintf(stderr, "charrnn-convert: %s\n", err);
     charrnn_corpus_free(corpus);

@@ -44,7 +44,7 @@ int flag_table_take(const flag_row *rows, size_t n, void *base, unsigned char *s
         case FLAG_FLOAT: return parse_float(r->name, v, r->lo, r->hi, dst);
         case FLAG_DOUBLE: return parse_double(r->name, v, r->lo, r->hi, dst);
         case FLAG_U64: return parse_u64(r->name, v, dst);
-        case FLAG_CUSTOM: return r->parse(r->name, v, dst);
+        case FLAG_CUSTOM: return r->parse(r->name, v, dst, r->aux);
         case FLAG_SWITCH: break;
         }
     }

@@ -25,14 +25,16 @@ typedef struct flag_row {
     size_t offset; /* of the value in the front end's options struct */
     double lo, hi;
     /* FLAG_CUSTOM: parses v into dst, reporting a bad value as args.h's
-     * parsers do (0), 1 when taken. */
-    int (*parse)(const char *flag, const char *v, void *dst);
+     * parsers do (0), 1 when taken; aux is the row's (e.g. a sampling
+     * field). */
+    int (*parse)(const char *flag, const char *v, void *dst, int aux);
     /* Optional: the default at dst as the flag takes it (FLAG_CUSTOM, or a
      * number whose default reads better as a word); NULL: printed by kind. */
     void (*show)(const void *dst, char *buf, size_t n);
     const char *arg;  /* the value's name in the usage ("N"); NULL for a switch */
     const char *help; /* lines separated by '\n'; the default is appended */
     int no_default;   /* 1: print no default (a path, a switch) */
+    int aux;          /* passed to parse() */
 } flag_row;
 
 /* args_parse's one() for a table: matches argv[*i] against the rows, stores

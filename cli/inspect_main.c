@@ -24,8 +24,9 @@ typedef struct opts {
     unsigned char seen[16];
 } opts;
 
-static int parse_state(const char *flag, const char *v, void *dst)
+static int parse_state(const char *flag, const char *v, void *dst, int aux)
 {
+    (void)aux;
     int ok = !strcmp(v, "cell") || !strcmp(v, "hidden");
     if (ok)
         *(charrnn_state_kind *)dst = strcmp(v, "cell") ? CHARRNN_STATE_HIDDEN : CHARRNN_STATE_CELL;
@@ -39,23 +40,24 @@ static void show_state(const void *dst, char *buf, size_t n)
 
 #define O(field) offsetof(opts, field)
 static const flag_row rows[] = {
-    {"--checkpoint", FLAG_STR, O(checkpoint), 0, 0, NULL, NULL, "FILE", "model (safetensors)", 1},
-    {"--text", FLAG_STR, O(text), 0, 0, NULL, NULL, "FILE", "text to read (UTF-8)", 1},
+    {"--checkpoint", FLAG_STR, O(checkpoint), 0, 0, NULL, NULL, "FILE", "model (safetensors)", 1,
+     0},
+    {"--text", FLAG_STR, O(text), 0, 0, NULL, NULL, "FILE", "text to read (UTF-8)", 1, 0},
     {"--tail", FLAG_LONG, O(tail), 0, 1e9, NULL, NULL, "N",
-     "read only the last N characters of the file (0: all)", 0},
-    {"--top", FLAG_INT, O(top), 1, 100, NULL, NULL, "N", "units listed per feature", 0},
+     "read only the last N characters of the file (0: all)", 0, 0},
+    {"--top", FLAG_INT, O(top), 1, 100, NULL, NULL, "N", "units listed per feature", 0, 0},
     {"--decimals", FLAG_INT, O(decimals), 0, 9, NULL, NULL, "D",
-     "values rounded as /inspect serves them before r is taken", 0},
+     "values rounded as /inspect serves them before r is taken", 0, 0},
     {"--span", FLAG_LONG, O(span_start), 0, 1e9, NULL, NULL, "START",
-     "span match: the span's first character (0-based, in the text read)", 1},
+     "span match: the span's first character (0-based, in the text read)", 1, 0},
     {"--span-end", FLAG_LONG, O(span_end), 1, 1e9, NULL, NULL, "END",
-     "span match: one past the span's last character", 1},
+     "span match: one past the span's last character", 1, 0},
     {"--threshold", FLAG_DOUBLE, O(threshold), -1e9, 1e9, NULL, NULL, "X",
-     "span match: a unit is on above X", 0},
+     "span match: a unit is on above X", 0, 0},
     {"--layer", FLAG_INT, O(layer), 1, CHARRNN_MAX_LAYERS, NULL, NULL, "L",
-     "span match: the layer (1 is nearest the input)", 0},
+     "span match: the layer (1 is nearest the input)", 0, 0},
     {"--state", FLAG_CUSTOM, O(state), 0, 0, parse_state, show_state, "cell|hidden",
-     "span match: the state", 0},
+     "span match: the state", 0, 0},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 _Static_assert(NROWS <= sizeof(((opts *)0)->seen), "opts.seen holds a byte per row");

@@ -1,5 +1,6 @@
 /* charrnn-sample: print text sampled from a checkpoint (prime, then continuation). */
 #include "args.h"
+#include "flag_table.h"
 #include "charrnn/checkpoint.h"
 #include "charrnn/lowp.h"
 #include "charrnn/rowsplit.h"
@@ -7,46 +8,13 @@
 #include "charrnn/status.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define MAX_THREADS 64
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: charrnn-sample --checkpoint FILE [options]\n"
-            "\n"
-            "Prints the prime text followed by sampled characters on stdout (as char-rnn's\n"
-            "sample.lua). The output is a pure function of the checkpoint and the options.\n"
-            "\n"
-            "  --checkpoint FILE   model to sample from\n"
-            "  --length N          characters to generate (200)\n"
-            "  --prime TEXT        text fed to the model first (\"\")\n"
-            "  --temperature T     0 = argmax, else 0 < T <= 10 (1.0)\n"
-            "  --seed N            random seed, unsigned 64-bit (random, below 2^53; printed with\n"
-            "                      --verbose)\n"
-            "  --top-k K           keep the K most likely characters (0 = off)\n"
-            "  --top-p P           nucleus sampling, 0 < P <= 1 (1 = off)\n"
-            "  --min-p P           drop characters less likely than P times the most likely\n"
-            "                      one, 0 <= P <= 1 (0 = off; after top-k and top-p)\n"
-            "  --repetition-penalty R  divide a positive logit (multiply a negative one) of\n"
-            "                      every character in the window by R, 0 < R <= 10 (1 = off)\n"
-            "  --presence-penalty A    subtract A from the logit of every character in the\n"
-            "                      window, -2 <= A <= 2 (0 = off)\n"
-            "  --frequency-penalty F   subtract F times its count in the window, -2..2 (0)\n"
-            "  --penalty-window N  the penalties' window: the last N characters of the prime\n"
-            "                      and the generated text, 1..%d (%d)\n"
-            "  --stop TEXT         stop after generating TEXT (repeatable, up to %d)\n"
-            "  --threads N         threads for the one stream, 1..%d (1): each step's rows are\n"
-            "                      split across them (same text; faster where the cores are free)\n"
-            "  --verbose           diagnostics on stderr\n"
-            "  --help\n",
-            CHARRNN_MAX_PENALTY_WINDOW, CHARRNN_DEFAULT_PENALTY_WINDOW, CHARRNN_MAX_STOP,
-            MAX_THREADS);
-}
 
 static int write_out(void *ctx, const char *bytes, size_t len)
 {
@@ -58,83 +26,138 @@ typedef struct opts {
     charrnn_sample_params p;
     const char *ckpt, *prime;
     const char *stops[CHARRNN_MAX_STOP];
-    int verbose, have_seed, threads;
+    int verbose, threads;
+    unsigned char seen[32]; /* the rows given (flag_table_take) */
 } opts;
+
+/* A sampling number (aux: its charrnn_sample_field), checked by the
+ * library's table of limits, into the params' field of its type. */
+static int parse_float_field(const char *flag, const char *v, void *dst, int aux)
+{
+    double d;
+    if (!parse_sample_number(flag, (charrnn_sample_field)aux, v, &d))
+        return 0;
+    *(float *)dst = aux == CHARRNN_SAMPLE_TOP_P ? charrnn_sample_top_p(d) : (float)d;
+    return 1;
+}
+
+static int parse_int_field(const char *flag, const char *v, void *dst, int aux)
+{
+    double d;
+    if (!parse_sample_number(flag, (charrnn_sample_field)aux, v, &d))
+        return 0;
+    *(int *)dst = (int)d;
+    return 1;
+}
+
+static int parse_length(const char *flag, const char *v, void *dst, int aux)
+{
+    double d;
+    if (!parse_sample_number(flag, (charrnn_sample_field)aux, v, &d))
+        return 0;
+    *(size_t *)dst = (size_t)d;
+    return 1;
+}
+
+static int parse_regex(const char *flag, const char *v, void *dst, int aux)
+{
+    if (!parse_sample_length(flag, (charrnn_sample_field)aux, v))
+        return 0;
+    *(const char **)dst = v;
+    return 1;
+}
+
+/* --stop repeats: each one is appended (dst is the opts). */
+static int parse_stop(const char *flag, const char *v, void *dst, int aux)
+{
+    (void)aux;
+    opts *o = dst;
+    if (!parse_sample_stop(flag, o->p.n_stop, v))
+        return 0;
+    o->stops[o->p.n_stop++] = v;
+    return 1;
+}
+
+static void show_int(const void *dst, char *buf, size_t n)
+{
+    snprintf(buf, n, "%d", *(const int *)dst);
+}
+
+#define O(field) offsetof(opts, field)
+#define TEXT_(x) #x
+#define TEXT(x) TEXT_(x) /* a number macro's digits, in a help string */
+
+static const flag_row rows[] = {
+    {"--checkpoint", FLAG_STR, O(ckpt), 0, 0, NULL, NULL, "FILE", "model to sample from", 1, 0},
+    {"--length", FLAG_CUSTOM, O(p.length), 0, 0, parse_length, NULL, "N",
+     "characters to generate (200)", 1, CHARRNN_SAMPLE_LENGTH},
+    {"--prime", FLAG_STR, O(prime), 0, 0, NULL, NULL, "TEXT", "text fed to the model first (\"\")",
+     1, 0},
+    {"--temperature", FLAG_CUSTOM, O(p.temperature), 0, 0, parse_float_field, NULL, "T",
+     "0 = argmax, else 0 < T <= 10 (1.0)", 1, CHARRNN_SAMPLE_TEMPERATURE},
+    {"--seed", FLAG_U64, O(p.seed), 0, 0, NULL, NULL, "N",
+     "random seed, unsigned 64-bit (random, below 2^53; printed with\n--verbose)", 1, 0},
+    {"--top-k", FLAG_CUSTOM, O(p.top_k), 0, 0, parse_int_field, NULL, "K",
+     "keep the K most likely characters (0 = off)", 1, CHARRNN_SAMPLE_TOP_K},
+    {"--top-p", FLAG_CUSTOM, O(p.top_p), 0, 0, parse_float_field, NULL, "P",
+     "nucleus sampling, 0 < P <= 1 (1 = off)", 1, CHARRNN_SAMPLE_TOP_P},
+    {"--min-p", FLAG_CUSTOM, O(p.min_p), 0, 0, parse_float_field, NULL, "P",
+     "drop characters less likely than P times the most likely\none, 0 <= P <= 1 (0 = off; "
+     "after top-k and top-p)",
+     1, CHARRNN_SAMPLE_MIN_P},
+    {"--repetition-penalty", FLAG_CUSTOM, O(p.repetition_penalty), 0, 0, parse_float_field, NULL,
+     "R",
+     "divide a positive logit (multiply a negative one) of\nevery character in the window by R, "
+     "0 < R <= 10 (1 = off)",
+     1, CHARRNN_SAMPLE_REPETITION_PENALTY},
+    {"--presence-penalty", FLAG_CUSTOM, O(p.presence_penalty), 0, 0, parse_float_field, NULL, "A",
+     "subtract A from the logit of every character in the\nwindow, -2 <= A <= 2 (0 = off)", 1,
+     CHARRNN_SAMPLE_PRESENCE_PENALTY},
+    {"--frequency-penalty", FLAG_CUSTOM, O(p.frequency_penalty), 0, 0, parse_float_field, NULL, "F",
+     "subtract F times its count in the window, -2..2 (0)", 1, CHARRNN_SAMPLE_FREQUENCY_PENALTY},
+    {"--penalty-window", FLAG_CUSTOM, O(p.penalty_window), 0, 0, parse_int_field, show_int, "N",
+     "the penalties' window: the last N characters of the prime\nand the generated text, "
+     "1.." TEXT(CHARRNN_MAX_PENALTY_WINDOW),
+     0, CHARRNN_SAMPLE_PENALTY_WINDOW},
+    {"--stop", FLAG_CUSTOM, 0, 0, 0, parse_stop, NULL, "TEXT",
+     "stop after generating TEXT (repeatable, up to " TEXT(CHARRNN_MAX_STOP) ")", 1, 0},
+    {"--regex", FLAG_CUSTOM, O(p.regex), 0, 0, parse_regex, NULL, "PATTERN",
+     "the generated text must match PATTERN whole: characters\nthat leave no match possible are "
+     "never drawn; it stops\nonce it matches and cannot go on (docs/sampling.md)",
+     1, CHARRNN_SAMPLE_REGEX},
+    {"--threads", FLAG_INT, O(threads), 1, MAX_THREADS, NULL, NULL, "N",
+     "threads for the one stream, 1.." TEXT(
+         MAX_THREADS) " (1): each step's rows are\nsplit across them (same text; "
+                      "faster where the cores are free)",
+     1, 0},
+    {"--verbose", FLAG_SWITCH, O(verbose), 0, 0, NULL, NULL, NULL, "diagnostics on stderr", 1, 0},
+};
+#define NROWS (sizeof rows / sizeof rows[0])
+_Static_assert(NROWS <= sizeof(((opts *)0)->seen), "opts.seen holds a byte per row");
+
+static opts defaults(void)
+{
+    return (opts){.p = charrnn_sample_defaults(), .prime = "", .threads = 1};
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: charrnn-sample --checkpoint FILE [options]\n"
+            "\n"
+            "Prints the prime text followed by sampled characters on stdout (as char-rnn's\n"
+            "sample.lua). The output is a pure function of the checkpoint and the options.\n"
+            "\n");
+    const opts d = defaults();
+    flag_table_usage(f, rows, NROWS, &d);
+    fprintf(f, "  --help\n");
+}
 
 /* One command-line argument (args_parse's contract). */
 static int flag(void *ctx, int argc, char **argv, int *i)
 {
     opts *o = ctx;
-    const char *v;
-    double d;
-    int r;
-    if (!strcmp(argv[*i], "--verbose")) {
-        o->verbose = 1;
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--checkpoint", &v))) {
-        return r > 0 && (o->ckpt = v);
-    } else if ((r = arg_value(argc, argv, i, "--length", &v))) {
-        if (r < 0 || !parse_sample_number("--length", CHARRNN_SAMPLE_LENGTH, v, &d))
-            return 0;
-        o->p.length = (size_t)d;
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--prime", &v))) {
-        return r > 0 && (o->prime = v);
-    } else if ((r = arg_value(argc, argv, i, "--temperature", &v))) {
-        if (r < 0 || !parse_sample_number("--temperature", CHARRNN_SAMPLE_TEMPERATURE, v, &d))
-            return 0;
-        o->p.temperature = (float)d;
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--seed", &v))) {
-        o->have_seed = 1;
-        return r > 0 && parse_u64("--seed", v, &o->p.seed);
-    } else if ((r = arg_value(argc, argv, i, "--top-k", &v))) {
-        if (r < 0 || !parse_sample_number("--top-k", CHARRNN_SAMPLE_TOP_K, v, &d))
-            return 0;
-        o->p.top_k = (int)d;
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--top-p", &v))) {
-        if (r < 0 || !parse_sample_number("--top-p", CHARRNN_SAMPLE_TOP_P, v, &d))
-            return 0;
-        o->p.top_p = charrnn_sample_top_p(d);
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--min-p", &v))) {
-        if (r < 0 || !parse_sample_number("--min-p", CHARRNN_SAMPLE_MIN_P, v, &d))
-            return 0;
-        o->p.min_p = (float)d;
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--repetition-penalty", &v))) {
-        if (r < 0 ||
-            !parse_sample_number("--repetition-penalty", CHARRNN_SAMPLE_REPETITION_PENALTY, v, &d))
-            return 0;
-        o->p.repetition_penalty = (float)d;
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--presence-penalty", &v))) {
-        if (r < 0 ||
-            !parse_sample_number("--presence-penalty", CHARRNN_SAMPLE_PRESENCE_PENALTY, v, &d))
-            return 0;
-        o->p.presence_penalty = (float)d;
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--frequency-penalty", &v))) {
-        if (r < 0 ||
-            !parse_sample_number("--frequency-penalty", CHARRNN_SAMPLE_FREQUENCY_PENALTY, v, &d))
-            return 0;
-        o->p.frequency_penalty = (float)d;
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--penalty-window", &v))) {
-        if (r < 0 || !parse_sample_number("--penalty-window", CHARRNN_SAMPLE_PENALTY_WINDOW, v, &d))
-            return 0;
-        o->p.penalty_window = (int)d;
-        return 1;
-    } else if ((r = arg_value(argc, argv, i, "--threads", &v))) {
-        return r > 0 && parse_int("--threads", v, 1, MAX_THREADS, &o->threads);
-    } else if ((r = arg_value(argc, argv, i, "--stop", &v))) {
-        if (r < 0 || !parse_sample_stop("--stop", o->p.n_stop, v))
-            return 0;
-        o->stops[o->p.n_stop++] = v;
-        return 1;
-    }
-    return -1;
+    return flag_table_take(rows, NROWS, o, o->seen, argc, argv, i);
 }
 
 static void *help(void *rs)
@@ -168,7 +191,7 @@ static int run_stream(charrnn_stream *s, const charrnn_model *m, int threads)
 int main(int argc, char **argv)
 {
     charrnn_prog = "charrnn-sample";
-    opts o = {.p = charrnn_sample_defaults(), .prime = "", .threads = 1};
+    opts o = defaults();
     int pr = args_parse(argc, argv, flag, &o, usage);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
@@ -179,7 +202,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "charrnn-sample: --checkpoint is required (see --help)\n");
         return 2;
     }
-    if (!o.have_seed) {
+    if (!flag_table_seen(rows, NROWS, o.seen, "--seed")) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         uint64_t x = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;

@@ -191,23 +191,27 @@ typedef struct opts {
     unsigned char seen[32]; /* the rows given (flag_table_take) */
 } opts;
 
-static int parse_cell(const char *flag, const char *v, void *dst)
+static int parse_cell(const char *flag, const char *v, void *dst, int aux)
 {
+    (void)aux;
     return parse_choice(flag, v, !charrnn_cell_parse(v, dst), "lstm, gru or rnn");
 }
 
-static int parse_optimizer(const char *flag, const char *v, void *dst)
+static int parse_optimizer(const char *flag, const char *v, void *dst, int aux)
 {
+    (void)aux;
     return parse_choice(flag, v, !charrnn_optim_parse(v, dst), "adam or rmsprop");
 }
 
-static int parse_dtype(const char *flag, const char *v, void *dst)
+static int parse_dtype(const char *flag, const char *v, void *dst, int aux)
 {
+    (void)aux;
     return parse_choice(flag, v, !charrnn_dtype_parse(v, dst, NULL, 0), "f32, bf16 or int8");
 }
 
-static int parse_forget_bias(const char *flag, const char *v, void *dst)
+static int parse_forget_bias(const char *flag, const char *v, void *dst, int aux)
 {
+    (void)aux;
     if (!strcmp(v, "none")) {
         *(float *)dst = NAN;
         return 1;
@@ -235,68 +239,70 @@ static void show_forget_bias(const void *dst, char *buf, size_t n)
 #define BIG 1e12
 
 static const flag_row rows[] = {
-    {"--data", FLAG_STR, O(o.data_path), 0, 0, NULL, NULL, "FILE", "training text (UTF-8)", 1},
+    {"--data", FLAG_STR, O(o.data_path), 0, 0, NULL, NULL, "FILE", "training text (UTF-8)", 1, 0},
     {"--checkpoint-dir", FLAG_STR, O(o.checkpoint_dir), 0, 0, NULL, NULL, "DIR",
-     "where checkpoints go (created if missing)", 1},
-    {"--cell", FLAG_CUSTOM, O(o.cell), 0, 0, parse_cell, show_cell, "lstm|gru|rnn", "cell type", 0},
+     "where checkpoints go (created if missing)", 1, 0},
+    {"--cell", FLAG_CUSTOM, O(o.cell), 0, 0, parse_cell, show_cell, "lstm|gru|rnn", "cell type", 0,
+     0},
     {"--rnn-size", FLAG_INT, O(o.rnn_size), 1, CHARRNN_MAX_HIDDEN, NULL, NULL, "N",
-     "hidden units per layer", 0},
-    {"--num-layers", FLAG_INT, O(o.num_layers), 1, CHARRNN_MAX_LAYERS, NULL, NULL, "N", "layers",
+     "hidden units per layer", 0, 0},
+    {"--num-layers", FLAG_INT, O(o.num_layers), 1, CHARRNN_MAX_LAYERS, NULL, NULL, "N", "layers", 0,
      0},
     {"--dropout", FLAG_FLOAT, O(o.dropout), 0, 0.99, NULL, NULL, "P",
-     "dropout between layers, 0 <= P < 1", 0},
+     "dropout between layers, 0 <= P < 1", 0, 0},
     {"--seq-length", FLAG_INT, O(o.seq_length), 1, 100000, NULL, NULL, "N",
-     "characters per window, truncated BPTT length", 0},
-    {"--batch-size", FLAG_INT, O(o.batch_size), 1, 100000, NULL, NULL, "N", "parallel streams", 0},
+     "characters per window, truncated BPTT length", 0, 0},
+    {"--batch-size", FLAG_INT, O(o.batch_size), 1, 100000, NULL, NULL, "N", "parallel streams", 0,
+     0},
     {"--max-epochs", FLAG_DOUBLE, O(o.max_epochs), 1e-9, 1e9, NULL, NULL, "E",
-     "passes over the training data", 0},
+     "passes over the training data", 0, 0},
     {"--max-iters", FLAG_LONG, O(o.max_iters), 0, BIG, NULL, NULL, "N",
-     "stop after N iterations (0 = by epochs)", 1},
-    {"--learning-rate", FLAG_FLOAT, O(o.learning_rate), 1e-12, 10.0, NULL, NULL, "LR", "", 0},
+     "stop after N iterations (0 = by epochs)", 1, 0},
+    {"--learning-rate", FLAG_FLOAT, O(o.learning_rate), 1e-12, 10.0, NULL, NULL, "LR", "", 0, 0},
     {"--optimizer", FLAG_CUSTOM, O(o.optimizer), 0, 0, parse_optimizer, show_optimizer,
-     "adam|rmsprop", "", 0},
+     "adam|rmsprop", "", 0, 0},
     {"--lr-decay", FLAG_FLOAT, O(o.lr_decay), 1e-6, 1.0, NULL, NULL, "F",
-     "multiply the rate by F every epoch ...", 0},
+     "multiply the rate by F every epoch ...", 0, 0},
     {"--lr-decay-after", FLAG_DOUBLE, O(o.lr_decay_after), 0, 1e9, NULL, NULL, "E",
-     "... from epoch E on", 0},
+     "... from epoch E on", 0, 0},
     {"--grad-clip", FLAG_FLOAT, O(o.grad_clip), 0, 1e9, NULL, NULL, "C",
-     "clamp gradients to [-C, C], 0 = off", 0},
+     "clamp gradients to [-C, C], 0 = off", 0, 0},
     {"--train-frac", FLAG_DOUBLE, O(o.train_frac), 1e-9, 1.0, NULL, NULL, "F",
-     "first F of the text trains", 0},
+     "first F of the text trains", 0, 0},
     {"--val-frac", FLAG_DOUBLE, O(o.val_frac), 0, 1.0, NULL, NULL, "F",
-     "next F validates; the rest is test", 0},
+     "next F validates; the rest is test", 0, 0},
     {"--eval-every", FLAG_LONG, O(o.eval_every), 1, BIG, NULL, NULL, "N",
-     "validate and checkpoint every N iterations", 0},
+     "validate and checkpoint every N iterations", 0, 0},
     {"--stream-eval-chars", FLAG_LONG, O(o.stream_eval_chars), 0, BIG, NULL, NULL, "N",
      "each validation also reads the first N characters of the\n"
      "validation text as one stream, as a server does;\n0 = off",
-     0},
-    {"--seed", FLAG_U64, O(o.seed), 0, 0, NULL, NULL, "N", "random seed", 0},
+     0, 0},
+    {"--seed", FLAG_U64, O(o.seed), 0, 0, NULL, NULL, "N", "random seed", 0, 0},
     {"--init-range", FLAG_FLOAT, O(o.init.range), 0, 10.0, NULL, NULL, "R",
-     "initial weights uniform in [-R, R]; 0 = 1/sqrt(rnn-size),\nPyTorch's default", 0},
+     "initial weights uniform in [-R, R]; 0 = 1/sqrt(rnn-size),\nPyTorch's default", 0, 0},
     {"--forget-bias", FLAG_CUSTOM, O(o.init.forget_bias), 0, 0, parse_forget_bias, show_forget_bias,
-     "F|none", "LSTM: forget-gate part of bias_ih set to F; none = left\nas drawn", 0},
+     "F|none", "LSTM: forget-gate part of bias_ih set to F; none = left\nas drawn", 0, 0},
     {"--init-from", FLAG_STR, O(o.init_from), 0, 0, NULL, NULL, "FILE",
-     "start from a checkpoint (resumes exactly if it has state)", 1},
+     "start from a checkpoint (resumes exactly if it has state)", 1, 0},
     {"--publish", FLAG_STR, O(o.publish), 0, 0, NULL, NULL, "PATH",
-     "atomically publish the best model (slim) to PATH", 1},
+     "atomically publish the best model (slim) to PATH", 1, 0},
     {"--publish-dtype", FLAG_CUSTOM, O(o.publish_dtype), 0, 0, parse_dtype, NULL, "T",
-     "f32 (default), bf16 or int8: the published file's weights", 1},
+     "f32 (default), bf16 or int8: the published file's weights", 1, 0},
     {"--threads", FLAG_INT, O(threads), 0, 8, NULL, NULL, "N",
      "threads, each training a share of the batch (0 = cores /\n"
      "blas-threads, at most 8); deterministic for a given N\n"
      "(under mpirun: per rank; R ranks x N threads give the\n"
      "same bits as one process with R*N threads)",
-     1},
+     1, 0},
     {"--blas-threads", FLAG_INT, O(blas_threads), 1, 8, NULL, NULL, "N",
      "OpenBLAS threads inside each GEMM; threads x\nblas-threads above the core count "
      "oversubscribes",
-     0},
+     0, 0},
     {"--log", FLAG_STR, O(log_path), 0, 0, NULL, NULL, "FILE",
-     "also write one JSON object per line to FILE", 1},
+     "also write one JSON object per line to FILE", 1, 0},
     {"--print-every", FLAG_LONG, O(u.print_every), 1, 1e9, NULL, NULL, "N",
-     "JSON progress every N iterations", 0},
-    {"--quiet", FLAG_SWITCH, O(u.quiet), 0, 0, NULL, NULL, NULL, "no progress on stderr", 1},
+     "JSON progress every N iterations", 0, 0},
+    {"--quiet", FLAG_SWITCH, O(u.quiet), 0, 0, NULL, NULL, NULL, "no progress on stderr", 1, 0},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 _Static_assert(NROWS <= sizeof(((opts *)0)->seen), "opts.seen holds a byte per row");

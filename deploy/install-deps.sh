@@ -36,8 +36,9 @@ build_pkgs="meson ninja-build pkg-config gcc libc6-dev libopenblas-dev libmicroh
 # yamllint, python3-yaml, systemd: tests/deploy (systemd-analyze verify).
 # curl: end-to-end scripts. podman, debootstrap, procps (pgrep): tests/container/.
 # clang-format: the style suite (tests/style).
+# libpcre2-dev: the oracle of the regex engine's unit test and fuzz target.
 # chromium: the playground browser test (tests/playground, driven by playwright-core from npm).
-test_pkgs="python3 clang-format python3-torch python3-numpy python3-yaml yamllint curl procps systemd podman debootstrap debian-archive-keyring chromium clang libclang-rt-14-dev"
+test_pkgs="python3 clang-format python3-torch python3-numpy python3-yaml yamllint curl procps systemd podman debootstrap debian-archive-keyring chromium clang libclang-rt-14-dev libpcre2-dev"
 
 case $mode in
   runtime) pkgs=$runtime_pkgs ;;

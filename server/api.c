@@ -1,9 +1,12 @@
 /* The small endpoints: models, reload, health, readiness, metrics. */
+#define _GNU_SOURCE /* memmem */
 #include "charrnn/lowp.h"
+#include "charrnn/sha256.h"
 #include "log.h"
 #include "server.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +22,7 @@ static void rfc3339(double t, char *out, size_t n)
 }
 
 /* The default model given the store's list: the configured one, or the only one. */
-static int default_of(const server *srv, const charrnn_store_entry *list, size_t cnt, char *out,
-                      size_t n)
+static int default_of(const server *srv, const store_entry *list, size_t cnt, char *out, size_t n)
 {
     if (srv->cfg.default_model[0]) {
         snprintf(out, n, "%s", srv->cfg.default_model);
@@ -36,20 +38,20 @@ int default_model(server *srv, char *out, size_t n)
 {
     if (srv->cfg.default_model[0])
         return default_of(srv, NULL, 0, out, n);
-    charrnn_store_entry *list = NULL;
+    store_entry *list = NULL;
     size_t cnt = 0;
-    charrnn_store_list(srv->store, &list, &cnt);
+    store_list(srv->store, &list, &cnt);
     int ok = default_of(srv, list, cnt, out, n);
-    charrnn_store_list_free(list, cnt);
+    store_list_free(list, cnt);
     return ok;
 }
 
-cJSON *model_json(const charrnn_store_entry *e, const char *def)
+cJSON *model_json(const store_entry *e, const char *def)
 {
     char when[40];
     int has_def = def[0] != '\0';
     cJSON *o = cJSON_CreateObject();
-    const charrnn_store_model *v = e->current;
+    const store_model *v = e->current;
     cJSON_AddStringToObject(o, "name", e->name);
     cJSON_AddStringToObject(o, "status", v ? "ready" : "unavailable");
     cJSON_AddBoolToObject(o, "default", has_def && !strcmp(def, e->name));
@@ -88,19 +90,19 @@ cJSON *model_json(const charrnn_store_entry *e, const char *def)
 
 enum MHD_Result handle_models(req_ctx *c)
 {
-    charrnn_store_entry *list = NULL;
+    store_entry *list = NULL;
     size_t n = 0;
-    if (charrnn_store_list(c->srv->store, &list, &n) != CHARRNN_OK)
+    if (store_list(c->srv->store, &list, &n) != CHARRNN_OK)
         return respond_fail(c, 500, "server_error", NULL, "out of memory");
     /* One list for the whole answer (the default model was once looked up
      * per entry, listing the store again each time: quadratic). */
-    char def[CHARRNN_STORE_NAME_MAX + 1] = "";
+    char def[STORE_NAME_MAX + 1] = "";
     default_of(c->srv, list, n, def, sizeof def);
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "models");
     for (size_t i = 0; i < n; i++)
         cJSON_AddItemToArray(arr, model_json(&list[i], def));
-    charrnn_store_list_free(list, n);
+    store_list_free(list, n);
     if (def[0])
         cJSON_AddStringToObject(root, "default_model", def);
     else
@@ -111,23 +113,23 @@ enum MHD_Result handle_models(req_ctx *c)
 /* The entry of name as JSON, or NULL when the store has no such name. */
 static cJSON *find_model(server *srv, const char *name)
 {
-    charrnn_store_entry *list = NULL;
+    store_entry *list = NULL;
     size_t n = 0;
     cJSON *o = NULL;
-    charrnn_store_list(srv->store, &list, &n);
-    char def[CHARRNN_STORE_NAME_MAX + 1] = "";
+    store_list(srv->store, &list, &n);
+    char def[STORE_NAME_MAX + 1] = "";
     default_of(srv, list, n, def, sizeof def);
     for (size_t i = 0; i < n && !o; i++)
         if (!strcmp(list[i].name, name))
             o = model_json(&list[i], def);
-    charrnn_store_list_free(list, n);
+    store_list_free(list, n);
     return o;
 }
 
 enum MHD_Result handle_model(req_ctx *c)
 {
     const char *name = c->name;
-    cJSON *o = charrnn_store_name_valid(name) ? find_model(c->srv, name) : NULL;
+    cJSON *o = store_name_valid(name) ? find_model(c->srv, name) : NULL;
     if (!o)
         return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
     return respond_json(c, 200, o);
@@ -139,10 +141,10 @@ enum MHD_Result handle_model(req_ctx *c)
 enum MHD_Result handle_model_vocab(req_ctx *c)
 {
     const char *name = c->name;
-    const charrnn_store_model *v = NULL;
+    const store_model *v = NULL;
     char err[CHARRNN_ERR_MAX];
-    if (!charrnn_store_name_valid(name) ||
-        charrnn_store_acquire(c->srv->store, name, &v, err, sizeof err) != CHARRNN_OK)
+    if (!store_name_valid(name) ||
+        store_acquire(c->srv->store, name, &v, err, sizeof err) != CHARRNN_OK)
         return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
     const charrnn_vocab *vocab = v->model->vocab;
     const size_t n = charrnn_vocab_size(vocab);
@@ -163,7 +165,7 @@ enum MHD_Result handle_model_vocab(req_ctx *c)
         if (e)
             cJSON_AddItemToArray(arr, e);
     }
-    charrnn_store_release(v);
+    store_release(v);
     if (!ok) {
         cJSON_Delete(o);
         return respond_fail(c, 500, "server_error", NULL, "out of memory");
@@ -175,10 +177,10 @@ enum MHD_Result handle_reload(req_ctx *c)
 {
     server *srv = c->srv;
     const char *name = c->name;
-    if (!charrnn_store_name_valid(name))
+    if (!store_name_valid(name))
         return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found", name);
     char err[CHARRNN_ERR_MAX];
-    int rc = charrnn_store_reload(srv->store, name, err, sizeof err);
+    int rc = store_reload(srv->store, name, err, sizeof err);
     if (rc == CHARRNN_ENOTFOUND)
         return respond_fail(c, 404, "not_found_error", "model", "model '%s' not found: %s", name,
                             err);
@@ -195,17 +197,70 @@ enum MHD_Result handle_reload(req_ctx *c)
     return respond_json(c, 200, o);
 }
 
-/* Generated at build time from server/playground.html by embed_file. */
+/* Generated at build time from server/playground/playground.html by embed_file. */
 extern const unsigned char charrnn_playground_html[];
 extern const unsigned long charrnn_playground_html_len;
 
+/* Appends " 'sha256-<base64>'" for the text of each inline element of the
+ * page (between open and close, exactly as the browser hashes it). */
+static void add_inline_hashes(const char *page, size_t n, const char *open, const char *close,
+                              char *out, size_t outlen)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *end = page + n, *p = page;
+    while ((p = memmem(p, (size_t)(end - p), open, strlen(open))) != NULL) {
+        p += strlen(open);
+        const char *q = memmem(p, (size_t)(end - p), close, strlen(close));
+        if (!q)
+            break;
+        char hex[65];
+        unsigned char d[33] = {0}; /* the digest and a zero byte: 11 whole groups of 3 */
+        charrnn_sha256_hex(p, (size_t)(q - p), hex);
+        for (int i = 0; i < 32; i++)
+            sscanf(hex + 2 * i, "%2hhx", &d[i]);
+        char enc[45];
+        for (int i = 0, o = 0; i < 33; i += 3) {
+            unsigned v = (unsigned)d[i] << 16 | (unsigned)d[i + 1] << 8 | d[i + 2];
+            for (int k = 3; k >= 0; k--)
+                enc[o++] = b64[(v >> (6 * k)) & 63];
+        }
+        enc[43] = '='; /* 32 bytes: 43 characters and one pad */
+        enc[44] = '\0';
+        size_t used = strlen(out);
+        snprintf(out + used, outlen - used, " 'sha256-%s'", enc);
+        p = q + strlen(close);
+    }
+}
+
+static char playground_csp[1024];
+static pthread_once_t playground_csp_once = PTHREAD_ONCE_INIT;
+
+/* The page's policy: its own inline <script> and <style> by hash (computed
+ * from the embedded page, so it stays true when the page changes), requests
+ * to this origin only, and never in a frame. */
+static void playground_csp_build(void)
+{
+    const char *page = (const char *)charrnn_playground_html;
+    size_t n = charrnn_playground_html_len, k;
+    char *o = playground_csp;
+    snprintf(o, sizeof playground_csp, "default-src 'self'; script-src");
+    add_inline_hashes(page, n, "<script>", "</script>", o, sizeof playground_csp);
+    k = strlen(o);
+    snprintf(o + k, sizeof playground_csp - k, "; style-src");
+    add_inline_hashes(page, n, "<style>", "</style>", o, sizeof playground_csp);
+    k = strlen(o);
+    snprintf(o + k, sizeof playground_csp - k,
+             "; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+}
+
 enum MHD_Result handle_playground(req_ctx *c)
 {
+    pthread_once(&playground_csp_once, playground_csp_build);
     char *page = malloc(charrnn_playground_html_len);
     if (!page)
         return MHD_NO;
     memcpy(page, charrnn_playground_html, charrnn_playground_html_len);
-    return respond_text(c, 200, "text/html; charset=utf-8", page, charrnn_playground_html_len);
+    return respond_html(c, page, charrnn_playground_html_len, playground_csp);
 }
 
 enum MHD_Result handle_healthz(req_ctx *c)
@@ -217,12 +272,12 @@ enum MHD_Result handle_healthz(req_ctx *c)
 
 enum MHD_Result handle_readyz(req_ctx *c)
 {
-    charrnn_store_entry *list = NULL;
+    store_entry *list = NULL;
     size_t n = 0, loaded = 0;
-    charrnn_store_list(c->srv->store, &list, &n);
+    store_list(c->srv->store, &list, &n);
     for (size_t i = 0; i < n; i++)
         loaded += list[i].current != NULL;
-    charrnn_store_list_free(list, n);
+    store_list_free(list, n);
     cJSON *o = cJSON_CreateObject();
     int draining = atomic_load(&c->srv->draining);
     int ready = loaded > 0 && !draining;

@@ -1,5 +1,6 @@
 /* API keys (api_keys.h): the parsed file, checked by digest. */
 #include "api_keys.h"
+#include "buf.h"
 
 #include "charrnn/fileio.h"
 #include "charrnn/sha256.h"
@@ -181,13 +182,8 @@ static usage *usage_of(api_keys *k, const char *label)
     for (size_t i = 0; i < k->nuse; i++)
         if (!strcmp(k->use[i].label, label))
             return &k->use[i];
-    if (k->nuse == k->capuse) {
-        size_t nc = k->capuse ? 2 * k->capuse : 16;
-        usage *u = realloc(k->use, nc * sizeof *u);
-        if (!u)
-            return NULL;
-        k->use = u, k->capuse = nc;
-    }
+    if (buf_reserve(&k->use, &k->capuse, k->nuse + 1, sizeof *k->use))
+        return NULL;
     usage *u = &k->use[k->nuse++];
     memset(u, 0, sizeof *u);
     snprintf(u->label, sizeof u->label, "%s", label);

@@ -39,12 +39,17 @@ typedef struct opt {
 static const opt opts[] = {
     {"listen", "CHARRNN_LISTEN", OPT_STR, S(listen), 0, 0, "HOST:PORT",
      "address to listen on; port 0 picks a free port (default 127.0.0.1:8080)"},
+    {"address-file", "CHARRNN_ADDRESS_FILE", OPT_STR, S(address_file), 0, 0, "FILE",
+     "once listening, write the address actually bound (HOST:PORT, a line) to FILE, replacing "
+     "it atomically, so a health check or a script finds the port whatever --listen said "
+     "(the image's health check reads it); removed at exit (default: none)"},
     {"models", "CHARRNN_MODELS", OPT_STR, S(models), 0, 0, "DIR",
      "model directory: every NAME.safetensors in it is model NAME (default ./models)"},
     {"default-model", "CHARRNN_DEFAULT_MODEL", OPT_STR, S(default_model), 0, 0, "NAME",
      "model used when a request names none (default: the only model, if there is one)"},
     {"admin-token", "CHARRNN_ADMIN_TOKEN", OPT_STR, S(admin_token), 0, 0, "TOKEN",
-     "bearer token required by POST /models/{name}/reload (default: none required)"},
+     "bearer token required by POST /models/{name}/reload (default: none; then only a loopback "
+     "listener answers it, any other gets 403)"},
     {"max-body", "CHARRNN_MAX_BODY", OPT_SIZE, S(max_body), 64, 1 << 30, "BYTES",
      "largest request body accepted (default 65536)"},
     {"max-length", "CHARRNN_MAX_LENGTH", OPT_LONG, S(max_length), 1, 100000000, "N",
@@ -61,6 +66,15 @@ static const opt opts[] = {
      "generations running at once (default 64)"},
     {"max-queue", "CHARRNN_MAX_QUEUE", OPT_INT, S(max_queue), 0, 1000000, "N",
      "generations waiting for a slot before 503 (default 256)"},
+    {"max-client-share", "CHARRNN_MAX_CLIENT_SHARE", OPT_INT, S(max_client_share), 0, 1000000, "N",
+     "generations one client may hold, running and queued together, so one client cannot take "
+     "every slot; beyond it 429. A client is its API key, or without --api-key-file its IPv4 "
+     "address or IPv6 /64; 0 = no limit (default: half of --max-concurrent)"},
+    {"max-choices-per-request", "CHARRNN_MAX_CHOICES_PER_REQUEST", OPT_INT, S(max_choices), 1,
+     1000000, "N",
+     "choices one /v1/completions request may ask for, prompts x n (or x best_of), up to 64, "
+     "and candidates of a /sample best_of; at "
+     "most --max-client-share (default: a quarter of --max-concurrent)"},
     {"workers", "CHARRNN_WORKERS", OPT_INT, S(workers), 1, 1024, "N",
      "threads stepping generations (default: number of CPUs)"},
     {"worker-nice", "CHARRNN_WORKER_NICE", OPT_INT, S(worker_nice), 0, 19, "N",
@@ -105,7 +119,8 @@ static const opt opts[] = {
      "with --api-key-file, /metrics needs a key too (default off: a scraper needs none)"},
     {"cors-origin", "CHARRNN_CORS_ORIGIN", OPT_ORIGINS, S(cors_origins), 0, 0, "ORIGIN",
      "a web origin (http[s]://host[:port]) whose pages may call the API from a browser, with "
-     "CORS answers and preflight; repeat the flag for more (the variable takes a list). "
+     "CORS answers and preflight; repeat the flag for more (the variable takes a list "
+     "separated by spaces or commas). "
      "Requests from any other origin but the daemon's own get 403 (default: none)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -122,6 +137,8 @@ static void defaults(serve_config *c)
     c->max_logprob_entries = 200000;
     c->max_concurrent = 64;
     c->max_queue = 256;
+    c->max_client_share = -1; /* derived from max_concurrent, once that is known */
+    c->max_choices = -1;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;
     c->max_batch = 32;
@@ -287,5 +304,21 @@ int serve_config_parse(serve_config *c, int argc, char **argv, char *err, size_t
     }
     if (c->max_connections_per_ip < 0)
         c->max_connections_per_ip = c->max_connections > 1 ? c->max_connections / 2 : 1;
+    /* A client's share and a request's choices: below the capacity, so one
+     * client (or one request) leaves slots for others. */
+    int explicit_choices = c->max_choices > 0;
+    if (c->max_client_share < 0)
+        c->max_client_share = c->max_concurrent > 1 ? c->max_concurrent / 2 : 1;
+    if (!explicit_choices)
+        c->max_choices = c->max_concurrent > 3 ? c->max_concurrent / 4 : 1;
+    if (c->max_client_share > 0 && c->max_choices > c->max_client_share) {
+        if (explicit_choices) { /* such a request could never be admitted */
+            snprintf(err, errlen,
+                     "--max-choices-per-request (%d) is more than --max-client-share (%d)",
+                     c->max_choices, c->max_client_share);
+            return -1;
+        }
+        c->max_choices = c->max_client_share;
+    }
     return 0;
 }

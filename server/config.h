@@ -7,6 +7,7 @@
 
 typedef struct serve_config {
     char listen[256];         /* HOST:PORT */
+    char address_file[4096];  /* "" = none; else the bound address is written there */
     char models[4096];        /* model directory */
     char default_model[129];  /* "" = the only model, if there is exactly one */
     char admin_token[512];    /* "" = reload endpoint open */
@@ -17,6 +18,8 @@ typedef struct serve_config {
     long max_logprob_entries; /* log-probabilities in one response: characters x (1 + K) */
     int max_concurrent;       /* generations running at once */
     int max_queue;            /* generations waiting */
+    int max_client_share;     /* generations (running + queued) per client; 0 = no limit */
+    int max_choices;          /* choices (prompts x n or best_of) per /v1 request */
     int workers;              /* stepping threads */
     int worker_nice;          /* niceness the workers add to the daemon's (0..19) */
     int max_batch;            /* streams per step call */

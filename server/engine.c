@@ -11,6 +11,7 @@
  * helpers go back to stepping batches of their own. */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "engine.h"
+#include "buf.h"
 
 #include "charrnn/clock.h"
 #include "charrnn/rowsplit.h"
@@ -21,13 +22,14 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 struct gen_job {
     charrnn_stream *stream;
-    const charrnn_store_model *ver;
+    const store_model *ver;
     int refs;    /* caller + engine while queued or in a batch */
     int cancel;  /* request to stop, seen by the worker at the next step */
     int reader;  /* someone reads the output as it comes (streaming): wake per char */
@@ -53,14 +55,27 @@ struct gen_job {
     int top_k;
     double t_last_char; /* 0 until the first character */
     double t_submit, t_start, t_end, deadline;
-    pthread_cond_t cond;    /* output or end */
-    gen_job *qprev, *qnext; /* wait queue links */
+    pthread_cond_t cond; /* output or end */
+    char client[ENGINE_CLIENT_MAX];
+    struct client *cl;      /* its client's record while running or queued, else NULL */
+    uint64_t seq;           /* submission order (the oldest job first among equals) */
+    gen_job *qprev, *qnext; /* links in its client's wait queue */
     int queued;
 };
 
+/* A client with jobs running or queued (engine.h): its counts and its own
+ * FIFO of waiting jobs. Freed when it has neither. */
+typedef struct client {
+    char id[ENGINE_CLIENT_MAX];
+    int active, queued;
+    uint64_t last_start; /* e->starts when one of its jobs last started; 0: never */
+    gen_job *qhead, *qtail;
+    struct client *prev, *next;
+} client;
+
 typedef struct batch {
-    const charrnn_store_model *ver; /* key: one model version per batch */
-    gen_job **jobs;                 /* (max_batch) */
+    const store_model *ver; /* key: one model version per batch */
+    gen_job **jobs;         /* (max_batch) */
     size_t n;
     int busy; /* a worker is stepping it */
     struct batch *next;
@@ -72,7 +87,9 @@ struct engine {
     pthread_cond_t work; /* a batch became runnable, or stop */
     batch *batches;      /* singly linked; workers rotate through it */
     batch *cursor;
-    gen_job *qhead, *qtail;
+    client *clients; /* those with work; few, so a list */
+    int nclients;
+    uint64_t seq, starts, share_rejected;
     int active, queued;
     int stop, shutting;
     uint64_t generated, steps, stepped, split_steps;
@@ -138,7 +155,7 @@ static int job_add_record(gen_job *j, const charrnn_logprob *r)
 static void job_free(gen_job *j)
 {
     charrnn_stream_free(j->stream);
-    charrnn_store_release(j->ver);
+    store_release(j->ver);
     charrnn_vocab_free(j->vocab);
     pthread_cond_destroy(&j->cond);
     free(j->buf);
@@ -157,7 +174,7 @@ static void job_let_go(gen_job *j)
     j->prime_chars = charrnn_stream_prime_chars(j->stream);
     j->generated_chars = charrnn_stream_generated_chars(j->stream);
     charrnn_stream_free(j->stream);
-    charrnn_store_release(j->ver);
+    store_release(j->ver);
     j->stream = NULL;
     j->ver = NULL;
 }
@@ -177,24 +194,103 @@ static void job_end_now(engine *e, gen_job *j, job_end end)
     pthread_cond_broadcast(&j->cond);
 }
 
+/* The record of client id, created if it has none (NULL out of memory). Under mu. */
+static client *client_get(engine *e, const char *id)
+{
+    for (client *c = e->clients; c; c = c->next)
+        if (!strcmp(c->id, id))
+            return c;
+    client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    memcpy(c->id, id, sizeof c->id);
+    c->next = e->clients;
+    if (e->clients)
+        e->clients->prev = c;
+    e->clients = c;
+    e->nclients++;
+    return c;
+}
+
+/* Frees c once it holds nothing. Under mu. */
+static void client_put(engine *e, client *c)
+{
+    if (c->active || c->queued)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        e->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    e->nclients--;
+    free(c);
+}
+
+/* The job no longer counts for its client (it ended, or never got in). Under mu. */
+static void client_leave(engine *e, gen_job *j)
+{
+    client *c = j->cl;
+    j->cl = NULL;
+    if (c)
+        client_put(e, c);
+}
+
+static void queue_add(engine *e, gen_job *j)
+{
+    client *c = j->cl;
+    j->queued = 1;
+    j->qprev = c->qtail;
+    if (c->qtail)
+        c->qtail->qnext = j;
+    else
+        c->qhead = j;
+    c->qtail = j;
+    c->queued++;
+    e->queued++;
+}
+
+/* Takes j out of its client's queue; it still counts for the client
+ * (client_leave or place() decide). Under mu. */
 static void queue_remove(engine *e, gen_job *j)
 {
+    client *c = j->cl;
     if (j->qprev)
         j->qprev->qnext = j->qnext;
     else
-        e->qhead = j->qnext;
+        c->qhead = j->qnext;
     if (j->qnext)
         j->qnext->qprev = j->qprev;
     else
-        e->qtail = j->qprev;
+        c->qtail = j->qprev;
     j->qprev = j->qnext = NULL;
     j->queued = 0;
+    c->queued--;
     e->queued--;
+}
+
+/* The job that starts next (engine.h): of the clients that wait, the one
+ * with the fewest running jobs, then the one that started a job longest
+ * ago, then the one with the oldest job; its oldest job. NULL when none
+ * waits. Under mu. */
+static gen_job *queue_next(const engine *e)
+{
+    const client *best = NULL;
+    for (const client *c = e->clients; c; c = c->next) {
+        if (!c->qhead)
+            continue;
+        if (!best || c->active < best->active ||
+            (c->active == best->active &&
+             (c->last_start < best->last_start ||
+              (c->last_start == best->last_start && c->qhead->seq < best->qhead->seq))))
+            best = c;
+    }
+    return best ? best->qhead : NULL;
 }
 
 /* Streams per batch below which a batch is worth filling before another one
  * is opened: charrnn_infer_step reads each weight row once per tile of 16
- * streams (model/math/sampler.c), so a batch of 16 gets the full reuse, and past
+ * streams (model/core/sampler.c), so a batch of 16 gets the full reuse, and past
  * 16 a second batch on another worker loses nothing. On a shared 2-core
  * machine (3x512, 16 clients) one batch of 16 beat two of 8
  * (docs/benchmarks.md, "Serving speed"). */
@@ -233,6 +329,8 @@ static int place(engine *e, gen_job *j)
     b->jobs[b->n++] = j;
     j->t_start = charrnn_clock_mono();
     e->active++;
+    j->cl->active++;
+    j->cl->last_start = ++e->starts;
     pthread_cond_signal(&e->work);
     return 0;
 }
@@ -240,12 +338,13 @@ static int place(engine *e, gen_job *j)
 /* A running job left its batch: admit queued jobs while there is room. Under mu. */
 static void admit(engine *e)
 {
-    while (e->active < e->cfg.max_active && e->qhead) {
-        gen_job *j = e->qhead;
+    gen_job *j;
+    while (e->active < e->cfg.max_active && (j = queue_next(e))) {
         queue_remove(e, j);
         if (j->deadline > 0 &&
             charrnn_clock_mono() > j->deadline) { /* its time ran out while waiting */
             job_end_now(e, j, JOB_QUEUE_TIMEOUT);
+            client_leave(e, j);
             job_let_go(j);
             if (job_unref(j))
                 job_free(j);
@@ -253,6 +352,7 @@ static void admit(engine *e)
         }
         if (place(e, j) != 0) {
             job_end_now(e, j, JOB_SHUTDOWN);
+            client_leave(e, j);
             job_let_go(j);
             if (job_unref(j))
                 job_free(j);
@@ -281,6 +381,8 @@ static void sweep(engine *e, batch *b, double now)
             continue;
         }
         e->active--;
+        j->cl->active--;
+        client_leave(e, j);
         removed++;
         job_let_go(j);
         if (job_unref(j))
@@ -392,7 +494,7 @@ static void cache_keep(engine *e, const gen_job *j, const charrnn_model *m)
     const uint16_t *ctx = charrnn_stream_context(j->stream, &n);
     float *snap = ctx ? malloc(nf * sizeof *snap) : NULL;
     if (snap && charrnn_stream_snapshot(j->stream, snap) == CHARRNN_OK)
-        state_cache_insert(e->cfg.cache, j->ver->version, j->ver->name, ctx, n, snap, nf);
+        state_cache_insert(e->cfg.cache, j->ver->load_id, j->ver->name, ctx, n, snap, nf);
     free(snap);
 }
 
@@ -406,7 +508,7 @@ static void cache_resume(engine *e, gen_job *j, const charrnn_model *m)
     float *snap = charrnn_stream_resumable(j->stream) ? malloc(nf * sizeof *snap) : NULL;
     if (!snap)
         return;
-    size_t k = state_cache_lookup(e->cfg.cache, j->ver->version, prime, n, n, snap, nf);
+    size_t k = state_cache_lookup(e->cfg.cache, j->ver->load_id, prime, n, n, snap, nf);
     if (k > 0 && charrnn_stream_resume(j->stream, k, snap) == CHARRNN_OK) {
         j->cached_chars = k;
         j->prime_kept = k == n;
@@ -478,6 +580,40 @@ static void after_step(engine *e, gen_job **jobs, size_t m, const charrnn_model 
     }
 }
 
+/* A worker's buffers for one batch of up to max_batch streams. */
+typedef struct scratch {
+    charrnn_stream **streams;
+    char (*out)[8];
+    int *nout;
+    charrnn_logprob *rec;
+    int *has_rec;
+    gen_job **jobs;
+} scratch;
+
+static void scratch_free(scratch *s)
+{
+    free(s->streams);
+    free(s->out);
+    free(s->nout);
+    free(s->rec);
+    free(s->has_rec);
+    free(s->jobs);
+}
+
+static int scratch_alloc(scratch *s, size_t cap)
+{
+    s->streams = calloc(cap, sizeof *s->streams);
+    s->out = calloc(cap, sizeof *s->out);
+    s->nout = calloc(cap, sizeof *s->nout);
+    s->rec = calloc(cap, sizeof *s->rec);
+    s->has_rec = calloc(cap, sizeof *s->has_rec);
+    s->jobs = calloc(cap, sizeof *s->jobs);
+    if (s->streams && s->out && s->nout && s->rec && s->has_rec && s->jobs)
+        return 0;
+    scratch_free(s);
+    return -1;
+}
+
 /* Generation runs below the HTTP threads' scheduling priority
  * (engine_config.worker_nice): when the workers saturate every core, a
  * /healthz, /readyz or /metrics request (and the reading of requests and
@@ -486,27 +622,67 @@ static void after_step(engine *e, gen_job **jobs, size_t m, const charrnn_model 
  * privilege. Where the daemon has its own cgroup (a container, a systemd
  * service) this costs generation nothing against other programs; on a host
  * shared without cgroups the workers also yield to everything else there. */
-static void *worker(void *arg)
+static void run_below_http(const engine *e)
 {
-    engine *e = arg;
-    pthread_setname_np(pthread_self(), "charrnn-worker");
     pid_t tid = (pid_t)syscall(SYS_gettid);
     errno = 0;
     int prio = getpriority(PRIO_PROCESS, (id_t)tid);
     int nice = e->cfg.worker_nice;
     if (nice > 0 && !(prio == -1 && errno))
         setpriority(PRIO_PROCESS, (id_t)tid, prio + nice > 19 ? 19 : prio + nice);
-    size_t cap = (size_t)e->cfg.max_batch;
-    charrnn_stream **streams = calloc(cap, sizeof *streams);
-    char(*out)[8] = calloc(cap, sizeof *out);
-    int *nout = calloc(cap, sizeof *nout);
-    charrnn_logprob *rec = calloc(cap, sizeof *rec);
-    int *has_rec = calloc(cap, sizeof *has_rec);
-    gen_job **jobs = calloc(cap, sizeof *jobs);
+}
+
+/* Hands a step's results to the m jobs of b: their records and text, the
+ * character-timing histograms, the end of the finished ones and a wake-up
+ * for their readers. Under mu. */
+static void deliver(engine *e, batch *b, const scratch *s, size_t m, int failed)
+{
+    double now = charrnn_clock_mono();
+    for (size_t i = 0; i < m; i++) {
+        gen_job *j = b->jobs[i];
+        const int nout = s->nout[i], has_rec = s->has_rec[i];
+        if (failed || j->prefill_failed || (has_rec && job_add_record(j, &s->rec[i]) != 0)) {
+            job_end_now(e, j, JOB_SHUTDOWN);
+            continue;
+        }
+        if (nout > 0) {
+            if (j->t_last_char > 0)
+                hist_observe(&e->inter_char, now - j->t_last_char);
+            else
+                hist_observe(&e->first_char, now - j->t_submit);
+            j->t_last_char = now;
+            if (buf_reserve(&j->buf, &j->cap, j->len + (size_t)nout, 1)) {
+                job_end_now(e, j, JOB_SHUTDOWN);
+                continue;
+            }
+            memcpy(j->buf + j->len, s->out[i], (size_t)nout);
+            j->len += (size_t)nout;
+            e->generated++;
+        }
+        if (charrnn_stream_done(j->stream))
+            job_end_now(e, j, JOB_FINISHED);
+        else if ((nout > 0 || has_rec || j->prefill_recs) && j->reader)
+            pthread_cond_broadcast(&j->cond);
+        j->prefill_recs = 0;
+    }
+}
+
+/* Picks batches and steps them until the engine stops. A worker whose batch
+ * is the only one waiting opens the row split (e->rs) while it pays
+ * (split_wanted), and idle workers help it; it keeps the split open for
+ * SPLIT_LINGER after its batch ends, so one client's next request does not
+ * start alone. */
+static void *worker(void *arg)
+{
+    engine *e = arg;
+    pthread_setname_np(pthread_self(), "charrnn-worker");
+    run_below_http(e);
+    scratch s;
+    const int ready = scratch_alloc(&s, (size_t)e->cfg.max_batch) == 0;
     int splitting = 0;      /* this worker steps through e->rs */
     double idle_since = -1; /* when a splitting worker last found nothing to step */
     pthread_mutex_lock(&e->mu);
-    while (streams && out && nout && rec && has_rec && jobs) {
+    while (ready) {
         batch *b = pick(e);
         if (splitting && !b && !e->stop) {
             double now = charrnn_clock_mono();
@@ -545,25 +721,25 @@ static void *worker(void *arg)
         b->busy = 1;
         size_t m = b->n;
         for (size_t i = 0; i < m; i++)
-            jobs[i] = b->jobs[i], streams[i] = jobs[i]->stream;
+            s.jobs[i] = b->jobs[i], s.streams[i] = s.jobs[i]->stream;
         const charrnn_model *model = b->ver->model;
         pthread_mutex_unlock(&e->mu);
 
-        before_step(e, jobs, m, model, splitting ? e->rs : NULL);
+        before_step(e, s.jobs, m, model, splitting ? e->rs : NULL);
 
         /* A batch holds the streams of one version (place()), so the step
          * cannot refuse them; if it ever did, the jobs end instead of spinning. */
         int helped = splitting && charrnn_rowsplit_helpers(e->rs) > 0;
         double t0 = charrnn_clock_mono();
         int failed =
-            charrnn_infer_step_split(model, m, streams, splitting ? e->rs : NULL) != CHARRNN_OK;
+            charrnn_infer_step_split(model, m, s.streams, splitting ? e->rs : NULL) != CHARRNN_OK;
         double step_sec = charrnn_clock_mono() - t0;
         for (size_t i = 0; i < m; i++) {
-            nout[i] = failed ? 0 : charrnn_stream_emit(streams[i], out[i]);
-            has_rec[i] = !failed && charrnn_stream_logprob(streams[i], &rec[i]);
+            s.nout[i] = failed ? 0 : charrnn_stream_emit(s.streams[i], s.out[i]);
+            s.has_rec[i] = !failed && charrnn_stream_logprob(s.streams[i], &s.rec[i]);
         }
         if (!failed && e->cfg.cache)
-            after_step(e, jobs, m, model);
+            after_step(e, s.jobs, m, model);
 
         pthread_mutex_lock(&e->mu);
         e->steps++;
@@ -571,39 +747,7 @@ static void *worker(void *arg)
         e->split_steps += (uint64_t)helped;
         if (lone && m > 0 && (splitting || !e->split_on))
             split_measured(e, splitting, helped, step_sec, m);
-        double now = charrnn_clock_mono();
-        for (size_t i = 0; i < m; i++) {
-            gen_job *j = b->jobs[i];
-            if (failed || j->prefill_failed || (has_rec[i] && job_add_record(j, &rec[i]) != 0)) {
-                job_end_now(e, j, JOB_SHUTDOWN);
-                continue;
-            }
-            if (nout[i] > 0) {
-                if (j->t_last_char > 0)
-                    hist_observe(&e->inter_char, now - j->t_last_char);
-                else
-                    hist_observe(&e->first_char, now - j->t_submit);
-                j->t_last_char = now;
-                if (j->len + (size_t)nout[i] > j->cap) {
-                    size_t nc = j->cap ? 2 * j->cap : 256;
-                    char *p = realloc(j->buf, nc);
-                    if (!p) {
-                        job_end_now(e, j, JOB_SHUTDOWN);
-                        continue;
-                    }
-                    j->buf = p;
-                    j->cap = nc;
-                }
-                memcpy(j->buf + j->len, out[i], (size_t)nout[i]);
-                j->len += (size_t)nout[i];
-                e->generated++;
-            }
-            if (charrnn_stream_done(j->stream))
-                job_end_now(e, j, JOB_FINISHED);
-            else if ((nout[i] > 0 || has_rec[i] || j->prefill_recs) && j->reader)
-                pthread_cond_broadcast(&j->cond);
-            j->prefill_recs = 0;
-        }
+        deliver(e, b, &s, m, failed);
         b->busy = 0;
         sweep(e, b, charrnn_clock_mono());
         if (b->n > 0)
@@ -614,12 +758,8 @@ static void *worker(void *arg)
         e->split_on = 0;
     }
     pthread_mutex_unlock(&e->mu);
-    free(streams);
-    free(out);
-    free(nout);
-    free(rec);
-    free(has_rec);
-    free(jobs);
+    if (ready)
+        scratch_free(&s);
     return NULL;
 }
 
@@ -662,10 +802,11 @@ void engine_shutdown(engine *e)
         return;
     pthread_mutex_lock(&e->mu);
     e->shutting = 1;
-    while (e->qhead) {
-        gen_job *j = e->qhead;
+    gen_job *j;
+    while ((j = queue_next(e))) {
         queue_remove(e, j);
         job_end_now(e, j, JOB_SHUTDOWN);
+        client_leave(e, j);
         job_let_go(j);
         if (job_unref(j))
             job_free(j);
@@ -701,7 +842,7 @@ void engine_free(engine *e)
     free(e);
 }
 
-gen_job *engine_job_create(charrnn_stream *s, const charrnn_store_model *v, int top_k)
+gen_job *engine_job_create(charrnn_stream *s, const store_model *v, int top_k)
 {
     gen_job *j = calloc(1, sizeof *j);
     char err[CHARRNN_ERR_MAX];
@@ -725,35 +866,58 @@ const charrnn_vocab *engine_job_vocab(const gen_job *j)
     return j->vocab;
 }
 
-int engine_submit(engine *e, gen_job *j)
+void engine_job_set_client(gen_job *j, const char *id)
 {
+    snprintf(j->client, sizeof j->client, "%s", id);
+}
+
+int engine_submit_all(engine *e, gen_job *const *jobs, size_t n)
+{
+    if (n == 0)
+        return 0;
     pthread_mutex_lock(&e->mu);
-    j->t_submit = charrnn_clock_mono();
-    j->deadline = e->cfg.timeout > 0 ? j->t_submit + e->cfg.timeout : 0;
+    client *c = e->shutting ? NULL : client_get(e, jobs[0]->client);
+    int share = e->cfg.max_client_share;
+    size_t room = (size_t)(e->cfg.max_active > e->active ? e->cfg.max_active - e->active : 0) +
+        (size_t)(e->cfg.max_queue > e->queued ? e->cfg.max_queue - e->queued : 0);
     int rc = 0;
-    if (e->shutting) {
-        rc = -1;
-    } else if (e->active < e->cfg.max_active) {
-        j->refs++;
-        if (place(e, j) != 0) {
-            j->refs--;
-            rc = -1;
-        }
-    } else if (e->queued < e->cfg.max_queue) {
-        j->refs++;
-        j->queued = 1;
-        j->qprev = e->qtail;
-        if (e->qtail)
-            e->qtail->qnext = j;
-        else
-            e->qhead = j;
-        e->qtail = j;
-        e->queued++;
-    } else {
-        rc = -1;
+    if (!c) {
+        rc = ENGINE_FULL;
+    } else if (share > 0 && (size_t)(c->active + c->queued) + n > (size_t)share) {
+        rc = ENGINE_SHARE;
+        e->share_rejected++;
+    } else if (n > room) {
+        rc = ENGINE_FULL;
     }
+    double now = charrnn_clock_mono();
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        gen_job *j = jobs[i];
+        j->t_submit = now;
+        j->deadline = e->cfg.timeout > 0 ? now + e->cfg.timeout : 0;
+        j->seq = ++e->seq;
+        j->cl = c;
+        j->refs++;
+        /* A free slot means nobody waits (admit() fills slots from the queue). */
+        if (e->active < e->cfg.max_active) {
+            if (place(e, j) == 0)
+                continue;
+            /* out of memory: this job ends now; those placed run on */
+            job_end_now(e, j, JOB_SHUTDOWN);
+            j->cl = NULL;
+            j->refs--;
+            continue;
+        }
+        queue_add(e, j);
+    }
+    if (c)
+        client_put(e, c);
     pthread_mutex_unlock(&e->mu);
     return rc;
+}
+
+int engine_submit(engine *e, gen_job *j)
+{
+    return engine_submit_all(e, &j, 1);
 }
 
 /* Ends a queued job whose client left or whose time ran out. Under mu. */
@@ -763,6 +927,7 @@ static int unqueue(engine *e, gen_job *j, job_end end)
         return 0;
     queue_remove(e, j);
     job_end_now(e, j, end);
+    client_leave(e, j);
     job_let_go(j);
     j->refs--; /* the engine's; the caller still holds one */
     return 1;
@@ -892,5 +1057,7 @@ void engine_stats_get(engine *e, engine_stats *out)
     out->steps = e->steps;
     out->batched_streams = e->stepped;
     out->split_steps = e->split_steps;
+    out->clients = e->nclients;
+    out->share_rejected = e->share_rejected;
     pthread_mutex_unlock(&e->mu);
 }

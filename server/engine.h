@@ -1,5 +1,16 @@
-/* The generation engine: admission (bounded concurrency, bounded FIFO queue)
- * and worker threads that advance generations one step at a time.
+/* The generation engine: admission (bounded concurrency, a bounded queue
+ * shared fairly between clients) and worker threads that advance generations
+ * one step at a time.
+ *
+ * Clients: every job names its client (engine_job_set_client: the server
+ * uses the API key, or the client's address). A client may hold at most
+ * max_client_share jobs, running and queued together, so one client cannot
+ * take every slot and the whole queue. When a slot frees, the next job comes
+ * from the client with the fewest running jobs among those that wait (ties:
+ * the client whose job started longest ago, then the oldest job), and a
+ * client's own jobs start in the order they came: a small request from a
+ * quiet client starts ahead of a flood that arrived before it. Choosing
+ * costs O(clients with work) under the engine's lock.
  *
  * Running jobs are grouped into batches of one model version (at most
  * max_batch jobs each); a worker advances every job of a batch with a single
@@ -34,7 +45,11 @@ typedef struct engine_config {
      * whole prime, and after prime + generated text when it ends. The cache
      * must outlive the engine. */
     state_cache *cache;
+    int max_client_share; /* jobs one client may hold, running + queued; 0: no limit */
 } engine_config;
+
+/* A client's identity (engine.h's fairness): a NUL-terminated string. */
+#define ENGINE_CLIENT_MAX 72
 
 /* Along a prime, a state is kept every this many characters: a text that
  * shares a long beginning with one seen before, and differs later, resumes
@@ -82,12 +97,21 @@ void engine_free(engine *e);
 /* A job owns the stream and one reference to its version (both freed with the
  * job). top_k: the stream's top_logprobs when it records log-probabilities
  * (kept per record), else 0. NULL on allocation failure (nothing is taken then). */
-gen_job *engine_job_create(charrnn_stream *s, const charrnn_store_model *v, int top_k);
+gen_job *engine_job_create(charrnn_stream *s, const store_model *v, int top_k);
 /* The vocabulary of the job's model (the job's own copy: valid while the job
  * is held, also after the job let go of the model when it ended). */
 const charrnn_vocab *engine_job_vocab(const gen_job *j);
-/* Starts the job or queues it. Returns 0, or -1 when the queue is full (the job
- * stays the caller's to release). */
+/* The client the job counts for (copied, cut to ENGINE_CLIENT_MAX - 1
+ * bytes); before submitting. Jobs never given one share the client "". */
+void engine_job_set_client(gen_job *j, const char *id);
+
+#define ENGINE_FULL -1  /* every slot and the queue are taken, or shutting down */
+#define ENGINE_SHARE -2 /* the client would hold more than max_client_share */
+/* Starts or queues the n jobs of one request (one client: jobs[0]'s), all or
+ * none. Returns 0, ENGINE_SHARE (checked first: the client's own doing) or
+ * ENGINE_FULL; on failure every job stays the caller's to release. */
+int engine_submit_all(engine *e, gen_job *const *jobs, size_t n);
+/* engine_submit_all of one job. */
 int engine_submit(engine *e, gen_job *j);
 /* Asks the job to stop; a queued job ends at once. */
 void engine_cancel(engine *e, gen_job *j);
@@ -127,6 +151,8 @@ typedef struct engine_stats {
     uint64_t generated_chars;        /* every character generated, cancelled jobs included */
     uint64_t steps, batched_streams; /* infer_step calls and the streams they advanced */
     uint64_t split_steps;            /* steps whose rows other workers helped with */
+    int clients;                     /* clients with jobs running or queued */
+    uint64_t share_rejected;         /* submissions refused with ENGINE_SHARE */
 } engine_stats;
 void engine_stats_get(engine *e, engine_stats *out);
 

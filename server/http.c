@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "charrnn/vocab.h"
 #include "conn_guard.h"
+#include "echo.h"
 #include "framing.h"
 #include "origin.h"
 #include "log.h"
@@ -31,6 +32,11 @@ void add_common_headers(req_ctx *c, struct MHD_Response *r)
 {
     MHD_add_response_header(r, "Server", "charrnn-serve/" CHARRNN_VERSION);
     MHD_add_response_header(r, "X-Request-Id", c->request_id);
+    /* A browser takes each body for its Content-Type only (a JSON error that
+     * echoes a client's text is never run as HTML), and no page of ours tells
+     * another site where its user came from. */
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     if (c->sampled) { /* the seed used, given or drawn: every output can be reproduced */
         char seed[24];
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
@@ -56,18 +62,32 @@ static enum MHD_Result queue(req_ctx *c, unsigned status, struct MHD_Response *r
     return ret;
 }
 
-enum MHD_Result respond_text(req_ctx *c, unsigned status, const char *type, char *text, size_t len)
+/* A response of text (taken, freed with it), or NULL (text freed). */
+static struct MHD_Response *text_response(const char *type, char *text, size_t len)
 {
     if (!text)
-        return MHD_NO;
+        return NULL;
     struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
-    return queue(c, status, r);
+    return r;
+}
+
+enum MHD_Result respond_text(req_ctx *c, unsigned status, const char *type, char *text, size_t len)
+{
+    return queue(c, status, text_response(type, text, len));
+}
+
+enum MHD_Result respond_html(req_ctx *c, char *page, size_t len, const char *csp)
+{
+    struct MHD_Response *r = text_response("text/html; charset=utf-8", page, len);
+    if (r)
+        MHD_add_response_header(r, "Content-Security-Policy", csp);
+    return queue(c, 200, r);
 }
 
 enum MHD_Result respond_json(req_ctx *c, unsigned status, cJSON *body)
@@ -160,11 +180,10 @@ enum MHD_Result respond_error(req_ctx *c, const api_error *e)
 enum MHD_Result respond_fail(req_ctx *c, unsigned status, const char *type, const char *param,
                              const char *fmt, ...)
 {
-    api_error e = {status, type, "", ""};
-    snprintf(e.param, sizeof e.param, "%s", param ? param : "");
+    api_error e;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    api_failv(&e, status, type, param, fmt, ap);
     va_end(ap);
     return respond_error(c, &e);
 }
@@ -349,9 +368,11 @@ static int early_checks(req_ctx *c, const route_match *m, enum MHD_Result *ret)
     if (m->route->json) {
         const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type");
         const char *origin = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Origin");
+        char shown[101];
         if (!content_type_is_json(ct, origin != NULL)) {
             *ret = respond_fail(c, 415, "invalid_request_error", NULL,
-                                "Content-Type must be application/json (got %s)", ct ? ct : "none");
+                                "Content-Type must be application/json (got %s)",
+                                ct ? echo_str(shown, sizeof shown, ct) : "none");
             return 1;
         }
     }
@@ -409,33 +430,6 @@ static void remote_of(struct MHD_Connection *conn, char *out, size_t n)
     }
 }
 
-/* Copies s into out (n bytes, always terminated, cut at a whole character),
- * each byte that is not part of valid UTF-8 written as \xNN. The path is
- * percent-decoded by libmicrohttpd and may hold any bytes; it goes into the
- * access log and into error messages, which are JSON and must stay UTF-8. */
-static void utf8_escape(const char *s, char *out, size_t n)
-{
-    size_t o = 0, len = strlen(s);
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        int k = charrnn_utf8_decode((const uint8_t *)s + i, len - i, &cp);
-        if (k > 0 && cp != 0x7F && cp >= 0x20) {
-            if (o + (size_t)k >= n)
-                break;
-            memcpy(out + o, s + i, (size_t)k);
-            o += (size_t)k;
-            i += (size_t)k;
-        } else {
-            if (o + 4 >= n)
-                break;
-            snprintf(out + o, 5, "\\x%02X", (unsigned char)s[i]);
-            o += 4;
-            i++;
-        }
-    }
-    out[o] = '\0';
-}
-
 /* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method):
  * 204 with the methods the path accepts when the origin is in --cors-origin,
  * 403 otherwise (the browser then does not send the request). */
@@ -444,7 +438,7 @@ static enum MHD_Result preflight(req_ctx *c, const char *url)
     server *srv = c->srv;
     const char *want =
         MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
-    char msg[256], name[CHARRNN_STORE_NAME_MAX + 2];
+    char msg[256], name[STORE_NAME_MAX + 2];
     int cors = 0;
     int st = origin_check(c->conn, srv->loopback, srv->cfg.cors_origins, &cors, msg, sizeof msg);
     if (st)
@@ -485,13 +479,14 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         c->conn = conn;
         c->t0 = charrnn_clock_mono();
         c->fd = -1;
-        utf8_escape(method, c->method, sizeof c->method);
-        utf8_escape(url, c->path, sizeof c->path);
+        /* libmicrohttpd percent-decodes the path: it may hold any bytes */
+        echo_str(c->method, sizeof c->method, method);
+        echo_str(c->path, sizeof c->path, url);
         route_match m;
         route_find(method, url, c->name, sizeof c->name, &m);
         char name[sizeof c->name];
         snprintf(name, sizeof name, "%s", c->name);
-        utf8_escape(name, c->name, sizeof c->name);
+        echo_str(c->name, sizeof c->name, name);
         c->endpoint = m.route;
         c->route = m.label;
         remote_of(conn, c->remote, sizeof c->remote);

@@ -1,11 +1,48 @@
 /* One JSON object per line on stderr, written whole so lines never interleave. */
 #include "log.h"
 
+#include "echo.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+static log_sink_fn sink;
+
+void log_set_sink(log_sink_fn fn)
+{
+    sink = fn;
+}
+
+/* Every string of o (recursively) that is not valid UTF-8 replaced by its
+ * echo_text: a line is JSON, which must be UTF-8, whatever bytes a field
+ * holds. Callers echo client strings already; this keeps the guarantee for
+ * any field that slips through. */
+static void make_utf8(cJSON *o)
+{
+    for (cJSON *it = o ? o->child : NULL; it; it = it->next) {
+        if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+            make_utf8(it);
+            continue;
+        }
+        size_t len = cJSON_IsString(it) ? strlen(it->valuestring) : 0;
+        if (!cJSON_IsString(it) || utf8_valid(it->valuestring, len))
+            continue;
+        char *s = malloc(4 * len + 1);
+        cJSON *fixed =
+            s ? cJSON_CreateString(echo_text(s, 4 * len + 1, it->valuestring, len)) : NULL;
+        free(s);
+        if (fixed) { /* the key moves over with its value */
+            fixed->string = it->string;
+            it->string = NULL;
+            cJSON_ReplaceItemViaPointer(o, it, fixed);
+            it = fixed;
+        } else
+            cJSON_SetValuestring(it, ""); /* out of memory: drop the text, keep the line */
+    }
+}
 
 void log_json(const char *level, const char *msg, cJSON *fields)
 {
@@ -32,12 +69,18 @@ void log_json(const char *level, const char *msg, cJSON *fields)
         }
         cJSON_Delete(fields);
     }
+    make_utf8(o);
     char *line = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!line)
         return;
     size_t len = strlen(line);
     line[len] = '\n'; /* replaces the terminator; write exactly len + 1 bytes */
+    if (sink) {
+        sink(line, len + 1);
+        free(line);
+        return;
+    }
     flockfile(stderr);
     fwrite(line, 1, len + 1, stderr);
     fflush(stderr);

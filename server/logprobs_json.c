@@ -1,12 +1,16 @@
 /* Writing log-probability records as JSON (logprobs_json.h). */
 #include "logprobs_json.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 cJSON *json_float(float v)
 {
+    if (!isfinite(v)) /* a loaded model cannot produce one (CHARRNN_MAX_ACTIVATION): a net */
+        return cJSON_CreateNull();
     char b[32];
     snprintf(b, sizeof b, "%.9g", (double)v);
     return cJSON_CreateRaw(b);
@@ -63,4 +67,14 @@ void job_records_free(job_records *x)
 {
     free(x->rec), free(x->top_id), free(x->top_lp);
     memset(x, 0, sizeof *x);
+}
+
+double records_mean_logprob(const job_rec *rec, size_t n)
+{
+    double sum = 0.0;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rec[i].has_lp && !rec[i].is_prime)
+            sum += rec[i].lp, m++;
+    return m ? sum / (double)m : -INFINITY;
 }

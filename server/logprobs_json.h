@@ -1,6 +1,7 @@
 /* JSON of log-probability records (engine.h job_rec), shared by /sample,
  * /score and /v1/completions so the numbers are written one way everywhere:
- * floats with 9 significant digits (they round-trip exactly). */
+ * floats with 9 significant digits (they round-trip exactly), null for a
+ * non-finite one. */
 #ifndef CHARRNN_SERVE_LOGPROBS_JSON_H
 #define CHARRNN_SERVE_LOGPROBS_JSON_H
 
@@ -9,7 +10,8 @@
 
 #include <cjson/cJSON.h>
 
-/* A float as a JSON number. */
+/* A float as a JSON number; null for NaN and +-Inf, which JSON cannot hold
+ * (as cJSON writes a non-finite double). */
 cJSON *json_float(float v);
 /* The UTF-8 of vocabulary entry id into out (at least 5 bytes); "" for -1. */
 const char *vocab_char(const charrnn_vocab *v, int id, char *out);
@@ -31,5 +33,10 @@ typedef struct job_records {
 } job_records;
 int job_records_get(engine *e, gen_job *j, const job_result *r, job_records *out);
 void job_records_free(job_records *x);
+
+/* How best_of ranks candidates (/sample and /v1): the mean log-probability
+ * per generated character of n records, skipping prime records and those
+ * without a distribution; -INFINITY when none has one. */
+double records_mean_logprob(const job_rec *rec, size_t n);
 
 #endif

@@ -15,24 +15,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-static void on_store_event(void *ctx, const charrnn_store_event *ev)
+static void on_store_event(void *ctx, const store_event *ev)
 {
     server *srv = ctx;
     /* A new or removed version: the old one's cached states are never read again. */
-    if (ev->kind == CHARRNN_STORE_LOADED)
-        state_cache_retire(srv->cache, ev->name, ev->version);
-    else if (ev->kind == CHARRNN_STORE_REMOVED)
-        state_cache_retire(srv->cache, ev->name, ev->version + 1);
+    if (ev->kind == STORE_LOADED)
+        state_cache_retire(srv->cache, ev->name, ev->load_id);
+    else if (ev->kind == STORE_REMOVED)
+        state_cache_retire(srv->cache, ev->name, ev->load_id + 1);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "model", ev->name);
     switch (ev->kind) {
-    case CHARRNN_STORE_LOADED:
+    case STORE_LOADED:
         cJSON_AddNumberToObject(f, "version", (double)ev->version);
         cJSON_AddNumberToObject(f, "load_ms", round(ev->seconds * 1e6) / 1e3);
+        if (ev->unchanged) /* the same bytes: the version serving stays */
+            cJSON_AddTrueToObject(f, "unchanged");
         log_json("info", "model loaded", f);
         break;
-    case CHARRNN_STORE_LOAD_FAILED:
+    case STORE_LOAD_FAILED:
         cJSON_AddStringToObject(f, "error", ev->error ? ev->error : "");
         if (ev->version)
             cJSON_AddNumberToObject(f, "serving_version", (double)ev->version);
@@ -40,11 +43,35 @@ static void on_store_event(void *ctx, const charrnn_store_event *ev)
             cJSON_AddNullToObject(f, "serving_version");
         log_json("error", "model load failed", f);
         break;
-    case CHARRNN_STORE_REMOVED:
+    case STORE_REMOVED:
         cJSON_AddNumberToObject(f, "version", (double)ev->version);
         log_json("info", "model removed", f);
         break;
     }
+}
+
+/* Writes the bound address to --address-file (write a temporary file, then
+ * rename: a reader sees the old line or the new one, never half). A failure
+ * is a warning, not fatal: the daemon serves, and the log says why a health
+ * check that relies on the file may knock on the wrong port. */
+static void write_address_file(const server *srv)
+{
+    const char *path = srv->cfg.address_file;
+    char tmp[4096 + 16];
+    if (!path[0])
+        return;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "%s\n", srv->bound) > 0;
+    ok = f && fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path) == 0)
+        return;
+    int e = errno;
+    unlink(tmp);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "file", path);
+    cJSON_AddStringToObject(j, "error", strerror(e));
+    log_json("warn", "cannot write --address-file", j);
 }
 
 /* Loads --api-key-file: at start a bad file stops the daemon (2); on SIGHUP
@@ -119,7 +146,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (charrnn_store_open(srv.cfg.models, &srv.store, err, sizeof err) != CHARRNN_OK) {
+    if (store_open(srv.cfg.models, &srv.store, err, sizeof err) != CHARRNN_OK) {
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "error", err);
         log_json("fatal", "cannot open the model directory", f);
@@ -136,12 +163,12 @@ int main(int argc, char **argv)
     }
     if (srv.cfg.api_key_file[0] && load_keys(&srv) != 0)
         return 2;
-    charrnn_store_set_listener(srv.store, on_store_event, &srv);
+    store_set_listener(srv.store, on_store_event, &srv);
     rescan_once(srv.store, 0);
 
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
                         srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split,
-                        srv.cfg.worker_nice,    srv.cache};
+                        srv.cfg.worker_nice,    srv.cache,         srv.cfg.max_client_share};
     srv.met = metrics_create();
     if (!srv.met || engine_create(&ec, &srv.eng) != 0) {
         log_json("fatal", "cannot start the generation engine", NULL);
@@ -152,7 +179,7 @@ int main(int argc, char **argv)
         cJSON_AddStringToObject(f, "error", err);
         log_json("fatal", "cannot listen", f);
         engine_free(srv.eng);
-        charrnn_store_free(srv.store);
+        store_free(srv.store);
         metrics_free(srv.met);
         return 1;
     }
@@ -167,6 +194,7 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "max_queue", srv.cfg.max_queue);
     cJSON_AddNumberToObject(f, "state_cache_mb", (double)srv.cfg.state_cache_mb);
     log_json("info", "listening", f);
+    write_address_file(&srv);
     if (!api_keys_enabled(srv.keys) && !srv.loopback)
         log_json("warn",
                  "no --api-key-file on a non-loopback listener: /sample, /score, /v1 and "
@@ -198,10 +226,12 @@ int main(int argc, char **argv)
     int scan_over = rescan_stop(rs, 5);
     engine_free(srv.eng);
     if (scan_over) /* else a scan still uses it: the exit frees it */
-        charrnn_store_free(srv.store);
+        store_free(srv.store);
     metrics_free(srv.met);
     state_cache_free(srv.cache);
     api_keys_free(srv.keys);
+    if (srv.cfg.address_file[0])
+        unlink(srv.cfg.address_file);
     log_json("info", "stopped", NULL);
     return 0;
 }

@@ -2,6 +2,7 @@
  * Prometheus conventions: charrnn_ prefix, base units in the name (_seconds,
  * _total for counters). */
 #include "metrics.h"
+#include "buf.h"
 
 #include "charrnn/lowp.h"
 
@@ -30,12 +31,12 @@ typedef struct route_hist {
 } route_hist;
 
 typedef struct model_chars {
-    char model[CHARRNN_STORE_NAME_MAX + 1]; /* first: found by by_name */
+    char model[STORE_NAME_MAX + 1]; /* first: found by by_name */
     unsigned long long chars, scored;
 } model_chars;
 
 typedef struct model_requests {
-    char model[CHARRNN_STORE_NAME_MAX + 1];
+    char model[STORE_NAME_MAX + 1];
     char route[48];
     unsigned long long count;
 } model_requests;
@@ -86,14 +87,8 @@ void metrics_free(metrics *m)
 /* Grows a table by one zeroed element; NULL on allocation failure. */
 static void *grow(void **arr, size_t *n, size_t *cap, size_t elem)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 16;
-        void *p = realloc(*arr, c * elem);
-        if (!p)
-            return NULL;
-        *arr = p;
-        *cap = c;
-    }
+    if (buf_reserve(arr, cap, *n + 1, elem))
+        return NULL;
     void *e = (char *)*arr + (*n)++ * elem;
     memset(e, 0, elem);
     return e;
@@ -281,14 +276,25 @@ static void hist(sbuf *b, const char *name, const char *help, const engine_hist 
 }
 
 /* The prefix-state cache's counters (state_cache.h); all zero without one. */
+/* One unlabelled sample per family: name, type, help and its value. */
+typedef struct scalar {
+    const char *name, *type, *help;
+    uint64_t v;
+} scalar;
+
+static void render_scalars(sbuf *b, const scalar *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        header(b, rows[i].name, rows[i].type, rows[i].help);
+        put(b, "%s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
+    }
+}
+
 static void render_state_cache(sbuf *b, state_cache *c)
 {
     state_cache_stats s;
     state_cache_stats_get(c, &s);
-    const struct {
-        const char *name, *type, *help;
-        uint64_t v;
-    } rows[] = {
+    const scalar rows[] = {
         {"charrnn_state_cache_hits_total", "counter",
          "Generations that resumed from a cached prefix of their prime.", s.hits},
         {"charrnn_state_cache_misses_total", "counter",
@@ -306,25 +312,18 @@ static void render_state_cache(sbuf *b, state_cache *c)
         {"charrnn_state_cache_budget_bytes", "gauge", "--state-cache-mb in bytes (0: off).",
          s.budget},
     };
-    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
-        header(b, rows[i].name, rows[i].type, rows[i].help);
-        put(b, "%s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
-    }
+    render_scalars(b, rows, sizeof rows / sizeof *rows);
 }
 
-char *metrics_render(metrics *m, engine *e, state_cache *cache, charrnn_store *store, size_t *len)
+/* The counters kept here, by route, model and key. Under m->mu. */
+static void render_requests(sbuf *b, const metrics *m)
 {
-    sbuf b = {malloc(8192), 0, 8192, 0};
-    if (!b.p)
-        return NULL;
     char e1[512], e2[512], num[64];
-
-    pthread_mutex_lock(&m->mu);
-    header(&b, "charrnn_requests_total", "counter", "HTTP requests by route and status code.");
+    header(b, "charrnn_requests_total", "counter", "HTTP requests by route and status code.");
     for (size_t i = 0; i < m->nstats; i++)
-        put(&b, "charrnn_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
+        put(b, "charrnn_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
             esc(m->stats[i].route, e1, sizeof e1), m->stats[i].status, m->stats[i].count);
-    header(&b, "charrnn_request_duration_seconds", "histogram",
+    header(b, "charrnn_request_duration_seconds", "histogram",
            "Time from the start of a request to the end of its response.");
     for (size_t i = 0; i < m->nhists; i++) {
         const route_hist *h = &m->hists[i];
@@ -332,114 +331,132 @@ char *metrics_render(metrics *m, engine *e, state_cache *cache, charrnn_store *s
         unsigned long long cum = 0;
         for (size_t k = 0; k < NBUCKETS; k++) {
             cum += h->bucket[k];
-            put(&b, "charrnn_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", e1,
+            put(b, "charrnn_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", e1,
                 buckets[k], cum);
         }
-        put(&b, "charrnn_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", e1,
+        put(b, "charrnn_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", e1,
             h->count);
         fmt_double(num, sizeof num, h->sum);
-        put(&b, "charrnn_request_duration_seconds_sum{route=\"%s\"} %s\n", e1, num);
-        put(&b, "charrnn_request_duration_seconds_count{route=\"%s\"} %llu\n", e1, h->count);
+        put(b, "charrnn_request_duration_seconds_sum{route=\"%s\"} %s\n", e1, num);
+        put(b, "charrnn_request_duration_seconds_count{route=\"%s\"} %llu\n", e1, h->count);
     }
-    header(&b, "charrnn_request_generated_chars_total", "counter",
+    header(b, "charrnn_request_generated_chars_total", "counter",
            "Characters returned by finished sampling requests, by model.");
     for (size_t i = 0; i < m->nchars; i++)
-        put(&b, "charrnn_request_generated_chars_total{model=\"%s\"} %llu\n",
+        put(b, "charrnn_request_generated_chars_total{model=\"%s\"} %llu\n",
             esc(m->chars[i].model, e1, sizeof e1), m->chars[i].chars);
-    header(&b, "charrnn_request_scored_chars_total", "counter",
+    header(b, "charrnn_request_scored_chars_total", "counter",
            "Characters whose log-probability finished requests reported for given text "
            "(/score, /v1 echo), by model.");
     for (size_t i = 0; i < m->nchars; i++)
-        put(&b, "charrnn_request_scored_chars_total{model=\"%s\"} %llu\n",
+        put(b, "charrnn_request_scored_chars_total{model=\"%s\"} %llu\n",
             esc(m->chars[i].model, e1, sizeof e1), m->chars[i].scored);
-    header(&b, "charrnn_key_requests_total", "counter",
+    header(b, "charrnn_key_requests_total", "counter",
            "Requests that presented a valid API key, by key label, route and status.");
     for (size_t i = 0; i < m->nkeys; i++)
-        put(&b, "charrnn_key_requests_total{key=\"%s\",route=\"%s\",status=\"%u\"} %llu\n",
+        put(b, "charrnn_key_requests_total{key=\"%s\",route=\"%s\",status=\"%u\"} %llu\n",
             esc(m->keys[i].key, e1, sizeof e1), esc(m->keys[i].route, e2, sizeof e2),
             m->keys[i].status, m->keys[i].count);
-    header(&b, "charrnn_key_generated_chars_total", "counter",
+    header(b, "charrnn_key_generated_chars_total", "counter",
            "Characters generated for requests of a key, by key label and route.");
     for (size_t i = 0; i < m->nkeys; i++)
         if (m->keys[i].chars)
-            put(&b,
+            put(b,
                 "charrnn_key_generated_chars_total{key=\"%s\",route=\"%s\",status=\"%u\"} "
                 "%llu\n",
                 esc(m->keys[i].key, e1, sizeof e1), esc(m->keys[i].route, e2, sizeof e2),
                 m->keys[i].status, m->keys[i].chars);
-    header(&b, "charrnn_model_requests_total", "counter",
+    header(b, "charrnn_model_requests_total", "counter",
            "Requests that ran on a model (sampling, completions, scoring), by model and route.");
     for (size_t i = 0; i < m->nmreq; i++)
-        put(&b, "charrnn_model_requests_total{model=\"%s\",route=\"%s\"} %llu\n",
+        put(b, "charrnn_model_requests_total{model=\"%s\",route=\"%s\"} %llu\n",
             esc(m->mreq[i].model, e1, sizeof e1), esc(m->mreq[i].route, e2, sizeof e2),
             m->mreq[i].count);
-    pthread_mutex_unlock(&m->mu);
+}
 
+static void render_engine(sbuf *b, engine *e)
+{
     engine_stats es;
     engine_stats_get(e, &es);
-    header(&b, "charrnn_generated_chars_total", "counter",
-           "Characters generated by the engine (cancelled requests included).");
-    put(&b, "charrnn_generated_chars_total %llu\n", (unsigned long long)es.generated_chars);
-    header(&b, "charrnn_active_requests", "gauge", "Generations running now.");
-    put(&b, "charrnn_active_requests %d\n", es.active);
-    header(&b, "charrnn_queued_requests", "gauge", "Generations waiting for a slot.");
-    put(&b, "charrnn_queued_requests %d\n", es.queued);
-    hist(&b, "charrnn_time_to_first_char_seconds",
+    const scalar before[] = {
+        {"charrnn_generated_chars_total", "counter",
+         "Characters generated by the engine (cancelled requests included).", es.generated_chars},
+        {"charrnn_active_requests", "gauge", "Generations running now.", (uint64_t)es.active},
+        {"charrnn_queued_requests", "gauge", "Generations waiting for a slot.",
+         (uint64_t)es.queued},
+        {"charrnn_clients_with_work", "gauge",
+         "Clients (API keys, or addresses) with generations running or queued.",
+         (uint64_t)es.clients},
+        {"charrnn_client_share_rejected_total", "counter",
+         "Requests refused with 429 because their client would hold more than "
+         "--max-client-share generations.",
+         es.share_rejected},
+    };
+    render_scalars(b, before, sizeof before / sizeof *before);
+    hist(b, "charrnn_time_to_first_char_seconds",
          "Time from a generation's admission request to its first generated character "
          "(queueing and priming included).",
          &es.first_char);
-    hist(&b, "charrnn_inter_char_seconds",
+    hist(b, "charrnn_inter_char_seconds",
          "Time between consecutive generated characters of one generation.", &es.inter_char);
-    header(&b, "charrnn_inference_steps_total", "counter",
-           "Batched step calls (one per batch per generated or primed character).");
-    put(&b, "charrnn_inference_steps_total %llu\n", (unsigned long long)es.steps);
-    header(&b, "charrnn_inference_stream_steps_total", "counter",
-           "Stream advances; divided by charrnn_inference_steps_total it is the mean batch size.");
-    put(&b, "charrnn_inference_stream_steps_total %llu\n", (unsigned long long)es.batched_streams);
-    header(&b, "charrnn_inference_split_steps_total", "counter",
-           "Steps whose matrix rows idle workers helped compute (--row-split).");
-    put(&b, "charrnn_inference_split_steps_total %llu\n", (unsigned long long)es.split_steps);
-    render_state_cache(&b, cache);
+    const scalar steps[] = {
+        {"charrnn_inference_steps_total", "counter",
+         "Batched step calls (one per batch per generated or primed character).", es.steps},
+        {"charrnn_inference_stream_steps_total", "counter",
+         "Stream advances; divided by charrnn_inference_steps_total it is the mean batch size.",
+         es.batched_streams},
+        {"charrnn_inference_split_steps_total", "counter",
+         "Steps whose matrix rows idle workers helped compute (--row-split).", es.split_steps},
+    };
+    render_scalars(b, steps, sizeof steps / sizeof *steps);
+}
 
-    charrnn_store_entry *list = NULL;
+/* The store's models: one sample per model for each family. */
+static void render_store(sbuf *b, model_store *store)
+{
+    char e1[512], e2[512], num[64];
+    store_entry *list = NULL;
     size_t n = 0;
-    charrnn_store_list(store, &list, &n);
-    charrnn_store_stats st;
-    charrnn_store_stats_get(store, &st);
-    header(&b, "charrnn_models_loaded", "gauge", "Models with a version serving.");
+    store_list(store, &list, &n);
+    store_stats st;
+    store_stats_get(store, &st);
     size_t loaded = 0;
     for (size_t i = 0; i < n; i++)
         loaded += list[i].current != NULL;
-    put(&b, "charrnn_models_loaded %zu\n", loaded);
-    header(&b, "charrnn_model_versions_live", "gauge",
-           "Model versions in memory: serving, or held by a generation still running.");
-    put(&b, "charrnn_model_versions_live %llu\n", (unsigned long long)st.versions_live);
-    header(&b, "charrnn_model_loads_total", "counter", "Successful checkpoint loads, by model.");
+    const scalar totals[] = {
+        {"charrnn_models_loaded", "gauge", "Models with a version serving.", loaded},
+        {"charrnn_model_versions_live", "gauge",
+         "Model versions in memory: serving, or held by a generation still running.",
+         st.versions_live},
+    };
+    render_scalars(b, totals, sizeof totals / sizeof *totals);
+    header(b, "charrnn_model_loads_total", "counter", "Successful checkpoint loads, by model.");
     for (size_t i = 0; i < n; i++)
-        put(&b, "charrnn_model_loads_total{model=\"%s\"} %llu\n", esc(list[i].name, e1, sizeof e1),
+        put(b, "charrnn_model_loads_total{model=\"%s\"} %llu\n", esc(list[i].name, e1, sizeof e1),
             (unsigned long long)list[i].loads);
-    header(&b, "charrnn_model_load_failures_total", "counter",
+    header(b, "charrnn_model_load_failures_total", "counter",
            "Checkpoint loads that failed validation or I/O, by model.");
     for (size_t i = 0; i < n; i++)
-        put(&b, "charrnn_model_load_failures_total{model=\"%s\"} %llu\n",
+        put(b, "charrnn_model_load_failures_total{model=\"%s\"} %llu\n",
             esc(list[i].name, e1, sizeof e1), (unsigned long long)list[i].load_failures);
-    header(&b, "charrnn_store_loads_total", "counter",
-           "Successful loads over the process lifetime (removed models included).");
-    put(&b, "charrnn_store_loads_total %llu\n", (unsigned long long)st.loads);
-    header(&b, "charrnn_store_load_failures_total", "counter",
-           "Failed loads over the process lifetime (removed models included).");
-    put(&b, "charrnn_store_load_failures_total %llu\n", (unsigned long long)st.load_failures);
-    header(&b, "charrnn_model_last_load_failed", "gauge",
+    const scalar lifetime[] = {
+        {"charrnn_store_loads_total", "counter",
+         "Successful loads over the process lifetime (removed models included).", st.loads},
+        {"charrnn_store_load_failures_total", "counter",
+         "Failed loads over the process lifetime (removed models included).", st.load_failures},
+    };
+    render_scalars(b, lifetime, sizeof lifetime / sizeof *lifetime);
+    header(b, "charrnn_model_last_load_failed", "gauge",
            "1 when the last load attempt of a model failed (an older version may still serve).");
     for (size_t i = 0; i < n; i++)
-        put(&b, "charrnn_model_last_load_failed{model=\"%s\"} %d\n",
+        put(b, "charrnn_model_last_load_failed{model=\"%s\"} %d\n",
             esc(list[i].name, e1, sizeof e1), list[i].last_error[0] != '\0');
-    header(&b, "charrnn_model_info", "gauge", "The version serving, as labels; value 1.");
+    header(b, "charrnn_model_info", "gauge", "The version serving, as labels; value 1.");
     for (size_t i = 0; i < n; i++) {
-        const charrnn_store_model *v = list[i].current;
+        const store_model *v = list[i].current;
         if (!v)
             continue;
-        put(&b,
+        put(b,
             "charrnn_model_info{model=\"%s\",version=\"%llu\",cell=\"%s\",num_layers=\"%d\","
             "hidden_size=\"%d\",vocab_size=\"%d\",dtype=\"%s\",sha256=\"%s\"} 1\n",
             esc(list[i].name, e1, sizeof e1), (unsigned long long)v->version,
@@ -447,21 +464,33 @@ char *metrics_render(metrics *m, engine *e, state_cache *cache, charrnn_store *s
             v->model->cfg.hidden_size, v->model->cfg.vocab_size,
             charrnn_dtype_name(v->model->dtype), esc(v->sha256, e2, sizeof e2));
     }
-    header(&b, "charrnn_model_parameters", "gauge", "Parameter count of the version serving.");
+    header(b, "charrnn_model_parameters", "gauge", "Parameter count of the version serving.");
     for (size_t i = 0; i < n; i++)
         if (list[i].current)
-            put(&b, "charrnn_model_parameters{model=\"%s\"} %zu\n",
-                esc(list[i].name, e1, sizeof e1), list[i].current->model->num_params);
-    header(&b, "charrnn_model_loaded_timestamp_seconds", "gauge",
+            put(b, "charrnn_model_parameters{model=\"%s\"} %zu\n", esc(list[i].name, e1, sizeof e1),
+                list[i].current->model->num_params);
+    header(b, "charrnn_model_loaded_timestamp_seconds", "gauge",
            "Unix time the version serving was loaded.");
     for (size_t i = 0; i < n; i++)
         if (list[i].current) {
             fmt_double(num, sizeof num, list[i].current->loaded_at);
-            put(&b, "charrnn_model_loaded_timestamp_seconds{model=\"%s\"} %s\n",
+            put(b, "charrnn_model_loaded_timestamp_seconds{model=\"%s\"} %s\n",
                 esc(list[i].name, e1, sizeof e1), num);
         }
-    charrnn_store_list_free(list, n);
+    store_list_free(list, n);
+}
 
+char *metrics_render(metrics *m, engine *e, state_cache *cache, model_store *store, size_t *len)
+{
+    sbuf b = {malloc(8192), 0, 8192, 0};
+    if (!b.p)
+        return NULL;
+    pthread_mutex_lock(&m->mu);
+    render_requests(&b, m);
+    pthread_mutex_unlock(&m->mu);
+    render_engine(&b, e);
+    render_state_cache(&b, cache);
+    render_store(&b, store);
     if (b.oom) {
         free(b.p);
         return NULL;

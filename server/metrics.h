@@ -29,6 +29,6 @@ void metrics_key_observe(metrics *m, const char *key, const char *route, unsigne
                          size_t chars);
 
 /* The full exposition. Caller frees with free(). NULL on allocation failure. */
-char *metrics_render(metrics *m, engine *e, state_cache *cache, charrnn_store *store, size_t *len);
+char *metrics_render(metrics *m, engine *e, state_cache *cache, model_store *store, size_t *len);
 
 #endif

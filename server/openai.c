@@ -14,6 +14,8 @@
  * log-probabilities, and the n with the highest mean log-probability per
  * generated character (ties: the lower candidate) are returned, best first,
  * as choices p * n + rank. usage counts every candidate's characters. */
+#include "echo.h"
+#include "buf.h"
 #include "charrnn/clock.h"
 #include "logprobs_json.h"
 #include "openai_request.h"
@@ -113,21 +115,6 @@ static void v1_ctx_free(req_ctx *c)
 
 /* ---- receiving a choice's output ---- */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap : 256;
-    while (nc < need)
-        nc *= 2;
-    void *q = realloc(*p, nc * elem);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = nc;
-    return 0;
-}
-
 /* Takes whatever the job has produced since the last call (waiting up to
  * timeout_ms for something). Returns -1 when out of memory. */
 static int pull(engine *e, choice *c, int k_top, int timeout_ms)
@@ -143,7 +130,7 @@ static int pull(engine *e, choice *c, int k_top, int timeout_ms)
     char buf[READ_CHUNK];
     int ended_bytes = 0, ended_recs = 0;
     size_t n = engine_job_read(e, c->job, c->len, buf, sizeof buf, timeout_ms, &ended_bytes);
-    if (grow((void **)&c->text, &c->cap, c->len + n + 1, 1))
+    if (buf_reserve(&c->text, &c->cap, c->len + n + 1, 1))
         return -1;
     memcpy(c->text + c->len, buf, n);
     c->len += n;
@@ -151,7 +138,7 @@ static int pull(engine *e, choice *c, int k_top, int timeout_ms)
         size_t room = c->caprec - c->nrec;
         if (room < 64) {
             size_t cap = c->caprec, k = k_top > 0 ? (size_t)k_top : 1;
-            if (grow((void **)&c->rec, &c->caprec, c->nrec + 64, sizeof *c->rec))
+            if (buf_reserve(&c->rec, &c->caprec, c->nrec + 64, sizeof *c->rec))
                 return -1;
             size_t nc = c->caprec;
             int *ti = realloc(c->top_id, nc * k * sizeof *ti);
@@ -187,7 +174,7 @@ static size_t text_to_keep(const completion *k, const choice *c)
 {
     if (!c->ended || c->res.end != JOB_FINISHED || c->res.finish != CHARRNN_FINISH_STOP)
         return c->len;
-    for (size_t i = 0; i < k->q.n_stop; i++) { /* the sampler checks them in this order */
+    for (size_t i = 0; i < k->q.p.n_stop; i++) { /* the sampler checks them in this order */
         size_t sl = strlen(k->q.stop[i]);
         if (sl <= c->len && !memcmp(c->text + c->len - sl, k->q.stop[i], sl))
             return c->len - sl;
@@ -383,12 +370,7 @@ static int failed(const choice *c)
  * with one: an unprimed text's first character has none); -inf for none. */
 static double mean_logprob(const choice *c)
 {
-    double sum = 0.0;
-    size_t n = 0;
-    for (size_t i = c->scored; i < c->nrec; i++)
-        if (c->rec[i].has_lp)
-            sum += c->rec[i].lp, n++;
-    return n ? sum / (double)n : -INFINITY;
+    return records_mean_logprob(c->rec + c->scored, c->nrec - c->scored);
 }
 
 /* order[0..m) = the candidates of one prompt, best first when ranking (by
@@ -596,7 +578,7 @@ static const char *v1_field_name(charrnn_sample_field f)
 static size_t max_stop_len(const completion_request *q)
 {
     size_t m = 0;
-    for (size_t i = 0; i < q->n_stop; i++)
+    for (size_t i = 0; i < q->p.n_stop; i++)
         m = strlen(q->stop[i]) > m ? strlen(q->stop[i]) : m;
     return m;
 }
@@ -613,11 +595,11 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
         return respond_error(rc, &err);
     }
     completion_request *q = &k->q;
-    snprintf(rc->user, sizeof rc->user, "%s", q->user);
+    echo_str(rc->user, sizeof rc->user, q->user); /* for the access log */
     enum MHD_Result ret;
-    const charrnn_store_model *ver;
+    const store_model *ver;
     if (gen_acquire(rc, q->model, &ver, &ret) != 0 || gen_seed(rc, q->has_seed, &q->seed, &ret)) {
-        charrnn_store_release(ver);
+        store_release(ver);
         completion_free(k);
         return ret;
     }
@@ -625,12 +607,12 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
     rc->sampled = 1;
     char msg[CHARRNN_ERR_MAX];
     if (!q->model && !(q->model = strdup(rc->model))) { /* the default: responses name it */
-        charrnn_store_release(ver);
+        store_release(ver);
         completion_free(k);
         return respond_fail(rc, 500, "server_error", NULL, "out of memory");
     }
     if (charrnn_vocab_copy(ver->model->vocab, &k->vocab, msg, sizeof msg) != CHARRNN_OK) {
-        charrnn_store_release(ver);
+        store_release(ver);
         completion_free(k);
         return respond_fail(rc, 500, "server_error", NULL, "out of memory");
     }
@@ -643,14 +625,14 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
     k->nch = q->n_prompt * k->cand;
     k->ch = calloc(k->nch, sizeof *k->ch);
     if (!k->ch) {
-        charrnn_store_release(ver);
+        store_release(ver);
         completion_free(k);
         return respond_fail(rc, 500, "server_error", NULL, "out of memory");
     }
     rc->v1 = k;
     rc->v1_free = v1_ctx_free;
     int score = q->echo && q->logprobs >= 0;
-    int run = q->max_tokens > 0 || score;
+    int run = q->p.length > 0 || score;
     int failed_setup = 0;
     for (size_t i = 0; i < k->nch && !failed_setup; i++) {
         choice *c = &k->ch[i];
@@ -664,12 +646,24 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
         rc->prime_chars += c->prompt_chars;
         if (!run)
             continue;
-        charrnn_sample_params p = completion_request_params(q, c->prompt_idx, c->seed);
+        charrnn_sample_params p = completion_choice_params(q, c->prompt_idx, c->seed);
         if (k->cand > (size_t)q->n)
             p.logprobs = 1; /* the ranking's numbers (returned only when asked for) */
-        failed_setup = !(c->job = gen_submit(rc, ver, &p, v1_field_name, &ret));
+        failed_setup = !(c->job = gen_prepare(rc, ver, &p, v1_field_name, &ret));
     }
-    charrnn_store_release(ver);
+    store_release(ver);
+    /* Admitted together: a request runs whole or not at all, and its client's
+     * share is checked for all its choices at once. */
+    gen_job **jobs = run && !failed_setup ? malloc(k->nch * sizeof *jobs) : NULL;
+    if (run && !failed_setup && !jobs) {
+        ret = respond_fail(rc, 500, "server_error", NULL, "out of memory");
+        failed_setup = 1;
+    }
+    for (size_t i = 0; jobs && i < k->nch; i++)
+        jobs[i] = k->ch[i].job;
+    if (jobs && gen_admit(rc, jobs, k->nch, &ret) != 0)
+        failed_setup = 1;
+    free(jobs);
     if (failed_setup) {
         release_jobs(srv->eng, k);
         return ret;
@@ -679,7 +673,7 @@ enum MHD_Result handle_v1_completions(req_ctx *rc)
 
 /* ---- /v1/models ---- */
 
-static cJSON *v1_model_json(const charrnn_store_entry *e)
+static cJSON *v1_model_json(const store_entry *e)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", e->name);
@@ -691,9 +685,9 @@ static cJSON *v1_model_json(const charrnn_store_entry *e)
 
 enum MHD_Result handle_v1_models(req_ctx *rc)
 {
-    charrnn_store_entry *list = NULL;
+    store_entry *list = NULL;
     size_t n = 0;
-    if (charrnn_store_list(rc->srv->store, &list, &n) != CHARRNN_OK)
+    if (store_list(rc->srv->store, &list, &n) != CHARRNN_OK)
         return respond_fail(rc, 500, "server_error", NULL, "out of memory");
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
@@ -701,21 +695,21 @@ enum MHD_Result handle_v1_models(req_ctx *rc)
     for (size_t i = 0; i < n; i++)
         if (list[i].current)
             cJSON_AddItemToArray(arr, v1_model_json(&list[i]));
-    charrnn_store_list_free(list, n);
+    store_list_free(list, n);
     return respond_json(rc, 200, root);
 }
 
 enum MHD_Result handle_v1_model(req_ctx *rc)
 {
     const char *id = rc->name;
-    charrnn_store_entry *list = NULL;
+    store_entry *list = NULL;
     size_t n = 0;
     cJSON *o = NULL;
-    charrnn_store_list(rc->srv->store, &list, &n);
+    store_list(rc->srv->store, &list, &n);
     for (size_t i = 0; i < n && !o; i++)
         if (list[i].current && !strcmp(list[i].name, id))
             o = v1_model_json(&list[i]);
-    charrnn_store_list_free(list, n);
+    store_list_free(list, n);
     if (!o)
         return respond_fail(rc, 404, "not_found_error", "model", "model '%s' not found", id);
     return respond_json(rc, 200, o);

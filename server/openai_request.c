@@ -3,7 +3,10 @@
  * never gets silently different behaviour from what it asked for. */
 #include "openai_request.h"
 
+#include "echo.h"
+
 #include "store.h"
+#include "charrnn/status.h"
 #include "charrnn/vocab.h"
 
 #include <math.h>
@@ -33,7 +36,9 @@ static const char *const v1_fields[] = {"model",
                                         "presence_penalty",
                                         "frequency_penalty",
                                         "repetition_penalty",
-                                        "penalty_window"};
+                                        "penalty_window",
+                                        "regex",
+                                        "guided_regex"};
 #define NV1 (sizeof v1_fields / sizeof *v1_fields)
 
 typedef struct v1_ctx {
@@ -116,13 +121,12 @@ static int parse_stop(completion_request *r, const cJSON *v, span src, api_error
             return api_fail(err, 400, INVALID, "stop",
                             "'stop' must be a string or an array of "
                             "strings");
-        size_t len = strlen(it->valuestring);
-        if (len < 1 || len > CHARRNN_MAX_STOP_LEN)
-            return api_fail(err, 400, INVALID, "stop",
-                            "every 'stop' string must be 1..%d bytes long", CHARRNN_MAX_STOP_LEN);
-        if (!(r->stop[r->n_stop] = strdup(it->valuestring)))
+        char why[CHARRNN_ERR_MAX];
+        if (charrnn_sample_check_stop(it->valuestring, why, sizeof why))
+            return api_fail(err, 400, INVALID, "stop", "'stop': %s", why);
+        if (!(r->stop[r->p.n_stop] = strdup(it->valuestring)))
             return oom(err);
-        r->n_stop++;
+        r->p.n_stop++;
         if (!cJSON_IsArray(v))
             break;
     }
@@ -133,6 +137,7 @@ static int parse_stop(completion_request *r, const cJSON *v, span src, api_error
  * /models/{name} gives the size; the range is checked against the model). */
 static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *err)
 {
+    char shown[48];
     if (!cJSON_IsObject(v))
         return api_fail(err, 400, INVALID, "logit_bias",
                         "'logit_bias' must be an object of character id to bias");
@@ -154,19 +159,20 @@ static int parse_logit_bias(completion_request *r, const cJSON *v, api_error *er
         if (!ok)
             return api_fail(err, 400, INVALID, "logit_bias",
                             "'logit_bias' keys must be character ids (decimal integers), got "
-                            "'%.40s'",
-                            k);
+                            "'%s'",
+                            echo_str(shown, sizeof shown, k));
         double d;
         if (json_get_sample_number(it, CHARRNN_SAMPLE_LOGIT_BIAS, &d, err))
             return -1;
-        r->bias_id[r->n_bias] = atoi(k);
-        r->bias_val[r->n_bias++] = (float)d;
+        r->bias_id[r->p.n_bias] = atoi(k);
+        r->bias_val[r->p.n_bias++] = (float)d;
     }
     return 0;
 }
 
 static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
 {
+    char shown[208];
     v1_ctx *c = ctx;
     completion_request *r = c->r;
     const char *k = v->string;
@@ -177,9 +183,9 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
         if (json_has_nul(src)) /* cJSON would cut the name there: another model */
             return api_fail(err, 400, INVALID, k,
                             "'model' contains U+0000, which is not supported");
-        if (!charrnn_store_name_valid(v->valuestring))
-            return api_fail(err, 404, "not_found_error", k, "model '%.200s' not found",
-                            v->valuestring);
+        if (!store_name_valid(v->valuestring))
+            return api_fail(err, 404, "not_found_error", k, "model '%s' not found",
+                            echo_str(shown, sizeof shown, v->valuestring));
         return (r->model = strdup(v->valuestring)) ? 0 : oom(err);
     }
     if (!strcmp(k, "prompt"))
@@ -187,7 +193,7 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
     if (!strcmp(k, "max_tokens")) {
         if (json_get_int(v, k, 0, (double)c->cfg->max_length, &d, err))
             return -1;
-        r->max_tokens = (size_t)d;
+        r->p.length = (size_t)d;
         return 0;
     }
     if (!strcmp(k, "temperature") || !strcmp(k, "top_p")) { /* the sampler's limits */
@@ -195,14 +201,19 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
         if (json_get_sample_number(v, t ? CHARRNN_SAMPLE_TEMPERATURE : CHARRNN_SAMPLE_TOP_P, &d,
                                    err))
             return -1;
-        *(t ? &r->temperature : &r->top_p) = (float)d;
+        *(t ? &r->p.temperature : &r->p.top_p) = (float)d;
         return 0;
     }
     if (!strcmp(k, "min_p")) { /* vLLM's extension, the sampler's limits */
         if (json_get_sample_number(v, CHARRNN_SAMPLE_MIN_P, &d, err))
             return -1;
-        r->min_p = (float)d;
+        r->p.min_p = (float)d;
         return 0;
+    }
+    if (!strcmp(k, "regex") || !strcmp(k, "guided_regex")) { /* vLLM spells it guided_regex */
+        if (r->regex)
+            return api_fail(err, 400, INVALID, "regex", "give 'regex' or 'guided_regex', not both");
+        return sample_regex_member(v, src, &r->regex, err);
     }
     if (!strcmp(k, "n")) {
         if (json_get_int(v, k, 1, V1_MAX_N, &d, err))
@@ -263,8 +274,7 @@ static int v1_member(void *ctx, const cJSON *v, span src, api_error *err)
     }
     /* presence_penalty, frequency_penalty (OpenAI's), repetition_penalty,
      * penalty_window: /sample's definitions */
-    return sample_penalty_member(v, &r->repetition_penalty, &r->presence_penalty,
-                                 &r->frequency_penalty, &r->penalty_window, err);
+    return sample_penalty_member(v, &r->p, err);
 }
 
 void completion_request_clear(completion_request *r)
@@ -274,9 +284,10 @@ void completion_request_clear(completion_request *r)
         free(r->prompt[i]);
     free(r->prompt);
     free(r->prompt_len);
-    for (size_t i = 0; i < r->n_stop; i++)
+    for (size_t i = 0; i < r->p.n_stop; i++)
         free(r->stop[i]);
     free(r->stop);
+    free(r->regex);
     free(r->bias_id);
     free(r->bias_val);
     memset(r, 0, sizeof *r);
@@ -286,26 +297,26 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
                              completion_request *r, api_error *err)
 {
     memset(r, 0, sizeof *r);
-    r->max_tokens = 16; /* OpenAI's default */
-    if ((long)r->max_tokens > cfg->max_length)
-        r->max_tokens = (size_t)cfg->max_length;
-    r->temperature = 1.0f;
-    r->top_p = 1.0f;
-    charrnn_sample_params def = charrnn_sample_defaults();
-    r->repetition_penalty = def.repetition_penalty;
-    r->presence_penalty = def.presence_penalty;
-    r->frequency_penalty = def.frequency_penalty;
-    r->penalty_window = def.penalty_window;
+    r->p = charrnn_sample_defaults();
+    r->p.length = 16; /* OpenAI's default */
+    if ((long)r->p.length > cfg->max_length)
+        r->p.length = (size_t)cfg->max_length;
     r->n = 1;
     r->logprobs = -1;
     v1_ctx c = {cfg, r, 0, 0};
     int rc = json_object_parse(body, len, v1_fields, NV1, v1_member, &c, err);
     if (!rc && !r->n_prompt)
         rc = api_fail(err, 400, INVALID, "prompt", "'prompt' is required");
-    if (!rc && r->n_prompt * (size_t)r->n > V1_MAX_CHOICES)
+    /* the server's per-request limit (--max-choices-per-request), within the
+     * fixed one the response buffers are sized for */
+    size_t max_choices = cfg->max_choices > 0 && cfg->max_choices < V1_MAX_CHOICES
+        ? (size_t)cfg->max_choices
+        : V1_MAX_CHOICES;
+    if (!rc && r->n_prompt * (size_t)r->n > max_choices)
         rc = api_fail(err, 400, INVALID, "n",
-                      "%zu prompts x n = %d is more than %d choices in one request", r->n_prompt,
-                      r->n, V1_MAX_CHOICES);
+                      "%zu prompts x n %d = %zu choices; the limit is %zu per request "
+                      "(--max-choices-per-request)",
+                      r->n_prompt, r->n, r->n_prompt * (size_t)r->n, max_choices);
     r->best_of = c.best_of;
     if (!rc && c.best_of && c.best_of < r->n)
         rc = api_fail(err, 400, INVALID, "best_of", "'best_of' (%d) must be at least n (%d)",
@@ -314,50 +325,43 @@ int completion_request_parse(const char *body, size_t len, const serve_config *c
         rc = api_fail(err, 400, INVALID, "best_of",
                       "'best_of' cannot be used with stream: the candidates are ranked once "
                       "they are all generated");
-    if (!rc && c.best_of > r->n && r->n_prompt * (size_t)c.best_of > V1_MAX_CHOICES)
+    if (!rc && c.best_of > r->n && r->n_prompt * (size_t)c.best_of > max_choices)
         rc = api_fail(err, 400, INVALID, "best_of",
-                      "%zu prompts x best_of = %d is more than %d candidates in one request",
-                      r->n_prompt, c.best_of, V1_MAX_CHOICES);
+                      "%zu prompts x best_of %d = %zu candidates; the limit is %zu per request "
+                      "(--max-choices-per-request)",
+                      r->n_prompt, c.best_of, r->n_prompt * (size_t)c.best_of, max_choices);
     if (!rc && r->logprobs >= 0) { /* every choice: its generated characters, and the echo */
         size_t chars = 0;
         for (size_t i = 0; i < r->n_prompt; i++)
-            chars += (r->max_tokens + (r->echo ? utf8_chars(r->prompt[i], r->prompt_len[i]) : 0)) *
+            chars += (r->p.length + (r->echo ? utf8_chars(r->prompt[i], r->prompt_len[i]) : 0)) *
                 (size_t)r->n;
         rc = logprob_budget_check(cfg, chars, r->logprobs, "logprobs", err);
     }
-    if (!rc && r->max_tokens == 0 && !r->echo)
+    if (!rc && r->p.length == 0 && !r->echo)
         rc = api_fail(err, 400, INVALID, "max_tokens",
                       "'max_tokens' must be at least 1 (0 is allowed with echo, to score the "
                       "prompt)");
     if (!rc && c.has_stream_options && !r->stream)
         rc = api_fail(err, 400, INVALID, "stream_options",
                       "'stream_options' is only allowed with stream: true");
-    if (rc)
+    if (rc) {
         completion_request_clear(r);
-    return rc;
+        return rc;
+    }
+    r->p.stop = (const char *const *)r->stop;
+    r->p.regex = r->regex;
+    r->p.logprobs = r->logprobs >= 0;
+    r->p.top_logprobs = r->logprobs >= 0 ? r->logprobs : 0;
+    r->p.score_prime = r->echo && r->logprobs >= 0; /* echo with logprobs scores the prompt */
+    r->p.bias_id = r->bias_id, r->p.bias_val = r->bias_val;
+    return 0;
 }
 
-charrnn_sample_params completion_request_params(const completion_request *r, size_t i,
-                                                uint64_t seed)
+charrnn_sample_params completion_choice_params(const completion_request *r, size_t i, uint64_t seed)
 {
-    charrnn_sample_params p = charrnn_sample_defaults();
+    charrnn_sample_params p = r->p;
     p.prime = r->prompt[i];
     p.prime_len = r->prompt_len[i];
-    p.length = r->max_tokens;
-    p.temperature = r->temperature;
-    p.top_p = r->top_p;
-    p.min_p = r->min_p;
-    p.repetition_penalty = r->repetition_penalty;
-    p.presence_penalty = r->presence_penalty;
-    p.frequency_penalty = r->frequency_penalty;
-    p.penalty_window = r->penalty_window;
     p.seed = seed;
-    p.stop = (const char *const *)r->stop;
-    p.n_stop = r->n_stop;
-    p.logprobs = r->logprobs >= 0;
-    p.top_logprobs = r->logprobs >= 0 ? r->logprobs : 0;
-    /* echo with logprobs scores the prompt */
-    p.score_prime = r->echo && r->logprobs >= 0;
-    p.bias_id = r->bias_id, p.bias_val = r->bias_val, p.n_bias = r->n_bias;
     return p;
 }

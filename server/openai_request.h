@@ -5,7 +5,7 @@
 #define CHARRNN_SERVE_OPENAI_REQUEST_H
 
 #include "config.h"
-#include "request.h"
+#include "sample_request.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,36 +21,34 @@ typedef struct completion_request {
     char **prompt; /* n_prompt strings (a single string is one prompt) */
     size_t *prompt_len;
     size_t n_prompt;
-    size_t max_tokens; /* characters per choice; 0 only with echo */
-    float temperature;
-    float top_p;
-    float min_p;                               /* vLLM's extension */
-    float presence_penalty, frequency_penalty; /* OpenAI's */
-    float repetition_penalty;                  /* vLLM's extension */
-    int penalty_window;                        /* charrnn's extension */
+    /* The sampling parameters every choice shares, as the library takes them
+     * (p.length is max_tokens: characters per choice, 0 only with echo); the
+     * parser writes each field here. Their strings (stop, regex, logit_bias)
+     * point into the buffers below; completion_choice_params adds a choice's
+     * prompt and seed. */
+    charrnn_sample_params p;
+    char *regex; /* our extension (vLLM's guided_regex, an alias): NULL = none */
     int n;
     int best_of; /* candidates per prompt when more than n (then ranked); 0 = not given */
     int stream;
     int include_usage;
     int logprobs; /* -1 = null; else 0..V1_MAX_LOGPROBS alternatives */
     int echo;
-    char **stop;
-    size_t n_stop;
+    char **stop; /* p.n_stop strings */
     uint64_t seed;
     int has_seed;
     char user[65];
-    int *bias_id; /* logit_bias */
+    int *bias_id; /* logit_bias: p.n_bias of them */
     float *bias_val;
-    size_t n_bias;
 } completion_request;
 
 int completion_request_parse(const char *body, size_t len, const serve_config *cfg,
                              completion_request *out, api_error *err);
 void completion_request_clear(completion_request *r);
 
-/* The library's view of prompt i's choice with the given seed (pointers into
- * r): the one mapping of the request's fields onto sampling parameters. */
-charrnn_sample_params completion_request_params(const completion_request *r, size_t i,
-                                                uint64_t seed);
+/* Prompt i's choice with the given seed: r->p with the prompt and the seed
+ * (pointers into r). */
+charrnn_sample_params completion_choice_params(const completion_request *r, size_t i,
+                                               uint64_t seed);
 
 #endif

@@ -1,6 +1,8 @@
 /* See origin.h. */
 #include "origin.h"
 
+#include "echo.h"
+
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,11 +83,12 @@ int origin_check(struct MHD_Connection *conn, int loopback_listener, const char 
     *cors = 0;
     const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
     const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    char shown[101];
     if (loopback_listener && host && !host_is_loopback(host)) {
         snprintf(msg, n,
-                 "Host '%.100s' is not a loopback name or address: this daemon listens on "
+                 "Host '%s' is not a loopback name or address: this daemon listens on "
                  "loopback only",
-                 host);
+                 echo_str(shown, sizeof shown, host));
         return 403;
     }
     if (!origin)
@@ -96,7 +99,7 @@ int origin_check(struct MHD_Connection *conn, int loopback_listener, const char 
     }
     if (same_origin(origin, host))
         return 0;
-    snprintf(msg, n, "cross-origin request from '%.100s' refused (allow it with --cors-origin)",
-             origin);
+    snprintf(msg, n, "cross-origin request from '%s' refused (allow it with --cors-origin)",
+             echo_str(shown, sizeof shown, origin));
     return 403;
 }

@@ -11,7 +11,7 @@
 #include <time.h>
 
 struct rescan {
-    charrnn_store *store;
+    model_store *store;
     double poll_interval;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -19,10 +19,10 @@ struct rescan {
     pthread_t thread;
 };
 
-void rescan_once(charrnn_store *store, int force)
+void rescan_once(model_store *store, int force)
 {
     char err[CHARRNN_ERR_MAX];
-    if (charrnn_store_scan(store, force, err, sizeof err) < 0) {
+    if (store_scan(store, force, err, sizeof err) < 0) {
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "error", err);
         log_json("error", "model directory scan failed", f);
@@ -55,7 +55,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-rescan *rescan_start(charrnn_store *store, double poll_interval)
+rescan *rescan_start(model_store *store, double poll_interval)
 {
     rescan *r = calloc(1, sizeof *r);
     if (!r)

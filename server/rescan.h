@@ -10,11 +10,11 @@ typedef struct rescan rescan;
 
 /* One scan now, on this thread (the first, before listening); a failure is
  * logged. */
-void rescan_once(charrnn_store *store, int force);
+void rescan_once(model_store *store, int force);
 
 /* Starts the thread: a scan every poll_interval seconds (none if <= 0) and
  * one on each rescan_force(). NULL if the thread cannot start. */
-rescan *rescan_start(charrnn_store *store, double poll_interval);
+rescan *rescan_start(model_store *store, double poll_interval);
 /* Asks for a scan that reloads every model (SIGHUP); returns at once. */
 void rescan_force(rescan *r);
 /* Stops the thread, waiting up to wait_seconds for a scan in progress to

@@ -205,6 +205,97 @@ static enum MHD_Result wait_and_respond(req_ctx *c)
     return respond_json(c, 200, result_json(c, &r, r.text, r.text_len, 1));
 }
 
+/* Lets go of jobs[0..n) but keep (which c->job holds), cancelling them
+ * first once they were admitted. */
+static void drop_jobs(engine *e, gen_job **jobs, int n, const gen_job *keep, int admitted)
+{
+    for (int j = 0; j < n; j++)
+        if (jobs[j] && jobs[j] != keep) {
+            if (admitted)
+                engine_cancel(e, jobs[j]);
+            engine_job_release(e, jobs[j]);
+        }
+}
+
+/* best_of > 1: candidate j samples with seed + j (candidate 0 is the text of
+ * the same request without best_of), recording log-probabilities to rank
+ * them; they are batched like any other streams. The candidate with the
+ * highest mean log-probability per generated character (ties: the lower j)
+ * is the response, exactly as if it had been asked for alone with its seed,
+ * plus "best_of": the candidates, the one chosen, its seed and its mean.
+ * usage.candidate_chars counts the characters of every candidate. */
+static enum MHD_Result respond_best_of(req_ctx *c, const store_model *ver,
+                                       const sample_request *req, charrnn_sample_params p)
+{
+    engine *e = c->srv->eng;
+    const int n = req->best_of;
+    gen_job *jobs[SAMPLE_MAX_BEST_OF] = {0};
+    enum MHD_Result ret = MHD_NO;
+    p.logprobs = 1; /* the ranking's numbers; returned only when asked for */
+    for (int j = 0; j < n; j++) {
+        p.seed = req->p.seed + (uint64_t)j;
+        if (!(jobs[j] = gen_prepare(c, ver, &p, charrnn_sample_field_name, &ret))) {
+            drop_jobs(e, jobs, j, NULL, 0);
+            return ret;
+        }
+    }
+    if (gen_admit(c, jobs, (size_t)n, &ret) != 0) { /* all the candidates, or none */
+        drop_jobs(e, jobs, n, NULL, 0);
+        return ret;
+    }
+    c->job = jobs[0]; /* ctx_release lets go of c->job, whatever happens below */
+    int best = -1;
+    double best_mean = -INFINITY;
+    size_t all_chars = 0;
+    for (int j = 0; j < n; j++) {
+        while (!engine_job_wait(e, jobs[j], WAIT_MS))
+            if (client_gone(c)) {
+                drop_jobs(e, jobs, n, c->job, 1);
+                c->finish = "cancelled";
+                return MHD_NO;
+            }
+        job_result r;
+        engine_job_result(e, jobs[j], &r);
+        if (r.end != JOB_FINISHED && r.end != JOB_TIMEOUT) { /* the request ends with it */
+            c->job = jobs[j];
+            drop_jobs(e, jobs, n, c->job, 1);
+            record(c, &r);
+            if (r.end == JOB_CANCELLED)
+                return MHD_NO;
+            api_error err;
+            end_error(&r, &err);
+            return respond_error(c, &err);
+        }
+        all_chars += r.generated_chars;
+        job_records x;
+        if (job_records_get(e, jobs[j], &r, &x) != 0) {
+            drop_jobs(e, jobs, n, c->job, 1);
+            return respond_fail(c, 500, "server_error", NULL, "out of memory");
+        }
+        const double mean = records_mean_logprob(x.rec, x.n);
+        job_records_free(&x);
+        if (best < 0 || mean > best_mean)
+            best = j, best_mean = mean;
+    }
+    c->job = jobs[best];
+    drop_jobs(e, jobs, n, c->job, 1);
+    job_result r;
+    engine_job_result(e, c->job, &r);
+    record(c, &r);
+    /* c->seed stays the request's (the response's and X-Seed); the records
+     * go out only when asked for (c->logprobs), not the ranking's */
+    cJSON *o = result_json(c, &r, r.text, r.text_len, 1);
+    cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
+    cJSON_AddNumberToObject(u, "candidate_chars", (double)all_chars);
+    cJSON *b = cJSON_AddObjectToObject(o, "best_of");
+    cJSON_AddNumberToObject(b, "candidates", n);
+    cJSON_AddNumberToObject(b, "chosen", best);
+    cJSON_AddItemToObject(b, "seed", raw_u64(req->p.seed + (uint64_t)best));
+    cJSON_AddItemToObject(b, "mean_logprob",
+                          isfinite(best_mean) ? json_float((float)best_mean) : cJSON_CreateNull());
+    return respond_json(c, 200, o);
+}
+
 enum MHD_Result handle_sample(req_ctx *c)
 {
     server *srv = c->srv;
@@ -213,19 +304,26 @@ enum MHD_Result handle_sample(req_ctx *c)
     if (sample_request_parse(c->body ? c->body : "", c->body_len, &srv->cfg, &req, &err))
         return respond_error(c, &err);
     enum MHD_Result ret;
-    const charrnn_store_model *ver;
-    if (gen_acquire(c, req.model, &ver, &ret) != 0 || gen_seed(c, req.has_seed, &req.seed, &ret)) {
-        charrnn_store_release(ver);
+    const store_model *ver;
+    if (gen_acquire(c, req.model, &ver, &ret) != 0 ||
+        gen_seed(c, req.has_seed, &req.p.seed, &ret)) {
+        store_release(ver);
         sample_request_clear(&req);
         return ret;
     }
     c->stream = req.stream;
     c->sampled = 1;
     c->logprobs = req.logprobs;
-    charrnn_sample_params p = sample_request_params(&req);
-    c->job = gen_submit(c, ver, &p, charrnn_sample_field_name, &ret);
-    c->prime_chars = c->job ? utf8_chars(req.prime, req.prime_len) : 0;
-    charrnn_store_release(ver);
+    if (req.best_of > 1) {
+        ret = respond_best_of(c, ver, &req, req.p);
+        c->prime_chars = utf8_chars(req.prime, req.p.prime_len);
+        store_release(ver);
+        sample_request_clear(&req);
+        return ret;
+    }
+    c->job = gen_submit(c, ver, &req.p, charrnn_sample_field_name, &ret);
+    c->prime_chars = c->job ? utf8_chars(req.prime, req.p.prime_len) : 0;
+    store_release(ver);
     sample_request_clear(&req);
     if (!c->job)
         return ret;

@@ -4,6 +4,7 @@
  * the engine as a stream with score_prime and length 0 (sampler.h), so it is
  * stepped in the same batches as generations and shares the machine fairly. */
 #include "logprobs_json.h"
+#include "score_request.h"
 #include "generate.h"
 #include "server.h"
 
@@ -13,57 +14,6 @@
 #include <string.h>
 
 #define INVALID "invalid_request_error"
-#define WAIT_MS 100
-
-typedef struct score_request {
-    char *model; /* NULL = the default model */
-    char *text;
-    size_t text_len;
-    int top_logprobs;
-    const serve_config *cfg;
-} score_request;
-
-static const char *const score_fields[] = {"model", "text", "top_logprobs"};
-
-static int score_member(void *ctx, const cJSON *v, span src, api_error *err)
-{
-    score_request *r = ctx;
-    const char *k = v->string;
-    double d;
-    if (!strcmp(k, "model")) {
-        if (!cJSON_IsString(v) || !charrnn_store_name_valid(v->valuestring))
-            return api_fail(err, 400, INVALID, k, "'model' must be a model name");
-        return (r->model = strdup(v->valuestring))
-            ? 0
-            : api_fail(err, 500, "server_error", NULL, "out of memory");
-    }
-    if (!strcmp(k, "text")) {
-        if (!cJSON_IsString(v))
-            return api_fail(err, 400, INVALID, k, "'text' must be a string");
-        if (json_has_nul(src))
-            return api_fail(err, 400, INVALID, k, "'text' contains U+0000, which is not supported");
-        size_t n = strlen(v->valuestring), chars = utf8_chars(v->valuestring, n);
-        if (chars < 2 || (long)chars > r->cfg->max_score_chars)
-            return api_fail(err, 400, INVALID, k,
-                            "'text' must be 2..%ld characters long (the first one has no "
-                            "log-probability), got %zu",
-                            r->cfg->max_score_chars, chars);
-        r->text_len = n;
-        return (r->text = strdup(v->valuestring))
-            ? 0
-            : api_fail(err, 500, "server_error", NULL, "out of memory");
-    }
-    if (json_get_int(v, k, 0, CHARRNN_MAX_VOCAB, &d, err)) /* top_logprobs */
-        return -1;
-    r->top_logprobs = (int)d;
-    return 0;
-}
-
-static void score_request_clear(score_request *r)
-{
-    free(r->model);
-    free(r->text);
-}
 
 /* The response once the job has finished. */
 static cJSON *score_json(req_ctx *c, const score_request *q, const job_result *res,
@@ -114,23 +64,11 @@ enum MHD_Result handle_score(req_ctx *c)
 {
     server *srv = c->srv;
     api_error err;
-    score_request q = {.cfg = &srv->cfg};
-    if (json_object_parse(c->body ? c->body : "", c->body_len, score_fields,
-                          sizeof score_fields / sizeof *score_fields, score_member, &q, &err)) {
-        score_request_clear(&q);
+    score_request q;
+    if (score_request_parse(c->body ? c->body : "", c->body_len, &srv->cfg, &q, &err))
         return respond_error(c, &err);
-    }
-    if (!q.text) {
-        score_request_clear(&q);
-        return respond_fail(c, 400, INVALID, "text", "'text' is required");
-    }
-    if (logprob_budget_check(&srv->cfg, utf8_chars(q.text, q.text_len), q.top_logprobs,
-                             "top_logprobs", &err)) {
-        score_request_clear(&q);
-        return respond_error(c, &err);
-    }
     enum MHD_Result ret;
-    const charrnn_store_model *ver;
+    const store_model *ver;
     if (gen_acquire(c, q.model, &ver, &ret) != 0) {
         score_request_clear(&q);
         return ret;
@@ -141,31 +79,17 @@ enum MHD_Result handle_score(req_ctx *c)
     p.length = 0;
     p.logprobs = 1, p.top_logprobs = q.top_logprobs, p.score_prime = 1;
     gen_job *job = gen_submit(c, ver, &p, score_field_name, &ret);
-    charrnn_store_release(ver);
+    store_release(ver);
     if (!job) {
         score_request_clear(&q);
         return ret;
     }
     c->prime_chars = utf8_chars(q.text, q.text_len);
     c->job = job;
-    while (!engine_job_wait(srv->eng, job, WAIT_MS)) {
-        if (client_gone(c)) {
-            engine_cancel(srv->eng, job);
-            c->finish = "cancelled";
-            score_request_clear(&q);
-            return MHD_NO;
-        }
-    }
     job_result res;
-    engine_job_result(srv->eng, job, &res);
     job_records x;
-    if (res.end == JOB_QUEUE_TIMEOUT || res.end == JOB_SHUTDOWN || res.end == JOB_TIMEOUT) {
-        c->finish = res.end == JOB_TIMEOUT ? "timeout" : "unavailable";
-        ret = respond_fail(c, 503, "unavailable_error", NULL,
-                           res.end == JOB_TIMEOUT ? "scoring ran past the time limit"
-                                                  : "the server is busy or shutting down");
-    } else if (res.end != JOB_FINISHED) {
-        ret = MHD_NO;
+    if (gen_wait(c, job, "scoring", &res, &ret) != 0) {
+        /* answered */
     } else if (job_records_get(srv->eng, job, &res, &x) != 0) {
         ret = respond_fail(c, 500, "server_error", NULL, "out of memory");
     } else {

@@ -9,7 +9,7 @@
 #include "api_keys.h"
 #include "engine.h"
 #include "metrics.h"
-#include "request.h"
+#include "sample_request.h"
 #include "request_id.h"
 
 #include <cjson/cJSON.h>
@@ -21,7 +21,7 @@ struct route;
 
 typedef struct server {
     serve_config cfg;
-    charrnn_store *store;
+    model_store *store;
     engine *eng;
     state_cache *cache; /* prefix states (NULL: --state-cache-mb 0) */
     api_keys *keys;     /* --api-key-file (empty: the routes are open) */
@@ -42,9 +42,9 @@ typedef struct req_ctx {
     struct MHD_Connection *conn;
     atomic_int refs;
     double t0;
-    const struct route *endpoint; /* the route table's row; NULL when rejected (404, 405) */
-    const char *route;            /* its pattern ("other" for none), for metrics and logs */
-    char name[CHARRNN_STORE_NAME_MAX + 2]; /* the {name} segment of the path */
+    const struct route *endpoint;  /* the route table's row; NULL when rejected (404, 405) */
+    const char *route;             /* its pattern ("other" for none), for metrics and logs */
+    char name[STORE_NAME_MAX + 2]; /* the {name} segment of the path */
     char method[16];
     char path[256];
     char remote[64];
@@ -58,7 +58,7 @@ typedef struct req_ctx {
     char cors_origin[256]; /* Origin to allow in the response (CORS), "" = none */
     unsigned status;
     /* sampling (for the access log and the response) */
-    char model[CHARRNN_STORE_NAME_MAX + 1];
+    char model[STORE_NAME_MAX + 1];
     uint64_t model_version;
     uint64_t seed;
     int sampled;
@@ -95,6 +95,8 @@ enum MHD_Result respond_json(req_ctx *c, unsigned status, cJSON *body); /* takes
 enum MHD_Result respond_error(req_ctx *c, const api_error *e);
 enum MHD_Result respond_text(req_ctx *c, unsigned status, const char *type, char *text,
                              size_t len); /* takes text (malloc'd) */
+/* A 200 HTML page (taken, malloc'd) under the Content-Security-Policy csp. */
+enum MHD_Result respond_html(req_ctx *c, char *page, size_t len, const char *csp);
 /* Error shortcut: respond_error with a formatted message. */
 enum MHD_Result respond_fail(req_ctx *c, unsigned status, const char *type, const char *param,
                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -123,6 +125,6 @@ enum MHD_Result handle_metrics(req_ctx *c);
 /* The model a request without "model" uses, copied into out; 0 if none. */
 int default_model(server *srv, char *out, size_t n);
 /* JSON description of a store entry (GET /models). */
-cJSON *model_json(const charrnn_store_entry *e, const char *default_name); /* "": none */
+cJSON *model_json(const store_entry *e, const char *default_name); /* "": none */
 
 #endif

@@ -1,6 +1,6 @@
 /* The prefix-state cache: the snapshot (charrnn_stream_snapshot: a stream's
  * recurrent state and next-character logits) after a text, keyed by the
- * model version and the exact text, so that a request whose prime starts
+ * model version (the store's load_id: unique across models) and the exact text, so that a request whose prime starts
  * with a text seen before reads only what follows it.
  *
  * Keys are token sequences of one version (the version fixes the
@@ -43,9 +43,10 @@ int state_cache_insert(state_cache *c, uint64_t version, const char *name, const
 /* Drops every entry of model name of a version below floor, and refuses
  * such entries from now on: a reloaded or removed model's states are never
  * read by a new request (in-flight requests of the old version may still
- * finish; what they would keep is not kept). Versions grow with every load
- * (store.h), so floor is the new version on a reload, the removed version
- * + 1 on a removal. Returns 0, or -1 out of memory (the entries are dropped
+ * finish; what they would keep is not kept). The version here is the
+ * store's load_id, which grows with every load (store.h), so floor is the
+ * new load_id on a reload, the removed one + 1 on a removal; a reload of
+ * unchanged bytes keeps its load_id, and so its states. Returns 0, or -1 out of memory (the entries are dropped
  * all the same). */
 int state_cache_retire(state_cache *c, const char *name, uint64_t floor);
 

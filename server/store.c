@@ -36,15 +36,15 @@ typedef struct file_sig {
 } file_sig;
 
 typedef struct version {
-    charrnn_store_model pub; /* first: the public view is a pointer to this */
+    store_model pub; /* first: the public view is a pointer to this */
     atomic_long refs;
     charrnn_model *model;
     char *train_json;
-    char name[CHARRNN_STORE_NAME_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
 } version;
 
 typedef struct entry {
-    char name[CHARRNN_STORE_NAME_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
     version *current;
     file_sig sig;
     int have_sig;
@@ -53,19 +53,28 @@ typedef struct entry {
     double last_error_at;
 } entry;
 
-struct charrnn_store {
+struct model_store {
     char *dir;               /* canonical (realpath) */
     pthread_mutex_t mu;      /* entries, counters */
     pthread_mutex_t load_mu; /* serialises scans and reloads */
     entry **entries;         /* sorted by name */
     size_t n, cap;
-    uint64_t next_version;
-    charrnn_store_stats stats;
-    charrnn_store_event_fn listener;
+    uint64_t next_load_id;
+    struct name_seq *seqs; /* the last version of every name ever loaded; under mu */
+    store_stats stats;
+    store_event_fn listener;
     void *listener_ctx;
     struct reload_slot *reloads; /* reloads in flight or awaited, by name; under mu */
     pthread_cond_t reloaded;     /* a reload finished */
 };
+
+/* A name's last version number, kept past the name's removal so that a
+ * version number never names two contents of one name. */
+typedef struct name_seq {
+    char name[STORE_NAME_MAX + 1];
+    uint64_t last;
+    struct name_seq *next;
+} name_seq;
 
 /* Concurrent reloads of one name coalesce: a request that arrives while a
  * load of the name runs waits for it to end, then either finds that a load
@@ -73,7 +82,7 @@ struct charrnn_store {
  * one itself for everyone who came meanwhile. So a burst costs at most two
  * loads, and each answer comes from a load that began after its request. */
 typedef struct reload_slot {
-    char name[CHARRNN_STORE_NAME_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
     uint64_t requested; /* tickets handed out */
     uint64_t done;      /* every ticket up to this one has its outcome */
     int loading, users;
@@ -91,7 +100,7 @@ static double now_unix(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int charrnn_store_name_valid(const char *name)
+int store_name_valid(const char *name)
 {
     if (!name || !name[0] || name[0] == '.')
         return 0;
@@ -103,7 +112,7 @@ int charrnn_store_name_valid(const char *name)
         if (!ok)
             return 0;
     }
-    return n <= CHARRNN_STORE_NAME_MAX;
+    return n <= STORE_NAME_MAX;
 }
 
 static void sig_from_stat(file_sig *sig, const struct stat *st)
@@ -123,7 +132,7 @@ static int sig_equal(const file_sig *a, const file_sig *b)
         a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-/* Versions allocated and not yet freed (charrnn_store_stats.versions_live). */
+/* Versions allocated and not yet freed (store_stats.versions_live). */
 static atomic_ulong versions_live;
 
 static void version_free(version *v)
@@ -136,14 +145,14 @@ static void version_free(version *v)
     free(v);
 }
 
-const charrnn_store_model *charrnn_store_retain(const charrnn_store_model *pub)
+const store_model *store_retain(const store_model *pub)
 {
     if (pub)
         atomic_fetch_add(&((version *)(uintptr_t)pub)->refs, 1);
     return pub;
 }
 
-void charrnn_store_release(const charrnn_store_model *pub)
+void store_release(const store_model *pub)
 {
     if (!pub)
         return;
@@ -153,7 +162,7 @@ void charrnn_store_release(const charrnn_store_model *pub)
 }
 
 /* Index of name in the sorted entry table, or the insertion point as -(i+1). */
-static long entry_find(const charrnn_store *s, const char *name)
+static long entry_find(const model_store *s, const char *name)
 {
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
@@ -170,7 +179,7 @@ static long entry_find(const charrnn_store *s, const char *name)
 }
 
 /* Finds or inserts the entry of name; NULL on allocation failure. Under mu. */
-static entry *entry_get(charrnn_store *s, const char *name)
+static entry *entry_get(model_store *s, const char *name)
 {
     long i = entry_find(s, name);
     if (i >= 0)
@@ -195,7 +204,7 @@ static entry *entry_get(charrnn_store *s, const char *name)
 }
 
 /* Removes name's entry and returns its current version (to release outside mu). */
-static version *entry_remove(charrnn_store *s, const char *name, int *existed)
+static version *entry_remove(model_store *s, const char *name, int *existed)
 {
     long i = entry_find(s, name);
     *existed = i >= 0;
@@ -211,13 +220,33 @@ static version *entry_remove(charrnn_store *s, const char *name, int *existed)
     return v;
 }
 
-static void emit(charrnn_store *s, charrnn_store_event_kind kind, const char *name, uint64_t ver,
-                 double seconds, const char *error)
+static void emit(model_store *s, const store_event *ev)
 {
-    if (!s->listener)
-        return;
-    charrnn_store_event ev = {kind, name, ver, seconds, error};
-    s->listener(s->listener_ctx, &ev);
+    if (s->listener)
+        s->listener(s->listener_ctx, ev);
+}
+
+/* The removal of name, whose version old was serving (NULL: none). */
+static void emit_removed(model_store *s, const char *name, const version *old)
+{
+    store_event ev = {
+        STORE_REMOVED, name, old ? old->pub.version : 0, old ? old->pub.load_id : 0, 0, 0, NULL};
+    emit(s, &ev);
+}
+
+/* name's version counter, created at 0 on first use. Under mu. */
+static name_seq *name_seq_get(model_store *s, const char *name)
+{
+    for (name_seq *q = s->seqs; q; q = q->next)
+        if (!strcmp(q->name, name))
+            return q;
+    name_seq *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    snprintf(q->name, sizeof q->name, "%s", name);
+    q->next = s->seqs;
+    s->seqs = q;
+    return q;
 }
 
 /* Replaces every occurrence of the absolute path abs in msg by rel. Load
@@ -246,7 +275,7 @@ static void replace_path(char *msg, size_t n, const char *abs, const char *rel)
 
 /* Resolves DIR/name.safetensors to a path inside DIR, refusing symlinks that
  * leave it. On success path holds the file to open. */
-static int resolve(const charrnn_store *s, const char *name, char *path, size_t pathlen, char *err,
+static int resolve(const model_store *s, const char *name, char *path, size_t pathlen, char *err,
                    size_t errlen)
 {
     char link[PATH_MAX];
@@ -297,7 +326,7 @@ static double train_val_loss(const char *train_json)
 
 /* Reads, validates and builds one version (not yet numbered). sig receives the
  * stat of the file that was read, when one was opened. */
-static int load_version(const charrnn_store *s, const char *name, version **out, file_sig *sig,
+static int load_version(const model_store *s, const char *name, version **out, file_sig *sig,
                         int *have_sig, char *err, size_t errlen)
 {
     char path[PATH_MAX];
@@ -312,7 +341,7 @@ static int load_version(const charrnn_store *s, const char *name, version **out,
     /* resolve() has followed any symlink already: the file itself must not be one. */
     rc = charrnn_file_read(path, CHARRNN_FILE_NOFOLLOW, &buf, &len, &st, err, errlen);
     if (rc != CHARRNN_OK) {
-        char rel[CHARRNN_STORE_NAME_MAX + sizeof SUFFIX];
+        char rel[STORE_NAME_MAX + sizeof SUFFIX];
         snprintf(rel, sizeof rel, "%s" SUFFIX, name);
         replace_path(err, errlen, path, rel);
         return rc;
@@ -363,7 +392,7 @@ fail:
 }
 
 /* Loads name and records the outcome. Under load_mu. */
-static int load_one(charrnn_store *s, const char *name, char *err, size_t errlen)
+static int load_one(model_store *s, const char *name, char *err, size_t errlen)
 {
     char msg[512];
     version *v = NULL;
@@ -379,8 +408,8 @@ static int load_one(charrnn_store *s, const char *name, char *err, size_t errlen
         version *old = entry_remove(s, name, &existed);
         pthread_mutex_unlock(&s->mu);
         if (existed)
-            emit(s, CHARRNN_STORE_REMOVED, name, old ? old->pub.version : 0, 0, NULL);
-        charrnn_store_release(old ? &old->pub : NULL);
+            emit_removed(s, name, old);
+        store_release(old ? &old->pub : NULL);
         return charrnn_fail(err, errlen, rc, "%s", msg);
     }
 
@@ -395,34 +424,54 @@ static int load_one(charrnn_store *s, const char *name, char *err, size_t errlen
     if (have_sig)
         e->sig = sig;
     version *old = NULL;
-    uint64_t serving;
-    if (rc == CHARRNN_OK) {
-        v->pub.version = ++s->next_version;
+    uint64_t serving = 0, serving_id = 0;
+    int unchanged = 0;
+    if (rc == CHARRNN_OK && e->current && !strcmp(e->current->pub.sha256, v->pub.sha256)) {
+        /* The same bytes: the version serving stays, with the states cached for it. */
+        unchanged = 1;
+        old = v;
+        e->loads++;
+        e->last_error[0] = '\0';
+        s->stats.loads++;
+    } else if (rc == CHARRNN_OK) {
+        name_seq *q = name_seq_get(s, name);
+        if (!q) {
+            pthread_mutex_unlock(&s->mu);
+            version_free(v);
+            return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
+        }
+        v->pub.version = ++q->last;
+        v->pub.load_id = ++s->next_load_id;
         old = e->current;
         e->current = v;
         e->loads++;
         e->last_error[0] = '\0';
         s->stats.loads++;
-        serving = v->pub.version;
     } else {
         e->failures++;
         snprintf(e->last_error, sizeof e->last_error, "%s", msg);
         e->last_error_at = now_unix();
         s->stats.load_failures++;
-        serving = e->current ? e->current->pub.version : 0;
+    }
+    if (e->current) {
+        serving = e->current->pub.version;
+        serving_id = e->current->pub.load_id;
     }
     pthread_mutex_unlock(&s->mu);
-    charrnn_store_release(old ? &old->pub : NULL);
+    store_release(old ? &old->pub : NULL);
 
+    store_event ev = {STORE_LOADED, name, serving, serving_id, unchanged, dt, NULL};
     if (rc == CHARRNN_OK) {
-        emit(s, CHARRNN_STORE_LOADED, name, serving, dt, NULL);
+        emit(s, &ev);
         return CHARRNN_OK;
     }
-    emit(s, CHARRNN_STORE_LOAD_FAILED, name, serving, dt, msg);
+    ev.kind = STORE_LOAD_FAILED;
+    ev.error = msg;
+    emit(s, &ev);
     return charrnn_fail(err, errlen, rc, "%s", msg);
 }
 
-int charrnn_store_open(const char *dir, charrnn_store **out, char *err, size_t errlen)
+int store_open(const char *dir, model_store **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!dir || !dir[0])
@@ -435,7 +484,7 @@ int charrnn_store_open(const char *dir, charrnn_store **out, char *err, size_t e
     if (!S_ISDIR(st.st_mode))
         return charrnn_fail(err, errlen, CHARRNN_EINVAL, "model directory %s is not a directory",
                             dir);
-    charrnn_store *s = calloc(1, sizeof *s);
+    model_store *s = calloc(1, sizeof *s);
     if (!s || !(s->dir = strdup(real))) {
         free(s);
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
@@ -447,16 +496,21 @@ int charrnn_store_open(const char *dir, charrnn_store **out, char *err, size_t e
     return CHARRNN_OK;
 }
 
-void charrnn_store_free(charrnn_store *s)
+void store_free(model_store *s)
 {
     if (!s)
         return;
     for (size_t i = 0; i < s->n; i++) {
         if (s->entries[i]->current)
-            charrnn_store_release(&s->entries[i]->current->pub);
+            store_release(&s->entries[i]->current->pub);
         free(s->entries[i]);
     }
     free(s->entries);
+    while (s->seqs) {
+        name_seq *q = s->seqs;
+        s->seqs = q->next;
+        free(q);
+    }
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->load_mu);
     pthread_cond_destroy(&s->reloaded);
@@ -464,7 +518,7 @@ void charrnn_store_free(charrnn_store *s)
     free(s);
 }
 
-void charrnn_store_set_listener(charrnn_store *s, charrnn_store_event_fn fn, void *ctx)
+void store_set_listener(model_store *s, store_event_fn fn, void *ctx)
 {
     pthread_mutex_lock(&s->load_mu);
     s->listener = fn;
@@ -472,17 +526,17 @@ void charrnn_store_set_listener(charrnn_store *s, charrnn_store_event_fn fn, voi
     pthread_mutex_unlock(&s->load_mu);
 }
 
-int charrnn_store_acquire(charrnn_store *s, const char *name, const charrnn_store_model **out,
-                          char *err, size_t errlen)
+int store_acquire(model_store *s, const char *name, const store_model **out, char *err,
+                  size_t errlen)
 {
     *out = NULL;
-    if (!charrnn_store_name_valid(name))
+    if (!store_name_valid(name))
         return charrnn_fail(err, errlen, CHARRNN_EINVAL, "invalid model name");
     pthread_mutex_lock(&s->mu);
     long i = entry_find(s, name);
     int rc = CHARRNN_OK;
     if (i >= 0 && s->entries[i]->current) {
-        *out = charrnn_store_retain(&s->entries[i]->current->pub);
+        *out = store_retain(&s->entries[i]->current->pub);
     } else if (i >= 0) {
         rc = charrnn_fail(err, errlen, CHARRNN_ENOTFOUND, "model '%s' failed to load: %s", name,
                           s->entries[i]->last_error);
@@ -494,7 +548,7 @@ int charrnn_store_acquire(charrnn_store *s, const char *name, const charrnn_stor
 }
 
 typedef struct dir_item {
-    char name[CHARRNN_STORE_NAME_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
     file_sig sig;
     int have_sig;
 } dir_item;
@@ -505,7 +559,7 @@ static int item_cmp(const void *a, const void *b)
 }
 
 /* The candidate files of the directory, sorted by name. */
-static int list_dir(const charrnn_store *s, dir_item **out, size_t *n, char *err, size_t errlen)
+static int list_dir(const model_store *s, dir_item **out, size_t *n, char *err, size_t errlen)
 {
     DIR *d = opendir(s->dir);
     if (!d)
@@ -519,12 +573,12 @@ static int list_dir(const charrnn_store *s, dir_item **out, size_t *n, char *err
         size_t len = strlen(de->d_name);
         if (len <= SUFFIX_LEN || strcmp(de->d_name + len - SUFFIX_LEN, SUFFIX) != 0)
             continue;
-        char name[CHARRNN_STORE_NAME_MAX + 1];
-        if (len - SUFFIX_LEN > CHARRNN_STORE_NAME_MAX)
+        char name[STORE_NAME_MAX + 1];
+        if (len - SUFFIX_LEN > STORE_NAME_MAX)
             continue;
         memcpy(name, de->d_name, len - SUFFIX_LEN);
         name[len - SUFFIX_LEN] = '\0';
-        if (!charrnn_store_name_valid(name))
+        if (!store_name_valid(name))
             continue;
         if (cnt == cap) {
             cap = cap ? 2 * cap : 16;
@@ -559,7 +613,7 @@ static int list_dir(const charrnn_store *s, dir_item **out, size_t *n, char *err
     return CHARRNN_OK;
 }
 
-int charrnn_store_scan(charrnn_store *s, int force, char *err, size_t errlen)
+int store_scan(model_store *s, int force, char *err, size_t errlen)
 {
     pthread_mutex_lock(&s->load_mu);
     dir_item *items = NULL;
@@ -572,7 +626,7 @@ int charrnn_store_scan(charrnn_store *s, int force, char *err, size_t errlen)
 
     /* Names that vanished from the directory. */
     for (;;) {
-        char gone[CHARRNN_STORE_NAME_MAX + 1] = "";
+        char gone[STORE_NAME_MAX + 1] = "";
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < s->n && !gone[0]; i++) {
             dir_item key;
@@ -585,8 +639,8 @@ int charrnn_store_scan(charrnn_store *s, int force, char *err, size_t errlen)
         pthread_mutex_unlock(&s->mu);
         if (!gone[0])
             break;
-        emit(s, CHARRNN_STORE_REMOVED, gone, old ? old->pub.version : 0, 0, NULL);
-        charrnn_store_release(old ? &old->pub : NULL);
+        emit_removed(s, gone, old);
+        store_release(old ? &old->pub : NULL);
     }
 
     int attempts = 0;
@@ -607,9 +661,9 @@ int charrnn_store_scan(charrnn_store *s, int force, char *err, size_t errlen)
     return attempts;
 }
 
-int charrnn_store_reload(charrnn_store *s, const char *name, char *err, size_t errlen)
+int store_reload(model_store *s, const char *name, char *err, size_t errlen)
 {
-    if (!charrnn_store_name_valid(name))
+    if (!store_name_valid(name))
         return charrnn_fail(err, errlen, CHARRNN_EINVAL, "invalid model name");
     pthread_mutex_lock(&s->mu);
     reload_slot *r = s->reloads;
@@ -657,21 +711,21 @@ int charrnn_store_reload(charrnn_store *s, const char *name, char *err, size_t e
     return rc;
 }
 
-int charrnn_store_list(charrnn_store *s, charrnn_store_entry **out, size_t *n)
+int store_list(model_store *s, store_entry **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->mu);
-    charrnn_store_entry *list = s->n ? calloc(s->n, sizeof *list) : NULL;
+    store_entry *list = s->n ? calloc(s->n, sizeof *list) : NULL;
     if (s->n && !list) {
         pthread_mutex_unlock(&s->mu);
         return CHARRNN_ENOMEM;
     }
     for (size_t i = 0; i < s->n; i++) {
         const entry *e = s->entries[i];
-        charrnn_store_entry *o = &list[i];
+        store_entry *o = &list[i];
         snprintf(o->name, sizeof o->name, "%s", e->name);
-        o->current = e->current ? charrnn_store_retain(&e->current->pub) : NULL;
+        o->current = e->current ? store_retain(&e->current->pub) : NULL;
         o->loads = e->loads;
         o->load_failures = e->failures;
         snprintf(o->last_error, sizeof o->last_error, "%s", e->last_error);
@@ -683,16 +737,16 @@ int charrnn_store_list(charrnn_store *s, charrnn_store_entry **out, size_t *n)
     return CHARRNN_OK;
 }
 
-void charrnn_store_list_free(charrnn_store_entry *list, size_t n)
+void store_list_free(store_entry *list, size_t n)
 {
     if (!list)
         return;
     for (size_t i = 0; i < n; i++)
-        charrnn_store_release(list[i].current);
+        store_release(list[i].current);
     free(list);
 }
 
-void charrnn_store_stats_get(charrnn_store *s, charrnn_store_stats *out)
+void store_stats_get(model_store *s, store_stats *out)
 {
     pthread_mutex_lock(&s->mu);
     *out = s->stats;

@@ -1,10 +1,17 @@
 #!/bin/bash
-# HEALTHCHECK for the image: GET /healthz on the port of CHARRNN_LISTEN, with
-# bash's /dev/tcp so the runtime image needs no curl. Exit 0 when healthy.
-# It reads the address from CHARRNN_LISTEN: set the address by that variable,
-# not by --listen, or the check knocks on the wrong port.
+# HEALTHCHECK for the image: GET /healthz on the daemon's port, with bash's
+# /dev/tcp so the runtime image needs no curl. Exit 0 when healthy.
+# The address is the one the daemon actually bound, from the file it writes
+# (--address-file / CHARRNN_ADDRESS_FILE, set in the image), so --listen on
+# the command line and port 0 are followed; without that file it is
+# CHARRNN_LISTEN's.
 set -u
-listen=${CHARRNN_LISTEN:-0.0.0.0:8080}
+listen=
+file=${CHARRNN_ADDRESS_FILE:-}
+if [ -n "$file" ] && [ -r "$file" ]; then
+  IFS= read -r listen <"$file" || listen=
+fi
+[ -n "$listen" ] || listen=${CHARRNN_LISTEN:-0.0.0.0:8080}
 port=${listen##*:}
 host=${listen%:*}
 case $host in

@@ -1,8 +1,9 @@
 /* Umbrella header for libcharrnn: every public header of include/charrnn/
- * (the headers test fails when one is missing here). The math (charrnn_math)
+ * (the headers test fails when one is missing here). The math (charrnn_core)
  * is status, rng, vocab, model, layers, optim, trainer, sampler (with the
  * sampling parameters and the prefill of a prime), logprob, lowp, rowsplit,
- * stream_loss, comm and inspect; the rest is libcharrnn's formats and orchestration on
+ * stream_loss, comm, regex (the sampler's regex constraint) and inspect; the
+ * rest is libcharrnn's formats and orchestration on
  * top of it. */
 #ifndef CHARRNN_CHARRNN_H
 #define CHARRNN_CHARRNN_H
@@ -19,6 +20,7 @@
 #include "charrnn/lowp.h"
 #include "charrnn/model.h"
 #include "charrnn/optim.h"
+#include "charrnn/regex.h"
 #include "charrnn/rng.h"
 #include "charrnn/rowsplit.h"
 #include "charrnn/safetensors.h"

@@ -34,6 +34,19 @@ int charrnn_dtype_parse(const char *name, charrnn_dtype *out, char *err, size_t 
  * stays f32 (a bias, rnn.weight_ih_l0). Its shape is m->tensors[i].shape. */
 const charrnn_matrix *charrnn_model_matrix(const charrnn_model *m, int i);
 
+/* The largest |pre-activation| a gate row or logit of m can reach, whatever
+ * the input, from the zero state: for each row r of layer l's gates
+ * |b_ih[r]| + |b_hh[r]| + X + sum_c |W_hh[r][c]|, where X is max_c
+ * |W_ih[r][c]| for layer 0 (its input is one character's column) and
+ * sum_c |W_ih[r][c]| above it; for the decoder's row r |b[r]| +
+ * sum_c |W[r][c]|. The weights are the values the step reads (bf16 widened,
+ * int8 as q * scale), summed in double. It holds because every cell's output
+ * h is in [-1, 1] while its pre-activations are finite (LSTM o * tanh(c),
+ * GRU a mix of tanh and the previous h, tanh RNN). *tensor and *row name the
+ * worst row (*tensor the index of its weight in m->tensors); NaN if a weight
+ * is NaN. */
+double charrnn_model_activation_bound(const charrnn_model *m, int *tensor, size_t *row);
+
 /* bf16 bits of x, rounded to nearest even (a finite x too large for bf16
  * becomes an infinity: callers check). */
 uint16_t charrnn_bf16_from_f32(float x);

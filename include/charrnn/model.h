@@ -25,6 +25,13 @@ typedef enum charrnn_cell {
 #define CHARRNN_MAX_HIDDEN 8192
 #define CHARRNN_MAX_TENSORS (4 * CHARRNN_MAX_LAYERS + 2)
 #define CHARRNN_TENSOR_NAME_MAX 40
+/* The largest |pre-activation| (gate input or logit) a loaded model may be
+ * able to reach (charrnn_model_activation_bound). Trained models stay below
+ * 1e3; 1e30 leaves eight orders of magnitude below FLT_MAX (3.4e38) for what
+ * is done to a logit in float (logit_bias, a repetition penalty of 10, the
+ * difference of two logits in a log-probability), so no logit, score or
+ * log-probability of a loaded model is ever Inf or NaN. */
+#define CHARRNN_MAX_ACTIVATION 1e30
 
 typedef struct charrnn_config {
     charrnn_cell cell;

@@ -1,8 +1,8 @@
 /* Sampling text from a model, one character at a time.
  *
  * Determinism contract: the output is a pure function of (model bytes, prime,
- * length, temperature, top_k, top_p, min_p, logit_bias, the penalties, stop,
- * seed). Each stream owns its state
+ * length, temperature, top_k, top_p, min_p, logit_bias, the penalties, regex,
+ * stop, seed). Each stream owns its state
  * and RNG; the step kernel computes every stream's row with a fixed reduction
  * order, so a stream's bytes never depend on which other streams are stepped
  * with it (batch invariance) or on the thread that runs it.
@@ -75,6 +75,17 @@ typedef struct charrnn_sample_params {
     float presence_penalty;
     float frequency_penalty;
     int penalty_window;
+    /* regex (NULL = off): the generated text (never the prime) must match
+     * this pattern whole (include/charrnn/regex.h gives the subset), 1..
+     * CHARRNN_REGEX_MAX_LEN bytes of UTF-8. The stream compiles it against
+     * its model's vocabulary. At each generated step the characters that
+     * would leave no match possible are masked (as a ban, after logit_bias
+     * and the penalties, before temperature, top_k, top_p and min_p; the
+     * unprimed first character is drawn uniformly among the allowed ones);
+     * when the text matches and no longer match is possible the stream
+     * finishes with CHARRNN_FINISH_STOP. Log-probabilities are reported
+     * without it. */
+    const char *regex;
     /* Inside the model (charrnn/inspect.h): with length 0, the stream reads
      * the whole prime (at least one character) from a zero state, hands the
      * state of every layer after each character to this recorder and
@@ -109,17 +120,18 @@ typedef enum charrnn_sample_field {
     CHARRNN_SAMPLE_REPETITION_PENALTY,
     CHARRNN_SAMPLE_PRESENCE_PENALTY,
     CHARRNN_SAMPLE_FREQUENCY_PENALTY,
-    CHARRNN_SAMPLE_PENALTY_WINDOW
+    CHARRNN_SAMPLE_PENALTY_WINDOW,
+    CHARRNN_SAMPLE_REGEX /* its length; the stream compiles it (charrnn_stream_create_field) */
 } charrnn_sample_field;
 
 /* The field's API name: "prime", "length", "temperature", "seed", "top_k",
  * "top_p", "stop", "logprobs", "logit_bias", "min_p", "repetition_penalty",
- * "presence_penalty", "frequency_penalty", "penalty_window"; "" for
+ * "presence_penalty", "frequency_penalty", "penalty_window", "regex"; "" for
  * CHARRNN_SAMPLE_NONE.
  * Never NULL. */
 const char *charrnn_sample_field_name(charrnn_sample_field f);
 
-/* The limits of a numeric field (model/math/sample_params.c holds the one table):
+/* The limits of a numeric field (model/core/sample_params.c holds the one table):
  * lo <= v <= hi, or lo < v when lo_open; hi may be INFINITY; a whole number
  * when integer. For stop, v is the number of strings. */
 typedef struct charrnn_sample_limit {
@@ -144,7 +156,9 @@ int charrnn_sample_check_number(charrnn_sample_field f, double v, char *err, siz
 float charrnn_sample_top_p(double v);
 
 /* Checks one stop string (NULL is refused): CHARRNN_OK, or CHARRNN_ERANGE with
- * err "a string of <n> bytes is out of range 1..CHARRNN_MAX_STOP_LEN". */
+ * err "a string of <n> bytes is out of range 1..CHARRNN_MAX_STOP_LEN", or
+ * CHARRNN_EINVAL when it is not valid UTF-8 (err names the first bad byte):
+ * only a valid stop is sure to match on character boundaries. */
 int charrnn_sample_check_stop(const char *s, char *err, size_t errlen);
 
 /* The one validation of a params struct (charrnn_stream_create runs it):
@@ -174,10 +188,20 @@ typedef struct charrnn_stream charrnn_stream;
 
 /* Validates params (charrnn_sample_params_check: CHARRNN_ERANGE), then the
  * prime against the model (characters outside the vocabulary are named in err
- * with CHARRNN_EVOCAB; invalid UTF-8 is CHARRNN_EFORMAT). The model must
+ * with CHARRNN_EVOCAB; invalid UTF-8 is CHARRNN_EFORMAT), then compiles the
+ * regex over the model's vocabulary: "regex: does not compile: at byte N:
+ * ..." (CHARRNN_EINVAL), "regex: too large: ..." naming the limit
+ * (CHARRNN_ERANGE), "regex: cannot be satisfied ..." when no non-empty text
+ * of the vocabulary's characters matches (CHARRNN_ERANGE). The model must
  * outlive the stream. Params' strings are copied. */
 int charrnn_stream_create(const charrnn_model *m, const charrnn_sample_params *p,
                           charrnn_stream **out, char *err, size_t errlen);
+/* The same, with *field (may be NULL) the field that is wrong:
+ * CHARRNN_SAMPLE_PRIME for the prime's characters, CHARRNN_SAMPLE_REGEX for
+ * the pattern, CHARRNN_SAMPLE_NONE on success or out of memory. */
+int charrnn_stream_create_field(const charrnn_model *m, const charrnn_sample_params *p,
+                                charrnn_stream **out, charrnn_sample_field *field, char *err,
+                                size_t errlen);
 void charrnn_stream_free(charrnn_stream *s);
 
 int charrnn_stream_done(const charrnn_stream *s);

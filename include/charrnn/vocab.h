@@ -23,13 +23,15 @@ int charrnn_utf8_encode(uint32_t cp, char *out);
 /* Length of a leading BOM (3) or 0. */
 size_t charrnn_utf8_bom_len(const uint8_t *s, size_t n);
 
-/* Builds the vocabulary of a UTF-8 text. Invalid UTF-8 fails with
+/* Builds the vocabulary of a UTF-8 text. Invalid UTF-8 and U+0000 (NUL, which
+ * no text, vocabulary or response may hold: they are C strings) fail with
  * CHARRNN_EFORMAT and a message naming the byte offset; an empty text fails
  * with CHARRNN_EINVAL. On error *out is NULL. */
 int charrnn_vocab_build(const uint8_t *text, size_t n, charrnn_vocab **out, char *err,
                         size_t errlen);
-/* Builds a vocabulary from an explicit list of code points (any order,
- * duplicates rejected). Used by the checkpoint loader. */
+/* Builds a vocabulary from an explicit list of code points (strictly
+ * increasing Unicode scalar values other than U+0000). Used by the
+ * checkpoint loader. */
 int charrnn_vocab_from_codepoints(const uint32_t *cps, size_t n, charrnn_vocab **out, char *err,
                                   size_t errlen);
 /* A copy of v that the caller owns (a model and a corpus each own theirs).
@@ -44,7 +46,7 @@ int charrnn_vocab_index(const charrnn_vocab *v, uint32_t cp);
 
 /* Encodes UTF-8 text into indices. out must hold n entries (enough for any n
  * bytes); *count receives the number of characters. Fails with EFORMAT on
- * invalid UTF-8 (offset named) or EVOCAB naming the characters outside the
+ * invalid UTF-8 or U+0000 (offset named) or EVOCAB naming the characters outside the
  * vocabulary. If skip_bom, a leading BOM is skipped. */
 int charrnn_vocab_encode(const charrnn_vocab *v, const uint8_t *text, size_t n, int skip_bom,
                          uint16_t *out, size_t *count, char *err, size_t errlen);

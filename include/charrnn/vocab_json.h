@@ -1,6 +1,6 @@
 /* The vocabulary's JSON form: an array of one-character strings in index
  * order, as the checkpoint's "vocab" metadata stores it (libcharrnn, not the
- * math library: it needs cJSON). */
+ * core library: it needs cJSON). */
 #ifndef CHARRNN_VOCAB_JSON_H
 #define CHARRNN_VOCAB_JSON_H
 

@@ -80,6 +80,12 @@ class Daemon:
         args = [os.path.join(build, "server", "charrnn-serve"), "--models", model_dir,
                 "--listen", "127.0.0.1:0", "--access-log", "off", "--poll-interval", "0"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHARRNN_")}
+        # load_client's clients all come from 127.0.0.1, which the daemon
+        # counts as one client: no per-client share (on a daemon that has one)
+        # so that they measure the engine, not the share
+        if "--max-client-share" in subprocess.run(args[:1] + ["--help"], stdout=subprocess.PIPE,
+                                                  text=True).stdout:
+            args += ["--max-client-share", "0"]
         self.proc = subprocess.Popen(args + extra, stderr=subprocess.PIPE, env=env, text=True)
         self.port = None
         deadline = time.time() + 30

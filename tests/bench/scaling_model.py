@@ -6,7 +6,7 @@
 
 Weak scaling: every machine keeps the batch one machine trains alone (its
 T threads x B/T streams), so compute / (R x T) is one machine's step time t1
-and the total batch grows R-fold. The reduction is what model/math/comm.c
+and the total batch grows R-fold. The reduction is what model/core/comm.c
 does: a left-fold chain through the R ranks, pipelined in chunks, then the
 total round from the last rank through the others, a second pipelined chain:
 

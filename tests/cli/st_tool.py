@@ -12,6 +12,10 @@
                             predicts the last vocabulary character almost surely, while the
                             short streams of batched validation stay near ln(V)
   st_tool.py tensor FILE NAME  prints a tensor's values as a JSON list
+  st_tool.py hostile OUT    writes a 260-byte checkpoint whose metadata says 2 layers of 8192
+                            (3.2 GB of parameters) over 3 characters, with one tensor
+  st_tool.py tiny OUT VOCAB [DEC_W]  writes a 1x1 LSTM checkpoint over the characters of the
+                            JSON array VOCAB, every weight 0 but decoder.weight, all DEC_W (0)
 """
 import json
 import math
@@ -101,7 +105,28 @@ def drift(text_path, out):
     return 0
 
 
+def hostile(out):
+    write(out, {"format": "charrnn", "format_version": "1", "cell": "lstm", "num_layers": "2",
+                "hidden_size": "8192", "vocab": json.dumps(["a", "b", "c"]), "train": "{}"},
+          {"decoder.bias": ((3,), [0.0] * 3)})
+    return 0
+
+
+def tiny(out, vocab_json, dec_w=0.0):
+    V = len(json.loads(vocab_json))
+    write(out, {"format": "charrnn", "format_version": "1", "cell": "lstm", "num_layers": "1",
+                "hidden_size": "1", "vocab": vocab_json, "train": "{}"},
+          {"rnn.weight_ih_l0": ((4, V), [0.0] * (4 * V)), "rnn.weight_hh_l0": ((4, 1), [0.0] * 4),
+           "rnn.bias_ih_l0": ((4,), [0.0] * 4), "rnn.bias_hh_l0": ((4,), [0.0] * 4),
+           "decoder.weight": ((V, 1), [dec_w] * V), "decoder.bias": ((V,), [0.0] * V)})
+    return 0
+
+
 def main(argv):
+    if len(argv) == 2 and argv[0] == "hostile":
+        return hostile(argv[1])
+    if len(argv) in (3, 4) and argv[0] == "tiny":
+        return tiny(argv[1], argv[2], *(float(x) for x in argv[3:]))
     if len(argv) == 3 and argv[0] == "drift":
         return drift(argv[1], argv[2])
     if len(argv) == 3 and argv[0] == "tensor":

@@ -70,6 +70,9 @@ case_errors() {
     run_err "one batch of 50 x 50 needs at least 2501" \
         "$TRAIN" --data "$WORK/small.txt" --checkpoint-dir "$CK" --quiet
     run_err "is not a regular file" tiny_train --data "$WORK" --checkpoint-dir "$CK"
+    # NUL would end the text of every response (C strings) while still counted.
+    printf 'hello\000world\n' >"$WORK/nul.txt"
+    run_err "U+0000 (NUL) at byte offset 5" tiny_train --data "$WORK/nul.txt" --checkpoint-dir "$CK"
 
     echo "== charrnn-train: bad flags and values"
     run_err "unknown argument '--frobnicate'" tiny_train --data "$T" --checkpoint-dir "$CK" --frobnicate
@@ -139,6 +142,12 @@ case_errors() {
     run_err "random.safetensors" "$SAMPLE" --checkpoint "$WORK/random.safetensors"
     run_err "not a charrnn checkpoint" "$SAMPLE" --checkpoint "$SRC/tests/reference/fixture_gru.safetensors"
     run_err "is not a regular file" "$SAMPLE" --checkpoint "$WORK"
+    python3 "$ST_TOOL" tiny "$WORK/nulvocab.safetensors" '["\u0000", "a"]'
+    run_err "vocab entry 0 is U+0000 (NUL)" "$SAMPLE" --checkpoint "$WORK/nulvocab.safetensors"
+    # Finite weights whose logits overflow (NaN log-probabilities) are refused.
+    python3 "$ST_TOOL" tiny "$WORK/overflow.safetensors" '["a", "b"]' 3e38
+    run_err "row 0 of tensor 'decoder.weight' and its bias can reach a logit of 3e+38" \
+        "$SAMPLE" --checkpoint "$WORK/overflow.safetensors"
 
     echo "== charrnn-sample: bad requests"
     run_err "'#' (U+0023)" "$SAMPLE" --checkpoint "$GOOD" --prime 'The #1 cat'
@@ -149,6 +158,13 @@ case_errors() {
     run_err "--checkpoint is required" "$SAMPLE" --length 5
     run_err "unknown argument '--temp'" "$SAMPLE" --checkpoint "$GOOD" --temp 1
     run_err "--stop: a string of 0 bytes is out of range 1..256" "$SAMPLE" --checkpoint "$GOOD" --stop ''
+    run_err "--stop: a string that is not valid UTF-8 (byte 2 of 2, 0x94)" "$SAMPLE" --checkpoint "$GOOD" \
+        --stop "$(printf 'e\x94')"
+    run_err "--regex: 0 bytes is out of range 1..1024" "$SAMPLE" --checkpoint "$GOOD" --regex ''
+    run_err "regex: does not compile: at byte 1: '[' is never closed" \
+        "$SAMPLE" --checkpoint "$GOOD" --regex 'a[b'
+    run_err "regex: too large: a repetition count above 1000" "$SAMPLE" --checkpoint "$GOOD" --regex 'a{1001}'
+    run_err "regex: cannot be satisfied" "$SAMPLE" --checkpoint "$GOOD" --regex '#+'
     run_err "CHARRNN_KERNEL: unknown inference kernel 'avx9' (auto, " \
         env CHARRNN_KERNEL=avx9 "$SAMPLE" --checkpoint "$GOOD"
 
@@ -163,6 +179,18 @@ case_errors() {
     run_err "holds int8 weights; convert from the f32 checkpoint" \
         "$CONVERT" --dtype bf16 "$WORK/q.safetensors" "$X"
     [ ! -e "$X" ] || fail "a failed charrnn-convert wrote its output"
+    # 268 bytes whose metadata asks for 3.2 GB: refused for what it lacks, within
+    # 400 MB of address space (an allocation of the model would fail instead;
+    # not under a sanitizer, whose shadow memory reserves terabytes of it).
+    python3 "$ST_TOOL" hostile "$WORK/hostile.safetensors"
+    local cap='ulimit -v 400000 && '
+    if grep -qa -e __asan_init -e __tsan_init "$CONVERT"; then cap=''; fi
+    run_err "tensor 'rnn.weight_ih_l0' is missing" \
+        bash -c "$cap"'exec "$@"' - "$CONVERT" --dtype int8 "$WORK/hostile.safetensors" "$X"
+    printf 'characters the model never saw: \x01\x02\x03\n' >"$WORK/alien.txt"
+    run_err "not in the model's vocabulary" "$CONVERT" --dtype int8 "$GOOD" "$X" --eval "$WORK/alien.txt"
+    [ ! -e "$X" ] || fail "a failed charrnn-convert --eval wrote its output"
+    echo "ok: a failed --eval leaves no output"
     run_err "reduced-precision serving checkpoint; training starts from an f32 one" \
         tiny_train --data "$T" --checkpoint-dir "$CK" --init-from "$WORK/q.safetensors"
     run_err "--publish-dtype: 'f16' is not f32, bf16 or int8" \

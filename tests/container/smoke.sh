@@ -7,7 +7,8 @@
 # container needs a cgroup setup this kernel lacks, so the image is mounted
 # (podman image mount) and the daemon is started inside it with chroot as the
 # image's own non-root user, with the image's own environment and entrypoint;
-# then /healthz, /readyz, POST /sample and the image's HEALTHCHECK are checked,
+# then /healthz, /readyz, POST /sample and the image's HEALTHCHECK are checked
+# (also with --listen on the command line),
 # and a charrnn-train run inside the image publishes a model into the models
 # volume that the running daemon must pick up.
 #
@@ -51,7 +52,7 @@ cleanup() {
     kill -TERM "$daemon_pid" 2>/dev/null
     wait "$daemon_pid" 2>/dev/null
   fi
-  [ -n "$mnt" ] && podman image unmount "$image" >/dev/null 2>&1
+  [ -n "$mnt" ] && podman image unmount --force "$image" >/dev/null 2>&1
   if [ $keep_image = 0 ] && [ -n "${built:-}" ]; then
     podman rmi -f "$image" >/dev/null 2>&1
   fi
@@ -186,32 +187,29 @@ mapfile -t cmd < <(inspect '{{range .Config.Cmd}}{{println .}}{{end}}' | sed '/^
 
 mnt=$(podman image mount "$image")
 step "image mounted at $mnt"
-for b in charrnn-serve charrnn-train charrnn-sample charrnn-healthcheck; do
+for b in charrnn-serve charrnn-train charrnn-sample charrnn-convert charrnn-healthcheck; do
   [ -x "$mnt/usr/local/bin/$b" ] || fail "/usr/local/bin/$b missing from the image"
 done
-ls "$mnt"/models/*.safetensors >/dev/null 2>&1 || fail "no model baked into /models"
+[ "$(ls "$mnt"/models)" = shakespeare.safetensors ] ||
+  fail "/models must hold the default model only: $(ls "$mnt"/models | tr '\n' ' ')"
 # Runtime stage carries no compiler and no -dev packages.
 [ ! -e "$mnt/usr/bin/gcc" ] && [ ! -e "$mnt/usr/include/cjson" ] || fail "build tools leaked into the runtime image"
 
-# in_image CMD...: run CMD inside the mounted image as the image's user, with the
-# image's environment, in a private mount namespace that adds /dev, /proc and
-# /sys, a writable /tmp and a writable /models volume seeded from the image
-# (as Docker does for a new named volume). The image's root stays read-only.
+# in_image [NAME=VALUE...] ARG...: `podman run IMAGE ARG...` without a container
+# runtime, by deploy/docker/run-without-cgroups.sh (the documented fallback): the
+# image's entrypoint as the image's user, with the image's environment, a
+# writable /tmp and a writable /models volume seeded from the image (as Docker
+# does for a new named volume). The image's root stays read-only.
 volume=$work/models
 mkdir -p "$volume" "$work/tmp"
 cp -a "$mnt"/models/. "$volume"/
 chown -R "$uid:$gid" "$volume"
 chmod 1777 "$work/tmp"
 in_image_argv() { # sets argv to the command line running "$@" in the image
-  argv=(unshare --mount --propagation private -- /bin/sh -ec '
-    mnt=$1 vol=$2 tmp=$3 spec=$4; shift 4
-    mount --rbind /dev "$mnt/dev"
-    mount --rbind /proc "$mnt/proc"
-    mount --rbind /sys "$mnt/sys"
-    mount --bind "$tmp" "$mnt/tmp"
-    mount --bind "$vol" "$mnt/models"
-    exec chroot --userspec="$spec" "$mnt" "$@"' sh "$mnt" "$volume" "$work/tmp" "$uid:$gid"
-    /usr/bin/env -i "${image_env[@]}" CHARRNN_LISTEN="127.0.0.1:$port" "$@")
+  local envs=()
+  while [ $# -gt 0 ] && [[ $1 == [A-Z]*=* ]]; do envs+=(--env "$1"); shift; done
+  argv=("$src/deploy/docker/run-without-cgroups.sh" --models "$volume" --tmp "$work/tmp"
+    --env "CHARRNN_LISTEN=127.0.0.1:$port" ${envs[@]+"${envs[@]}"} "$image" "$@")
 }
 in_image() { in_image_argv "$@"; "${argv[@]}"; }
 
@@ -221,8 +219,8 @@ in_image charrnn-sample --help >"$work/sample-help.txt" 2>&1 || { cat "$work/sam
 
 # --- 5. the daemon, started by the image's own entrypoint --------------------------
 step "starting the daemon: ${entry[*]} ${cmd[*]}"
-in_image_argv "${entry[@]}" "${cmd[@]}"
-# Every link (unshare, sh, chroot, env, entrypoint) execs the next: $! is the daemon.
+in_image_argv # no arguments: the entrypoint with the image's CMD
+# Every link (the script, unshare, sh, chroot, env, entrypoint) execs the next: $! is the daemon.
 "${argv[@]}" >"$work/serve.log" 2>&1 &
 daemon_pid=$!
 url=http://127.0.0.1:$port
@@ -312,6 +310,27 @@ rc=0
 wait "$daemon_pid" || rc=$?
 daemon_pid=
 [ $rc = 0 ] || { tail -n 20 "$work/serve.log" >&2; fail "daemon exited $rc on SIGTERM"; }
+
+# --- 8. --listen on the command line: the HEALTHCHECK follows it ---------------------
+# (the daemon writes the address it bound to CHARRNN_ADDRESS_FILE, which the check reads;
+# in_image's CHARRNN_LISTEN still names the first port, where nothing listens now)
+port2=$((port + 1))
+step "the daemon with --listen 127.0.0.1:$port2: the HEALTHCHECK is healthy"
+in_image_argv --listen "127.0.0.1:$port2"
+"${argv[@]}" >"$work/serve2.log" 2>&1 &
+daemon_pid=$!
+healthy=0
+for _ in $(seq 1 100); do
+  kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/serve2.log" >&2; fail "daemon (--listen) exited"; }
+  if in_image charrnn-healthcheck; then healthy=1; break; fi
+  sleep 0.2
+done
+[ $healthy = 1 ] || { cat "$work/serve2.log" >&2; fail "HEALTHCHECK unhealthy with --listen 127.0.0.1:$port2"; }
+kill -TERM "$daemon_pid"
+rc=0
+wait "$daemon_pid" || rc=$?
+daemon_pid=
+[ $rc = 0 ] || fail "daemon (--listen) exited $rc on SIGTERM"
 
 step "container smoke test passed"
 echo "1 passed, 0 failed"

@@ -5,7 +5,7 @@ compose file and the Dockerfile agree with each other and with the daemon.
     check_deploy.py SOURCE_ROOT
 
 Each check prints one line; the exit status is the number of failures
-(77, meson's "skipped", when PyYAML is missing).
+(1 when PyYAML is missing: a skip would pass quietly).
 """
 import os
 import re
@@ -14,8 +14,8 @@ import sys
 try:
     import yaml
 except ImportError:
-    print("SKIP: python3-yaml is not installed")
-    sys.exit(77)
+    print("FAIL: python3-yaml is missing (deploy/install-deps.sh --test installs it)")
+    sys.exit(1)
 
 SRC = sys.argv[1] if len(sys.argv) > 1 else os.getcwd()
 K8S = os.path.join(SRC, "deploy", "k8s")
@@ -312,8 +312,9 @@ check(bool(rt.get("HEALTHCHECK")), "Dockerfile: HEALTHCHECK")
 envs = " ".join(rt.get("ENV", []))
 check("CHARRNN_LISTEN=0.0.0.0:8080" in envs and "CHARRNN_MODELS=/models" in envs,
       "Dockerfile: CHARRNN_LISTEN=0.0.0.0:8080, CHARRNN_MODELS=/models")
-check(any("deploy/models" in a and "/models" in a for a in rt.get("COPY", [])),
-      "Dockerfile: default model baked into /models")
+model_copies = [a for a in rt.get("COPY", []) if "deploy/models" in a]
+check(len(model_copies) == 1 and "deploy/models/shakespeare.safetensors /models/" in model_copies[0],
+      "Dockerfile: only the default model, deploy/models/shakespeare.safetensors, baked into /models")
 build = " ".join(a for i, a in instr[:len(instr) - len(runtime)] if i == "RUN")
 check("-Dtests=false" in build and "-Dnative=false" in build and "release" in build,
       "Dockerfile: release build, -Dtests=false -Dnative=false")
@@ -322,6 +323,49 @@ check("-Dmpi=disabled" in build and "-Dmpi=enabled" in build,
 with open(os.path.join(SRC, ".dockerignore"), encoding="utf-8") as f:
     ignored = {ln.strip() for ln in f if ln.strip() and not ln.startswith("#")}
 check(".git" in ignored and any(p.startswith("build") for p in ignored), ".dockerignore excludes .git and build dirs")
+
+
+def dockerignore_regex(pattern):
+    """A .dockerignore pattern as a regex over context-relative paths, with
+    Docker's rules for what this file uses: '*' and '?' stay within one path
+    element, '**' spans any number of them."""
+    out, i, p = "", 0, pattern.strip().lstrip("/").rstrip("/")
+    while i < len(p):
+        if p.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif p[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif p[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(p[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def in_build_context(path):
+    """Whether path reaches the build: the last pattern that matches it or
+    one of its parent directories decides ('!' patterns re-include)."""
+    with open(os.path.join(SRC, ".dockerignore"), encoding="utf-8") as f:
+        pats = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
+    kept = True
+    for pat in pats:
+        neg = pat.startswith("!")
+        rx = dockerignore_regex(pat[1:] if neg else pat)
+        if any(rx.match(p) for p in prefixes):
+            kept = neg
+    return kept
+
+
+for path, want in (("deploy/models/shakespeare.safetensors", True),
+                   ("deploy/models/mine.safetensors", False),
+                   ("deploy/models/sub/other.safetensors", False),
+                   ("deploy/docker/healthcheck.sh", True), ("deploy/mpi/sshd_config", True),
+                   ("server/store.c", True), ("tests/server/run_e2e.py", False),
+                   (".git/HEAD", False), ("build/cli/charrnn-train", False)):
+    check(in_build_context(path) == want,
+          f".dockerignore: {path} {'reaches' if want else 'stays out of'} the build context")
 
 print(f"{passes} passed, {failures} failed")
 sys.exit(min(failures, 76))

@@ -6,12 +6,12 @@
 # instead (or /bin/true when one is not built).
 #
 #   check_systemd.sh SOURCE_ROOT BUILD_ROOT [MAX_EXPOSURE]
-# Exit 77 (skipped) without systemd-analyze.
+# Fails without systemd-analyze (a skip would pass quietly).
 set -eu
 src=$1
 build=$2
 max=${3:-2}
-command -v systemd-analyze >/dev/null || { echo "SKIP: no systemd-analyze"; exit 77; }
+command -v systemd-analyze >/dev/null || { echo "systemd-analyze is missing (deploy/install-deps.sh --test)" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

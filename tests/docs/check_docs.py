@@ -9,7 +9,12 @@
 2. every page of docs/ is linked from README.md;
 3. the README opens with the two commands: the first installs, builds and
    serves; the second is exactly the command .ci/run runs (CI runs what the
-   README says).
+   README says);
+4. every metric server/metrics.c exports is in docs/http-api.md's /metrics
+   table, and the table names no other;
+5. the commands of the docs' code blocks name repository files that exist
+   (deploy/, docs/, tests/), programs as build/cli/ or build/server/ paths
+   that the build makes, never by a bare name at the start of a line.
 
 Links inside code (fenced blocks and `code spans`) are not links and are
 skipped, as are absolute URLs.
@@ -17,6 +22,7 @@ skipped, as are absolute URLs.
 usage: check_docs.py SOURCE_ROOT
 Prints every problem and exits 1 if there is one; 0 otherwise.
 """
+import glob
 import os
 import re
 import sys
@@ -204,6 +210,61 @@ def check_commands(src, problems):
                         "  README.md: %s\n  .ci/run:   %s" % (second.strip(), cmds[0]))
 
 
+def check_metrics(src, problems):
+    """Every metric server/metrics.c exports (each name is a string literal of
+    its own there; samples add labels or a value after it) is in
+    http-api.md's /metrics table, and the table lists nothing else."""
+    with open(os.path.join(src, "server", "metrics.c"), encoding="utf-8") as f:
+        names = set(re.findall(r'"(charrnn_[a-z0-9_]+)"', f.read()))
+    with open(os.path.join(src, "docs", "http-api.md"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.find("## GET /metrics")
+    end = text.find("\n## ", start + 1)
+    table = set(re.findall(r"`(charrnn_[a-z0-9_]+)`", text[start:end if end > 0 else None]))
+    if not names:
+        problems.append("server/metrics.c: no metric names found (has the registration changed?)")
+    for n in sorted(names - table):
+        problems.append("docs/http-api.md: the /metrics table misses %s (server/metrics.c)" % n)
+    for n in sorted(table - names):
+        problems.append("docs/http-api.md: the /metrics table lists %s, which the daemon does "
+                        "not export" % n)
+
+
+def check_command_paths(src, files, problems):
+    """The repository files the docs' commands name exist: a path under
+    deploy/, docs/ or tests/ in a code block, and a build/DIR/PROGRAM is a
+    program DIR/meson.build builds."""
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            blocks = code_blocks(f.read())
+        for block in blocks:
+            # kubectl's deploy/NAME is a Deployment; a directory the block makes is not the tree's
+            lines = [ln for ln in block.splitlines() if "kubectl" not in ln]
+            made = re.findall(r"mkdir -p (\S+)", block)
+            for m in re.finditer(r"(?<![\w/~.$-])((?:deploy|docs|tests)/[\w./*@-]*[\w*])",
+                                 "\n".join(lines)):
+                rel = m.group(1)
+                if any(rel == d or rel.startswith(d + "/") for d in made):
+                    continue
+                if not glob.glob(os.path.join(src, rel)):
+                    problems.append("%s: a command names %s, which does not exist"
+                                    % (os.path.relpath(path, src), rel))
+            for ln in lines:
+                if re.match(r"charrnn-(train|sample|convert|serve) ", ln):
+                    problems.append("%s: a command runs %s by its bare name; after the README's "
+                                    "build it is build/cli/ or build/server/%s"
+                                    % (os.path.relpath(path, src), ln.split()[0], ln.split()[0]))
+            for m in re.finditer(r"(?<![\w/~.$-])build/(cli|server)/(charrnn-[\w-]+)", block):
+                try:
+                    with open(os.path.join(src, m.group(1), "meson.build"), encoding="utf-8") as f:
+                        built = "'%s'" % m.group(2) in f.read()
+                except OSError:
+                    built = False
+                if not built:
+                    problems.append("%s: a command runs %s, which %s/meson.build does not build"
+                                    % (os.path.relpath(path, src), m.group(0), m.group(1)))
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: check_docs.py SOURCE_ROOT", file=sys.stderr)
@@ -216,6 +277,8 @@ def main():
         problems.append("%s is missing" % os.path.relpath(f, src))
     files = [f for f in files if f not in missing]
     check_links(src, files, problems)
+    check_metrics(src, problems)
+    check_command_paths(src, files, problems)
     if not missing:
         check_commands(src, problems)
     for p in problems:

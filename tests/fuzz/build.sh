@@ -11,7 +11,7 @@ out=${1:?usage: build.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 b=$out/meson
-targets=(request completion checkpoint vocab http)
+targets=(request completion checkpoint vocab http regex)
 opts=(--buildtype=debug -Dtests=false -Dfuzz=true -Dnative=false -Dwerror=false
   -Db_sanitize=address,undefined -Db_lundef=false
   "-Dc_args=-O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link")

@@ -4,15 +4,18 @@
  * so that whatever the parser accepts is also handled safely by the sampler.
  *
  * Invariants beyond "no sanitizer report": an accepted request is in range
- * (1..V1_MAX_PROMPTS prompts, n 1..V1_MAX_N, at most V1_MAX_CHOICES choices,
+ * (1..V1_MAX_PROMPTS prompts, n 1..V1_MAX_N, at most --max-choices-per-request
+ * choices and at most that many best_of candidates,
  * max_tokens <= max_length and 0 only with echo, logprobs -1..5, at most
- * V1_MAX_STOP stop strings, biases in [-100, 100]); a rejection is a 4xx with a
- * message and a param; a stream the library accepts yields exactly one record
+ * V1_MAX_STOP stop strings, each valid UTF-8, biases in [-100, 100]); a
+ * rejection is a 4xx with a message and a param that make a valid UTF-8 JSON
+ * body; a stream the library accepts yields exactly one record
  * per scored prompt character and per generated character, each log-probability
  * <= 0 and its alternatives most likely first. */
 #include "charrnn/sampler.h"
 #include "charrnn/vocab.h"
 #include "config.h"
+#include "fuzz_json.h"
 #include "fuzz_model.h"
 #include "openai_request.h"
 
@@ -40,7 +43,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void run_choice(const completion_request *r, size_t i)
 {
     /* the daemon's one mapping, so every control the request carries is fuzzed */
-    charrnn_sample_params p = completion_request_params(r, i, r->seed + i);
+    charrnn_sample_params p = completion_choice_params(r, i, r->seed + i);
     if (p.length == 0 && !p.score_prime)
         return; /* echo of the prompt only: nothing runs */
     char err[512];
@@ -90,20 +93,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     api_error e;
     memset(&e, 0, sizeof e);
     if (completion_request_parse(body, size, &cfg, &r, &e) != 0) {
-        if (e.status < 400 || e.status > 500 || !e.message[0] || !e.type)
-            abort();
+        fuzz_check_error(&e);
         free(body);
         return 0;
     }
     free(body);
     if (r.n_prompt < 1 || r.n_prompt > V1_MAX_PROMPTS || r.n < 1 || r.n > V1_MAX_N ||
-        r.n_prompt * (size_t)r.n > V1_MAX_CHOICES)
+        r.n_prompt * (size_t)r.n > (size_t)cfg.max_choices ||
+        (r.best_of > r.n && r.n_prompt * (size_t)r.best_of > (size_t)cfg.max_choices))
         abort();
-    if ((long)r.max_tokens > cfg.max_length || (r.max_tokens == 0 && !r.echo))
+    if ((long)r.p.length > cfg.max_length || (r.p.length == 0 && !r.echo))
         abort();
-    if (r.logprobs < -1 || r.logprobs > V1_MAX_LOGPROBS || r.n_stop > V1_MAX_STOP)
+    if (r.logprobs < -1 || r.logprobs > V1_MAX_LOGPROBS || r.p.n_stop > V1_MAX_STOP)
         abort();
-    for (size_t i = 0; i < r.n_bias; i++)
+    for (size_t i = 0; i < r.p.n_stop; i++)
+        if (!utf8_valid(r.stop[i], strlen(r.stop[i])))
+            abort(); /* only a valid stop is sure to cut between characters */
+    char user[65];   /* as the access log shows it */
+    fuzz_check_text(echo_str(user, sizeof user, r.user), strlen(user), 0, "user not UTF-8");
+    for (size_t i = 0; i < r.p.n_bias; i++)
         if (!(r.bias_val[i] >= -100 && r.bias_val[i] <= 100))
             abort();
     for (size_t i = 0; i < r.n_prompt; i++) {

@@ -14,7 +14,10 @@
  * 50 ms of silence (an incomplete request the server is still waiting on),
  * then the write side is shut (the server sees EOF and closes) and the rest is
  * drained. A connection the server neither answers nor closes within 10 s is a
- * hang and aborts. A 500 response is a bug and aborts.
+ * hang and aborts. A 500 response is a bug and aborts, as does a response
+ * body that is not valid UTF-8 (not valid JSON, for a JSON one) and a log
+ * line (the access log is on, its lines checked in place of being written)
+ * that is not one UTF-8 JSON object.
  *
  * Leak checking is off for this target (-detect_leaks=0): connection threads
  * finish after the input returns, so per-input leak accounting is noise. The
@@ -22,6 +25,8 @@
 #define _GNU_SOURCE /* memmem */
 #include "charrnn/checkpoint.h"
 #include "charrnn/vocab.h"
+#include "fuzz_json.h"
+#include "log.h"
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -55,6 +60,12 @@ static void die(const char *what, const char *err)
     abort();
 }
 
+/* Each log line (the access log's included) is one UTF-8 JSON object. */
+static void check_log_line(const char *line, size_t len)
+{
+    fuzz_check_text(line, len, 1, "log line not UTF-8 JSON");
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -84,23 +95,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         "fuzz", "--listen",      "127.0.0.1:0", "--models",          dir,  "--default-model",
         "tiny", "--admin-token", "tok",         "--max-length",      "32", "--max-prime",
         "32",   "--max-body",    "2048",        "--timeout",         "2",  "--poll-interval",
-        "0",    "--access-log",  "off",         "--workers",         "1",  "--max-concurrent",
+        "0",    "--access-log",  "on",          "--workers",         "1",  "--max-concurrent",
         "4",    "--max-queue",   "4",           "--max-connections", "64", NULL};
     if (serve_config_parse(&srv.cfg, (int)(sizeof args / sizeof *args) - 1, args, err, sizeof err))
         die("config", err);
     srv.listen_fd = -1;
-    if (charrnn_store_open(srv.cfg.models, &srv.store, err, sizeof err))
+    if (store_open(srv.cfg.models, &srv.store, err, sizeof err))
         die("store", err);
-    if (charrnn_store_scan(srv.store, 0, err, sizeof err) < 0)
+    if (store_scan(srv.store, 0, err, sizeof err) < 0)
         die("scan", err);
     srv.cache = state_cache_create(1 << 20); /* small: inputs also exercise eviction */
     srv.keys = api_keys_create();
     engine_config ec = {srv.cfg.max_concurrent, srv.cfg.max_queue, srv.cfg.workers,
                         srv.cfg.max_batch,      srv.cfg.timeout,   srv.cfg.row_split,
-                        srv.cfg.worker_nice,    srv.cache};
+                        srv.cfg.worker_nice,    srv.cache,         srv.cfg.max_client_share};
     srv.met = metrics_create();
     if (!srv.met || engine_create(&ec, &srv.eng))
         die("engine", "failed");
+    log_set_sink(check_log_line);
     if (http_start(&srv, err, sizeof err))
         die("http", err);
     return 0;
@@ -129,8 +141,37 @@ static int response_complete(const char *buf, size_t n)
     return 0;
 }
 
+/* Every body is valid UTF-8 and a JSON one parses. Responses follow each
+ * other (pipelining); a HEAD answer has a Content-Length and no body, told
+ * apart by the next status line starting right after the headers. A chunked
+ * body (a stream) is the last: its rest is checked as UTF-8 only. */
+static void check_bodies(const char *buf, size_t n)
+{
+    const char *p = buf, *end = buf + n;
+    while (end - p > 7 && !memcmp(p, "HTTP/1.", 7)) {
+        const char *h = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+        if (!h)
+            return;
+        size_t head = (size_t)(h - p) + 4;
+        const char *body = p + head, *cl = memmem(p, head, "Content-Length: ", 16);
+        int json = memmem(p, head, "application/json", 16) != NULL;
+        if (!cl) {
+            fuzz_check_text(body, (size_t)(end - body), 0, "a response body is not UTF-8");
+            return;
+        }
+        size_t len = strtoul(cl + 16, NULL, 10);
+        if (len > (size_t)(end - body) || (end - body > 7 && !memcmp(body, "HTTP/1.", 7))) {
+            p = body; /* HEAD, or the body was cut short by the read */
+            continue;
+        }
+        fuzz_check_text(body, len, json, "a response body is not UTF-8 (JSON)");
+        p = body + len;
+    }
+}
+
 static void check_response(const char *buf, size_t n)
 {
+    check_bodies(buf, n);
     /* Every response the daemon writes starts with a status line; none is a 500. */
     for (size_t off = 0; off + 12 <= n;) {
         const char *p = memmem(buf + off, n - off, "HTTP/1.", 7);

@@ -1,21 +1,23 @@
 /* libFuzzer harness: POST /sample bodies -> sampling parameters
- * (server/request.c), then a short generation with those parameters on a small
+ * (server/sample_request.c), then a short generation with those parameters on a small
  * fixed model, so that whatever the parser accepts is also accepted safely by
  * the sampler.
  *
  * Invariants checked beyond "no sanitizer report": an accepted request is in
  * range (length 1..max_length, temperature 0..10, top_p (0,1], top_k >= 0, at
  * most CHARRNN_MAX_STOP stop strings of 1..CHARRNN_MAX_STOP_LEN bytes); a
- * rejected one is a 4xx with a message; the generated text is valid UTF-8 and
- * no longer than asked. And the request scanner (request_members, which the
+ * rejected one is a 4xx with a message, and its message and param make a
+ * valid UTF-8 JSON body; stop strings are valid UTF-8; the generated text
+ * (cut at a stop or not) is valid UTF-8 and no longer than asked. And the request scanner (request_members, which the
  * \u0000 and seed checks read) sees the members cJSON sees: same count, same
  * keys, values of the same kind and, where they can be compared as text, the
  * same value. */
 #include "charrnn/sampler.h"
 #include "charrnn/vocab.h"
 #include "config.h"
+#include "fuzz_json.h"
 #include "fuzz_model.h"
-#include "request.h"
+#include "sample_request.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -36,18 +38,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_config(&cfg, "64");
     model = fuzz_model(CHARRNN_CELL_LSTM, 2);
     return 0;
-}
-
-static int valid_utf8(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        int k = charrnn_utf8_decode((const uint8_t *)s + i, n - i, &cp);
-        if (k <= 0)
-            return 0;
-        i += (size_t)k;
-    }
-    return 1;
 }
 
 /* 1 if the quoted source text q (with its quotes) is the string s: only
@@ -121,7 +111,7 @@ static int collect(void *ctx, const char *bytes, size_t len)
     sink *s = ctx;
     s->bytes += len;
     s->calls++;
-    if (!valid_utf8(bytes, len))
+    if (!utf8_valid(bytes, len))
         s->bad = 1;
     return 0;
 }
@@ -138,32 +128,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     api_error e;
     memset(&e, 0, sizeof e);
     if (sample_request_parse(body, size, &cfg, &r, &e) != 0) {
-        if (e.status < 400 || e.status > 500 || !e.message[0] || !e.type)
-            abort();
+        fuzz_check_error(&e);
         free(body);
         return 0;
     }
     free(body);
-    if (r.length < 1 || (long)r.length > cfg.max_length)
+    if (r.p.length < 1 || (long)r.p.length > cfg.max_length)
         abort();
-    if (!(r.temperature >= 0 && r.temperature <= 10))
+    if (!(r.p.temperature >= 0 && r.p.temperature <= 10))
         abort();
-    if (!(r.top_p > 0 && r.top_p <= 1) || r.top_k < 0)
+    if (!(r.p.top_p > 0 && r.p.top_p <= 1) || r.p.top_k < 0)
         abort();
-    if (r.n_stop > CHARRNN_MAX_STOP || !r.prime || strlen(r.prime) != r.prime_len)
+    if (r.p.n_stop > CHARRNN_MAX_STOP || !r.prime || r.p.prime != r.prime ||
+        strlen(r.prime) != r.p.prime_len)
         abort();
-    for (size_t i = 0; i < r.n_stop; i++) {
+    for (size_t i = 0; i < r.p.n_stop; i++) {
         size_t n = strlen(r.stop[i]);
-        if (n < 1 || n > CHARRNN_MAX_STOP_LEN)
-            abort();
+        if (n < 1 || n > CHARRNN_MAX_STOP_LEN || !utf8_valid(r.stop[i], n))
+            abort(); /* only a valid stop is sure to cut between characters */
     }
-    charrnn_sample_params p = sample_request_params(&r);
+    const charrnn_sample_params p = r.p;
     charrnn_stream *s = NULL;
     char err[512];
     if (charrnn_stream_create(model, &p, &s, err, sizeof err) == 0) {
         sink k = {0, 0, 0};
         if (charrnn_sample_run(s, model, collect, &k) || k.bad ||
-            charrnn_stream_generated_chars(s) > r.length)
+            charrnn_stream_generated_chars(s) > r.p.length)
             abort();
         charrnn_stream_free(s);
     } else if (!err[0]) {

@@ -1,5 +1,5 @@
 /* libFuzzer harness: UTF-8 decoding, the vocabulary and the encoder
- * (model/math/vocab.c, model/vocab_json.c).
+ * (model/core/vocab.c, model/vocab_json.c).
  *
  * The input is a training text: build its vocabulary; if that succeeds, every
  * character encodes, the JSON form round-trips to the same code points, and

@@ -10,7 +10,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 secs=${2:-60}
-targets=(request completion vocab checkpoint http)
+targets=(request completion vocab checkpoint http regex)
 "$here/build.sh" "$out"
 
 export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:allocator_may_return_null=1

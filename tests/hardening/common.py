@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import check  # noqa: E402,F401 (faults.py and soak.py import it from here)
 from http_client import request as http_request  # noqa: E402
 from stderr_log import StderrLog  # noqa: E402
 
@@ -29,7 +30,7 @@ def cli_sample(sample_bin, ckpt, prime="", length=50, seed=0, temperature=None, 
         args += ["--temperature", repr(temperature)]
     out = subprocess.run(args, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          timeout=timeout).stdout
-    assert out.startswith(prime.encode()), "charrnn-sample did not print the prime first"
+    check(out.startswith(prime.encode()), "charrnn-sample did not print the prime first")
     return out[len(prime.encode()):].decode()
 
 

@@ -11,9 +11,9 @@ usage: faults.py BUILD_DIR [--kills N] [--only kill|resume|disk|serve]
    iteration and compared, tensor for tensor, with an uninterrupted run to the
    same iteration: resuming after kills loses nothing but the unsaved steps.
 2. disk: a checkpoint write on a full disk (a small tmpfs, mounted for the
-   test; needs root): the trainer fails with a clear error and a non-zero
-   exit, the old latest.safetensors is byte-identical and still loads, no
-   temporary file is left behind. Same for --publish onto a full disk.
+   test; not as root: in a user namespace of its own): the trainer fails with
+   a clear error and a non-zero exit, the old latest.safetensors is
+   byte-identical and still loads, no temporary file is left behind. Same for --publish onto a full disk.
 3. serve: the served model file is replaced - by garbage, by a truncated copy,
    by a symlink to a checkpoint outside the models directory, by files of
    other formats (a zip, a foreign safetensors file), atomically and in place
@@ -37,7 +37,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemon, cli_sample, make_text, st_metadata  # noqa: E402
+from common import Daemon, check, cli_sample, make_text, st_metadata  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1])
 TRAIN = os.path.join(BUILD, "cli", "charrnn-train")
@@ -72,7 +72,7 @@ def iteration(path):
 
 def check_loads(path):
     text = cli_sample(SAMPLE, path, prime="the ", length=20, seed=1)
-    assert len(text) == 20, text
+    check(len(text) == 20, text)
 
 
 # ------------------------------------------------------------- 1. SIGKILL
@@ -99,8 +99,8 @@ def kill_loop(work, data):
             fds = []
         p.send_signal(signal.SIGKILL)
         _, err = p.communicate()
-        assert p.returncode == -signal.SIGKILL, \
-            "the trainer ended by itself (%s): %s" % (p.returncode, err.decode()[-2000:])
+        check(p.returncode == -signal.SIGKILL,
+            "the trainer ended by itself (%s): %s" % (p.returncode, err.decode()[-2000:]))
         leftovers = [f for f in os.listdir(ck) if ".tmp." in f] if os.path.isdir(ck) else []
         if leftovers or any(".tmp." in f for f in fds):
             in_write += 1
@@ -108,17 +108,17 @@ def kill_loop(work, data):
             os.unlink(os.path.join(ck, f))
         if not os.path.exists(latest):
             no_ckpt += 1
-            assert last_iter < 0, "latest.safetensors disappeared after kill %d" % k
+            check(last_iter < 0, "latest.safetensors disappeared after kill %d" % k)
             continue
         for name in ("latest.safetensors", "best.safetensors"):
             check_loads(os.path.join(ck, name))
         it = iteration(latest)
-        assert it >= last_iter, "latest went back from iteration %d to %d" % (last_iter, it)
+        check(it >= last_iter, "latest went back from iteration %d to %d" % (last_iter, it))
         last_iter = it
         for f in os.listdir(ck):  # per-eval checkpoints: keep the disk use bounded
             if f.startswith("lm_"):
                 os.unlink(os.path.join(ck, f))
-    assert last_iter > 0, "no checkpoint was ever written"
+    check(last_iter > 0, "no checkpoint was ever written")
     # Resume the chain to a fixed point and compare with an uninterrupted run.
     target = last_iter + 5
     subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", ck, "--eval-every", "1",
@@ -129,11 +129,12 @@ def kill_loop(work, data):
                     "--max-iters", str(target), *COMMON], check=True, stderr=subprocess.DEVNULL)
     a, b = tensors(os.path.join(ck, "latest.safetensors")), \
         tensors(os.path.join(straight, "latest.safetensors"))
-    assert iteration(os.path.join(ck, "latest.safetensors")) == target
-    assert a.keys() == b.keys(), (sorted(a), sorted(b))
+    check(iteration(os.path.join(ck, "latest.safetensors")) == target,
+          'iteration(os.path.join(ck, "latest.safetensors")) == target')
+    check(a.keys() == b.keys(), (sorted(a), sorted(b)))
     diff = [k for k in a if a[k] != b[k]]
-    assert not diff, "after %d kills and resumes, tensors differ from a straight run: %s" % (
-        KILLS, diff)
+    check(not diff, "after %d kills and resumes, tensors differ from a straight run: %s" % (
+        KILLS, diff))
     print("kill: %d SIGKILLs in %.0f s: %d during a checkpoint write, %d before the first "
           "checkpoint, %d resumed runs; last good checkpoint always loaded; resumed chain to "
           "iteration %d is bit-identical to an uninterrupted run (%d tensors)"
@@ -164,8 +165,8 @@ def bad_resume_state(work, data):
         r = subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", ck + "-2", "--eval-every",
                             "2", "--max-iters", "4", "--init-from", path, *COMMON],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-        assert r.returncode == 1 and b"resume iteration" in r.stderr, (val, r.returncode,
-                                                                        r.stderr[-300:])
+        check(r.returncode == 1 and b"resume iteration" in r.stderr, (val, r.returncode,
+                                                                       r.stderr[-300:]))
     print("resume: checkpoints with a resume iteration of inf, -1e18, 2.5, -1 refused with a "
           "message", flush=True)
 
@@ -183,7 +184,13 @@ def fill(mnt, leave):
 
 def disk_full(work, data):
     if os.geteuid() != 0:
-        print("disk: SKIPPED (mounting a tmpfs needs root)")
+        # Mounting the tmpfs needs root. Another user runs this stage in a user
+        # and mount namespace of its own (unshare -rm), where it is root; where
+        # the kernel forbids that, the stage fails: it is never skipped.
+        r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", sys.executable,
+                            os.path.abspath(__file__), BUILD, "--only", "disk"], timeout=600)
+        check(r.returncode == 0, "disk: failed in a user namespace (unshare -rm exit %d); run "
+              "as root where unprivileged user namespaces are off" % r.returncode)
         return
     seed_ck = os.path.join(work, "ck-disk")
     subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", seed_ck, "--eval-every", "2",
@@ -205,13 +212,13 @@ def disk_full(work, data):
                                 "1", "--max-iters", "6", "--init-from", latest, *COMMON],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
             err = r.stderr.decode()
-            assert r.returncode != 0, "the trainer exited 0 on a full disk"
-            assert r.returncode < 128, "the trainer crashed: %d\n%s" % (r.returncode, err)
-            assert "No space left on device" in err, "unclear error: %r" % err[-500:]
-            assert sha(latest) == before, "latest.safetensors changed on a failed write"
+            check(r.returncode != 0, "the trainer exited 0 on a full disk")
+            check(r.returncode < 128, "the trainer crashed: %d\n%s" % (r.returncode, err))
+            check("No space left on device" in err, "unclear error: %r" % err[-500:])
+            check(sha(latest) == before, "latest.safetensors changed on a failed write")
             check_loads(latest)
             left = [f for f in os.listdir(ck) if ".tmp." in f]
-            assert not left, "temporary files left behind: %s" % left
+            check(not left, "temporary files left behind: %s" % left)
             os.unlink(os.path.join(mnt, "filler"))
         msg = err.strip().splitlines()[-1]
         # --publish onto a full disk: the old published model stays.
@@ -223,9 +230,10 @@ def disk_full(work, data):
                             os.path.join(work, "ck-pub"), "--eval-every", "2", "--max-iters",
                             "2", "--publish", pub, *COMMON],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-        assert r.returncode != 0 and r.returncode < 128, r.returncode
-        assert "No space left on device" in r.stderr.decode(), r.stderr.decode()[-500:]
-        assert sha(pub) == pub_sha and not [f for f in os.listdir(mnt) if ".tmp." in f]
+        check(r.returncode != 0 and r.returncode < 128, r.returncode)
+        check("No space left on device" in r.stderr.decode(), r.stderr.decode()[-500:])
+        check(sha(pub) == pub_sha and not [f for f in os.listdir(mnt) if ".tmp." in f],
+              'sha(pub) == pub_sha and not [f for f in os.listdir(mnt) i...')
         check_loads(pub)
         print("disk: full tmpfs (no room / half a checkpoint of room / --publish): exit %d, "
               "old checkpoint byte-identical and loadable, no temporary file left; message: %s"
@@ -252,8 +260,9 @@ def serve_replacements(work, data):
     case = dict(prime="the ", length=60, seed=424242, temperature=0.9)
     want = cli_sample(SAMPLE, good, prime=case["prime"], length=case["length"],
                       seed=case["seed"], temperature=case["temperature"])
-    assert want != cli_sample(SAMPLE, other, prime=case["prime"], length=case["length"],
-                              seed=case["seed"], temperature=case["temperature"])
+    check(want != cli_sample(SAMPLE, other, prime=case["prime"], length=case["length"],
+                             seed=case["seed"], temperature=case["temperature"]),
+          'want != cli_sample(SAMPLE, other, prime=case["prime"], le...')
 
     with open(good, "rb") as f:
         good_bytes = f.read()
@@ -275,6 +284,16 @@ def serve_replacements(work, data):
          good_bytes[41:]),
         ("NaN in a weight", good_bytes[:-4] + struct.pack("<f", float("nan"))),
     ]
+    # Crafted by tests/cli/st_tool.py: 268 bytes whose metadata asks for 3.2 GB, decoder
+    # weights whose logits overflow, a NUL in the vocabulary.
+    st_tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli", "st_tool.py")
+    for name, args in (("metadata of 3.2 GB in 268 bytes", ["hostile"]),
+                       ("decoder weights of 3e38", ["tiny", '["a", "b"]', "3e38"]),
+                       ("NUL in the vocabulary", ["tiny", '["\\u0000", "a"]'])):
+        made = os.path.join(work, "crafted.safetensors")
+        subprocess.run([sys.executable, st_tool, args[0], made] + args[1:], check=True)
+        with open(made, "rb") as f:
+            bad.append((name, f.read()))
 
     d = Daemon(SERVE, models, "--default-model", "m", "--poll-interval", "0.1",
                "--max-concurrent", "8")
@@ -319,13 +338,13 @@ def serve_replacements(work, data):
                 os.symlink(other, served)
             ev = d.wait_log(lambda o: o.get("msg") == "model load failed" and
                             o.get("model") == "m", 15, mark)
-            assert ev.get("serving_version") == m0["version"], ev
+            check(ev.get("serving_version") == m0["version"], ev)
             failures_seen += 1
             st, info = d.json("GET", "/models/m")
-            assert st == 200 and info["status"] == "ready" and info["version"] == m0["version"], \
-                (name, info)
+            check(st == 200 and info["status"] == "ready" and info["version"] == m0["version"],
+                (name, info))
             st, _ = d.json("GET", "/readyz")
-            assert st == 200, name
+            check(st == 200, name)
             time.sleep(0.2)
             # put the good file back for the next case (loads as a new version)
             mark = len(d.logs())
@@ -341,13 +360,13 @@ def serve_replacements(work, data):
         for t in ts:
             t.join()
         bad_results = [r for r in results if r[0] != 200 or r[1] != want]
-        assert not bad_results, "%d of %d requests failed or differed: %r" % (
-            len(bad_results), len(results), bad_results[:5])
-        assert len(results) >= 50, len(results)
+        check(not bad_results, "%d of %d requests failed or differed: %r" % (
+            len(bad_results), len(results), bad_results[:5]))
+        check(len(results) >= 50, len(results))
         rc = d.stop()
-        assert rc == 0, "daemon exit status %d" % rc
+        check(rc == 0, "daemon exit status %d" % rc)
         reports = d.sanitizer_reports()
-        assert not reports, "".join(reports[:20])
+        check(not reports, "".join(reports[:20]))
         print("serve: %d bad replacements (%s; atomic and in place; symlink outside) while 4 "
               "clients sampled: %d requests, all 200 with the original text; every bad file a "
               "load failure with the old version serving"

@@ -3,7 +3,7 @@
 flags of the code next to it: the compile command meson wrote into
 compile_commands.json for a source in the header's folder (the folder's most
 common command, i.e. its library's), so the project's warnings and -Werror
-apply. Public headers (include/) take the flags of the library, model/.
+apply. Public headers (include/) take the flags of the library, model/lib/.
 
 The headers are found by listing include/, model/, server/ and cli/ (with their
 subfolders) when the test runs, so a new header is checked without being
@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 FOLDERS = ("include", "model", "server", "cli")
 # Folders without sources of their own compile like this one.
-FLAGS_OF = {"include": "model"}
+FLAGS_OF = {"include": os.path.join("model", "lib")}
 
 
 def headers(src):

@@ -21,11 +21,11 @@ static int fail(const char *msg)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8 && argc != 13) {
+    if (argc != 8 && argc != 13 && argc != 14) {
         fprintf(stderr,
                 "usage: sample_first CHECKPOINT PRIME N SEED0 TEMPERATURE TOP_K TOP_P "
                 "[MIN_P REPETITION_PENALTY PRESENCE_PENALTY FREQUENCY_PENALTY "
-                "PENALTY_WINDOW]\n");
+                "PENALTY_WINDOW [REGEX]]\n");
         return 2;
     }
     char err[CHARRNN_ERR_MAX];
@@ -48,6 +48,8 @@ int main(int argc, char **argv)
         p.frequency_penalty = strtof(argv[11], NULL);
         p.penalty_window = atoi(argv[12]);
     }
+    if (argc == 14)
+        p.regex = argv[13];
     unsigned long long *count = calloc(V, sizeof *count);
     charrnn_stream *batch[BATCH], *live[BATCH];
     if (!count)

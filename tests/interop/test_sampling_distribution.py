@@ -5,7 +5,7 @@ distribution computed independently by PyTorch (torch.nn.LSTM and the decoder
 loaded from the same checkpoint), at temperatures 0.5, 1 and 2, with top_k,
 top_p and both. A chi-square goodness-of-fit test rejects at p < 1e-6.
 
-The exact distribution is the one model/math/sampler.c documents: the logits
+The exact distribution is the one model/core/sampler.c documents: the logits
 divided by the temperature, softmax; with top_k the k most likely characters
 (ties by lower index), renormalised; with top_p the smallest prefix of those
 candidates, most likely first, whose tempered probabilities sum to at least
@@ -161,11 +161,14 @@ def chi_square(counts, q):
     return x, df, chi2_sf(x, df)
 
 
-def draw(path, seed0, temperature, top_k, top_p, controls=None, prime=PRIME):
+def draw(path, seed0, temperature, top_k, top_p, controls=None, prime=PRIME, regex=None):
     """controls: (min_p, repetition, presence, frequency, window)."""
+    if regex is not None:
+        controls = controls or (0.0, 1.0, 0.0, 0.0, 64)
     extra = [repr(x) for x in controls] if controls else []
     out = subprocess.run([SAMPLE_FIRST, path, prime, str(DRAWS), str(seed0), repr(temperature),
-                          str(top_k), repr(top_p)] + extra, check=True,
+                          str(top_k), repr(top_p)] + extra + ([regex] if regex else []),
+                         check=True,
                          capture_output=True).stdout
     return [int(c) for c in out.split()]
 
@@ -180,6 +183,21 @@ def show(q, vocab, counts):
         out += "; drawn but excluded: " + ", ".join("%r %d times" % (vocab[v], counts[v])
                                                      for v in bad)
     return out
+
+
+def check_fit(what, counts, q, vocab, dist="PyTorch's distribution"):
+    """counts (DRAWS draws) fit q by the chi-square test."""
+    x, df, pv = chi_square(counts, q)
+    check(sum(counts) == DRAWS and pv >= P_REJECT,
+          "%s: %d draws fit %s (chi-square %.1f, %d df, p %.3g; p/observed: %s)"
+          % (what, sum(counts), dist, x, df, pv, show(q, vocab, counts)))
+
+
+def check_rejects(what, q, name, alt):
+    """DRAWS draws of q are enough to reject alt (the test has the power to
+    see a mutation of the control)."""
+    ax, adf, apv = chi_square([DRAWS * float(v) for v in q], alt)
+    check(apv < P_REJECT ** 2, "%s: the draws reject %s (p %.3g)" % (what, name, apv))
 
 
 # the self-check of the p-value: for 2 degrees of freedom it is exp(-x/2)
@@ -209,14 +227,10 @@ with tempfile.TemporaryDirectory() as tmp:
         what = "T %g top_k %d top_p %.4f" % (t, k, p)
         q = exact(logits, t, k, p)
         counts = draw(path, 1 + i * DRAWS, t, k, p)
-        x, df, pv = chi_square(counts, q)
-        check(sum(counts) == DRAWS and pv >= P_REJECT,
-              "%s: %d draws fit PyTorch's distribution (chi-square %.1f, %d df, p %.3g; "
-              "p/observed: %s)" % (what, sum(counts), x, df, pv, show(q, vocab, counts)))
+        check_fit(what, counts, q, vocab)
         if t != 1.0:  # the power to tell T from 1/T, from the expected counts
-            ax, adf, apv = chi_square([DRAWS * float(v) for v in q], exact(logits, 1.0 / t, k, p))
-            check(apv < P_REJECT ** 2, "%s: %d draws are enough to reject the logits multiplied "
-                  "by T instead (chi-square %.1f, %d df, p %.3g)" % (what, DRAWS, ax, adf, apv))
+            check_rejects(what, q, "the logits multiplied by T instead",
+                          exact(logits, 1.0 / t, k, p))
 
     # min_p, alone and after top_k / top_p: each cut halfway between two ratios
     seed = 1 + len(settings) * DRAWS
@@ -229,18 +243,13 @@ with tempfile.TemporaryDirectory() as tmp:
         q = exact(logits, t, k, top_p, mp)
         counts = draw(path, seed, t, k, top_p, (mp, 1.0, 0.0, 0.0, 64))
         seed += DRAWS
-        x, df, pv = chi_square(counts, q)
-        check(sum(counts) == DRAWS and pv >= P_REJECT,
-              "%s: %d draws fit PyTorch's distribution (chi-square %.1f, %d df, p %.3g; "
-              "p/observed: %s)" % (what, sum(counts), x, df, pv, show(q, vocab, counts)))
+        check_fit(what, counts, q, vocab)
         for name, alt in [("min_p ignored", exact(logits, t, k, top_p)),
                           ("one candidate fewer", exact(logits, t, k, top_p,
                                                         min_p_keeping(logits, t, keep - 1)[0])
                            if keep > 1 else None)]:
-            if alt is None:
-                continue
-            ax, adf, apv = chi_square([DRAWS * float(v) for v in q], alt)
-            check(apv < P_REJECT ** 2, "%s: the draws reject %s (p %.3g)" % (what, name, apv))
+            if alt is not None:
+                check_rejects(what, q, name, alt)
 
     # penalties over a prime whose likely continuations are in the window
     prime2 = "it was the best of times, it was the worst of times, it was the "
@@ -254,10 +263,7 @@ with tempfile.TemporaryDirectory() as tmp:
         q = exact(penalise(logits2, vocab, prime2, rp, pres, freq, window), t, 0, 1.0)
         counts = draw(path, seed, t, 0, 1.0, (0.0, rp, pres, freq, window), prime=prime2)
         seed += DRAWS
-        x, df, pv = chi_square(counts, q)
-        check(sum(counts) == DRAWS and pv >= P_REJECT,
-              "%s: %d draws fit PyTorch's penalised distribution (chi-square %.1f, %d df, "
-              "p %.3g; p/observed: %s)" % (what, sum(counts), x, df, pv, show(q, vocab, counts)))
+        check_fit(what, counts, q, vocab, "PyTorch's penalised distribution")
         alts = [("no penalty", exact(logits2, t, 0, 1.0))]
         if rp != 1.0:
             alts.append(("the repetition penalty inverted", exact(
@@ -270,6 +276,34 @@ with tempfile.TemporaryDirectory() as tmp:
             alts.append(("the window ignored", exact(
                 penalise(logits2, vocab, prime2, rp, pres, freq, len(prime2)), t, 0, 1.0)))
         for name, alt in alts:
-            ax, adf, apv = chi_square([DRAWS * float(v) for v in q], alt)
-            check(apv < P_REJECT ** 2, "%s: the draws reject %s (p %.3g)" % (what, name, apv))
+            check_rejects(what, q, name, alt)
+
+    # regex: the first character must be one of a class; the others are
+    # banned and the allowed ones renormalised, before temperature and top_k
+    def masked(lg, allowed):
+        out = torch.full_like(lg, -math.inf)
+        out[allowed] = lg[allowed]
+        return out
+
+    def in_class(c):
+        return ("\\n" if c == "\n" else "\\t" if c == "\t" else
+                "\\" + c if c.isascii() and not c.isalnum() and c != " " else c)
+
+    order = sorted(range(len(vocab)), key=lambda v: -float(logits[v]))
+    allowed = order[1:7]  # not the most likely character: the mask must matter
+    pattern = "[" + "".join(in_class(vocab[v]) for v in allowed) + "](?:.|\\n)*"
+    for t, k, top_p in [(1.0, 0, 1.0), (2.0, 0, 1.0), (0.5, 3, 1.0), (1.0, 0, 0.9)]:
+        what = "T %g top_k %d top_p %g regex %r" % (t, k, top_p, pattern)
+        q = exact(masked(logits, allowed), t, k, top_p)
+        counts = draw(path, seed, t, k, top_p, regex=pattern)
+        seed += DRAWS
+        check_fit(what, counts, q, vocab, "PyTorch's masked distribution")
+        for name, alt in [("no mask", exact(logits, t, k, top_p)),
+                          ("the mask after top_k", exact(logits, t, k, top_p) *
+                           torch.isin(torch.arange(len(vocab)), torch.tensor(allowed)))]:
+            if alt.sum() == 0:
+                continue
+            alt = alt / alt.sum()
+            if not torch.allclose(alt, q):  # else the same distribution: nothing to tell apart
+                check_rejects(what, q, name, alt)
 sys.exit(1 if failures else 0)

@@ -48,7 +48,8 @@ class Int8Served:
 
     def __init__(self, path):
         t, meta = st.load(path)
-        assert meta.get("dtype") == "int8"
+        if meta.get("dtype") != "int8":  # not an assert: python3 -O would remove it
+            raise ValueError("%s: dtype %r, not an int8 file" % (path, meta.get("dtype")))
         self.cell, self.L = meta["cell"], int(meta["num_layers"])
         self.H = int(meta["hidden_size"])
         self.vocab = json.loads(meta["vocab"])

@@ -10,6 +10,7 @@ class StderrLog:
 
     def _start_log(self):
         self.lines = []
+        self.raw_lines = []  # the bytes as written, for checks of the encoding
         self.cond = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -17,6 +18,7 @@ class StderrLog:
     def _read(self):
         for raw in self.proc.stderr:
             with self.cond:
+                self.raw_lines.append(raw)
                 self.lines.append(raw.decode("utf-8", "replace"))
                 self.cond.notify_all()
         with self.cond:
@@ -25,6 +27,10 @@ class StderrLog:
     def logs(self):
         with self.cond:
             return list(self.lines)
+
+    def raw_logs(self):
+        with self.cond:
+            return list(self.raw_lines)
 
     def wait_log(self, pred, timeout, start=0):
         """The first JSON line from index start on for which pred is true; raises

@@ -4,8 +4,9 @@
 #   test_mpi.sh CASE HAVE_MPI CHARRNN_TRAIN CHARRNN_TRAIN_NOMPI CHARRNN_SAMPLE ST_TOOL SOURCE_ROOT
 #
 # CASE: identity, resume, signals, kill, refuse, nompi. Every case but nompi
-# needs a charrnn-train built with MPI and mpirun; without them it is skipped
-# (exit 77). Models are tiny: each case takes seconds.
+# needs a charrnn-train built with MPI and mpirun; without them it fails (a
+# skip would let CI pass without testing MPI). Models are tiny: each case
+# takes seconds.
 set -eu
 
 case_name=$1
@@ -17,8 +18,9 @@ ST_TOOL=$6
 SRC=$7
 
 if [ "$case_name" != nompi ] && { [ "$HAVE_MPI" != true ] || ! command -v mpirun >/dev/null; }; then
-    echo "SKIP: charrnn-train is built without MPI or mpirun is missing"
-    exit 77
+    echo "FAIL: charrnn-train is built without MPI or mpirun is missing: deploy/install-deps.sh --test" \
+        "installs Open MPI, then reconfigure (meson setup --reconfigure build)" >&2
+    exit 1
 fi
 
 WORK=$(mktemp -d /tmp/charrnn-mpi-XXXXXX)

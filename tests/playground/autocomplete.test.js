@@ -11,7 +11,7 @@
 // line and the page goes on working. The screenshot is kept.
 // usage: node autocomplete.test.js BASE_URL SCREENSHOT_PATH
 "use strict";
-const { launch } = require("./browser");
+const { launch, until } = require("./browser");
 
 const [base, shot] = process.argv.slice(2);
 const PARAMS = { length: 40, temperature: 0, seed: 1 }; // the view's defaults
@@ -45,8 +45,8 @@ async function api(prime, model) {
 // Waits for the suggestion for the textarea's current text and checks it.
 async function checkpoint(page, what) {
   try {
-    await page.waitForFunction(() => document.getElementById("ac-ghost").dataset.for ===
-                                     document.getElementById("ac-text").value, null, { timeout: WAIT_MS });
+    await until(page, () => document.getElementById("ac-ghost").dataset.for ===
+                                     document.getElementById("ac-text").value, WAIT_MS);
   } catch (e) {
     fail(`${what}: no suggestion for the current text; status "${await page.textContent("#status")}"`);
     return null;
@@ -86,8 +86,7 @@ const TYPED = [
     let requests = 0;
     page.on("request", (r) => { if (r.url().endsWith("/sample")) requests++; });
     await page.goto(base + "/", { waitUntil: "load" });
-    await page.waitForFunction(() => document.querySelectorAll("#model option").length > 0,
-                               null, { timeout: 10000 });
+    await until(page, () => document.querySelectorAll("#model option").length > 0, 10000);
     await page.click("#tab-complete");
     if (!(await page.isVisible("#ac-text")) || await page.isVisible("#out")) fail("the editor does not replace the output");
     // Every suggestion ever shown must be for the text in the textarea at that moment.
@@ -154,8 +153,7 @@ const TYPED = [
     await page.keyboard.type("t");
     keys += 1;
     try {
-      await page.waitForFunction(() => / 4242 chars from cache$/.test(document.getElementById("status").textContent),
-                                 null, { timeout: WAIT_MS });
+      await until(page, () => / 4242 chars from cache$/.test(document.getElementById("status").textContent), WAIT_MS);
       console.log("ok: cached_chars shown: " + await page.textContent("#status"));
     } catch (e) {
       fail(`usage.cached_chars not shown: status "${await page.textContent("#status")}"`);
@@ -165,8 +163,7 @@ const TYPED = [
     // Outside the vocabulary: the daemon's 400 in the status line, then back to work.
     await page.keyboard.type("Q");
     try {
-      await page.waitForFunction(() => document.getElementById("status").className === "error",
-                                 null, { timeout: WAIT_MS });
+      await until(page, () => document.getElementById("status").className === "error", WAIT_MS);
       console.log("ok: out of vocabulary: " + await page.textContent("#status"));
     } catch (e) {
       fail("a character outside the vocabulary did not show an error");

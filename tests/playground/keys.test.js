@@ -5,20 +5,11 @@
 // (nothing in localStorage, sessionStorage or cookies), so a reload asks again.
 // usage: node keys.test.js BASE_URL KEY
 "use strict";
-const { launch } = require("./browser");
+const { launch, until } = require("./browser");
 
 const [base, key] = process.argv.slice(2);
 function fail(msg) { console.error("FAIL: " + msg); process.exitCode = 1; }
 
-// Polls fn in the page until it is true (waitForFunction stalls while the
-// page shows a prompt). A bound against hanging, not a measurement.
-async function until(page, fn, what) {
-  for (const t0 = Date.now(); Date.now() - t0 < 30000;) {
-    if (await page.evaluate(fn)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("timed out waiting for " + what);
-}
 
 (async () => {
   const browser = await launch();
@@ -33,13 +24,13 @@ async function until(page, fn, what) {
     const sent = [];
     page.on("request", (r) => { if (r.url().startsWith(base + "/sample")) sent.push(r.headers()); });
     await page.goto(base + "/", { waitUntil: "load" });
-    await until(page, () => document.querySelectorAll("#model option").length > 0, "the page");
+    await until(page, () => document.querySelectorAll("#model option").length > 0, 30000, "the page");
     if (asked.length !== 2 || !/needs an API key/.test(asked[0]) || !/refused/.test(asked[1]))
       fail("the page asked: " + JSON.stringify(asked));
     await page.fill("#prime", "the ");
     await page.fill("#length", "20");
     await page.click("#run");
-    await until(page, () => [...document.querySelector("#out").textContent].length >= 20, "the page");
+    await until(page, () => [...document.querySelector("#out").textContent].length >= 20, 30000, "the page");
     if (asked.length !== 2) fail("asked again for a key it had: " + JSON.stringify(asked));
     if (!sent.length || sent.some((h) => h.authorization !== "Bearer " + key))
       fail("/sample without the key: " + JSON.stringify(sent.map((h) => h.authorization)));
@@ -49,7 +40,7 @@ async function until(page, fn, what) {
     if (stored !== JSON.stringify([0, 0, ""])) fail("the key was stored: " + stored);
     answers.push(key);
     await page.reload({ waitUntil: "load" });
-    await until(page, () => document.querySelectorAll("#model option").length > 0, "the page");
+    await until(page, () => document.querySelectorAll("#model option").length > 0, 30000, "the page");
     if (asked.length !== 3) fail("after a reload the page did not ask again: " + asked.length);
     if (!process.exitCode) console.log("ok   playground asks for the API key and uses it");
   } finally {

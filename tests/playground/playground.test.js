@@ -8,7 +8,7 @@
 // Screenshots (SCREENSHOT_PATH and its -probs / -score siblings) are kept.
 // usage: node playground.test.js BASE_URL SCREENSHOT_PATH
 "use strict";
-const { launch } = require("./browser");
+const { launch, until } = require("./browser");
 
 const [base, shot] = process.argv.slice(2);
 const LENGTH = 10000; // the daemon's default max_length: long enough to watch it stream
@@ -53,8 +53,7 @@ async function probabilities(page, shotPath) {
   await page.fill("#temperature", String(req.temperature));
   await page.fill("#seed", req.seed);
   await page.click("#run");
-  await page.waitForFunction(() => /finish:/.test(document.getElementById("status").textContent),
-                             null, { timeout: WAIT_MS });
+  await until(page, () => /finish:/.test(document.getElementById("status").textContent), WAIT_MS);
   const tints = await page.$$eval("#generated .ch", (spans) => spans.map((s) => s.style.backgroundColor));
   if (tints.length !== req.length) fail(`expected ${req.length} character spans, got ${tints.length}`);
   const untinted = tints.filter((t) => !t).length, distinct = new Set(tints).size;
@@ -76,8 +75,7 @@ async function scoring(page, shotPath) {
   await page.click("#tab-score");
   await page.fill("#score-text", text);
   await page.click("#score");
-  await page.waitForFunction(() => /bits\/char|error|HTTP/.test(document.getElementById("status").textContent),
-                             null, { timeout: WAIT_MS });
+  await until(page, () => /bits\/char|error|HTTP/.test(document.getElementById("status").textContent), WAIT_MS);
   const want = await api(page, "/score", { text, top_logprobs: 5 });
   const status = await page.textContent("#status");
   if (!status.includes(want.bits_per_char.toFixed(3) + " bits/char"))
@@ -110,9 +108,8 @@ async function controls(page) {
   const grab = (req) => { if (req.url().endsWith("/sample") && req.method() === "POST") sent = req.postData(); };
   page.on("request", grab);
   await page.click("#run");
-  await page.waitForFunction(() => /finish:/.test(document.getElementById("status").textContent) ||
-                                   document.getElementById("status").classList.contains("error"),
-                             null, { timeout: WAIT_MS });
+  await until(page, () => /finish:/.test(document.getElementById("status").textContent) ||
+                          document.getElementById("status").classList.contains("error"), WAIT_MS);
   page.off("request", grab);
   const status = await page.textContent("#status");
   if (!/finish:/.test(status)) return fail("controls: the generation failed: " + status);
@@ -137,8 +134,7 @@ async function controls(page) {
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
     await page.goto(base + "/", { waitUntil: "load" });
-    await page.waitForFunction(() => document.querySelectorAll("#model option").length > 0,
-                               null, { timeout: 10000 });
+    await until(page, () => document.querySelectorAll("#model option").length > 0, 10000);
     await page.fill("#prime", "the ");
     await page.fill("#length", String(LENGTH));
     await page.fill("#temperature", "0.9");
@@ -152,8 +148,7 @@ async function controls(page) {
       }).observe(document.getElementById("out"), { childList: true, subtree: true, characterData: true });
     });
     await page.click("#run");
-    await page.waitForFunction(() => /finish:|stopped|error|HTTP/i.test(document.getElementById("status").textContent),
-                               null, { timeout: WAIT_MS });
+    await until(page, () => /finish:|stopped|error|HTTP/i.test(document.getElementById("status").textContent), WAIT_MS);
     const status = await page.textContent("#status");
     const seen = new Set(await page.evaluate(() => window.__lengths));
     const partial = [...seen].filter((n) => n > 0 && n < LENGTH);
@@ -166,8 +161,7 @@ async function controls(page) {
     if ([...first].length !== LENGTH) fail(`expected ${LENGTH} characters, got ${[...first].length}`);
     await page.screenshot({ path: shot });
     await page.click("#again");
-    await page.waitForFunction(() => /finish:/.test(document.getElementById("status").textContent),
-                               null, { timeout: WAIT_MS });
+    await until(page, () => /finish:/.test(document.getElementById("status").textContent), WAIT_MS);
     const second = await page.textContent("#generated");
     if (second !== first) fail("run again with the same seed gave different text");
     else console.log("ok: same seed, same text");

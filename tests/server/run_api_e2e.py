@@ -48,7 +48,7 @@ def setup():
 
 def teardown():
     try:
-        assert ENV.d.stop() == 0
+        check(ENV.d.stop() == 0, 'ENV.d.stop() == 0')
     finally:
         e2e.teardown()
 
@@ -81,9 +81,9 @@ def v1_stream(body, headers=None):
     hdrs = dict((k.lower(), v) for k, v in r.getheaders())
     raw = r.read().decode()
     conn.close()
-    assert r.status == 200, raw
+    check(r.status == 200, raw)
     blocks = [b for b in raw.split("\n\n") if b]
-    assert blocks[-1] == "data: [DONE]", blocks[-1]
+    check(blocks[-1] == "data: [DONE]", blocks[-1])
     return hdrs, [json.loads(b[6:]) for b in blocks[:-1]]
 
 
@@ -94,28 +94,34 @@ def sample_logprobs():
     base = dict(prime="the ", length=60, seed=11, temperature=0.8)
     st, _, plain = ENV.d.sample(**base)
     st, _, body = ENV.d.sample(logprobs=3, **base)
-    assert st == 200 and body["text"] == plain["text"], "logprobs changed the text"
+    check(st == 200 and body["text"] == plain["text"], "logprobs changed the text")
     lps = body["logprobs"]
-    assert [x["char"] for x in lps] == list(body["text"])
+    check([x["char"] for x in lps] == list(body["text"]),
+          '[x["char"] for x in lps] == list(body["text"])')
     for x in lps:
-        assert x["logprob"] <= 0 and len(x["top"]) == 3
+        check(x["logprob"] <= 0 and len(x["top"]) == 3, 'x["logprob"] <= 0 and len(x["top"]) == 3')
         tops = [t["logprob"] for t in x["top"]]
-        assert tops == sorted(tops, reverse=True) and x["logprob"] <= tops[0] + 1e-9
+        check(tops == sorted(tops, reverse=True) and x["logprob"] <= tops[0] + 1e-9,
+              'tops == sorted(tops, reverse=True) and x["logprob"] <= to...')
         if x["char"] in [t["char"] for t in x["top"]]:
-            assert x["logprob"] == [t["logprob"] for t in x["top"] if t["char"] == x["char"]][0]
+            check(x["logprob"] == [t["logprob"] for t in x["top"] if t["char"] == x["char"]][0],
+                  'x["logprob"] == [t["logprob"] for t in x["top"] if t["cha...')
     # unprimed: the first character is drawn uniformly, it has no log-probability
     st, _, u = ENV.d.sample(length=5, seed=3, logprobs=0)
-    assert u["logprobs"][0]["logprob"] is None and "top" not in u["logprobs"][0]
-    assert all(x["logprob"] is not None and "top" not in x for x in u["logprobs"][1:])
+    check(u["logprobs"][0]["logprob"] is None and "top" not in u["logprobs"][0],
+          'u["logprobs"][0]["logprob"] is None and "top" not in u["l...')
+    check(all(x["logprob"] is not None and "top" not in x for x in u["logprobs"][1:]),
+          'all(x["logprob"] is not None and "top" not in x for x in ...')
     # streamed: the events' logprobs concatenated are the same
     st, _, ev = ENV.d.stream(dict(base, logprobs=3))
     got = [x for e in ev[:-1] for x in e["logprobs"]]
-    assert got == lps, "streamed logprobs differ"
-    assert "".join(e["text"] for e in ev) == plain["text"]
+    check(got == lps, "streamed logprobs differ")
+    check("".join(e["text"] for e in ev) == plain["text"],
+          '"".join(e["text"] for e in ev) == plain["text"]')
     # the numbers are /score's for the same text
     st, _, sc = post("/score", {"text": "the " + body["text"], "top_logprobs": 3})
-    assert st == 200, sc
-    assert sc["logprobs"][4:] == lps, "generation and scoring disagree"
+    check(st == 200, sc)
+    check(sc["logprobs"][4:] == lps, "generation and scoring disagree")
 
 
 @test
@@ -125,8 +131,10 @@ def sample_logprobs_errors():
     st, _, m = ENV.d.json("GET", "/models/tiny")
     vocab = m["vocab_size"]
     st, _, ok = ENV.d.sample(logprobs=vocab, length=2, prime="a")
-    assert st == 200 and len(ok["logprobs"][0]["top"]) == vocab
-    assert abs(sum(math.exp(t["logprob"]) for t in ok["logprobs"][0]["top"]) - 1) < 1e-5
+    check(st == 200 and len(ok["logprobs"][0]["top"]) == vocab,
+          'st == 200 and len(ok["logprobs"][0]["top"]) == vocab')
+    check(abs(sum(math.exp(t["logprob"]) for t in ok["logprobs"][0]["top"]) - 1) < 1e-5,
+          'abs(sum(math.exp(t["logprob"]) for t in ok["logprobs"][0]...')
     expect_error(ENV.d.sample(logprobs=vocab + 1, length=2), 400, "logprobs")
 
 
@@ -150,20 +158,25 @@ def torch_logprobs(path, text):
 @test
 def score_matches_pytorch():
     st, hdrs, sc = post("/score", {"model": "tiny", "text": SCORE_TEXT})
-    assert st == 200, sc
+    check(st == 200, sc)
     n = len(SCORE_TEXT)
-    assert sc["chars"] == n and sc["scored_chars"] == n - 1
-    assert [x["char"] for x in sc["logprobs"]] == list(SCORE_TEXT)
-    assert sc["logprobs"][0]["logprob"] is None
+    check(sc["chars"] == n and sc["scored_chars"] == n - 1,
+          'sc["chars"] == n and sc["scored_chars"] == n - 1')
+    check([x["char"] for x in sc["logprobs"]] == list(SCORE_TEXT),
+          '[x["char"] for x in sc["logprobs"]] == list(SCORE_TEXT)')
+    check(sc["logprobs"][0]["logprob"] is None, 'sc["logprobs"][0]["logprob"] is None')
     got = [x["logprob"] for x in sc["logprobs"][1:]]
     want = torch_logprobs(ENV.v1, SCORE_TEXT)
     worst = max(abs(a - b) for a, b in zip(got, want))
-    assert worst <= 1e-4, "max |charrnn - torch| = %g nats" % worst
+    check(worst <= 1e-4, "max |charrnn - torch| = %g nats" % worst)
     total = sum(got)  # of the printed floats (9 digits): within 1e-9 each of the exact ones
-    assert abs(sc["total_logprob"] - total) < 1e-6, (sc["total_logprob"], total)
-    assert abs(sc["nats_per_char"] - (-sc["total_logprob"] / (n - 1))) < 1e-12
-    assert abs(sc["bits_per_char"] - sc["nats_per_char"] / math.log(2)) < 1e-9
-    assert abs(sc["perplexity"] - math.exp(sc["nats_per_char"])) < 1e-9
+    check(abs(sc["total_logprob"] - total) < 1e-6, (sc["total_logprob"], total))
+    check(abs(sc["nats_per_char"] - (-sc["total_logprob"] / (n - 1))) < 1e-12,
+          'abs(sc["nats_per_char"] - (-sc["total_logprob"] / (n - 1)...')
+    check(abs(sc["bits_per_char"] - sc["nats_per_char"] / math.log(2)) < 1e-9,
+          'abs(sc["bits_per_char"] - sc["nats_per_char"] / math.log(...')
+    check(abs(sc["perplexity"] - math.exp(sc["nats_per_char"])) < 1e-9,
+          'abs(sc["perplexity"] - math.exp(sc["nats_per_char"])) < 1e-9')
     bpc_torch = -sum(want) / (n - 1) / math.log(2)
     print("     /score bits/char %.6f, PyTorch %.6f (%d chars, max diff %.2e nats)" %
           (sc["bits_per_char"], bpc_torch, n - 1, worst))
@@ -188,8 +201,9 @@ def score_same_alone_and_under_load():
         t.join()
     for i in range(6):
         st, _, b = results[i]
-        assert st == 200 and b["logprobs"] == alone["logprobs"], "score %d differs under load" % i
-        assert b["total_logprob"] == alone["total_logprob"]
+        check(st == 200 and b["logprobs"] == alone["logprobs"], "score %d differs under load" % i)
+        check(b["total_logprob"] == alone["total_logprob"],
+              'b["total_logprob"] == alone["total_logprob"]')
 
 
 @test
@@ -220,20 +234,20 @@ def logprob_budget():
         def p(path, body):
             return d.json("POST", path, json.dumps(body), J)
         st, _, ok = d.sample(length=12, logprobs=4, seed=1)  # 12 x 5 = 60
-        assert st == 200 and len(ok["logprobs"]) == 12, ok
+        check(st == 200 and len(ok["logprobs"]) == 12, ok)
         expect_error(d.sample(length=13, logprobs=4, seed=1), 400, "logprobs", "60")
         text = "the cat sat on the mat and "[:30]
         st, _, ok = p("/score", {"text": text[:20], "top_logprobs": 2})  # 20 x 3 = 60
-        assert st == 200, ok
+        check(st == 200, ok)
         expect_error(p("/score", {"text": text[:21], "top_logprobs": 2}), 400, "top_logprobs")
         st, _, ok = p("/v1/completions", {"prompt": "the", "max_tokens": 5, "n": 2, "logprobs": 5})
-        assert st == 200, ok  # 2 choices x 5 x 6 = 60
+        check(st == 200, ok)  # 2 choices x 5 x 6 = 60
         v1_error(p("/v1/completions", {"prompt": "the", "max_tokens": 5, "n": 2, "logprobs": 5,
                                        "echo": True}), 400, "logprobs")
         st, _, ok = p("/v1/completions", {"prompt": "the", "max_tokens": 50, "n": 2})
-        assert st == 200, ok  # no log-probabilities asked: no bound
+        check(st == 200, ok)  # no log-probabilities asked: no bound
     finally:
-        assert d.stop() == 0
+        check(d.stop() == 0, 'd.stop() == 0')
 
 
 # ---------------------------------------------------------------- /v1
@@ -241,16 +255,17 @@ def logprob_budget():
 @test
 def v1_models():
     st, _, body = ENV.d.json("GET", "/v1/models")
-    assert st == 200 and body["object"] == "list", body
+    check(st == 200 and body["object"] == "list", body)
     ids = sorted(m["id"] for m in body["data"])
-    assert ids == ["other", "tiny"], ids
+    check(ids == ["other", "tiny"], ids)
     for m in body["data"]:
-        assert set(m) == {"id", "object", "created", "owned_by"} and m["object"] == "model"
-        assert isinstance(m["created"], int)
+        check(set(m) == {"id", "object", "created", "owned_by"} and m["object"] == "model",
+              'set(m) == {"id", "object", "created", "owned_by"} and m["...')
+        check(isinstance(m["created"], int), 'isinstance(m["created"], int)')
     st, _, one = ENV.d.json("GET", "/v1/models/tiny")
-    assert st == 200 and one["id"] == "tiny"
+    check(st == 200 and one["id"] == "tiny", 'st == 200 and one["id"] == "tiny"')
     err = v1_error(ENV.d.json("GET", "/v1/models/nope"), 404)
-    assert err["code"] == "model_not_found"
+    check(err["code"] == "model_not_found", 'err["code"] == "model_not_found"')
     v1_error(ENV.d.json("POST", "/v1/models"), 405)
     v1_error(ENV.d.json("GET", "/v1/nope"), 404)
 
@@ -269,71 +284,89 @@ def v1_choice0_equals_sample_and_cli():
             if k in c:
                 req[k] = c[k]
         st, hdrs, body = post("/v1/completions", req)
-        assert st == 200, body
+        check(st == 200, body)
         st, _, s0 = ENV.d.sample(**c)
         cli = cli_sample(ENV.v1, prime=c["prime"], length=c["length"], seed=c["seed"],
                          temperature=c.get("temperature"), top_p=c.get("top_p"),
                          stop=c.get("stop", ()))
-        assert s0["text"] == cli
+        check(s0["text"] == cli, 's0["text"] == cli')
         ch = body["choices"]
-        assert [x["index"] for x in ch] == [0, 1]
+        check([x["index"] for x in ch] == [0, 1], '[x["index"] for x in ch] == [0, 1]')
         want0 = s0["text"]
         if s0["finish_reason"] == "stop":  # OpenAI: the text excludes the stop string
-            assert ch[0]["finish_reason"] == "stop"
+            check(ch[0]["finish_reason"] == "stop", 'ch[0]["finish_reason"] == "stop"')
             stop = [s for s in c["stop"] if want0.endswith(s)][0]
             want0 = want0[:-len(stop)]
-        assert ch[0]["text"] == want0, (ch[0]["text"], want0)
+        check(ch[0]["text"] == want0, (ch[0]["text"], want0))
         # the seed rule: choice i samples with seed + i (mod 2^64)
         st, _, s1 = ENV.d.sample(**dict(c, seed=(c["seed"] + 1) % 2 ** 64))
-        assert ch[1]["text"] == s1["text"][:len(ch[1]["text"])] and s1["text"].startswith(
-            ch[1]["text"])
-        assert body["seed"] == c["seed"] and hdrs["x-seed"] == str(c["seed"])
-        assert body["usage"]["prompt_tokens"] == len(c["prime"])
-        assert body["usage"]["completion_tokens"] == s0["usage"]["generated_chars"] + \
-            s1["usage"]["generated_chars"]
-        assert body["object"] == "text_completion" and body["model"] == "tiny"
-        assert body["id"] == "cmpl-" + hdrs["x-request-id"]
-        assert body["system_fingerprint"].startswith("fp_")
+        check(ch[1]["text"] == s1["text"][:len(ch[1]["text"])] and s1["text"].startswith(
+            ch[1]["text"]),
+              'ch[1]["text"] == s1["text"][:len(ch[1]["text"])] and s1["...')
+        check(body["seed"] == c["seed"] and hdrs["x-seed"] == str(c["seed"]),
+              'body["seed"] == c["seed"] and hdrs["x-seed"] == str(c["se...')
+        check(body["usage"]["prompt_tokens"] == len(c["prime"]),
+              'body["usage"]["prompt_tokens"] == len(c["prime"])')
+        check(body["usage"]["completion_tokens"] == s0["usage"]["generated_chars"] +
+              s1["usage"]["generated_chars"], "completion_tokens is not the choices' sum")
+        check(body["object"] == "text_completion" and body["model"] == "tiny",
+              'body["object"] == "text_completion" and body["model"] == ...')
+        check(body["id"] == "cmpl-" + hdrs["x-request-id"],
+              'body["id"] == "cmpl-" + hdrs["x-request-id"]')
+        check(body["system_fingerprint"].startswith("fp_"),
+              'body["system_fingerprint"].startswith("fp_")')
     # without a seed the response says which one was used, and it reproduces
     st, hdrs, a = post("/v1/completions", {"prompt": "the ", "max_tokens": 30})
     st, _, b = post("/v1/completions", {"prompt": "the ", "max_tokens": 30, "seed": a["seed"]})
-    assert a["choices"][0]["text"] == b["choices"][0]["text"] and str(a["seed"]) == hdrs["x-seed"]
+    check(a["choices"][0]["text"] == b["choices"][0]["text"] and str(a["seed"]) == hdrs["x-seed"],
+          'a["choices"][0]["text"] == b["choices"][0]["text"] and st...')
 
 
 @test
 def v1_logprobs_echo_and_prompts():
     st, _, body = post("/v1/completions", {"prompt": ["the ", "fox"], "max_tokens": 20,
                                            "seed": 5, "logprobs": 2, "n": 2})
-    assert st == 200 and [c["index"] for c in body["choices"]] == [0, 1, 2, 3]
+    check(st == 200 and [c["index"] for c in body["choices"]] == [0, 1, 2, 3],
+          'st == 200 and [c["index"] for c in body["choices"]] == [0...')
     for c in body["choices"]:
         prompt = "the " if c["index"] < 2 else "fox"
         lp = c["logprobs"]
-        assert "".join(lp["tokens"]) == c["text"] and len(lp["token_logprobs"]) == 20
-        assert lp["text_offset"] == list(range(len(prompt), len(prompt) + 20))
+        check("".join(lp["tokens"]) == c["text"] and len(lp["token_logprobs"]) == 20,
+              '"".join(lp["tokens"]) == c["text"] and len(lp["token_logp...')
+        check(lp["text_offset"] == list(range(len(prompt), len(prompt) + 20)),
+              'lp["text_offset"] == list(range(len(prompt), len(prompt) ...')
         for tok, l, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
-            assert 2 <= len(top) <= 3 and top.get(tok) == l
+            check(2 <= len(top) <= 3 and top.get(tok) == l,
+                  '2 <= len(top) <= 3 and top.get(tok) == l')
         # the same numbers as /sample's for the same seed
         st, _, s = ENV.d.sample(prime=prompt, length=20, seed=5 + c["index"], logprobs=2)
-        assert [x["logprob"] for x in s["logprobs"]] == lp["token_logprobs"]
+        check([x["logprob"] for x in s["logprobs"]] == lp["token_logprobs"],
+              '[x["logprob"] for x in s["logprobs"]] == lp["token_logpro...')
     # echo + max_tokens 0 scores the prompt: /score's numbers, first one null
     st, _, e = post("/v1/completions", {"prompt": SCORE_TEXT[:60], "max_tokens": 0, "echo": True,
                                         "logprobs": 1})
     st, _, sc = post("/score", {"text": SCORE_TEXT[:60]})
     ch = e["choices"][0]
-    assert ch["text"] == SCORE_TEXT[:60] and e["usage"]["completion_tokens"] == 0
-    assert ch["logprobs"]["token_logprobs"] == [x["logprob"] for x in sc["logprobs"]]
-    assert ch["logprobs"]["top_logprobs"][0] is None
-    assert ch["logprobs"]["text_offset"] == list(range(60))
+    check(ch["text"] == SCORE_TEXT[:60] and e["usage"]["completion_tokens"] == 0,
+          'ch["text"] == SCORE_TEXT[:60] and e["usage"]["completion_...')
+    check(ch["logprobs"]["token_logprobs"] == [x["logprob"] for x in sc["logprobs"]],
+          'ch["logprobs"]["token_logprobs"] == [x["logprob"] for x i...')
+    check(ch["logprobs"]["top_logprobs"][0] is None, 'ch["logprobs"]["top_logprobs"][0] is None')
+    check(ch["logprobs"]["text_offset"] == list(range(60)),
+          'ch["logprobs"]["text_offset"] == list(range(60))')
     # echo with generation: prompt then text, offsets continuous
     st, _, e = post("/v1/completions", {"prompt": "the ", "max_tokens": 10, "echo": True,
                                         "logprobs": 0, "seed": 9})
     st, _, s = ENV.d.sample(prime="the ", length=10, seed=9)
     ch = e["choices"][0]
-    assert ch["text"] == "the " + s["text"] and len(ch["logprobs"]["tokens"]) == 14
-    assert all(len(t) == 1 for t in ch["logprobs"]["top_logprobs"][1:])  # only the chosen one
+    check(ch["text"] == "the " + s["text"] and len(ch["logprobs"]["tokens"]) == 14,
+          'ch["text"] == "the " + s["text"] and len(ch["logprobs"]["...')
+    check(all(len(t) == 1 for t in ch["logprobs"]["top_logprobs"][1:]),
+          'all(len(t) == 1 for t in ch["logprobs"]["top_logprobs"][1:])')  # only the chosen one
     # echo without logprobs: the text only
     st, _, e = post("/v1/completions", {"prompt": "the ", "max_tokens": 0, "echo": True})
-    assert e["choices"][0]["text"] == "the " and e["choices"][0]["logprobs"] is None
+    check(e["choices"][0]["text"] == "the " and e["choices"][0]["logprobs"] is None,
+          'e["choices"][0]["text"] == "the " and e["choices"][0]["lo...')
 
 
 @test
@@ -342,35 +375,43 @@ def v1_streaming():
            "temperature": 0.9}
     st, _, whole = post("/v1/completions", req)
     hdrs, chunks = v1_stream(dict(req, stream_options={"include_usage": True}))
-    assert hdrs["content-type"].startswith("text/event-stream")
+    check(hdrs["content-type"].startswith("text/event-stream"),
+          'hdrs["content-type"].startswith("text/event-stream")')
     usage = chunks[-1]
-    assert usage["choices"] == [] and usage["usage"] == whole["usage"], usage
+    check(usage["choices"] == [] and usage["usage"] == whole["usage"], usage)
     texts, lps, finish = {}, {}, {}
     for ch in chunks[:-1]:
-        assert ch["object"] == "text_completion" and ch["id"] == "cmpl-" + hdrs["x-request-id"]
-        assert ch["usage"] is None and len(ch["choices"]) == 1
+        check(ch["object"] == "text_completion" and ch["id"] == "cmpl-" + hdrs["x-request-id"],
+              'ch["object"] == "text_completion" and ch["id"] == "cmpl-"...')
+        check(ch["usage"] is None and len(ch["choices"]) == 1,
+              'ch["usage"] is None and len(ch["choices"]) == 1')
         c = ch["choices"][0]
-        assert c["index"] not in finish, "a chunk after the choice's finish"
+        check(c["index"] not in finish, "a chunk after the choice's finish")
         texts[c["index"]] = texts.get(c["index"], "") + c["text"]
         lps.setdefault(c["index"], []).extend(c["logprobs"]["token_logprobs"])
         if c["finish_reason"] is not None:
             finish[c["index"]] = c["finish_reason"]
-    assert sorted(finish) == [0, 1, 2, 3], finish  # every choice ends with its own chunk
+    check(sorted(finish) == [0, 1, 2, 3], finish)  # every choice ends with its own chunk
     for c in whole["choices"]:
-        assert texts[c["index"]] == c["text"] and finish[c["index"]] == c["finish_reason"]
-        assert lps[c["index"]] == c["logprobs"]["token_logprobs"]
+        check(texts[c["index"]] == c["text"] and finish[c["index"]] == c["finish_reason"],
+              'texts[c["index"]] == c["text"] and finish[c["index"]] == ...')
+        check(lps[c["index"]] == c["logprobs"]["token_logprobs"],
+              'lps[c["index"]] == c["logprobs"]["token_logprobs"]')
     # without include_usage: no usage fields; stop strings are held back and removed
     hdrs, chunks = v1_stream({"prompt": "the", "max_tokens": 400, "seed": 7,
                               "stop": ["dogs", "."]})
     st, _, whole = post("/v1/completions", {"prompt": "the", "max_tokens": 400, "seed": 7,
                                             "stop": ["dogs", "."]})
-    assert all("usage" not in ch for ch in chunks)
-    assert "".join(ch["choices"][0]["text"] for ch in chunks) == whole["choices"][0]["text"]
-    assert chunks[-1]["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
+    check(all("usage" not in ch for ch in chunks), 'all("usage" not in ch for ch in chunks)')
+    check("".join(ch["choices"][0]["text"] for ch in chunks) == whole["choices"][0]["text"],
+          '"".join(ch["choices"][0]["text"] for ch in chunks) == who...')
+    check(chunks[-1]["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"],
+          'chunks[-1]["choices"][0]["finish_reason"] == whole["choic...')
     # streamed echo scoring
     hdrs, chunks = v1_stream({"prompt": SCORE_TEXT[:40], "max_tokens": 0, "echo": True,
                               "logprobs": 0})
-    assert "".join(ch["choices"][0]["text"] for ch in chunks) == SCORE_TEXT[:40]
+    check("".join(ch["choices"][0]["text"] for ch in chunks) == SCORE_TEXT[:40],
+          '"".join(ch["choices"][0]["text"] for ch in chunks) == SCO...')
 
 
 @test
@@ -382,13 +423,14 @@ def v1_logit_bias():
     z = chars.index("z")
     st, _, b = post("/v1/completions", {"prompt": "the ", "max_tokens": 30, "seed": 1,
                                         "logit_bias": {str(z): 100}, "logprobs": 0})
-    assert st == 200 and b["choices"][0]["text"] == "z" * 30, b["choices"][0]["text"]
+    check(st == 200 and b["choices"][0]["text"] == "z" * 30, b["choices"][0]["text"])
     # the reported numbers stay the model's own (not forced to ~0)
-    assert min(b["choices"][0]["logprobs"]["token_logprobs"]) < -0.5
+    check(min(b["choices"][0]["logprobs"]["token_logprobs"]) < -0.5,
+          'min(b["choices"][0]["logprobs"]["token_logprobs"]) < -0.5')
     st, _, b = post("/v1/completions", {"prompt": "the ", "max_tokens": 200, "seed": 1,
                                         "temperature": 1.5,
                                         "logit_bias": {str(chars.index("e")): -100}})
-    assert "e" not in b["choices"][0]["text"]
+    check("e" not in b["choices"][0]["text"], '"e" not in b["choices"][0]["text"]')
 
 
 V1_CONTROL_CASES = [
@@ -529,7 +571,7 @@ def v1_bad_requests():
         body = dict(ok, **{field: value})
         err = v1_error(post("/v1/completions", body), status, field)
         if status == 404:
-            assert err["code"] == "model_not_found"
+            check(err["code"] == "model_not_found", 'err["code"] == "model_not_found"')
     v1_error(post("/v1/completions", {"max_tokens": 2}), 400, "prompt")
     v1_error(post("/v1/completions", '{"prompt": "a", "prompt": "b"}'), 400, "prompt", "twice")
     v1_error(post("/v1/completions", '{"prompt": "a"'), 400, None)
@@ -539,9 +581,9 @@ def v1_bad_requests():
     neutral = dict(ok, suffix="", best_of=1, presence_penalty=0, frequency_penalty=0.0,
                    user="someone", stop="zz", stream=False, logprobs=None, seed=None)
     st, _, body = post("/v1/completions", neutral)
-    assert st == 200, body
+    check(st == 200, body)
     st, _, body = post("/v1/completions", dict(ok, n=2, best_of=2, max_tokens=0, echo=True))
-    assert st == 200 and len(body["choices"]) == 2
+    check(st == 200 and len(body["choices"]) == 2, 'st == 200 and len(body["choices"]) == 2')
     v1_error(ENV.d.json("GET", "/v1/completions"), 405)
     v1_error(ENV.d.json("POST", "/v1/completions", '{"prompt": "a"}',
                         {"Content-Type": "text/plain"}), 415)
@@ -552,25 +594,27 @@ def v1_bad_requests():
 @test
 def request_ids():
     st, hdrs, _ = ENV.d.request("GET", "/healthz", headers={"X-Request-Id": "trace-42.a:b"})
-    assert hdrs["x-request-id"] == "trace-42.a:b"
+    check(hdrs["x-request-id"] == "trace-42.a:b", 'hdrs["x-request-id"] == "trace-42.a:b"')
     for bad in ("x" * 129, "has space", "quote\"", "new\\nline", ""):
         st, hdrs, _ = ENV.d.request("GET", "/healthz", headers={"X-Request-Id": bad})
-        assert re.fullmatch(r"[0-9a-f]{32}", hdrs["x-request-id"]), (bad, hdrs["x-request-id"])
+        check(re.fullmatch(r"[0-9a-f]{32}", hdrs["x-request-id"]), (bad, hdrs["x-request-id"]))
     st, hdrs, _ = ENV.d.request("GET", "/nope")
-    assert st == 404 and re.fullmatch(r"[0-9a-f]{32}", hdrs["x-request-id"])
+    check(st == 404 and re.fullmatch(r"[0-9a-f]{32}", hdrs["x-request-id"]),
+          'st == 404 and re.fullmatch(r"[0-9a-f]{32}", hdrs["x-reque...')
     ids = set()
     for _ in range(5):
         ids.add(ENV.d.request("GET", "/healthz")[1]["x-request-id"])
-    assert len(ids) == 5, "generated ids repeat"
+    check(len(ids) == 5, "generated ids repeat")
     st, _, ev = ENV.d.stream({"length": 5})
     hdrs, _ = v1_stream({"prompt": "a", "max_tokens": 3}, {"X-Request-Id": "stream-1"})
-    assert hdrs["x-request-id"] == "stream-1"
+    check(hdrs["x-request-id"] == "stream-1", 'hdrs["x-request-id"] == "stream-1"')
     st, hdrs, body = post("/v1/completions", {"prompt": "a", "max_tokens": 3, "user": "u-7"},
                           {"X-Request-Id": "req-77"})
-    assert body["id"] == "cmpl-req-77" and hdrs["x-request-id"] == "req-77"
+    check(body["id"] == "cmpl-req-77" and hdrs["x-request-id"] == "req-77",
+          'body["id"] == "cmpl-req-77" and hdrs["x-request-id"] == "...')
     line = ENV.d.wait_log(lambda o: o.get("msg") == "request" and
                           o.get("request_id") == "req-77", 5)
-    assert line["user"] == "u-7" and line["route"] == "/v1/completions", line
+    check(line["user"] == "u-7" and line["route"] == "/v1/completions", line)
 
 
 @test
@@ -582,14 +626,19 @@ def api_metrics():
     post("/score", {"model": "other", "text": "the fox"})
     ENV.d.sample(model="other", length=7)
     fams, _ = ENV.d.metrics()
-    assert fams["charrnn_time_to_first_char_seconds"]["type"] == "histogram"
-    assert metric(fams, "charrnn_time_to_first_char_seconds_count") == before + 3
-    assert metric(fams, "charrnn_inter_char_seconds_count") == inter + 9 + 9 + 6
+    check(fams["charrnn_time_to_first_char_seconds"]["type"] == "histogram",
+          'fams["charrnn_time_to_first_char_seconds"]["type"] == "hi...')
+    check(metric(fams, "charrnn_time_to_first_char_seconds_count") == before + 3,
+          'metric(fams, "charrnn_time_to_first_char_seconds_count") ...')
+    check(metric(fams, "charrnn_inter_char_seconds_count") == inter + 9 + 9 + 6,
+          'metric(fams, "charrnn_inter_char_seconds_count") == inter...')
     for route in ("/v1/completions", "/score", "/sample"):
-        assert metric(fams, "charrnn_model_requests_total", model="other", route=route) == 1, \
-            route
-    assert metric(fams, "charrnn_request_scored_chars_total", model="other") == 6
-    assert metric(fams, "charrnn_request_generated_chars_total", model="other") == 27
+        check(metric(fams, "charrnn_model_requests_total", model="other", route=route) == 1,
+            route)
+    check(metric(fams, "charrnn_request_scored_chars_total", model="other") == 6,
+          'metric(fams, "charrnn_request_scored_chars_total", model=...')
+    check(metric(fams, "charrnn_request_generated_chars_total", model="other") == 27,
+          'metric(fams, "charrnn_request_generated_chars_total", mod...')
 
 
 # ---------------------------------------------------------------- raw control bytes
@@ -631,6 +680,25 @@ def raw_control_bytes_refused():
     check(st == 200 and len(ok["text"]) == 3, ok)
     st, _, ok = post("/v1/completions", '{"prompt": "the ", "max_tokens": 2, "user": "u\\tv"}')
     check(st == 200 and ok["model"] == "tiny", ok)
+
+
+@test
+def stop_matches_whole_characters():
+    """Stops are valid UTF-8, so they match whole characters only: a stop "é"
+    (C3 A9) never cuts "ï" (C3 AF), which shares its first byte, and text cut
+    at a stop is whole characters, streamed or not."""
+    st, _, voc = ENV.d.json("GET", "/models/tiny/vocab")
+    ids = dict((c["char"], c["id"]) for c in voc["chars"])
+    check(st == 200 and "\u00ef" in ids and "\u00e9" in ids, ids)
+    base = {"prompt": "na", "max_tokens": 6, "seed": 3, "logit_bias": {str(ids["\u00ef"]): 100}}
+    for stop, text, finish in (("\u00e9", "\u00ef" * 6, "length"), ("\u00ef", "", "stop"),
+                               ("\u00ef\u00ef", "", "stop")):
+        body = dict(base, stop=[stop])
+        st, _, data = ENV.d.request("POST", "/v1/completions", json.dumps(body), J)
+        got = json.loads(data.decode("utf-8"))["choices"][0]  # strict UTF-8
+        check(st == 200 and (got["text"], got["finish_reason"]) == (text, finish), (stop, got))
+        _, chunks = v1_stream(body)  # decoded strictly by v1_stream
+        check("".join(c["choices"][0]["text"] for c in chunks) == text, (stop, chunks))
 
 
 def main():

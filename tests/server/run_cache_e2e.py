@@ -303,6 +303,35 @@ def a_reload_retires_the_old_versions_states():
 
 
 @test
+def an_unchanged_reload_keeps_the_version_and_its_states():
+    models = os.path.join(ENV.dir, "models-same")
+    os.mkdir(models)
+    shutil.copyfile(ENV.v1, os.path.join(models, "tiny.safetensors"))
+    shutil.copyfile(ENV.v2, os.path.join(models, "other.safetensors"))
+    d = Daemon(models, *FLAGS)
+    try:
+        p = prime_at(52000, 600)
+        a = sample(d, prime=p, logprobs=None)
+        check(a["model_version"] == 1, "a model's first version is not 1: %s" % a)
+        st, _, o = d.json("POST", "/models/other/reload")
+        check(st == 200 and o["version"] == 1, "the second model's first version: %s" % o)
+        # the same bytes again: by the reload endpoint, then as a rewritten file
+        st, _, r = d.json("POST", "/models/tiny/reload")
+        check(st == 200 and r["version"] == 1, "an unchanged reload made a version: %s" % r)
+        e2e.replace_atomically(ENV.v1, os.path.join(models, "tiny.safetensors"))
+        time.sleep(0.6)  # three polls
+        b = sample(d, prime=p, logprobs=None)
+        check(b["model_version"] == 1 and b["usage"]["cached_chars"] == 600,
+              "an unchanged reload lost the cached states: %s" % b)
+        check(stats(d)["retired_total"] == 0, "states retired: %s" % stats(d))
+        e2e.replace_atomically(ENV.v2, os.path.join(models, "tiny.safetensors"))
+        st, _, r = d.json("POST", "/models/tiny/reload")
+        check(st == 200 and r["version"] == 2, "new bytes are not version 2: %s" % r)
+    finally:
+        check(d.stop() == 0, "daemon exit status not 0")
+
+
+@test
 def the_flag_and_its_errors():
     for bad in ("-1", "x", "1048577"):
         r = e2e.subprocess.run([e2e.SERVE, "--models", ENV.models, "--state-cache-mb", bad],

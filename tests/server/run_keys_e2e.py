@@ -6,7 +6,8 @@ Each keyed route with no key, a wrong key and each valid key (Bearer and
 X-API-Key); the open routes; /metrics open or keyed; a key revoked by SIGHUP
 (401 from then on, while a stream already running with it finishes); a bad
 file at start (exit 2, the line named) and at reload (old keys kept); the
-per-key 429 while another key is served; labels in the access log and the
+per-key 429 while another key is served; the client share counted per key,
+not per address; labels in the access log and the
 metrics, the key itself never.
 
 usage: run_keys_e2e.py CHARRNN_SERVE CHARRNN_TRAIN CHARRNN_SAMPLE [TEST_NAME_SUBSTRING...]"""
@@ -156,6 +157,29 @@ def per_key_limit_is_429_while_other_keys_are_served():
     while req(ENV.d, "POST", "/sample", {"length": 5}, KEYS["carol"])[0] != 200:
         check(time.time() < deadline, "carol's slot never came back")
         time.sleep(0.1)
+
+
+@test
+def client_share_is_per_key():
+    """With keys, a client is its key, not its address: --max-concurrent 4
+    gives each key a share of 2 generations; alice past hers gets 429, bob
+    from the same address is still served."""
+    d = Daemon(ENV.models, "--api-key-file", ENV.keys, "--max-length", "100000",
+               "--max-concurrent", "4", "--poll-interval", "0")
+    held = []
+    try:
+        for _ in range(2):
+            held.append(stream_open(d, KEYS["alice"], 100000)[0])
+        st, hdrs, b = req(d, "POST", "/sample", {"length": 5}, KEYS["alice"])
+        check(st == 429 and "--max-client-share" in b["error"]["message"] and
+              b["error"]["type"] == "rate_limit_error" and "retry-after" in hdrs,
+              "alice past her share: %d %s" % (st, b))
+        st, _, b = req(d, "POST", "/sample", {"length": 5}, KEYS["bob"])
+        check(st == 200, "bob while alice holds her share: %d %s" % (st, b))
+    finally:
+        for c in held:
+            c.close()
+        check(d.stop() == 0, "daemon exit status not 0")
 
 
 @test

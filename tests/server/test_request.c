@@ -6,8 +6,9 @@
 #include "charrnn/status.h"
 #include "check_run.h"
 #include "config.h"
+#include "echo.h"
 #include "openai_request.h"
-#include "request.h"
+#include "sample_request.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -99,9 +100,8 @@ START_TEST(edges_are_accepted)
         api_error e;
         int rc = sample_request_parse(bodies[i], strlen(bodies[i]), &cfg, &r, &e);
         ck_assert_msg(rc == 0, "%s: %s", bodies[i], e.message);
-        charrnn_sample_params p = sample_request_params(&r);
         char err[CHARRNN_ERR_MAX];
-        ck_assert_msg(charrnn_sample_params_check(&p, NULL, err, sizeof err) == 0, "%s: %s",
+        ck_assert_msg(charrnn_sample_params_check(&r.p, NULL, err, sizeof err) == 0, "%s: %s",
                       bodies[i], err);
         sample_request_clear(&r);
     }
@@ -139,7 +139,7 @@ START_TEST(v1_nul_is_refused_not_cut)
     completion_request r;
     api_error e;
     ck_assert_int_eq(completion_request_parse(ok, strlen(ok), &cfg, &r, &e), 0);
-    ck_assert_uint_eq(r.n_stop, 1);
+    ck_assert_uint_eq(r.p.n_stop, 1);
     ck_assert_str_eq(r.stop[0], "a\\u0000");
     completion_request_clear(&r);
 }
@@ -239,8 +239,69 @@ START_TEST(raw_control_bytes_are_refused)
 }
 END_TEST
 
+/* A stop string that is not valid UTF-8 is a 400 naming "stop" on both
+ * endpoints (through charrnn_sample_check_stop); a valid non-ASCII one is fine. */
+START_TEST(stop_must_be_utf8)
+{
+    static const struct {
+        enum body_kind kind;
+        const char *body;
+        size_t len;
+    } refused[] = {
+        {SAMPLE, BODY("{\"stop\": [\"\xff\"]}")},
+        {SAMPLE, BODY("{\"stop\": [\"q\", \"e\x94\"]}")},
+        {V1, BODY("{\"prompt\": \"x\", \"stop\": \"\x94\"}")},
+        {V1, BODY("{\"prompt\": \"x\", \"stop\": [\"a\", \"\xe2\x80\"]}")},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        api_error e;
+        memset(&e, 0, sizeof e);
+        ck_assert_msg(parse_as(refused[i].kind, refused[i].body, refused[i].len, &e) == -1,
+                      "case %zu accepted", i);
+        ck_assert_uint_eq(e.status, 400);
+        ck_assert_str_eq(e.param, "stop");
+        ck_assert_msg(strstr(e.message, "not valid UTF-8"), "case %zu: %s", i, e.message);
+    }
+    api_error e;
+    ck_assert_int_eq(parse_as(V1, BODY("{\"prompt\": \"x\", \"stop\": \"\xe2\x80\x94\"}"), &e), 0);
+}
+END_TEST
+
+/* Client bytes in an error (an unknown field's name, a model name) come out
+ * as valid UTF-8: invalid bytes as \xNN, long text cut between characters,
+ * the 31-byte param included. */
+START_TEST(echoed_client_bytes_are_utf8)
+{
+    char out[8];
+    ck_assert_str_eq(echo_text(out, sizeof out, "a\xff\n", 3), "a\\xFF"); /* no room for \x0A */
+    ck_assert_str_eq(echo_str(out, sizeof out, "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"),
+                     "\xe2\x82\xac\xe2\x82\xac");                      /* 6 of 7 bytes: never 7 */
+    ck_assert_str_eq(echo_str(out, sizeof out, "a\\xFFb"), "a\\xFFb"); /* an echo is kept */
+    char key[100] = "{\"";
+    for (int i = 0; i < 20; i++)
+        strcat(key, "\xe2\x82\xac");
+    strcat(key, "\xff\": 1}");
+    for (int kind = SAMPLE; kind <= V1; kind++) {
+        api_error e;
+        ck_assert_int_eq(parse_as((enum body_kind)kind, key, strlen(key), &e), -1);
+        ck_assert(utf8_valid(e.param, strlen(e.param)) && utf8_valid(e.message, strlen(e.message)));
+        ck_assert_uint_eq(strlen(e.param), 30); /* 10 whole characters of 3 bytes */
+        ck_assert_msg(strstr(e.message, "\xe2\x82\xac\\xFF"), "%s", e.message);
+    }
+    char model[400] = "{\"prompt\": \"x\", \"model\": \"";
+    for (int i = 0; i < 100; i++)
+        strcat(model, "\xe2\x82\xac");
+    strcat(model, "\"}");
+    api_error e;
+    ck_assert_int_eq(parse_as(V1, model, strlen(model), &e), -1);
+    ck_assert_uint_eq(e.status, 404);
+    ck_assert_msg(utf8_valid(e.message, strlen(e.message)) && !strstr(e.message, "\\x"), "%s",
+                  e.message);
+}
+END_TEST
+
 int main(void)
 {
     RUN_TESTS("request", bad_values_name_their_field, edges_are_accepted, v1_nul_is_refused_not_cut,
-              raw_control_bytes_are_refused);
+              raw_control_bytes_are_refused, stop_must_be_utf8, echoed_client_bytes_are_utf8);
 }

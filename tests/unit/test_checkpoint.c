@@ -7,14 +7,18 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <float.h>
+#include <malloc.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- a small model with an awkward vocabulary ------------------------- */
 
-/* NUL, TAB, LF, '"', 'A', '\\', 'z', and 2-, 3- and 4-byte UTF-8 characters (sorted). */
-static const uint32_t odd_cps[] = {0x00, 0x09, 0x0A, 0x22, 0x41, 0x5C, 0x7A, 0xE9, 0x20AC, 0x1F600};
+/* SOH, TAB, LF, '"', 'A', '\\', 'z', and 2-, 3- and 4-byte UTF-8 characters
+ * (sorted). Not NUL: a vocabulary may not hold it (rejects_nul_in_vocab). */
+static const uint32_t odd_cps[] = {0x01, 0x09, 0x0A, 0x22, 0x41, 0x5C, 0x7A, 0xE9, 0x20AC, 0x1F600};
 enum { NV = sizeof odd_cps / sizeof odd_cps[0], NH = 3, NL = 2 };
 
 static charrnn_model *make_model(charrnn_cell cell, int layers, uint64_t seed)
@@ -28,10 +32,12 @@ static charrnn_model *make_model(charrnn_cell cell, int layers, uint64_t seed)
     charrnn_rng r;
     charrnn_rng_seed(&r, seed);
     charrnn_model_init(m, &r);
-    /* Values whose bits a sloppy writer would lose: -0, a denormal, the extremes. */
+    /* Values whose bits a sloppy writer would lose: -0, a denormal, the
+     * smallest normal, every mantissa bit set at a large exponent (FLT_MAX
+     * itself is refused: a gate could overflow, CHARRNN_MAX_ACTIVATION). */
     m->params[0] = -0.0f;
     m->params[1] = 1e-45f;
-    m->params[2] = FLT_MAX;
+    m->params[2] = 0x1.fffffep+98f;
     m->params[3] = -FLT_MIN;
     return m;
 }
@@ -460,6 +466,7 @@ START_TEST(rejects_bad_vocab_json)
         {"[\"a\",\"\\ud800\"]", "vocab is not a JSON array"}, /* lone surrogate */
         {"[\"a\",\"\xC0\x80\"]", "vocab entry 1 is not a single-character string"}, /* overlong */
         {"[\"a\",\"\xED\xA0\x80\"]", "vocab entry 1 is not a single-character string"},
+        {"[\"\\u0000\",\"a\"]", "vocab entry 0 is U+0000 (NUL) or empty"},
         /* Valid but of another size than decoder.weight's V = 10. */
         {"[\"a\",\"b\",\"c\"]", "has the wrong shape"},
     };
@@ -787,6 +794,255 @@ START_TEST(random_corruption_loop)
 }
 END_TEST
 
+/* ---- what a file makes the loader allocate ---------------------------- */
+
+/* The kB value of a /proc/self/status line ("VmHWM:", "VmSize:"). */
+static long status_kb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    long kb = -1;
+    while (kb < 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, key, strlen(key)) == 0)
+            kb = strtol(line + strlen(key), NULL, 10);
+    fclose(f);
+    ck_assert_msg(kb >= 0, "no %s in /proc/self/status", key);
+    return kb;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+
+/* What loading one file did, measured in a child process of its own. */
+typedef struct load_cost {
+    int rc;
+    char err[CHARRNN_ERR_MAX];
+    long peak_kb;  /* growth of the peak resident set during the load */
+    long model_kb; /* resident growth the loaded model keeps (after the load) */
+} load_cost;
+
+/* Loads path in a fresh child process: its peak RSS is reset first
+ * (clear_refs 5) so earlier allocations cannot hide the load's, and its
+ * address space is capped at 512 MB beyond what it has (not under a
+ * sanitizer, whose shadow memory needs terabytes of it), so a loader that
+ * asks for gigabytes fails with "out of memory" instead of taking them. */
+static load_cost load_measured(const char *path)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        load_cost c = {0};
+#ifndef UNDER_SANITIZER
+        struct rlimit lim;
+        lim.rlim_cur = lim.rlim_max = (rlim_t)(status_kb("VmSize:") + 512 * 1024) * 1024;
+        if (setrlimit(RLIMIT_AS, &lim) != 0)
+            _exit(3);
+#endif
+        /* Where clear_refs is not writable (Linux < 4.0, some sandboxes) the
+         * peak starts at the one inherited, which can only hide growth. */
+        FILE *cr = fopen("/proc/self/clear_refs", "w");
+        int reset = cr && fputs("5", cr) != EOF;
+        if (cr && fclose(cr) != 0)
+            reset = 0;
+        if (!reset)
+            fprintf(stderr, "cannot reset the peak RSS: the peak check is weaker\n");
+        long rss0 = status_kb("VmRSS:"), hwm0 = status_kb("VmHWM:");
+        charrnn_model *m = NULL;
+        c.rc = charrnn_checkpoint_load(path, &m, c.err, sizeof c.err);
+        c.peak_kb = status_kb("VmHWM:") - hwm0;
+        malloc_trim(0); /* what the allocator keeps of freed buffers is not the model */
+        c.model_kb = status_kb("VmRSS:") - rss0;
+        charrnn_model_free(m);
+        _exit(write(fds[1], &c, sizeof c) == (ssize_t)sizeof c ? 0 : 5);
+    }
+    close(fds[1]);
+    load_cost c;
+    ck_assert_int_eq(read(fds[0], &c, sizeof c), (ssize_t)sizeof c);
+    close(fds[0]);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "measuring child: status %d", st);
+    return c;
+}
+
+/* Writes the parts and expects a refusal containing want that grew the
+ * peak RSS by less than 8 MB (the metadata asks for gigabytes). */
+static void expect_cheap_refusal(parts *p, const char *want)
+{
+    char err[CHARRNN_ERR_MAX];
+    ck_assert_int_eq(charrnn_st_write(p->path, p->t, p->nt, p->meta, p->nm, err, sizeof err),
+                     CHARRNN_OK);
+    load_cost c = load_measured(p->path);
+    ck_assert_msg(c.rc != CHARRNN_OK, "loaded, expected \"%s\"", want);
+    ck_assert_msg(strstr(c.err, want), "error \"%s\" lacks \"%s\"", c.err, want);
+    ck_assert_msg(c.peak_kb < 8 * 1024, "refusing \"%s\" took %ld kB at its peak", want, c.peak_kb);
+}
+
+/* Metadata of 2 layers of 8192 (3.2 GB of f32 parameters, 1.6 GB bf16, 0.8
+ * GB int8) over the parts' 10-character vocabulary, with the parts' tiny
+ * tensors: every way such a file can be wrong is refused before the model is
+ * allocated. */
+START_TEST(refuses_hostile_sizes_before_allocating)
+{
+    static const float zeros[16] = {0};
+    static const char *const dtypes[] = {NULL, "bf16", "int8"};
+    for (int d = 0; d < 3; d++) {
+        parts p;
+        parts_init(&p);
+        set_meta(&p, "hidden_size", "8192");
+        if (dtypes[d]) {
+            set_meta(&p, "format_version", "2");
+            set_meta(&p, "dtype", dtypes[d]);
+            if (d == 2)
+                set_meta(&p, "int8_scale", "row");
+        }
+        /* Every tensor present, of the small model's shape. */
+        expect_cheap_refusal(
+            &p, "tensor 'rnn.weight_ih_l0' has the wrong shape (expected [32768, 10])");
+        /* The issue's file: one tensor. */
+        size_t nt = p.nt;
+        p.t[0] = *tensor(&p, "decoder.bias");
+        p.nt = 1;
+        expect_cheap_refusal(&p, "tensor 'rnn.weight_ih_l0' is missing");
+        p.nt = nt;
+        parts_free(&p);
+    }
+    /* The right names, shapes and sizes for 8192 but one tensor of the
+     * wrong dtype: a BF16 matrix in an f32 file. */
+    parts p;
+    parts_init(&p);
+    set_meta(&p, "hidden_size", "8192");
+    p.t[0] = (charrnn_st_tensor){.name = "rnn.weight_hh_l0",
+                                 .dtype = CHARRNN_ST_BF16,
+                                 .ndim = 1,
+                                 .shape = {8},
+                                 .raw = zeros};
+    p.nt = 1;
+    expect_cheap_refusal(&p, "tensor 'rnn.weight_hh_l0' is BF16 in an f32 checkpoint");
+    parts_free(&p);
+    /* Data cut short, and dimensions whose product overflows 64 bits: the
+     * reader refuses them before the model is considered. */
+    parts_init(&p);
+    set_meta(&p, "hidden_size", "8192");
+    char err[CHARRNN_ERR_MAX];
+    ck_assert_int_eq(charrnn_st_write(p.path, p.t, p.nt, p.meta, p.nm, err, sizeof err),
+                     CHARRNN_OK);
+    size_t len;
+    uint8_t *buf = read_file(p.path, &len);
+    write_file(p.path, buf, len - 4);
+    load_cost c = load_measured(p.path);
+    ck_assert_msg(c.rc != CHARRNN_OK && strstr(c.err, "outside the"), "%s", c.err);
+    ck_assert_int_lt(c.peak_kb, 8 * 1024);
+    free(buf);
+    static const char huge[] =
+        "{\"__metadata__\":{\"format\":\"charrnn\",\"format_version\":\"1\",\"cell\":\"lstm\","
+        "\"num_layers\":\"2\",\"hidden_size\":\"8192\",\"vocab\":\"[\\\"a\\\"]\",\"train\":\"{}\"},"
+        "\"rnn.weight_hh_l0\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
+        "\"data_offsets\":[0,0]}}";
+    buf = assemble(huge, NULL, 0, &len);
+    write_file(p.path, buf, len);
+    c = load_measured(p.path);
+    ck_assert_msg(c.rc != CHARRNN_OK && strstr(c.err, "tensor 'rnn.weight_hh_l0' is too large"),
+                  "%s", c.err);
+    ck_assert_int_lt(c.peak_kb, 8 * 1024);
+    free(buf);
+    parts_free(&p);
+}
+END_TEST
+
+/* Saves the f32 model m in dtype d (reduced unless f32) into a fresh
+ * directory, which it returns (for rmtree); path receives the file's. */
+static char *save_as(const charrnn_model *m, charrnn_dtype d, char *path, size_t n)
+{
+    char err[CHARRNN_ERR_MAX];
+    charrnn_model *q = (charrnn_model *)m;
+    if (d != CHARRNN_DTYPE_F32)
+        ck_assert_int_eq(charrnn_model_reduce(m, d, &q, err, sizeof err), CHARRNN_OK);
+    char *dir = tmpdir();
+    snprintf(path, n, "%s/m.safetensors", dir);
+    ck_assert_int_eq(charrnn_checkpoint_save(path, q, "{}", NULL, err, sizeof err), CHARRNN_OK);
+    if (q != m)
+        charrnn_model_free(q);
+    return dir;
+}
+
+/* docs/security.md: a checkpoint's size is the memory it takes. For a 3 MB
+ * model in each dtype the loaded model keeps at most its file size (plus
+ * alignment), and the load's peak is at most three times it (the file read
+ * whole, its parsed tensors, the model). */
+START_TEST(model_memory_is_its_file_size)
+{
+    charrnn_model *f32 = chaotic_model(CHARRNN_CELL_LSTM, 256, 2, 5);
+    for (int d = 0; d < 3; d++) {
+        char path[256], *dir = save_as(f32, (charrnn_dtype)d, path, sizeof path);
+        struct stat st;
+        ck_assert_int_eq(stat(path, &st), 0);
+        const long file_kb = (long)(st.st_size / 1024);
+        load_cost c = load_measured(path);
+        ck_assert_msg(c.rc == CHARRNN_OK, "%s", c.err);
+#ifndef UNDER_SANITIZER /* its allocator keeps freed memory (quarantine) and adds shadow */
+        ck_assert_msg(c.model_kb <= file_kb + 512, "%s: a %ld kB file keeps %ld kB",
+                      charrnn_dtype_name((charrnn_dtype)d), file_kb, c.model_kb);
+        ck_assert_msg(c.peak_kb <= 3 * file_kb + 512, "%s: a %ld kB file peaked at %ld kB",
+                      charrnn_dtype_name((charrnn_dtype)d), file_kb, c.peak_kb);
+#endif
+        printf("%s: file %ld kB, model keeps %ld kB, load peak +%ld kB\n",
+               charrnn_dtype_name((charrnn_dtype)d), file_kb, c.model_kb, c.peak_kb);
+        rmtree(dir);
+        free(dir);
+    }
+    charrnn_model_free(f32);
+}
+END_TEST
+
+/* Finite weights whose products overflow: decoder weights of +-3e38 make
+ * logits of +-Inf (and log-probabilities of NaN). Refused at load in every
+ * dtype, as is a hidden layer whose gate inputs could overflow; a model just
+ * within CHARRNN_MAX_ACTIVATION loads. */
+START_TEST(refuses_weights_that_overflow)
+{
+    char err[CHARRNN_ERR_MAX];
+    for (int d = 0; d < 3; d++) {
+        charrnn_model *m = make_model(CHARRNN_CELL_LSTM, NL, 3);
+        const charrnn_tensor_info *dw = charrnn_model_tensor(m, "decoder.weight");
+        for (size_t k = 0; k < dw->numel; k++)
+            m->params[dw->offset + k] = k % 2 ? 3e38f : -3e38f;
+        char path[256], *dir = save_as(m, (charrnn_dtype)d, path, sizeof path);
+        charrnn_model *back = (charrnn_model *)1;
+        ck_assert_int_eq(charrnn_checkpoint_load(path, &back, err, sizeof err), CHARRNN_EFORMAT);
+        ck_assert_ptr_null(back);
+        ck_assert_msg(strstr(err,
+                             "row 0 of tensor 'decoder.weight' and its bias can reach a "
+                             "logit of 9") &&
+                          strstr(err, "(at most 1e+30 is accepted)"),
+                      "%s: %s", charrnn_dtype_name((charrnn_dtype)d), err);
+        charrnn_model_free(m);
+        rmtree(dir);
+        free(dir);
+    }
+    /* A gate row of layer 1: its input is layer 0's h, in [-1, 1]. */
+    parts p;
+    parts_init(&p);
+    const charrnn_tensor_info *w = charrnn_model_tensor(p.m, "rnn.weight_ih_l1");
+    p.m->params[w->offset + 2 * NH + 1] = 6e29f; /* row 2 */
+    expect_load_ok(&p);
+    p.m->params[w->offset + 2 * NH + 2] = 6e29f;
+    expect_load_error(&p,
+                      "row 2 of tensor 'rnn.weight_ih_l1' and its bias can reach a gate "
+                      "pre-activation of 1.2e+30");
+    parts_free(&p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -799,5 +1055,7 @@ int main(void)
         ADD_CASE(s, "safetensors-errors", rejects_malformed_headers, rejects_every_truncation,
                  rejects_bad_header_size, flipped_header_bytes, random_corruption_loop);
     tcase_set_timeout(st, 60);
+    ADD_CASE(s, "limits", refuses_hostile_sizes_before_allocating, model_memory_is_its_file_size,
+             refuses_weights_that_overflow);
     return run_suite(s);
 }

@@ -1,6 +1,6 @@
 /* The gate arithmetic gives the same bits whatever instruction set GCC
- * builds it for (model/math/fastmath.h CR_CLONES: the cell functions of
- * model/math/cell_math.h, which training and sampling call, run as AVX-512, AVX2 or
+ * builds it for (model/core/fastmath.h CR_CLONES: the cell functions of
+ * model/core/cell_math.h, which training and sampling call, run as AVX-512, AVX2 or
  * baseline clones, picked by the CPU). The LSTM cell, which uses every
  * function of fastmath.h, is compiled here into scalar code and into each
  * target (flatten inlines it into each wrapper), run over edge values and a
@@ -8,8 +8,8 @@
  * Built with the library's -ffp-contract=off (with contraction on, the
  * AVX-512 version differs: this test fails) and -fno-trapping-math (without
  * it GCC 12 vectorizes these loops only for AVX-512). */
-#include "../../model/math/cell_math.h"
-#include "../../model/math/fastmath.h"
+#include "../../model/core/cell_math.h"
+#include "../../model/core/fastmath.h"
 
 #include <check.h>
 #include <math.h>

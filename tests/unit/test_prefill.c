@@ -311,18 +311,41 @@ START_TEST(gru_int8)
 }
 END_TEST
 
-/* Prefill and resume with the rows of every product split across two
- * helpers: the same bits (each row is computed as it always is). */
-START_TEST(split_rows)
+/* Prefill and resume with the rows of every product split across helper
+ * threads (one helper: the two threads of the daemon's lone stream, whose
+ * recurrent products go one share per thread; two: shares of a third), over
+ * cells and dtypes: the same bits as stepping (each row is computed as it
+ * always is). Each model is large enough that its recurrent product is worth
+ * a split (rowsplit.c's MIN_SPLIT_BYTES), the GRU and RNN ones in int8 too. */
+static void check_split(int helpers)
 {
     split_helpers h;
-    split_helpers_start(&h);
+    split_helpers_start_n(&h, helpers);
     split = h.rs;
     check_model(chaotic_model(CHARRNN_CELL_LSTM, 136, 2, 12), "split lstm 2x136");
+    check_model(chaotic_model(CHARRNN_CELL_GRU, 148, 2, 14), "split gru 2x148");
+    check_model(chaotic_model(CHARRNN_CELL_RNN, 160, 1, 15), "split rnn 1x160");
+    check_model(reduced_model(chaotic_model(CHARRNN_CELL_LSTM, 136, 2, 16), CHARRNN_DTYPE_BF16),
+                "split bf16 2x136");
     check_model(reduced_model(chaotic_model(CHARRNN_CELL_LSTM, 136, 2, 13), CHARRNN_DTYPE_INT8),
                 "split int8 2x136");
+    check_model(reduced_model(chaotic_model(CHARRNN_CELL_GRU, 148, 2, 17), CHARRNN_DTYPE_INT8),
+                "split int8 gru 2x148");
+    check_model(reduced_model(chaotic_model(CHARRNN_CELL_RNN, 256, 1, 18), CHARRNN_DTYPE_INT8),
+                "split int8 rnn 1x256");
     split = NULL;
     split_helpers_stop(&h);
+}
+
+START_TEST(split_rows_2_threads)
+{
+    check_split(1);
+}
+END_TEST
+
+START_TEST(split_rows_3_threads)
+{
+    check_split(2);
 }
 END_TEST
 
@@ -381,8 +404,10 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("prefill");
-    TCase *tc = ADD_CASE(s, "bits", lstm_f32, gru_f32, rnn_f32, lstm_bf16, lstm_int8, gru_int8,
-                         split_rows, refusals);
+    TCase *tc =
+        ADD_CASE(s, "bits", lstm_f32, gru_f32, rnn_f32, lstm_bf16, lstm_int8, gru_int8, refusals);
     tcase_set_timeout(tc, 300);
+    TCase *sp = ADD_CASE(s, "split", split_rows_2_threads, split_rows_3_threads);
+    tcase_set_timeout(sp, 300);
     return run_suite(s);
 }

@@ -8,7 +8,7 @@
  * quantization's error bound of the exact product. Built with
  * -ffp-contract=off, as the library is, so the reference's float operations
  * are the ones written. */
-#include "../../model/math/rowdot_variants.h"
+#include "../../model/core/rowdot_variants.h"
 #include "charrnn/rng.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"

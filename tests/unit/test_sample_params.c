@@ -1,5 +1,5 @@
 /* Check suite of the sampling parameters' table and validation
- * (model/math/sample_params.c): each bad value is reported as its field, by enum,
+ * (model/core/sample_params.c): each bad value is reported as its field, by enum,
  * whatever the message says; the limits are inclusive or open as the API
  * documents; charrnn_stream_create refuses exactly what the check refuses. */
 #include "testutil.h"
@@ -167,6 +167,16 @@ START_TEST(numbers)
     ck_assert_int_eq(charrnn_sample_check_stop("", err, sizeof err), CHARRNN_ERANGE);
     ck_assert_str_eq(err, "a string of 0 bytes is out of range 1..256");
     ck_assert_int_eq(charrnn_sample_check_stop(NULL, NULL, 0), CHARRNN_ERANGE);
+    /* Only valid UTF-8: a stray continuation byte would match inside a
+     * character of the text and cut it. */
+    ck_assert_int_eq(charrnn_sample_check_stop("e\x94", err, sizeof err), CHARRNN_EINVAL);
+    ck_assert_str_eq(err, "a string that is not valid UTF-8 (byte 2 of 2, 0x94)");
+    static const char *const bad[] = {"\xff", "\xe2\x80", "\xc0\xaf", "\xed\xa0\x80",
+                                      "ok\xf4\x90\x80\x80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_int_eq(charrnn_sample_check_stop(bad[i], NULL, 0), CHARRNN_EINVAL);
+    ck_assert_int_eq(charrnn_sample_check_stop("\xe2\x80\x94 \xf0\x9f\x99\x82", err, sizeof err),
+                     CHARRNN_OK);
 }
 END_TEST
 

@@ -152,7 +152,7 @@ START_TEST(vocab_ascii_is_bytes)
     charrnn_rng_seed(&r, 4);
     int seen[128] = {0};
     for (size_t i = 0; i < sizeof text; i++) {
-        text[i] = (char)(charrnn_rng_u64(&r) % 100 + (i % 7 == 0 ? 0 : 20)); /* 0..119 */
+        text[i] = (char)(charrnn_rng_u64(&r) % 100 + (i % 7 == 0 ? 1 : 20)); /* 1..119, no NUL */
         seen[(int)text[i]] = 1;
     }
     charrnn_vocab *v = text_vocab(text, sizeof text);
@@ -228,6 +228,9 @@ START_TEST(vocab_invalid_utf8_names_offset)
         {"\xC3\xA9\xE2\x82\xAC\xED\xA0\x80", 8, "invalid UTF-8 at byte offset 5 (byte 0xED)"},
         {"hello\xF0\x9F\x98", 8, "invalid UTF-8 at byte offset 5"}, /* truncated at the end */
         {"x\xC0\x80", 3, "invalid UTF-8 at byte offset 1 (byte 0xC0)"},
+        /* NUL: responses are C strings, where it would end the text. */
+        {"ab\0c", 4, "U+0000 (NUL) at byte offset 2: text may not hold NUL characters"},
+        {"\xEF\xBB\xBF\xC3\xA9\0", 6, "U+0000 (NUL) at byte offset 5"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         charrnn_vocab *v = (charrnn_vocab *)1;
@@ -304,6 +307,14 @@ START_TEST(vocab_from_codepoints_rejects)
     ck_assert_int_eq(charrnn_vocab_from_codepoints(uns, 2, &v, err, sizeof err), CHARRNN_EFORMAT);
     ck_assert_int_eq(charrnn_vocab_from_codepoints(dup, 2, &v, err, sizeof err), CHARRNN_EFORMAT);
     ck_assert_int_eq(charrnn_vocab_from_codepoints(dup, 0, &v, err, sizeof err), CHARRNN_ERANGE);
+    ck_assert_ptr_null(v);
+    const uint32_t nul[] = {0, 'a'};
+    ck_assert_int_eq(charrnn_vocab_from_codepoints(nul, 2, &v, err, sizeof err), CHARRNN_EFORMAT);
+    ck_assert_msg(strstr(err, "vocabulary entry 0 is U+0000 (NUL)"), "%s", err);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(charrnn_vocab_from_json("[\"a\",\"\\u0000\"]", &v, err, sizeof err),
+                     CHARRNN_EFORMAT);
+    ck_assert_msg(strstr(err, "vocab entry 1 is U+0000 (NUL) or empty"), "%s", err);
     ck_assert_ptr_null(v);
 }
 END_TEST

@@ -136,11 +136,12 @@ static inline charrnn_model *reduced_model(charrnn_model *m, charrnn_dtype dt)
     return q;
 }
 
-/* An open row split (charrnn/rowsplit.h) with two helper threads inside it,
- * for the suites that check a split step gives the unsplit bits. */
+/* An open row split (charrnn/rowsplit.h) with n (1 or 2) helper threads
+ * inside it, for the suites that check a split step gives the unsplit bits. */
 typedef struct split_helpers {
     charrnn_rowsplit *rs;
     pthread_t th[2];
+    int n;
 } split_helpers;
 
 static inline void *split_helper_thread(void *rs)
@@ -149,23 +150,30 @@ static inline void *split_helper_thread(void *rs)
     return NULL;
 }
 
-/* Returns once both helpers are in the split. */
-static inline void split_helpers_start(split_helpers *h)
+/* Returns once all n helpers are in the split. */
+static inline void split_helpers_start_n(split_helpers *h, int n)
 {
+    ck_assert(n >= 1 && n <= 2);
+    h->n = n;
     h->rs = charrnn_rowsplit_create();
     ck_assert_ptr_nonnull(h->rs);
     charrnn_rowsplit_open(h->rs);
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < n; k++)
         ck_assert_int_eq(pthread_create(&h->th[k], NULL, split_helper_thread, h->rs), 0);
-    while (charrnn_rowsplit_helpers(h->rs) < 2)
+    while (charrnn_rowsplit_helpers(h->rs) < n)
         sched_yield();
+}
+
+static inline void split_helpers_start(split_helpers *h)
+{
+    split_helpers_start_n(h, 2);
 }
 
 /* Closes the split, joins the helpers (none may stay in it) and frees it. */
 static inline void split_helpers_stop(split_helpers *h)
 {
     charrnn_rowsplit_close(h->rs);
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < h->n; k++)
         pthread_join(h->th[k], NULL);
     ck_assert_int_eq(charrnn_rowsplit_helpers(h->rs), 0);
     charrnn_rowsplit_free(h->rs);
