@@ -57,7 +57,7 @@ static const opt opts[] = {
     {"max-prime", "CHARRNN_MAX_PRIME", OPT_LONG, S(max_prime), 0, 100000000, "N",
      "longest \"prime\", in characters (default 10000)"},
     {"max-score-chars", "CHARRNN_MAX_SCORE_CHARS", OPT_LONG, S(max_score_chars), 2, 100000000, "N",
-     "longest \"text\" of POST /score, in characters (default 10000)"},
+     "longest \"text\" of POST /score and POST /inspect, in characters (default 10000)"},
     {"max-logprob-entries", "CHARRNN_MAX_LOGPROB_ENTRIES", OPT_LONG, S(max_logprob_entries), 1,
      1000000000, "N",
      "log-probabilities one response may carry, characters x (1 + alternatives) over all its "
@@ -113,7 +113,8 @@ static const opt opts[] = {
      "0 = off (default 64)"},
     {"api-key-file", "CHARRNN_API_KEY_FILE", OPT_STR, S(api_key_file), 0, 0, "FILE",
      "API keys, one \"label:key[:max_active]\" per line ('#' comments): with it, /sample, "
-     "/score, /v1/* and /models need Authorization: Bearer KEY (or X-API-Key); reloaded on "
+     "/score, /inspect, /v1/* and /models need Authorization: Bearer KEY (or X-API-Key); reloaded "
+     "on "
      "SIGHUP (default: none, the routes are open)"},
     {"metrics-key", "CHARRNN_METRICS_KEY", OPT_BOOL, S(metrics_key), 0, 1, "on|off",
      "with --api-key-file, /metrics needs a key too (default off: a scraper needs none)"},
@@ -241,7 +242,9 @@ static void usage(FILE *f)
             "usage: charrnn-serve [options]\n\n"
             "Serves character-level models over HTTP (POST /sample, POST /score,\n"
             "POST /v1/completions, GET /v1/models, GET /models, /healthz, /readyz, /metrics,\n"
-            "POST /models/{name}/reload). Every option may also be set\n"
+            "POST /models/{name}/reload, and POST /inspect: a layer's cell or hidden state after\n"
+            "each character, the units that follow a feature of the text, LSTMVis's span match).\n"
+            "Every option may also be set\n"
             "with the environment variable shown; a flag overrides it.\n\n");
     for (size_t i = 0; i < NOPTS; i++)
         fprintf(f, "  --%s %s\n      %s\n      [env %s]\n", opts[i].flag, opts[i].arg, opts[i].help,

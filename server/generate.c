@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define GEN_WAIT_MS 100 /* how often a waiting handler looks for its client */
+
 int gen_acquire(req_ctx *c, const char *model, const store_model **ver, enum MHD_Result *ret)
 {
     server *srv = c->srv;
@@ -138,4 +140,31 @@ gen_job *gen_submit(req_ctx *c, const store_model *ver, const charrnn_sample_par
         return NULL;
     }
     return job;
+}
+
+int gen_wait(req_ctx *c, gen_job *job, const char *what, job_result *res, enum MHD_Result *ret)
+{
+    engine *e = c->srv->eng;
+    while (!engine_job_wait(e, job, GEN_WAIT_MS)) {
+        if (client_gone(c)) {
+            engine_cancel(e, job);
+            c->finish = "cancelled";
+            *ret = MHD_NO;
+            return -1;
+        }
+    }
+    engine_job_result(e, job, res);
+    if (res->end == JOB_QUEUE_TIMEOUT || res->end == JOB_SHUTDOWN || res->end == JOB_TIMEOUT) {
+        c->finish = res->end == JOB_TIMEOUT ? "timeout" : "unavailable";
+        *ret = res->end == JOB_TIMEOUT
+            ? respond_fail(c, 503, "unavailable_error", NULL, "%s ran past the time limit", what)
+            : respond_fail(c, 503, "unavailable_error", NULL,
+                           "the server is busy or shutting down");
+        return -1;
+    }
+    if (res->end != JOB_FINISHED) {
+        *ret = MHD_NO;
+        return -1;
+    }
+    return 0;
 }

@@ -9,6 +9,8 @@
  *                 stream, its job (counted for the request's client)
  *   gen_admit     admission of a request's jobs, all or none
  *   gen_submit    gen_prepare and gen_admit of one stream
+ *   gen_wait      a length-0 job's end (/score, /inspect), the client's
+ *                 departure and the 503s of a job that did not run
  *
  * Each step either succeeds or has already responded (the API's error shape
  * through respond_fail) and returns -1 / NULL with *ret the handler's return
@@ -52,5 +54,13 @@ int gen_admit(req_ctx *c, gen_job *const *jobs, size_t n, enum MHD_Result *ret);
  * on error. */
 gen_job *gen_submit(req_ctx *c, const store_model *ver, const charrnn_sample_params *p,
                     gen_field_name_fn name, enum MHD_Result *ret);
+
+/* Waits for job (submitted as c->job) to end, polling the client: when it
+ * has gone the job is cancelled (finish "cancelled", *ret MHD_NO). A job
+ * that timed out in the queue or while running, or was refused at shutdown,
+ * is a 503 whose message names what (e.g. "scoring"); any other end but
+ * JOB_FINISHED answers nothing (*ret MHD_NO). Returns 0 with *res filled
+ * when the job finished, else -1 with the response sent. */
+int gen_wait(req_ctx *c, gen_job *job, const char *what, job_result *res, enum MHD_Result *ret);
 
 #endif

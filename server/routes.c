@@ -10,6 +10,7 @@ static const route routes[] = {
     {"GET",  "/",                      handle_playground, 0, 0,             0, ROUTE_MAX_BODY},
     {"POST", "/sample",                handle_sample,     0, ROUTE_KEY_GEN, 1, ROUTE_MAX_BODY},
     {"POST", "/score",                 handle_score,      0, ROUTE_KEY_GEN, 1, ROUTE_MAX_BODY},
+    {"POST", "/inspect",               handle_inspect,    0, ROUTE_KEY_GEN, 1, ROUTE_MAX_BODY},
     {"POST", "/v1/completions",        handle_v1_completions, 0, ROUTE_KEY_GEN, 1, ROUTE_MAX_BODY},
     {"GET",  "/v1/models",             handle_v1_models,  0, ROUTE_KEY,     0, ROUTE_MAX_BODY},
     {"GET",  "/v1/models/{name}",      handle_v1_model,   0, ROUTE_KEY,     0, ROUTE_MAX_BODY},

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #define INVALID "invalid_request_error"
-#define WAIT_MS 100
 
 /* The response once the job has finished. */
 static cJSON *score_json(req_ctx *c, const score_request *q, const job_result *res,
@@ -91,24 +90,10 @@ enum MHD_Result handle_score(req_ctx *c)
     }
     c->prime_chars = utf8_chars(q.text, q.text_len);
     c->job = job;
-    while (!engine_job_wait(srv->eng, job, WAIT_MS)) {
-        if (client_gone(c)) {
-            engine_cancel(srv->eng, job);
-            c->finish = "cancelled";
-            score_request_clear(&q);
-            return MHD_NO;
-        }
-    }
     job_result res;
-    engine_job_result(srv->eng, job, &res);
     job_records x;
-    if (res.end == JOB_QUEUE_TIMEOUT || res.end == JOB_SHUTDOWN || res.end == JOB_TIMEOUT) {
-        c->finish = res.end == JOB_TIMEOUT ? "timeout" : "unavailable";
-        ret = respond_fail(c, 503, "unavailable_error", NULL,
-                           res.end == JOB_TIMEOUT ? "scoring ran past the time limit"
-                                                  : "the server is busy or shutting down");
-    } else if (res.end != JOB_FINISHED) {
-        ret = MHD_NO;
+    if (gen_wait(c, job, "scoring", &res, &ret) != 0) {
+        /* answered */
     } else if (job_records_get(srv->eng, job, &res, &x) != 0) {
         ret = respond_fail(c, 500, "server_error", NULL, "out of memory");
     } else {

@@ -109,6 +109,7 @@ void ctx_release(req_ctx *c);
 /* Endpoints (routes.c maps paths to them; {name} of a path is in c->name). */
 enum MHD_Result handle_sample(req_ctx *c);
 enum MHD_Result handle_score(req_ctx *c);
+enum MHD_Result handle_inspect(req_ctx *c); /* inspect.c */
 enum MHD_Result handle_v1_completions(req_ctx *c);
 enum MHD_Result handle_v1_models(req_ctx *c);
 enum MHD_Result handle_v1_model(req_ctx *c);   /* {name} is the model id */

@@ -2,8 +2,8 @@
  * (the headers test fails when one is missing here). The math (charrnn_core)
  * is status, rng, vocab, model, layers, optim, trainer, sampler (with the
  * sampling parameters and the prefill of a prime), logprob, lowp, rowsplit,
- * stream_loss, comm and regex (the sampler's regex constraint); the rest is
- * libcharrnn's formats and orchestration on
+ * stream_loss, comm, regex (the sampler's regex constraint) and inspect; the
+ * rest is libcharrnn's formats and orchestration on
  * top of it. */
 #ifndef CHARRNN_CHARRNN_H
 #define CHARRNN_CHARRNN_H
@@ -13,6 +13,7 @@
 #include "charrnn/data.h"
 #include "charrnn/evaluate.h"
 #include "charrnn/fileio.h"
+#include "charrnn/inspect.h"
 #include "charrnn/layers.h"
 #include "charrnn/logprob.h"
 #include "charrnn/lossplot.h"

@@ -86,6 +86,12 @@ typedef struct charrnn_sample_params {
      * finishes with CHARRNN_FINISH_STOP. Log-probabilities are reported
      * without it. */
     const char *regex;
+    /* Inside the model (charrnn/inspect.h): with length 0, the stream reads
+     * the whole prime (at least one character) from a zero state, hands the
+     * state of every layer after each character to this recorder and
+     * finishes; nothing is sampled. The stream holds a reference while it
+     * exists and is never resumed from a cached prefix. NULL = off. */
+    struct charrnn_inspect *inspect;
 } charrnn_sample_params;
 
 #define CHARRNN_MAX_PENALTY_WINDOW 4096

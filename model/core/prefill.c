@@ -66,7 +66,9 @@ int charrnn_stream_snapshot(const charrnn_stream *s, float *out)
 /* Not stepped yet: no character read, none generated, not ended. */
 static int fresh(const charrnn_stream *s)
 {
-    return s->finish == CHARRNN_FINISH_NONE && s->fed_prime == 0 && s->generated == 0;
+    /* an inspecting stream records every state from zero: it never resumes */
+    return s->finish == CHARRNN_FINISH_NONE && s->fed_prime == 0 && s->generated == 0 &&
+        !s->p.inspect;
 }
 
 static int scores_prime(const charrnn_stream *s)
@@ -185,9 +187,10 @@ static void block_inputs(const charrnn_model *m, const uint16_t *tok, int nb, in
 
 /* Layer l over the block, in order: the recurrent product of each position
  * and the cell. h and c are the layer's state before the block (the
- * stream's), and receive the state after it. */
+ * stream's), and receive the state after it. With a recorder, each
+ * position's new state goes to it (pos0: the block's first position). */
 static void block_recurrent(const charrnn_model *m, int nb, int l, float *h, float *c, scratch *w,
-                            charrnn_rowsplit *rs)
+                            charrnn_rowsplit *rs, charrnn_inspect *rec, size_t pos0)
 {
     const int H = m->cfg.hidden_size;
     const int GH = charrnn_cell_gates(m->cfg.cell) * H;
@@ -198,6 +201,9 @@ static void block_recurrent(const charrnn_model *m, int nb, int l, float *h, flo
         charrnn_rd_job j = stream_job(m, &m->w_hh[l], m->p.layer[l].b_hh, GH, H, 1, &h_old, &w->gh);
         charrnn_rd_run(rs, &j, 1);
         stream_cell(m->cfg.cell, H, w->gi + (size_t)t * GH, w->gh, h_old, c_old, h_new, c_new);
+        if (rec)
+            charrnn_inspect_put(rec, l, pos0 + (size_t)t, h_new,
+                                m->cfg.cell == CHARRNN_CELL_LSTM ? c_new : NULL);
         c_old = c_new;
     }
     memcpy(h, w->here + (size_t)(nb - 1) * H, (size_t)H * sizeof *h);
@@ -260,7 +266,7 @@ size_t charrnn_stream_prefill_scored(const charrnn_model *m, charrnn_stream *s, 
         for (int l = 0; l < L; l++) {
             block_inputs(m, tok, nb, l, &w, rs);
             size_t o = state_old(s, l, L, H);
-            block_recurrent(m, nb, l, s->h + o, s->c + o, &w, rs);
+            block_recurrent(m, nb, l, s->h + o, s->c + o, &w, rs, s->p.inspect, f0 + b0);
             float *t = w.below;
             w.below = w.here, w.here = t; /* below: this layer's h, the next one's input */
         }

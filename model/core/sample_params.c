@@ -138,7 +138,7 @@ int charrnn_sample_params_check(const charrnn_sample_params *p, charrnn_sample_f
     char why[CHARRNN_ERR_MAX];
     charrnn_sample_field bad = CHARRNN_SAMPLE_NONE;
     /* length 0 is a scoring stream: the prime's log-probabilities only */
-    int scoring = p->length == 0 && p->logprobs && p->score_prime;
+    int scoring = p->length == 0 && ((p->logprobs && p->score_prime) || p->inspect);
     for (size_t i = scoring ? 1 : 0; i < sizeof numbers / sizeof numbers[0] && !bad; i++)
         if (charrnn_sample_check_number(numbers[i].f, numbers[i].v, why, sizeof why))
             bad = numbers[i].f;

@@ -52,6 +52,7 @@ void charrnn_stream_free(charrnn_stream *s)
     free(s->win), free(s->count), free(s->seen), free(s->seen_at);
     free(s->next_top_id), free(s->out_top_id), free(s->next_top_lp), free(s->out_top_lp);
     charrnn_regex_free(s->re);
+    charrnn_inspect_release(s->p.inspect);
     free(s);
 }
 
@@ -151,6 +152,8 @@ int charrnn_stream_create_field(const charrnn_model *m, const charrnn_sample_par
         return charrnn_fail(err, errlen, CHARRNN_ENOMEM, "out of memory");
     s->m = m;
     s->p = *p;
+    if (p->inspect)
+        charrnn_inspect_retain(p->inspect); /* released by charrnn_stream_free */
     s->h = charrnn_alloc_floats((size_t)2 * L * H);
     s->c = charrnn_alloc_floats((size_t)2 * L * H);
     s->gi = charrnn_alloc_floats((size_t)GH);
@@ -218,8 +221,8 @@ int charrnn_stream_create_field(const charrnn_model *m, const charrnn_sample_par
         return rc;
     }
     charrnn_rng_seed(&s->rng, p->seed);
-    if (p->length == 0 && s->n_prime <= 1)
-        s->finish = CHARRNN_FINISH_LENGTH; /* nothing to score */
+    if (p->length == 0 && s->n_prime <= (p->inspect ? 0u : 1u))
+        s->finish = CHARRNN_FINISH_LENGTH; /* nothing to score or inspect */
     if (s->n_prime > 0) {
         s->pending = s->prime[0];
     } else {
@@ -493,6 +496,8 @@ void charrnn_stream_step_end(charrnn_stream *s)
             if (s->p.length == 0 && s->fed_prime + 1 == s->n_prime)
                 s->finish = CHARRNN_FINISH_LENGTH; /* the whole text is scored */
         }
+    } else if (s->p.inspect) {
+        s->finish = CHARRNN_FINISH_LENGTH; /* every character's state is recorded */
     } else {
         s->pending = sample_logits(s);
         if (s->re)
@@ -516,6 +521,9 @@ static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t 
             charrnn_stream *s = ss[i];
             const size_t o = state_old(s, l, L, H), nw = state_new(s, l, L, H);
             stream_cell(m->cfg.cell, H, s->gi, s->gh, s->h + o, s->c + o, s->h + nw, s->c + nw);
+            if (s->p.inspect)
+                charrnn_inspect_put(s->p.inspect, l, s->fed_prime - 1, s->h + nw,
+                                    m->cfg.cell == CHARRNN_CELL_LSTM ? s->c + nw : NULL);
         }
     }
     const float *x[TILE];

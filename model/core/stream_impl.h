@@ -4,6 +4,7 @@
 #ifndef CHARRNN_STREAM_IMPL_H
 #define CHARRNN_STREAM_IMPL_H
 
+#include "charrnn/inspect.h"
 #include "charrnn/regex.h"
 #include "charrnn/sampler.h"
 
@@ -126,6 +127,11 @@ static inline void stream_input_column(const charrnn_model *m, int tok, float *g
  * fed): records the scored prime character, or samples the next token
  * (sampler.c). */
 void charrnn_stream_step_end(charrnn_stream *s);
+
+/* Hands layer l's new state after prime position t to the stream's recorder
+ * (inspect.c); c is NULL but for LSTM. */
+void charrnn_inspect_put(struct charrnn_inspect *r, int l, size_t t, const float *h,
+                         const float *c);
 
 /* Floats of one state (h, and c for LSTM, of every layer). */
 static inline size_t stream_state_floats(const charrnn_model *m)

@@ -82,6 +82,7 @@ def req(d, method, path, body=None, key=None, header="bearer"):
 
 ROUTES = [("POST", "/sample", {"length": 5, "seed": 1}),
           ("POST", "/score", {"text": "the fox"}),
+          ("POST", "/inspect", {"text": "the fox", "layer": 1, "units": [0]}),
           ("POST", "/v1/completions", {"prompt": "the", "max_tokens": 5, "seed": 1}),
           ("GET", "/v1/models", None), ("GET", "/v1/models/tiny", None),
           ("GET", "/models", None), ("GET", "/models/tiny", None)]

@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""Interop: the states the library hands to an inspect recorder (what /inspect
+serves, there rounded to its 'decimals') equal PyTorch's. For every layer and
+state (cell c_t and hidden h_t for LSTM, hidden for GRU), after every
+character of a text longer than two prefill blocks (64 positions each, the
+last character read by the step), the values of dump_states equal those of
+torch.nn.LSTM / GRU stepped one character at a time from a zero state, within
+1e-5 x (1 + |value|): absolute for h (in (-1, 1)), relative for the
+large cell states (|c| reaches tens; float32 keeps 7 digits). The bf16 copy is held to the same bound against torch on its
+own (bf16) weights, and the int8 copy against torch_ref.Int8Served, the int8
+serving definition written out in PyTorch.
+
+usage: test_torch_states.py CHARRNN_TRAIN DUMP_STATES"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_ref import Int8Served, torch_model  # noqa: E402
+
+TRAIN, DUMP = sys.argv[1:3]
+CONVERT = os.path.join(os.path.dirname(os.path.abspath(TRAIN)), "charrnn-convert")
+TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom,\n"
+        "it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
+        "incredulity, it was the season of Light, it was the season of Darkness. ") * 40
+PROBE = TEXT[:150]
+TOL = 1e-5
+failures = 0
+
+
+def check(cond, msg):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", msg)
+    else:
+        print("ok:", msg)
+
+
+def torch_states(rnn, vocab, text):
+    """{(layer, 'cell'|'hidden'): (H, n)} from nn.LSTM / GRU stepped per character."""
+    L = rnn.num_layers
+    state, out = None, {}
+    with torch.no_grad():
+        for ch in text:
+            x = torch.nn.functional.one_hot(torch.tensor([vocab.index(ch)]),
+                                            len(vocab)).float().unsqueeze(1)
+            _, state = rnn(x, state)
+            h, c = state if isinstance(state, tuple) else (state, None)
+            for l in range(L):
+                out.setdefault((l + 1, "hidden"), []).append(h[l, 0].clone())
+                if c is not None:
+                    out.setdefault((l + 1, "cell"), []).append(c[l, 0].clone())
+    return {k: torch.stack(v, dim=1).double() for k, v in out.items()}
+
+
+def int8_states(path, text):
+    ref = Int8Served(path)
+    z = torch.zeros(ref.H, dtype=torch.float64)
+    state, out = [(z, z) for _ in range(ref.L)], {}
+    for ch in text:
+        _, state = ref.step(ref.vocab.index(ch), state)
+        for l, (h, c) in enumerate(state):
+            out.setdefault((l + 1, "hidden"), []).append(h)
+            out.setdefault((l + 1, "cell"), []).append(c)
+    return {k: torch.stack(v, dim=1) for k, v in out.items()}
+
+
+def dumped(path, layer, state, H):
+    raw = subprocess.run([DUMP, path, PROBE, str(layer), state], check=True,
+                         capture_output=True).stdout
+    return torch.frombuffer(bytearray(raw), dtype=torch.float32).reshape(H, len(PROBE)).double()
+
+
+def compare(name, path, want, tol):
+    H = next(iter(want.values())).shape[0]
+    for (layer, state), w in sorted(want.items()):
+        got = dumped(path, layer, state, H)
+        err = ((got - w).abs() / (1 + w.abs())).max().item()
+        check(err <= tol, f"{name}: layer {layer} {state} equals PyTorch's after each of "
+                          f"{len(PROBE)} characters within {tol:g} x (1 + |value|) "
+                          f"(worst {err:.2e}; |value| up to {w.abs().max().item():.1f})")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    data = os.path.join(tmp, "data.txt")
+    with open(data, "w") as f:
+        f.write(TEXT)
+    for cell in ["lstm", "gru"]:
+        ck = os.path.join(tmp, cell)
+        subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", ck, "--cell", cell,
+                        "--rnn-size", "24", "--num-layers", "2", "--seq-length", "16",
+                        "--batch-size", "8", "--max-iters", "300", "--eval-every", "300",
+                        "--learning-rate", "1e-2", "--threads", "1", "--quiet"], check=True)
+        path = os.path.join(ck, "best.safetensors")
+        rnn, _, vocab = torch_model(path)
+        compare(cell + " f32", path, torch_states(rnn, vocab, PROBE), TOL)
+        if cell != "lstm":
+            continue
+        bf16 = os.path.join(ck, "bf16.safetensors")
+        subprocess.run([CONVERT, "--dtype", "bf16", path, bf16], check=True, capture_output=True)
+        rnn, _, vocab = torch_model(bf16)
+        compare("lstm bf16", bf16, torch_states(rnn, vocab, PROBE), TOL)
+        int8 = os.path.join(ck, "int8.safetensors")
+        subprocess.run([CONVERT, "--dtype", "int8", path, int8], check=True, capture_output=True)
+        compare("lstm int8", int8, int8_states(int8, PROBE), TOL)
+sys.exit(1 if failures else 0)
