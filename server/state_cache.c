@@ -185,6 +185,21 @@ static void drop(state_cache *c, entry *e)
     free(e);
 }
 
+/* The end of a lookup under mu: counts it, lets go of mu and the prefix
+ * hashes h, returns found. */
+static size_t lookup_done(state_cache *c, uint64_t *h, size_t found)
+{
+    if (found) {
+        c->st.hits++;
+        c->st.hit_chars += found;
+    } else {
+        c->st.misses++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(h);
+    return found;
+}
+
 size_t state_cache_lookup(state_cache *c, uint64_t version, const uint16_t *tok, size_t n,
                           size_t max_k, float *out, size_t nfloats)
 {
@@ -209,15 +224,7 @@ size_t state_cache_lookup(state_cache *c, uint64_t version, const uint16_t *tok,
             break;
         }
     }
-    if (found) {
-        c->st.hits++;
-        c->st.hit_chars += found;
-    } else {
-        c->st.misses++;
-    }
-    pthread_mutex_unlock(&c->mu);
-    free(h);
-    return found;
+    return lookup_done(c, h, found);
 }
 
 /* Records a and b of one key: 1 when a is worth keeping over b (reaches as
@@ -369,15 +376,7 @@ size_t state_cache_lookup_scored(state_cache *c, uint64_t version, const uint16_
     size_t found = last ? last->n : 0;
     if (last)
         memcpy(snap, last->snap, nfloats * sizeof *snap);
-    if (found) {
-        c->st.hits++;
-        c->st.hit_chars += found;
-    } else {
-        c->st.misses++;
-    }
-    pthread_mutex_unlock(&c->mu);
-    free(h);
-    return found;
+    return lookup_done(c, h, found);
 }
 
 int state_cache_retire(state_cache *c, const char *name, uint64_t floor)
