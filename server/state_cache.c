@@ -24,10 +24,10 @@ typedef struct entry {
     float snap[];      /* (nfloats) */
 } entry;
 
-/* An entry's records (state_cache_recs), one block: lp (count), then
- * top_lp and top_id (count x k each). */
+/* An entry's records (state_cache_recs) of positions from..n-1 of its key,
+ * one block: lp (n - from), then top_lp and top_id ((n - from) x k each). */
 typedef struct recs {
-    size_t from, count, bytes;
+    size_t from, bytes;
     int k;
     float *lp, *top_lp;
     int *top_id;
@@ -324,7 +324,7 @@ int state_cache_insert_scored(state_cache *c, uint64_t version, const char *name
     recs *rb = malloc(bytes);
     if (!rb)
         return -1;
-    rb->from = r->from, rb->count = count, rb->bytes = bytes, rb->k = r->k;
+    rb->from = r->from, rb->bytes = bytes, rb->k = r->k;
     rb->lp = (float *)(rb + 1);
     rb->top_lp = rb->lp + count;
     rb->top_id = (int *)(rb->top_lp + count * k);
