@@ -144,6 +144,49 @@ const TYPED = [
     if (ghost !== "" || await page.inputValue("#ac-text") !== text) fail(`Escape: ghost "${ghost}" or the text changed`);
     else console.log("ok: Escape dismissed the suggestion");
 
+    // The text changes while an older answer is in flight, and that answer is
+    // in before the page's debounce timer fires: the current text is asked
+    // for once, not again when the timer fires. The page's fetch is held by
+    // hand here (after the real answer is in), so the order is the same on
+    // every run; a second ask let an answer re-show a suggestion just
+    // dismissed with Escape.
+    const asked = await page.evaluate(async () => {
+      const ta = document.getElementById("ac-text"), real = window.fetch;
+      const held = [], primes = [];
+      let open = false; // once set, nothing is held
+      const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+      const type = (c) => { ta.value += c; ta.dispatchEvent(new Event("input")); };
+      window.fetch = async (url, opts) => {
+        primes.push(JSON.parse(opts.body).prime);
+        const response = await real(url, opts);
+        if (!open) await new Promise((release) => held.push(release));
+        return response;
+      };
+      const waitHeld = async (n) => { while (held.length < n) await pause(5); };
+      try {
+        type("x");
+        await waitHeld(1); // the answer for "x" is in and held
+        type("y");
+        await pause(200); // the timer for "y" fired while "x" is in flight
+        type("z");
+        held[0](); // "x" lands (stale) before the timer for "z" fires; "xyz" is asked
+        await waitHeld(2);
+        await pause(200); // the timer for "z" fires while "xyz" is in flight
+        held[1]();
+        await pause(200); // a second ask for "xyz" would be made by now
+      } finally {
+        open = true;
+        held.forEach((release) => release());
+        window.fetch = real;
+      }
+      return { primes: primes.map((p) => p.slice(-3)), text: ta.value };
+    });
+    if (asked.primes.length !== 2 || !asked.primes[0].endsWith("x") || asked.primes[1] !== "xyz")
+      fail(`the page asked for ${JSON.stringify(asked.primes)} (the text's last 3 characters), not "...x" then "xyz" once`);
+    else console.log(`ok: an answer in flight for an older text: the current text asked for once (${JSON.stringify(asked.primes)})`);
+    keys += 3;
+    await checkpoint(page, "after an answer in flight");
+
     // A usage.cached_chars (the daemon's prefix cache) is shown; one is put into the answers here.
     await page.route("**/sample", async (route) => {
       const msg = await (await route.fetch()).json();
