@@ -19,7 +19,7 @@ LABEL org.charrnn.stage=build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev meson ninja-build pkg-config \
-      libopenblas-dev libmicrohttpd-dev libcjson-dev libopenmpi-dev \
+      libmicrohttpd-dev libcjson-dev libopenmpi-dev \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads; tests/ is not configured with -Dtests=false.
@@ -53,7 +53,7 @@ RUN meson setup /build-mpi --buildtype=release -Dtests=false -Dnative=false -Dmp
 FROM debian:bookworm-slim AS train
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libopenblas0-pthread libcjson1 libopenmpi3 openmpi-bin openssh-client openssh-server \
+      libcjson1 libopenmpi3 openmpi-bin openssh-client openssh-server \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 charrnn \
  && useradd --system --uid 10001 --gid charrnn --create-home --home-dir /home/charrnn \
@@ -73,7 +73,7 @@ CMD ["charrnn-train", "--help"]
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libopenblas0-pthread libmicrohttpd12 libcjson1 \
+      libmicrohttpd12 libcjson1 \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 charrnn \
  && useradd --system --uid 10001 --gid charrnn --no-create-home --home-dir /nonexistent \

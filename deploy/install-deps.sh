@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs what charrnn needs on Debian 12 (bookworm). Run as root.
 #
-#   deploy/install-deps.sh           build dependencies (meson, gcc, OpenBLAS,
-#                                    libmicrohttpd, cJSON, Check, Open MPI)
+#   deploy/install-deps.sh           build dependencies (meson, gcc,
+#                                    libmicrohttpd, cJSON, Check, Open MPI;
+#                                    OpenBLAS for the tests' references)
 #   deploy/install-deps.sh --test    also what the test suites and CI need:
 #                                    PyTorch reference fixtures, yamllint and
 #                                    PyYAML for deploy/, curl, and podman +
@@ -28,7 +29,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-runtime_pkgs="libopenblas0-pthread libmicrohttpd12 libcjson1"
+runtime_pkgs="libmicrohttpd12 libcjson1"
 # libopenmpi-dev + openmpi-bin: multi-machine training (charrnn-train under mpirun;
 # the build finds Open MPI when it is there and trains on one machine without it).
 build_pkgs="meson ninja-build pkg-config gcc libc6-dev libopenblas-dev libmicrohttpd-dev libcjson-dev check libopenmpi-dev openmpi-bin"

@@ -41,7 +41,7 @@ if [ "${2:-}" = --rebuild ] || [ ! -x "$cache/lib/systemd/systemd" ]; then
   mirror=${CHARRNN_DEBIAN_MIRROR:-${mirror:-http://deb.debian.org/debian}}
   step "debootstrap bookworm with systemd from $mirror"
   rm -rf "$cache.tmp"
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,libopenblas0-pthread,libmicrohttpd12,libcjson1 \
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,libmicrohttpd12,libcjson1 \
     bookworm "$cache.tmp" "$mirror" >/tmp/charrnn-systemd-debootstrap.log 2>&1 ||
     { tail -n 20 /tmp/charrnn-systemd-debootstrap.log >&2; fail debootstrap; }
   rm -rf "$cache" && mv "$cache.tmp" "$cache"
