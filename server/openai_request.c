@@ -176,18 +176,6 @@ static int v1_max_tokens(void *ctx, const cJSON *v, span src, api_error *err)
     return 0;
 }
 
-/* the sampler's limits; unlike /sample's top_p, no rounding up of a value
- * too small for a float */
-static int v1_top_p(void *ctx, const cJSON *v, span src, api_error *err)
-{
-    v1_ctx *c = ctx;
-    double d;
-    if (json_get_sample_number(v, CHARRNN_SAMPLE_TOP_P, &d, err))
-        return -1;
-    c->r->p.top_p = (float)d;
-    return 0;
-}
-
 /* regex, or guided_regex as vLLM spells it */
 static int v1_regex(void *ctx, const cJSON *v, span src, api_error *err)
 {
@@ -271,7 +259,7 @@ static int v1_suffix(void *ctx, const cJSON *v, span src, api_error *err)
 }
 
 /* The fields of /v1/completions (sample_field). The plain sampling numbers
- * are /sample's definitions: temperature, min_p (vLLM's extension),
+ * are /sample's definitions: temperature, top_p, min_p (vLLM's extension),
  * presence_penalty, frequency_penalty (OpenAI's), repetition_penalty,
  * penalty_window. */
 static const sample_field v1_rows[] = {
@@ -279,7 +267,7 @@ static const sample_field v1_rows[] = {
     {"prompt", .parse = v1_prompt},
     {"max_tokens", .parse = v1_max_tokens},
     {"temperature", .number = CHARRNN_SAMPLE_TEMPERATURE},
-    {"top_p", .parse = v1_top_p},
+    {"top_p", .number = CHARRNN_SAMPLE_TOP_P},
     {"min_p", .number = CHARRNN_SAMPLE_MIN_P},
     {"n", .lo = 1, .hi = V1_MAX_N, .int_at = offsetof(completion_request, n)},
     {"stream", .parse = v1_stream},

@@ -440,6 +440,8 @@ V1_CONTROL_CASES = [
     dict(prime="the ", length=150, seed=24, frequency_penalty=0.8, temperature=0.7),
     dict(prime="a", length=150, seed=25, presence_penalty=-1, frequency_penalty=0.5,
          repetition_penalty=1.4, penalty_window=20),
+    # below the smallest float: the best character alone, as on /sample
+    dict(prime="the ", length=60, seed=26, top_p=1e-300),
 ]
 
 
