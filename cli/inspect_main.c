@@ -27,10 +27,11 @@ typedef struct opts {
 static int parse_state(const char *flag, const char *v, void *dst, int aux)
 {
     (void)aux;
-    int ok = !strcmp(v, "cell") || !strcmp(v, "hidden");
-    if (ok)
-        *(charrnn_state_kind *)dst = strcmp(v, "cell") ? CHARRNN_STATE_HIDDEN : CHARRNN_STATE_CELL;
-    return parse_choice(flag, v, ok, "cell or hidden");
+    int s = charrnn_state_parse(v);
+    if (s >= 0)
+        *(charrnn_state_kind *)dst = (charrnn_state_kind)s;
+    return parse_choice(flag, v, s >= 0,
+                        "cell, hidden, input_gate, forget_gate, cell_gate or output_gate");
 }
 
 static void show_state(const void *dst, char *buf, size_t n)
@@ -56,8 +57,9 @@ static const flag_row rows[] = {
      "span match: a unit is on above X", 0, 0},
     {"--layer", FLAG_INT, O(layer), 1, CHARRNN_MAX_LAYERS, NULL, NULL, "L",
      "span match: the layer (1 is nearest the input)", 0, 0},
-    {"--state", FLAG_CUSTOM, O(state), 0, 0, parse_state, show_state, "cell|hidden",
-     "span match: the state", 0, 0},
+    {"--state", FLAG_CUSTOM, O(state), 0, 0, parse_state, show_state, "STATE",
+     "span match: cell, hidden or an LSTM gate (input_gate, forget_gate, cell_gate, output_gate)",
+     0, 0},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 _Static_assert(NROWS <= sizeof(((opts *)0)->seen), "opts.seen holds a byte per row");

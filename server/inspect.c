@@ -76,8 +76,32 @@ static cJSON *match_json(const inspect_request *q, const charrnn_inspect *rec)
     return o;
 }
 
-static cJSON *inspect_json(req_ctx *c, const inspect_request *q, const charrnn_inspect *rec,
-                           const job_result *res)
+/* Per layer, per sigmoid gate: each unit's fraction of left- and
+ * right-saturated characters, rounded to 4 decimals (the paper's figure). */
+static cJSON *saturation_json(const charrnn_inspect *rec, int L, int H)
+{
+    cJSON *layers = cJSON_CreateArray();
+    for (int l = 0; l < L; l++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "layer", l + 1);
+        for (int g = 0; g < CHARRNN_SAT_GATES; g++) {
+            cJSON *gate = cJSON_AddObjectToObject(o, charrnn_state_name(charrnn_sat_gate(g)));
+            cJSON *left = cJSON_AddArrayToObject(gate, "left");
+            cJSON *right = cJSON_AddArrayToObject(gate, "right");
+            for (int j = 0; j < H; j++) {
+                double a, b;
+                charrnn_inspect_saturation(rec, l, g, j, &a, &b);
+                cJSON_AddItemToArray(left, cJSON_CreateNumber(round(a * 1e4) / 1e4));
+                cJSON_AddItemToArray(right, cJSON_CreateNumber(round(b * 1e4) / 1e4));
+            }
+        }
+        cJSON_AddItemToArray(layers, o);
+    }
+    return layers;
+}
+
+static cJSON *inspect_json(req_ctx *c, const inspect_request *q, const charrnn_config *cfg,
+                           const charrnn_inspect *rec, const job_result *res)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", c->model);
@@ -86,7 +110,7 @@ static cJSON *inspect_json(req_ctx *c, const inspect_request *q, const charrnn_i
     cJSON_AddNumberToObject(o, "decimals", q->decimals);
     if (q->find) {
         cJSON_AddItemToObject(o, "found", found_json(rec));
-    } else {
+    } else if (q->n_units || q->has_match) {
         cJSON_AddNumberToObject(o, "layer", q->layer);
         cJSON_AddStringToObject(o, "state", charrnn_state_name((charrnn_state_kind)q->state));
         cJSON *us = cJSON_AddArrayToObject(o, "units");
@@ -100,6 +124,9 @@ static cJSON *inspect_json(req_ctx *c, const inspect_request *q, const charrnn_i
         if (q->has_match)
             cJSON_AddItemToObject(o, "match", match_json(q, rec));
     }
+    if (q->saturation)
+        cJSON_AddItemToObject(o, "saturation",
+                              saturation_json(rec, cfg->num_layers, cfg->hidden_size));
     cJSON *tm = cJSON_AddObjectToObject(o, "timing");
     cJSON_AddNumberToObject(tm, "queue_ms", round(res->queue_seconds * 1e6) / 1e3);
     cJSON_AddNumberToObject(tm, "inspect_ms", round(res->generate_seconds * 1e6) / 1e3);
@@ -158,6 +185,7 @@ enum MHD_Result handle_inspect(req_ctx *c)
                               .units = q.units,
                               .n_units = q.has_match ? -1 : q.n_units,
                               .find = q.find,
+                              .saturation = q.saturation,
                               .decimals = q.decimals};
     char msg[CHARRNN_ERR_MAX];
     const char *field = NULL;
@@ -179,11 +207,12 @@ enum MHD_Result handle_inspect(req_ctx *c)
                                     : respond_fail(c, 400, INVALID, field, "%s", msg);
     }
     job_result res;
+    const charrnn_config cfg = ver->model->cfg;
     rc = inspect_run(c, ver, &q, rec, &res, &ret);
     store_release(ver);
     if (rc == 0) {
         c->finish = "length";
-        ret = respond_json(c, 200, inspect_json(c, &q, rec, &res));
+        ret = respond_json(c, 200, inspect_json(c, &q, &cfg, rec, &res));
     }
     charrnn_inspect_release(rec);
     inspect_request_clear(&q);

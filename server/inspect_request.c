@@ -10,8 +10,8 @@
 
 #define INVALID "invalid_request_error"
 
-static const char *const inspect_fields[] = {"model", "text", "layer",    "units",
-                                             "state", "find", "decimals", "match"};
+static const char *const inspect_fields[] = {"model", "text",     "layer", "units",     "state",
+                                             "find",  "decimals", "match", "saturation"};
 
 static int parse_units(inspect_request *r, const cJSON *v, api_error *err)
 {
@@ -91,10 +91,17 @@ static int inspect_member(void *ctx, const cJSON *v, span src, api_error *err)
     if (!strcmp(k, "units"))
         return parse_units(r, v, err);
     if (!strcmp(k, "state")) {
-        if (!cJSON_IsString(v) ||
-            (strcmp(v->valuestring, "cell") && strcmp(v->valuestring, "hidden")))
-            return api_fail(err, 400, INVALID, k, "'state' must be \"cell\" or \"hidden\"");
-        r->state = strcmp(v->valuestring, "cell") ? CHARRNN_STATE_HIDDEN : CHARRNN_STATE_CELL;
+        r->state = cJSON_IsString(v) ? charrnn_state_parse(v->valuestring) : -1;
+        if (r->state < 0)
+            return api_fail(err, 400, INVALID, k,
+                            "'state' must be \"cell\", \"hidden\", \"input_gate\", "
+                            "\"forget_gate\", \"cell_gate\" or \"output_gate\"");
+        return 0;
+    }
+    if (!strcmp(k, "saturation")) {
+        if (!cJSON_IsBool(v))
+            return api_fail(err, 400, INVALID, k, "'saturation' must be true or false");
+        r->saturation = cJSON_IsTrue(v);
         return 0;
     }
     if (!strcmp(k, "find"))
@@ -116,10 +123,11 @@ static int inspect_check(inspect_request *q, api_error *err)
     if (q->find && (q->n_units || q->has_match))
         return api_fail(err, 400, INVALID, "find",
                         "'find' searches every unit: give it without 'units' and 'match'");
-    if (!q->find && !q->n_units && !q->has_match)
+    if (!q->find && !q->n_units && !q->has_match && !q->saturation)
         return api_fail(err, 400, INVALID, "units",
-                        "give 'units' (with 'layer'), 'find' or 'match' (with 'layer')");
-    if (!q->find && !q->layer)
+                        "give 'units' (with 'layer'), 'find', 'match' (with 'layer') or "
+                        "'saturation'");
+    if ((q->n_units || q->has_match) && !q->layer)
         return api_fail(err, 400, INVALID, "layer", "'layer' is required with 'units' or 'match'");
     if (q->has_match && q->match_end > (double)utf8_chars(q->text, q->text_len))
         return api_fail(err, 400, INVALID, "match",

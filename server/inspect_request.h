@@ -1,11 +1,12 @@
 /* POST /inspect bodies: {model, text, layer, units, state, find, decimals,
- * match}, strictly parsed (json_body.h), the model and the text as /score
+ * match, saturation}, strictly parsed (json_body.h), the model and the text as /score
  * reads them (score_request_model, score_request_text: a text over
  * --max-score-chars is a 413). Wrong types, out-of-range numbers, unknown
  * states and features, more than CHARRNN_INSPECT_MAX_UNITS units and a
- * request that asks for no mode (units, find or match) are 400 errors naming
- * the field. What depends on the model (the layer and the units in range,
- * "cell" of a model without one) is checked when the recorder is created. */
+ * request that asks for no mode (units, find, match or saturation) are 400
+ * errors naming the field. What depends on the model (the layer and the
+ * units in range, "cell", a gate or saturation of a model that is not an
+ * LSTM) is checked when the recorder is created. */
 #ifndef CHARRNN_SERVE_INSPECT_REQUEST_H
 #define CHARRNN_SERVE_INSPECT_REQUEST_H
 
@@ -26,6 +27,7 @@ typedef struct inspect_request {
     unsigned find;
     int decimals;
     int has_match;
+    int saturation; /* the gates' saturation per layer, gate and unit */
     double match_start, match_end, match_threshold;
     const serve_config *cfg;
 } inspect_request;

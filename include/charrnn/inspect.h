@@ -8,11 +8,14 @@
  * character hands the new state of every layer to the recorder. So a bf16 or
  * int8 model reports its own values. The recorder keeps what was asked:
  *
- *   values   one layer's cell (c_t, LSTM only) or hidden (h_t) state of
- *            chosen units, values[k][t] right after text[t];
+ *   values   one layer's cell (c_t, LSTM only) or hidden (h_t) state, or
+ *            (LSTM) one gate's activation, of chosen units, values[k][t]
+ *            right after text[t];
  *   find     for every layer, both states (LSTM) and every unit, Pearson's r
  *            between the unit's values and each chosen feature (below), over
- *            the whole text, from running sums: no (T x units) matrix.
+ *            the whole text, from running sums: no (T x units) matrix;
+ *   saturation  for every layer, sigmoid gate and unit, how often the gate
+ *            is saturated (Karpathy, Johnson, Fei-Fei 2015, figure 3).
  *
  * Rounding: with decimals >= 0 every value is rounded to that many decimals
  * (round half away from zero of the float widened to double) before it is
@@ -44,10 +47,24 @@
 
 #define CHARRNN_INSPECT_MAX_UNITS 64 /* units of one values request */
 
+/* What is recorded of a layer: its state, or (LSTM only) one of its gates'
+ * activations at t, i_t f_t g_t o_t as PyTorch's nn.LSTM names them, exactly
+ * the values the cell used (sigmoid, tanh for the cell gate g). */
 typedef enum charrnn_state_kind {
-    CHARRNN_STATE_CELL = 0,  /* c_t, LSTM only */
-    CHARRNN_STATE_HIDDEN = 1 /* h_t */
+    CHARRNN_STATE_CELL = 0,   /* c_t, LSTM only */
+    CHARRNN_STATE_HIDDEN = 1, /* h_t */
+    CHARRNN_STATE_INPUT_GATE, /* i_t (LSTM) */
+    CHARRNN_STATE_FORGET_GATE,
+    CHARRNN_STATE_CELL_GATE, /* g_t, in [-1, 1] */
+    CHARRNN_STATE_OUTPUT_GATE,
+    CHARRNN_STATE_COUNT
 } charrnn_state_kind;
+
+/* The sigmoid gates whose saturation is counted (the paper's figure): a
+ * gate is left-saturated below 0.1 and right-saturated above 0.9. */
+#define CHARRNN_SAT_GATES 3 /* input, forget, output */
+#define CHARRNN_SAT_LEFT 0.1
+#define CHARRNN_SAT_RIGHT 0.9
 
 typedef enum charrnn_feature {
     CHARRNN_FEAT_LINE_POSITION = 0,
@@ -62,8 +79,13 @@ typedef enum charrnn_feature {
 const char *charrnn_feature_name(int f);
 /* The feature named name, or -1. */
 int charrnn_feature_parse(const char *name);
-/* "cell" / "hidden". */
+/* "cell", "hidden", "input_gate", "forget_gate", "cell_gate",
+ * "output_gate"; NULL out of range. */
 const char *charrnn_state_name(charrnn_state_kind s);
+/* The state named name, or -1. */
+int charrnn_state_parse(const char *name);
+/* The gate of the g-th saturation gate (0..CHARRNN_SAT_GATES-1). */
+charrnn_state_kind charrnn_sat_gate(int g);
 
 /* The features of a UTF-8 text of n code points: out[f * n + t] for every
  * feature f < CHARRNN_FEAT_COUNT. The text must be valid UTF-8. */
@@ -81,6 +103,11 @@ typedef struct charrnn_inspect_opts {
     int n_units;
     /* find: a bit (1 << charrnn_feature) per feature; 0 = no discovery. */
     unsigned find;
+    /* saturation (LSTM only): count, for every layer, sigmoid gate and unit,
+     * the characters on which the gate is below CHARRNN_SAT_LEFT and above
+     * CHARRNN_SAT_RIGHT. With values or find, or alone (layer, units and
+     * find unused). */
+    int saturation;
     int decimals; /* rounding (above); -1 none; at most 9 */
 } charrnn_inspect_opts;
 
@@ -116,6 +143,12 @@ typedef struct charrnn_found {
  * unit; neither has a constant unit. Returns how many there are. */
 size_t charrnn_inspect_found(const charrnn_inspect *r, int per_feature, charrnn_found *out,
                              size_t cap);
+
+/* Saturation mode: the fractions of the characters read on which layer l's
+ * sigmoid gate g (charrnn_sat_gate) of unit j was left- and
+ * right-saturated; 0 and 0 before any. */
+void charrnn_inspect_saturation(const charrnn_inspect *r, int l, int g, int j, double *left,
+                                double *right);
 
 /* Pearson's r of x and y (n each) from the same running sums that find mode
  * keeps; NaN when either is constant. */

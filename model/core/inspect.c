@@ -33,7 +33,13 @@ struct charrnn_inspect {
     unsigned find;
     double *feat; /* (F, n) */
     double *sx, *sxx, *sxy;
+    /* saturation: per ((l * CHARRNN_SAT_GATES + g) * H + unit) the count of
+     * left- then right-saturated characters, two numbers each */
+    uint32_t *sat;
 };
+
+static const char *const state_names[CHARRNN_STATE_COUNT] = {
+    "cell", "hidden", "input_gate", "forget_gate", "cell_gate", "output_gate"};
 
 const char *charrnn_feature_name(int f)
 {
@@ -50,7 +56,28 @@ int charrnn_feature_parse(const char *name)
 
 const char *charrnn_state_name(charrnn_state_kind s)
 {
-    return s == CHARRNN_STATE_CELL ? "cell" : "hidden";
+    return s >= 0 && s < CHARRNN_STATE_COUNT ? state_names[s] : NULL;
+}
+
+int charrnn_state_parse(const char *name)
+{
+    for (int s = 0; s < CHARRNN_STATE_COUNT; s++)
+        if (!strcmp(name, state_names[s]))
+            return s;
+    return -1;
+}
+
+charrnn_state_kind charrnn_sat_gate(int g)
+{
+    static const charrnn_state_kind gates[CHARRNN_SAT_GATES] = {
+        CHARRNN_STATE_INPUT_GATE, CHARRNN_STATE_FORGET_GATE, CHARRNN_STATE_OUTPUT_GATE};
+    return gates[g];
+}
+
+/* The activations of gate state s (a gate kind) in the 4H i, f, g, o buffer. */
+static const float *gate_row(const float *gates, charrnn_state_kind s, int H)
+{
+    return gates + (size_t)(s - CHARRNN_STATE_INPUT_GATE) * (size_t)H;
 }
 
 static int is_letter(uint32_t c)
@@ -113,6 +140,7 @@ void charrnn_inspect_release(charrnn_inspect *r)
     if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
         return;
     free(r->units), free(r->values), free(r->feat), free(r->sx), free(r->sxx), free(r->sxy);
+    free(r->sat);
     free(r);
 }
 
@@ -132,19 +160,28 @@ int charrnn_inspect_create(const charrnn_model *m, const char *text, size_t len,
         *field = "find";
         return charrnn_fail(err, errlen, CHARRNN_EINVAL, "unknown feature");
     }
-    if (!o->find) {
+    if (o->saturation && !lstm) {
+        *field = "saturation";
+        return charrnn_fail(err, errlen, CHARRNN_EINVAL,
+                            "this model's cell has no LSTM gates: no 'saturation'");
+    }
+    /* values: unless find, or saturation alone */
+    const int values = !o->find && !(o->saturation && o->n_units == 0);
+    if (values) {
         if (o->layer < 0 || o->layer >= L) {
             *field = "layer";
             return charrnn_fail(err, errlen, CHARRNN_ERANGE,
                                 "'layer' must be 1..%d (1 is nearest the input), got %d", L,
                                 o->layer + 1);
         }
-        if (o->state != CHARRNN_STATE_HIDDEN && (o->state != CHARRNN_STATE_CELL || !lstm)) {
+        if (o->state != CHARRNN_STATE_HIDDEN &&
+            (o->state < 0 || o->state >= CHARRNN_STATE_COUNT || !lstm)) {
             *field = "state";
             return charrnn_fail(err, errlen, CHARRNN_EINVAL,
-                                lstm ? "'state' must be \"cell\" or \"hidden\""
-                                     : "this model's cell has no cell state: 'state' must be "
-                                       "\"hidden\"");
+                                lstm ? "'state' must be \"cell\", \"hidden\", \"input_gate\", "
+                                       "\"forget_gate\", \"cell_gate\" or \"output_gate\""
+                                     : "this model's cell has no cell state or LSTM gates: "
+                                       "'state' must be \"hidden\"");
         }
         if (o->n_units != -1 && (o->n_units < 1 || o->n_units > CHARRNN_INSPECT_MAX_UNITS)) {
             *field = "units";
@@ -169,20 +206,24 @@ int charrnn_inspect_create(const charrnn_model *m, const char *text, size_t len,
     r->scale = o->decimals >= 0 ? pow(10.0, o->decimals) : 0.0;
     r->find = o->find;
     int nomem = 0;
+    if (o->saturation) {
+        r->sat = calloc((size_t)L * CHARRNN_SAT_GATES * H * 2, sizeof *r->sat);
+        nomem = !r->sat;
+    }
     if (o->find) {
         size_t slots = (size_t)L * r->states * H;
         r->feat = malloc((size_t)CHARRNN_FEAT_COUNT * (n ? n : 1) * sizeof *r->feat);
         r->sx = calloc(slots, sizeof *r->sx), r->sxx = calloc(slots, sizeof *r->sxx);
         r->sxy = calloc(slots * CHARRNN_FEAT_COUNT, sizeof *r->sxy);
-        nomem = !r->feat || !r->sx || !r->sxx || !r->sxy;
+        nomem = nomem || !r->feat || !r->sx || !r->sxx || !r->sxy;
         if (!nomem)
             charrnn_text_features((const uint8_t *)text, len, n, r->feat);
-    } else {
+    } else if (values) {
         r->layer = o->layer, r->state = o->state;
         r->n_units = o->n_units == -1 ? H : o->n_units;
         r->units = malloc((size_t)r->n_units * sizeof *r->units);
         r->values = malloc((size_t)r->n_units * (n ? n : 1) * sizeof *r->values);
-        nomem = !r->units || !r->values;
+        nomem = nomem || !r->units || !r->values;
         for (int k = 0; !nomem && k < r->n_units; k++)
             r->units[k] = o->n_units == -1 ? k : o->units[k];
     }
@@ -214,12 +255,15 @@ double charrnn_inspect_value(const charrnn_inspect *r, int k, size_t t)
     return rounded(r, r->values[(size_t)k * r->n + t]);
 }
 
-void charrnn_inspect_put(charrnn_inspect *r, int l, size_t t, const float *h, const float *c)
+void charrnn_inspect_put(charrnn_inspect *r, int l, size_t t, const float *h, const float *c,
+                         const float *gates)
 {
     if (t >= r->n)
         return;
     if (r->values && l == r->layer) {
-        const float *row = r->state == CHARRNN_STATE_CELL ? c : h;
+        const float *row = r->state == CHARRNN_STATE_CELL ? c
+            : r->state == CHARRNN_STATE_HIDDEN            ? h
+                                                          : gate_row(gates, r->state, r->H);
         for (int k = 0; k < r->n_units; k++)
             r->values[(size_t)k * r->n + t] = row[r->units[k]];
     }
@@ -240,8 +284,29 @@ void charrnn_inspect_put(charrnn_inspect *r, int l, size_t t, const float *h, co
             }
         }
     }
+    if (r->sat)
+        for (int g = 0; g < CHARRNN_SAT_GATES; g++) {
+            const float *row = gate_row(gates, charrnn_sat_gate(g), r->H);
+            uint32_t *n = r->sat + ((size_t)l * CHARRNN_SAT_GATES + g) * r->H * 2;
+            for (int j = 0; j < r->H; j++) {
+                n[2 * j] += row[j] < CHARRNN_SAT_LEFT;
+                n[2 * j + 1] += row[j] > CHARRNN_SAT_RIGHT;
+            }
+        }
     if (l == r->L - 1)
         atomic_store(&r->filled, t + 1);
+}
+
+void charrnn_inspect_saturation(const charrnn_inspect *r, int l, int g, int j, double *left,
+                                double *right)
+{
+    size_t n = charrnn_inspect_filled(r);
+    *left = *right = 0.0;
+    if (!r->sat || !n)
+        return;
+    const uint32_t *c = r->sat + (((size_t)l * CHARRNN_SAT_GATES + g) * r->H + j) * 2;
+    *left = (double)c[0] / (double)n;
+    *right = (double)c[1] / (double)n;
 }
 
 /* r from the sums of x, x^2, y, y^2 and x*y over n. */

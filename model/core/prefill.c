@@ -194,6 +194,7 @@ static void block_recurrent(const charrnn_model *m, int nb, int l, float *h, flo
 {
     const int H = m->cfg.hidden_size;
     const int GH = charrnn_cell_gates(m->cfg.cell) * H;
+    const int lstm = m->cfg.cell == CHARRNN_CELL_LSTM;
     const float *c_old = c;
     for (int t = 0; t < nb; t++) {
         const float *h_old = t == 0 ? h : w->here + (size_t)(t - 1) * H;
@@ -202,8 +203,8 @@ static void block_recurrent(const charrnn_model *m, int nb, int l, float *h, flo
         charrnn_rd_run(rs, &j, 1);
         stream_cell(m->cfg.cell, H, w->gi + (size_t)t * GH, w->gh, h_old, c_old, h_new, c_new);
         if (rec)
-            charrnn_inspect_put(rec, l, pos0 + (size_t)t, h_new,
-                                m->cfg.cell == CHARRNN_CELL_LSTM ? c_new : NULL);
+            charrnn_inspect_put(rec, l, pos0 + (size_t)t, h_new, lstm ? c_new : NULL,
+                                lstm ? w->gi + (size_t)t * GH : NULL);
         c_old = c_new;
     }
     memcpy(h, w->here + (size_t)(nb - 1) * H, (size_t)H * sizeof *h);

@@ -521,9 +521,11 @@ static void step_tile(const charrnn_model *m, charrnn_stream *const *ss, size_t 
             charrnn_stream *s = ss[i];
             const size_t o = state_old(s, l, L, H), nw = state_new(s, l, L, H);
             stream_cell(m->cfg.cell, H, s->gi, s->gh, s->h + o, s->c + o, s->h + nw, s->c + nw);
-            if (s->p.inspect)
+            if (s->p.inspect) {
+                const int lstm = m->cfg.cell == CHARRNN_CELL_LSTM;
                 charrnn_inspect_put(s->p.inspect, l, s->fed_prime - 1, s->h + nw,
-                                    m->cfg.cell == CHARRNN_CELL_LSTM ? s->c + nw : NULL);
+                                    lstm ? s->c + nw : NULL, lstm ? s->gi : NULL);
+            }
         }
     }
     const float *x[TILE];

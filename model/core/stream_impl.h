@@ -129,9 +129,10 @@ static inline void stream_input_column(const charrnn_model *m, int tok, float *g
 void charrnn_stream_step_end(charrnn_stream *s);
 
 /* Hands layer l's new state after prime position t to the stream's recorder
- * (inspect.c); c is NULL but for LSTM. */
-void charrnn_inspect_put(struct charrnn_inspect *r, int l, size_t t, const float *h,
-                         const float *c);
+ * (inspect.c); c and gates are NULL but for LSTM, where gates is the 4H
+ * activations i, f, g, o that stream_cell leaves in the gate buffer. */
+void charrnn_inspect_put(struct charrnn_inspect *r, int l, size_t t, const float *h, const float *c,
+                         const float *gates);
 
 /* Floats of one state (h, and c for LSTM, of every layer). */
 static inline size_t stream_state_floats(const charrnn_model *m)

@@ -81,6 +81,10 @@ with tempfile.TemporaryDirectory() as tmp:
     print(m)
     check(m.startswith("units on over [%d, %d)" % (a, b)) and "other spans" in m,
           "span match output")
+    m = subprocess.run([INSPECT, "--checkpoint", ck, "--text", probe, "--span", str(a),
+                        "--span-end", str(b), "--layer", "1", "--state", "forget_gate",
+                        "--threshold", "0.9"], check=True, capture_output=True, text=True).stdout
+    check("(layer 1 forget_gate, threshold 0.9)" in m, "span match on a gate: %r" % m[:120])
     for args, what in [([], "no flags"), (["--checkpoint", ck], "no --text"),
                        (["--checkpoint", ck, "--text", probe, "--span", "3"], "--span alone"),
                        (["--checkpoint", ck, "--text", probe, "--state", "gates"], "bad --state"),

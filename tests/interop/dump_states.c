@@ -1,7 +1,8 @@
 /* Test tool: one layer's state after each character of a text, as the
  * library's recorder (charrnn/inspect.h) receives it from the stream's own
  * prefill and step, unrounded: every unit of the layer, as raw little-endian
- * float32, (H, n) unit-major. /inspect serves the same values rounded. */
+ * float32, (H, n) unit-major. /inspect serves the same values rounded. The
+ * state is any of charrnn_state_name's (cell, hidden, or an LSTM gate). */
 #include "charrnn/charrnn.h"
 
 #include <stdio.h>
@@ -11,7 +12,7 @@
 int main(int argc, char **argv)
 {
     if (argc != 5) {
-        fprintf(stderr, "usage: dump_states CHECKPOINT TEXT LAYER(1-based) cell|hidden\n");
+        fprintf(stderr, "usage: dump_states CHECKPOINT TEXT LAYER(1-based) STATE\n");
         return 2;
     }
     char err[CHARRNN_ERR_MAX];
@@ -21,8 +22,7 @@ int main(int argc, char **argv)
         return 1;
     }
     charrnn_inspect_opts o = {.layer = atoi(argv[3]) - 1,
-                              .state = strcmp(argv[4], "cell") ? CHARRNN_STATE_HIDDEN
-                                                               : CHARRNN_STATE_CELL,
+                              .state = (charrnn_state_kind)charrnn_state_parse(argv[4]),
                               .n_units = -1,
                               .decimals = -1};
     charrnn_inspect *r;

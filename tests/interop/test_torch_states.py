@@ -40,20 +40,41 @@ def check(cond, msg):
         print("ok:", msg)
 
 
+GATES = ("input_gate", "forget_gate", "cell_gate", "output_gate")  # PyTorch's i, f, g, o
+
+
+def lstm_gates(rnn, l, x, h_prev):
+    """nn.LSTM's documented gates of layer l for input x and state h_prev (double):
+    i, f, o = sigmoid, g = tanh of W_ih x + b_ih + W_hh h + b_hh, rows i, f, g, o."""
+    w = {k: getattr(rnn, "%s_l%d" % (k, l)).double() for k in ("weight_ih", "bias_ih",
+                                                                 "weight_hh", "bias_hh")}
+    a = w["weight_ih"] @ x + w["bias_ih"] + w["weight_hh"] @ h_prev + w["bias_hh"]
+    i, f, g, o = a.chunk(4)
+    return {"input_gate": torch.sigmoid(i), "forget_gate": torch.sigmoid(f),
+            "cell_gate": torch.tanh(g), "output_gate": torch.sigmoid(o)}
+
+
 def torch_states(rnn, vocab, text):
-    """{(layer, 'cell'|'hidden'): (H, n)} from nn.LSTM / GRU stepped per character."""
-    L = rnn.num_layers
+    """{(layer, state): (H, n)} from nn.LSTM / GRU stepped per character; for an
+    LSTM also its four gates, from its weights and the states before."""
+    L, H = rnn.num_layers, rnn.hidden_size
     state, out = None, {}
     with torch.no_grad():
         for ch in text:
             x = torch.nn.functional.one_hot(torch.tensor([vocab.index(ch)]),
                                             len(vocab)).float().unsqueeze(1)
+            prev = state[0][:, 0].double() if state is not None else None
             _, state = rnn(x, state)
             h, c = state if isinstance(state, tuple) else (state, None)
             for l in range(L):
                 out.setdefault((l + 1, "hidden"), []).append(h[l, 0].clone())
-                if c is not None:
-                    out.setdefault((l + 1, "cell"), []).append(c[l, 0].clone())
+                if c is None:
+                    continue
+                out.setdefault((l + 1, "cell"), []).append(c[l, 0].clone())
+                below = x[0, 0].double() if l == 0 else h[l - 1, 0].double()
+                h_prev = prev[l] if prev is not None else torch.zeros(H, dtype=torch.float64)
+                for k, v in lstm_gates(rnn, l, below, h_prev).items():
+                    out.setdefault((l + 1, k), []).append(v)
     return {k: torch.stack(v, dim=1).double() for k, v in out.items()}
 
 

@@ -181,6 +181,61 @@ def span_match():
         start, end, U, m["units"], m["matched_spans"]))
 
 
+GATES = ("input_gate", "forget_gate", "cell_gate", "output_gate")
+
+
+@test
+def gates_and_saturation():
+    """The gates are the ones the cell used: c_t = f c_{t-1} + i g and
+    h_t = o tanh(c_t) hold on the served values of every unit (a gate taken
+    from the wrong rows breaks them); their ranges are the sigmoid's and
+    tanh's; saturation is the fraction of characters with a sigmoid gate
+    below 0.1 or above 0.9, per layer, gate and unit, of those values."""
+    text = make_text()[:600]
+    n, units = len(text), list(range(32))
+    for layer in (1, 2):
+        got = {}
+        for state in ("cell", "hidden") + GATES:
+            st, _, a = post({"text": text, "layer": layer, "units": units, "state": state,
+                             "decimals": 9})
+            check(st == 200 and a["state"] == state, a)
+            got[state] = [u["values"] for u in a["units"]]
+        worst = 0.0
+        for j in units:
+            c, h = got["cell"][j], got["hidden"][j]
+            i, f, g, o = (got[k][j] for k in GATES)
+            for t in range(n):
+                c_prev = c[t - 1] if t else 0.0
+                worst = max(worst, abs(f[t] * c_prev + i[t] * g[t] - c[t]) / (1 + abs(c[t])),
+                            abs(o[t] * math.tanh(c[t]) - h[t]))
+            check(all(0 <= v <= 1 for k in ("input_gate", "forget_gate", "output_gate")
+                      for v in got[k][j]) and all(-1 <= v <= 1 for v in g),
+                  "layer %d unit %d: gates out of range" % (layer, j))
+        # float32 cell arithmetic, values rounded to 9 decimals
+        check(worst < 1e-5, "layer %d: the cell equations on the served gates, worst %.2e"
+              % (layer, worst))
+        print("     layer %d: c = f c' + i g, h = o tanh(c) within %.1e" % (layer, worst))
+        st, _, s = post({"text": text, "saturation": True, "decimals": 9})
+        check(st == 200 and len(s["saturation"]) == 2 and "units" not in s, s)
+        sat = s["saturation"][layer - 1]
+        check(sat["layer"] == layer and set(sat) == {"layer", "input_gate", "forget_gate",
+                                                      "output_gate"}, sorted(sat))
+        for k in ("input_gate", "forget_gate", "output_gate"):
+            want_l = [round(sum(v < 0.1 for v in got[k][j]) / n, 4) for j in units]
+            want_r = [round(sum(v > 0.9 for v in got[k][j]) / n, 4) for j in units]
+            check(sat[k]["left"] == want_l and sat[k]["right"] == want_r,
+                  "layer %d %s saturation: %r %r != %r %r" % (layer, k, sat[k]["left"][:4],
+                                                            sat[k]["right"][:4], want_l[:4],
+                                                            want_r[:4]))
+    # with find, both; a GRU has no LSTM gates
+    st, _, a = post({"text": text, "find": ["line_position"], "saturation": True})
+    check(st == 200 and a["found"] and len(a["saturation"]) == 2, sorted(a))
+    for body, field in [({"state": "input_gate", "layer": 1, "units": [0]}, "state"),
+                        ({"saturation": True}, "saturation")]:
+        expect_error(post(dict(body, model="other", text="the fox")), 400, field, "LSTM gates")
+    expect_error(post({"text": "the fox", "saturation": 1}), 400, "saturation")
+
+
 @test
 def response_bound_10000_chars_8_units():
     text = (make_text() * 3)[:10000]
