@@ -15,7 +15,7 @@
 // screenshot is kept.
 // usage: node inside.test.js BASE_URL SCREENSHOT_PATH
 "use strict";
-const { launch, until } = require("./browser");
+const { launch, openPlayground, until } = require("./browser");
 
 const [base, shot] = process.argv.slice(2);
 const WAIT_MS = 120000; // a bound against hanging (sanitizer builds are slow), not a measurement
@@ -174,9 +174,7 @@ async function checkMatch(page, span, layer, state, threshold, what) {
 (async () => {
   const browser = await launch();
   try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-    await page.goto(base + "/", { waitUntil: "load" });
-    await until(page, () => document.querySelectorAll("#model option").length > 0, 10000);
+    const page = await openPlayground(browser, base);
     const model = (await (await fetch(base + "/models")).json()).models.find((m) => m.default);
     await page.click("#tab-inside");
 
