@@ -31,6 +31,14 @@ exports.launch = async () => {
   return browser;
 };
 
+// A page of the playground at base, once its model list is in: what every view needs first.
+exports.openPlayground = async (browser, base) => {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+  await page.goto(base + "/", { waitUntil: "load" });
+  await exports.until(page, () => document.querySelectorAll("#model option").length > 0, 10000);
+  return page;
+};
+
 // Polls fn in the page until it returns true, for at most timeoutMs (a bound
 // against hanging, not a measurement). page.waitForFunction cannot serve: it
 // compiles its predicate with eval inside the page, which the playground's CSP

@@ -8,7 +8,7 @@
 // Screenshots (SCREENSHOT_PATH and its -probs / -score siblings) are kept.
 // usage: node playground.test.js BASE_URL SCREENSHOT_PATH
 "use strict";
-const { launch, until } = require("./browser");
+const { launch, openPlayground, until } = require("./browser");
 
 const [base, shot] = process.argv.slice(2);
 const LENGTH = 10000; // the daemon's default max_length: long enough to watch it stream
@@ -132,9 +132,7 @@ async function controls(page) {
 (async () => {
   const browser = await launch();
   try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-    await page.goto(base + "/", { waitUntil: "load" });
-    await until(page, () => document.querySelectorAll("#model option").length > 0, 10000);
+    const page = await openPlayground(browser, base);
     await page.fill("#prime", "the ");
     await page.fill("#length", String(LENGTH));
     await page.fill("#temperature", "0.9");

@@ -2,8 +2,9 @@
 # Browser test of the playground page (GET /): trains a tiny model, starts the
 # real daemon on a free loopback port, and drives the page in Debian's
 # headless chromium with playwright-core (installed from npm into the build
-# tree on first use): playground.test.js (Generate, Score) and
-# autocomplete.test.js (Autocomplete). The screenshots are kept as test artifacts.
+# tree on first use): playground.test.js (Generate, Score),
+# autocomplete.test.js (Autocomplete) and inside.test.js (Inside, POST /inspect).
+# The screenshots are kept as test artifacts.
 # usage: run.sh CHARRNN_SERVE CHARRNN_TRAIN OUTDIR
 set -euo pipefail
 serve=$1 train=$2 outdir=$3
@@ -34,12 +35,14 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
   --worker-nice 0 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-# Both files run against the same daemon; either failing fails the test.
+# The files run against the same daemon; any failing fails the test.
 status=0
 NODE_PATH="$outdir/node_modules" node "$here/playground.test.js" "http://127.0.0.1:$port" \
   "$outdir/playground.png" || status=1
 NODE_PATH="$outdir/node_modules" node "$here/autocomplete.test.js" "http://127.0.0.1:$port" \
   "$outdir/playground-autocomplete.png" || status=1
+NODE_PATH="$outdir/node_modules" node "$here/inside.test.js" "http://127.0.0.1:$port" \
+  "$outdir/playground-inside.png" || status=1
 # A second daemon that requires an API key: the page asks for it.
 key=sk-playground-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 echo "browser:$key" > "$work/keys"
