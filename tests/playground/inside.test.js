@@ -184,7 +184,8 @@ async function checkMatch(page, span, layer, state, threshold, what) {
       states: [...document.getElementById("in-state").options].map((o) => o.value),
       units: document.getElementById("in-units").textContent }));
     const layers = Array.from({ length: model.num_layers }, (_, i) => String(i + 1));
-    const states = model.cell === "lstm" ? ["cell", "hidden"] : ["hidden"];
+    const states = model.cell === "lstm"
+      ? ["cell", "hidden", "input_gate", "forget_gate", "cell_gate", "output_gate"] : ["hidden"];
     if (JSON.stringify(pickers) !== JSON.stringify({ layers, states, units: `0..${model.hidden_size - 1}` }))
       fail(`pickers ${JSON.stringify(pickers)} for a ${model.num_layers}x${model.hidden_size} ${model.cell}`);
     else console.log(`ok: pickers: layers ${layers}, states ${states}, units ${pickers.units}`);
@@ -209,6 +210,10 @@ async function checkMatch(page, span, layer, state, threshold, what) {
     await page.fill("#in-unit", "3");
     await page.press("#in-unit", "Enter");
     await checkUnit(page, TEXT, 1, "hidden", 3, "pickers");
+    if (model.cell === "lstm") { // a gate, by the pickers
+      await page.selectOption("#in-state", "forget_gate");
+      await checkUnit(page, TEXT, 1, "forget_gate", 3, "a gate picked");
+    }
 
     // A span selected with the mouse: the last layer's first state, at a threshold set here.
     const layer = model.num_layers, state = states[0], threshold = 0.3;
