@@ -57,6 +57,7 @@ static enum MHD_Result queue(req_ctx *c, unsigned status, struct MHD_Response *r
     add_common_headers(c, r);
     c->status = status;
     c->responded = 1;
+    key_slot_give(c); /* a whole answer: its generation has ended */
     enum MHD_Result ret = MHD_queue_response(c->conn, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -238,6 +239,12 @@ static void access_log(req_ctx *c, double seconds, int aborted)
     log_json("info", "request", f);
 }
 
+void key_slot_give(req_ctx *c)
+{
+    if (atomic_exchange(&c->key_slot, 0))
+        api_keys_give(c->srv->keys, c->key_label);
+}
+
 void ctx_release(req_ctx *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
@@ -246,8 +253,7 @@ void ctx_release(req_ctx *c)
         engine_cancel(c->srv->eng, c->job);
         engine_job_release(c->srv->eng, c->job);
     }
-    if (c->key_slot)
-        api_keys_give(c->srv->keys, c->key_label);
+    key_slot_give(c);
     if (c->v1_free)
         c->v1_free(c);
     free(c->body);
@@ -352,7 +358,7 @@ static int key_checks(req_ctx *c, enum MHD_Result *ret)
                                 c->key_label);
             return 1;
         }
-        c->key_slot = 1;
+        atomic_store(&c->key_slot, 1);
     }
     return 0;
 }

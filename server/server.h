@@ -68,7 +68,9 @@ typedef struct req_ctx {
     const char *finish;                    /* finish_reason or what ended the request */
     char user[65];                         /* /v1 "user", for the access log ("" = none) */
     char key_label[API_KEY_LABEL_MAX + 1]; /* the API key\'s label ("" = none given) */
-    int key_slot; /* holds one of the key\'s running generations (api_keys_take) */
+    /* holds one of the key\'s running generations (api_keys_take); given back
+     * (key_slot_give) as the last bytes of the answer are handed to MHD */
+    atomic_int key_slot;
     gen_job *job;
     void *v1; /* /v1/completions state, freed by v1_free */
     void (*v1_free)(struct req_ctx *c);
@@ -105,6 +107,12 @@ void add_common_headers(req_ctx *c, struct MHD_Response *r);
 /* 1 if the client has closed its side of the connection. */
 int client_gone(const req_ctx *c);
 void ctx_release(req_ctx *c);
+/* Gives back the key's generation slot the request holds, if it still does
+ * (once, from whichever thread comes first). Called when the answer is
+ * queued or a stream ends, before the client can have the last byte: a
+ * client that waits for one answer before it asks again is never refused
+ * because the server has not yet noticed that the first one ended. */
+void key_slot_give(req_ctx *c);
 
 /* Endpoints (routes.c maps paths to them; {name} of a path is in c->name). */
 enum MHD_Result handle_sample(req_ctx *c);

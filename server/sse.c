@@ -71,6 +71,8 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *out, size_t max)
     req_ctx *c = cls;
     if (c->pending_off >= c->pending_len) {
         int r = c->sse_next(c);
+        if (r <= 0)
+            key_slot_give(c); /* before the stream's terminating chunk */
         if (r == 0)
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (r < 0)
