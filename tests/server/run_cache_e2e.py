@@ -27,14 +27,7 @@ from run_e2e import Env, check, Daemon, cli_sample, metric  # noqa: E402
 
 ONLY = sys.argv[4:]
 EVERY = 256  # ENGINE_PREFIX_EVERY (server/engine.h)
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
+TESTS, test = e2e.registry()
 ENV = Env()
 FLAGS = ("--max-prime", "20000", "--max-score-chars", "20000", "--max-body", "262144",
          "--poll-interval", "0.2", "--default-model", "tiny")

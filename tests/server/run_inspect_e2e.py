@@ -17,23 +17,12 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run_e2e as e2e  # noqa: E402
-from run_e2e import Daemon, check, expect_error, make_text, metric  # noqa: E402
+from run_e2e import Daemon, Env, check, expect_error, make_text, metric  # noqa: E402
 
 ONLY = sys.argv[4:]
 J = {"Content-Type": "application/json"}
-TESTS = []
+TESTS, test = e2e.registry()
 TEXT = make_text()[:400]
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-class Env:
-    pass
-
-
 ENV = Env()
 
 
