@@ -50,4 +50,9 @@ int flag_table_seen(const flag_row *rows, size_t n, const unsigned char *seen, c
  * holding the defaults, laid out like base). */
 void flag_table_usage(FILE *f, const flag_row *rows, size_t n, const void *defaults);
 
+/* A front end's whole --help page: intro (its usage line and what it does,
+ * ending in a blank line), then flag_table_usage, then --help itself. */
+void flag_table_page(FILE *f, const char *intro, const flag_row *rows, size_t n,
+                     const void *defaults);
+
 #endif

@@ -140,17 +140,18 @@ static opts defaults(void)
     return (opts){.p = charrnn_sample_defaults(), .prime = "", .threads = 1};
 }
 
+/* The --help page's head: the usage line and what the program does. */
+static const char intro[] =
+    "usage: charrnn-sample --checkpoint FILE [options]\n"
+    "\n"
+    "Prints the prime text followed by sampled characters on stdout (as char-rnn's\n"
+    "sample.lua). The output is a pure function of the checkpoint and the options.\n"
+    "\n";
+
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: charrnn-sample --checkpoint FILE [options]\n"
-            "\n"
-            "Prints the prime text followed by sampled characters on stdout (as char-rnn's\n"
-            "sample.lua). The output is a pure function of the checkpoint and the options.\n"
-            "\n");
     const opts d = defaults();
-    flag_table_usage(f, rows, NROWS, &d);
-    fprintf(f, "  --help\n");
+    flag_table_page(f, intro, rows, NROWS, &d);
 }
 
 /* One command-line argument (args_parse's contract). */

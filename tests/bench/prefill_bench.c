@@ -22,6 +22,7 @@
 #include "charrnn/rowsplit.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
+#include "tool.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -122,12 +123,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
-    char err[CHARRNN_ERR_MAX];
-    charrnn_model *m = NULL;
-    if (charrnn_checkpoint_load(argv[1], &m, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    charrnn_model *m = tool_load(NULL, argv[1]);
     FILE *f = fopen(argv[2], "rb");
     char *text = malloc(4 * chars + 1);
     size_t len = 0, got = 0;
