@@ -36,10 +36,7 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CHECKPOINT [ROUNDS] [STREAMS] [STEPS]\n", argv[0]);
-        return 2;
-    }
+    tool_usage(argc >= 2, "%s CHECKPOINT [ROUNDS] [STREAMS] [STEPS]", argv[0]);
     int rounds = argc > 2 ? atoi(argv[2]) : 15, n = argc > 3 ? atoi(argv[3]) : 1;
     int steps = argc > 4 ? atoi(argv[4]) : 2000;
     if (rounds < 1 || rounds > MAX_ROUNDS || n < 1 || n > MAX_STREAMS || steps < 1) {

@@ -25,10 +25,7 @@ static double clock_s(clockid_t id)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CHECKPOINT [SECONDS] [N...]\n", argv[0]);
-        return 2;
-    }
+    tool_usage(argc >= 2, "%s CHECKPOINT [SECONDS] [N...]", argv[0]);
     char err[CHARRNN_ERR_MAX];
     charrnn_model *m = tool_load(NULL, argv[1]);
     double secs = argc > 2 ? atof(argv[2]) : 2.0;

@@ -70,10 +70,7 @@ static void *helper(void *rs)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CHECKPOINT [SECONDS] [HELPERS]\n", argv[0]);
-        return 2;
-    }
+    tool_usage(argc >= 2, "%s CHECKPOINT [SECONDS] [HELPERS]", argv[0]);
     double secs = argc > 2 ? atof(argv[2]) : 3.0;
     int helpers = argc > 3 ? atoi(argv[3]) : 0;
     char err[CHARRNN_ERR_MAX];

@@ -8,16 +8,23 @@
 #include "charrnn/checkpoint.h"
 #include "charrnn/status.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Prints "usage: USAGE" and exits 2 unless ok. */
-static inline void tool_usage(int ok, const char *usage)
+/* Prints "usage: " and the usage line (a printf format and its arguments,
+ * e.g. argv[0]) and exits 2 unless ok. */
+static inline __attribute__((format(printf, 2, 3))) void tool_usage(int ok, const char *usage, ...)
 {
-    if (!ok) {
-        fprintf(stderr, "usage: %s\n", usage);
-        exit(2);
-    }
+    if (ok)
+        return;
+    va_list ap;
+    va_start(ap, usage);
+    fputs("usage: ", stderr);
+    vfprintf(stderr, usage, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
 }
 
 /* Prints "PROG: msg" (msg alone when prog is NULL) and exits 1. */
