@@ -100,3 +100,9 @@ void flag_table_page(FILE *f, const char *intro, const flag_row *rows, size_t n,
     flag_table_usage(f, rows, n, defaults);
     fputs("  --help\n", f);
 }
+
+int flag_table_one(void *ctx, int argc, char **argv, int *i)
+{
+    const flag_target *t = ctx;
+    return flag_table_take(t->rows, t->n, t->base, t->seen, argc, argv, i);
+}

@@ -43,6 +43,18 @@ typedef struct flag_row {
 int flag_table_take(const flag_row *rows, size_t n, void *base, unsigned char *seen, int argc,
                     char **argv, int *i);
 
+/* A table bound to the options it fills: args_parse's ctx for
+ * flag_table_one. */
+typedef struct flag_target {
+    const flag_row *rows;
+    size_t n;
+    void *base;
+    unsigned char *seen;
+} flag_target;
+
+/* args_parse's one() for ctx, a flag_target: flag_table_take on its table. */
+int flag_table_one(void *ctx, int argc, char **argv, int *i);
+
 /* Whether the flag called name was given (seen as flag_table_take left it). */
 int flag_table_seen(const flag_row *rows, size_t n, const unsigned char *seen, const char *name);
 

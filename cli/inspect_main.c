@@ -85,12 +85,6 @@ static void usage(FILE *f)
     flag_table_page(f, intro, rows, NROWS, &d);
 }
 
-static int flag(void *ctx, int argc, char **argv, int *i)
-{
-    opts *o = ctx;
-    return flag_table_take(rows, NROWS, o, o->seen, argc, argv, i);
-}
-
 /* The start of the last n characters of text (all when n is 0 or more). */
 static size_t tail_offset(const uint8_t *text, size_t len, long n)
 {
@@ -144,7 +138,7 @@ int main(int argc, char **argv)
 {
     charrnn_prog = "charrnn-inspect";
     opts o = defaults();
-    int pr = args_parse(argc, argv, flag, &o, usage);
+    int pr = args_parse(argc, argv, flag_table_one, &(flag_target){rows, NROWS, &o, o.seen}, usage);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
     int span = flag_table_seen(rows, NROWS, o.seen, "--span");

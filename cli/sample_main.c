@@ -154,13 +154,6 @@ static void usage(FILE *f)
     flag_table_page(f, intro, rows, NROWS, &d);
 }
 
-/* One command-line argument (args_parse's contract). */
-static int flag(void *ctx, int argc, char **argv, int *i)
-{
-    opts *o = ctx;
-    return flag_table_take(rows, NROWS, o, o->seen, argc, argv, i);
-}
-
 static void *help(void *rs)
 {
     charrnn_rowsplit_help(rs);
@@ -193,7 +186,7 @@ int main(int argc, char **argv)
 {
     charrnn_prog = "charrnn-sample";
     opts o = defaults();
-    int pr = args_parse(argc, argv, flag, &o, usage);
+    int pr = args_parse(argc, argv, flag_table_one, &(flag_target){rows, NROWS, &o, o.seen}, usage);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
     charrnn_sample_params p = o.p;
