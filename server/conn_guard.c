@@ -139,25 +139,28 @@ int conn_guard_reserved(struct MHD_Connection *conn)
  * deadline thread. */
 static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
 
-void conn_guard_request_in(struct MHD_Connection *conn)
+/* Whether a request may be arriving on conn; when one may, its deadline
+ * starts now. */
+static void set_waiting(struct MHD_Connection *conn, int waiting)
 {
     slot *s = slot_of(conn);
     if (!s)
         return;
     pthread_mutex_lock(&slot_mu);
-    s->waiting = 0;
+    s->waiting = waiting;
+    if (waiting)
+        s->deadline = charrnn_clock_mono() + s->budget;
     pthread_mutex_unlock(&slot_mu);
+}
+
+void conn_guard_request_in(struct MHD_Connection *conn)
+{
+    set_waiting(conn, 0);
 }
 
 void conn_guard_response_out(struct MHD_Connection *conn)
 {
-    slot *s = slot_of(conn);
-    if (!s)
-        return;
-    pthread_mutex_lock(&slot_mu);
-    s->waiting = 1;
-    s->deadline = charrnn_clock_mono() + s->budget;
-    pthread_mutex_unlock(&slot_mu);
+    set_waiting(conn, 1);
 }
 
 /* Shuts down the sockets whose request did not arrive in time; libmicrohttpd

@@ -1018,16 +1018,24 @@ static void check_queue_deadline(engine *e, gen_job *j)
         unqueue(e, j, JOB_QUEUE_TIMEOUT);
 }
 
+/* A reader's turn under mu: j has a reader now; when the reader has all
+ * there is (caught_up) and j runs, waits up to timeout_ms for more. A job
+ * whose queue deadline passed ends, before and after the wait. */
+static void reader_wait(engine *e, gen_job *j, int caught_up, int timeout_ms)
+{
+    j->reader = 1;
+    check_queue_deadline(e, j);
+    if (caught_up && j->end == JOB_RUNNING) {
+        wait_ms(e, j, timeout_ms);
+        check_queue_deadline(e, j);
+    }
+}
+
 size_t engine_job_read(engine *e, gen_job *j, size_t from, char *dst, size_t cap, int timeout_ms,
                        int *ended)
 {
     pthread_mutex_lock(&e->mu);
-    j->reader = 1;
-    check_queue_deadline(e, j);
-    if (j->len <= from && j->end == JOB_RUNNING) {
-        wait_ms(e, j, timeout_ms);
-        check_queue_deadline(e, j);
-    }
+    reader_wait(e, j, j->len <= from, timeout_ms);
     size_t n = 0;
     if (j->len > from) {
         n = j->len - from;
@@ -1044,12 +1052,7 @@ size_t engine_job_records(engine *e, gen_job *j, size_t from, size_t max, job_re
                           float *top_lp, int timeout_ms, int *ended)
 {
     pthread_mutex_lock(&e->mu);
-    j->reader = 1;
-    check_queue_deadline(e, j);
-    if (j->nrec <= from && j->end == JOB_RUNNING) {
-        wait_ms(e, j, timeout_ms);
-        check_queue_deadline(e, j);
-    }
+    reader_wait(e, j, j->nrec <= from, timeout_ms);
     size_t n = 0, k = (size_t)j->top_k;
     if (j->nrec > from) {
         n = j->nrec - from < max ? j->nrec - from : max;
