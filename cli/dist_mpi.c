@@ -37,49 +37,42 @@ static int wait_for(MPI_Request *rq)
     }
 }
 
-static int mpi_send(void *ctx, int to, const void *buf, size_t bytes)
+enum { SEND, RECV, BCAST };
+
+/* One transfer of bytes at p in pieces of at most PIECE bytes: each piece's
+ * nonblocking call (peer: the destination, the source or the root), waited
+ * for with wait_for. */
+static int in_pieces(int op, int peer, char *p, size_t bytes)
 {
-    (void)ctx;
-    const char *p = buf;
     do {
         const size_t n = bytes < PIECE ? bytes : PIECE;
         MPI_Request rq;
-        if (MPI_Isend(p, (int)n, MPI_BYTE, to, 0, MPI_COMM_WORLD, &rq) != MPI_SUCCESS ||
-            wait_for(&rq))
+        int rc = op == SEND ? MPI_Isend(p, (int)n, MPI_BYTE, peer, 0, MPI_COMM_WORLD, &rq)
+            : op == RECV    ? MPI_Irecv(p, (int)n, MPI_BYTE, peer, 0, MPI_COMM_WORLD, &rq)
+                            : MPI_Ibcast(p, (int)n, MPI_BYTE, peer, MPI_COMM_WORLD, &rq);
+        if (rc != MPI_SUCCESS || wait_for(&rq))
             return -1;
         p += n, bytes -= n;
     } while (bytes > 0);
     return 0;
+}
+
+static int mpi_send(void *ctx, int to, const void *buf, size_t bytes)
+{
+    (void)ctx;
+    return in_pieces(SEND, to, (char *)buf, bytes); /* MPI_Isend only reads it */
 }
 
 static int mpi_recv(void *ctx, int from, void *buf, size_t bytes)
 {
     (void)ctx;
-    char *p = buf;
-    do {
-        const size_t n = bytes < PIECE ? bytes : PIECE;
-        MPI_Request rq;
-        if (MPI_Irecv(p, (int)n, MPI_BYTE, from, 0, MPI_COMM_WORLD, &rq) != MPI_SUCCESS ||
-            wait_for(&rq))
-            return -1;
-        p += n, bytes -= n;
-    } while (bytes > 0);
-    return 0;
+    return in_pieces(RECV, from, buf, bytes);
 }
 
 static int mpi_bcast(void *ctx, int root, void *buf, size_t bytes)
 {
     (void)ctx;
-    char *p = buf;
-    do {
-        const size_t n = bytes < PIECE ? bytes : PIECE;
-        MPI_Request rq;
-        if (MPI_Ibcast(p, (int)n, MPI_BYTE, root, MPI_COMM_WORLD, &rq) != MPI_SUCCESS ||
-            wait_for(&rq))
-            return -1;
-        p += n, bytes -= n;
-    } while (bytes > 0);
-    return 0;
+    return in_pieces(BCAST, root, buf, bytes);
 }
 
 int dist_begin(int *argc, char ***argv, dist *d)

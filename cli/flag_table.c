@@ -92,3 +92,17 @@ void flag_table_usage(FILE *f, const flag_row *rows, size_t n, const void *defau
         fprintf(f, !*def ? "\n" : *r->help ? " (%s)\n" : "(%s)\n", def);
     }
 }
+
+void flag_table_page(FILE *f, const char *intro, const flag_row *rows, size_t n,
+                     const void *defaults)
+{
+    fputs(intro, f);
+    flag_table_usage(f, rows, n, defaults);
+    fputs("  --help\n", f);
+}
+
+int flag_table_one(void *ctx, int argc, char **argv, int *i)
+{
+    const flag_target *t = ctx;
+    return flag_table_take(t->rows, t->n, t->base, t->seen, argc, argv, i);
+}

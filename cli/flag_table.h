@@ -43,11 +43,28 @@ typedef struct flag_row {
 int flag_table_take(const flag_row *rows, size_t n, void *base, unsigned char *seen, int argc,
                     char **argv, int *i);
 
+/* A table bound to the options it fills: args_parse's ctx for
+ * flag_table_one. */
+typedef struct flag_target {
+    const flag_row *rows;
+    size_t n;
+    void *base;
+    unsigned char *seen;
+} flag_target;
+
+/* args_parse's one() for ctx, a flag_target: flag_table_take on its table. */
+int flag_table_one(void *ctx, int argc, char **argv, int *i);
+
 /* Whether the flag called name was given (seen as flag_table_take left it). */
 int flag_table_seen(const flag_row *rows, size_t n, const unsigned char *seen, const char *name);
 
 /* The rows' usage lines, each default read from defaults (an options struct
  * holding the defaults, laid out like base). */
 void flag_table_usage(FILE *f, const flag_row *rows, size_t n, const void *defaults);
+
+/* A front end's whole --help page: intro (its usage line and what it does,
+ * ending in a blank line), then flag_table_usage, then --help itself. */
+void flag_table_page(FILE *f, const char *intro, const flag_row *rows, size_t n,
+                     const void *defaults);
 
 #endif

@@ -69,25 +69,20 @@ static opts defaults(void)
     return (opts){NULL, NULL, 0, 5, 4, 1, CHARRNN_STATE_CELL, 0, 0, 0.5, {0}};
 }
 
+/* The --help page's head: the usage line and what the program does. */
+static const char intro[] =
+    "usage: charrnn-inspect --checkpoint FILE --text FILE [options]\n"
+    "\n"
+    "Lists the units whose state follows a feature of the text (line_position,\n"
+    "word_position, quote, bracket_depth, indent): Pearson's r over the whole text,\n"
+    "every layer and state, best first. With --span and --span-end: LSTMVis's match\n"
+    "instead, in --layer's --state.\n"
+    "\n";
+
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: charrnn-inspect --checkpoint FILE --text FILE [options]\n"
-            "\n"
-            "Lists the units whose state follows a feature of the text (line_position,\n"
-            "word_position, quote, bracket_depth, indent): Pearson's r over the whole text,\n"
-            "every layer and state, best first. With --span and --span-end: LSTMVis's match\n"
-            "instead, in --layer's --state.\n"
-            "\n");
     const opts d = defaults();
-    flag_table_usage(f, rows, NROWS, &d);
-    fprintf(f, "  --help\n");
-}
-
-static int flag(void *ctx, int argc, char **argv, int *i)
-{
-    opts *o = ctx;
-    return flag_table_take(rows, NROWS, o, o->seen, argc, argv, i);
+    flag_table_page(f, intro, rows, NROWS, &d);
 }
 
 /* The start of the last n characters of text (all when n is 0 or more). */
@@ -143,7 +138,7 @@ int main(int argc, char **argv)
 {
     charrnn_prog = "charrnn-inspect";
     opts o = defaults();
-    int pr = args_parse(argc, argv, flag, &o, usage);
+    int pr = args_parse(argc, argv, flag_table_one, &(flag_target){rows, NROWS, &o, o.seen}, usage);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
     int span = flag_table_seen(rows, NROWS, o.seen, "--span");

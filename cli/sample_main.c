@@ -140,24 +140,18 @@ static opts defaults(void)
     return (opts){.p = charrnn_sample_defaults(), .prime = "", .threads = 1};
 }
 
+/* The --help page's head: the usage line and what the program does. */
+static const char intro[] =
+    "usage: charrnn-sample --checkpoint FILE [options]\n"
+    "\n"
+    "Prints the prime text followed by sampled characters on stdout (as char-rnn's\n"
+    "sample.lua). The output is a pure function of the checkpoint and the options.\n"
+    "\n";
+
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: charrnn-sample --checkpoint FILE [options]\n"
-            "\n"
-            "Prints the prime text followed by sampled characters on stdout (as char-rnn's\n"
-            "sample.lua). The output is a pure function of the checkpoint and the options.\n"
-            "\n");
     const opts d = defaults();
-    flag_table_usage(f, rows, NROWS, &d);
-    fprintf(f, "  --help\n");
-}
-
-/* One command-line argument (args_parse's contract). */
-static int flag(void *ctx, int argc, char **argv, int *i)
-{
-    opts *o = ctx;
-    return flag_table_take(rows, NROWS, o, o->seen, argc, argv, i);
+    flag_table_page(f, intro, rows, NROWS, &d);
 }
 
 static void *help(void *rs)
@@ -192,7 +186,7 @@ int main(int argc, char **argv)
 {
     charrnn_prog = "charrnn-sample";
     opts o = defaults();
-    int pr = args_parse(argc, argv, flag, &o, usage);
+    int pr = args_parse(argc, argv, flag_table_one, &(flag_target){rows, NROWS, &o, o.seen}, usage);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
     charrnn_sample_params p = o.p;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,11 +23,11 @@ typedef struct slot {
     struct sockaddr_storage peer; /* to recognise the socket behind fd */
     socklen_t peer_len;
     int reserved;
-    double budget;   /* seconds a request may take to arrive */
-    int waiting;     /* a request is (or may be) arriving */
-    double deadline; /* when waiting */
-    int cut;         /* shut down by the deadline */
-    struct slot *prev, *next;
+    double budget;         /* seconds a request may take to arrive */
+    int waiting;           /* a request is (or may be) arriving */
+    double deadline;       /* when waiting */
+    int cut;               /* shut down by the deadline */
+    LIST_ENTRY(slot) link; /* in the guard's slots */
 } slot;
 
 struct conn_guard {
@@ -34,7 +35,7 @@ struct conn_guard {
     double request_seconds;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    slot *slots;
+    LIST_HEAD(, slot) slots; /* every open connection */
     int total, stop;
     pthread_t thread;
 };
@@ -61,8 +62,11 @@ int conn_guard_key(const struct sockaddr *sa, uint8_t key[16])
 static int count_key(const conn_guard *g, const uint8_t key[16])
 {
     int n = 0;
-    for (const slot *s = g->slots; s; s = s->next)
+    const slot *s;
+    LIST_FOREACH(s, &g->slots, link)
+    {
         n += !memcmp(s->key, key, 16);
+    }
     return n;
 }
 
@@ -103,10 +107,7 @@ void conn_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_con
         s->budget = s->reserved ? RESERVED_SECONDS : g->request_seconds;
         s->waiting = 1;
         s->deadline = charrnn_clock_mono() + s->budget;
-        s->next = g->slots;
-        if (g->slots)
-            g->slots->prev = s;
-        g->slots = s;
+        LIST_INSERT_HEAD(&g->slots, s, link);
         pthread_mutex_unlock(&g->mu);
         return;
     }
@@ -116,12 +117,7 @@ void conn_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_con
         return;
     pthread_mutex_lock(&g->mu);
     g->total--;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        g->slots = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    LIST_REMOVE(s, link);
     pthread_mutex_unlock(&g->mu);
     free(s);
 }
@@ -143,25 +139,28 @@ int conn_guard_reserved(struct MHD_Connection *conn)
  * deadline thread. */
 static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
 
-void conn_guard_request_in(struct MHD_Connection *conn)
+/* Whether a request may be arriving on conn; when one may, its deadline
+ * starts now. */
+static void set_waiting(struct MHD_Connection *conn, int waiting)
 {
     slot *s = slot_of(conn);
     if (!s)
         return;
     pthread_mutex_lock(&slot_mu);
-    s->waiting = 0;
+    s->waiting = waiting;
+    if (waiting)
+        s->deadline = charrnn_clock_mono() + s->budget;
     pthread_mutex_unlock(&slot_mu);
+}
+
+void conn_guard_request_in(struct MHD_Connection *conn)
+{
+    set_waiting(conn, 0);
 }
 
 void conn_guard_response_out(struct MHD_Connection *conn)
 {
-    slot *s = slot_of(conn);
-    if (!s)
-        return;
-    pthread_mutex_lock(&slot_mu);
-    s->waiting = 1;
-    s->deadline = charrnn_clock_mono() + s->budget;
-    pthread_mutex_unlock(&slot_mu);
+    set_waiting(conn, 1);
 }
 
 /* Shuts down the sockets whose request did not arrive in time; libmicrohttpd
@@ -176,7 +175,9 @@ static void *deadlines(void *arg)
         charrnn_clock_deadline(&ts, TICK_MS * 1e-3);
         pthread_cond_timedwait(&g->cv, &g->mu, &ts);
         double now = charrnn_clock_mono();
-        for (slot *s = g->slots; s; s = s->next) {
+        slot *s;
+        LIST_FOREACH(s, &g->slots, link)
+        {
             pthread_mutex_lock(&slot_mu);
             int late = s->waiting && !s->cut && now > s->deadline;
             pthread_mutex_unlock(&slot_mu);
@@ -200,6 +201,7 @@ conn_guard *conn_guard_create(int max_connections, int per_addr, double request_
     conn_guard *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
+    LIST_INIT(&g->slots);
     g->max_connections = max_connections;
     g->per_addr = per_addr;
     g->request_seconds = request_seconds;

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -58,9 +59,9 @@ struct gen_job {
     double t_submit, t_start, t_end, deadline;
     pthread_cond_t cond; /* output or end */
     char client[ENGINE_CLIENT_MAX];
-    struct client *cl;      /* its client's record while running or queued, else NULL */
-    uint64_t seq;           /* submission order (the oldest job first among equals) */
-    gen_job *qprev, *qnext; /* links in its client's wait queue */
+    struct client *cl;          /* its client's record while running or queued, else NULL */
+    uint64_t seq;               /* submission order (the oldest job first among equals) */
+    TAILQ_ENTRY(gen_job) qlink; /* its place in its client's wait queue */
     int queued;
 };
 
@@ -70,8 +71,8 @@ typedef struct client {
     char id[ENGINE_CLIENT_MAX];
     int active, queued;
     uint64_t last_start; /* e->starts when one of its jobs last started; 0: never */
-    gen_job *qhead, *qtail;
-    struct client *prev, *next;
+    TAILQ_HEAD(, gen_job) queue;
+    LIST_ENTRY(client) link; /* in the engine's clients */
 } client;
 
 typedef struct batch {
@@ -88,7 +89,7 @@ struct engine {
     pthread_cond_t work; /* a batch became runnable, or stop */
     batch *batches;      /* singly linked; workers rotate through it */
     batch *cursor;
-    client *clients; /* those with work; few, so a list */
+    LIST_HEAD(, client) clients; /* those with work; few, so a list */
     int nclients;
     uint64_t seq, starts, share_rejected;
     int active, queued;
@@ -198,17 +199,17 @@ static void job_end_now(engine *e, gen_job *j, job_end end)
 /* The record of client id, created if it has none (NULL out of memory). Under mu. */
 static client *client_get(engine *e, const char *id)
 {
-    for (client *c = e->clients; c; c = c->next)
+    client *c;
+    LIST_FOREACH(c, &e->clients, link)
+    {
         if (!strcmp(c->id, id))
             return c;
-    client *c = calloc(1, sizeof *c);
-    if (!c)
+    }
+    if (!(c = calloc(1, sizeof *c)))
         return NULL;
     memcpy(c->id, id, sizeof c->id);
-    c->next = e->clients;
-    if (e->clients)
-        e->clients->prev = c;
-    e->clients = c;
+    TAILQ_INIT(&c->queue);
+    LIST_INSERT_HEAD(&e->clients, c, link);
     e->nclients++;
     return c;
 }
@@ -218,12 +219,7 @@ static void client_put(engine *e, client *c)
 {
     if (c->active || c->queued)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        e->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_REMOVE(c, link);
     e->nclients--;
     free(c);
 }
@@ -241,12 +237,7 @@ static void queue_add(engine *e, gen_job *j)
 {
     client *c = j->cl;
     j->queued = 1;
-    j->qprev = c->qtail;
-    if (c->qtail)
-        c->qtail->qnext = j;
-    else
-        c->qhead = j;
-    c->qtail = j;
+    TAILQ_INSERT_TAIL(&c->queue, j, qlink);
     c->queued++;
     e->queued++;
 }
@@ -256,15 +247,7 @@ static void queue_add(engine *e, gen_job *j)
 static void queue_remove(engine *e, gen_job *j)
 {
     client *c = j->cl;
-    if (j->qprev)
-        j->qprev->qnext = j->qnext;
-    else
-        c->qhead = j->qnext;
-    if (j->qnext)
-        j->qnext->qprev = j->qprev;
-    else
-        c->qtail = j->qprev;
-    j->qprev = j->qnext = NULL;
+    TAILQ_REMOVE(&c->queue, j, qlink);
     j->queued = 0;
     c->queued--;
     e->queued--;
@@ -276,17 +259,19 @@ static void queue_remove(engine *e, gen_job *j)
  * waits. Under mu. */
 static gen_job *queue_next(const engine *e)
 {
-    const client *best = NULL;
-    for (const client *c = e->clients; c; c = c->next) {
-        if (!c->qhead)
+    const client *best = NULL, *c;
+    LIST_FOREACH(c, &e->clients, link)
+    {
+        if (TAILQ_EMPTY(&c->queue))
             continue;
         if (!best || c->active < best->active ||
             (c->active == best->active &&
              (c->last_start < best->last_start ||
-              (c->last_start == best->last_start && c->qhead->seq < best->qhead->seq))))
+              (c->last_start == best->last_start &&
+               TAILQ_FIRST(&c->queue)->seq < TAILQ_FIRST(&best->queue)->seq))))
             best = c;
     }
-    return best ? best->qhead : NULL;
+    return best ? TAILQ_FIRST(&best->queue) : NULL;
 }
 
 /* Streams per batch below which a batch is worth filling before another one
@@ -835,6 +820,7 @@ int engine_create(const engine_config *cfg, engine **out)
     engine *e = calloc(1, sizeof *e);
     if (!e)
         return -1;
+    LIST_INIT(&e->clients);
     e->cfg = *cfg;
     if (e->cfg.max_batch < 1)
         e->cfg.max_batch = 1;
@@ -1032,16 +1018,24 @@ static void check_queue_deadline(engine *e, gen_job *j)
         unqueue(e, j, JOB_QUEUE_TIMEOUT);
 }
 
+/* A reader's turn under mu: j has a reader now; when the reader has all
+ * there is (caught_up) and j runs, waits up to timeout_ms for more. A job
+ * whose queue deadline passed ends, before and after the wait. */
+static void reader_wait(engine *e, gen_job *j, int caught_up, int timeout_ms)
+{
+    j->reader = 1;
+    check_queue_deadline(e, j);
+    if (caught_up && j->end == JOB_RUNNING) {
+        wait_ms(e, j, timeout_ms);
+        check_queue_deadline(e, j);
+    }
+}
+
 size_t engine_job_read(engine *e, gen_job *j, size_t from, char *dst, size_t cap, int timeout_ms,
                        int *ended)
 {
     pthread_mutex_lock(&e->mu);
-    j->reader = 1;
-    check_queue_deadline(e, j);
-    if (j->len <= from && j->end == JOB_RUNNING) {
-        wait_ms(e, j, timeout_ms);
-        check_queue_deadline(e, j);
-    }
+    reader_wait(e, j, j->len <= from, timeout_ms);
     size_t n = 0;
     if (j->len > from) {
         n = j->len - from;
@@ -1058,12 +1052,7 @@ size_t engine_job_records(engine *e, gen_job *j, size_t from, size_t max, job_re
                           float *top_lp, int timeout_ms, int *ended)
 {
     pthread_mutex_lock(&e->mu);
-    j->reader = 1;
-    check_queue_deadline(e, j);
-    if (j->nrec <= from && j->end == JOB_RUNNING) {
-        wait_ms(e, j, timeout_ms);
-        check_queue_deadline(e, j);
-    }
+    reader_wait(e, j, j->nrec <= from, timeout_ms);
     size_t n = 0, k = (size_t)j->top_k;
     if (j->nrec > from) {
         n = j->nrec - from < max ? j->nrec - from : max;

@@ -137,24 +137,25 @@ void metrics_observe(metrics *m, const char *route, unsigned status, double seco
     pthread_mutex_unlock(&m->mu);
 }
 
-void metrics_generated(metrics *m, const char *model, size_t chars)
+/* Adds n characters to model's generated (scored 0) or scored count. */
+static void count_chars(metrics *m, const char *model, size_t n, int scored)
 {
     pthread_mutex_lock(&m->mu);
     model_chars *c =
         by_name((void **)&m->chars, &m->nchars, &m->capchars, sizeof *c, sizeof c->model, model);
     if (c)
-        c->chars += chars;
+        *(scored ? &c->scored : &c->chars) += n;
     pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_generated(metrics *m, const char *model, size_t chars)
+{
+    count_chars(m, model, chars, 0);
 }
 
 void metrics_scored(metrics *m, const char *model, size_t chars)
 {
-    pthread_mutex_lock(&m->mu);
-    model_chars *c =
-        by_name((void **)&m->chars, &m->nchars, &m->capchars, sizeof *c, sizeof c->model, model);
-    if (c)
-        c->scored += chars;
-    pthread_mutex_unlock(&m->mu);
+    count_chars(m, model, chars, 1);
 }
 
 void metrics_model_request(metrics *m, const char *model, const char *route)

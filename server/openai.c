@@ -16,7 +16,6 @@
  * as choices p * n + rank. usage counts every candidate's characters. */
 #include "echo.h"
 #include "buf.h"
-#include "charrnn/clock.h"
 #include "logprobs_json.h"
 #include "openai_request.h"
 #include "generate.h"
@@ -29,9 +28,8 @@
 #include <string.h>
 #include <time.h>
 
-#define WAIT_MS 100    /* how often a waiting request checks its client */
-#define POLL_MS 10     /* wait per round when streaming several choices */
-#define EVENT_GAP 0.01 /* seconds between events: coalesces fast output */
+#define WAIT_MS 100 /* how often a waiting request checks its client */
+#define POLL_MS 10  /* wait per round when streaming several choices */
 #define READ_CHUNK 4096
 
 typedef struct choice {
@@ -499,11 +497,7 @@ static int next_event(req_ctx *rc)
     engine *e = rc->srv->eng;
     if (k->over)
         return 0;
-    double gap = EVENT_GAP - (charrnn_clock_mono() - rc->last_event);
-    if (gap > 0) {
-        struct timespec ts = {0, (long)(gap * 1e9)};
-        nanosleep(&ts, NULL);
-    }
+    sse_pace(rc);
     for (;;) {
         int all_final = 1;
         for (size_t step = 0; step < k->nch; step++) {

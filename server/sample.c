@@ -10,11 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define WAIT_MS 100    /* how often a waiting request checks its client */
 #define CHUNK_MAX 4096 /* most text bytes per SSE event */
-#define EVENT_GAP 0.01 /* seconds between text events: coalesces fast output */
 
 /* Milliseconds rounded to microseconds, so the JSON stays short. */
 static double ms(double seconds)
@@ -127,11 +125,7 @@ static int next_event(req_ctx *c)
     if (c->sse_over)
         return 0;
     char buf[CHUNK_MAX];
-    double gap = EVENT_GAP - (charrnn_clock_mono() - c->last_event);
-    if (gap > 0) {
-        struct timespec ts = {0, (long)(gap * 1e9)};
-        nanosleep(&ts, NULL);
-    }
+    sse_pace(c);
     for (;;) {
         int ended = 0;
         size_t n = engine_job_read(e, c->job, c->sent, buf, sizeof buf, WAIT_MS, &ended);

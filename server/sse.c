@@ -5,8 +5,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define KEEPALIVE_SECONDS 15 /* SSE comment when no event was sent for this long */
+#define EVENT_GAP 0.01       /* seconds between events: coalesces fast output */
 
 static void set_pending(req_ctx *c, char *ev, size_t len)
 {
@@ -111,4 +113,13 @@ enum MHD_Result sse_start(req_ctx *c, sse_next_fn next)
     enum MHD_Result ret = MHD_queue_response(c->conn, 200, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+void sse_pace(req_ctx *c)
+{
+    double gap = EVENT_GAP - (charrnn_clock_mono() - c->last_event);
+    if (gap > 0) {
+        struct timespec ts = {0, (long)(gap * 1e9)};
+        nanosleep(&ts, NULL);
+    }
 }

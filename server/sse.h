@@ -24,6 +24,9 @@ int sse_set_text(req_ctx *c, char *s);
 /* When no event went out for the keep-alive interval, a comment becomes the
  * pending event: 1; 0 when none is due; -1 out of memory. */
 int sse_keepalive(req_ctx *c);
+/* Sleeps until 10 ms have passed since c's last event, so that fast output
+ * coalesces into fewer, larger events (called before making the next one). */
+void sse_pace(req_ctx *c);
 
 /* Length of the longest prefix of s[0..n) made of whole UTF-8 characters. */
 size_t utf8_whole(const char *s, size_t n);

@@ -12,16 +12,17 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 typedef struct entry {
     uint64_t hash, version, name_hash;
     size_t n, nfloats, bytes; /* tokens, snapshot floats, what it is charged */
     struct entry *chain;      /* next in the bucket */
-    struct entry *newer, *older;
-    struct recs *recs; /* the records of its last characters, or NULL */
-    uint16_t *tok;     /* (n), after the snapshot in the same block */
-    float snap[];      /* (nfloats) */
+    TAILQ_ENTRY(entry) lru;   /* its place in the cache's LRU list */
+    struct recs *recs;        /* the records of its last characters, or NULL */
+    uint16_t *tok;            /* (n), after the snapshot in the same block */
+    float snap[];             /* (nfloats) */
 } entry;
 
 /* An entry's records (state_cache_recs) of positions from..n-1 of its key,
@@ -37,8 +38,8 @@ struct state_cache {
     pthread_mutex_t mu;
     size_t budget, bytes;
     entry **bucket;
-    size_t nbucket; /* a power of two */
-    entry *newest, *oldest;
+    size_t nbucket;                  /* a power of two */
+    TAILQ_HEAD(lru_list, entry) lru; /* every entry, the most recently used first */
     uint64_t seed;
     state_cache_stats st;
     struct floor {
@@ -86,6 +87,7 @@ state_cache *state_cache_create(size_t budget)
     state_cache *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    TAILQ_INIT(&c->lru);
     /* About one bucket per 8 KB of budget (a 2x512 LSTM snapshot), 1K..1M. */
     c->nbucket = 1024;
     while (c->nbucket < (1u << 20) && c->nbucket * 8192 < budget)
@@ -112,8 +114,8 @@ void state_cache_free(state_cache *c)
 {
     if (!c)
         return;
-    for (entry *e = c->newest, *next; e; e = next) {
-        next = e->older;
+    for (entry *e = TAILQ_FIRST(&c->lru), *next; e; e = next) {
+        next = TAILQ_NEXT(e, lru);
         free(e->recs);
         free(e);
     }
@@ -147,28 +149,11 @@ static entry *find(state_cache *c, uint64_t hash, uint64_t version, const uint16
     return NULL;
 }
 
-static void lru_unlink(state_cache *c, entry *e)
+/* e becomes the most recently used. */
+static void lru_touch(state_cache *c, entry *e)
 {
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        c->newest = e->older;
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        c->oldest = e->newer;
-    e->newer = e->older = NULL;
-}
-
-static void lru_push(state_cache *c, entry *e)
-{
-    e->older = c->newest;
-    e->newer = NULL;
-    if (c->newest)
-        c->newest->newer = e;
-    c->newest = e;
-    if (!c->oldest)
-        c->oldest = e;
+    TAILQ_REMOVE(&c->lru, e, lru);
+    TAILQ_INSERT_HEAD(&c->lru, e, lru);
 }
 
 /* Unlinks e from everything and frees it. Under mu. */
@@ -178,7 +163,7 @@ static void drop(state_cache *c, entry *e)
     while (*p != e)
         p = &(*p)->chain;
     *p = e->chain;
-    lru_unlink(c, e);
+    TAILQ_REMOVE(&c->lru, e, lru);
     c->bytes -= e->bytes;
     c->st.entries--;
     free(e->recs);
@@ -218,8 +203,7 @@ size_t state_cache_lookup(state_cache *c, uint64_t version, const uint16_t *tok,
         entry *e = find(c, h[k - 1], version, tok, k);
         if (e && e->nfloats == nfloats) {
             memcpy(out, e->snap, nfloats * sizeof *out);
-            lru_unlink(c, e);
-            lru_push(c, e);
+            lru_touch(c, e);
             found = k;
             break;
         }
@@ -238,8 +222,9 @@ static int recs_better(const recs *a, const recs *b)
  * within budget. Under mu. */
 static void make_room(state_cache *c, const entry *keep)
 {
-    while (c->bytes > c->budget && c->oldest && c->oldest != keep) {
-        drop(c, c->oldest);
+    entry *oldest;
+    while (c->bytes > c->budget && (oldest = TAILQ_LAST(&c->lru, lru_list)) && oldest != keep) {
+        drop(c, oldest);
         c->st.evictions++;
     }
 }
@@ -258,8 +243,7 @@ static int insert(state_cache *c, uint64_t version, const char *name, const uint
     pthread_mutex_lock(&c->mu);
     entry *e = find(c, hash, version, tok, n);
     if (e) { /* the same text's state is the same bits: keep it, fresher */
-        lru_unlink(c, e);
-        lru_push(c, e);
+        lru_touch(c, e);
         if (rb && recs_better(rb, e->recs)) {
             size_t old = e->recs ? e->recs->bytes : 0;
             free(e->recs);
@@ -300,7 +284,7 @@ static int insert(state_cache *c, uint64_t version, const char *name, const uint
     entry **b = &c->bucket[hash & (c->nbucket - 1)];
     e->chain = *b;
     *b = e;
-    lru_push(c, e);
+    TAILQ_INSERT_HEAD(&c->lru, e, lru);
     c->st.entries++;
     c->st.inserts++;
     pthread_mutex_unlock(&c->mu);
@@ -369,8 +353,7 @@ size_t state_cache_lookup_scored(state_cache *c, uint64_t version, const uint16_
             memcpy(top_id + (p - 1) * kk, r->top_id + q * (size_t)r->k, kk * sizeof *top_id);
         }
         upto = len;
-        lru_unlink(c, e);
-        lru_push(c, e);
+        lru_touch(c, e);
         last = e;
     }
     size_t found = last ? last->n : 0;
@@ -400,8 +383,8 @@ int state_cache_retire(state_cache *c, const char *name, uint64_t floor)
     }
     if (i < c->nfloors && c->floors[i].version < floor)
         c->floors[i].version = floor;
-    for (entry *e = c->newest, *next; e; e = next) {
-        next = e->older;
+    for (entry *e = TAILQ_FIRST(&c->lru), *next; e; e = next) {
+        next = TAILQ_NEXT(e, lru);
         if (e->name_hash == nh && e->version < floor) {
             drop(c, e);
             c->st.retired++;

@@ -41,6 +41,15 @@ struct charrnn_inspect {
 static const char *const state_names[CHARRNN_STATE_COUNT] = {
     "cell", "hidden", "input_gate", "forget_gate", "cell_gate", "output_gate"};
 
+/* The index of name in names[0..n), -1 when it is none of them. */
+static int index_of(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(name, names[i]))
+            return i;
+    return -1;
+}
+
 const char *charrnn_feature_name(int f)
 {
     return f >= 0 && f < CHARRNN_FEAT_COUNT ? feature_names[f] : NULL;
@@ -48,10 +57,7 @@ const char *charrnn_feature_name(int f)
 
 int charrnn_feature_parse(const char *name)
 {
-    for (int f = 0; f < CHARRNN_FEAT_COUNT; f++)
-        if (!strcmp(name, feature_names[f]))
-            return f;
-    return -1;
+    return index_of(feature_names, CHARRNN_FEAT_COUNT, name);
 }
 
 const char *charrnn_state_name(charrnn_state_kind s)
@@ -61,10 +67,7 @@ const char *charrnn_state_name(charrnn_state_kind s)
 
 int charrnn_state_parse(const char *name)
 {
-    for (int s = 0; s < CHARRNN_STATE_COUNT; s++)
-        if (!strcmp(name, state_names[s]))
-            return s;
-    return -1;
+    return index_of(state_names, CHARRNN_STATE_COUNT, name);
 }
 
 charrnn_state_kind charrnn_sat_gate(int g)

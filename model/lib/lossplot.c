@@ -256,22 +256,21 @@ static int draw(FILE *f, void *ctx)
             sum += tr->loss[i + k];
         fprintf(f, "%.1f,%.1f ", SX(tr->iter[i + k - 1]), SY(sum / (double)k));
     }
-    fprintf(f, "\"/>\n<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"");
-    for (size_t i = 0; i < va->n; i++)
-        fprintf(f, "%.1f,%.1f ", SX(va->iter[i]), SY(va->loss[i]));
     fprintf(f, "\"/>\n");
-    for (size_t i = 0; i < va->n; i++)
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#d62728\"/>\n", SX(va->iter[i]),
-                SY(va->loss[i]));
-    fprintf(f,
-            "<polyline fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" "
-            "stroke-dasharray=\"6 4\" points=\"");
-    for (size_t i = 0; i < st->n; i++)
-        fprintf(f, "%.1f,%.1f ", SX(st->iter[i]), SY(st->loss[i]));
-    fprintf(f, "\"/>\n");
-    for (size_t i = 0; i < st->n; i++)
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#ff7f0e\"/>\n", SX(st->iter[i]),
-                SY(st->loss[i]));
+    /* Validation (solid) and stream (dashed) losses: a line through every
+     * point and a dot on each. */
+    for (int k = 0; k < 2; k++) {
+        const series *s = k == 0 ? va : st;
+        const char *color = k == 0 ? "#d62728" : "#ff7f0e";
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" %spoints=\"", color,
+                k == 0 ? "" : "stroke-dasharray=\"6 4\" ");
+        for (size_t i = 0; i < s->n; i++)
+            fprintf(f, "%.1f,%.1f ", SX(s->iter[i]), SY(s->loss[i]));
+        fprintf(f, "\"/>\n");
+        for (size_t i = 0; i < s->n; i++)
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", SX(s->iter[i]),
+                    SY(s->loss[i]), color);
+    }
     fprintf(f,
             "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"#1f77b4\" stroke-width=\"2\"/>"
             "<text x=\"%d\" y=\"%d\">train</text>\n"

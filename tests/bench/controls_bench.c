@@ -11,6 +11,7 @@
 #include "charrnn/checkpoint.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
+#include "tool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,22 +36,15 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CHECKPOINT [ROUNDS] [STREAMS] [STEPS]\n", argv[0]);
-        return 2;
-    }
+    tool_usage(argc >= 2, "%s CHECKPOINT [ROUNDS] [STREAMS] [STEPS]", argv[0]);
     int rounds = argc > 2 ? atoi(argv[2]) : 15, n = argc > 3 ? atoi(argv[3]) : 1;
     int steps = argc > 4 ? atoi(argv[4]) : 2000;
     if (rounds < 1 || rounds > MAX_ROUNDS || n < 1 || n > MAX_STREAMS || steps < 1) {
         fprintf(stderr, "ROUNDS 1..%d, STREAMS 1..%d, STEPS >= 1\n", MAX_ROUNDS, MAX_STREAMS);
         return 2;
     }
+    charrnn_model *m = tool_load(NULL, argv[1]);
     char err[CHARRNN_ERR_MAX];
-    charrnn_model *m;
-    if (charrnn_checkpoint_load(argv[1], &m, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
     charrnn_stream *ss[MODES][MAX_STREAMS];
     for (int k = 0; k < MODES; k++)
         for (int i = 0; i < n; i++) {
@@ -62,10 +56,8 @@ int main(int argc, char **argv)
                 p.regex = "[a-z ,.\n]*";
             if (k == PENALTY)
                 p.repetition_penalty = 1.3f, p.presence_penalty = 0.5f, p.frequency_penalty = 0.5f;
-            if (charrnn_stream_create(m, &p, &ss[k][i], err, sizeof err)) {
-                fprintf(stderr, "%s\n", err);
-                return 1;
-            }
+            if (charrnn_stream_create(m, &p, &ss[k][i], err, sizeof err))
+                tool_fail(NULL, err);
         }
     static double us[MODES][MAX_ROUNDS];
     for (int r = 0; r < rounds; r++)

@@ -10,6 +10,7 @@
 #include "charrnn/checkpoint.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
+#include "tool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,16 +25,9 @@ static double clock_s(clockid_t id)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CHECKPOINT [SECONDS] [N...]\n", argv[0]);
-        return 2;
-    }
+    tool_usage(argc >= 2, "%s CHECKPOINT [SECONDS] [N...]", argv[0]);
     char err[CHARRNN_ERR_MAX];
-    charrnn_model *m = NULL;
-    if (charrnn_checkpoint_load(argv[1], &m, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    charrnn_model *m = tool_load(NULL, argv[1]);
     double secs = argc > 2 ? atof(argv[2]) : 2.0;
     int def[] = {1, 4, 16, 64}, nsz = argc > 3 ? argc - 3 : 4;
     printf("%-8s %-9s %14s %14s %12s\n", "streams", "logprobs", "steps/s(cpu)", "chars/s(cpu)",

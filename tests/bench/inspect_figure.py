@@ -10,8 +10,12 @@ usage: inspect_figure.py PORT TEXT_FILE TAIL_CHARS OUT.svg [PASSAGE_START PASSAG
 import html
 import json
 import math
+import os
 import sys
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from pearson import pearson  # noqa: E402
 
 PORT, PATH, TAIL, OUT = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 START = int(sys.argv[5]) if len(sys.argv) > 5 else 0
@@ -24,14 +28,6 @@ def inspect(body):
                                  {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=600) as r:
         return json.load(r)
-
-
-def pearson(x, y):
-    n = len(x)
-    sx, sy = math.fsum(x), math.fsum(y)
-    sxx, syy = math.fsum(v * v for v in x), math.fsum(v * v for v in y)
-    sxy = math.fsum(a * b for a, b in zip(x, y))
-    return (n * sxy - sx * sy) / math.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy))
 
 
 def line_position(text):

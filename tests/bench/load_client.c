@@ -74,6 +74,17 @@ static int send_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* recv() of up to n bytes, retried when a signal interrupts it; <= 0 at the
+ * end of the stream or on an error. */
+static ssize_t recv_retry(int fd, char *p, size_t n)
+{
+    ssize_t k;
+    do
+        k = recv(fd, p, n, 0);
+    while (k < 0 && errno == EINTR);
+    return k;
+}
+
 /* One request/response on fd. Returns the HTTP status (0 on I/O failure);
  * *keep is 0 when the server closes the connection. Counts generated chars. */
 static int one_request(int fd, uint64_t seed, int *keep, long *chars)
@@ -94,12 +105,9 @@ static int one_request(int fd, uint64_t seed, int *keep, long *chars)
     while (!hend) {
         if (len + 1 >= sizeof buf)
             return 0;
-        ssize_t k = recv(fd, buf + len, sizeof buf - 1 - len, 0);
-        if (k <= 0) {
-            if (k < 0 && errno == EINTR)
-                continue;
+        ssize_t k = recv_retry(fd, buf + len, sizeof buf - 1 - len);
+        if (k <= 0)
             return 0;
-        }
         len += (size_t)k;
         buf[len] = 0;
         hend = strstr(buf, "\r\n\r\n");
@@ -122,12 +130,9 @@ static int one_request(int fd, uint64_t seed, int *keep, long *chars)
     if (need >= sizeof buf)
         return 0;
     while (len < need) {
-        ssize_t k = recv(fd, buf + len, need - len, 0);
-        if (k <= 0) {
-            if (k < 0 && errno == EINTR)
-                continue;
+        ssize_t k = recv_retry(fd, buf + len, need - len);
+        if (k <= 0)
             return 0;
-        }
         len += (size_t)k;
     }
     buf[len] = 0;

@@ -22,6 +22,7 @@
 #include "charrnn/rowsplit.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
+#include "tool.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -111,10 +112,7 @@ static size_t len_tokens(const charrnn_model *m, const charrnn_sample_params *p)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s CHECKPOINT TEXT_FILE [CHARS] [HELPERS] [ROUNDS]\n", argv[0]);
-        return 2;
-    }
+    tool_usage(argc >= 3, "%s CHECKPOINT TEXT_FILE [CHARS] [HELPERS] [ROUNDS]", argv[0]);
     size_t chars = argc > 3 ? (size_t)atol(argv[3]) : 10000;
     int helpers = argc > 4 ? atoi(argv[4]) : 0, rounds = argc > 5 ? atoi(argv[5]) : 5;
     if (rounds < 1 || rounds > 100 || helpers < 0 || helpers > 64 || chars < 2 ||
@@ -122,12 +120,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
-    char err[CHARRNN_ERR_MAX];
-    charrnn_model *m = NULL;
-    if (charrnn_checkpoint_load(argv[1], &m, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    charrnn_model *m = tool_load(NULL, argv[1]);
     FILE *f = fopen(argv[2], "rb");
     char *text = malloc(4 * chars + 1);
     size_t len = 0, got = 0;

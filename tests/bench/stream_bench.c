@@ -11,6 +11,7 @@
 #include "charrnn/rowsplit.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
+#include "tool.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -69,19 +70,12 @@ static void *helper(void *rs)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CHECKPOINT [SECONDS] [HELPERS]\n", argv[0]);
-        return 2;
-    }
+    tool_usage(argc >= 2, "%s CHECKPOINT [SECONDS] [HELPERS]", argv[0]);
     double secs = argc > 2 ? atof(argv[2]) : 3.0;
     int helpers = argc > 3 ? atoi(argv[3]) : 0;
     char err[CHARRNN_ERR_MAX];
     long r0 = rss();
-    charrnn_model *m = NULL;
-    if (charrnn_checkpoint_load(argv[1], &m, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    charrnn_model *m = tool_load(NULL, argv[1]);
     long r1 = rss();
     charrnn_rowsplit *rs = helpers > 0 ? charrnn_rowsplit_create() : NULL;
     pthread_t th[64];

@@ -14,6 +14,13 @@ from http_client import request as http_request  # noqa: E402
 from stderr_log import StderrLog  # noqa: E402
 
 
+def programs(build):
+    """charrnn-train, charrnn-sample and charrnn-serve in the build directory."""
+    return (os.path.join(build, "cli", "charrnn-train"),
+            os.path.join(build, "cli", "charrnn-sample"),
+            os.path.join(build, "server", "charrnn-serve"))
+
+
 def st_metadata(path):
     """The __metadata__ of a safetensors file (raises on a malformed header)."""
     with open(path, "rb") as f:

@@ -37,12 +37,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemon, check, cli_sample, make_text, st_metadata  # noqa: E402
+from common import Daemon, check, cli_sample, make_text, programs, st_metadata  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1])
-TRAIN = os.path.join(BUILD, "cli", "charrnn-train")
-SAMPLE = os.path.join(BUILD, "cli", "charrnn-sample")
-SERVE = os.path.join(BUILD, "server", "charrnn-serve")
+TRAIN, SAMPLE, SERVE = programs(BUILD)
 KILLS = int(sys.argv[sys.argv.index("--kills") + 1]) if "--kills" in sys.argv else 50
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 

@@ -43,12 +43,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemon, check, cli_sample, make_text  # noqa: E402
+from common import Daemon, check, cli_sample, make_text, programs  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1])
-TRAIN = os.path.join(BUILD, "cli", "charrnn-train")
-SAMPLE = os.path.join(BUILD, "cli", "charrnn-sample")
-SERVE = os.path.join(BUILD, "server", "charrnn-serve")
+TRAIN, SAMPLE, SERVE = programs(BUILD)
 SECONDS = float(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 120
 
 VALID_CLIENTS, INVALID_CLIENTS, SLOW, IDLE = 16, 2, 60, 300

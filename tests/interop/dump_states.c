@@ -4,6 +4,7 @@
  * float32, (H, n) unit-major. /inspect serves the same values rounded. The
  * state is any of charrnn_state_name's (cell, hidden, or an LSTM gate). */
 #include "charrnn/charrnn.h"
+#include "tool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,16 +12,8 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: dump_states CHECKPOINT TEXT LAYER(1-based) STATE\n");
-        return 2;
-    }
-    char err[CHARRNN_ERR_MAX];
-    charrnn_model *m;
-    if (charrnn_checkpoint_load(argv[1], &m, err, sizeof err)) {
-        fprintf(stderr, "dump_states: %s\n", err);
-        return 1;
-    }
+    tool_usage(argc == 5, "dump_states CHECKPOINT TEXT LAYER(1-based) STATE");
+    charrnn_model *m = tool_load("dump_states", argv[1]);
     charrnn_inspect_opts o = {.layer = atoi(argv[3]) - 1,
                               .state = (charrnn_state_kind)charrnn_state_parse(argv[4]),
                               .n_units = -1,
@@ -28,11 +21,10 @@ int main(int argc, char **argv)
     charrnn_inspect *r;
     const char *field;
     size_t len = strlen(argv[2]);
+    char err[CHARRNN_ERR_MAX];
     if (charrnn_inspect_create(m, argv[2], len, &o, &r, &field, err, sizeof err) ||
-        charrnn_inspect_run(m, argv[2], len, r, err, sizeof err)) {
-        fprintf(stderr, "dump_states: %s\n", err);
-        return 1;
-    }
+        charrnn_inspect_run(m, argv[2], len, r, err, sizeof err))
+        tool_fail("dump_states", err);
     size_t n = charrnn_inspect_chars(r);
     if (charrnn_inspect_filled(r) != n) {
         fprintf(stderr, "dump_states: the stream handed over %zu of %zu states\n",

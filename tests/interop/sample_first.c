@@ -6,6 +6,7 @@
  * usage: sample_first CHECKPOINT PRIME N SEED0 TEMPERATURE TOP_K TOP_P
  *            [MIN_P REPETITION_PENALTY PRESENCE_PENALTY FREQUENCY_PENALTY PENALTY_WINDOW] */
 #include "charrnn/charrnn.h"
+#include "tool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,25 +14,14 @@
 
 #define BATCH 256
 
-static int fail(const char *msg)
-{
-    fprintf(stderr, "sample_first: %s\n", msg);
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc != 8 && argc != 13 && argc != 14) {
-        fprintf(stderr,
-                "usage: sample_first CHECKPOINT PRIME N SEED0 TEMPERATURE TOP_K TOP_P "
-                "[MIN_P REPETITION_PENALTY PRESENCE_PENALTY FREQUENCY_PENALTY "
-                "PENALTY_WINDOW [REGEX]]\n");
-        return 2;
-    }
+    tool_usage(argc == 8 || argc == 13 || argc == 14,
+               "sample_first CHECKPOINT PRIME N SEED0 TEMPERATURE TOP_K TOP_P "
+               "[MIN_P REPETITION_PENALTY PRESENCE_PENALTY FREQUENCY_PENALTY "
+               "PENALTY_WINDOW [REGEX]]");
+    charrnn_model *m = tool_load("sample_first", argv[1]);
     char err[CHARRNN_ERR_MAX];
-    charrnn_model *m;
-    if (charrnn_checkpoint_load(argv[1], &m, err, sizeof err))
-        return fail(err);
     const size_t V = (size_t)m->cfg.vocab_size;
     const unsigned long long n = strtoull(argv[3], NULL, 10), seed0 = strtoull(argv[4], NULL, 10);
     charrnn_sample_params p = charrnn_sample_defaults();
@@ -53,19 +43,19 @@ int main(int argc, char **argv)
     unsigned long long *count = calloc(V, sizeof *count);
     charrnn_stream *batch[BATCH], *live[BATCH];
     if (!count)
-        return fail("out of memory");
+        tool_fail("sample_first", "out of memory");
     for (unsigned long long done = 0; done < n;) {
         size_t b = n - done < BATCH ? (size_t)(n - done) : BATCH;
         for (size_t i = 0; i < b; i++) {
             p.seed = seed0 + done + i;
             if (charrnn_stream_create(m, &p, &batch[i], err, sizeof err))
-                return fail(err);
+                tool_fail("sample_first", err);
         }
         size_t nlive = b, drawn = 0;
         memcpy(live, batch, b * sizeof *live);
         while (nlive > 0) {
             if (charrnn_infer_step(m, nlive, live))
-                return fail("charrnn_infer_step failed");
+                tool_fail("sample_first", "charrnn_infer_step failed");
             size_t k = 0;
             for (size_t i = 0; i < nlive; i++) {
                 char ch[4];
@@ -76,7 +66,7 @@ int main(int argc, char **argv)
                         ? charrnn_vocab_index(m->vocab, cp)
                         : -1;
                     if (idx < 0)
-                        return fail("a generated character is not in the vocabulary");
+                        tool_fail("sample_first", "a generated character is not in the vocabulary");
                     count[idx]++, drawn++;
                 }
                 if (!charrnn_stream_done(live[i]))
@@ -85,7 +75,7 @@ int main(int argc, char **argv)
             nlive = k;
         }
         if (drawn != b)
-            return fail("a stream ended without generating a character");
+            tool_fail("sample_first", "a stream ended without generating a character");
         for (size_t i = 0; i < b; i++)
             charrnn_stream_free(batch[i]);
         done += b;

@@ -4,6 +4,7 @@
  * characters in vocabulary order (read back from top_logprobs = V), as raw
  * little-endian float32: (n - 1) x (1 + V). */
 #include "charrnn/charrnn.h"
+#include "tool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,16 +12,8 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: score_text CHECKPOINT TEXT\n");
-        return 2;
-    }
-    char err[CHARRNN_ERR_MAX];
-    charrnn_model *m;
-    if (charrnn_checkpoint_load(argv[1], &m, err, sizeof err)) {
-        fprintf(stderr, "score_text: %s\n", err);
-        return 1;
-    }
+    tool_usage(argc == 3, "score_text CHECKPOINT TEXT");
+    charrnn_model *m = tool_load("score_text", argv[1]);
     const int V = m->cfg.vocab_size;
     charrnn_sample_params p = charrnn_sample_defaults();
     p.prime = argv[2];
@@ -28,10 +21,9 @@ int main(int argc, char **argv)
     p.length = 0;
     p.logprobs = 1, p.top_logprobs = V, p.score_prime = 1;
     charrnn_stream *s;
-    if (charrnn_stream_create(m, &p, &s, err, sizeof err)) {
-        fprintf(stderr, "score_text: %s\n", err);
-        return 1;
-    }
+    char err[CHARRNN_ERR_MAX];
+    if (charrnn_stream_create(m, &p, &s, err, sizeof err))
+        tool_fail("score_text", err);
     float *row = malloc((size_t)(V + 1) * sizeof *row);
     while (row && !charrnn_stream_done(s)) {
         charrnn_infer_step(m, 1, &s);

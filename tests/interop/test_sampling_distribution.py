@@ -38,25 +38,13 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_ref import torch_model  # noqa: E402
+from common import check, finish, train  # noqa: E402
+from torch_ref import outputs, torch_model  # noqa: E402
 
 TRAIN, SAMPLE_FIRST = sys.argv[1:3]
-TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom,\n"
-        "it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
-        "incredulity, it was the season of Light, it was the season of Darkness. ") * 40
 PRIME = "it was the "  # then: best, worst, age, epoch, season
 DRAWS = 30000
 P_REJECT = 1e-6
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg, flush=True)
-    else:
-        print("ok:", msg, flush=True)
 
 
 def chi2_sf(x, df):
@@ -71,11 +59,8 @@ def chi2_sf(x, df):
 def next_logits(path, prime):
     """The decoder's logits after the prime (float32, as charrnn computes them)."""
     rnn, dec, vocab = torch_model(path)
-    idx = torch.tensor([vocab.index(c) for c in prime])
-    x = torch.nn.functional.one_hot(idx, len(vocab)).float().unsqueeze(1)
     with torch.no_grad():
-        out, _ = rnn(x)
-        return dec(out[-1, 0]), vocab
+        return dec(outputs(rnn, vocab, prime)[-1]), vocab
 
 
 def f32(v):
@@ -206,16 +191,7 @@ for x in (0.5, 7.0, 40.0):
           "chi-square survival function, 2 degrees of freedom, x = %g" % x)
 
 with tempfile.TemporaryDirectory() as tmp:
-    data = os.path.join(tmp, "data.txt")
-    with open(data, "w") as f:
-        f.write(TEXT)
-    ck = os.path.join(tmp, "lstm")
-    subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", ck, "--cell", "lstm",
-                    "--rnn-size", "24", "--num-layers", "2", "--seq-length", "16",
-                    "--batch-size", "8", "--max-iters", "400", "--eval-every", "400",
-                    "--learning-rate", "1e-2", "--seed", "1", "--threads", "1", "--quiet"],
-                   check=True)
-    path = os.path.join(ck, "best.safetensors")
+    path = train(TRAIN, tmp, "lstm", 24, 400, ["--seed", "1"])
     logits, vocab = next_logits(path, PRIME)
     settings = [(1.0, 0, 1.0), (0.5, 0, 1.0), (2.0, 0, 1.0), (1.0, 3, 1.0), (2.0, 5, 1.0)]
     for t, k, keep in [(1.0, 0, 3), (2.0, 0, 3), (0.5, 0, 2), (2.0, 4, 2)]:
@@ -306,4 +282,4 @@ with tempfile.TemporaryDirectory() as tmp:
             alt = alt / alt.sum()
             if not torch.allclose(alt, q):  # else the same distribution: nothing to tell apart
                 check_rejects(what, q, name, alt)
-sys.exit(1 if failures else 0)
+finish()

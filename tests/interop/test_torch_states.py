@@ -12,32 +12,19 @@ serving definition written out in PyTorch.
 
 usage: test_torch_states.py CHARRNN_TRAIN DUMP_STATES"""
 import os
-import subprocess
 import sys
 import tempfile
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_ref import Int8Served, torch_model  # noqa: E402
+from common import TEXT, check, convert, finish, floats, train  # noqa: E402
+from torch_ref import Int8Served, one_hot, torch_model  # noqa: E402
 
 TRAIN, DUMP = sys.argv[1:3]
-CONVERT = os.path.join(os.path.dirname(os.path.abspath(TRAIN)), "charrnn-convert")
-TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom,\n"
-        "it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
-        "incredulity, it was the season of Light, it was the season of Darkness. ") * 40
+BIN = os.path.dirname(os.path.abspath(TRAIN))
 PROBE = TEXT[:150]
 TOL = 1e-5
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
-    else:
-        print("ok:", msg)
 
 
 GATES = ("input_gate", "forget_gate", "cell_gate", "output_gate")  # PyTorch's i, f, g, o
@@ -61,8 +48,7 @@ def torch_states(rnn, vocab, text):
     state, out = None, {}
     with torch.no_grad():
         for ch in text:
-            x = torch.nn.functional.one_hot(torch.tensor([vocab.index(ch)]),
-                                            len(vocab)).float().unsqueeze(1)
+            x = one_hot(vocab, ch)
             prev = state[0][:, 0].double() if state is not None else None
             _, state = rnn(x, state)
             h, c = state if isinstance(state, tuple) else (state, None)
@@ -91,9 +77,7 @@ def int8_states(path, text):
 
 
 def dumped(path, layer, state, H):
-    raw = subprocess.run([DUMP, path, PROBE, str(layer), state], check=True,
-                         capture_output=True).stdout
-    return torch.frombuffer(bytearray(raw), dtype=torch.float32).reshape(H, len(PROBE)).double()
+    return floats([DUMP, path, PROBE, str(layer), state], H, len(PROBE)).double()
 
 
 def compare(name, path, want, tol):
@@ -107,25 +91,15 @@ def compare(name, path, want, tol):
 
 
 with tempfile.TemporaryDirectory() as tmp:
-    data = os.path.join(tmp, "data.txt")
-    with open(data, "w") as f:
-        f.write(TEXT)
     for cell in ["lstm", "gru"]:
-        ck = os.path.join(tmp, cell)
-        subprocess.run([TRAIN, "--data", data, "--checkpoint-dir", ck, "--cell", cell,
-                        "--rnn-size", "24", "--num-layers", "2", "--seq-length", "16",
-                        "--batch-size", "8", "--max-iters", "300", "--eval-every", "300",
-                        "--learning-rate", "1e-2", "--threads", "1", "--quiet"], check=True)
-        path = os.path.join(ck, "best.safetensors")
+        path = train(TRAIN, tmp, cell, 24, 300)
         rnn, _, vocab = torch_model(path)
         compare(cell + " f32", path, torch_states(rnn, vocab, PROBE), TOL)
         if cell != "lstm":
             continue
-        bf16 = os.path.join(ck, "bf16.safetensors")
-        subprocess.run([CONVERT, "--dtype", "bf16", path, bf16], check=True, capture_output=True)
+        bf16 = convert(BIN, path, "bf16")
         rnn, _, vocab = torch_model(bf16)
         compare("lstm bf16", bf16, torch_states(rnn, vocab, PROBE), TOL)
-        int8 = os.path.join(ck, "int8.safetensors")
-        subprocess.run([CONVERT, "--dtype", "int8", path, int8], check=True, capture_output=True)
+        int8 = convert(BIN, path, "int8")
         compare("lstm int8", int8, int8_states(int8, PROBE), TOL)
-sys.exit(1 if failures else 0)
+finish()

@@ -39,6 +39,20 @@ def torch_model(path):
     return rnn, dec, vocab
 
 
+def one_hot(vocab, text):
+    """text as the network's input: (T, 1, V) one-hot rows, one per character."""
+    idx = torch.tensor([vocab.index(c) for c in text])
+    return torch.nn.functional.one_hot(idx, len(vocab)).float().unsqueeze(1)
+
+
+def outputs(rnn, vocab, text):
+    """The last layer's output after each character of text, from a zero
+    state: (T, H), what the decoder reads."""
+    with torch.no_grad():
+        out, _ = rnn(one_hot(vocab, text))
+    return out[:, 0]
+
+
 class Int8Served:
     """An int8 file as charrnn serves it, written out in PyTorch (float64):
     every product W x quantizes its input vector x with one scale,

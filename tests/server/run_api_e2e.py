@@ -20,22 +20,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import run_e2e as e2e  # noqa: E402
-from run_e2e import Daemon, check, cli_sample, expect_error, metric, parse_sse  # noqa: E402
+from run_e2e import Daemon, Env, check, cli_sample, expect_error, metric, parse_sse  # noqa: E402
 
 ONLY = sys.argv[4:]
 J = {"Content-Type": "application/json"}
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-class Env:
-    pass
-
-
+TESTS, test = e2e.registry()
 ENV = Env()
 
 

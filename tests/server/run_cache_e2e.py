@@ -27,14 +27,7 @@ from run_e2e import Env, check, Daemon, cli_sample, metric  # noqa: E402
 
 ONLY = sys.argv[4:]
 EVERY = 256  # ENGINE_PREFIX_EVERY (server/engine.h)
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
+TESTS, test = e2e.registry()
 ENV = Env()
 FLAGS = ("--max-prime", "20000", "--max-score-chars", "20000", "--max-body", "262144",
          "--poll-interval", "0.2", "--default-model", "tiny")
@@ -48,9 +41,7 @@ def setup():
         f.write(ENV.text)
     ENV.v1 = e2e.train(ENV.dir, data, "v1", seed=1)
     ENV.v2 = e2e.train(ENV.dir, data, "v2", seed=2, cell="gru", size=24)
-    ENV.models = os.path.join(ENV.dir, "models")
-    os.mkdir(ENV.models)
-    shutil.copyfile(ENV.v1, os.path.join(ENV.models, "tiny.safetensors"))
+    ENV.models = models_dir("models", tiny=ENV.v1)
     ENV.cached = Daemon(ENV.models, *FLAGS)
     ENV.plain = Daemon(ENV.models, *FLAGS, "--state-cache-mb", "0")
 
@@ -60,6 +51,15 @@ def teardown():
         if d:
             check(d.stop() == 0, "daemon exit status not 0")
     shutil.rmtree(ENV.dir, ignore_errors=True)
+
+
+def models_dir(name, **models):
+    """A new folder name under the fixture's holding models {name: checkpoint}."""
+    path = os.path.join(ENV.dir, name)
+    os.mkdir(path)
+    for model, ckpt in models.items():
+        shutil.copyfile(ckpt, os.path.join(path, model + ".safetensors"))
+    return path
 
 
 def prime_at(start, n):
@@ -319,9 +319,7 @@ def a_full_cache_evicts_and_stays_exact():
 
 @test
 def a_reload_retires_the_old_versions_states():
-    models = os.path.join(ENV.dir, "models-reload")
-    os.mkdir(models)
-    shutil.copyfile(ENV.v1, os.path.join(models, "tiny.safetensors"))
+    models = models_dir("models-reload", tiny=ENV.v1)
     d = Daemon(models, *FLAGS)
     try:
         p = prime_at(41000, 700)
@@ -348,10 +346,7 @@ def a_reload_retires_the_old_versions_states():
 
 @test
 def an_unchanged_reload_keeps_the_version_and_its_states():
-    models = os.path.join(ENV.dir, "models-same")
-    os.mkdir(models)
-    shutil.copyfile(ENV.v1, os.path.join(models, "tiny.safetensors"))
-    shutil.copyfile(ENV.v2, os.path.join(models, "other.safetensors"))
+    models = models_dir("models-same", tiny=ENV.v1, other=ENV.v2)
     d = Daemon(models, *FLAGS)
     try:
         p = prime_at(52000, 600)

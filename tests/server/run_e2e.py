@@ -309,12 +309,19 @@ def teardown():
 
 # ---------------------------------------------------------------- tests
 
-TESTS = []
+def registry():
+    """A runner's tests, in the order they are defined, and the decorator
+    (@test) that adds one; run_tests runs them."""
+    tests = []
+
+    def test(fn):
+        tests.append(fn)
+        return fn
+
+    return tests, test
 
 
-def test(fn):
-    TESTS.append(fn)
-    return fn
+TESTS, test = registry()
 
 
 @test

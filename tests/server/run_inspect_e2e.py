@@ -17,23 +17,13 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run_e2e as e2e  # noqa: E402
-from run_e2e import Daemon, check, expect_error, make_text, metric  # noqa: E402
+from run_e2e import Daemon, Env, check, expect_error, make_text, metric  # noqa: E402
+from pearson import pearson  # noqa: E402 (tests/lib, on the path run_e2e set)
 
 ONLY = sys.argv[4:]
 J = {"Content-Type": "application/json"}
-TESTS = []
+TESTS, test = e2e.registry()
 TEXT = make_text()[:400]
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
-class Env:
-    pass
-
-
 ENV = Env()
 
 
@@ -53,15 +43,6 @@ def teardown():
 def post(body, path="/inspect"):
     data = body if isinstance(body, str) else json.dumps(body)
     return ENV.d.json("POST", path, data, J)
-
-
-def pearson(x, y):
-    """The library's formula (charrnn_pearson): sums over the text, in order."""
-    n = len(x)
-    sx, sy = math.fsum(x), math.fsum(y)
-    sxx, syy = math.fsum(v * v for v in x), math.fsum(v * v for v in y)
-    sxy = math.fsum(a * b for a, b in zip(x, y))
-    return (n * sxy - sx * sy) / math.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy))
 
 
 def line_position(text):

@@ -28,16 +28,9 @@ import run_e2e as e2e  # noqa: E402
 from run_e2e import Env, check, Daemon, metric  # noqa: E402
 
 ONLY = sys.argv[4:]
-TESTS = []
+TESTS, test = e2e.registry()
 KEYS = {"alice": "sk-alice-0123456789abcdef", "bob": "sk-bob-fedcba9876543210",
         "carol": "sk-carol-limited-000001"}
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
-
-
 ENV = Env()
 
 

@@ -98,6 +98,14 @@ static void reference(uint64_t seed, size_t length, text *out)
     charrnn_stream_free(s);
 }
 
+/* An engine on cfg (copied: a test may change its cfg and start another). */
+static engine *started(const engine_config *cfg)
+{
+    engine *e = NULL;
+    ck_assert_int_eq(engine_create(cfg, &e), 0);
+    return e;
+}
+
 /* Waits up to 30 s (wakeups come with every new character, so count time). */
 static void wait_end(engine *e, gen_job *j)
 {
@@ -112,8 +120,7 @@ static void wait_end(engine *e, gen_job *j)
 START_TEST(batched_equals_sample_run)
 {
     engine_config cfg = {64, 64, 2, 5, 0, 1, 0, NULL, 0};
-    engine *e = NULL;
-    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    engine *e = started(&cfg);
     enum { N = 16 };
     gen_job *jobs[N];
     for (int i = 0; i < N; i++) {
@@ -145,8 +152,7 @@ END_TEST
 START_TEST(streamed_reads_equal_the_text)
 {
     engine_config cfg = {4, 4, 1, 4, 0, 1, 0, NULL, 0};
-    engine *e = NULL;
-    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    engine *e = started(&cfg);
     gen_job *j = new_job(5, 3000);
     ck_assert_int_eq(engine_submit(e, j), 0);
     text got = {{0}, 0};
@@ -169,8 +175,7 @@ END_TEST
 START_TEST(admission_queue_and_cancel)
 {
     engine_config cfg = {1, 1, 1, 8, 0, 1, 0, NULL, 0};
-    engine *e = NULL;
-    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    engine *e = started(&cfg);
     gen_job *a = new_job(1, 100000000), *b = new_job(2, 10), *c = new_job(3, 10);
     ck_assert_int_eq(engine_submit(e, a), 0);
     ck_assert_int_eq(engine_submit(e, b), 0);
@@ -222,8 +227,7 @@ START_TEST(timeouts)
 {
     /* a runs past the timeout and keeps its text; b waits for its slot */
     engine_config cfg = {1, 4, 1, 8, 0.3, 1, 0, NULL, 0};
-    engine *e = NULL;
-    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    engine *e = started(&cfg);
     gen_job *a = new_job(1, 100000000), *b = new_job(2, 10);
     double t0 = charrnn_clock_mono();
     ck_assert_int_eq(engine_submit(e, a), 0);
@@ -246,7 +250,7 @@ START_TEST(timeouts)
 
     /* without a timeout, b starts when a ends and runs whole */
     cfg.timeout = 0;
-    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    e = started(&cfg);
     a = new_job(3, 20000);
     b = new_job(4, 10);
     t0 = charrnn_clock_mono();
@@ -310,8 +314,7 @@ START_TEST(fair_queue_between_clients)
      * recent than b's none), then a2 before a3. Under a FIFO queue b1 would
      * wait behind a2, which runs until cancelled: wait_end(b1) fails. */
     engine_config cfg = {1, 8, 1, 8, 0, 1, 0, NULL, 0};
-    engine *e = NULL;
-    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    engine *e = started(&cfg);
     gen_job *a[3] = {client_job("a", 1, LONG), client_job("a", 2, LONG), client_job("a", 3, LONG)},
             *b1 = client_job("b", 4, 10);
     submit_each(e, a, 3);
@@ -342,7 +345,7 @@ START_TEST(fair_queue_between_clients)
                      client_job("b", 8, LONG)};
     engine_free(e);
     cfg.max_active = 2;
-    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    e = started(&cfg);
     submit_each(e, j, 4);
     engine_cancel(e, j[1]);
     wait_output(e, j[3]);
@@ -357,8 +360,7 @@ END_TEST
 START_TEST(client_share_and_all_or_none)
 {
     engine_config cfg = {1, 2, 1, 8, 0, 1, 0, NULL, 2};
-    engine *e = NULL;
-    ck_assert_int_eq(engine_create(&cfg, &e), 0);
+    engine *e = started(&cfg);
     gen_job *a[3] = {client_job("a", 1, LONG), client_job("a", 2, LONG), client_job("a", 3, LONG)};
     submit_each(e, a, 2);
     ck_assert_int_eq(engine_submit(e, a[2]), ENGINE_SHARE); /* a holds its 2 */
@@ -391,8 +393,7 @@ START_TEST(free_with_busy_workers)
      * the others step when the engine stops; none may be left waiting */
     for (int round = 0; round < 20; round++) {
         engine_config cfg = {8, 8, 3, 1, 0, 1, 0, NULL, 0};
-        engine *e = NULL;
-        ck_assert_int_eq(engine_create(&cfg, &e), 0);
+        engine *e = started(&cfg);
         gen_job *a = new_job(1, 100000000), *b = new_job(2, 100000000);
         ck_assert_int_eq(engine_submit(e, a), 0);
         ck_assert_int_eq(engine_submit(e, b), 0);

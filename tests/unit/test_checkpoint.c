@@ -626,6 +626,13 @@ START_TEST(rejects_malformed_headers)
 }
 END_TEST
 
+/* The file's first 8 bytes: the header's size, little-endian. */
+static void set_header_size(uint8_t *b, uint64_t n)
+{
+    for (int k = 0; k < 8; k++)
+        b[k] = (uint8_t)(n >> (8 * k));
+}
+
 /* A valid checkpoint file's bytes. */
 static uint8_t *valid_bytes(size_t *len, size_t *hlen)
 {
@@ -706,20 +713,16 @@ START_TEST(rejects_bad_header_size)
     static const uint64_t sizes[] = {0, 1, UINT64_MAX, 1ull << 40};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         memcpy(b, buf, len);
-        for (int k = 0; k < 8; k++)
-            b[k] = (uint8_t)(sizes[i] >> (8 * k));
+        set_header_size(b, sizes[i]);
         expect_parse_error(b, len, "header size");
     }
     /* Larger than the file by one byte. */
     memcpy(b, buf, len);
-    uint64_t big = len - 8 + 1;
-    for (int k = 0; k < 8; k++)
-        b[k] = (uint8_t)(big >> (8 * k));
+    set_header_size(b, len - 8 + 1);
     expect_parse_error(b, len, "is impossible for a");
     /* One byte longer: the JSON now includes a data byte, or the data is a byte short. */
     memcpy(b, buf, len);
-    b[0] = (uint8_t)(hlen + 1);
-    b[1] = (uint8_t)((hlen + 1) >> 8);
+    set_header_size(b, hlen + 1);
     ck_assert_int_ne(parse_and_build(b, len), CHARRNN_OK);
     free(b);
     free(buf);

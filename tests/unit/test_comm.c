@@ -238,16 +238,23 @@ static void params_rank(rank_job *j)
     j->status = charrnn_dist_check_params(&j->comm, p, 100, 7, j->err, sizeof j->err);
 }
 
-START_TEST(params_mismatch_names_the_ranks)
+/* Runs fn on a world of size ranks: every rank must end with status and the
+ * message want (each names the same ranks). */
+static void expect_every_rank(int size, void (*fn)(rank_job *), int status, const char *want)
 {
     rank_job jobs[MAXR] = {0};
-    run_world(4, jobs, params_rank);
-    for (int r = 0; r < 4; r++) {
-        ck_assert_int_eq(jobs[r].status, CHARRNN_EFORMAT);
-        ck_assert_str_eq(jobs[r].err,
-                         "ranks 1 (h1), 3 (h3) hold other parameters after iteration 7 than rank "
-                         "0 (h0)");
+    run_world(size, jobs, fn);
+    for (int r = 0; r < size; r++) {
+        ck_assert_int_eq(jobs[r].status, status);
+        ck_assert_str_eq(jobs[r].err, want);
     }
+}
+
+START_TEST(params_mismatch_names_the_ranks)
+{
+    expect_every_rank(4, params_rank, CHARRNN_EFORMAT,
+                      "ranks 1 (h1), 3 (h3) hold other parameters after iteration 7 than rank "
+                      "0 (h0)");
 }
 END_TEST
 
@@ -263,14 +270,9 @@ static void start_rank(rank_job *j)
 
 START_TEST(start_mismatch_names_the_ranks)
 {
-    rank_job jobs[MAXR] = {0};
-    run_world(3, jobs, start_rank);
-    for (int r = 0; r < 3; r++) {
-        ck_assert_int_eq(jobs[r].status, CHARRNN_EINVAL);
-        ck_assert_str_eq(jobs[r].err,
-                         "rank 2 (h2) read other training data than rank 0 (h0): "
-                         "sha256 bbbbbbbbbbbb... vs aaaaaaaaaaaa...");
-    }
+    expect_every_rank(3, start_rank, CHARRNN_EINVAL,
+                      "rank 2 (h2) read other training data than rank 0 (h0): "
+                      "sha256 bbbbbbbbbbbb... vs aaaaaaaaaaaa...");
 }
 END_TEST
 

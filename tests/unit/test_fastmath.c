@@ -10,6 +10,7 @@
  * it GCC 12 vectorizes these loops only for AVX-512). */
 #include "../../model/core/cell_math.h"
 #include "../../model/core/fastmath.h"
+#include "check_run.h"
 
 #include <check.h>
 #include <math.h>
@@ -146,16 +147,9 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("fastmath");
-    TCase *t = tcase_create("clones");
+    TCase *t = ADD_CASE(s, "clones", default_build_matches_scalar, avx2_matches_scalar,
+                        avx512_matches_scalar);
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 60);
-    tcase_add_test(t, default_build_matches_scalar);
-    tcase_add_test(t, avx2_matches_scalar);
-    tcase_add_test(t, avx512_matches_scalar);
-    suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -128,29 +128,26 @@ static void collect(charrnn_stream *s, trace *t)
     t->n++;
 }
 
+typedef struct batch {
+    const int *idx;
+    trace *o;
+} batch;
+
+/* After a batched step (step_together): stream k's onto request idx[k]'s trace. */
+static void collect_batched(void *ctx, int k, charrnn_stream *s)
+{
+    const batch *b = ctx;
+    collect(s, &b->o[b->idx[k]]);
+}
+
 static void run_batch(const charrnn_model *m, const int *idx, int n, trace *o)
 {
-    charrnn_stream *s[NS], *active[NS];
-    char err[CHARRNN_ERR_MAX];
+    charrnn_sample_params ps[NS];
     for (int k = 0; k < n; k++) {
-        charrnn_sample_params p = request(idx[k]);
-        ck_assert_msg(charrnn_stream_create(m, &p, &s[k], err, sizeof err) == CHARRNN_OK, "%s",
-                      err);
+        ps[k] = request(idx[k]);
         memset(&o[idx[k]], 0, sizeof o[idx[k]]);
     }
-    for (;;) {
-        int na = 0;
-        for (int k = 0; k < n; k++)
-            if (!charrnn_stream_done(s[k]))
-                active[na++] = s[k];
-        if (na == 0)
-            break;
-        charrnn_infer_step(m, (size_t)na, active);
-        for (int k = 0; k < n; k++)
-            collect(s[k], &o[idx[k]]);
-    }
-    for (int k = 0; k < n; k++)
-        charrnn_stream_free(s[k]);
+    step_together(m, ps, n, NULL, collect_batched, &(batch){idx, o});
 }
 
 static int same(const trace *a, const trace *b)

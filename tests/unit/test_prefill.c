@@ -310,34 +310,24 @@ static void check_kernels(charrnn_cell cell, int hidden, int layers, charrnn_dty
     ck_assert_int_ge(tested, 1);
 }
 
-START_TEST(lstm_f32)
+static const struct {
+    charrnn_cell cell;
+    int hidden, layers;
+    charrnn_dtype dt;
+    const char *what;
+} shapes[] = {
+    {CHARRNN_CELL_LSTM, 100, 3, CHARRNN_DTYPE_F32, "lstm 3x100"},
+    {CHARRNN_CELL_GRU, 45, 2, CHARRNN_DTYPE_F32, "gru 2x45"},
+    {CHARRNN_CELL_RNN, 19, 1, CHARRNN_DTYPE_F32, "rnn 1x19"},
+    {CHARRNN_CELL_LSTM, 100, 2, CHARRNN_DTYPE_BF16, "bf16 lstm 2x100"},
+    {CHARRNN_CELL_LSTM, 100, 2, CHARRNN_DTYPE_INT8, "int8 lstm 2x100"},
+    {CHARRNN_CELL_GRU, 45, 2, CHARRNN_DTYPE_INT8, "int8 gru 2x45"},
+};
+
+START_TEST(shape_bits) /* a loop test: _i is the row of shapes */
 {
-    check_kernels(CHARRNN_CELL_LSTM, 100, 3, CHARRNN_DTYPE_F32, "lstm 3x100");
-}
-END_TEST
-START_TEST(gru_f32)
-{
-    check_kernels(CHARRNN_CELL_GRU, 45, 2, CHARRNN_DTYPE_F32, "gru 2x45");
-}
-END_TEST
-START_TEST(rnn_f32)
-{
-    check_kernels(CHARRNN_CELL_RNN, 19, 1, CHARRNN_DTYPE_F32, "rnn 1x19");
-}
-END_TEST
-START_TEST(lstm_bf16)
-{
-    check_kernels(CHARRNN_CELL_LSTM, 100, 2, CHARRNN_DTYPE_BF16, "bf16 lstm 2x100");
-}
-END_TEST
-START_TEST(lstm_int8)
-{
-    check_kernels(CHARRNN_CELL_LSTM, 100, 2, CHARRNN_DTYPE_INT8, "int8 lstm 2x100");
-}
-END_TEST
-START_TEST(gru_int8)
-{
-    check_kernels(CHARRNN_CELL_GRU, 45, 2, CHARRNN_DTYPE_INT8, "int8 gru 2x45");
+    check_kernels(shapes[_i].cell, shapes[_i].hidden, shapes[_i].layers, shapes[_i].dt,
+                  shapes[_i].what);
 }
 END_TEST
 
@@ -442,8 +432,8 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("prefill");
-    TCase *tc =
-        ADD_CASE(s, "bits", lstm_f32, gru_f32, rnn_f32, lstm_bf16, lstm_int8, gru_int8, refusals);
+    TCase *tc = ADD_CASE(s, "bits", refusals);
+    tcase_add_loop_test(tc, shape_bits, 0, (int)(sizeof shapes / sizeof shapes[0]));
     tcase_set_timeout(tc, 300);
     TCase *sp = ADD_CASE(s, "split", split_rows_2_threads, split_rows_3_threads);
     tcase_set_timeout(sp, 300);

@@ -47,6 +47,13 @@ static void run_stream(const charrnn_model *m, const charrnn_sample_params *p, o
     charrnn_stream_free(s);
 }
 
+/* After a batched step (step_together): stream k's character onto o[k]. */
+static void append(void *ctx, int k, charrnn_stream *s)
+{
+    out *o = (out *)ctx + k;
+    o->len += (size_t)charrnn_stream_emit(s, o->text + o->len);
+}
+
 static charrnn_sample_params params(const char *prime, size_t length, float temp, uint64_t seed)
 {
     charrnn_sample_params p = charrnn_sample_defaults();
@@ -255,32 +262,14 @@ START_TEST(sampler_batch_invariance)
         ps[i].top_p = i == 3 ? 0.9f : 1.0f;
         run_stream(m, &ps[i], &alone[i]);
     }
-    charrnn_stream *s[NS], *active[NS];
-    char err[CHARRNN_ERR_MAX];
-    for (int i = 0; i < NS; i++) {
-        ck_assert_int_eq(charrnn_stream_create(m, &ps[i], &s[i], err, sizeof err), CHARRNN_OK);
+    for (int i = 0; i < NS; i++)
         together[i].len = 0;
-    }
-    for (;;) {
-        size_t n = 0;
-        for (int i = 0; i < NS; i++)
-            if (!charrnn_stream_done(s[i]))
-                active[n++] = s[i];
-        if (n == 0)
-            break;
-        ck_assert_int_eq(charrnn_infer_step(m, n, active), CHARRNN_OK);
-        for (int i = 0; i < NS; i++)
-            for (size_t k = 0; k < n; k++)
-                if (active[k] == s[i])
-                    together[i].len +=
-                        (size_t)charrnn_stream_emit(s[i], together[i].text + together[i].len);
-    }
+    step_together(m, ps, NS, NULL, append, together);
     for (int i = 0; i < NS; i++) {
         together[i].text[together[i].len] = 0;
         ck_assert_msg(together[i].len == alone[i].len &&
                           memcmp(together[i].text, alone[i].text, alone[i].len) == 0,
                       "stream %d differs when batched", i);
-        charrnn_stream_free(s[i]);
     }
     charrnn_model_free(m);
 }

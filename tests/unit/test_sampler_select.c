@@ -12,6 +12,7 @@
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
 #include "charrnn/vocab.h"
+#include "check_run.h"
 
 #include <check.h>
 #include <math.h>
@@ -214,21 +215,10 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("sampler_select");
-    TCase *tc = tcase_create("select");
+    TCase *tc = ADD_CASE(s, "select", top_k_1, top_k_tie_boundary, top_p_alone, top_k_and_top_p,
+                         top_k_at_or_above_v);
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, top_k_1);
-    tcase_add_test(tc, top_k_tie_boundary);
-    tcase_add_test(tc, top_p_alone);
-    tcase_add_test(tc, top_k_and_top_p);
-    tcase_add_test(tc, top_k_at_or_above_v);
-    suite_add_tcase(s, tc);
-    TCase *st = tcase_create("stack");
+    TCase *st = ADD_CASE(s, "stack", plain);
     tcase_set_timeout(st, 120);
-    tcase_add_test(st, plain);
-    suite_add_tcase(s, st);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

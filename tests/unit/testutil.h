@@ -180,4 +180,35 @@ static inline void split_helpers_stop(split_helpers *h)
     h->rs = NULL;
 }
 
+/* Creates a stream for each of ps[0..n) and steps them together, as the
+ * daemon does, until every one is done: each step takes the streams not yet
+ * done, in their order (charrnn_infer_step_split; rs NULL: the plain step),
+ * then calls after(ctx, k, stream k) for every k of the n, the done ones too
+ * (a stream the step left out has nothing to emit). Frees the streams. */
+enum { STEP_MAX_STREAMS = 64 };
+static inline void step_together(const charrnn_model *m, const charrnn_sample_params *ps, int n,
+                                 charrnn_rowsplit *rs,
+                                 void (*after)(void *ctx, int k, charrnn_stream *s), void *ctx)
+{
+    charrnn_stream *s[STEP_MAX_STREAMS], *active[STEP_MAX_STREAMS];
+    char err[CHARRNN_ERR_MAX];
+    ck_assert_int_le(n, STEP_MAX_STREAMS);
+    for (int k = 0; k < n; k++)
+        ck_assert_msg(charrnn_stream_create(m, &ps[k], &s[k], err, sizeof err) == CHARRNN_OK, "%s",
+                      err);
+    for (;;) {
+        size_t na = 0;
+        for (int k = 0; k < n; k++)
+            if (!charrnn_stream_done(s[k]))
+                active[na++] = s[k];
+        if (na == 0)
+            break;
+        ck_assert_int_eq(charrnn_infer_step_split(m, na, active, rs), CHARRNN_OK);
+        for (int k = 0; k < n; k++)
+            after(ctx, k, s[k]);
+    }
+    for (int k = 0; k < n; k++)
+        charrnn_stream_free(s[k]);
+}
+
 #endif
