@@ -209,6 +209,17 @@ static int parse_dtype(const char *flag, const char *v, void *dst, int aux)
     return parse_choice(flag, v, !charrnn_dtype_parse(v, dst, NULL, 0), "f32, bf16 or int8");
 }
 
+static int parse_precision(const char *flag, const char *v, void *dst, int aux)
+{
+    (void)aux;
+    return parse_choice(flag, v, !charrnn_precision_parse(v, dst), "f32 or bf16");
+}
+
+static void show_precision(const void *dst, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", charrnn_precision_name(*(const charrnn_precision *)dst));
+}
+
 static int parse_forget_bias(const char *flag, const char *v, void *dst, int aux)
 {
     (void)aux;
@@ -294,6 +305,11 @@ static const flag_row rows[] = {
      "(under mpirun: per rank; R ranks x N threads give the\n"
      "same bits as one process with R*N threads)",
      1, 0},
+    {"--precision", FLAG_CUSTOM, O(o.precision), 0, 0, parse_precision, show_precision, "f32|bf16",
+     "the recurrent layers' products: f32, or bf16 operands\n"
+     "summed in f32 (CPUs with AVX512-BF16; weights, optimizer\n"
+     "and checkpoints stay f32)",
+     0, 0},
     {"--log", FLAG_STR, O(log_path), 0, 0, NULL, NULL, "FILE",
      "also write one JSON object per line to FILE", 1, 0},
     {"--print-every", FLAG_LONG, O(u.print_every), 1, 1e9, NULL, NULL, "N",
@@ -364,6 +380,11 @@ static int train(int argc, char **argv, const dist *d)
     char kerr[CHARRNN_ERR_MAX]; /* CHARRNN_KERNEL picks the GEMM's instruction set too */
     if (charrnn_kernel_init(kerr, sizeof kerr)) {
         fprintf(stderr, "charrnn-train: CHARRNN_KERNEL: %s\n", kerr);
+        return 2;
+    }
+    if (charrnn_precision_ready(o.precision, kerr, sizeof kerr)) {
+        fprintf(stderr, "charrnn-train: --precision %s: %s\n", charrnn_precision_name(o.precision),
+                kerr);
         return 2;
     }
     if (log_path && rank0 && !(u.log = fopen(log_path, "a"))) {
