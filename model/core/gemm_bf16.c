@@ -12,12 +12,13 @@
  *
  * Loops: k blocks of KC (even: a block boundary never splits a pair; it
  * stores the f32 sum in C, exactly, and the next block continues from it),
- * then column blocks (B converted into a stage unless pre-packed), then row
- * blocks of MC (A converted into a stage), then column tiles outside row
- * tiles, so a tile's B (KC x 64 bf16, 32 KB) is reused from L1 by each row
- * tile. The stages live on the stack (288 KB: the trainer's threads have
- * default stacks); a B stage of 512 columns ran the weight gradients 1.7x
- * faster than one of 128 (each A stage is converted once per column block). */
+ * then column blocks of NC (B's block, KC x NC bf16 = 256 KB, stays in L2
+ * for every row block; converted into a stage unless pre-packed), then row
+ * blocks of MC (A converted into a stage, once per column block), then
+ * column tiles outside row tiles, so a tile's B (KC x 64 bf16, 32 KB) is
+ * reused from L1 by each row tile. The stages live on the stack (288 KB: the
+ * trainer's threads have default stacks). NC was measured: see
+ * docs/benchmarks.md, "Measurements behind constants in the code". */
 #include "gemm.h"
 
 #include "charrnn/sampler.h"
@@ -176,14 +177,14 @@ static void drive(int ta, int M, int N, int K, const float *A, int lda, const ui
 {
     uint32_t astage[MC * PC];
     uint32_t bstage[NC * PC];
-    const int Pall = (K + 1) / 2, nc_max = bpk ? N : NC;
+    const int Pall = (K + 1) / 2;
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC, P = (kc + 1) / 2;
         tile_args t = {0};
         t.P = P, t.acc = acc || k0 > 0, t.ldc = ldc;
         t.ars = ta ? 1 : PC, t.acs = ta ? MC : 1;
-        for (int j1 = 0; j1 < N; j1 += nc_max) {
-            const int nc = N - j1 < nc_max ? N - j1 : nc_max;
+        for (int j1 = 0; j1 < N; j1 += NC) {
+            const int nc = N - j1 < NC ? N - j1 : NC;
             const uint32_t *bb;
             ptrdiff_t bp;
             if (bpk) {

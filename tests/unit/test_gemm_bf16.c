@@ -9,7 +9,7 @@
 #include "charrnn/rng.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
-#include "check_run.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <math.h>
@@ -24,15 +24,6 @@ static int runs_bf16(void)
     const int ready = charrnn_gemm_bf16_ready(NULL, 0) == CHARRNN_OK;
     ck_assert_int_eq(ready, __builtin_cpu_supports("avx512bf16") != 0);
     return ready;
-}
-
-static float *randm(charrnn_rng *r, size_t n)
-{
-    float *p = malloc(sizeof(float) * (n ? n : 1));
-    ck_assert_ptr_nonnull(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = 2.0f * charrnn_rng_uniform_f(r) - 1.0f;
-    return p;
 }
 
 static double rounded(float x)
@@ -63,8 +54,9 @@ static void check_shape(int ta, int tb, int M, int N, int K, int acc)
     charrnn_rng r;
     charrnn_rng_seed(&r, (uint64_t)(M * 1000003 + N * 1009 + K * 7 + ta * 2 + tb));
     const int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
-    float *A = randm(&r, (size_t)(ta ? K : M) * lda), *B = randm(&r, (size_t)(tb ? N : K) * ldb);
-    float *C0 = randm(&r, (size_t)M * ldc), *C = malloc(sizeof(float) * (size_t)M * ldc);
+    float *A = rand_floats(&r, (size_t)(ta ? K : M) * lda),
+          *B = rand_floats(&r, (size_t)(tb ? N : K) * ldb);
+    float *C0 = rand_floats(&r, (size_t)M * ldc), *C = malloc(sizeof(float) * (size_t)M * ldc);
     float *row = malloc(sizeof(float) * (size_t)ldc);
     ck_assert(C && row);
     memcpy(C, C0, sizeof(float) * (size_t)M * ldc);
