@@ -37,7 +37,8 @@ typedef struct ui {
     double last_draw;
     const dist *d;
     int threads;
-    double test_frac; /* of the text left for the test split: 1 - train - val */
+    const char *precision; /* --precision, for the start event */
+    double test_frac;      /* of the text left for the test split: 1 - train - val */
 } ui;
 
 static void json_line(ui *u, const char *line)
@@ -107,9 +108,9 @@ static void on_start(void *ctx, const charrnn_model *m, long start, long total, 
     emit(u,
          "{\"event\":\"start\",\"cell\":\"%s\",\"num_layers\":%d,\"rnn_size\":%d,"
          "\"start_iter\":%ld,\"total_iters\":%ld,\"ranks\":%d,\"threads_per_rank\":%d,"
-         "\"hosts\":%s,\"info\":%s}",
+         "\"hosts\":%s,\"precision\":\"%s\",\"info\":%s}",
          charrnn_cell_name(m->cfg.cell), m->cfg.num_layers, m->cfg.hidden_size, start, total,
-         u->d->comm.size, u->threads, h, q);
+         u->d->comm.size, u->threads, h, u->precision, q);
     free(q), free(h);
 }
 
@@ -321,7 +322,8 @@ _Static_assert(NROWS <= sizeof(((opts *)0)->seen), "opts.seen holds a byte per r
 
 static opts defaults(const dist *d)
 {
-    return (opts){charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0, 0}, 0, NULL, {0}};
+    return (opts){
+        charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0, "f32", 0}, 0, NULL, {0}};
 }
 
 static void usage(FILE *f)
@@ -399,6 +401,7 @@ static int train(int argc, char **argv, const dist *d)
         threads = n > 0 ? (int)(n < 8 ? n : 8) : 1;
     }
     o.threads = u.threads = threads;
+    u.precision = charrnn_precision_name(o.precision);
     o.comm = d->comm.size > 1 ? &d->comm : NULL;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;

@@ -584,7 +584,8 @@ PY
     "$TRAIN" "${rc[@]}" --checkpoint-dir "$WORK/split" --max-iters 40 \
         --init-from "$WORK/split/latest.safetensors" --log "$WORK/resume.log"
     bits_same "$WORK/straight" "$WORK/split" "bf16: 40 iterations straight = 20 + resume + 20"
-    grep -q '"info":"[^"]*, resumed exactly' "$WORK/resume.log" || fail "bf16 resume: $(head -1 "$WORK/resume.log")"
+    grep -q '"precision":"bf16","info":"[^"]*, resumed exactly' "$WORK/resume.log" ||
+        fail "bf16 resume: $(head -1 "$WORK/resume.log")"
     "$TRAIN" "${rc[@]/bf16/f32}" --checkpoint-dir "$WORK/tof32" --max-iters 42 \
         --init-from "$WORK/split/latest.safetensors" --log "$WORK/tof32.log"
     grep -qF 'continued with changes: precision bf16 -> f32' "$WORK/tof32.log" ||
