@@ -37,7 +37,8 @@ typedef struct ui {
     double last_draw;
     const dist *d;
     int threads;
-    double test_frac; /* of the text left for the test split: 1 - train - val */
+    const char *precision; /* --precision, for the start event */
+    double test_frac;      /* of the text left for the test split: 1 - train - val */
 } ui;
 
 static void json_line(ui *u, const char *line)
@@ -107,9 +108,9 @@ static void on_start(void *ctx, const charrnn_model *m, long start, long total, 
     emit(u,
          "{\"event\":\"start\",\"cell\":\"%s\",\"num_layers\":%d,\"rnn_size\":%d,"
          "\"start_iter\":%ld,\"total_iters\":%ld,\"ranks\":%d,\"threads_per_rank\":%d,"
-         "\"hosts\":%s,\"info\":%s}",
+         "\"hosts\":%s,\"precision\":\"%s\",\"info\":%s}",
          charrnn_cell_name(m->cfg.cell), m->cfg.num_layers, m->cfg.hidden_size, start, total,
-         u->d->comm.size, u->threads, h, q);
+         u->d->comm.size, u->threads, h, u->precision, q);
     free(q), free(h);
 }
 
@@ -209,6 +210,17 @@ static int parse_dtype(const char *flag, const char *v, void *dst, int aux)
     return parse_choice(flag, v, !charrnn_dtype_parse(v, dst, NULL, 0), "f32, bf16 or int8");
 }
 
+static int parse_precision(const char *flag, const char *v, void *dst, int aux)
+{
+    (void)aux;
+    return parse_choice(flag, v, !charrnn_precision_parse(v, dst), "f32 or bf16");
+}
+
+static void show_precision(const void *dst, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", charrnn_precision_name(*(const charrnn_precision *)dst));
+}
+
 static int parse_forget_bias(const char *flag, const char *v, void *dst, int aux)
 {
     (void)aux;
@@ -294,6 +306,11 @@ static const flag_row rows[] = {
      "(under mpirun: per rank; R ranks x N threads give the\n"
      "same bits as one process with R*N threads)",
      1, 0},
+    {"--precision", FLAG_CUSTOM, O(o.precision), 0, 0, parse_precision, show_precision, "f32|bf16",
+     "the recurrent layers' products: f32, or bf16 operands\n"
+     "summed in f32 (CPUs with AVX512-BF16; weights, optimizer\n"
+     "and checkpoints stay f32)",
+     0, 0},
     {"--log", FLAG_STR, O(log_path), 0, 0, NULL, NULL, "FILE",
      "also write one JSON object per line to FILE", 1, 0},
     {"--print-every", FLAG_LONG, O(u.print_every), 1, 1e9, NULL, NULL, "N",
@@ -305,7 +322,8 @@ _Static_assert(NROWS <= sizeof(((opts *)0)->seen), "opts.seen holds a byte per r
 
 static opts defaults(const dist *d)
 {
-    return (opts){charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0, 0}, 0, NULL, {0}};
+    return (opts){
+        charrnn_train_defaults(), {isatty(2), 0, 10, NULL, -1.0, d, 0, "f32", 0}, 0, NULL, {0}};
 }
 
 static void usage(FILE *f)
@@ -366,6 +384,11 @@ static int train(int argc, char **argv, const dist *d)
         fprintf(stderr, "charrnn-train: CHARRNN_KERNEL: %s\n", kerr);
         return 2;
     }
+    if (charrnn_precision_ready(o.precision, kerr, sizeof kerr)) {
+        fprintf(stderr, "charrnn-train: --precision %s: %s\n", charrnn_precision_name(o.precision),
+                kerr);
+        return 2;
+    }
     if (log_path && rank0 && !(u.log = fopen(log_path, "a"))) {
         perror(log_path);
         return 1;
@@ -378,6 +401,7 @@ static int train(int argc, char **argv, const dist *d)
         threads = n > 0 ? (int)(n < 8 ? n : 8) : 1;
     }
     o.threads = u.threads = threads;
+    u.precision = charrnn_precision_name(o.precision);
     o.comm = d->comm.size > 1 ? &d->comm : NULL;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;

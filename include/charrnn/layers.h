@@ -27,10 +27,19 @@ typedef struct charrnn_layer_acts {
     float *wpack; /* optional: charrnn_layer_wpack_floats scratch where each pass
                      packs W_hh (forward: also W_ih, when D <= H) once per window
                      instead of per product; the same bits either way */
+    /* Optional, both or neither: the layer's products in bf16 (gemm.h; the
+     * caller checked that this CPU runs them), W_ih and W_hh rounded and
+     * packed into these (charrnn_layer_bf16_words each) once per pass. The
+     * one-hot gather of layer 0 and the decoder stay f32; bf16_ih may be
+     * NULL there. */
+    uint32_t *bf16_ih, *bf16_hh;
 } charrnn_layer_acts;
 
 /* Floats of acts->wpack for hidden size H and G gates. */
 size_t charrnn_layer_wpack_floats(int G, int H);
+/* 32-bit words of acts->bf16_ih (GH = G*H, D the input size) or bf16_hh
+ * (D = H). */
+size_t charrnn_layer_bf16_words(int GH, int D);
 
 /* Forward of one layer. Input is either tokens (layer 0: x_tok (T*B) indices
  * into the one-hot vocabulary, a column gather of W_ih) or x (T*B, D).

@@ -19,6 +19,7 @@
 
 #include "charrnn/model.h"
 #include "charrnn/optim.h"
+#include "charrnn/trainer.h"
 
 #include <signal.h>
 #include <stdint.h>
@@ -46,8 +47,9 @@ typedef struct charrnn_train_opts {
     long eval_every;
     uint64_t seed;
     int threads; /* data-parallel shards of the batch (1..8); BLAS should be single-threaded */
-    charrnn_init init;      /* how a fresh model is drawn (unused with init_from) */
-    long stream_eval_chars; /* each validation also scores the first N characters of the
+    charrnn_precision precision; /* of the layers' products (charrnn/trainer.h); default f32 */
+    charrnn_init init;           /* how a fresh model is drawn (unused with init_from) */
+    long stream_eval_chars;      /* each validation also scores the first N characters of the
                                validation split as one stream (charrnn/stream_loss.h); 0 = off */
     /* NULL: one process. Otherwise every rank of comm runs this with the same
      * options and `threads` shards each, out of comm->size * threads shards

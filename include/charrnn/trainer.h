@@ -35,6 +35,29 @@ void charrnn_trainer_free(charrnn_trainer *tr);
 int charrnn_trainer_set_shards(charrnn_trainer *tr, int n, char *err, size_t errlen);
 int charrnn_trainer_shards(const charrnn_trainer *tr);
 
+/* The arithmetic of the recurrent layers' products (the input side, the
+ * recurrent step, their input gradients and the weight gradients). F32: the
+ * trainer's f32 GEMM, the same bits on every instruction set. BF16: operands
+ * rounded to bf16 and summed in f32 by AVX512-BF16 (model/core/gemm.h); the
+ * master weights, gradients, optimizer state and everything else stay f32;
+ * the bits are fixed per CPU feature set. */
+typedef enum charrnn_precision {
+    CHARRNN_PRECISION_F32 = 0,
+    CHARRNN_PRECISION_BF16 = 1
+} charrnn_precision;
+/* "f32" or "bf16"; 0, or -1 for anything else (*out unchanged). */
+int charrnn_precision_parse(const char *s, charrnn_precision *out);
+const char *charrnn_precision_name(charrnn_precision p);
+/* CHARRNN_OK when this build, CPU and CHARRNN_KERNEL run p; else
+ * CHARRNN_EINVAL with the reason (bf16: no AVX512-BF16 in the CPU or the
+ * build, or another kernel forced). */
+int charrnn_precision_ready(charrnn_precision p, char *err, size_t errlen);
+/* Switches the trainer to p (default f32), reallocating the shards' scratch
+ * (call it before training; the layout is kept). Errors: those of
+ * charrnn_precision_ready (nothing changes), CHARRNN_ENOMEM as set_layout. */
+int charrnn_trainer_set_precision(charrnn_trainer *tr, charrnn_precision p, char *err,
+                                  size_t errlen);
+
 /* Data parallelism over processes: the batch is split into `total` shards by
  * the same rule as set_shards (shard g gets streams [g*B/total,
  * (g+1)*B/total)) and this process runs shards [first, first + n) on n

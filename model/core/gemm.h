@@ -18,6 +18,7 @@
 #define CHARRNN_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* B's columns live in panels of 16: B[k][j] = b[(j / 16) * bp + k * bs + j % 16].
  * A row-major (K x N, ldb) matrix is bs = ldb, bp = 16; a packed one
@@ -63,5 +64,33 @@ void charrnn_gemm_pack(float *dst, int tb, const float *B, int ldb, int N, int K
 /* charrnn_gemm with op(B) already packed: the same bits. */
 void charrnn_gemm_packed(int ta, int M, int N, int K, const float *A, int lda, const float *Bp,
                          int acc, float *C, int ldc);
+
+/* bf16 products (charrnn-train --precision bf16; gemm_bf16.c): the same
+ * C = [C +] op(A) op(B), with every operand first rounded to bf16 (nearest,
+ * ties to even; a subnormal becomes zero) and each element's chain
+ *   s = (acc ? C[i][j] : +0.0f);
+ *   for p = 0 .. ceil(K/2)-1: s = vdpbf16ps(s, A[i][2p..2p+1], B[2p..2p+1][j])
+ * (K padded with a zero to even). A product of two bf16 is exact in f32, so
+ * an element's only rounding is that of its f32 additions; one vdpbf16ps
+ * step is the CPU's (AVX512-BF16), fixed per CPU feature set, so the bits
+ * are the same for any blocking and thread layout on one kind of CPU, but
+ * need not match another vendor's implementation of the instruction. */
+
+/* CHARRNN_OK when this build and CPU run the bf16 kernel and CHARRNN_KERNEL
+ * (charrnn_kernel_name) selects the avx512 one; else CHARRNN_EINVAL saying
+ * why. The functions below may be called only after it said yes. */
+int charrnn_gemm_bf16_ready(char *err, size_t errlen);
+/* 32-bit words of a packed K x N operand: N rounded up to 16, times K/2
+ * rounded up (each word a pair of bf16). */
+size_t charrnn_gemm_bf16_pack_words(int N, int K);
+/* Rounds op(B) (K x N; tb: B^T given, ldb its row stride) to bf16 and packs
+ * it, zero-padded, into dst: once per weight update, for many products. */
+void charrnn_gemm_bf16_pack(uint32_t *dst, int tb, const float *B, int ldb, int N, int K);
+/* C = [C +] A op(B), A M x K row-major (lda), op(B) packed in Bp. */
+void charrnn_gemm_bf16_packed(int M, int N, int K, const float *A, int lda, const uint32_t *Bp,
+                              int acc, float *C, int ldc);
+/* C = [C +] op(A) B, B K x N row-major (ldb), both rounded as they go. */
+void charrnn_gemm_bf16(int ta, int M, int N, int K, const float *A, int lda, const float *B,
+                       int ldb, int acc, float *C, int ldc);
 
 #endif

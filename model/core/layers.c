@@ -19,10 +19,11 @@
 
 /* gates (N, GH) = input side of every step, biases included. For GRU the
  * recurrent bias of the n gate stays out: it sits inside r * (W_hn h + b_hn). */
-static void input_side(float *gates, float *emb, float *wpack, const uint16_t *x_tok,
+static void input_side(float *gates, const charrnn_layer_acts *a, const uint16_t *x_tok,
                        const float *x, const charrnn_layer_params *p, charrnn_cell cell, int N,
                        int D, int GH, int H)
 {
+    float *emb = a->emb, *wpack = a->wpack;
     if (x_tok && emb) {
         for (int j = 0; j < GH; j++)
             for (int v = 0; v < D; v++)
@@ -36,6 +37,9 @@ static void input_side(float *gates, float *emb, float *wpack, const uint16_t *x
             for (int j = 0; j < GH; j++)
                 g[j] = col[(size_t)j * D];
         }
+    } else if (a->bf16_ih) {
+        charrnn_gemm_bf16_pack(a->bf16_ih, 1, p->w_ih, D, GH, D);
+        charrnn_gemm_bf16_packed(N, GH, D, x, D, a->bf16_ih, 0, gates, GH);
     } else if (wpack && D <= H) {
         charrnn_gemm_pack(wpack, 1, p->w_ih, D, GH, D);
         charrnn_gemm_packed(0, N, GH, D, x, D, wpack, 0, gates, GH);
@@ -53,23 +57,30 @@ static void input_side(float *gates, float *emb, float *wpack, const uint16_t *x
     }
 }
 
-/* out (B, GH) = [out +] h_prev W_hh^T: from W_hh packed in wpack, or packed
- * block by block per call when there is no room for it (the same bits). */
-static void recurrent(const float *wpack, int B, int GH, int H, const float *hp, const float *w_hh,
-                      int acc, float *out)
+/* out (B, GH) = [out +] h_prev W_hh^T: in bf16 from a->bf16_hh, else from
+ * W_hh packed in wpack, or packed block by block per call when there is no
+ * room for it (the same bits). */
+static void recurrent(const charrnn_layer_acts *a, int B, int GH, int H, const float *hp,
+                      const float *w_hh, int acc, float *out)
 {
-    if (wpack)
+    const float *wpack = a->wpack;
+    if (a->bf16_hh)
+        charrnn_gemm_bf16_packed(B, GH, H, hp, H, a->bf16_hh, acc, out, GH);
+    else if (wpack)
         charrnn_gemm_packed(0, B, GH, H, hp, H, wpack, acc, out, GH);
     else
         charrnn_gemm(0, 1, B, GH, H, hp, H, w_hh, H, acc, out, GH);
 }
 
 /* out (B, H) = [out +] dg W_hh, dg (B, GH): as recurrent, with W_hh packed
- * (not transposed) in wpack. */
-static void recurrent_back(const float *wpack, int B, int GH, int H, const float *dg,
+ * (not transposed). */
+static void recurrent_back(const charrnn_layer_acts *a, int B, int GH, int H, const float *dg,
                            const float *w_hh, int acc, float *out)
 {
-    if (wpack)
+    const float *wpack = a->wpack;
+    if (a->bf16_hh)
+        charrnn_gemm_bf16_packed(B, H, GH, dg, GH, a->bf16_hh, acc, out, H);
+    else if (wpack)
         charrnn_gemm_packed(0, B, H, GH, dg, GH, wpack, acc, out, H);
     else
         charrnn_gemm(0, 0, B, H, GH, dg, GH, w_hh, H, acc, out, H);
@@ -80,15 +91,17 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
                            int H)
 {
     const int G = charrnn_cell_gates(cell), GH = G * H, N = T * B;
-    input_side(a->gates, a->emb, a->wpack, x_tok, x, p, cell, N, D, GH, H);
-    if (a->wpack) /* W_hh^T once for the T steps' products */
+    input_side(a->gates, a, x_tok, x, p, cell, N, D, GH, H);
+    if (a->bf16_hh) /* W_hh^T once for the T steps' products */
+        charrnn_gemm_bf16_pack(a->bf16_hh, 1, p->w_hh, H, GH, H);
+    else if (a->wpack)
         charrnn_gemm_pack(a->wpack, 1, p->w_hh, H, GH, H);
     for (int t = 0; t < T; t++) {
         float *g = a->gates + (size_t)t * B * GH;
         const float *hp = a->h + (size_t)t * B * H;
         float *h = a->h + (size_t)(t + 1) * B * H;
         if (cell == CHARRNN_CELL_LSTM) {
-            recurrent(a->wpack, B, GH, H, hp, p->w_hh, 1, g);
+            recurrent(a, B, GH, H, hp, p->w_hh, 1, g);
             const float *cp = a->c + (size_t)t * B * H;
             float *c = a->c + (size_t)(t + 1) * B * H;
             for (int b = 0; b < B; b++) {
@@ -99,7 +112,7 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
         } else if (cell == CHARRNN_CELL_GRU) {
             /* dg_hh's block t is free until backward: use it for h_prev @ W_hh^T. */
             float *hh = a->dg_hh + (size_t)t * B * GH;
-            recurrent(a->wpack, B, GH, H, hp, p->w_hh, 0, hh);
+            recurrent(a, B, GH, H, hp, p->w_hh, 0, hh);
             float *hn = a->hn + (size_t)t * B * H;
             const float *b_hn = p->b_hh + 2 * H;
             for (int b = 0; b < B; b++) {
@@ -111,7 +124,7 @@ void charrnn_layer_forward(charrnn_layer_acts *a, const uint16_t *x_tok, const f
                 cell_gru_forward(gb, hb, hnb, hp + o, h + o, H);
             }
         } else {
-            recurrent(a->wpack, B, H, H, hp, p->w_hh, 1, g);
+            recurrent(a, B, H, H, hp, p->w_hh, 1, g);
             cell_rnn_forward(g, h, (size_t)B * H);
         }
     }
@@ -126,7 +139,9 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
     float *dnc = a->dnext + (size_t)B * H; /* (B, H) dL/dc_{t-1} (LSTM) */
     float *dg_hh = cell == CHARRNN_CELL_GRU ? a->dg_hh : a->dg;
     memset(a->dnext, 0, sizeof(float) * 2 * (size_t)B * H);
-    if (a->wpack) /* W_hh (the forward's W_hh^T is done with) once for the T steps */
+    if (a->bf16_hh) /* W_hh (the forward's W_hh^T is done with) once for the T steps */
+        charrnn_gemm_bf16_pack(a->bf16_hh, 0, p->w_hh, H, H, GH);
+    else if (a->wpack)
         charrnn_gemm_pack(a->wpack, 0, p->w_hh, H, H, GH);
     for (int t = T - 1; t >= 0; t--) {
         const float *g = a->gates + (size_t)t * B * GH;
@@ -143,7 +158,7 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                 cell_lstm_backward(db, db + H, db + 2 * H, db + 3 * H, dnc + o, gb, gb + H,
                                    gb + 2 * H, gb + 3 * H, cp + o, c + o, dh + o, H);
             }
-            recurrent_back(a->wpack, B, GH, H, dg, p->w_hh, 0, dnh);
+            recurrent_back(a, B, GH, H, dg, p->w_hh, 0, dnh);
         } else if (cell == CHARRNN_CELL_GRU) {
             const float *hp = a->h + (size_t)t * B * H;
             const float *hn = a->hn + (size_t)t * B * H;
@@ -154,14 +169,17 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
                 size_t o = (size_t)b * H;
                 cell_gru_backward(db, dbh, dnh + o, gb, hn + o, hp + o, dh + o, H);
             }
-            recurrent_back(a->wpack, B, GH, H, dgh, p->w_hh, 1, dnh);
+            recurrent_back(a, B, GH, H, dgh, p->w_hh, 1, dnh);
         } else {
             cell_rnn_backward(dg, g, dh, (size_t)B * H);
-            recurrent_back(a->wpack, B, H, H, dg, p->w_hh, 0, dnh);
+            recurrent_back(a, B, H, H, dg, p->w_hh, 0, dnh);
         }
     }
     /* Weight gradients over all steps at once: h block t is h_{t-1} of step t. */
-    charrnn_gemm(1, 0, GH, H, N, dg_hh, GH, a->h, H, 1, gr->w_hh, H);
+    if (a->bf16_hh)
+        charrnn_gemm_bf16(1, GH, H, N, dg_hh, GH, a->h, H, 1, gr->w_hh, H);
+    else
+        charrnn_gemm(1, 0, GH, H, N, dg_hh, GH, a->h, H, 1, gr->w_hh, H);
     if (x_tok && a->demb) {
         memset(a->demb, 0, sizeof(float) * (size_t)D * GH);
         for (int r = 0; r < N; r++) {
@@ -180,6 +198,8 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
             for (int j = 0; j < GH; j++)
                 col[(size_t)j * D] += d[j];
         }
+    } else if (a->bf16_ih) {
+        charrnn_gemm_bf16(1, GH, D, N, a->dg, GH, x, D, 1, gr->w_ih, D);
     } else {
         charrnn_gemm(1, 0, GH, D, N, a->dg, GH, x, D, 1, gr->w_ih, D);
     }
@@ -190,8 +210,12 @@ void charrnn_layer_backward(charrnn_layer_acts *a, float *dx, charrnn_layer_para
             gr->b_hh[j] += dh2[j];
         }
     }
-    if (dx)
+    if (dx && a->bf16_ih) { /* W_ih (the forward's W_ih^T is done with) */
+        charrnn_gemm_bf16_pack(a->bf16_ih, 0, p->w_ih, D, D, GH);
+        charrnn_gemm_bf16_packed(N, D, GH, a->dg, GH, a->bf16_ih, 0, dx, D);
+    } else if (dx) {
         charrnn_gemm(0, 0, N, D, GH, a->dg, GH, p->w_ih, D, 0, dx, D);
+    }
 }
 
 float charrnn_decoder_forward(float *probs, const float *h, const float *w, const float *b,
@@ -241,6 +265,13 @@ void charrnn_decoder_backward_scaled(float *dh, float *dw, float *db, float *pro
     }
     charrnn_gemm(1, 0, V, H, N, probs, V, h, H, 1, dw, H);
     charrnn_gemm(0, 0, N, H, V, probs, V, w, H, 0, dh, H);
+}
+
+size_t charrnn_layer_bf16_words(int GH, int D)
+{
+    const size_t fwd = charrnn_gemm_bf16_pack_words(GH, D),
+                 back = charrnn_gemm_bf16_pack_words(D, GH);
+    return fwd > back ? fwd : back;
 }
 
 size_t charrnn_layer_wpack_floats(int G, int H)

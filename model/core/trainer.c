@@ -17,6 +17,7 @@
 #include "charrnn/comm.h"
 #include "charrnn/layers.h"
 #include "charrnn/status.h"
+#include "gemm.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -46,6 +47,7 @@ struct charrnn_trainer {
     charrnn_model *m;
     int B, T;
     float dropout;
+    charrnn_precision precision; /* of the layers' products (charrnn_trainer_set_precision) */
     charrnn_optim_config opt;
     uint64_t steps;
     charrnn_rng rng;
@@ -81,6 +83,7 @@ static void shard_free(shard *s)
         charrnn_layer_acts *a = &s->acts[l];
         free(a->gates), free(a->dg), free(a->h), free(a->dh), free(a->dnext), free(a->c);
         free(a->hn), free(a->dg_hh), free(a->emb), free(a->demb), free(a->wpack);
+        free(a->bf16_ih), free(a->bf16_hh);
         free(s->drop_x[l]), free(s->mask[l]);
     }
     free(s->dx), free(s->probs), free(s->x), free(s->y);
@@ -108,7 +111,14 @@ static int shard_alloc(shard *s, const charrnn_trainer *tr)
         ALLOC(a->h, N * H + B * H);
         ALLOC(a->dh, N * H);
         ALLOC(a->dnext, 2 * B * H);
-        ALLOC(a->wpack, charrnn_layer_wpack_floats(charrnn_cell_gates(c->cell), (int)H));
+        if (tr->precision == CHARRNN_PRECISION_BF16) { /* its own packs instead of wpack */
+            const size_t ih = charrnn_layer_bf16_words((int)GH, l ? (int)H : 0);
+            const size_t hh = charrnn_layer_bf16_words((int)GH, (int)H);
+            ok = ok && (a->bf16_hh = malloc(hh * sizeof(uint32_t))) != NULL;
+            ok = ok && (!l || (a->bf16_ih = malloc(ih * sizeof(uint32_t))) != NULL);
+        } else {
+            ALLOC(a->wpack, charrnn_layer_wpack_floats(charrnn_cell_gates(c->cell), (int)H));
+        }
         if (c->cell == CHARRNN_CELL_LSTM)
             ALLOC(a->c, N * H + B * H);
         if (c->cell == CHARRNN_CELL_GRU) {
@@ -235,6 +245,39 @@ int charrnn_trainer_set_layout(charrnn_trainer *tr, const charrnn_comm *comm, in
     }
     tr->have_forward = 0;
     return CHARRNN_OK;
+}
+
+static const char *const precision_names[] = {"f32", "bf16"};
+
+int charrnn_precision_parse(const char *s, charrnn_precision *out)
+{
+    for (int k = 0; k < 2; k++)
+        if (s && !strcmp(s, precision_names[k])) {
+            *out = (charrnn_precision)k;
+            return 0;
+        }
+    return -1;
+}
+
+const char *charrnn_precision_name(charrnn_precision p)
+{
+    return precision_names[p == CHARRNN_PRECISION_BF16];
+}
+
+int charrnn_precision_ready(charrnn_precision p, char *err, size_t errlen)
+{
+    return p == CHARRNN_PRECISION_BF16 ? charrnn_gemm_bf16_ready(err, errlen) : CHARRNN_OK;
+}
+
+int charrnn_trainer_set_precision(charrnn_trainer *tr, charrnn_precision p, char *err,
+                                  size_t errlen)
+{
+    int rc = charrnn_precision_ready(p, err, errlen);
+    if (rc || p == tr->precision)
+        return rc;
+    tr->precision = p; /* each shard's scratch is reallocated for it */
+    return charrnn_trainer_set_layout(tr, tr->comm, tr->total_shards, tr->first_shard, tr->nshards,
+                                      err, errlen);
 }
 
 int charrnn_trainer_shards(const charrnn_trainer *tr)

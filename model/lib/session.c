@@ -130,6 +130,7 @@ static char *train_json(const run *r, float val)
     cJSON_AddNumberToObject(j, "max_epochs", o->max_epochs);
     cJSON_AddNumberToObject(j, "max_iters", (double)o->max_iters);
     cJSON_AddNumberToObject(j, "shards", shards_of(o));
+    cJSON_AddStringToObject(j, "precision", charrnn_precision_name(o->precision));
     char seed[24];
     snprintf(seed, sizeof seed, "%" PRIu64, r->seed);
     cJSON_AddStringToObject(j, "seed", seed);
@@ -467,6 +468,11 @@ static void resume_changes(run *r, const charrnn_st_file *f)
     const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optimizer");
     if (cJSON_IsString(opt) && strcmp(opt->valuestring, charrnn_optim_name(o->optimizer)))
         add_change(out, n, "optimizer", opt->valuestring, charrnn_optim_name(o->optimizer));
+    /* A checkpoint without it was trained in f32 (the only precision then). */
+    const cJSON *prec = cJSON_GetObjectItemCaseSensitive(j, "precision");
+    const char *was = cJSON_IsString(prec) ? prec->valuestring : "f32";
+    if (strcmp(was, charrnn_precision_name(o->precision)))
+        add_change(out, n, "precision", was, charrnn_precision_name(o->precision));
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(j, "data_sha256");
     if (cJSON_IsString(sha) && strcmp(sha->valuestring, r->corpus->sha256))
         add_change(out, n, "data", "the checkpoint's text", "another text");
@@ -556,7 +562,7 @@ static int check_opts(const charrnn_train_opts *o, char *err, size_t errlen)
     int irc = charrnn_init_check(&o->init, err, errlen);
     if (irc)
         return irc;
-    return CHARRNN_OK;
+    return charrnn_precision_ready(o->precision, err, errlen); /* before any work */
 }
 
 /* What every rank must run with: the options that change the numbers or
@@ -570,13 +576,13 @@ static void options_text(const run *r, char *buf, size_t n)
              "cell=%s rnn_size=%d num_layers=%d dropout=%s seq_length=%d batch_size=%d "
              "max_epochs=%.17g max_iters=%ld learning_rate=%s optimizer=%s lr_decay=%s "
              "lr_decay_after=%.17g grad_clip=%s train_frac=%.17g val_frac=%.17g eval_every=%ld "
-             "seed=%" PRIu64 " start_iter=%ld",
+             "seed=%" PRIu64 " start_iter=%ld precision=%s",
              charrnn_cell_name(c->cell), c->hidden_size, c->num_layers,
              short_float(o->dropout, f[0], sizeof f[0]), o->seq_length, o->batch_size,
              o->max_epochs, o->max_iters, short_float(o->learning_rate, f[1], sizeof f[1]),
              charrnn_optim_name(o->optimizer), short_float(o->lr_decay, f[2], sizeof f[2]),
              o->lr_decay_after, short_float(o->grad_clip, f[3], sizeof f[3]), o->train_frac,
-             o->val_frac, o->eval_every, o->seed, r->iter);
+             o->val_frac, o->eval_every, o->seed, r->iter, charrnn_precision_name(o->precision));
 }
 
 /* Rank r of R runs shards [r*T, (r+1)*T) of R*T. */
@@ -623,6 +629,8 @@ static int start(run *r, int *from_ckpt, int *have_state, char *err, size_t errl
     if (rc == CHARRNN_OK)
         rc = charrnn_trainer_create(r->model, B, T, o->dropout, &oc, o->seed ^ 0x5eedULL, &r->tr,
                                     err, errlen);
+    if (rc == CHARRNN_OK && o->precision != CHARRNN_PRECISION_F32)
+        rc = charrnn_trainer_set_precision(r->tr, o->precision, err, errlen);
     if (rc == CHARRNN_OK && o->comm && o->comm->size > 1)
         rc = set_layout(r, err, errlen);
     else if (rc == CHARRNN_OK && o->threads > 1)

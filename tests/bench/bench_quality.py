@@ -26,12 +26,16 @@ Initialisations (charrnn-train flags; PyTorch gets the same):
   zero   --init-range 0.08 --forget-bias 0
   torch  --init-range 0    --forget-bias none (PyTorch's default U(+-1/sqrt(H)))
 
+--precisions: charrnn-train's --precision for the equal-iteration runs, each
+its own row ("charrnn" is f32, "charrnn-bf16" bf16); default f32.
+
 Runs are recorded in OUT/results.jsonl and skipped when already there, so an
 interrupted benchmark continues where it stopped.
 
 usage: tests/bench/bench_quality.py --data FILE [--build build] [--out DIR]
        [--configs 2x128:1000,2x256:400,3x512:150] [--seeds 1,2,3]
-       [--inits lua,zero,torch] [--torch] [--wall SECONDS] [--wall-init INIT] [--jobs 2]
+       [--inits lua,zero,torch] [--precisions f32,bf16] [--torch] [--wall SECONDS]
+       [--wall-init INIT] [--jobs 2]
        [--stream-chars 10000] [--table-only]"""
 import argparse
 import concurrent.futures
@@ -71,13 +75,14 @@ def score(a, path):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def charrnn_cmd(a, d, L, H, init, seed, iters):
+def charrnn_cmd(a, d, L, H, init, seed, iters, precision="f32"):
     r, fb = INITS[init]
+    extra = [] if precision == "f32" else ["--precision", precision]
     return [os.path.join(a.build, "cli", "charrnn-train"), "--data", a.data, "--checkpoint-dir",
             d, "--num-layers", str(L), "--rnn-size", str(H), "--max-iters", str(iters),
             "--eval-every", str(10 ** 12), "--seed", str(seed), "--threads", "1",
             "--init-range", r, "--forget-bias", fb, "--quiet", "--log",
-            os.path.join(d, "log.jsonl")]
+            os.path.join(d, "log.jsonl")] + extra
 
 
 def torch_cmd(a, d, L, H, init, seed, iters, seconds=0.0):
@@ -98,8 +103,8 @@ def equal_iters(a, key, L, H, iters, trainer, init, seed):
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     t0 = time.time()
-    if trainer == "charrnn":
-        checked(charrnn_cmd(a, d, L, H, init, seed, iters))
+    if trainer.startswith("charrnn"):  # "charrnn" (f32) or "charrnn-PRECISION"
+        checked(charrnn_cmd(a, d, L, H, init, seed, iters, trainer.partition("-")[2] or "f32"))
         model = os.path.join(d, "latest.safetensors")
     else:
         checked(torch_cmd(a, d, L, H, init, seed, iters))
@@ -184,6 +189,7 @@ def main():
     ap.add_argument("--configs", default="2x128:1000,2x256:400,3x512:150")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--inits", default="lua,zero,torch")
+    ap.add_argument("--precisions", default="f32", help="charrnn's --precision values")
     ap.add_argument("--torch", action="store_true", help="PyTorch at equal iterations too")
     ap.add_argument("--wall", type=float, default=0.0, help="equal wall clock seconds per run")
     ap.add_argument("--wall-init", default=None, help="charrnn's initialisation there "
@@ -208,7 +214,9 @@ def main():
         name, L, H, iters = parse_config(c)
         for seed in seeds:
             if iters > 0:
-                for who in [("charrnn", i) for i in inits] + ([("pytorch", "torch")] if a.torch else []):
+                mine = ["charrnn" + ("" if p == "f32" else "-" + p) for p in a.precisions.split(",")]
+                for who in ([(c, i) for c in mine for i in inits] +
+                            ([("pytorch", "torch")] if a.torch else [])):
                     key = f"{text} iters {name} {who[0]} {who[1]} {iters} {seed}"
                     if key not in done:
                         jobs.append(("iters", key, name, L, H, iters, who, seed))

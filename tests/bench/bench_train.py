@@ -12,7 +12,12 @@ shape of a shard's window on one core (tests/bench/gemm_peak) against that
 kernel's own peak on one core. OpenBLAS's sgemm peak is printed for reference:
 PyTorch runs on it, charrnn no longer does.
 
+With --precisions f32,bf16, charrnn also trains with --precision bf16 in the
+same run: its chars/s, its speed-up over f32, and each layer GEMM in bf16
+against the bf16 kernel's own one-core peak (the decoder stays f32).
+
 usage: tests/bench/bench_train.py --data FILE [--build build] [--scale 1.0] [--only NAME]
+       [--precisions f32,bf16]
 (timing excludes the first --warmup iterations; --scale multiplies iteration counts)"""
 import argparse
 import json
@@ -78,9 +83,10 @@ def gemm_flops_per_char(cell, L, H, V):
 PEAK_SHAPE = ("1200", "512", "256", "nn")  # cache-resident: the kernel at its best
 
 
-def own_peak(tool, procs):
+def own_peak(tool, procs, extra=()):
     """charrnn's GEMM on PEAK_SHAPE, one process per core at once: (sum GFLOP/s, kernel)."""
-    ps = [subprocess.Popen([tool] + list(PEAK_SHAPE), stdout=subprocess.PIPE, text=True)
+    ps = [subprocess.Popen([tool] + list(PEAK_SHAPE) + list(extra), stdout=subprocess.PIPE,
+                           text=True)
           for _ in range(procs)]
     res = [json.loads(p.communicate()[0]) for p in ps]
     return sum(r["gflops"] for r in res), res[0]["kernel"]
@@ -91,14 +97,15 @@ def window_shapes(cell, L, H, V, shards):
     G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
     b = B // shards
     N = b * T
-    out = [("recurrent, per step", b, G * H, H, "ntp"),
-           ("recurrent backward, per step", b, H, G * H, "nnp"),
-           ("W_hh gradient", G * H, H, N, "tn")]
+    # The last field: the layout of the bf16 product (None: f32 in both).
+    out = [("recurrent, per step", b, G * H, H, "ntp", "ntp"),
+           ("recurrent backward, per step", b, H, G * H, "nnp", "nnp"),
+           ("W_hh gradient", G * H, H, N, "tn", "tn")]
     if L > 1:
-        out += [("input side (layers > 0)", N, G * H, H, "ntp"),
-                ("input gradient (layers > 0)", N, H, G * H, "nn")]
-    out += [("decoder", N, V, H, "nt"), ("decoder weight gradient", V, H, N, "tn"),
-            ("decoder input gradient", N, H, V, "nn")]
+        out += [("input side (layers > 0)", N, G * H, H, "ntp", "ntp"),
+                ("input gradient (layers > 0)", N, H, G * H, "nn", "nnp")]
+    out += [("decoder", N, V, H, "nt", None), ("decoder weight gradient", V, H, N, "tn", None),
+            ("decoder input gradient", N, H, V, "nn", None)]
     return out
 
 
@@ -124,7 +131,9 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--only", default=None)
+    ap.add_argument("--precisions", default="f32", help="f32 or f32,bf16")
     a = ap.parse_args()
+    bf16 = "bf16" in a.precisions.split(",")
     train = os.path.join(a.build, "cli", "charrnn-train")
     peak_tool = os.path.join(a.build, "tests", "bench", "sgemm_peak")
     text = open(a.data, encoding="utf-8").read()
@@ -138,12 +147,17 @@ def main():
     print(f"machine: {os.cpu_count()} cores; charrnn's GEMM: the {kernel} kernel, peak "
           f"{own1:.1f} GFLOP/s on one core, {peak:.1f} on all {os.cpu_count()} "
           f"({' '.join(PEAK_SHAPE)}, one process per core)")
+    if bf16:
+        bf1, _ = own_peak(gemm_tool, 1, ["bf16"])
+        bfpeak, _ = own_peak(gemm_tool, os.cpu_count(), ["bf16"])
+        print(f"bf16 products: peak {bf1:.1f} GFLOP/s on one core, {bfpeak:.1f} on all "
+              f"{os.cpu_count()} (the same shape)")
     print(f"OpenBLAS (PyTorch's): {big['core']} kernels (OPENBLAS_CORETYPE {coretype}); sgemm "
           f"{big['gflops']:.1f} GFLOP/s (2048^3, 2 threads), {step:.1f} GFLOP/s on 50x2048x512")
     print(f"data: {a.data} ({chars} chars, V={V}); B={B} T={T}; timing excludes "
           f"{a.warmup} warm-up iterations\n")
     hdr = ("config", "charrnn c/s", "torch c/s", "ratio", "GFLOP/s", "of peak", "RSS MiB",
-           "RSS/plan", "torch thr")
+           "RSS/plan", "torch thr") + (("bf16 c/s", "bf16/f32", "bf16/torch") if bf16 else ())
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     shapes_run = []
@@ -163,17 +177,28 @@ def main():
                 best, best_thr = cps, thr
         gf = ours * gemm_flops_per_char(cell, L, H, V) / 1e9
         plan = planned_bytes(cell, L, H, V, chars) / 2 ** 20
+        extra = ""
+        if bf16:
+            low, _ = charrnn_cps(a, train, cell, L, H, n, ["--precision", "bf16"])
+            extra = f" {low:,.0f} | {low / ours:.2f}x | {low / best:.2f}x |"
         print(f"| {name} | {ours:,.0f} | {best:,.0f} | {ours / best:.2f}x | {gf:.1f} | "
-              f"{gf / peak:.0%} | {rss:.0f} | {rss / plan:.2f} | {best_thr} |", flush=True)
+              f"{gf / peak:.0%} | {rss:.0f} | {rss / plan:.2f} | {best_thr} |{extra}", flush=True)
         shapes_run.append((name, cell, L, H))
     print(f"\nEach GEMM of a shard's window (B = {B} streams over {os.cpu_count()} shards, "
           f"T = {T}) on one core, against the kernel's one-core peak {own1:.1f} GFLOP/s:\n")
-    print("| config | product | M x N x K | layout | GFLOP/s | of peak |")
-    print("|---|---|---|---|---|---|")
+    more = f" bf16 GFLOP/s | of bf16 peak {bf1:.1f} |" if bf16 else ""
+    print("| config | product | M x N x K | layout | GFLOP/s | of peak |" + more)
+    print("|---|---|---|---|---|---|" + ("---|---|" if bf16 else ""))
     for name, cell, L, H in shapes_run:
-        for what, m, n_, k, lay in window_shapes(cell, L, H, V, os.cpu_count()):
+        for what, m, n_, k, lay, blay in window_shapes(cell, L, H, V, os.cpu_count()):
             g = json.loads(run([gemm_tool, str(m), str(n_), str(k), lay]))["gflops"]
-            print(f"| {name} | {what} | {m}x{n_}x{k} | {lay} | {g:.1f} | {g / own1:.0%} |",
+            extra = ""
+            if bf16 and blay:
+                gb = json.loads(run([gemm_tool, str(m), str(n_), str(k), blay, "bf16"]))["gflops"]
+                extra = f" {gb:.1f} | {gb / bf1:.0%} |"
+            elif bf16:
+                extra = " (f32) | |"
+            print(f"| {name} | {what} | {m}x{n_}x{k} | {lay} | {g:.1f} | {g / own1:.0%} |{extra}",
                   flush=True)
 
 

@@ -4,7 +4,7 @@
 #
 #   test_cli.sh CASE CHARRNN_TRAIN CHARRNN_SAMPLE ST_TOOL SOURCE_ROOT
 #
-# CASE is one of: errors, resume, sample, e2e. Every model here is tiny and
+# CASE is one of: errors, resume, sample, e2e, init, stream, bits, bf16. Every model here is tiny and
 # every run uses --threads 1, so each case takes seconds even on a busy machine.
 set -eu
 
@@ -48,6 +48,22 @@ run_err() {
 tiny_train() {
     "$TRAIN" --cell lstm --rnn-size 16 --num-layers 1 --seq-length 8 --batch-size 4 \
         --threads 1 --quiet "$@"
+}
+
+# bits_same DIR_A DIR_B WHAT: the two runs' checkpoints (parameters, moments,
+# state) and loss.svg are the same bytes.
+bits_same() {
+    python3 "$ST_TOOL" compare "$1/latest.safetensors" "$2/latest.safetensors" >"$WORK/cmp" ||
+        fail "$3: $(cat "$WORK/cmp")"
+    cmp -s "$1/loss.svg" "$2/loss.svg" || fail "$3: loss.svg differs"
+    echo "ok: $3"
+}
+
+# bits_differ DIR_A DIR_B WHAT: the checkpoints' parameters differ.
+bits_differ() {
+    if python3 "$ST_TOOL" compare "$1/latest.safetensors" "$2/latest.safetensors" >/dev/null; then
+        fail "$3"
+    fi
 }
 
 text_file() { # text_file PATH LINES SEED
@@ -477,12 +493,6 @@ case_bits() {
     local common=(--data "$T" --rnn-size 40 --num-layers 2 --dropout 0.2 --seq-length 24
         --batch-size 10 --seed 5 --threads 2 --quiet --eval-every 10 --max-iters 20
         --stream-eval-chars 200)
-    bits_same() { # bits_same DIR_A DIR_B WHAT
-        python3 "$ST_TOOL" compare "$1/latest.safetensors" "$2/latest.safetensors" >"$WORK/cmp" ||
-            fail "$3: $(cat "$WORK/cmp")"
-        cmp -s "$1/loss.svg" "$2/loss.svg" || fail "$3: loss.svg differs"
-        echo "ok: $3"
-    }
     for cell in lstm gru rnn; do
         "$TRAIN" "${common[@]}" --cell "$cell" --checkpoint-dir "$WORK/$cell-auto"
         local ran=0
@@ -509,10 +519,81 @@ case_bits() {
     echo "ok: charrnn-train links no BLAS"
     # The comparison can fail: another seed gives other bits.
     "$TRAIN" "${common[@]}" --cell lstm --checkpoint-dir "$WORK/seed6" --seed 6
-    if python3 "$ST_TOOL" compare "$WORK/lstm-auto/latest.safetensors" "$WORK/seed6/latest.safetensors" >/dev/null; then
-        fail "seeds 5 and 6 trained identical models: the comparison proves nothing"
-    fi
+    bits_differ "$WORK/lstm-auto" "$WORK/seed6" "seeds 5 and 6 trained identical models: the comparison proves nothing"
     echo "ok: the trained bits do not depend on the instruction set or OPENBLAS_CORETYPE"
+}
+
+case_bf16() {
+    local T="$WORK/text.txt" cell
+    text_file "$T" 400 4
+    echo "== --precision: bad values stop before any work"
+    run_err "--precision: 'fp8' is not f32 or bf16" tiny_train --data "$T" --checkpoint-dir "$WORK/e" --precision fp8
+    run_err "--precision needs a value" tiny_train --data "$T" --checkpoint-dir "$WORK/e" --precision
+    [ ! -e "$WORK/e" ] || fail "a refused --precision created the checkpoint directory"
+    if ! grep -qw avx512_bf16 /proc/cpuinfo; then
+        # No bf16 training to test here: the refusal is the behaviour (before
+        # the data is read: the file is missing and not named).
+        run_err "--precision bf16: bf16 training needs a CPU with AVX512-BF16" \
+            tiny_train --data "$WORK/missing.txt" --checkpoint-dir "$WORK/e" --precision bf16
+        echo "note: this CPU lacks AVX512-BF16: checked the refusal, trained nothing in bf16"
+        return
+    fi
+    run_err "CHARRNN_KERNEL selects 'avx2'" env CHARRNN_KERNEL=avx2 "$TRAIN" --quiet \
+        --data "$WORK/missing.txt" --checkpoint-dir "$WORK/e" --precision bf16
+    [ ! -e "$WORK/e" ] || fail "a refused --precision bf16 created the checkpoint directory"
+
+    # As case_bits: two layers (layer 1's input side is a product), dropout,
+    # 40 units (column edges), the one-stream validation.
+    local common=(--data "$T" --rnn-size 40 --num-layers 2 --dropout 0.2 --seq-length 24
+        --batch-size 10 --seed 5 --quiet --eval-every 10 --max-iters 20 --stream-eval-chars 200)
+    for cell in lstm gru rnn; do
+        "$TRAIN" "${common[@]}" --cell "$cell" --threads 2 --precision bf16 --checkpoint-dir "$WORK/$cell-a"
+        "$TRAIN" "${common[@]}" --cell "$cell" --threads 2 --precision bf16 --checkpoint-dir "$WORK/$cell-b"
+        bits_same "$WORK/$cell-a" "$WORK/$cell-b" "$cell bf16, 2 threads: a rerun gives the same bits"
+        "$TRAIN" "${common[@]}" --cell "$cell" --threads 2 --checkpoint-dir "$WORK/$cell-f32"
+        bits_differ "$WORK/$cell-a" "$WORK/$cell-f32" "$cell: bf16 trained the f32 bits (not used?)"
+        echo "ok: $cell bf16 differs from f32"
+    done
+    "$TRAIN" "${common[@]}" --cell lstm --threads 1 --precision bf16 --checkpoint-dir "$WORK/t1a"
+    "$TRAIN" "${common[@]}" --cell lstm --threads 1 --precision bf16 --checkpoint-dir "$WORK/t1b"
+    bits_same "$WORK/t1a" "$WORK/t1b" "lstm bf16, 1 thread: a rerun gives the same bits"
+    python3 "$ST_TOOL" meta "$WORK/t1a/latest.safetensors" train | grep -qF '"precision":"bf16"' ||
+        fail "the checkpoint does not record precision bf16"
+    python3 "$ST_TOOL" meta "$WORK/lstm-f32/latest.safetensors" train | grep -qF '"precision":"f32"' ||
+        fail "the checkpoint does not record precision f32"
+
+    echo "== it learns: the loss falls over a short run"
+    "$TRAIN" --data "$T" --cell gru --rnn-size 64 --num-layers 2 --seq-length 32 --batch-size 16 \
+        --seed 3 --quiet --threads 1 --max-iters 80 --eval-every 80 --precision bf16 --train-frac 0.8 --val-frac 0.2 \
+        --checkpoint-dir "$WORK/learn" --log "$WORK/learn.log" --print-every 1
+    python3 - "$WORK/learn.log" <<'PY' || fail "bf16 training did not learn"
+import json, sys
+ev = [json.loads(x) for x in open(sys.argv[1])]
+it = [e["train_loss"] for e in ev if e["event"] == "iter"]
+val = [e["val_loss"] for e in ev if e["event"] == "eval"][-1]
+first, last = sum(it[:5]) / 5, sum(it[-5:]) / 5
+print(f"train loss {first:.3f} -> {last:.3f}, val {val:.3f}")
+sys.exit(0 if last < first - 0.5 and val < first - 0.5 else 1)
+PY
+
+    echo "== a bf16 checkpoint resumes exactly (in bf16) and serves like any other"
+    local rc=(--data "$T" --cell lstm --rnn-size 24 --num-layers 2 --dropout 0.3 --seq-length 16
+        --batch-size 8 --seed 7 --threads 1 --quiet --eval-every 10 --precision bf16)
+    "$TRAIN" "${rc[@]}" --checkpoint-dir "$WORK/straight" --max-iters 40
+    "$TRAIN" "${rc[@]}" --checkpoint-dir "$WORK/split" --max-iters 20
+    "$TRAIN" "${rc[@]}" --checkpoint-dir "$WORK/split" --max-iters 40 \
+        --init-from "$WORK/split/latest.safetensors" --log "$WORK/resume.log"
+    bits_same "$WORK/straight" "$WORK/split" "bf16: 40 iterations straight = 20 + resume + 20"
+    grep -q '"precision":"bf16","info":"[^"]*, resumed exactly' "$WORK/resume.log" ||
+        fail "bf16 resume: $(head -1 "$WORK/resume.log")"
+    "$TRAIN" "${rc[@]/bf16/f32}" --checkpoint-dir "$WORK/tof32" --max-iters 42 \
+        --init-from "$WORK/split/latest.safetensors" --log "$WORK/tof32.log"
+    grep -qF 'continued with changes: precision bf16 -> f32' "$WORK/tof32.log" ||
+        fail "a bf16 checkpoint continued in f32 does not say so: $(head -1 "$WORK/tof32.log")"
+    "$SAMPLE" --checkpoint "$WORK/split/latest.safetensors" --length 200 --seed 1 >"$WORK/sample.txt" ||
+        fail "charrnn-sample cannot load a bf16-trained checkpoint"
+    [ "$(wc -c <"$WORK/sample.txt")" -ge 200 ] || fail "charrnn-sample wrote $(wc -c <"$WORK/sample.txt") bytes"
+    echo "ok: resumed, continued in f32 with the change named, sampled"
 }
 
 "case_$case_name"

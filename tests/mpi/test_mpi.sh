@@ -3,7 +3,7 @@
 #
 #   test_mpi.sh CASE HAVE_MPI CHARRNN_TRAIN CHARRNN_TRAIN_NOMPI CHARRNN_SAMPLE ST_TOOL SOURCE_ROOT
 #
-# CASE: identity, resume, signals, kill, refuse, nompi, isa. Every case but nompi
+# CASE: identity, resume, signals, kill, refuse, nompi, isa, bf16. Every case but nompi
 # needs a charrnn-train built with MPI and mpirun; without them it fails (a
 # skip would let CI pass without testing MPI). Models are tiny: each case
 # takes seconds.
@@ -333,6 +333,38 @@ case_isa() {
     same "$WORK/one/latest.safetensors" "$WORK/mixed/latest.safetensors" \
         "${#kernels[@]} ranks on ${kernels[*]} = 1 process x ${#kernels[@]} threads"
     cmp -s "$WORK/one/loss.svg" "$WORK/mixed/loss.svg" || fail "loss.svg differs with mixed kernels"
+}
+
+# --precision bf16 keeps the layout contract: R ranks x T threads = one
+# process with R*T threads; a rank in another precision is refused.
+case_bf16() {
+    text_file "$WORK/text.txt" 400 3
+    if ! grep -qw avx512_bf16 /proc/cpuinfo; then
+        # shellcheck disable=SC2046
+        run_err "bf16 training needs a CPU with AVX512-BF16" \
+            "${MPIRUN[@]}" -np 2 "$TRAIN" $(common) --threads 1 --max-iters 3 --precision bf16 \
+            --checkpoint-dir "$WORK/no"
+        echo "note: this CPU lacks AVX512-BF16: checked the refusal, trained nothing in bf16"
+        return
+    fi
+    # shellcheck disable=SC2046
+    "$TRAIN" $(common) --threads 4 --max-iters 30 --precision bf16 --checkpoint-dir "$WORK/one4"
+    # shellcheck disable=SC2046
+    "${MPIRUN[@]}" -np 2 "$TRAIN" $(common) --threads 2 --max-iters 30 --precision bf16 \
+        --checkpoint-dir "$WORK/mpi22"
+    same "$WORK/one4/latest.safetensors" "$WORK/mpi22/latest.safetensors" \
+        "bf16: 2 ranks x 2 threads = 1 process x 4 threads"
+    # shellcheck disable=SC2046
+    "$TRAIN" $(common) --threads 4 --max-iters 30 --checkpoint-dir "$WORK/f32"
+    if python3 "$ST_TOOL" compare "$WORK/one4/latest.safetensors" "$WORK/f32/latest.safetensors" >/dev/null; then
+        fail "bf16 and f32 gave identical bits: the comparison proves nothing"
+    fi
+    # shellcheck disable=SC2046
+    run_err "run with other options than rank 0 ($(hostname)): " \
+        "${MPIRUN[@]}" -np 1 "$TRAIN" $(common) --threads 1 --max-iters 3 --precision bf16 \
+        --checkpoint-dir "$WORK/mixed" : -np 1 "$TRAIN" $(common) --threads 1 --max-iters 3 \
+        --checkpoint-dir "$WORK/mixed"
+    grep -qF "precision=f32 vs precision=bf16" "$WORK/err" || fail "the refusal does not name the precision: $(cat "$WORK/err")"
 }
 
 "case_$case_name"

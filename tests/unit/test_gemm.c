@@ -9,7 +9,7 @@
 #include "charrnn/rng.h"
 #include "charrnn/sampler.h"
 #include "charrnn/status.h"
-#include "check_run.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <math.h>
@@ -19,23 +19,15 @@
 static const char *const kernels[] = {"avx512", "avx2", "portable"};
 static int kernels_checked;
 
-static float *randm(charrnn_rng *r, size_t n)
-{
-    float *p = malloc(sizeof(float) * (n ? n : 1));
-    ck_assert_ptr_nonnull(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = 2.0f * charrnn_rng_uniform_f(r) - 1.0f;
-    return p;
-}
-
 static void check_shape(int ta, int tb, int M, int N, int K, int acc, int packed)
 {
     charrnn_rng r;
     charrnn_rng_seed(&r, (uint64_t)(M * 1000003 + N * 1009 + K * 7 + ta * 2 + tb));
     /* Stored with a row stride wider than needed, so strides are honoured. */
     const int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
-    float *A = randm(&r, (size_t)(ta ? K : M) * lda), *B = randm(&r, (size_t)(tb ? N : K) * ldb);
-    float *C0 = randm(&r, (size_t)M * ldc), *C = malloc(sizeof(float) * (size_t)M * ldc);
+    float *A = rand_floats(&r, (size_t)(ta ? K : M) * lda),
+          *B = rand_floats(&r, (size_t)(tb ? N : K) * ldb);
+    float *C0 = rand_floats(&r, (size_t)M * ldc), *C = malloc(sizeof(float) * (size_t)M * ldc);
     float *want = malloc(sizeof(float) * (size_t)M * ldc);
     float *pack = malloc(sizeof(float) * (charrnn_gemm_pack_floats(N, K) + 1));
     ck_assert(C && want && pack);

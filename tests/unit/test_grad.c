@@ -240,6 +240,58 @@ START_TEST(network_fd)
 }
 END_TEST
 
+/* --precision bf16's gradients against f32's on the same parameters and
+ * tokens: each tensor within a few times bf16's rounding (2^-9 relative per
+ * operand) in norm, so every product is wired to the right operands (a wrong
+ * one is off by O(1)); and W_hh's differ, so the bf16 products ran. Without
+ * AVX512-BF16 the trainer must refuse the switch instead. */
+START_TEST(bf16_near_f32)
+{
+    static const charrnn_cell cells[] = {CHARRNN_CELL_LSTM, CHARRNN_CELL_GRU, CHARRNN_CELL_RNN};
+    char err[CHARRNN_ERR_MAX];
+    charrnn_config cfg = {cells[_i], V, H, 2};
+    charrnn_model *m;
+    ck_assert_int_eq(charrnn_model_create(&cfg, letters_vocab(V), &m, err, sizeof err), CHARRNN_OK);
+    randomize(m, 500 + (uint64_t)_i, 0.5f);
+    charrnn_optim_config oc = charrnn_optim_defaults(CHARRNN_OPT_ADAM);
+    charrnn_trainer *t[2];
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(charrnn_trainer_create(m, B, T, 0.0f, &oc, 77, &t[k], err, sizeof err),
+                         CHARRNN_OK);
+    const int rc = charrnn_trainer_set_precision(t[1], CHARRNN_PRECISION_BF16, err, sizeof err);
+    if (!__builtin_cpu_supports("avx512bf16")) {
+        ck_assert_msg(rc == CHARRNN_EINVAL && strstr(err, "AVX512-BF16"), "%d %s", rc, err);
+        charrnn_trainer_free(t[0]), charrnn_trainer_free(t[1]), charrnn_model_free(m);
+        return;
+    }
+    ck_assert_msg(rc == CHARRNN_OK, "%s", err);
+    charrnn_rng r;
+    charrnn_rng_seed(&r, 7);
+    uint16_t x[T * B], y[T * B];
+    tokens(&r, x, y);
+    const float *g[2];
+    for (int k = 0; k < 2; k++) {
+        charrnn_trainer_zero_grad(t[k]);
+        charrnn_trainer_forward(t[k], x, y, CHARRNN_MODE_TRAIN);
+        charrnn_trainer_backward(t[k]);
+        g[k] = charrnn_trainer_grads(t[k]);
+    }
+    for (int ti = 0; ti < m->num_tensors; ti++) {
+        const charrnn_tensor_info *ts = &m->tensors[ti];
+        double d = 0.0, n = 0.0;
+        for (size_t i = ts->offset; i < ts->offset + ts->numel; i++) {
+            d += ((double)g[1][i] - g[0][i]) * ((double)g[1][i] - g[0][i]);
+            n += (double)g[0][i] * g[0][i];
+        }
+        ck_assert_msg(n > 0.0 && sqrt(d / n) < 0.03, "%s %s: |bf16 - f32| / |f32| = %.3g",
+                      charrnn_cell_name(cells[_i]), ts->name, sqrt(d / n));
+        if (strstr(ts->name, "weight_hh"))
+            ck_assert_msg(d > 0.0, "%s: bf16 gave f32's bits", ts->name);
+    }
+    charrnn_trainer_free(t[0]), charrnn_trainer_free(t[1]), charrnn_model_free(m);
+}
+END_TEST
+
 /* Dropout with a restored RNG draws the same masks; a different RNG state
  * gives a different loss (so the dropout cases really are stochastic). */
 START_TEST(dropout_masks_pinned)
@@ -411,5 +463,8 @@ int main(void)
     tcase_set_timeout(net, 60);
     tcase_add_loop_test(net, network_fd, 0, (int)(sizeof cases / sizeof cases[0]));
     ADD_CASE(s, "decoder", decoder_fd);
+    TCase *bf16 = tcase_create("bf16");
+    tcase_add_loop_test(bf16, bf16_near_f32, 0, 3);
+    suite_add_tcase(s, bf16);
     return run_suite(s);
 }

@@ -117,6 +117,16 @@ static inline size_t close_worst(const float *got, const float *want, size_t n, 
     return worst;
 }
 
+/* n floats (malloc'd, at least one) uniform in [-1, 1) from r. */
+static inline float *rand_floats(charrnn_rng *r, size_t n)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = 2.0f * charrnn_rng_uniform_f(r) - 1.0f;
+    return p;
+}
+
 /* |got - want| <= rel*|want| + abs_floor, element by element; reports the worst. */
 static inline void assert_close(const char *what, const float *got, const float *want, size_t n,
                                 double rel, double abs_floor)
